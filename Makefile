@@ -1,0 +1,48 @@
+# Two commands: `make run` serves the portal with demo data, `make test` runs every check.
+# Without DATABASE_URL both start a project-local PostgreSQL (.pgdata/, a port derived from its path).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test db db-stop migrate seed lint typecheck pytest clean
+
+$(BIN)/.installed: requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+# Start the embedded server unless the user brought a database.
+db: $(BIN)/.installed
+ifndef DATABASE_URL
+	$(BIN)/python -m mbusportal.embedded_db start
+endif
+
+db-stop: $(BIN)/.installed
+	$(BIN)/python -m mbusportal.embedded_db stop
+
+# `make run` is a development server: DEBUG on (static files, a throwaway key) unless set.
+run: export DEBUG ?= true
+run: db
+	$(BIN)/python manage.py migrate --no-input
+	$(BIN)/python manage.py seed_demo
+	@echo "Portal: http://$(HOST):$(PORT)/admin/  health: http://$(HOST):$(PORT)/health"
+	$(BIN)/daphne -b $(HOST) -p $(PORT) mbusportal.asgi:application
+
+test: db lint typecheck pytest
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(BIN)/.installed
+	$(BIN)/mypy .
+
+pytest: db
+	$(BIN)/pytest
+
+clean: db-stop
+	rm -rf $(VENV) .pgdata .mypy_cache .ruff_cache

@@ -1,0 +1,123 @@
+"""Gateways (the machines that push readings) and the alarms they cause."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+TOKEN_BYTES = 32
+
+
+def hash_token(token: str) -> str:
+    """SHA-256 hex digest of a token.
+
+    Tokens are 256 random bits, so a fast hash is enough: there is nothing to
+    brute-force, and authentication stays one indexed lookup.
+    """
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class GatewayQuerySet(models.QuerySet["Gateway"]):
+    def for_token(self, token: str) -> GatewayQuerySet:
+        return self.filter(token_hash=hash_token(token))
+
+
+class Gateway(models.Model):
+    property = models.ForeignKey("readings.Property", on_delete=models.PROTECT, related_name="gateways")
+    serial = models.CharField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    # Only the hash is stored; the token itself is shown once when issued.
+    token_hash = models.CharField(max_length=64, unique=True, null=True, blank=True, editable=False)
+    token_issued_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    active = models.BooleanField(default=True)
+
+    objects = GatewayQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.serial})"
+
+    def issue_token(self) -> str:
+        """Replace the gateway's token with a new one and return it (the only time it is visible)."""
+        token = secrets.token_urlsafe(TOKEN_BYTES)
+        self.token_hash = hash_token(token)
+        self.token_issued_at = timezone.now()
+        self.save(update_fields=["token_hash", "token_issued_at"])
+        return token
+
+    def revoke_token(self) -> None:
+        self.token_hash = None
+        self.save(update_fields=["token_hash"])
+
+
+class AlarmType(models.TextChoices):
+    LOW_BATTERY = "low_battery", "Low battery"
+    METER_ERROR = "meter_error", "Meter error flag"
+    GATEWAY_OFFLINE = "gateway_offline", "Gateway offline"
+    METER_SILENT = "meter_silent", "Meter not reporting"
+    REGISTER_BACKWARDS = "register_backwards", "Register went backwards"
+    LEAK_SUSPECTED = "leak_suspected", "Leak suspected"
+
+
+class Severity(models.TextChoices):
+    INFO = "info", "Info"
+    WARNING = "warning", "Warning"
+    CRITICAL = "critical", "Critical"
+
+
+class AlarmQuerySet(models.QuerySet["Alarm"]):
+    def open(self) -> AlarmQuerySet:
+        return self.filter(cleared_at__isnull=True)
+
+
+class Alarm(models.Model):
+    """Something on site that needs a person's attention.
+
+    Every insert and update is announced by a trigger (see the migration)
+    with pg_notify('gateway_alarm', '{"id": …, "property_id": …, "op": …}');
+    listeners read the row itself from this table.
+    """
+
+    gateway = models.ForeignKey(Gateway, on_delete=models.CASCADE, related_name="alarms")
+    installation = models.ForeignKey(
+        "readings.MeterInstallation", on_delete=models.CASCADE, null=True, blank=True, related_name="alarms"
+    )
+    # Denormalised from the gateway so that fan-out per property needs no join.
+    property = models.ForeignKey("readings.Property", on_delete=models.CASCADE, related_name="alarms")
+    type = models.CharField(max_length=32, choices=AlarmType.choices)
+    severity = models.CharField(max_length=16, choices=Severity.choices)
+    message = models.TextField()
+    raised_at = models.DateTimeField(default=timezone.now)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    cleared_at = models.DateTimeField(null=True, blank=True)
+
+    objects = AlarmQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            # At most one open alarm per gateway, meter and type; NULL
+            # installation (a gateway-level alarm) counts as one value.
+            models.UniqueConstraint(
+                fields=["gateway", "installation", "type"],
+                condition=Q(cleared_at__isnull=True),
+                nulls_distinct=False,
+                name="alarm_one_open_per_gateway_meter_type",
+            ),
+        ]
+        indexes = [
+            # The dashboard's snapshot: open alarms of some properties.
+            models.Index(
+                fields=["property", "-raised_at"], condition=Q(cleared_at__isnull=True), name="alarm_open_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_severity_display()}: {self.get_type_display()} at {self.gateway}"

@@ -1,0 +1,34 @@
+"""ASGI entry point, served by daphne: HTTP goes to Django, websockets to Channels."""
+
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mbusportal.settings")
+
+# Django must be set up before anything imports models.
+from django.core.asgi import get_asgi_application
+
+django_asgi_app = get_asgi_application()
+
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
+
+from gateways.routing import websocket_urlpatterns  # noqa: E402
+from mbusportal.db import close_pool_at_daphne_shutdown  # noqa: E402
+
+http_app = django_asgi_app
+if settings.DEBUG:
+    # Development only: in production a reverse proxy serves STATIC_ROOT.
+    from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+
+    http_app = ASGIStaticFilesHandler(django_asgi_app)
+
+application = ProtocolTypeRouter(
+    {
+        "http": http_app,
+        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+    }
+)
+
+close_pool_at_daphne_shutdown()

@@ -1,0 +1,181 @@
+"""Settings for the M-Bus portal: one module, every value from the environment.
+
+Each variable, its default and its meaning is listed in README.md
+("Configuration"). Bad values fail loudly at start-up.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+from mbusportal import embedded_db
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+if (BASE_DIR / ".env").is_file():
+    environ.Env.read_env(BASE_DIR / ".env")
+
+
+def _positive_int(name: str, default: int) -> int:
+    value: int = env.int(name, default=default)
+    if value < 0:
+        raise ImproperlyConfigured(f"{name} must be zero or positive, got {value}")
+    return value
+
+
+def _positive_float(name: str, default: float) -> float:
+    value: float = env.float(name, default=default)
+    if value <= 0:
+        raise ImproperlyConfigured(f"{name} must be positive, got {value}")
+    return value
+
+
+DEBUG = env.bool("DEBUG", default=False)
+
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
+    SECRET_KEY = "insecure-development-key-only-used-with-DEBUG-on"  # noqa: S105 (never with DEBUG off)
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "channels",
+    "readings",
+    "gateways",
+    "settlements",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "mbusportal.urls"
+ASGI_APPLICATION = "mbusportal.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------
+# Without DATABASE_URL we use the project-local embedded server that
+# `make run` / `make test` start (mbusportal/embedded_db.py).
+DATABASE_URL = env.str("DATABASE_URL", default=embedded_db.database_url())
+_database = env.db_url_config(DATABASE_URL)
+if _database["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured(f"DATABASE_URL must be a PostgreSQL URL, got engine {_database['ENGINE']}")
+
+# Django's own psycopg pool serves the ORM (admin, pages, bookkeeping).
+_database.setdefault("OPTIONS", {})["pool"] = {
+    "min_size": _positive_int("ORM_POOL_MIN_SIZE", 1),
+    "max_size": _positive_int("ORM_POOL_MAX_SIZE", 8),
+    "timeout": _positive_float("ORM_POOL_TIMEOUT", 10.0),
+}
+_database["CONN_MAX_AGE"] = 0  # required with the pool; it does the reuse
+_database["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default=f"test_{_database['NAME']}")}
+DATABASES: dict[str, dict[str, Any]] = {"default": _database}
+
+# The async pool (mbusportal/db.py) serves the hot paths.
+ASYNC_POOL = {
+    "min_size": _positive_int("DB_POOL_MIN_SIZE", 2),
+    "max_size": _positive_int("DB_POOL_MAX_SIZE", 10),
+    "timeout": _positive_float("DB_POOL_TIMEOUT", 5.0),
+    "max_lifetime": _positive_float("DB_POOL_MAX_LIFETIME", 3600.0),
+    "max_idle": _positive_float("DB_POOL_MAX_IDLE", 600.0),
+    "statement_timeout_ms": _positive_int("DB_STATEMENT_TIMEOUT_MS", 30_000),
+    "application_name": env.str("DB_APPLICATION_NAME", default="mbusportal"),
+}
+if ASYNC_POOL["min_size"] > ASYNC_POOL["max_size"]:
+    raise ImproperlyConfigured("DB_POOL_MIN_SIZE must not exceed DB_POOL_MAX_SIZE")
+
+# "auto": a hypertable where TimescaleDB is preloaded, else monthly partitions.
+READING_STORAGE = env.str("READING_STORAGE", default="auto")
+if READING_STORAGE not in {"auto", "timescaledb", "partitioned"}:
+    raise ImproperlyConfigured(f"READING_STORAGE must be auto, timescaledb or partitioned, got {READING_STORAGE!r}")
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Channels ---------------------------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
+    }
+else:
+    # One process only: fine for `make run`, not for several daphne processes.
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- Auth, i18n, static -------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "/admin/login/"
+
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("da", "Dansk")]
+TIME_ZONE = "Europe/Copenhagen"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
+
+# --- Security -------------------------------------------------------------------
+# Cookies are secure unless we are developing over plain http.
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_HSTS_SECONDS = _positive_int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+if env.bool("SECURE_PROXY_SSL_HEADER", default=False):
+    # Only behind a proxy that sets X-Forwarded-Proto itself.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+X_FRAME_OPTIONS = "DENY"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+}

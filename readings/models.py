@@ -1,0 +1,246 @@
+"""The metering core: who owns which building, who lives where, which meter
+hangs where, and what the meters said."""
+
+from __future__ import annotations
+
+import zoneinfo
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.postgres.constraints import ExclusionConstraint
+from django.contrib.postgres.fields import DateRangeField, DateTimeRangeField, RangeOperators
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import F, Func, Q
+
+
+def validate_time_zone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(f"{value!r} is not an IANA time zone name (e.g. Europe/Copenhagen)")
+
+
+class DateRange(Func):
+    function = "DATERANGE"
+    output_field = DateRangeField()
+
+
+class TsTzRange(Func):
+    function = "TSTZRANGE"
+    output_field = DateTimeRangeField()
+
+
+class MeterType(models.TextChoices):
+    HEAT = "heat", "Heat"
+    COLD_WATER = "cold_water", "Cold water"
+    HOT_WATER = "hot_water", "Hot water"
+    ELECTRICITY = "electricity", "Electricity"
+    HEAT_COST_ALLOCATOR = "hca", "Heat cost allocator"
+
+
+class RegisterUnit(models.TextChoices):
+    WH = "Wh", "Wh"
+    KWH = "kWh", "kWh"
+    MWH = "MWh", "MWh"
+    GJ = "GJ", "GJ"
+    LITRE = "L", "L"
+    CUBIC_METRE = "m3", "m³"
+    HCA_UNITS = "units", "HCA units"
+
+
+class Organisation(models.Model):
+    """A housing association or property management company."""
+
+    name = models.CharField(max_length=200, unique=True)
+    managers = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="managed_organisations", blank=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PropertyQuerySet(models.QuerySet["Property"]):
+    def for_manager(self, user: settings.AUTH_USER_MODEL) -> PropertyQuerySet:  # type: ignore[name-defined]
+        """The properties a user may manage: all for a superuser, else their organisations'."""
+        if user.is_superuser:
+            return self
+        return self.filter(organisation__managers=user)
+
+
+class Property(models.Model):
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="properties")
+    name = models.CharField(max_length=200)
+    address = models.TextField(blank=True)
+    time_zone = models.CharField(max_length=64, default="Europe/Copenhagen", validators=[validate_time_zone])
+
+    objects = PropertyQuerySet.as_manager()
+
+    class Meta:
+        verbose_name_plural = "properties"
+        constraints = [
+            models.UniqueConstraint(fields=["organisation", "name"], name="property_unique_name_per_organisation"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.time_zone)
+
+
+class Unit(models.Model):
+    """An apartment (or shop) that consumes and is settled."""
+
+    property = models.ForeignKey(Property, on_delete=models.PROTECT, related_name="units")
+    label = models.CharField(max_length=50, help_text="As on the door, e.g. '3 tv'.")
+    floor_area_m2 = models.DecimalField(max_digits=8, decimal_places=2, validators=[MinValueValidator(Decimal("0"))])
+    heat_correction_factor = models.DecimalField(
+        max_digits=5,
+        decimal_places=3,
+        default=Decimal("1"),
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text="Multiplies heat consumption in settlements (exposed apartments get less than 1).",
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["property", "label"], name="unit_unique_label_per_property"),
+            models.CheckConstraint(condition=Q(floor_area_m2__gte=0), name="unit_floor_area_not_negative"),
+            models.CheckConstraint(condition=Q(heat_correction_factor__gte=0), name="unit_correction_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.property} · {self.label}"
+
+
+class Tenancy(models.Model):
+    """A tenant living in a unit from move_in up to (not including) move_out."""
+
+    unit = models.ForeignKey(Unit, on_delete=models.PROTECT, related_name="tenancies")
+    tenant = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="tenancies")
+    move_in = models.DateField()
+    move_out = models.DateField(null=True, blank=True, help_text="First day no longer living there; empty if current.")
+
+    class Meta:
+        verbose_name_plural = "tenancies"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(move_out__isnull=True) | Q(move_out__gt=F("move_in")),
+                name="tenancy_move_out_after_move_in",
+            ),
+            # Two tenancies of one unit may never overlap (needs btree_gist).
+            ExclusionConstraint(
+                name="tenancy_no_overlap_per_unit",
+                expressions=[
+                    ("unit", RangeOperators.EQUAL),
+                    (DateRange("move_in", "move_out", models.Value("[)")), RangeOperators.OVERLAPS),
+                ],
+            ),
+        ]
+        indexes = [
+            # "Which unit does this tenant live in?" on every tenant page.
+            models.Index(fields=["tenant", "move_in"], name="tenancy_tenant_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant} in {self.unit} from {self.move_in}"
+
+
+class MeterInstallation(models.Model):
+    """One physical meter installed in one unit for a span of time.
+
+    A meter swap ends one installation (removed_at) and starts another.
+    """
+
+    unit = models.ForeignKey(Unit, on_delete=models.PROTECT, related_name="installations")
+    # Lazy reference: gateways sits above readings and is never imported here.
+    gateway = models.ForeignKey("gateways.Gateway", on_delete=models.PROTECT, related_name="installations")
+    meter_serial = models.CharField(
+        max_length=8,
+        validators=[RegexValidator(r"^\d{8}$", "The M-Bus identification number has 8 digits.")],
+        help_text="Identification number from the M-Bus secondary address.",
+    )
+    manufacturer = models.CharField(
+        max_length=3,
+        validators=[RegexValidator(r"^[A-Z]{3}$", "The manufacturer code has three capital letters (e.g. KAM).")],
+    )
+    meter_type = models.CharField(max_length=16, choices=MeterType.choices)
+    register_unit = models.CharField(max_length=8, choices=RegisterUnit.choices)
+    installed_at = models.DateTimeField()
+    removed_at = models.DateTimeField(null=True, blank=True)
+    initial_value = models.DecimalField(max_digits=18, decimal_places=6, default=Decimal("0"))
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(removed_at__isnull=True) | Q(removed_at__gt=F("installed_at")),
+                name="installation_removed_after_installed",
+            ),
+            # One physical meter cannot hang in two places at the same time.
+            ExclusionConstraint(
+                name="installation_no_overlap_per_meter",
+                expressions=[
+                    ("manufacturer", RangeOperators.EQUAL),
+                    ("meter_serial", RangeOperators.EQUAL),
+                    (TsTzRange("installed_at", "removed_at", models.Value("[)")), RangeOperators.OVERLAPS),
+                ],
+            ),
+        ]
+        indexes = [
+            # Installations of a unit by type, for consumption pages and settlements.
+            models.Index(fields=["unit", "meter_type"], name="installation_unit_type_idx"),
+            # Gateway payloads resolve meters of one gateway's property.
+            models.Index(fields=["gateway"], name="installation_gateway_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.manufacturer} {self.meter_serial} ({self.get_meter_type_display()}) in {self.unit}"
+
+
+class Reading(models.Model):
+    """One register value of one installation at one instant.
+
+    The table is created by migration SQL (a hypertable or a monthly
+    range-partitioned table, see readings/migrations/0002); rows are written
+    by readings.ingest, never through the ORM.
+    """
+
+    pk = models.CompositePrimaryKey("installation_id", "timestamp")
+    installation = models.ForeignKey(MeterInstallation, on_delete=models.DO_NOTHING, related_name="readings")
+    timestamp = models.DateTimeField()
+    value = models.DecimalField(max_digits=18, decimal_places=6)
+    unit = models.CharField(max_length=8)
+    meter_type = models.CharField(max_length=16, choices=MeterType.choices)
+    battery_level_pct = models.SmallIntegerField(null=True)
+    rssi_dbm = models.SmallIntegerField(null=True)
+    received_at = models.DateTimeField()
+    deleted_at = models.DateTimeField(null=True)
+
+    class Meta:
+        db_table = "reading"
+
+    def __str__(self) -> str:
+        return f"{self.value} {self.unit} at {self.timestamp:%Y-%m-%d %H:%M}"
+
+
+class ReadingDaily(models.Model):
+    """First and last reading of an installation per local day of its property.
+
+    Kept up to date by readings.ingest in the same transaction as the readings;
+    consumption over days and months is a difference of these registers.
+    """
+
+    pk = models.CompositePrimaryKey("installation_id", "day")
+    installation = models.ForeignKey(MeterInstallation, on_delete=models.CASCADE, related_name="daily")
+    day = models.DateField()
+    first_at = models.DateTimeField()
+    first_value = models.DecimalField(max_digits=18, decimal_places=6)
+    last_at = models.DateTimeField()
+    last_value = models.DecimalField(max_digits=18, decimal_places=6)
+    reading_count = models.IntegerField()
+
+    class Meta:
+        db_table = "reading_daily"
+
+    def __str__(self) -> str:
+        return f"{self.day}: {self.first_value} → {self.last_value}"

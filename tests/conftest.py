@@ -1,0 +1,121 @@
+"""Named people and a small building that most tests start from.
+
+alice manages organisation A's building, bob is her colleague, charlie
+manages another organisation and must see nothing of A; tina is the tenant.
+"""
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.db import connections
+
+from mbusportal import db
+
+
+@pytest.fixture
+def alice(django_user_model):
+    return django_user_model.objects.create_user("alice", password="alice-password-1", is_staff=True)
+
+
+@pytest.fixture
+def bob(django_user_model):
+    return django_user_model.objects.create_user("bob", password="bob-password-1", is_staff=True)
+
+
+@pytest.fixture
+def charlie(django_user_model):
+    return django_user_model.objects.create_user("charlie", password="charlie-password-1", is_staff=True)
+
+
+@pytest.fixture
+def tina(django_user_model):
+    return django_user_model.objects.create_user("tina", password="tina-password-1")
+
+
+@pytest.fixture
+def organisation(alice, bob):
+    from readings.models import Organisation
+
+    org = Organisation.objects.create(name="Organisation A")
+    org.managers.add(alice, bob)
+    return org
+
+
+@pytest.fixture
+def other_organisation(charlie):
+    from readings.models import Organisation
+
+    org = Organisation.objects.create(name="Organisation B")
+    org.managers.add(charlie)
+    return org
+
+
+@pytest.fixture
+def prop(organisation):
+    from readings.models import Property
+
+    return Property.objects.create(organisation=organisation, name="Solvej 1")
+
+
+@pytest.fixture
+def unit(prop):
+    from readings.models import Unit
+
+    return Unit.objects.create(property=prop, label="1 tv", floor_area_m2=Decimal("72.5"))
+
+
+@pytest.fixture
+def gateway(prop):
+    from gateways.models import Gateway
+
+    return Gateway.objects.create(property=prop, serial="GW-0001", name="Stairwell A")
+
+
+@pytest.fixture
+def heat_meter(unit, gateway):
+    from readings.models import MeterInstallation
+
+    return MeterInstallation.objects.create(
+        unit=unit,
+        gateway=gateway,
+        meter_serial="12345678",
+        manufacturer="KAM",
+        meter_type="heat",
+        register_unit="kWh",
+        installed_at=datetime(2024, 1, 1, tzinfo=UTC),
+    )
+
+
+@pytest.fixture
+def tenancy(unit, tina):
+    from readings.models import Tenancy
+
+    return Tenancy.objects.create(unit=unit, tenant=tina, move_in=date(2024, 1, 1))
+
+
+@pytest.fixture
+async def fresh_pool():
+    """The async pool, opened anew in this test's event loop and closed after it."""
+    await db.close_pool()
+    yield await db.get_pool()
+    await db.close_pool()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_orm_pool_before_dropping_the_test_database(django_db_setup):
+    """Django's ORM pool outlives the test's threads; close it so the test database can be dropped."""
+    yield
+    for connection in connections.all():
+        connection.close_pool()  # type: ignore[attr-defined]  # missing from django-stubs 5.2
+
+
+@pytest.fixture(autouse=True)
+async def _close_connections_of_async_orm_calls():
+    """Async ORM calls run in asgiref's executor thread; return its connection after each test.
+
+    (Django's request cycle does this in production; tests have no request.)
+    """
+    yield
+    await sync_to_async(connections.close_all)()

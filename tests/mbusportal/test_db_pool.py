@@ -1,0 +1,68 @@
+"""The async pool: lazy, single, configured, self-healing."""
+
+import asyncio
+
+import psycopg
+import pytest
+
+from mbusportal import db
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def test_it_opens_one_pool_under_concurrent_first_use():
+    await db.close_pool()
+    try:
+        pools = await asyncio.gather(*(db.get_pool() for _ in range(20)))
+        assert len({id(pool) for pool in pools}) == 1
+    finally:
+        await db.close_pool()
+
+
+async def test_it_configures_each_connection(fresh_pool):
+    async with fresh_pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT current_setting('timezone'), current_setting('application_name'),"
+            " current_setting('statement_timeout')"
+        )
+        assert await cur.fetchone() == ("UTC", "mbusportal", "30s")
+        # Client-side keepalives, so we notice a database that vanished.
+        assert "keepalives_idle=30" in conn.info.dsn
+
+
+async def test_it_serves_again_after_its_connections_are_terminated(fresh_pool):
+    await fresh_pool.wait(timeout=5)
+    async with fresh_pool.connection() as conn:
+        old_pid = conn.info.backend_pid
+    async with await psycopg.AsyncConnection.connect(db.conninfo(), autocommit=True) as admin:
+        cur = await admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE application_name = 'mbusportal' AND datname = current_database()"
+        )
+        terminated = await cur.fetchone()
+        assert terminated is not None and terminated[0] >= 1
+    for _ in range(5):
+        async with fresh_pool.connection() as conn:
+            cur = await conn.execute("SELECT pg_backend_pid()")
+            assert (await cur.fetchone())[0] != old_pid
+    stats = db.pool_stats()
+    assert stats is not None and stats["connections_lost"] >= 1
+
+
+async def test_it_reports_pool_stats(fresh_pool):
+    await fresh_pool.wait(timeout=5)
+    async with fresh_pool.connection():
+        stats = db.pool_stats()
+    assert stats is not None
+    assert stats["in_use"] == 1 and stats["max_size"] == 10
+    assert stats["utilisation_pct"] == 10.0
+    assert set(stats) == {
+        "size",
+        "min_size",
+        "max_size",
+        "idle",
+        "in_use",
+        "waiting",
+        "utilisation_pct",
+        "connections_lost",
+    }

@@ -1,0 +1,65 @@
+"""Settings: production-like configuration passes `check --deploy`; bad values fail loudly."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+PRODUCTION = {
+    "DEBUG": "false",
+    "SECRET_KEY": "x7!q9-production-like-secret-key-with-enough-length-and-variety-3k2j",
+    "ALLOWED_HOSTS": "portal.example.com",
+    "SECURE_SSL_REDIRECT": "true",
+    "SECURE_HSTS_SECONDS": "31536000",
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS": "true",
+    "SECURE_HSTS_PRELOAD": "true",
+}
+
+
+def manage(*args, **env):
+    base = {k: v for k, v in os.environ.items() if k not in PRODUCTION and k != "DJANGO_SETTINGS_MODULE"}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=PROJECT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_it_passes_check_deploy_with_production_settings():
+    result = manage("check", "--deploy", "--fail-level", "WARNING", **PRODUCTION)
+    assert result.returncode == 0, result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_it_fails_check_deploy_without_hsts():
+    result = manage("check", "--deploy", "--fail-level", "WARNING", **{**PRODUCTION, "SECURE_HSTS_SECONDS": "0"})
+    assert result.returncode != 0
+    assert "security.W004" in result.stderr
+
+
+def test_it_requires_a_secret_key_when_debug_is_off():
+    result = manage("check", **{**PRODUCTION, "SECRET_KEY": ""})
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set when DEBUG is off" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("DB_POOL_MAX_SIZE", "-1", "DB_POOL_MAX_SIZE must be zero or positive"),
+        ("DB_POOL_TIMEOUT", "0", "DB_POOL_TIMEOUT must be positive"),
+        ("READING_STORAGE", "mongodb", "READING_STORAGE must be auto, timescaledb or partitioned"),
+        ("DATABASE_URL", "sqlite:///x.db", "DATABASE_URL must be a PostgreSQL URL"),
+    ],
+)
+def test_it_refuses_bad_values_loudly(name, value, message):
+    result = manage("check", **{**PRODUCTION, name: value})
+    assert result.returncode != 0
+    assert message in result.stderr

@@ -1,0 +1,108 @@
+"""readings.ingest: COPY into staging, one idempotent upsert, the daily rollup, partitions."""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import psycopg
+import pytest
+
+from mbusportal.db import conninfo
+from readings.ingest import ReadingRow, ingest
+from readings.models import Reading, ReadingDaily
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+T0 = datetime(2025, 3, 29, 22, 0, tzinfo=UTC)  # 23:00 Copenhagen, the night of the DST switch
+
+
+def rows(installation, values, start=T0, step=timedelta(hours=1), **extra):
+    return [
+        ReadingRow(installation.pk, start + i * step, Decimal(value), "kWh", "heat", **extra)
+        for i, value in enumerate(values)
+    ]
+
+
+async def run(prop, batch):
+    async with await psycopg.AsyncConnection.connect(conninfo()) as conn:
+        return await ingest(conn, property_id=prop.pk, rows=batch)
+
+
+async def test_it_inserts_and_reports_counts(prop, heat_meter):
+    result = await run(prop, rows(heat_meter, ["100.5", "101", "102.25"]))
+    assert result.as_dict() == {"inserted": 3, "updated": 0, "unchanged": 0, "folded": 0}
+    assert [r.value async for r in Reading.objects.filter(installation=heat_meter).order_by("timestamp")] == [
+        Decimal("100.5"),
+        Decimal("101"),
+        Decimal("102.25"),
+    ]
+
+
+async def test_it_changes_nothing_when_a_payload_is_sent_again(prop, heat_meter):
+    await run(prop, rows(heat_meter, ["100", "101"], battery_level_pct=80))
+    before = [(r.value, r.received_at) async for r in Reading.objects.order_by("timestamp")]
+    result = await run(prop, rows(heat_meter, ["100", "101"], battery_level_pct=80))
+    assert result.as_dict() == {"inserted": 0, "updated": 0, "unchanged": 2, "folded": 0}
+    assert [(r.value, r.received_at) async for r in Reading.objects.order_by("timestamp")] == before
+
+
+async def test_it_updates_a_corrected_value(prop, heat_meter):
+    await run(prop, rows(heat_meter, ["100", "101"]))
+    result = await run(prop, rows(heat_meter, ["100", "101.5"]))
+    assert result.as_dict() == {"inserted": 0, "updated": 1, "unchanged": 1, "folded": 0}
+    assert await Reading.objects.filter(installation=heat_meter, timestamp=T0 + timedelta(hours=1)).aget() is not None
+    latest = await Reading.objects.order_by("-timestamp").afirst()
+    assert latest is not None and latest.value == Decimal("101.5")
+
+
+async def test_it_folds_rows_with_the_same_key_to_the_last(prop, heat_meter):
+    batch = (
+        rows(heat_meter, ["100"])
+        + rows(heat_meter, ["100.7"])
+        + rows(heat_meter, ["101"], start=T0 + timedelta(hours=1))
+    )
+    result = await run(prop, batch)
+    assert result.as_dict() == {"inserted": 2, "updated": 0, "unchanged": 0, "folded": 1}
+    first = await Reading.objects.aget(installation=heat_meter, timestamp=T0)
+    assert first.value == Decimal("100.7")
+
+
+async def test_it_creates_a_missing_monthly_partition(prop, heat_meter):
+    far = datetime(2031, 7, 15, 12, 0, tzinfo=UTC)
+    async with await psycopg.AsyncConnection.connect(conninfo()) as conn:
+        cur = await conn.execute("SELECT to_regclass('reading_2031_07')")
+        assert (await cur.fetchone()) == (None,)
+    result = await run(prop, rows(heat_meter, ["5"], start=far))
+    assert result.inserted == 1
+    async with await psycopg.AsyncConnection.connect(conninfo()) as conn:
+        cur = await conn.execute('SELECT tableoid::regclass::text FROM reading WHERE "timestamp" = %s', [far])
+        assert (await cur.fetchone()) == ("reading_2031_07",)
+
+
+async def test_it_rolls_up_local_days_across_the_dst_switch(prop, heat_meter):
+    # 2025-03-30 in Copenhagen has 23 hours: 22:00 UTC on the 29th to 22:00 UTC on the 30th.
+    values = [str(100 + i) for i in range(26)]
+    await run(prop, rows(heat_meter, values))
+    day = await ReadingDaily.objects.aget(installation=heat_meter, day="2025-03-30")
+    assert day.reading_count == 23
+    assert (day.first_at, day.first_value) == (T0 + timedelta(hours=1), Decimal("101"))
+    assert (day.last_at, day.last_value) == (T0 + timedelta(hours=23), Decimal("123"))
+
+
+async def test_it_rolls_up_again_after_a_correction(prop, heat_meter):
+    await run(prop, rows(heat_meter, ["100", "101", "102"], start=datetime(2025, 5, 1, 6, tzinfo=UTC)))
+    await run(prop, rows(heat_meter, ["102.5"], start=datetime(2025, 5, 1, 8, tzinfo=UTC)))
+    day = await ReadingDaily.objects.aget(installation=heat_meter, day="2025-05-01")
+    assert (day.last_value, day.reading_count) == (Decimal("102.5"), 3)
+
+
+async def test_it_refuses_another_propertys_meter_and_writes_nothing(prop, heat_meter, other_organisation):
+    from readings.models import Property
+
+    other = await Property.objects.acreate(organisation=other_organisation, name="Elsewhere")
+    with pytest.raises(ValueError, match="do not belong to property"):
+        await run(other, rows(heat_meter, ["1"]))
+    assert await Reading.objects.acount() == 0
+
+
+async def test_it_accepts_an_empty_batch(prop):
+    assert (await run(prop, [])).as_dict() == {"inserted": 0, "updated": 0, "unchanged": 0, "folded": 0}
