@@ -4,14 +4,25 @@ alice manages organisation A's building, bob is her colleague, charlie
 manages another organisation and must see nothing of A; tina is the tenant.
 """
 
+import inspect
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import connections
 
 from mbusportal import db
+
+PROJECT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -111,7 +122,7 @@ def _close_orm_pool_before_dropping_the_test_database(django_db_setup):
         connection.close_pool()  # type: ignore[attr-defined]  # missing from django-stubs 5.2
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 async def _close_connections_of_async_orm_calls():
     """Async ORM calls run in asgiref's executor thread; return its connection after each test.
 
@@ -119,3 +130,71 @@ async def _close_connections_of_async_orm_calls():
     """
     yield
     await sync_to_async(connections.close_all)()
+
+
+def pytest_collection_modifyitems(items):
+    # Only async tests: sync ones may run their own loop (Playwright's).
+    for item in items:
+        if inspect.iscoroutinefunction(getattr(item, "function", None)):
+            item.add_marker(pytest.mark.usefixtures("_close_connections_of_async_orm_calls"))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _test_database_url() -> str:
+    db_settings = settings.DATABASES["default"]
+    return (
+        f"postgres://{db_settings['USER']}:{db_settings['PASSWORD']}@{db_settings['HOST']}:{db_settings['PORT']}"
+        f"/{db_settings['NAME']}"
+    )
+
+
+def start_daphne(**env: str) -> tuple[str, subprocess.Popen[str]]:
+    """A real daphne process serving the portal on the test database; returns its base URL."""
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "mbusportal.asgi:application"],
+        cwd=PROJECT,
+        env={
+            **os.environ,
+            "DATABASE_URL": _test_database_url(),
+            "DJANGO_SETTINGS_MODULE": "mbusportal.settings",
+            **env,
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(base + "/health", timeout=2).close()
+            return base, process
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                pytest.fail("daphne did not come up:\n" + process.communicate()[0])
+            time.sleep(0.2)
+
+
+def stop_daphne(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
+        process.kill()
+    process.communicate()
+
+
+@pytest.fixture(scope="session")
+def daphne_server(django_db_setup):
+    """One daphne process for the session; tests using it must commit (transaction=True).
+
+    DEBUG is on so that daphne serves the static files a browser asks for
+    (in production the proxy does).
+    """
+    base, process = start_daphne(DEBUG="true")
+    yield base
+    stop_daphne(process)
