@@ -55,11 +55,18 @@ def page(browser):
     context = browser.new_context()
     page = context.new_page()
     problems: list[str] = []
-    page.on("console", lambda message: message.type == "error" and problems.append(f"console: {message.text}"))
+
+    def on_console(message):
+        if message.type == "error":
+            problems.append(f"console: {message.text}")
+
+    def on_response(response):
+        if response.status >= 500:
+            problems.append(f"{response.status} {response.url}")
+
+    page.on("console", on_console)
     page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    page.on(
-        "response", lambda response: response.status >= 500 and problems.append(f"{response.status} {response.url}")
-    )
+    page.on("response", on_response)
     yield page
     context.close()
     assert problems == []
