@@ -4,7 +4,6 @@ alice manages organisation A's building, bob is her colleague, charlie
 manages another organisation and must see nothing of A; tina is the tenant.
 """
 
-import inspect
 import os
 import socket
 import subprocess
@@ -120,9 +119,23 @@ def _close_orm_pool_before_dropping_the_test_database(django_db_setup):
     yield
     for connection in connections.all():
         connection.close_pool()  # type: ignore[attr-defined]  # missing from django-stubs 5.2
+    _wait_for_other_sessions_to_leave(settings.DATABASES["default"]["NAME"])
 
 
-@pytest.fixture
+def _wait_for_other_sessions_to_leave(database: str, timeout: float = 10.0) -> None:
+    """Backends of killed servers (daphne, subprocesses) take a moment to exit; DROP DATABASE needs them gone."""
+    import psycopg
+
+    with psycopg.connect(db.conninfo(), dbname="postgres", autocommit=True) as conn:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", [database]).fetchone()
+            if row is not None and row[0] == 0:
+                return
+            time.sleep(0.1)
+
+
+@pytest.fixture(autouse=True)
 async def _close_connections_of_async_orm_calls():
     """Async ORM calls run in asgiref's executor thread; return its connection after each test.
 
@@ -130,13 +143,6 @@ async def _close_connections_of_async_orm_calls():
     """
     yield
     await sync_to_async(connections.close_all)()
-
-
-def pytest_collection_modifyitems(items):
-    # Only async tests: sync ones may run their own loop (Playwright's).
-    for item in items:
-        if inspect.iscoroutinefunction(getattr(item, "function", None)):
-            item.add_marker(pytest.mark.usefixtures("_close_connections_of_async_orm_calls"))
 
 
 def _free_port() -> int:
@@ -184,8 +190,12 @@ def start_daphne(**env: str) -> tuple[str, subprocess.Popen[str]]:
 
 def stop_daphne(process: subprocess.Popen[str]) -> None:
     if process.poll() is None:
+        process.terminate()
+    try:
+        process.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
         process.kill()
-    process.communicate()
+        process.communicate()
 
 
 @pytest.fixture(scope="session")

@@ -26,6 +26,12 @@ def chromium_path() -> str | None:
     return os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+@pytest.fixture
+def _close_connections_of_async_orm_calls():
+    """Overrides the async clean-up of tests/conftest.py: these tests make no async ORM calls,
+    and an asyncio fixture cannot run beside Playwright's own loop."""
+
+
 @pytest.fixture(scope="package")
 def browser():
     """One Chromium for the tests of this package, closed when they are done.
