@@ -6,9 +6,13 @@ import hashlib
 import secrets
 
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+
+from readings.models import Property
 
 TOKEN_BYTES = 32
 
@@ -74,6 +78,12 @@ class AlarmQuerySet(models.QuerySet["Alarm"]):
     def open(self) -> AlarmQuerySet:
         return self.filter(cleared_at__isnull=True)
 
+    def for_user(self, user: AbstractBaseUser | AnonymousUser) -> AlarmQuerySet:
+        """The alarms of the properties the user manages (all for a superuser, none for anyone else)."""
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(property__in=Property.objects.for_manager(user))
+
 
 class Alarm(models.Model):
     """Something on site that needs a person's attention.
@@ -98,6 +108,15 @@ class Alarm(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     cleared_at = models.DateTimeField(null=True, blank=True)
+    cleared_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # Both set by a trigger (migration 0004), never by Python: change_seq is
+    # the position of the row's latest change in commit order (the relay's
+    # catch-up cursor), raised_seq that of its insert. The database defaults
+    # only make the ORM leave the columns out of INSERT and read them back.
+    change_seq = models.BigIntegerField(db_default=0, editable=False)
+    raised_seq = models.BigIntegerField(db_default=0, editable=False)
 
     objects = AlarmQuerySet.as_manager()
 
@@ -117,7 +136,40 @@ class Alarm(models.Model):
             models.Index(
                 fields=["property", "-raised_at"], condition=Q(cleared_at__isnull=True), name="alarm_open_idx"
             ),
+            # The relay's catch-up: changes after its cursor, in order.
+            models.Index(fields=["change_seq"], name="alarm_change_seq_idx"),
         ]
 
     def __str__(self) -> str:
         return f"{self.get_severity_display()}: {self.get_type_display()} at {self.gateway}"
+
+    def acknowledge(self, user: AbstractBaseUser) -> bool:
+        """Record that `user` has seen the alarm, now; False if someone already had (the first is kept)."""
+        changed = Alarm.objects.filter(pk=self.pk, acknowledged_at__isnull=True).update(
+            acknowledged_at=timezone.now(), acknowledged_by=user
+        )
+        self.refresh_from_db()
+        return changed == 1
+
+    def clear(self, user: AbstractBaseUser | None) -> bool:
+        """Close the alarm, now, by `user` (None: the system); False if it was already cleared."""
+        changed = Alarm.objects.filter(pk=self.pk, cleared_at__isnull=True).update(
+            cleared_at=timezone.now(), cleared_by=user
+        )
+        self.refresh_from_db()
+        return changed == 1
+
+
+class RelayCursor(models.Model):
+    """The last alarm change the relay published (see gateways/relay.py).
+
+    A restarted relay resumes from here, so alarms changed while it was down
+    still reach the browsers that stayed connected.
+    """
+
+    name = models.CharField(max_length=32, primary_key=True)
+    change_seq = models.BigIntegerField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.change_seq}"

@@ -1,5 +1,9 @@
-"""Websocket routes of the gateways app (the live alarm consumer lands here)."""
+"""Websocket routes of the gateways app."""
 
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path
 
-websocket_urlpatterns: list[URLPattern | URLResolver] = []
+from gateways.consumers import AlarmConsumer
+
+websocket_urlpatterns: list[URLPattern | URLResolver] = [
+    path("ws/alarms/", AlarmConsumer.as_asgi(), name="ws-alarms"),
+]

@@ -14,6 +14,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+from gateways.relay import start_in_daphne as start_alarm_relay_in_daphne  # noqa: E402
 from gateways.routing import websocket_urlpatterns  # noqa: E402
 from mbusportal.db import close_pool_at_daphne_shutdown  # noqa: E402
 
@@ -32,3 +33,4 @@ application = ProtocolTypeRouter(
 )
 
 close_pool_at_daphne_shutdown()
+start_alarm_relay_in_daphne()

@@ -180,3 +180,18 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
+
+# --- Live alarm dashboard (gateways/relay.py, gateways/consumers.py) --------------
+# The relay runs inside each daphne process by default with the in-memory
+# layer (`make run`); with Redis it runs once per deployment as
+# `manage.py relay_alarms` (or in-process in every daphne, one active at a time).
+ALARM_RELAY_IN_PROCESS = env.bool("ALARM_RELAY_IN_PROCESS", default=not REDIS_URL)
+ALARM_RELAY_BACKOFF_MAX = _positive_float("ALARM_RELAY_BACKOFF_MAX", 30.0)
+ALARM_RELAY_IDLE_CHECK = _positive_float("ALARM_RELAY_IDLE_CHECK", 30.0)
+# Frames a websocket client may leave unacknowledged before it is dropped
+# (and reconnects with a fresh snapshot) instead of being buffered for.
+ALARM_WS_MAX_PENDING_FRAMES = _positive_int("ALARM_WS_MAX_PENDING_FRAMES", 100)
+if ALARM_WS_MAX_PENDING_FRAMES < 1:
+    raise ImproperlyConfigured("ALARM_WS_MAX_PENDING_FRAMES must be at least 1")
+# check_gateways: a gateway silent for longer than this is offline.
+GATEWAY_OFFLINE_AFTER_HOURS = _positive_float("GATEWAY_OFFLINE_AFTER_HOURS", 26.0)

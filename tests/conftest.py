@@ -208,3 +208,106 @@ def daphne_server(django_db_setup):
     base, process = start_daphne(DEBUG="true")
     yield base
     stop_daphne(process)
+
+
+# --- Live alarm dashboard ---------------------------------------------------------
+
+
+def create_alarm(gateway, *, installation=None, type="low_battery", severity="warning", message="Battery low"):
+    """An alarm of `gateway`'s property, committed (or not) with the caller's transaction."""
+    from gateways.models import Alarm
+
+    return Alarm.objects.create(
+        gateway=gateway,
+        installation=installation,
+        property_id=gateway.property_id,
+        type=type,
+        severity=severity,
+        message=message,
+    )
+
+
+@pytest.fixture
+def channel_layer():
+    """A fresh in-memory channel layer for this test's event loop."""
+    from channels.layers import channel_layers, get_channel_layer
+
+    channel_layers.backends.clear()
+    layer = get_channel_layer()
+    yield layer
+    channel_layers.backends.clear()
+
+
+@pytest.fixture
+async def alarm_relay(channel_layer):
+    """The alarm relay on the test database, publishing to `channel_layer`, caught up and listening."""
+    import asyncio
+    import contextlib
+
+    from gateways.relay import AlarmRelay
+
+    relay = AlarmRelay(conninfo=db.conninfo(), layer=channel_layer, idle_check=5.0, backoff_max=1.0)
+    task = asyncio.ensure_future(relay.run())
+    await asyncio.wait_for(relay.live.wait(), timeout=10)
+    yield relay
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def session_cookie(user) -> str:
+    """A `Cookie` header value logging `user` in (a real, committed session)."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+
+
+@pytest.fixture
+def redis_url(tmp_path):
+    """A redis-server of our own on a free port (skips without the binary unless REQUIRE_REDIS=1)."""
+    import shutil
+
+    binary = shutil.which("redis-server") or (
+        "/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None
+    )
+    if binary is None:
+        if os.environ.get("REQUIRE_REDIS") == "1":
+            pytest.fail("REQUIRE_REDIS=1 but redis-server is not installed (apt-get install redis-server)")
+        pytest.skip("redis-server is not installed (apt-get install redis-server); CI sets REQUIRE_REDIS=1")
+    port = _free_port()
+    process = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                if sock.recv(16).startswith(b"+PONG"):
+                    break
+        except OSError:
+            pass
+        if time.monotonic() > deadline or process.poll() is not None:
+            process.kill()
+            pytest.fail("redis-server did not come up:\n" + process.communicate()[0])
+        time.sleep(0.1)
+    yield f"redis://127.0.0.1:{port}/0"
+    process.terminate()
+    process.communicate(timeout=10)

@@ -1,0 +1,38 @@
+"""Who may watch which alarms: the one place that decides, for pages, actions and websockets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
+
+from readings.models import Organisation, Property
+
+
+@dataclass(frozen=True)
+class WatchScope:
+    """The properties whose alarms a user sees: everything (a superuser) or these ids."""
+
+    everything: bool
+    property_ids: frozenset[int]
+
+    def sql_filter(self) -> list[int] | None:
+        """The property ids for a query, None meaning no restriction."""
+        return None if self.everything else sorted(self.property_ids)
+
+
+def watch_scope(user: AbstractBaseUser | AnonymousUser) -> WatchScope | None:
+    """What `user` may watch, or None if they may not open the dashboard at all.
+
+    Superusers watch every property; managers their organisations' (possibly
+    none yet); tenants, anonymous and inactive users nothing, and are refused.
+    """
+    if not user.is_authenticated or not user.is_active:
+        return None
+    if getattr(user, "is_superuser", False):
+        return WatchScope(everything=True, property_ids=frozenset())
+    if not Organisation.objects.filter(managers__pk=user.pk).exists():
+        return None
+    ids = Property.objects.for_manager(user).values_list("pk", flat=True)
+    return WatchScope(everything=False, property_ids=frozenset(ids))

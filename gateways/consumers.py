@@ -1,0 +1,177 @@
+"""The live alarm websocket, /ws/alarms/.
+
+Protocol (JSON text frames):
+
+- server → client, first: ``{"type": "snapshot", "seq": N, "alarms": [...], "total": T}``,
+  the open alarms the user may see, consistent with alarm change N;
+- then ``{"type": "events", "events": [...]}`` where each event is
+  ``{"type": "alarm.raised" | "alarm.updated" | "alarm.cleared", "seq": n, "alarm": {...}}``
+  or ``{"type": "settlement.generated", "settlement": {...}}``;
+- client → server: ``{"type": "ack", "frames": K}`` after handling its K-th frame.
+
+A client that leaves more than ALARM_WS_MAX_PENDING_FRAMES frames
+unacknowledged is closed with 4008 rather than buffered for; one for which the
+channel layer dropped a message is closed with 4009; one whose access changed
+with 4010 (or 4403 when it has none left). After any of these the browser
+reconnects and starts again from a snapshot. Anonymous users, users who may
+not watch alarms and foreign origins never get past the handshake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+
+from gateways import access, sql
+from gateways.relay import ALL_GROUP, property_group
+from mbusportal import db
+
+logger = logging.getLogger(__name__)
+
+CLOSE_TOO_SLOW = 4008
+CLOSE_MISSED_EVENTS = 4009
+CLOSE_ACCESS_CHANGED = 4010
+CLOSE_NO_ACCESS = 4403
+CLOSE_SERVER_ERROR = 1011
+# How often a connection re-reads what its user may see and renews its group
+# memberships (which the channel layer expires after a day).
+RECHECK_SECONDS = 300.0
+
+
+class AlarmConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channels is untyped
+    scope_of_user: access.WatchScope | None = None
+    # Per group: the last change number the client has seen, and the relay
+    # epoch and message number last received.
+    floors: dict[str, int]
+    progress: dict[str, tuple[str, int]]
+    frames_sent = 0
+    frames_acked = 0
+    closing = False
+    recheck_task: asyncio.Task[None] | None = None
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        watch = await database_sync_to_async(access.watch_scope)(user) if user is not None else None
+        if watch is None:
+            await self.close()  # before accept: the handshake is refused (403)
+            return
+        self.scope_of_user = watch
+        self.groups = groups_for(watch)
+        self.floors, self.progress = {}, {}
+        # Join before the snapshot: whatever changes after it is then queued for us.
+        for group in self.groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+        await self.accept()
+        try:
+            watermark, alarms, total = await snapshot(watch)
+        except Exception:
+            logger.exception("alarm websocket: snapshot failed")
+            await self._close(CLOSE_SERVER_ERROR)
+            return
+        self.floors = dict.fromkeys(self.groups, watermark)
+        await self._send_frame({"type": "snapshot", "seq": watermark, "alarms": alarms, "total": total})
+        self.recheck_task = asyncio.ensure_future(self._recheck_periodically())
+
+    async def disconnect(self, code: int) -> None:
+        if self.recheck_task is not None:
+            self.recheck_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.recheck_task
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
+        try:
+            content = await self.decode_json(text_data) if text_data else None
+        except ValueError:
+            content = None
+        if isinstance(content, dict) and content.get("type") == "ack" and isinstance(content.get("frames"), int):
+            # A client cannot acknowledge frames it was never sent.
+            self.frames_acked = max(self.frames_acked, min(content["frames"], self.frames_sent))
+
+    async def alarm_events(self, message: dict[str, Any]) -> None:
+        """A batch of events for one group, from the relay."""
+        group = message["group"]
+        if self.closing or group not in self.floors:
+            return
+        if not self._in_sequence(group, message["epoch"], message["group_seq"]):
+            logger.info("alarm websocket: the layer dropped a message for %s; closing for a resync", group)
+            await self._close(CLOSE_MISSED_EVENTS)
+            return
+        floor = self.floors[group]
+        # Alarm events at or below the floor are in the snapshot or were sent already.
+        events = [event for event in message["events"] if event.get("seq", floor + 1) > floor]
+        self.floors[group] = max([floor, *(event["seq"] for event in events if "seq" in event)])
+        if events:
+            await self._send_frame({"type": "events", "events": events})
+
+    def _in_sequence(self, group: str, epoch: str, group_seq: int) -> bool:
+        """False when a message of this group went missing between the relay and us."""
+        previous = self.progress.get(group)
+        self.progress[group] = (epoch, group_seq)
+        # The first message, or the first from a restarted relay, starts the count.
+        return previous is None or previous[0] != epoch or group_seq == previous[1] + 1
+
+    async def _send_frame(self, content: dict[str, Any]) -> None:
+        if self.closing:
+            return
+        if self.frames_sent - self.frames_acked >= settings.ALARM_WS_MAX_PENDING_FRAMES:
+            logger.info(
+                "alarm websocket: client %s has %d frames unacknowledged; dropping it",
+                self.scope.get("client"),
+                self.frames_sent - self.frames_acked,
+            )
+            await self._close(CLOSE_TOO_SLOW)
+            return
+        self.frames_sent += 1
+        await self.send_json(content)
+
+    async def _close(self, code: int) -> None:
+        """Close from our side and stop listening at once (the disconnect follows later)."""
+        self.closing = True
+        for group in self.groups:
+            await self.channel_layer.group_discard(group, self.channel_name)
+        await self.close(code=code)
+
+    async def _recheck_periodically(self) -> None:
+        while not self.closing:
+            await asyncio.sleep(RECHECK_SECONDS)
+            await self._recheck()
+
+    async def _recheck(self) -> None:
+        """Close if the user's access changed (they reconnect to a new snapshot); else renew memberships."""
+        user = await database_sync_to_async(_reload_user)(self.scope["user"])
+        watch = await database_sync_to_async(access.watch_scope)(user) if user is not None else None
+        if watch is None:
+            await self._close(CLOSE_NO_ACCESS)
+        elif watch != self.scope_of_user:
+            await self._close(CLOSE_ACCESS_CHANGED)
+        else:
+            for group in self.groups:
+                await self.channel_layer.group_add(group, self.channel_name)
+
+
+def groups_for(watch: access.WatchScope) -> list[str]:
+    """The groups a connection joins: built from the user's access, never from what the client asks."""
+    if watch.everything:
+        return [ALL_GROUP]
+    return [property_group(property_id) for property_id in sorted(watch.property_ids)]
+
+
+async def snapshot(watch: access.WatchScope) -> tuple[int, list[sql.Payload], int]:
+    """(change number, open alarms, how many are open) for a watcher, from the async pool."""
+    pool = await db.get_pool()
+    async with pool.connection() as conn:
+        return await sql.open_alarms(conn, watch.sql_filter())
+
+
+def _reload_user(user: Any) -> Any:
+    """The user as the database has them now (deactivated, demoted, deleted: None)."""
+    model = type(user)
+    if not getattr(user, "pk", None):
+        return None
+    return model._default_manager.filter(pk=user.pk).first()

@@ -1,0 +1,240 @@
+"""The alarm relay: PostgreSQL LISTEN/NOTIFY → the Channels layer, nothing lost, nothing twice.
+
+One dedicated autocommit connection (never one from the pool: a pooled
+connection is reset and handed to others, and its LISTEN with it) listens on
+`gateway_alarm` and `settlement_generated`. A notification is only a wake-up
+call: the relay then reads every alarm whose change number (`change_seq`,
+set in commit order by a trigger, see gateways/migrations/0004) is above its
+cursor, publishes them, and moves the cursor. After every (re)connect it does
+the same before listening, so alarms changed while it was away are delivered
+too; and it does so every ALARM_RELAY_IDLE_CHECK seconds when all is quiet,
+which also proves the connection alive.
+
+Fan-out: one Channels group per property (`alarms.property.<id>`) plus
+`alarms.all` for superusers. Each group message carries the relay's epoch and
+a per-group sequence number so that a consumer notices a message the layer
+dropped (a full channel) and resynchronises instead of silently missing an
+alarm; and each event carries its change number, so a consumer skips what its
+snapshot already showed or a restarted relay sends again.
+
+With a layer shared between processes (Redis) the relay is `exclusive`: it
+holds a session advisory lock while it publishes, so a second copy waits as
+a standby and takes over within seconds when the first dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import sys
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from channels.layers import BaseChannelLayer, InMemoryChannelLayer, get_channel_layer
+from django.conf import settings
+
+from gateways import sql
+from mbusportal import db
+
+logger = logging.getLogger(__name__)
+
+ALARM_CHANNEL = "gateway_alarm"
+SETTLEMENT_CHANNEL = "settlement_generated"
+ALL_GROUP = "alarms.all"
+GROUP_MESSAGE_TYPE = "alarm.events"  # handled by AlarmConsumer.alarm_events()
+CURSOR_NAME = "alarms"
+APPLICATION_NAME = "mbusportal-alarm-relay"
+# Session advisory lock of the active relay (any constant; see the migration for the other).
+RELAY_LOCK = 5_147_002
+BACKOFF_INITIAL = 0.5
+
+
+def property_group(property_id: int) -> str:
+    """The Channels group of one property's alarms; built here, never from client input."""
+    return f"alarms.property.{int(property_id)}"
+
+
+@dataclass
+class AlarmRelay:
+    """Publishes alarm changes to the channel layer; `run()` until cancelled."""
+
+    conninfo: str
+    layer: BaseChannelLayer
+    exclusive: bool = False
+    batch_size: int = 500
+    idle_check: float = 30.0
+    backoff_max: float = 30.0
+    standby_poll: float = 2.0
+    # The last change published; None until the first connect reads it.
+    cursor: int | None = None
+    epoch: str = field(default_factory=lambda: uuid.uuid4().hex)
+    backend_pid: int | None = None
+    connects: int = 0
+    # Set while connected, caught up and listening (tests and health wait on it).
+    live: asyncio.Event = field(default_factory=asyncio.Event)
+    _group_seq: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    async def run(self) -> None:
+        failures = 0
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True) as conn:
+                    await self._start_session(conn)
+                    failures = 0
+                    await self._serve(conn)
+            except asyncio.CancelledError:
+                raise
+            except psycopg.OperationalError as exc:
+                failures += 1
+                logger.warning("alarm relay: database connection lost or refused (%s)", str(exc).strip())
+            except Exception:
+                # The channel layer (Redis) down, or a bug: retry from the cursor,
+                # which only moves after a batch was published.
+                failures += 1
+                logger.exception("alarm relay: publishing failed")
+            finally:
+                self.live.clear()
+                self.backend_pid = None
+            await asyncio.sleep(self._backoff(failures))
+
+    def _backoff(self, failures: int) -> float:
+        """Exponential with full jitter, so many relays do not reconnect in step."""
+        ceiling = min(self.backoff_max, BACKOFF_INITIAL * 2 ** max(failures - 1, 0))
+        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 (jitter, not cryptography)
+
+    async def _start_session(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        await conn.execute(
+            "SELECT set_config('application_name', %s, false), set_config('statement_timeout', '30s', false)",
+            [APPLICATION_NAME],
+        )
+        self.backend_pid = conn.info.backend_pid
+        if self.exclusive:
+            await self._wait_for_lock(conn)
+        # LISTEN before the catch-up: a change committed in between is then
+        # either read by the catch-up or announced afterwards (or both; the
+        # cursor makes the second read empty).
+        await conn.execute(f"LISTEN {ALARM_CHANNEL}")
+        await conn.execute(f"LISTEN {SETTLEMENT_CHANNEL}")
+        persisted = await sql.load_relay_cursor(conn, CURSOR_NAME)
+        if self.exclusive or self.cursor is None:
+            # An exclusive relay may have been replaced while away: the table
+            # knows how far its successor got.
+            self.cursor = persisted if persisted is not None else await sql.latest_change_seq(conn)
+        self.connects += 1
+        logger.info("alarm relay: listening (connection %d, from change %d)", self.connects, self.cursor)
+
+    async def _wait_for_lock(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        announced = False
+        while True:
+            cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", [RELAY_LOCK])
+            row = await cur.fetchone()
+            if row and row[0]:
+                return
+            if not announced:
+                logger.info("alarm relay: another relay is active; standing by")
+                announced = True
+            await asyncio.sleep(self.standby_poll)
+
+    async def _serve(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        await self._catch_up(conn)
+        self.live.set()
+        while True:
+            # Wait for one notification (or the idle check); any that arrive
+            # while we read and publish wait in psycopg's backlog for the next
+            # round, so a burst of 200 costs two reads, not 200.
+            notifies = [n async for n in conn.notifies(timeout=self.idle_check, stop_after=1)]
+            for notify in notifies:
+                if notify.channel == SETTLEMENT_CHANNEL:
+                    await self._publish_settlement(conn, notify.payload)
+            await self._catch_up(conn)
+
+    async def _catch_up(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        assert self.cursor is not None
+        while True:
+            rows = await sql.alarm_changes_after(conn, self.cursor, self.batch_size)
+            if not rows:
+                return
+            await self._publish_alarms(rows, after_seq=self.cursor)
+            self.cursor = int(rows[-1]["change_seq"])
+            await sql.save_relay_cursor(conn, CURSOR_NAME, self.cursor)
+            if len(rows) < self.batch_size:
+                return
+
+    async def _publish_alarms(self, rows: Iterable[sql.Row], *, after_seq: int) -> None:
+        by_group: defaultdict[str, list[sql.Payload]] = defaultdict(list)
+        for row in rows:
+            event = sql.alarm_event(row, after_seq=after_seq)
+            by_group[property_group(row["property_id"])].append(event)
+            by_group[ALL_GROUP].append(event)
+        for group, events in by_group.items():
+            await self._send(group, events)
+
+    async def _publish_settlement(self, conn: psycopg.AsyncConnection[Any], payload: str) -> None:
+        event = await sql.settlement_event(conn, payload)
+        if event is None:
+            return
+        for group in (property_group(event["settlement"]["property_id"]), ALL_GROUP):
+            await self._send(group, [event])
+
+    async def _send(self, group: str, events: list[sql.Payload]) -> None:
+        self._group_seq[group] += 1
+        await self.layer.group_send(
+            group,
+            {
+                "type": GROUP_MESSAGE_TYPE,
+                "group": group,
+                "epoch": self.epoch,
+                "group_seq": self._group_seq[group],
+                "events": events,
+            },
+        )
+
+
+def build_relay() -> AlarmRelay:
+    """A relay for this process's settings and channel layer."""
+    layer = get_channel_layer()
+    if layer is None:
+        raise RuntimeError("no channel layer configured (CHANNEL_LAYERS)")
+    return AlarmRelay(
+        conninfo=db.conninfo(),
+        layer=layer,
+        # An in-memory layer is this process's own: its relay must run whatever
+        # other processes do. A shared layer needs exactly one active relay.
+        exclusive=not isinstance(layer, InMemoryChannelLayer),
+        idle_check=settings.ALARM_RELAY_IDLE_CHECK,
+        backoff_max=settings.ALARM_RELAY_BACKOFF_MAX,
+    )
+
+
+def start_in_daphne() -> None:
+    """Run the relay inside this daphne process when ALARM_RELAY_IN_PROCESS is on.
+
+    Daphne speaks no ASGI lifespan, so we hook its (Twisted) reactor: start
+    once it runs, cancel before it stops. Outside daphne this does nothing.
+    """
+    reactor = sys.modules.get("twisted.internet.reactor")
+    if reactor is None or not settings.ALARM_RELAY_IN_PROCESS:
+        return
+    from twisted.internet.defer import Deferred
+
+    task: asyncio.Task[None] | None = None
+
+    def start() -> None:
+        nonlocal task
+        task = asyncio.ensure_future(build_relay().run())
+        logger.info("alarm relay started in this process")
+
+    async def stop() -> None:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    reactor.callWhenRunning(start)
+    reactor.addSystemEventTrigger("before", "shutdown", lambda: Deferred.fromFuture(asyncio.ensure_future(stop())))

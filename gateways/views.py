@@ -1,0 +1,77 @@
+"""The alarm dashboard page and its acknowledge/clear actions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from gateways.access import watch_scope
+from gateways.models import Alarm, Severity
+from readings.models import Property
+
+
+@login_required
+@require_GET
+def alarm_dashboard(request: HttpRequest) -> HttpResponse:
+    """The live alarm table; the rows themselves arrive over /ws/alarms/."""
+    watch = watch_scope(request.user)
+    if watch is None:
+        raise PermissionDenied(_("The alarm dashboard is for property managers."))
+    properties = Property.objects.all() if watch.everything else Property.objects.filter(pk__in=watch.property_ids)
+    return render(
+        request,
+        "gateways/alarms.html",
+        {
+            "properties": properties.order_by("name").only("pk", "name"),
+            "severities": Severity.choices,
+            "acknowledge_url": reverse("gateways:alarm-acknowledge", args=[0]),
+            "clear_url": reverse("gateways:alarm-clear", args=[0]),
+        },
+    )
+
+
+@login_required
+@require_POST
+def acknowledge_alarm(request: HttpRequest, alarm_id: int) -> HttpResponse:
+    """Acknowledge an alarm of one of the user's properties (404 for any other)."""
+    alarm = get_object_or_404(Alarm.objects.for_user(request.user), pk=alarm_id)
+    assert request.user.is_authenticated
+    changed = alarm.acknowledge(request.user)
+    return _answer(request, alarm, changed, _("Alarm acknowledged.") if changed else _("Already acknowledged."))
+
+
+@login_required
+@require_POST
+def clear_alarm(request: HttpRequest, alarm_id: int) -> HttpResponse:
+    """Clear an alarm of one of the user's properties (404 for any other)."""
+    alarm = get_object_or_404(Alarm.objects.for_user(request.user), pk=alarm_id)
+    assert request.user.is_authenticated
+    changed = alarm.clear(request.user)
+    return _answer(request, alarm, changed, _("Alarm cleared.") if changed else _("Already cleared."))
+
+
+def _answer(request: HttpRequest, alarm: Alarm, changed: bool, message: str) -> HttpResponse:
+    """JSON for the page's fetch(); a redirect back to the dashboard for a plain form post."""
+    if "application/json" in request.headers.get("Accept", ""):
+        return JsonResponse({"changed": changed, "message": message, "alarm": _state(alarm)})
+    messages.success(request, message)
+    return HttpResponseRedirect(reverse("gateways:alarm-dashboard"))
+
+
+def _state(alarm: Alarm) -> dict[str, Any]:
+    return {
+        "id": alarm.pk,
+        "acknowledged_at": alarm.acknowledged_at.isoformat() if alarm.acknowledged_at else None,
+        "acknowledged_by": alarm.acknowledged_by.get_username() if alarm.acknowledged_by else None,
+        "cleared_at": alarm.cleared_at.isoformat() if alarm.cleared_at else None,
+        "cleared_by": alarm.cleared_by.get_username() if alarm.cleared_by else None,
+        "seq": alarm.change_seq,
+    }
