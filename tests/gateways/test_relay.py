@@ -131,7 +131,7 @@ async def test_it_coalesces_a_burst_into_few_messages(alarm_relay, channel_layer
 async def kill_backend(pid):
     async with await psycopg.AsyncConnection.connect(db.conninfo(), autocommit=True) as admin:
         cur = await admin.execute("SELECT pg_terminate_backend(%s)", [pid])
-        assert (await cur.fetchone())[0] is True
+        assert await cur.fetchone() == (True,)
 
 
 @sync_to_async

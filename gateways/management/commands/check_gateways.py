@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection, transaction
 
 from gateways import sql
@@ -34,8 +34,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, hours: float | None, **options: Any) -> None:
         hours = settings.GATEWAY_OFFLINE_AFTER_HOURS if hours is None else hours
         if hours <= 0:
-            self.stderr.write(f"--hours must be positive, got {hours}")
-            raise SystemExit(2)
+            raise CommandError(f"--hours must be positive, got {hours:g}")
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [CHECK_LOCK])
             row = cursor.fetchone()
