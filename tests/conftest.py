@@ -159,9 +159,9 @@ def _test_database_url() -> str:
     )
 
 
-def start_daphne(**env: str) -> tuple[str, subprocess.Popen[str]]:
+def start_daphne(port: int | None = None, **env: str) -> tuple[str, subprocess.Popen[str]]:
     """A real daphne process serving the portal on the test database; returns its base URL."""
-    port = _free_port()
+    port = port or _free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "mbusportal.asgi:application"],
         cwd=PROJECT,
