@@ -11,8 +11,8 @@ from tests.e2e.conftest import log_in
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def open_dashboard(page, base, username="alice", password="alice-password-1"):
-    log_in(page, base, username, password)
+def open_dashboard(page, base):
+    log_in(page, base, "alice", "alice-password-1")
     page.wait_for_url("**/admin/")
     page.goto(f"{base}/alarms/")
     page.wait_for_selector("#connection[data-state=live]", timeout=10_000)

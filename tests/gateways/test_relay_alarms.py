@@ -89,6 +89,14 @@ def relays(redis_url):
         relay.stop()
 
 
+async def settle(condition, timeout=10.0):
+    """Return once `condition()` holds, or after `timeout` seconds (the assertions then say what is missing)."""
+    for _ in range(int(timeout / 0.1)):
+        if condition():
+            return
+        await asyncio.sleep(0.1)
+
+
 async def watch(base, cookie, received, ready, until):
     """One browser-like client: snapshot first, then every event, acknowledging each frame."""
     ws_url = base.replace("http://", "ws://") + "/ws/alarms/"
@@ -125,9 +133,7 @@ async def test_it_delivers_each_alarm_once_to_each_client_of_two_daphne_processe
     clients = [base for base in two_daphnes for _ in range(2)]  # two clients on each process
     received = [[] for _ in clients]
     ready, until = asyncio.Semaphore(0), asyncio.Event()
-    tasks = [
-        asyncio.ensure_future(watch(base, cookie, got, ready, until)) for base, got in zip(clients, received, strict=True)
-    ]
+    tasks = [asyncio.ensure_future(watch(base, cookie, got, ready, until)) for base, got in zip(clients, received)]
     for _ in clients:
         await asyncio.wait_for(ready.acquire(), timeout=15)
 
@@ -135,9 +141,7 @@ async def test_it_delivers_each_alarm_once_to_each_client_of_two_daphne_processe
     for gateway in gateways:
         inserted.append((await sync_to_async(create_alarm)(gateway)).pk)
         await asyncio.sleep(0.01)
-    deadline = time.monotonic() + 10
-    while any(len(got) < len(inserted) for got in received) and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
+    await settle(lambda: all(len(got) >= len(inserted) for got in received))
     await asyncio.sleep(1.0)  # room for any duplicate to show up
     until.set()
     await asyncio.gather(*tasks)
@@ -164,9 +168,7 @@ async def test_it_hands_over_to_the_standby_when_the_active_relay_dies(two_daphn
     first.process.kill()  # no goodbye: its session and lock die with the connection
     during = await sync_to_async(create_alarm)(other_gateway)
     second.wait_for("alarm relay: listening")
-    deadline = time.monotonic() + 10
-    while len(received) < 2 and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
+    await settle(lambda: len(received) >= 2)
     await asyncio.sleep(0.5)
     until.set()
     await task
