@@ -89,9 +89,9 @@ def relays(redis_url):
         relay.stop()
 
 
-async def settle(condition, timeout=10.0):
-    """Return once `condition()` holds, or after `timeout` seconds (the assertions then say what is missing)."""
-    for _ in range(int(timeout / 0.1)):
+async def settle(condition):
+    """Return once `condition()` holds, or after ten seconds (the assertions then say what is missing)."""
+    for _ in range(100):
         if condition():
             return
         await asyncio.sleep(0.1)
@@ -116,9 +116,7 @@ async def watch(base, cookie, received, ready, until):
             received.extend(event["alarm"]["id"] for event in frame["events"] if event["type"] == "alarm.raised")
 
 
-async def test_it_delivers_each_alarm_once_to_each_client_of_two_daphne_processes(
-    two_daphnes, relays, alice, prop
-):
+async def test_it_delivers_each_alarm_once_to_each_client_of_two_daphne_processes(two_daphnes, relays, alice, prop):
     from gateways.models import Gateway
 
     active = relays()
@@ -133,7 +131,10 @@ async def test_it_delivers_each_alarm_once_to_each_client_of_two_daphne_processe
     clients = [base for base in two_daphnes for _ in range(2)]  # two clients on each process
     received = [[] for _ in clients]
     ready, until = asyncio.Semaphore(0), asyncio.Event()
-    tasks = [asyncio.ensure_future(watch(base, cookie, got, ready, until)) for base, got in zip(clients, received)]
+    tasks = [
+        asyncio.ensure_future(watch(base, cookie, got, ready, until))
+        for base, got in zip(clients, received, strict=True)
+    ]
     for _ in clients:
         await asyncio.wait_for(ready.acquire(), timeout=15)
 
