@@ -60,8 +60,13 @@ def test_it_reconnects_and_resyncs_after_the_server_went_away(browser, alice, ga
     # console errors, and those (only those) are expected here.
     context = browser.new_context()
     page = context.new_page()
-    problems = []
-    page.on("console", lambda message: message.type == "error" and problems.append(message.text))
+    problems: list[str] = []
+
+    def on_console(message):
+        if message.type == "error":
+            problems.append(message.text)
+
+    page.on("console", on_console)
     page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
     base, process = start_daphne(DEBUG="true")
     port = int(base.rsplit(":", 1)[1])

@@ -42,6 +42,7 @@ class RelayProcess:
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self):
+        assert self.process.stdout is not None
         for line in self.process.stdout:
             self.lines.put(line)
 
@@ -129,7 +130,7 @@ async def test_it_delivers_each_alarm_once_to_each_client_of_two_daphne_processe
         lambda: Gateway.objects.bulk_create(Gateway(property=prop, serial=f"GW-R-{i}", name=f"R{i}") for i in range(40))
     )()
     clients = [base for base in two_daphnes for _ in range(2)]  # two clients on each process
-    received = [[] for _ in clients]
+    received: list[list[int]] = [[] for _ in clients]
     ready, until = asyncio.Semaphore(0), asyncio.Event()
     tasks = [
         asyncio.ensure_future(watch(base, cookie, got, ready, until))
@@ -160,7 +161,8 @@ async def test_it_hands_over_to_the_standby_when_the_active_relay_dies(two_daphn
     second.wait_for("standing by")
     cookie = await sync_to_async(session_cookie)(alice)
     other_gateway = await Gateway.objects.acreate(property=prop, serial="GW-R-X", name="X")
-    received, ready, until = [], asyncio.Semaphore(0), asyncio.Event()
+    received: list[int] = []
+    ready, until = asyncio.Semaphore(0), asyncio.Event()
     task = asyncio.ensure_future(watch(two_daphnes[1], cookie, received, ready, until))
     await asyncio.wait_for(ready.acquire(), timeout=15)
 
