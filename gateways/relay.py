@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 import sys
@@ -184,16 +185,24 @@ class AlarmRelay:
 
     async def _send(self, group: str, events: list[sql.Payload]) -> None:
         self._group_seq[group] += 1
-        await self.layer.group_send(
-            group,
-            {
-                "type": GROUP_MESSAGE_TYPE,
-                "group": group,
-                "epoch": self.epoch,
-                "group_seq": self._group_seq[group],
-                "events": events,
-            },
-        )
+        await self.layer.group_send(group, group_message(group, self.epoch, self._group_seq[group], events))
+
+
+def group_message(group: str, epoch: str, group_seq: int, events: list[sql.Payload]) -> dict[str, Any]:
+    """What the relay puts on a group: the browser's frame serialised once, not once per client.
+
+    `seqs` are the events' change numbers (None for events that have none),
+    so that a consumer can skip what its client already has without parsing
+    the frame.
+    """
+    return {
+        "type": GROUP_MESSAGE_TYPE,
+        "group": group,
+        "epoch": epoch,
+        "group_seq": group_seq,
+        "seqs": [event.get("seq") for event in events],
+        "frame": json.dumps({"type": "events", "events": events}),
+    }
 
 
 def build_relay() -> AlarmRelay:

@@ -195,3 +195,6 @@ if ALARM_WS_MAX_PENDING_FRAMES < 1:
     raise ImproperlyConfigured("ALARM_WS_MAX_PENDING_FRAMES must be at least 1")
 # check_gateways: a gateway silent for longer than this is offline.
 GATEWAY_OFFLINE_AFTER_HOURS = _positive_float("GATEWAY_OFFLINE_AFTER_HOURS", 26.0)
+if not REDIS_URL:
+    # Channels' own in-memory layer costs O(clients²) per group message.
+    CHANNEL_LAYERS["default"]["BACKEND"] = "mbusportal.channel_layers.LocalChannelLayer"

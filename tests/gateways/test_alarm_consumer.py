@@ -11,7 +11,7 @@ from channels.testing import WebsocketCommunicator
 from django.db import transaction
 
 from gateways import consumers
-from gateways.relay import GROUP_MESSAGE_TYPE, property_group
+from gateways.relay import group_message, property_group
 from gateways.routing import websocket_urlpatterns
 from mbusportal import db
 from tests.conftest import create_alarm, session_cookie
@@ -156,9 +156,7 @@ async def test_it_skips_events_its_snapshot_already_showed(channel_layer, alice,
 
 
 async def send_group(layer, group, events, *, group_seq, epoch="test-epoch"):
-    await layer.group_send(
-        group, {"type": GROUP_MESSAGE_TYPE, "group": group, "epoch": epoch, "group_seq": group_seq, "events": events}
-    )
+    await layer.group_send(group, group_message(group, epoch, group_seq, events))
 
 
 def fake_event(seq):

@@ -35,7 +35,7 @@ async def drain(layer, channel, quiet=0.5):
 
 
 def events(messages):
-    return [event for message in messages for event in message["events"]]
+    return [event for message in messages for event in json.loads(message["frame"])["events"]]
 
 
 def raised_ids(messages):

@@ -21,10 +21,14 @@
   const NO_ACCESS = 4403;
   const MAX_BACKOFF_MS = 30000;
   const LOG_LENGTH = 30;
+  const ACK_EVERY = 10;
+  const ACK_DELAY_MS = 500;
 
   const alarms = new Map(); // id -> alarm, open alarms only
   let socket = null;
   let framesReceived = 0;
+  let framesAcked = 0;
+  let ackTimer = null;
   let failures = 0;
   let retryTimer = null;
   let leaving = false;
@@ -38,18 +42,31 @@
     const ws = new WebSocket(scheme + location.host + root.dataset.wsPath);
     socket = ws;
     framesReceived = 0;
+    framesAcked = 0;
     ws.onmessage = function (message) {
       if (socket !== ws) return;
       framesReceived += 1;
       handleFrame(JSON.parse(message.data));
-      // Tell the server we kept up; it drops clients that fall too far behind.
-      ws.send(JSON.stringify({ type: "ack", frames: framesReceived }));
+      acknowledge(ws);
     };
     ws.onclose = function (event) {
       if (socket !== ws) return;
       socket = null;
       if (!leaving) scheduleReconnect(event.code);
     };
+  }
+
+  // Tell the server we keep up (it drops clients that fall too far behind):
+  // after every ACK_EVERY frames, and shortly after the last one otherwise.
+  function acknowledge(ws) {
+    clearTimeout(ackTimer);
+    const send = function () {
+      if (ws.readyState !== WebSocket.OPEN || framesAcked === framesReceived) return;
+      framesAcked = framesReceived;
+      ws.send(JSON.stringify({ type: "ack", frames: framesReceived }));
+    };
+    if (framesReceived - framesAcked >= ACK_EVERY) send();
+    else ackTimer = setTimeout(send, ACK_DELAY_MS);
   }
 
   function scheduleReconnect(code) {
