@@ -30,7 +30,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from gateways import access, sql
-from gateways.relay import ALL_GROUP, GROUP_MESSAGE_TYPE, property_group
+from gateways.relay import ALL_GROUP, GROUP_MESSAGE_TYPE, local_relay_started, property_group
 from mbusportal import db
 
 logger = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ CLOSE_SERVER_ERROR = 1011
 # How often a connection re-reads what its user may see and renews its group
 # memberships (which the channel layer expires after a day).
 RECHECK_SECONDS = 300.0
+RELAY_START_TIMEOUT = 10.0
 
 
 class AlarmConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channels is untyped
@@ -84,8 +85,11 @@ class AlarmConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channe
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
         try:
+            async with asyncio.timeout(RELAY_START_TIMEOUT):
+                await local_relay_started()
             watermark, alarms, total = await snapshot(watch)
         except Exception:
+            # The client retries with backoff; by then the database may be back.
             logger.exception("alarm websocket: snapshot failed")
             await self._close(CLOSE_SERVER_ERROR)
             return

@@ -19,7 +19,13 @@ snapshot already showed or a restarted relay sends again.
 
 With a layer shared between processes (Redis) the relay is `exclusive`: it
 holds a session advisory lock while it publishes, so a second copy waits as
-a standby and takes over within seconds when the first dies.
+a standby and takes over within seconds when the first dies, and it keeps
+its cursor in the table `gateways_relaycursor`, so that a restarted or
+succeeding relay resumes where the last one stopped. With the in-memory
+layer every daphne process has a relay of its own, living and dying with
+its clients: it starts from the present, and the process's consumers wait
+for its first catch-up before they take their snapshot (see
+`local_relay_started`).
 """
 
 from __future__ import annotations
@@ -79,6 +85,8 @@ class AlarmRelay:
     connects: int = 0
     # Set while connected, caught up and listening (tests and health wait on it).
     live: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set after the first catch-up, never cleared.
+    started: asyncio.Event = field(default_factory=asyncio.Event)
     _group_seq: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
 
     async def run(self) -> None:
@@ -122,11 +130,13 @@ class AlarmRelay:
         # cursor makes the second read empty).
         await conn.execute(f"LISTEN {ALARM_CHANNEL}")
         await conn.execute(f"LISTEN {SETTLEMENT_CHANNEL}")
-        persisted = await sql.load_relay_cursor(conn, CURSOR_NAME)
-        if self.exclusive or self.cursor is None:
-            # An exclusive relay may have been replaced while away: the table
-            # knows how far its successor got.
+        if self.exclusive:
+            # The active relay may have changed while we were away: the table
+            # knows how far the last one got.
+            persisted = await sql.load_relay_cursor(conn, CURSOR_NAME)
             self.cursor = persisted if persisted is not None else await sql.latest_change_seq(conn)
+        elif self.cursor is None:
+            self.cursor = await sql.latest_change_seq(conn)
         self.connects += 1
         logger.info("alarm relay: listening (connection %d, from change %d)", self.connects, self.cursor)
 
@@ -145,6 +155,7 @@ class AlarmRelay:
     async def _serve(self, conn: psycopg.AsyncConnection[Any]) -> None:
         await self._catch_up(conn)
         self.live.set()
+        self.started.set()
         while True:
             # Wait for one notification (or the idle check); any that arrive
             # while we read and publish wait in psycopg's backlog for the next
@@ -163,7 +174,8 @@ class AlarmRelay:
                 return
             await self._publish_alarms(rows, after_seq=self.cursor)
             self.cursor = int(rows[-1]["change_seq"])
-            await sql.save_relay_cursor(conn, CURSOR_NAME, self.cursor)
+            if self.exclusive:
+                await sql.save_relay_cursor(conn, CURSOR_NAME, self.cursor)
             if len(rows) < self.batch_size:
                 return
 
@@ -221,6 +233,24 @@ def build_relay() -> AlarmRelay:
     )
 
 
+# This process's own relay, when it runs one beside an in-memory layer.
+_local_relay: AlarmRelay | None = None
+
+
+async def local_relay_started() -> None:
+    """Return once this process's own relay (if it has one) has caught up once.
+
+    A relay of the in-memory layer starts from the newest change. A snapshot
+    taken before that first read could be older than the relay's starting
+    point, and the changes in between would reach nobody; after it, every
+    later change is published. (A shared-layer relay resumes from its saved
+    cursor instead, which no snapshot can be older than.)
+    """
+    relay = _local_relay
+    if relay is not None and not relay.exclusive:
+        await relay.started.wait()
+
+
 def start_in_daphne() -> None:
     """Run the relay inside this daphne process when ALARM_RELAY_IN_PROCESS is on.
 
@@ -235,8 +265,10 @@ def start_in_daphne() -> None:
     task: asyncio.Task[None] | None = None
 
     def start() -> None:
+        global _local_relay
         nonlocal task
-        task = asyncio.ensure_future(build_relay().run())
+        _local_relay = build_relay()
+        task = asyncio.ensure_future(_local_relay.run())
         logger.info("alarm relay started in this process")
 
     async def stop() -> None:

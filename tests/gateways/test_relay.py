@@ -171,7 +171,8 @@ async def test_it_resumes_from_its_saved_cursor_after_a_restart(channel_layer, g
     channel = await listen(channel_layer)
 
     async def run_relay():
-        relay = AlarmRelay(conninfo=db.conninfo(), layer=channel_layer, idle_check=5.0)
+        # Exclusive: the kind that keeps its cursor (a shared layer's relay).
+        relay = AlarmRelay(conninfo=db.conninfo(), layer=channel_layer, exclusive=True, idle_check=5.0)
         task = asyncio.ensure_future(relay.run())
         await asyncio.wait_for(relay.live.wait(), timeout=10)
         return task

@@ -14,7 +14,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from websockets.asyncio.client import connect
 
-from tests.conftest import PROJECT, _test_database_url, create_alarm, session_cookie, start_daphne, stop_daphne
+from tests.conftest import PROJECT, _test_database_url, create_alarm, session_cookie, start_daphne
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -73,7 +73,18 @@ def two_daphnes(redis_url):
     servers = [start_daphne(REDIS_URL=redis_url, ALARM_RELAY_IN_PROCESS="false") for _ in range(2)]
     yield [base for base, _ in servers]
     for _, process in servers:
-        stop_daphne(process)
+        stop_and_show(process)
+
+
+def stop_and_show(process):
+    """Stop a daphne and print what it logged (pytest shows it when the test failed)."""
+    process.terminate()
+    try:
+        output = process.communicate(timeout=10)[0]
+    except subprocess.TimeoutExpired:
+        process.kill()
+        output = process.communicate()[0]
+    print(f"--- daphne {process.pid} ---\n{output}")
 
 
 @pytest.fixture
