@@ -29,7 +29,7 @@ run: export DEBUG ?= true
 run: db
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py seed_demo
-	@echo "Portal: http://$(HOST):$(PORT)/admin/  health: http://$(HOST):$(PORT)/health"
+	@echo "Portal: http://$(HOST):$(PORT)/admin/  alarms: http://$(HOST):$(PORT)/alarms/  health: http://$(HOST):$(PORT)/health"
 	$(BIN)/daphne -b $(HOST) -p $(PORT) mbusportal.asgi:application
 
 test: db lint typecheck pytest

@@ -221,3 +221,23 @@ async def test_it_closes_when_the_users_access_changes(channel_layer, alice, gat
         assert await ws.receive_nothing(timeout=0.1)  # unchanged: stays connected
         await sync_to_async(organisation.managers.remove)(alice)
         assert await ws.receive_output(timeout=5) == {"type": "websocket.close", "code": consumers.CLOSE_NO_ACCESS}
+
+
+async def test_it_waits_for_its_processs_relay_before_the_snapshot(channel_layer, alice, gateway, monkeypatch):
+    from gateways import relay as relay_module
+
+    relay = relay_module.AlarmRelay(conninfo=db.conninfo(), layer=channel_layer, idle_check=5.0)
+    monkeypatch.setattr(relay_module, "_local_relay", relay)
+    async with connected_as(alice) as ws:
+        # The relay has not read its starting point yet: a snapshot now could
+        # be older than it, and the alarms in between would reach no one.
+        assert await ws.receive_nothing(timeout=0.5)
+        task = asyncio.ensure_future(relay.run())
+        try:
+            assert (await ws.receive_json_from(timeout=10))["type"] == "snapshot"
+            alarm = await insert_alarm(gateway)
+            assert (await ws.receive_json_from(timeout=5))["events"][0]["alarm"]["id"] == alarm.pk
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
