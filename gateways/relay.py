@@ -205,14 +205,14 @@ def group_message(group: str, epoch: str, group_seq: int, events: list[sql.Paylo
 
     `seqs` are the events' change numbers (None for events that have none),
     so that a consumer can skip what its client already has without parsing
-    the frame.
+    the frame; a tuple, which the local layer need not copy per receiver.
     """
     return {
         "type": GROUP_MESSAGE_TYPE,
         "group": group,
         "epoch": epoch,
         "group_seq": group_seq,
-        "seqs": [event.get("seq") for event in events],
+        "seqs": tuple(event.get("seq") for event in events),
         "frame": json.dumps({"type": "events", "events": events}),
     }
 

@@ -27,9 +27,15 @@ SWEEP_INTERVAL_S = 1.0
 _IMMUTABLE = (str, bytes, int, float, bool, type(None))
 
 
+def _is_immutable(value: Any) -> bool:
+    return isinstance(value, _IMMUTABLE) or (
+        isinstance(value, tuple) and all(isinstance(item, _IMMUTABLE) for item in value)
+    )
+
+
 def _copy(message: dict[str, Any]) -> dict[str, Any]:
     """A copy no receiver can change for another: immutable values shared, the rest deep-copied."""
-    return {key: value if isinstance(value, _IMMUTABLE) else copy.deepcopy(value) for key, value in message.items()}
+    return {key: value if _is_immutable(value) else copy.deepcopy(value) for key, value in message.items()}
 
 
 class LocalChannelLayer(InMemoryChannelLayer):  # type: ignore[misc]  # channels is untyped
