@@ -28,6 +28,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
+from django.contrib.auth import get_user_model
 
 from gateways import access, sql
 from gateways.relay import ALL_GROUP, GROUP_MESSAGE_TYPE, local_relay_started, property_group
@@ -163,7 +164,10 @@ class AlarmConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channe
     async def _recheck_periodically(self) -> None:
         while not self.closing:
             await asyncio.sleep(RECHECK_SECONDS)
-            await self._recheck()
+            try:
+                await self._recheck()
+            except Exception:  # the database away for a moment: try again next time
+                logger.exception("alarm websocket: access recheck failed")
 
     async def _recheck(self) -> None:
         """Close if the user's access changed (they reconnect to a new snapshot); else renew memberships."""
@@ -193,8 +197,11 @@ async def snapshot(watch: access.WatchScope) -> tuple[int, list[sql.Payload], in
 
 
 def _reload_user(user: Any) -> Any:
-    """The user as the database has them now (deactivated, demoted, deleted: None)."""
-    model = type(user)
+    """The user as the database has them now (None once deleted).
+
+    `user` is usually the auth middleware's lazy wrapper, so the model comes
+    from settings, not from type(user).
+    """
     if not getattr(user, "pk", None):
         return None
-    return model._default_manager.filter(pk=user.pk).first()
+    return get_user_model()._default_manager.filter(pk=user.pk).first()

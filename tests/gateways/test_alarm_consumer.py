@@ -214,13 +214,36 @@ async def test_it_ignores_acknowledgements_of_frames_never_sent(channel_layer, a
 
 
 async def test_it_closes_when_the_users_access_changes(channel_layer, alice, gateway, organisation, monkeypatch):
+    from mbusportal.asgi import application
+
     monkeypatch.setattr(consumers, "RECHECK_SECONDS", 0.2)
-    async with connected_as(alice) as ws:
+    cookie = await sync_to_async(session_cookie)(alice)
+    # Through the session middleware: the user is then its lazy wrapper, as in production.
+    ws = WebsocketCommunicator(application, "/ws/alarms/", headers=[ORIGIN, (b"cookie", cookie.encode())])
+    assert (await ws.connect(timeout=5))[0] is True
+    try:
         await ws.receive_json_from(timeout=5)
         await asyncio.sleep(0.5)
         assert await ws.receive_nothing(timeout=0.1)  # unchanged: stays connected
         await sync_to_async(organisation.managers.remove)(alice)
         assert await ws.receive_output(timeout=5) == {"type": "websocket.close", "code": consumers.CLOSE_NO_ACCESS}
+    finally:
+        await ws.disconnect()
+
+
+async def test_it_closes_for_a_fresh_snapshot_when_the_user_gets_another_property(
+    channel_layer, alice, gateway, organisation, monkeypatch
+):
+    from readings.models import Property
+
+    monkeypatch.setattr(consumers, "RECHECK_SECONDS", 0.2)
+    async with connected_as(alice) as ws:
+        await ws.receive_json_from(timeout=5)
+        await Property.objects.acreate(organisation=organisation, name="Solvej 3")
+        assert await ws.receive_output(timeout=5) == {
+            "type": "websocket.close",
+            "code": consumers.CLOSE_ACCESS_CHANGED,
+        }
 
 
 async def test_it_waits_for_its_processs_relay_before_the_snapshot(channel_layer, alice, gateway, monkeypatch):
