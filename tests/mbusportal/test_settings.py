@@ -63,3 +63,30 @@ def test_it_refuses_bad_values_loudly(name, value, message):
     result = manage("check", **{**PRODUCTION, name: value})
     assert result.returncode != 0
     assert message in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("ALARM_WS_MAX_PENDING_FRAMES", "0", "ALARM_WS_MAX_PENDING_FRAMES must be at least 1"),
+        ("ALARM_RELAY_IDLE_CHECK", "0", "ALARM_RELAY_IDLE_CHECK must be positive"),
+        ("ALARM_RELAY_BACKOFF_MAX", "-1", "ALARM_RELAY_BACKOFF_MAX must be positive"),
+        ("GATEWAY_OFFLINE_AFTER_HOURS", "0", "GATEWAY_OFFLINE_AFTER_HOURS must be positive"),
+    ],
+)
+def test_it_refuses_bad_alarm_dashboard_settings(name, value, message):
+    result = manage("check", **{**PRODUCTION, name: value})
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_it_runs_the_alarm_relay_in_process_only_without_redis():
+    show = (
+        "from django.conf import settings as s; print(s.ALARM_RELAY_IN_PROCESS, s.CHANNEL_LAYERS['default']['BACKEND'])"
+    )
+    assert manage("shell", "--no-imports", "-c", show, DEBUG="true").stdout.split() == [
+        "True",
+        "mbusportal.channel_layers.LocalChannelLayer",
+    ]
+    with_redis = manage("shell", "--no-imports", "-c", show, DEBUG="true", REDIS_URL="redis://127.0.0.1:1/0")
+    assert with_redis.stdout.split() == ["False", "channels_redis.core.RedisChannelLayer"]
