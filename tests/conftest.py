@@ -203,9 +203,11 @@ def daphne_server(django_db_setup):
     """One daphne process for the session; tests using it must commit (transaction=True).
 
     DEBUG is on so that daphne serves the static files a browser asks for
-    (in production the proxy does).
+    (in production the proxy does). The alarm relay is off: running all
+    session long, its reads could deadlock with the flush that ends each
+    transactional test. Tests of live alarms start a daphne of their own.
     """
-    base, process = start_daphne(DEBUG="true")
+    base, process = start_daphne(DEBUG="true", ALARM_RELAY_IN_PROCESS="false")
     yield base
     stop_daphne(process)
 

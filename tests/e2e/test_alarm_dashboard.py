@@ -11,6 +11,14 @@ from tests.e2e.conftest import log_in
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+@pytest.fixture
+def live_server_url():
+    """A daphne with its in-process alarm relay, stopped before the test's database flush."""
+    base, process = start_daphne(DEBUG="true")
+    yield base
+    stop_daphne(process)
+
+
 def open_dashboard(page, base):
     log_in(page, base, "alice", "alice-password-1")
     page.wait_for_url("**/admin/")
@@ -18,8 +26,8 @@ def open_dashboard(page, base):
     page.wait_for_selector("#connection[data-state=live]", timeout=10_000)
 
 
-def test_it_shows_a_new_alarm_within_a_second_and_acknowledges_it(page, daphne_server, alice, gateway, heat_meter):
-    open_dashboard(page, daphne_server)
+def test_it_shows_a_new_alarm_within_a_second_and_acknowledges_it(page, live_server_url, alice, gateway, heat_meter):
+    open_dashboard(page, live_server_url)
     assert page.title() == "Alarms · M-Bus portal"
     alarm = create_alarm(gateway, installation=heat_meter, severity="critical", message="Temperature sensor error")
     committed = time.monotonic()
@@ -41,10 +49,10 @@ def test_it_shows_a_new_alarm_within_a_second_and_acknowledges_it(page, daphne_s
     assert Alarm.objects.get(pk=alarm.pk).cleared_by == alice
 
 
-def test_it_shows_the_snapshot_and_filters_by_severity_and_property(page, daphne_server, alice, gateway, heat_meter):
+def test_it_shows_the_snapshot_and_filters_by_severity_and_property(page, live_server_url, alice, gateway, heat_meter):
     critical = create_alarm(gateway, installation=heat_meter, severity="critical", type="leak_suspected")
     warning = create_alarm(gateway, severity="warning", type="gateway_offline")
-    open_dashboard(page, daphne_server)
+    open_dashboard(page, live_server_url)
     page.wait_for_selector(f"#alarm-{critical.pk}")
     assert page.locator(f"#alarm-{warning.pk}").is_visible()
     page.select_option("#filter-severity", "critical")
