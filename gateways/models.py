@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import datetime
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from readings.scoping import AnyUser, managed_by
 
 TOKEN_BYTES = 32
 
@@ -26,21 +30,54 @@ class GatewayQuerySet(models.QuerySet["Gateway"]):
     def for_token(self, token: str) -> GatewayQuerySet:
         return self.filter(token_hash=hash_token(token))
 
+    def for_manager(self, user: AnyUser) -> GatewayQuerySet:
+        return managed_by(self, user, "property__organisation__")
+
+
+class GatewayStatus(models.TextChoices):
+    ONLINE = "online", _("Online")
+    OFFLINE = "offline", _("Offline")
+    NEVER_SEEN = "never_seen", _("Never seen")
+    INACTIVE = "inactive", _("Deactivated")
+
 
 class Gateway(models.Model):
-    property = models.ForeignKey("readings.Property", on_delete=models.PROTECT, related_name="gateways")
-    serial = models.CharField(max_length=64, unique=True)
-    name = models.CharField(max_length=200)
+    property = models.ForeignKey(
+        "readings.Property", on_delete=models.PROTECT, related_name="gateways", verbose_name=_("property")
+    )
+    serial = models.CharField(_("serial"), max_length=64, unique=True)
+    name = models.CharField(_("name"), max_length=200)
     # Only the hash is stored; the token itself is shown once when issued.
-    token_hash = models.CharField(max_length=64, unique=True, null=True, blank=True, editable=False)
-    token_issued_at = models.DateTimeField(null=True, blank=True, editable=False)
-    last_seen_at = models.DateTimeField(null=True, blank=True)
-    active = models.BooleanField(default=True)
+    token_hash = models.CharField(_("token hash"), max_length=64, unique=True, null=True, blank=True, editable=False)
+    token_issued_at = models.DateTimeField(_("token issued at"), null=True, blank=True, editable=False)
+    last_seen_at = models.DateTimeField(_("last seen at"), null=True, blank=True)
+    active = models.BooleanField(_("active"), default=True)
 
     objects = GatewayQuerySet.as_manager()
 
+    class Meta:
+        verbose_name = _("gateway")
+        verbose_name_plural = _("gateways")
+
     def __str__(self) -> str:
         return f"{self.name} ({self.serial})"
+
+    def status(self, now: datetime | None = None) -> GatewayStatus:
+        """Deactivated, never seen, or online/offline by GATEWAY_OFFLINE_AFTER_HOURS since it last posted."""
+        if not self.active:
+            return GatewayStatus.INACTIVE
+        if self.last_seen_at is None:
+            return GatewayStatus.NEVER_SEEN
+        now = now or timezone.now()
+        if now - self.last_seen_at > settings.GATEWAY_OFFLINE_AFTER:
+            return GatewayStatus.OFFLINE
+        return GatewayStatus.ONLINE
+
+    def deactivate(self) -> None:
+        """Refuse the gateway's payloads from now on: inactive, and its token no longer works."""
+        self.active = False
+        self.token_hash = None
+        self.save(update_fields=["active", "token_hash"])
 
     def issue_token(self) -> str:
         """Replace the gateway's token with a new one and return it (the only time it is visible)."""
@@ -56,23 +93,40 @@ class Gateway(models.Model):
 
 
 class AlarmType(models.TextChoices):
-    LOW_BATTERY = "low_battery", "Low battery"
-    METER_ERROR = "meter_error", "Meter error flag"
-    GATEWAY_OFFLINE = "gateway_offline", "Gateway offline"
-    METER_SILENT = "meter_silent", "Meter not reporting"
-    REGISTER_BACKWARDS = "register_backwards", "Register went backwards"
-    LEAK_SUSPECTED = "leak_suspected", "Leak suspected"
+    LOW_BATTERY = "low_battery", _("Low battery")
+    METER_ERROR = "meter_error", _("Meter error flag")
+    GATEWAY_OFFLINE = "gateway_offline", _("Gateway offline")
+    METER_SILENT = "meter_silent", _("Meter not reporting")
+    REGISTER_BACKWARDS = "register_backwards", _("Register went backwards")
+    LEAK_SUSPECTED = "leak_suspected", _("Leak suspected")
 
 
 class Severity(models.TextChoices):
-    INFO = "info", "Info"
-    WARNING = "warning", "Warning"
-    CRITICAL = "critical", "Critical"
+    INFO = "info", _("Info")
+    WARNING = "warning", _("Warning")
+    CRITICAL = "critical", _("Critical")
 
 
 class AlarmQuerySet(models.QuerySet["Alarm"]):
     def open(self) -> AlarmQuerySet:
         return self.filter(cleared_at__isnull=True)
+
+    def for_manager(self, user: AnyUser) -> AlarmQuerySet:
+        return managed_by(self, user, "property__organisation__")
+
+    def acknowledge(self, user: AnyUser) -> int:
+        """Mark the open, unacknowledged alarms as seen by `user` now; returns how many changed."""
+        return (
+            self.open()
+            .filter(acknowledged_at__isnull=True)
+            .update(acknowledged_at=timezone.now(), acknowledged_by=user)
+        )
+
+    @transaction.atomic
+    def clear(self, user: AnyUser) -> int:
+        """Close the open alarms as `user` now (acknowledging any not yet acknowledged); returns how many."""
+        self.acknowledge(user)
+        return self.open().update(cleared_at=timezone.now(), cleared_by=user)
 
 
 class Alarm(models.Model):
@@ -83,25 +137,47 @@ class Alarm(models.Model):
     listeners read the row itself from this table.
     """
 
-    gateway = models.ForeignKey(Gateway, on_delete=models.CASCADE, related_name="alarms")
+    gateway = models.ForeignKey(Gateway, on_delete=models.CASCADE, related_name="alarms", verbose_name=_("gateway"))
     installation = models.ForeignKey(
-        "readings.MeterInstallation", on_delete=models.CASCADE, null=True, blank=True, related_name="alarms"
+        "readings.MeterInstallation",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="alarms",
+        verbose_name=_("meter installation"),
     )
     # Denormalised from the gateway so that fan-out per property needs no join.
-    property = models.ForeignKey("readings.Property", on_delete=models.CASCADE, related_name="alarms")
-    type = models.CharField(max_length=32, choices=AlarmType.choices)
-    severity = models.CharField(max_length=16, choices=Severity.choices)
-    message = models.TextField()
-    raised_at = models.DateTimeField(default=timezone.now)
-    acknowledged_at = models.DateTimeField(null=True, blank=True)
-    acknowledged_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    property = models.ForeignKey(
+        "readings.Property", on_delete=models.CASCADE, related_name="alarms", verbose_name=_("property")
     )
-    cleared_at = models.DateTimeField(null=True, blank=True)
+    type = models.CharField(_("type"), max_length=32, choices=AlarmType.choices)
+    severity = models.CharField(_("severity"), max_length=16, choices=Severity.choices)
+    message = models.TextField(_("message"))
+    raised_at = models.DateTimeField(_("raised at"), default=timezone.now)
+    acknowledged_at = models.DateTimeField(_("acknowledged at"), null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("acknowledged by"),
+    )
+    cleared_at = models.DateTimeField(_("cleared at"), null=True, blank=True)
+    cleared_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("cleared by"),
+    )
 
     objects = AlarmQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("alarm")
+        verbose_name_plural = _("alarms")
         constraints = [
             # At most one open alarm per gateway, meter and type; NULL
             # installation (a gateway-level alarm) counts as one value.

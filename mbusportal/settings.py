@@ -6,9 +6,11 @@ Each variable, its default and its meaning is listed in README.md
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import django_stubs_ext
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
@@ -180,3 +182,11 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
+
+# --- Property managers' admin ---------------------------------------------------
+# Admin and form classes are generic for the type checker (ModelAdmin[Unit]); make them so at run time.
+django_stubs_ext.monkeypatch()
+# A gateway that has not posted for longer than this shows as offline (daily payloads, with slack).
+GATEWAY_OFFLINE_AFTER = timedelta(hours=_positive_float("GATEWAY_OFFLINE_AFTER_HOURS", 26.0))
+# Translations of the project-wide templates (templates/); the apps carry their own locale/.
+LOCALE_PATHS = [BASE_DIR / "locale"]

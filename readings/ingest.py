@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, Connection
 
 STAGING_DDL = """
 CREATE TEMP TABLE IF NOT EXISTS reading_staging (
@@ -114,6 +114,16 @@ ON CONFLICT (installation_id, day) DO UPDATE SET
     reading_count = EXCLUDED.reading_count
 """
 
+# Staged installations that are not the given property's (at most five, for the message).
+FOREIGN_INSTALLATIONS = """
+SELECT s.installation_id
+FROM (SELECT DISTINCT installation_id FROM reading_staging) s
+LEFT JOIN readings_meterinstallation i ON i.id = s.installation_id
+LEFT JOIN readings_unit u ON u.id = i.unit_id
+WHERE u.property_id IS DISTINCT FROM %s
+LIMIT 5
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class ReadingRow:
@@ -166,40 +176,65 @@ async def ingest(conn: AsyncConnection[Any], *, property_id: int, rows: Iterable
     )
 
 
+def ingest_sync(conn: Connection[Any], *, property_id: int, rows: Iterable[ReadingRow]) -> IngestResult:
+    """`ingest` for synchronous callers (the admin's meter replacement), on a psycopg connection
+    that is already inside the caller's transaction (Django's `atomic`), so the readings commit
+    or roll back together with whatever else the caller writes. Same SQL, same rollup."""
+    with conn.cursor() as cur:
+        cur.execute(STAGING_DDL)
+        cur.execute("TRUNCATE reading_staging, reading_touched_day")
+        received = 0
+        with cur.copy(COPY_STAGING) as copy:
+            copy.set_types(STAGING_TYPES)
+            for row in rows:
+                copy.write_row((received, *_staging_values(row)))
+                received += 1
+        if received == 0:
+            return IngestResult(0, 0, 0, 0)
+        cur.execute("SELECT reading_ensure_partitions(min(ts), max(ts)) FROM reading_staging")
+        cur.execute("SELECT time_zone FROM readings_property WHERE id = %s", [property_id])
+        found = cur.fetchone()
+        if found is None:
+            raise LookupError(f"property {property_id} does not exist")
+        tz = str(found[0])
+        cur.execute(FOREIGN_INSTALLATIONS, [property_id])
+        foreign = [row[0] for row in cur.fetchall()]
+        if foreign:
+            raise ValueError(f"installations {foreign} do not belong to property {property_id}")
+        cur.execute(UPSERT, {"tz": tz})
+        distinct, inserted, updated = cur.fetchone()  # type: ignore[misc]
+        if inserted or updated:
+            cur.execute(ROLLUP, {"tz": tz})
+    return IngestResult(
+        inserted=inserted, updated=updated, unchanged=distinct - inserted - updated, folded=received - distinct
+    )
+
+
+def _staging_values(row: ReadingRow) -> tuple[Any, ...]:
+    return (
+        row.installation_id,
+        row.timestamp,
+        row.value,
+        row.unit,
+        row.meter_type,
+        row.battery_level_pct,
+        row.rssi_dbm,
+    )
+
+
 async def _copy_to_staging(cur: Any, rows: Iterable[ReadingRow]) -> int:
     count = 0
     async with cur.copy(COPY_STAGING) as copy:
         copy.set_types(STAGING_TYPES)
         for row in rows:
-            await copy.write_row(
-                (
-                    count,
-                    row.installation_id,
-                    row.timestamp,
-                    row.value,
-                    row.unit,
-                    row.meter_type,
-                    row.battery_level_pct,
-                    row.rssi_dbm,
-                )
-            )
+            await copy.write_row((count, *_staging_values(row)))
             count += 1
     return count
 
 
 async def _check_installations_belong_to(cur: Any, property_id: int) -> None:
     """Refuse rows of another property's meters: the rollup's local days use this property's zone."""
-    await cur.execute(
-        """
-        SELECT s.installation_id
-        FROM (SELECT DISTINCT installation_id FROM reading_staging) s
-        LEFT JOIN readings_meterinstallation i ON i.id = s.installation_id
-        LEFT JOIN readings_unit u ON u.id = i.unit_id
-        WHERE u.property_id IS DISTINCT FROM %s
-        LIMIT 5
-        """,
-        [property_id],
-    )
+    await cur.execute(FOREIGN_INSTALLATIONS, [property_id])
     foreign = [row[0] for row in await cur.fetchall()]
     if foreign:
         raise ValueError(f"installations {foreign} do not belong to property {property_id}")
