@@ -69,6 +69,7 @@ def changelist_link(url_name: str, params: dict[str, Any], text: Any) -> str:
 class OrganisationAdmin(ScopedModelAdmin[Organisation]):
     list_display = ("name", "property_count")
     search_fields = ("name",)
+    ordering = ("name",)
     filter_horizontal = ("managers",)
     csv_fields = ("name",)
 

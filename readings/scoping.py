@@ -38,7 +38,3 @@ def managed_by(queryset: _QS, user: AnyUser, organisation_path: str) -> _QS:
         return queryset.none()
     # One organisation per row and one (organisation, user) pair: the join adds no duplicates.
     return queryset.filter(**{f"{organisation_path}managers": user})
-
-
-# Created with its model permissions by readings/migrations/0004_property_managers_group.py.
-PROPERTY_MANAGERS_GROUP = "Property managers"

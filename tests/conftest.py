@@ -208,3 +208,50 @@ def daphne_server(django_db_setup):
     base, process = start_daphne(DEBUG="true")
     yield base
     stop_daphne(process)
+
+
+# --- Property managers' admin --------------------------------------------------------------------
+
+
+@pytest.fixture
+def property_managers(alice, bob, charlie, organisation, other_organisation):
+    """alice and bob (organisation A) and charlie (organisation B) in the "Property managers" group,
+    as the admin expects its users; returns the group."""
+    from django.contrib.auth.models import Group
+
+    from readings.roles import PROPERTY_MANAGERS_GROUP
+
+    group = Group.objects.get(name=PROPERTY_MANAGERS_GROUP)
+    group.user_set.add(alice, bob, charlie)
+    return group
+
+
+@pytest.fixture
+def other_prop(other_organisation):
+    """Charlie's building (organisation B)."""
+    from readings.models import Property
+
+    return Property.objects.create(organisation=other_organisation, name="Other 1")
+
+
+@pytest.fixture
+def other_gateway(other_prop):
+    from gateways.models import Gateway
+
+    return Gateway.objects.create(property=other_prop, serial="GW-B001", name="Other stairwell")
+
+
+@pytest.fixture
+def other_meter(other_prop, other_gateway):
+    from readings.models import MeterInstallation, Unit
+
+    unit = Unit.objects.create(property=other_prop, label="B 1", floor_area_m2=Decimal("60"))
+    return MeterInstallation.objects.create(
+        unit=unit,
+        gateway=other_gateway,
+        meter_serial="87654321",
+        manufacturer="KAM",
+        meter_type="heat",
+        register_unit="kWh",
+        installed_at=datetime(2024, 1, 1, tzinfo=UTC),
+    )

@@ -24,7 +24,7 @@ from gateways.models import Alarm, AlarmType, Gateway, Severity
 from mbusportal.db import conninfo
 from readings.ingest import ReadingRow, ingest
 from readings.models import MeterInstallation, MeterType, Organisation, Property, RegisterUnit, Tenancy, Unit
-from readings.scoping import PROPERTY_MANAGERS_GROUP
+from readings.roles import PROPERTY_MANAGERS_GROUP
 
 ORGANISATION = "Demo Boligforening"
 PROPERTY = "Solgården"
