@@ -188,6 +188,7 @@ class Tenancy(models.Model):
             # Two tenancies of one unit may never overlap (needs btree_gist).
             ExclusionConstraint(
                 name="tenancy_no_overlap_per_unit",
+                violation_error_message=_("The unit has another tenancy in this period."),
                 expressions=[
                     ("unit", RangeOperators.EQUAL),
                     (DateRange("move_in", "move_out", models.Value("[)")), RangeOperators.OVERLAPS),
@@ -261,6 +262,7 @@ class MeterInstallation(models.Model):
             # One physical meter cannot hang in two places at the same time.
             ExclusionConstraint(
                 name="installation_no_overlap_per_meter",
+                violation_error_message=_("This meter is installed elsewhere in this period."),
                 expressions=[
                     ("manufacturer", RangeOperators.EQUAL),
                     ("meter_serial", RangeOperators.EQUAL),

@@ -2,6 +2,7 @@
 
 from decimal import Decimal
 
+import django.contrib.postgres.constraints
 import django.core.validators
 import django.db.models.deletion
 from django.conf import settings
@@ -312,6 +313,31 @@ class Migration(migrations.Migration):
                 related_name="units",
                 to="readings.property",
                 verbose_name="property",
+            ),
+        ),
+        migrations.AlterConstraint(
+            model_name="meterinstallation",
+            name="installation_no_overlap_per_meter",
+            constraint=django.contrib.postgres.constraints.ExclusionConstraint(
+                expressions=[
+                    ("manufacturer", "="),
+                    ("meter_serial", "="),
+                    (readings.models.TsTzRange("installed_at", "removed_at", models.Value("[)")), "&&"),
+                ],
+                name="installation_no_overlap_per_meter",
+                violation_error_message="This meter is installed elsewhere in this period.",
+            ),
+        ),
+        migrations.AlterConstraint(
+            model_name="tenancy",
+            name="tenancy_no_overlap_per_unit",
+            constraint=django.contrib.postgres.constraints.ExclusionConstraint(
+                expressions=[
+                    ("unit", "="),
+                    (readings.models.DateRange("move_in", "move_out", models.Value("[)")), "&&"),
+                ],
+                name="tenancy_no_overlap_per_unit",
+                violation_error_message="The unit has another tenancy in this period.",
             ),
         ),
     ]
