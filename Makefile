@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test db db-stop migrate seed lint typecheck pytest clean
+.PHONY: run test db db-stop migrate seed lint typecheck pytest clean messages
 
 $(BIN)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,12 @@ typecheck: $(BIN)/.installed
 
 pytest: db
 	$(BIN)/pytest
+
+# Regenerate the Danish catalogues (.po) and compile them (.mo, committed). Needs GNU gettext
+# (apt-get install gettext); `make run` and `make test` do not.
+messages: $(BIN)/.installed
+	DEBUG=true $(BIN)/python manage.py makemessages -l da --no-obsolete --ignore=.venv --ignore=tests --ignore=.pgdata --ignore=bench
+	DEBUG=true $(BIN)/python manage.py compilemessages -l da --ignore=.venv
 
 clean: db-stop
 	rm -rf $(VENV) .pgdata .mypy_cache .ruff_cache

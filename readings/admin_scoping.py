@@ -28,6 +28,7 @@ from django.db.models.functions import Coalesce
 from django.forms import ModelChoiceField, ModelMultipleChoiceField
 from django.http import Http404, HttpRequest, StreamingHttpResponse
 from django.utils import timezone
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
 from readings.scoping import AnyUser, is_superuser
@@ -99,7 +100,7 @@ class CsvExportMixin(admin.ModelAdmin[_M]):
     @admin.action(description=_("Export selected as CSV"), permissions=["view"])
     def export_as_csv(self, request: HttpRequest, queryset: QuerySet[_M]) -> StreamingHttpResponse:
         fields = self.csv_fields or tuple(field.name for field in self.model._meta.concrete_fields)
-        header = [str(self.csv_label(path)) for path in fields]
+        header = [capfirst(self.csv_label(path)) for path in fields]
         rows = queryset.order_by("pk").values_list(*fields).iterator(chunk_size=2000)
         response = StreamingHttpResponse(_csv_lines(header, rows), content_type="text/csv; charset=utf-8")
         stamp = timezone.localdate().isoformat()

@@ -50,7 +50,9 @@ def test_it_lists_open_alarms_unless_asked_for_others(alice_client, alarms):
 
 
 def test_it_filters_by_severity_type_and_property(alice_client, alarms, prop, other_prop, other_gateway):
-    Alarm.objects.create(gateway=other_gateway, property=other_prop, type="low_battery", severity="warning", message="B")
+    Alarm.objects.create(
+        gateway=other_gateway, property=other_prop, type="low_battery", severity="warning", message="B"
+    )
     assert listed(alice_client, "?severity__exact=critical") == {"leak_suspected", "meter_error"}
     assert listed(alice_client, "?type__exact=low_battery") == {"low_battery"}
     assert listed(alice_client, f"?property__id__exact={prop.pk}") == {"low_battery", "leak_suspected", "meter_error"}

@@ -45,7 +45,10 @@ def test_it_shows_a_new_gateways_token_once_and_stores_only_its_hash(alice_clien
     assert token not in stored_row(gateway)
     assert Gateway.objects.for_token(token).get() == gateway
     # Nowhere to be seen again: not on its page, not in the list.
-    for page in (reverse("admin:gateways_gateway_change", args=[gateway.pk]), reverse("admin:gateways_gateway_changelist")):
+    for page in (
+        reverse("admin:gateways_gateway_change", args=[gateway.pk]),
+        reverse("admin:gateways_gateway_changelist"),
+    ):
         assert token not in alice_client.get(page).content.decode()
 
 
@@ -90,7 +93,12 @@ def test_it_shows_status_and_last_seen_age(alice_client, prop, gateway, settings
     Gateway.objects.create(property=prop, serial="GW-NEVER", name="Never")
     Gateway.objects.create(property=prop, serial="GW-OFF", name="Off", active=False)
     page = alice_client.get(reverse("admin:gateways_gateway_changelist")).content.decode()
-    for status, label in [("online", "Online"), ("offline", "Offline"), ("never_seen", "Never seen"), ("inactive", "Deactivated")]:
+    for status, label in [
+        ("online", "Online"),
+        ("offline", "Offline"),
+        ("never_seen", "Never seen"),
+        ("inactive", "Deactivated"),
+    ]:
         assert f'<span class="badge badge-{status}">{label}</span>' in page
     assert "(3\xa0hours ago)" in page
     assert "(3\xa0days ago)" in page
@@ -100,7 +108,12 @@ def test_it_shows_status_and_last_seen_age(alice_client, prop, gateway, settings
 
 def test_it_lists_only_open_alarms_inline(alice_client, prop, gateway, heat_meter):
     open_alarm = Alarm.objects.create(
-        gateway=gateway, installation=heat_meter, property=prop, type="low_battery", severity="warning", message="Open one"
+        gateway=gateway,
+        installation=heat_meter,
+        property=prop,
+        type="low_battery",
+        severity="warning",
+        message="Open one",
     )
     Alarm.objects.create(
         gateway=gateway,

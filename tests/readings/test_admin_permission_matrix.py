@@ -130,7 +130,7 @@ def assert_no_a_markers(response):
 
 
 def test_it_lists_none_of_organisation_a_in_any_changelist(charlie_client, world_a, world_b):
-    for model, model_admin in registered():
+    for model, _model_admin in registered():
         a_object = world_a[model._meta.label_lower]
         response = charlie_client.get(changelist(model))
         if response.status_code == 403:
@@ -177,7 +177,7 @@ def test_it_refuses_change_delete_and_history_of_organisation_a(charlie_client, 
 
 def test_it_offers_no_organisation_a_object_in_any_form_choice(charlie_client, world_a, world_b):
     a_objects = {(type(obj), obj.pk) for obj in world_a.values()}
-    for model, model_admin in registered():
+    for model, _model_admin in registered():
         pages = [url(model, "add")]
         b_object = world_b.get(model._meta.label_lower)
         if b_object is not None:
@@ -265,7 +265,10 @@ def test_it_changes_nothing_of_organisation_a_with_any_action(client, charlie, c
         a_object = world_a[model._meta.label_lower]
         actions = model_admin.get_actions(request)
         for action in actions:
-            for selection in ({"_selected_action": [a_object.pk]}, {"_selected_action": [a_object.pk], "select_across": "1"}):
+            for selection in (
+                {"_selected_action": [a_object.pk]},
+                {"_selected_action": [a_object.pk], "select_across": "1"},
+            ):
                 response = charlie_client.post(changelist(model), {"action": action, "index": "0", **selection})
                 assert response.status_code in (200, 302, 403), (model, action)
                 if action == "delete_selected" and response.status_code == 200:

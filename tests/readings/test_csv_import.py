@@ -30,7 +30,9 @@ def upload(client, view, prop, text, *, dry_run, encoding="utf-8", **extra):
 
 
 def test_it_previews_units_without_writing_anything(alice_client, prop):
-    response = upload(alice_client, UNITS, prop, "label,area,correction_factor\n1 th,72.5,0.9\n2 tv,80,\n", dry_run=True)
+    response = upload(
+        alice_client, UNITS, prop, "label,area,correction_factor\n1 th,72.5,0.9\n2 tv,80,\n", dry_run=True
+    )
     assert response.status_code == 200
     assert "Preview: 2 rows can be imported" in response.content.decode()
     assert [row.created for row in response.context["report"].rows] == ["Solvej 1 · 1 th", "Solvej 1 · 2 tv"]
@@ -100,7 +102,12 @@ def test_it_imports_meter_installations(alice_client, prop, unit, gateway):
     )
     assert response.status_code == 302, response.context["report"].rows if response.context else ""
     heat, water = MeterInstallation.objects.order_by("meter_serial")
-    assert (heat.meter_serial, heat.manufacturer, heat.register_unit, heat.gateway) == ("01234567", "KAM", "kWh", gateway)
+    assert (heat.meter_serial, heat.manufacturer, heat.register_unit, heat.gateway) == (
+        "01234567",
+        "KAM",
+        "kWh",
+        gateway,
+    )
     assert heat.installed_at == datetime(2024, 4, 30, 22, 0, tzinfo=UTC)  # midnight in Copenhagen
     assert heat.initial_value == Decimal("12.5")
     assert (water.meter_type, water.register_unit) == ("cold_water", "m3")
@@ -128,10 +135,16 @@ def test_it_needs_a_gateway_when_the_property_has_several(alice_client, prop, un
     from gateways.models import Gateway
 
     Gateway.objects.create(property=prop, serial="GW-0002", name="B")
-    response = upload(alice_client, METERS, prop, "serial,manufacturer,type,unit\n33334444,KAM,heat,1 tv\n", dry_run=True)
+    response = upload(
+        alice_client, METERS, prop, "serial,manufacturer,type,unit\n33334444,KAM,heat,1 tv\n", dry_run=True
+    )
     assert response.context["report"].rows[0].errors == ["gateway: no gateway given, in the file or in the form"]
     with_column = upload(
-        alice_client, METERS, prop, "serial,manufacturer,type,unit,gateway\n33334444,KAM,heat,1 tv,GW-0002\n", dry_run=True
+        alice_client,
+        METERS,
+        prop,
+        "serial,manufacturer,type,unit,gateway\n33334444,KAM,heat,1 tv,GW-0002\n",
+        dry_run=True,
     )
     assert with_column.context["report"].ok
 

@@ -156,9 +156,12 @@ def test_it_refuses_replacing_a_meter_by_itself(alice_client, heat_meter):
 
 def test_it_refuses_replacing_a_removed_meter(alice_client, heat_meter):
     MeterInstallation.objects.filter(pk=heat_meter.pk).update(removed_at=SWAP - timedelta(days=1))
-    assert alice_client.get(reverse("admin:readings_meterinstallation_change", args=[heat_meter.pk])).context[
-        "can_replace"
-    ] is False
+    assert (
+        alice_client.get(reverse("admin:readings_meterinstallation_change", args=[heat_meter.pk])).context[
+            "can_replace"
+        ]
+        is False
+    )
     response = replace(alice_client, heat_meter)
     assert "already removed" in response.content.decode()
     assert MeterInstallation.objects.count() == 1
@@ -173,6 +176,8 @@ def test_it_refuses_a_gateway_of_another_property(alice_client, heat_meter, othe
 def test_it_refuses_a_manager_without_add_permission(client, bob, organisation, heat_meter):
     from django.contrib.auth.models import Permission
 
-    bob.user_permissions.add(*Permission.objects.filter(codename__in=["view_meterinstallation", "change_meterinstallation"]))
+    bob.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_meterinstallation", "change_meterinstallation"])
+    )
     client.force_login(bob)
     assert client.get(reverse("admin:readings_meterinstallation_replace", args=[heat_meter.pk])).status_code == 403
