@@ -66,10 +66,10 @@ def test_it_acknowledges_selected_alarms_recording_who_and_when(alice_client, al
     battery, leak, error = (Alarm.objects.get(pk=pk) for pk in selected)
     for alarm in (battery, leak):
         assert alarm.acknowledged_by == alice
-        assert alarm.acknowledged_at >= before
+        assert alarm.acknowledged_at is not None and alarm.acknowledged_at >= before
         assert alarm.cleared_at is None
     assert error.acknowledged_by is None  # acknowledged before, by someone else: left alone
-    assert error.acknowledged_at < before
+    assert error.acknowledged_at is not None and error.acknowledged_at < before
 
 
 def test_it_clears_selected_alarms_recording_who_and_when(alice_client, alice, alarms):
@@ -77,7 +77,7 @@ def test_it_clears_selected_alarms_recording_who_and_when(alice_client, alice, a
     alice_client.post(reverse(CHANGELIST), {"action": "clear", "_selected_action": [alarms["battery"].pk]})
     battery = Alarm.objects.get(pk=alarms["battery"].pk)
     assert battery.cleared_by == alice
-    assert battery.cleared_at >= before
+    assert battery.cleared_at is not None and battery.cleared_at >= before
     assert battery.acknowledged_by == alice  # clearing acknowledges what nobody had
     assert listed(alice_client) == {"leak_suspected", "meter_error"}
 

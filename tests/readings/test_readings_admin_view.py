@@ -118,7 +118,9 @@ def test_it_draws_the_last_30_days_on_the_installation_page(alice_client, prop, 
     write(prop, heat_meter, now - timedelta(days=40), [str(i) for i in range(0, 40 * 24, 24)], step=timedelta(days=1))
     response = alice_client.get(reverse("admin:readings_meterinstallation_change", args=[heat_meter.pk]))
     html = response.content.decode()
-    svg = re.search(r'<svg class="consumption-chart".*?</svg>', html, re.S).group(0)
+    found = re.search(r'<svg class="consumption-chart".*?</svg>', html, re.S)
+    assert found is not None
+    svg = found.group(0)
     assert 'role="img"' in svg and "Daily consumption, last 30 days (kWh)" in svg
     bars = re.findall(r'<rect class="bar"[^>]*><title>([^<]+)</title>', svg)
     assert 28 <= len(bars) <= 30  # one reading a day up to yesterday; today may not have begun in UTC
