@@ -8,7 +8,6 @@ from mbusportal import views
 
 admin.site.site_header = _("M-Bus portal")
 admin.site.site_title = _("M-Bus portal")
-admin.site.index_title = _("Administration")
 
 urlpatterns = [
     path("health", views.health, name="health"),

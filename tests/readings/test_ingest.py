@@ -106,3 +106,30 @@ async def test_it_refuses_another_propertys_meter_and_writes_nothing(prop, heat_
 
 async def test_it_accepts_an_empty_batch(prop):
     assert (await run(prop, [])).as_dict() == {"inserted": 0, "updated": 0, "unchanged": 0, "folded": 0}
+
+
+def test_it_ingests_synchronously_inside_the_callers_transaction(prop, heat_meter):
+    from django.db import connection, transaction
+
+    from readings.ingest import ingest_sync
+
+    with transaction.atomic():
+        connection.ensure_connection()
+        batch = rows(heat_meter, ["100", "101", "103"], start=T0 + timedelta(hours=3))  # one local day
+        result = ingest_sync(connection.connection, property_id=prop.pk, rows=batch)
+    assert result.as_dict() == {"inserted": 3, "updated": 0, "unchanged": 0, "folded": 0}
+    daily = ReadingDaily.objects.get(installation=heat_meter)
+    assert (daily.first_value, daily.last_value, daily.reading_count) == (Decimal("100"), Decimal("103"), 3)
+
+
+def test_it_rolls_back_synchronous_readings_with_the_caller(prop, heat_meter):
+    from django.db import connection, transaction
+
+    from readings.ingest import ingest_sync
+
+    with pytest.raises(RuntimeError), transaction.atomic():
+        connection.ensure_connection()
+        ingest_sync(connection.connection, property_id=prop.pk, rows=rows(heat_meter, ["100"]))
+        raise RuntimeError("the caller fails after ingesting")
+    assert not Reading.objects.exists()
+    assert not ReadingDaily.objects.exists()
