@@ -618,7 +618,12 @@ def _decimals(value: Any) -> int:
 
 
 def has_readings(installation: MeterInstallation) -> bool:
-    return Reading.objects.filter(installation=installation).exists()
+    """Whether any reading names the installation (remembered on the object: the admin asks often)."""
+    known: bool | None = getattr(installation, "_has_readings", None)
+    if known is None:
+        known = Reading.objects.filter(installation=installation).exists()
+        installation._has_readings = known  # type: ignore[attr-defined]
+    return known
 
 
 class ReadingsPage:
