@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from readings.scoping import AnyUser, managed_by
@@ -196,4 +197,8 @@ class Alarm(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_severity_display()}: {self.get_type_display()} at {self.gateway}"
+        return gettext("%(severity)s: %(type)s at %(gateway)s") % {
+            "severity": self.get_severity_display(),
+            "type": self.get_type_display(),
+            "gateway": self.gateway,
+        }

@@ -212,6 +212,9 @@ class CsvImportForm(forms.Form):
         property_field = self.fields["property"]
         assert isinstance(property_field, forms.ModelChoiceField)
         property_field.queryset = Property.objects.for_manager(user).order_by("name")
+        only = list(property_field.queryset[:2])
+        if len(only) == 1:  # most managers look after one building: choose it for them
+            property_field.initial = only[0].pk
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}

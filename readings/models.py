@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Func, Q
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from readings.scoping import AnyUser, managed_by
@@ -201,7 +202,11 @@ class Tenancy(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.tenant} in {self.unit} from {self.move_in}"
+        return gettext("%(tenant)s in %(unit)s from %(move_in)s") % {
+            "tenant": self.tenant,
+            "unit": self.unit,
+            "move_in": self.move_in,
+        }
 
 
 class MeterInstallationQuerySet(models.QuerySet["MeterInstallation"]):
@@ -278,7 +283,11 @@ class MeterInstallation(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.manufacturer} {self.meter_serial} ({self.get_meter_type_display()}) in {self.unit}"
+        return gettext("%(meter)s (%(type)s) in %(unit)s") % {
+            "meter": f"{self.manufacturer} {self.meter_serial}",
+            "type": self.get_meter_type_display(),
+            "unit": self.unit,
+        }
 
 
 class Reading(models.Model):

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from readings.scoping import AnyUser, managed_by
@@ -75,7 +76,12 @@ class Settlement(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_utility_display()} {self.period_start} to {self.period_end} · {self.property}"
+        return gettext("%(utility)s %(start)s to %(end)s · %(property)s") % {
+            "utility": self.get_utility_display(),
+            "start": self.period_start,
+            "end": self.period_end,
+            "property": self.property,
+        }
 
 
 class SettlementLineQuerySet(models.QuerySet["SettlementLine"]):

@@ -57,6 +57,7 @@ def test_it_requires_a_secret_key_when_debug_is_off():
         ("DB_POOL_TIMEOUT", "0", "DB_POOL_TIMEOUT must be positive"),
         ("READING_STORAGE", "mongodb", "READING_STORAGE must be auto, timescaledb or partitioned"),
         ("DATABASE_URL", "sqlite:///x.db", "DATABASE_URL must be a PostgreSQL URL"),
+        ("GATEWAY_OFFLINE_AFTER_HOURS", "0", "GATEWAY_OFFLINE_AFTER_HOURS must be positive"),
     ],
 )
 def test_it_refuses_bad_values_loudly(name, value, message):
