@@ -581,8 +581,8 @@ class MeterInstallationAdmin(CsvImportAdminMixin[MeterInstallation]):
         if request.method == "POST" and form.is_valid():
             try:
                 new = form.replace()
-            except ValidationError as error:
-                form.add_error(None, error)
+            except ValidationError as error:  # found only while writing (a concurrent change)
+                form.add_error(None, error.messages)
             else:
                 self.log_change(request, old, _("Replaced by %(meter)s") % {"meter": new})
                 self.log_addition(request, new, _("Replaces %(meter)s") % {"meter": old})

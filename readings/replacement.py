@@ -41,6 +41,9 @@ class MeterReplacementForm(forms.Form):
         label=_("New meter serial"), max_length=8, help_text=_("8 digits, from the M-Bus secondary address.")
     )
     manufacturer = forms.CharField(label=_("New meter manufacturer"), max_length=3)
+    # The model's own format rules, checked with the rest of the form.
+    serial_validators = MeterInstallation._meta.get_field("meter_serial").validators
+    manufacturer_validators = MeterInstallation._meta.get_field("manufacturer").validators
     initial_value = forms.DecimalField(
         label=_("Initial reading of the new meter"),
         max_digits=18,
@@ -69,10 +72,16 @@ class MeterReplacementForm(forms.Form):
         gateway_field.queryset = gateways.filter(property_id=old.unit.property_id)
 
     def clean_manufacturer(self) -> str:
-        return str(self.cleaned_data["manufacturer"]).strip().upper()
+        manufacturer = str(self.cleaned_data["manufacturer"]).strip().upper()
+        for validate in self.manufacturer_validators:
+            validate(manufacturer)
+        return manufacturer
 
     def clean_meter_serial(self) -> str:
-        return str(self.cleaned_data["meter_serial"]).strip()
+        serial = str(self.cleaned_data["meter_serial"]).strip()
+        for validate in self.serial_validators:
+            validate(serial)
+        return serial
 
     def clean_replaced_at(self) -> datetime:
         moment: datetime = self.cleaned_data["replaced_at"]

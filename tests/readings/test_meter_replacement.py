@@ -149,6 +149,13 @@ def test_it_refuses_a_moment_before_the_installation_or_in_the_future(alice_clie
     assert MeterInstallation.objects.count() == 1
 
 
+def test_it_refuses_a_malformed_serial_or_manufacturer(alice_client, heat_meter):
+    page = replace(alice_client, heat_meter, meter_serial="12ab", manufacturer="K1").content.decode()
+    assert "The M-Bus identification number has 8 digits." in page
+    assert "The manufacturer code has three capital letters (e.g. KAM)." in page
+    assert MeterInstallation.objects.count() == 1
+
+
 def test_it_refuses_replacing_a_meter_by_itself(alice_client, heat_meter):
     response = replace(alice_client, heat_meter, meter_serial="12345678")
     assert "must be another meter" in response.content.decode()
