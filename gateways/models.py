@@ -36,6 +36,9 @@ class Gateway(models.Model):
     token_issued_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_seen_at = models.DateTimeField(null=True, blank=True)
     active = models.BooleanField(default=True)
+    # Fixed-window request counter of the ingestion API (see gateways/sql.py).
+    rate_window_start = models.DateTimeField(null=True, blank=True, editable=False)
+    rate_window_count = models.PositiveIntegerField(default=0, editable=False)
 
     objects = GatewayQuerySet.as_manager()
 

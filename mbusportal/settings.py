@@ -180,3 +180,16 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
+
+# --- Gateway ingestion API ---------------------------------------------------------
+INGEST = {
+    # Decompressed JSON; also caps the raw body. Gzip bombs stop at this size.
+    "max_body_bytes": _positive_int("INGEST_MAX_BODY_BYTES", 32 * 1024 * 1024),
+    "max_readings": _positive_int("INGEST_MAX_READINGS", 200_000),
+    # Requests per gateway per minute, counted in the database so that it holds across processes.
+    "rate_per_minute": _positive_int("INGEST_RATE_PER_MINUTE", 60),
+    "max_errors_reported": _positive_int("INGEST_MAX_ERRORS_REPORTED", 100),
+    "low_battery_pct": _positive_int("INGEST_LOW_BATTERY_PCT", 10),
+    # Gateways' clocks drift; readings further ahead than this are refused.
+    "max_clock_skew_s": _positive_int("INGEST_MAX_CLOCK_SKEW_S", 15 * 60),
+}

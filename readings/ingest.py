@@ -7,8 +7,8 @@ daily rollup in step, inside the caller's transaction when there is one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -62,6 +62,7 @@ WITH src AS MATERIALIZED (
     INSERT INTO reading AS r
         (installation_id, "timestamp", value, unit, meter_type, battery_level_pct, rssi_dbm, received_at)
     SELECT installation_id, ts, value, unit, meter_type, battery, rssi, now() FROM changed
+    ORDER BY installation_id, ts  -- one lock order for all writers: no deadlocks between them
     ON CONFLICT (installation_id, "timestamp") DO UPDATE SET
         value = EXCLUDED.value,
         unit = EXCLUDED.unit,
@@ -88,11 +89,13 @@ JOIN changed c ON c.installation_id = u.installation_id AND c.ts = u."timestamp"
 
 # Recompute the rollup of every (installation, local day) that changed, from
 # the readings themselves, so corrections and out-of-order arrivals are right.
+# Rows are written in key order so concurrent ingests lock them in the same
+# order and cannot deadlock each other.
 ROLLUP = """
 INSERT INTO reading_daily AS d
     (installation_id, day, first_at, first_value, last_at, last_value, reading_count)
 SELECT t.installation_id, t.day, agg.first_at, agg.first_value, agg.last_at, agg.last_value, agg.n
-FROM reading_touched_day t
+FROM (SELECT installation_id, day FROM reading_touched_day ORDER BY 1, 2) t
 CROSS JOIN LATERAL (
     SELECT min(r."timestamp") AS first_at,
            (array_agg(r.value ORDER BY r."timestamp"))[1] AS first_value,
@@ -134,6 +137,8 @@ class IngestResult:
     updated: int
     unchanged: int
     folded: int
+    # Facts for the caller: battery level of each installation's latest row that had one.
+    latest_battery_pct: dict[int, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, int]:
         return {"inserted": self.inserted, "updated": self.updated, "unchanged": self.unchanged, "folded": self.folded}
@@ -148,7 +153,8 @@ async def ingest(conn: AsyncConnection[Any], *, property_id: int, rows: Iterable
         await cur.execute(STAGING_DDL)
         # Two calls in one transaction must not see each other's rows.
         await cur.execute("TRUNCATE reading_staging, reading_touched_day")
-        received = await _copy_to_staging(cur, rows)
+        batteries = _LatestBattery()
+        received = await _copy_to_staging(cur, batteries.watch(rows))
         if received == 0:
             return IngestResult(0, 0, 0, 0)
         await cur.execute("SELECT reading_ensure_partitions(min(ts), max(ts)) FROM reading_staging")
@@ -163,7 +169,27 @@ async def ingest(conn: AsyncConnection[Any], *, property_id: int, rows: Iterable
         updated=updated,
         unchanged=distinct - inserted - updated,
         folded=received - distinct,
+        latest_battery_pct=batteries.levels(),
     )
+
+
+class _LatestBattery:
+    """Remembers, per installation, the battery level of its latest reading that reported one."""
+
+    def __init__(self) -> None:
+        self._latest: dict[int, tuple[datetime, int]] = {}
+
+    def watch(self, rows: Iterable[ReadingRow]) -> Iterator[ReadingRow]:
+        latest = self._latest
+        for row in rows:
+            if row.battery_level_pct is not None:
+                known = latest.get(row.installation_id)
+                if known is None or known[0] <= row.timestamp:
+                    latest[row.installation_id] = (row.timestamp, row.battery_level_pct)
+            yield row
+
+    def levels(self) -> dict[int, int]:
+        return {installation_id: level for installation_id, (_, level) in self._latest.items()}
 
 
 async def _copy_to_staging(cur: Any, rows: Iterable[ReadingRow]) -> int:

@@ -208,3 +208,24 @@ def daphne_server(django_db_setup):
     base, process = start_daphne(DEBUG="true")
     yield base
     stop_daphne(process)
+
+
+@pytest.fixture
+def gateway_token(gateway):
+    """The plain token of `gateway` (issued for the test; only its hash is stored)."""
+    return gateway.issue_token()
+
+
+@pytest.fixture
+def water_meter(unit, gateway):
+    from readings.models import MeterInstallation
+
+    return MeterInstallation.objects.create(
+        unit=unit,
+        gateway=gateway,
+        meter_serial="55550001",
+        manufacturer="AXI",
+        meter_type="cold_water",
+        register_unit="m3",
+        installed_at=datetime(2024, 1, 1, tzinfo=UTC),
+    )

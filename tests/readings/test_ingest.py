@@ -106,3 +106,21 @@ async def test_it_refuses_another_propertys_meter_and_writes_nothing(prop, heat_
 
 async def test_it_accepts_an_empty_batch(prop):
     assert (await run(prop, [])).as_dict() == {"inserted": 0, "updated": 0, "unchanged": 0, "folded": 0}
+
+
+async def test_it_leaves_nothing_behind_when_the_backend_dies_mid_copy(prop, heat_meter):
+    def rows_that_kill_their_backend(pid):
+        for i, row in enumerate(rows(heat_meter, [str(i) for i in range(5000)], step=timedelta(minutes=1))):
+            if i == 2500:
+                # Another session terminates ours while COPY is streaming.
+                with psycopg.connect(conninfo(), autocommit=True) as admin:
+                    admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+            yield row
+
+    async with await psycopg.AsyncConnection.connect(conninfo()) as conn:
+        with pytest.raises(psycopg.OperationalError):
+            await ingest(conn, property_id=prop.pk, rows=rows_that_kill_their_backend(conn.info.backend_pid))
+    assert await Reading.objects.acount() == 0
+    assert not await ReadingDaily.objects.aexists()
+    retry = await run(prop, rows(heat_meter, [str(i) for i in range(5000)], step=timedelta(minutes=1)))
+    assert retry.inserted == 5000

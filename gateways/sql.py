@@ -1,0 +1,140 @@
+"""SQL of the gateway-facing endpoints that runs on the async pool."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from gateways.models import AlarmType, Severity
+from gateways.payload import Installation, InstallationIndex
+
+# Authenticate and count the request in one round trip. The fixed window
+# lives in the gateway row so that every process sees the same count.
+AUTHENTICATE = """
+UPDATE gateways_gateway SET
+    rate_window_count = CASE WHEN rate_window_start = date_trunc('minute', now())
+                             THEN rate_window_count + 1 ELSE 1 END,
+    rate_window_start = date_trunc('minute', now())
+WHERE token_hash = %s
+RETURNING id, property_id, serial, active, rate_window_count,
+          ceil(extract(epoch FROM date_trunc('minute', now()) + interval '1 minute' - now()))::int
+"""
+
+INSTALLATIONS = """
+SELECT i.id, i.meter_serial, i.manufacturer, i.meter_type, i.register_unit, i.installed_at, i.removed_at
+FROM readings_meterinstallation i
+JOIN readings_unit u ON u.id = i.unit_id
+WHERE u.property_id = %s
+"""
+
+SEEN = "UPDATE gateways_gateway SET last_seen_at = now() WHERE id = %s"
+
+CLEAR_OFFLINE = """
+UPDATE gateways_alarm SET cleared_at = now()
+WHERE gateway_id = %s AND type = %s AND cleared_at IS NULL
+"""
+
+# At most one open alarm per gateway, meter and type (a partial unique index):
+# an alarm that is already open stays as it is.
+RAISE_ALARM = """
+INSERT INTO gateways_alarm (gateway_id, installation_id, property_id, type, severity, message, raised_at)
+VALUES (%s, %s, %s, %s, %s, %s, now())
+ON CONFLICT (gateway_id, installation_id, type) WHERE cleared_at IS NULL DO NOTHING
+"""
+
+# M-Bus status byte (EN 13757-3): bits 0-1 application state, 2 power low,
+# 3 permanent error, 4 temporary error.
+APPLICATION_ERROR_MASK = 0b11
+POWER_LOW = 0b100
+PERMANENT_ERROR = 0b1000
+TEMPORARY_ERROR = 0b10000
+
+
+@dataclass(frozen=True, slots=True)
+class AuthenticatedGateway:
+    id: int
+    property_id: int
+    serial: str
+    active: bool
+    requests_this_minute: int
+    seconds_left_in_window: int
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmFact:
+    installation_id: int | None
+    type: str
+    severity: str
+    message: str
+
+
+async def authenticate(conn: AsyncConnection[Any], token_hash: str) -> AuthenticatedGateway | None:
+    """The gateway holding this token, with this request counted; None for an unknown token."""
+    cur = await conn.execute(AUTHENTICATE, [token_hash])
+    row = await cur.fetchone()
+    return AuthenticatedGateway(*row) if row is not None else None
+
+
+async def installation_index(conn: AsyncConnection[Any], property_id: int) -> InstallationIndex:
+    cur = await conn.execute(INSTALLATIONS, [property_id])
+    return InstallationIndex(Installation(*row) for row in await cur.fetchall())
+
+
+async def record_delivery(conn: AsyncConnection[Any], gateway: AuthenticatedGateway, alarms: list[AlarmFact]) -> None:
+    """Inside the ingest transaction: the gateway was seen, is not offline, and raised these alarms."""
+    await conn.execute(SEEN, [gateway.id])
+    await conn.execute(CLEAR_OFFLINE, [gateway.id, AlarmType.GATEWAY_OFFLINE])
+    if alarms:
+        async with conn.cursor() as cur:
+            await cur.executemany(
+                RAISE_ALARM,
+                [
+                    (gateway.id, alarm.installation_id, gateway.property_id, alarm.type, alarm.severity, alarm.message)
+                    for alarm in alarms
+                ],
+            )
+
+
+def alarm_facts(
+    *, battery: dict[int, int], error_flags: dict[int, int], low_battery_pct: int, meters: InstallationIndex
+) -> list[AlarmFact]:
+    """Alarms that the data itself calls for: low batteries and meters reporting errors."""
+    facts = []
+    for installation_id, level in sorted(battery.items()):
+        if level < low_battery_pct:
+            meter = _meter_name(meters, installation_id)
+            facts.append(
+                AlarmFact(installation_id, AlarmType.LOW_BATTERY, Severity.WARNING, f"Battery at {level} % on {meter}.")
+            )
+    for installation_id, flags in sorted(error_flags.items()):
+        meter = _meter_name(meters, installation_id)
+        if flags & POWER_LOW and battery.get(installation_id, 100) >= low_battery_pct:
+            facts.append(
+                AlarmFact(installation_id, AlarmType.LOW_BATTERY, Severity.WARNING, f"{meter} reports power low.")
+            )
+        problems = _error_names(flags)
+        if problems:
+            severity = Severity.CRITICAL if flags & PERMANENT_ERROR else Severity.WARNING
+            facts.append(AlarmFact(installation_id, AlarmType.METER_ERROR, severity, f"{meter} reports {problems}."))
+    return facts
+
+
+def _error_names(flags: int) -> str:
+    names = []
+    if flags & PERMANENT_ERROR:
+        names.append("a permanent error")
+    if flags & TEMPORARY_ERROR:
+        names.append("a temporary error")
+    application = flags & APPLICATION_ERROR_MASK
+    if application == 0b01:
+        names.append("application busy")
+    elif application:
+        names.append("an application error")
+    return " and ".join(names)
+
+
+def _meter_name(meters: InstallationIndex, installation_id: int) -> str:
+    meter = meters.by_id[installation_id]
+    return f"meter {meter.manufacturer} {meter.meter_serial}"
