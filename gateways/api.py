@@ -8,12 +8,9 @@ rollup, marks the gateway seen and raises the alarms the data calls for.
 
 from __future__ import annotations
 
-import json
 import logging
 import zlib
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
-from typing import Any
 
 import psycopg
 from django.conf import settings
@@ -25,7 +22,7 @@ from psycopg_pool import PoolTimeout
 
 from gateways import sql
 from gateways.models import hash_token
-from gateways.payload import InstallationIndex, Limits, ParsedPayload, PayloadInvalid, parse_readings
+from gateways.payload import InstallationIndex, Limits, MalformedJson, ParsedPayload, PayloadInvalid, parse_readings
 from mbusportal import db
 from readings.ingest import ingest
 
@@ -56,12 +53,13 @@ async def post_readings(request: HttpRequest) -> JsonResponse:
     try:
         token_hash = _bearer_token_hash(request)
         gateway, meters = await _authenticate(token_hash)
-        document = _decode_json(_read_body(request))
-        limits = _limits()
-        parsed = parse_readings(document, installations=meters, now=datetime.now(UTC), limits=limits)
+        body = _read_body(request)
+        parsed = parse_readings(body, installations=meters, now=datetime.now(UTC), limits=_limits())
         counts = await _store(gateway, meters, parsed)
     except ApiError as error:
         return error.response()
+    except MalformedJson as error:
+        return ApiError(400, str(error)).response()
     except PayloadInvalid as invalid:
         return JsonResponse(
             {
@@ -165,16 +163,6 @@ def _gunzip(compressed: bytes, limit: int) -> bytes:
     if not decompressor.eof:
         raise ApiError(400, "the gzip body is truncated")
     return bytes(output)
-
-
-def _decode_json(body: bytes) -> Any:
-    try:
-        # Decimal keeps register values exactly as the gateway wrote them.
-        return json.loads(body, parse_float=Decimal)
-    except UnicodeDecodeError as error:
-        raise ApiError(400, f"the body is not UTF-8 (byte {error.start})") from None
-    except json.JSONDecodeError as error:
-        raise ApiError(400, f"malformed JSON at line {error.lineno} column {error.colno}: {error.msg}") from None
 
 
 async def _store(gateway: sql.AuthenticatedGateway, meters: InstallationIndex, parsed: ParsedPayload) -> dict[str, int]:

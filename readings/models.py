@@ -206,7 +206,12 @@ class Reading(models.Model):
     """
 
     pk = models.CompositePrimaryKey("installation_id", "timestamp")
-    installation = models.ForeignKey(MeterInstallation, on_delete=models.DO_NOTHING, related_name="readings")
+    # No per-row foreign key: ingest locks each batch's installations once
+    # (FOR KEY SHARE) and a trigger refuses to delete an installation that
+    # has readings. See readings/migrations/0003.
+    installation = models.ForeignKey(
+        MeterInstallation, on_delete=models.DO_NOTHING, related_name="readings", db_constraint=False
+    )
     timestamp = models.DateTimeField()
     value = models.DecimalField(max_digits=18, decimal_places=6)
     unit = models.CharField(max_length=8)

@@ -329,3 +329,10 @@ async def test_it_keeps_one_row_per_key_under_50_concurrent_overlapping_posts(
     assert [r.status_code for r in responses] == [200] * 50
     assert await Reading.objects.acount() == 2 * 33
     assert sum(r.json()["inserted"] for r in responses) == 2 * 33
+
+
+async def test_it_reports_type_and_meaning_problems_together_at_their_indexes(async_client, gateway_token, heat_meter):
+    body = {"readings": [reading(0), reading(1, battery_level_pct="full"), reading(2, meter="99999999")]}
+    response = await post(async_client, gateway_token, body)
+    assert response.status_code == 422
+    assert [(e["index"], e["field"]) for e in response.json()["errors"]] == [(1, "battery_level_pct"), (2, "meter")]

@@ -1,12 +1,13 @@
 """The payload validator: whatever the document holds, it raises only PayloadInvalid."""
 
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateways.payload import Installation, InstallationIndex, Limits, PayloadInvalid, parse_readings
+from gateways.payload import Installation, InstallationIndex, Limits, MalformedJson, PayloadInvalid, parse_readings
 
 METERS = InstallationIndex(
     [
@@ -51,8 +52,11 @@ documents = st.fixed_dictionaries({"readings": st.lists(readings, max_size=8)}) 
 @settings(max_examples=500, deadline=None)
 @given(documents)
 def test_it_raises_nothing_but_payload_invalid(document):
+    body = json.dumps(document, default=str).encode()
     try:
-        parsed = parse_readings(document, installations=METERS, now=NOW, limits=LIMITS)
+        parsed = parse_readings(body, installations=METERS, now=NOW, limits=LIMITS)
+    except MalformedJson:
+        assert "NaN" in body.decode() or "Infinity" in body.decode()
     except PayloadInvalid as invalid:
         assert invalid.total >= 1
         assert 1 <= len(invalid.errors) <= LIMITS.max_errors
@@ -61,6 +65,10 @@ def test_it_raises_nothing_but_payload_invalid(document):
         for row in parsed.rows:
             assert row.installation_id in (1, 2)
             assert row.value >= 0 and row.value == row.value.quantize(Decimal("0.000001"))
+
+
+def encode(document):
+    return json.dumps(document, default=str).encode()
 
 
 def test_it_resolves_a_valid_reading():
@@ -76,7 +84,7 @@ def test_it_resolves_a_valid_reading():
             }
         ]
     }
-    parsed = parse_readings(document, installations=METERS, now=NOW, limits=LIMITS)
+    parsed = parse_readings(encode(document), installations=METERS, now=NOW, limits=LIMITS)
     assert [(r.installation_id, r.value, r.unit) for r in parsed.rows] == [(1, Decimal("1500.000000"), "kWh")]
     assert parsed.error_flags == {1: (datetime(2026, 1, 1, tzinfo=UTC), 4)}
 
@@ -88,7 +96,7 @@ def test_it_refuses_a_removed_meter_after_its_removal():
         ]
     }
     try:
-        parse_readings(document, installations=METERS, now=NOW, limits=LIMITS)
+        parse_readings(encode(document), installations=METERS, now=NOW, limits=LIMITS)
     except PayloadInvalid as invalid:
         assert invalid.errors[0].field == "meter"
     else:
