@@ -202,9 +202,9 @@ def _malformed(body: bytes) -> MalformedJson:
 def _check_count(count: int, errors: _Errors, limits: Limits) -> None:
     if count == 0:
         errors.add(None, "readings", "must not be empty")
-    elif count > limits.max_readings:
+        raise errors.invalid()
+    if count > limits.max_readings:
         errors.add(None, "readings", f"{count} readings in one payload; at most {limits.max_readings}")
-    if errors.total:
         raise errors.invalid()
 
 
