@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import zlib
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import psycopg
 from django.conf import settings
@@ -20,18 +20,14 @@ from django.views.decorators.http import require_POST
 from psycopg import errors as pg_errors
 from psycopg_pool import PoolTimeout
 
-from gateways import sql
+from gateways import delivery, sql
 from gateways.models import hash_token
-from gateways.payload import InstallationIndex, Limits, MalformedJson, ParsedPayload, PayloadInvalid, parse_readings
+from gateways.payload import InstallationIndex, MalformedJson, PayloadInvalid, parse_readings
 from mbusportal import db
-from readings.ingest import ingest
 
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER_UNAVAILABLE_S = 5
-# Concurrent ingests of overlapping payloads may still, rarely, deadlock or
-# conflict; PostgreSQL aborts one, and we run it again.
-ATTEMPTS_ON_CONFLICT = 3
 READ_CHUNK = 1 << 16
 
 
@@ -54,8 +50,8 @@ async def post_readings(request: HttpRequest) -> JsonResponse:
         token_hash = _bearer_token_hash(request)
         gateway, meters = await _authenticate(token_hash)
         body = _read_body(request)
-        parsed = parse_readings(body, installations=meters, now=datetime.now(UTC), limits=_limits())
-        counts = await _store(gateway, meters, parsed)
+        parsed = parse_readings(body, installations=meters, now=datetime.now(UTC), limits=delivery.limits())
+        counts = await delivery.store(gateway, meters, parsed)
     except ApiError as error:
         return error.response()
     except MalformedJson as error:
@@ -81,15 +77,6 @@ async def post_readings(request: HttpRequest) -> JsonResponse:
             {"Retry-After": str(RETRY_AFTER_UNAVAILABLE_S)},
         ).response()
     return JsonResponse(counts)
-
-
-def _limits() -> Limits:
-    options = settings.INGEST
-    return Limits(
-        max_readings=options["max_readings"],
-        max_errors=options["max_errors_reported"],
-        max_clock_skew=timedelta(seconds=options["max_clock_skew_s"]),
-    )
 
 
 def _bearer_token_hash(request: HttpRequest) -> str:
@@ -163,24 +150,3 @@ def _gunzip(compressed: bytes, limit: int) -> bytes:
     if not decompressor.eof:
         raise ApiError(400, "the gzip body is truncated")
     return bytes(output)
-
-
-async def _store(gateway: sql.AuthenticatedGateway, meters: InstallationIndex, parsed: ParsedPayload) -> dict[str, int]:
-    pool = await db.get_pool()
-    for attempt in range(1, ATTEMPTS_ON_CONFLICT + 1):
-        try:
-            async with pool.connection() as conn, conn.transaction():
-                result = await ingest(conn, property_id=gateway.property_id, rows=parsed.rows)
-                alarms = sql.alarm_facts(
-                    battery=result.latest_battery_pct,
-                    error_flags={key: flags for key, (_, flags) in parsed.error_flags.items()},
-                    low_battery_pct=settings.INGEST["low_battery_pct"],
-                    meters=meters,
-                )
-                await sql.record_delivery(conn, gateway, alarms)
-            return result.as_dict()
-        except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure):
-            if attempt == ATTEMPTS_ON_CONFLICT:
-                raise
-            logger.info("ingest: conflict with a concurrent ingest, attempt %d", attempt)
-    raise AssertionError("unreachable")
