@@ -336,3 +336,17 @@ async def test_it_reports_type_and_meaning_problems_together_at_their_indexes(as
     response = await post(async_client, gateway_token, body)
     assert response.status_code == 422
     assert [(e["index"], e["field"]) for e in response.json()["errors"]] == [(1, "battery_level_pct"), (2, "meter")]
+
+
+async def test_it_answers_503_within_the_pool_timeout_when_the_pool_is_exhausted(async_client, gateway_token, settings):
+    settings.ASYNC_POOL = {**settings.ASYNC_POOL, "min_size": 1, "max_size": 1, "timeout": 1.0}
+    await db.close_pool()
+    pool = await db.get_pool()
+    async with pool.connection():  # the only connection, held by someone else
+        started = asyncio.get_running_loop().time()
+        response = await post(async_client, gateway_token, {"readings": [reading(0)]})
+        waited = asyncio.get_running_loop().time() - started
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert 0.9 <= waited < 3
+    await db.close_pool()
