@@ -20,8 +20,10 @@ LEFT = 56
 RIGHT = 8
 TOP = 12
 BOTTOM = 28
-# Fraction of each slot a bar fills; the rest separates neighbours.
+# Fraction of each slot a bar fills (the rest separates neighbours), and the
+# widest a bar gets when there are few of them.
 BAR_FILL = 0.72
+MAX_BAR_WIDTH = 44.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,12 +115,13 @@ def bar_chart(bars: Sequence[Bar], *, width: int = WIDTH, height: int = HEIGHT) 
     for index, bar in enumerate(bars):
         value = bar.value if bar.value is not None else Decimal(0)
         y = y_of(value)
+        bar_width = min(slot * BAR_FILL, MAX_BAR_WIDTH)
         shapes.append(
             BarShape(
                 bar=bar,
-                x=LEFT + slot * index + slot * (1 - BAR_FILL) / 2,
+                x=LEFT + slot * (index + 0.5) - bar_width / 2,
                 y=y,
-                width=slot * BAR_FILL,
+                width=bar_width,
                 height=baseline - y,
                 centre=LEFT + slot * (index + 0.5),
                 reference_y=y_of(bar.reference) if bar.reference is not None else None,

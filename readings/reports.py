@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.core.cache import cache
@@ -80,8 +80,10 @@ def unit_label(code: str) -> str:
 
 
 def format_number(value: Decimal, decimals: int) -> str:
-    """A number for people: the active language's decimal mark and thousands grouping."""
-    return formats.number_format(value, decimals, use_l10n=True, force_grouping=True)
+    """A number for people, rounded: the active language's decimal mark and thousands grouping."""
+    # number_format cuts digits off; round first.
+    rounded = value.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
+    return formats.number_format(rounded, decimals, use_l10n=True, force_grouping=True)
 
 
 @dataclass(frozen=True, slots=True)

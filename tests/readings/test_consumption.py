@@ -104,7 +104,9 @@ def test_it_sums_a_meter_swap_in_the_middle_of_a_month():
     first_start = at(2025, 1, 1)
     swap = at(2025, 1, 15, 12)
     old = series_of(meter(first_start, removed_at=swap), hourly(first_start, swap + HOUR))
-    new = series_of(meter(swap, initial="5000"), hourly(swap + HOUR, at(2025, 3, 1), first=Decimal(5002), per_hour=Decimal(2)))
+    new = series_of(
+        meter(swap, initial="5000"), hourly(swap + HOUR, at(2025, 3, 1), first=Decimal(5002), per_hour=Decimal(2))
+    )
     january = sum_series([old, new], months(date(2025, 1, 1), 1), now=NOW)[0]
     # Old: 14.5 days x 24 = 348. New: from 12:00 on the 15th to 1 Feb, 16.5 days x 24 h x 2 kWh = 792.
     assert january == Amount(Decimal(348 + 792))
