@@ -45,7 +45,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from django.db import connection as django_connection
 from psycopg import AsyncConnection
@@ -665,9 +665,22 @@ class UnitConsumption:
     shares: list[TenancyShare] = field(default_factory=list)
 
 
-def tenancy_splits(tenancies: Iterable[Tenancy], start: date, end: date) -> list[tuple[Tenancy | None, date, date]]:
+class Tenure(Protocol):
+    """What tenancy_splits needs of a tenancy."""
+
+    @property
+    def move_in(self) -> date: ...
+
+    @property
+    def move_out(self) -> date | None: ...
+
+
+TenureT = TypeVar("TenureT", bound=Tenure)
+
+
+def tenancy_splits(tenancies: Iterable[TenureT], start: date, end: date) -> list[tuple[TenureT | None, date, date]]:
     """[start, end) cut at move dates: (tenancy or None for vacant, from, to), in order, covering it all."""
-    pieces: list[tuple[Tenancy | None, date, date]] = []
+    pieces: list[tuple[TenureT | None, date, date]] = []
     cursor = start
     for tenancy in sorted(tenancies, key=lambda t: t.move_in):
         move_in = max(tenancy.move_in, start)

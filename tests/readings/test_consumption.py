@@ -7,6 +7,7 @@ tests/readings/test_consumption_db.py runs the same rules through PostgreSQL.
 
 from __future__ import annotations
 
+import itertools
 import zoneinfo
 from collections import defaultdict
 from collections.abc import Iterable
@@ -37,9 +38,9 @@ HOUR = timedelta(hours=1)
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 
 
-def at(*args: int) -> datetime:
+def at(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
     """A local Copenhagen time as an aware UTC instant."""
-    return datetime(*args, tzinfo=CPH).astimezone(UTC)
+    return datetime(year, month, day, hour, minute, tzinfo=CPH).astimezone(UTC)
 
 
 def rollup(readings: Iterable[tuple[datetime, Decimal]], zone: zoneinfo.ZoneInfo = CPH) -> list[DailyRow]:
@@ -265,7 +266,7 @@ def test_it_is_exact_for_a_steady_register_wherever_the_readings_fall(history):
     start, rate, readings, boundaries = history
     one = series_of(meter(start), readings)
     last_reading = readings[-1][0]
-    for begin, end in zip(boundaries, boundaries[1:], strict=False):
+    for begin, end in itertools.pairwise(boundaries):
         amount = one.consumption(begin, end, now=NOW)
         assert amount is not None
         covered_end = min(end, last_reading)

@@ -3,6 +3,7 @@ that sums a whole property, held to the Python rules on awkward data."""
 
 from __future__ import annotations
 
+import itertools
 import zoneinfo
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -33,8 +34,8 @@ CPH = zoneinfo.ZoneInfo("Europe/Copenhagen")
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 
 
-def local(*args: int) -> datetime:
-    return datetime(*args, tzinfo=CPH)
+def local(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=CPH)
 
 
 def test_it_splits_a_units_consumption_at_move_dates(consumption_building):
@@ -131,7 +132,7 @@ async def test_it_answers_from_neighbour_rows_exactly_as_from_the_whole_history(
     for whole, partial in zip(full, loaded, strict=True):
         for instant in INSTANTS:
             assert partial.register_at(instant) == whole.register_at(instant), instant
-        for begin, end in zip(MONTHS, MONTHS[1:], strict=False):
+        for begin, end in itertools.pairwise(MONTHS):
             assert partial.consumption(begin, end, now=NOW) == whole.consumption(begin, end, now=NOW)
 
 
@@ -146,10 +147,10 @@ async def test_it_sums_a_property_in_sql_by_the_same_rules_as_python(awkward, fr
             conn, property_id=prop.pk, meter_types=["heat", "cold_water"], instants=instants, zone=CPH, now=NOW
         )
     for one in full:
-        expected = [one.consumption(a, b, now=NOW) for a, b in zip(instants, instants[1:], strict=False)]
+        expected = [one.consumption(a, b, now=NOW) for a, b in itertools.pairwise(instants)]
         assert per_installation[one.installation.id] == expected, one.installation
     heat = [one for one in full if one.installation.meter_type == "heat"]
-    for index, (a, b) in enumerate(zip(instants, instants[1:], strict=False)):
+    for index, (a, b) in enumerate(itertools.pairwise(instants)):
         expected_total = add_amounts(one.consumption(a, b, now=NOW) for one in heat)
         found = averages["heat"][index]
         assert (found.total if found else None) == expected_total

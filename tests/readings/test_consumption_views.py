@@ -23,13 +23,13 @@ async def logged_in(user) -> AsyncClient:
 
 
 def text_of(response) -> str:
-    return response.content.decode()
+    return str(response.content.decode())
 
 
 def data_total(html: str, css_class: str) -> str:
     match = re.search(rf'class="{css_class}" data-total="([^"]+)"', html)
     assert match is not None, f"no {css_class} on the page"
-    return match[1]
+    return str(match[1])
 
 
 # --- The tenant's page ---------------------------------------------------------------------------------
