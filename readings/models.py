@@ -113,6 +113,12 @@ class Unit(models.Model):
         return f"{self.property} · {self.label}"
 
 
+class TenancyQuerySet(models.QuerySet["Tenancy"]):
+    def for_tenant(self, user: settings.AUTH_USER_MODEL) -> TenancyQuerySet:  # type: ignore[name-defined]
+        """The user's own tenancies, newest first (the only ones whose data they may see)."""
+        return self.filter(tenant=user).select_related("unit__property").order_by("-move_in")
+
+
 class Tenancy(models.Model):
     """A tenant living in a unit from move_in up to (not including) move_out."""
 
@@ -120,6 +126,8 @@ class Tenancy(models.Model):
     tenant = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="tenancies")
     move_in = models.DateField()
     move_out = models.DateField(null=True, blank=True, help_text="First day no longer living there; empty if current.")
+
+    objects = TenancyQuerySet.as_manager()
 
     class Meta:
         verbose_name_plural = "tenancies"

@@ -229,3 +229,76 @@ def water_meter(unit, gateway):
         register_unit="m3",
         installed_at=datetime(2024, 1, 1, tzinfo=UTC),
     )
+
+
+# --- Consumption pages (readings.consumption) ---------------------------------------------------------
+
+
+def ingest_now(property_id, rows):
+    """readings.ingest from sync code, even where an event loop already runs in this thread (Playwright)."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    import psycopg
+
+    from readings.ingest import ingest
+
+    async def write():
+        async with await psycopg.AsyncConnection.connect(db.conninfo()) as conn:
+            return await ingest(conn, property_id=property_id, rows=rows)
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, write()).result()
+
+
+def hourly_rows(installation, start, end, *, first=Decimal(0), per_hour=Decimal(1)):
+    """ReadingRows every hour in [start, end), the register rising `per_hour` from `first`."""
+    from datetime import timedelta
+
+    from readings.ingest import ReadingRow
+
+    # Step in UTC: an hour added to a local wall-clock time is no hour on DST days.
+    rows, when, value, end = [], start.astimezone(UTC), first, end.astimezone(UTC)
+    while when < end:
+        rows.append(ReadingRow(installation.pk, when, value, installation.register_unit, installation.meter_type))
+        when, value = when + timedelta(hours=1), value + per_hour
+    return rows
+
+
+@pytest.fixture
+def paul(django_user_model):
+    """The tenant who lived in tina's unit before her."""
+    return django_user_model.objects.create_user("paul", password="paul-password-1")
+
+
+@pytest.fixture
+def consumption_building(prop, unit, gateway, tina, paul):
+    """Unit 1 tv (72.5 m²) and 2 th (50 m²) with a heat meter each, read every hour from 1 Dec 2024 to 1 Apr 2025.
+
+    1 tv's register rises 1 kWh an hour from 0, 2 th's 2 kWh (local months:
+    Dec 744 h, Jan 744, Feb 672, Mar 743 with the spring day). paul lived in
+    1 tv until 15 Jan 2025, tina from then on.
+    """
+    import zoneinfo
+
+    from readings.models import MeterInstallation, Tenancy, Unit
+
+    cph = zoneinfo.ZoneInfo("Europe/Copenhagen")
+    start = datetime(2024, 12, 1, tzinfo=cph)
+    end = datetime(2025, 4, 2, tzinfo=cph)
+    neighbour = Unit.objects.create(property=prop, label="2 th", floor_area_m2=Decimal("50"))
+    meters = {}
+    for number, (owner, serial) in enumerate([(unit, "20000001"), (neighbour, "20000002")], start=1):
+        meters[owner.label] = MeterInstallation.objects.create(
+            unit=owner,
+            gateway=gateway,
+            meter_serial=serial,
+            manufacturer="KAM",
+            meter_type="heat",
+            register_unit="kWh",
+            installed_at=start,
+        )
+        ingest_now(prop.pk, hourly_rows(meters[owner.label], start, end, per_hour=Decimal(number)))
+    Tenancy.objects.create(unit=unit, tenant=paul, move_in=date(2024, 6, 1), move_out=date(2025, 1, 15))
+    Tenancy.objects.create(unit=unit, tenant=tina, move_in=date(2025, 1, 15))
+    return {"unit": unit, "neighbour": neighbour, "meters": meters}
