@@ -85,3 +85,28 @@ class SettlementLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.unit}: {self.total_amount_dkk} DKK"
+
+    @property
+    def refund_dkk(self) -> Decimal | None:
+        """What the tenant gets back, when they paid more on account than their share."""
+        if self.balance_dkk is None or self.balance_dkk >= 0:
+            return None
+        return -self.balance_dkk
+
+
+class AcontoPayment(models.Model):
+    """What a tenancy paid on account during a settlement's period; the line's balance subtracts it."""
+
+    settlement = models.ForeignKey(Settlement, on_delete=models.CASCADE, related_name="aconto_payments")
+    tenancy = models.ForeignKey("readings.Tenancy", on_delete=models.PROTECT, related_name="+")
+    amount_dkk = models.DecimalField(max_digits=12, decimal_places=2)
+
+    class Meta:
+        verbose_name = "aconto payment"
+        constraints = [
+            models.UniqueConstraint(fields=["settlement", "tenancy"], name="aconto_one_per_tenancy"),
+            models.CheckConstraint(condition=Q(amount_dkk__gte=0), name="aconto_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.amount_dkk} DKK on account"
