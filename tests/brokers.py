@@ -196,7 +196,7 @@ class MqttGateway:
 
     async def _read(self) -> None:
         async for message in self.client.messages:
-            answer = json.loads(bytes(message.payload))  # type: ignore[arg-type]
+            answer = json.loads(message.payload if isinstance(message.payload, bytes) else b"null")
             correlation = getattr(message.properties, "CorrelationData", None)
             if correlation is not None:
                 answer["_correlation_data"] = bytes(correlation)
@@ -207,7 +207,7 @@ class MqttGateway:
         payload = body if isinstance(body, bytes) else json.dumps(body).encode()
         properties = None
         if correlation is not None:
-            properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            properties = Properties(PacketTypes.PUBLISH)
             properties.CorrelationData = correlation
         await self.client.publish(readings_topic(serial or self.serial), payload, qos=1, properties=properties)
         return correlation.decode() if correlation else "sha256:" + hashlib.sha256(payload).hexdigest()

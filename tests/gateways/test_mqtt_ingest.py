@@ -289,7 +289,7 @@ class MqttIngestCommand:
             "MQTT_CLIENT_ID": "test-ingest-command",
         }
         self.process = None
-        self.lines = Queue()
+        self.lines: Queue[str] = Queue()
         self.returncodes = []
 
     def start(self, timeout=30):
@@ -309,7 +309,7 @@ class MqttIngestCommand:
             self.lines.put(line)
 
     def wait_for(self, text, timeout):
-        seen = []
+        seen: list[str] = []
         while True:
             try:
                 line = self.lines.get(timeout=timeout)
@@ -320,6 +320,7 @@ class MqttIngestCommand:
                 return
 
     def stop(self):
+        assert self.process is not None
         self.process.send_signal(signal.SIGTERM)
         self.returncodes.append(self.process.wait(30))
 
@@ -331,7 +332,7 @@ async def test_it_keeps_messages_while_the_database_is_down_and_stores_each_once
     meanwhile; when the database returns every message is stored and acknowledged exactly once."""
     caplog.set_level(logging.WARNING, logger="gateways.mqtt")
     target = conninfo_to_dict(db.conninfo())
-    proxy = TcpProxy(target["host"], int(target["port"]))
+    proxy = TcpProxy(str(target["host"]), int(str(target["port"])))
     await proxy.start()
     original_conninfo = db.conninfo
     monkeypatch.setattr(db, "conninfo", lambda: make_conninfo(original_conninfo(), port=proxy.port))
