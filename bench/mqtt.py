@@ -1,6 +1,6 @@
 """MQTT ingestion benchmark: readings/s through Mosquitto and `mqtt_ingest` against the HTTP endpoint, same run.
 
-    .venv/bin/python bench/mqtt.py [--payloads 8] [--rounds 3]
+    .venv/bin/python bench/mqtt.py [--payloads 8] [--rounds 6]
 
 Same database set-up as bench/ingest.py (a `mbusportal_bench` database on
 the server of DATABASE_URL, default the embedded one: `make db`; 400 heat
@@ -12,7 +12,8 @@ holds 10,000 readings at new timestamps, so every variant inserts.
   (m) 4 gateways publish their payloads (QoS 1) back to back; timed until every verdict is back
   (l) 4 gateways publish one payload and wait for its verdict before the next (lock-step, like HTTP)
 
-Prints the median readings/s of each over the rounds and the ratios to (e);
+Each round runs the three in a rotated order. Prints the median readings/s
+of each over the rounds and the ratios to (e);
 the issue's target is (m)/(e) >= 0.9.
 """
 
@@ -103,6 +104,12 @@ def start_subscriber(port: int, log: Path) -> subprocess.Popen[bytes]:
     return process
 
 
+def cpu_seconds(process: subprocess.Popen[bytes]) -> float:
+    """User + system CPU time the process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def port_open(port: int) -> bool:
     try:
         socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
@@ -162,7 +169,7 @@ async def publish_all(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--payloads", type=int, default=8, help="payloads of 10,000 readings per variant and round")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=6)
     options = parser.parse_args()
 
     print(f"preparing {http_bench.BENCH_DB}: migrate, 400 meters, {http_bench.PRELOAD_ROWS:,} rows ...", flush=True)
@@ -177,6 +184,9 @@ def main() -> None:
     serial_of = {iid: f"{20_000_000 + n}" for n, iid in enumerate(installation_ids)}
     rows_per_round = options.payloads * http_bench.ROWS_PER_PAYLOAD
     results: dict[str, list[float]] = {key: [] for key in "eml"}
+    # CPU ms per 10,000-reading payload of the process that stores (daphne or mqtt_ingest), and of the broker.
+    cpu: dict[str, list[float]] = {key: [] for key in "eml"}
+    broker_cpu: dict[str, list[float]] = {key: [] for key in "ml"}
     with tempfile.TemporaryDirectory() as folder:
         broker = start_mosquitto(Path(folder), port)
         subscriber = start_subscriber(port, Path(folder) / "mqtt_ingest.log")
@@ -195,12 +205,23 @@ def main() -> None:
                     ]
                     return [bodies[g :: http_bench.GATEWAYS] for g in range(http_bench.GATEWAYS)]
 
-                http = list(zip(tokens, bodies_by_gateway(), strict=True))
-                results["e"].append(rows_per_round / http_bench.post_all(host, http))
-                for key, lockstep in (("m", False), ("l", True)):
-                    bodies = bodies_by_gateway()
-                    seconds = asyncio.run(publish_all(port, serials, tokens, bodies, lockstep))
-                    results[key].append(rows_per_round / seconds)
+                def http() -> float:
+                    return http_bench.post_all(host, list(zip(tokens, bodies_by_gateway(), strict=True)))
+
+                def mqtt(lockstep: bool) -> Callable[[], float]:
+                    return lambda: asyncio.run(publish_all(port, serials, tokens, bodies_by_gateway(), lockstep))
+
+                variants = [("e", http), ("m", mqtt(False)), ("l", mqtt(True))]
+                # Each round starts with another variant: the table grows as the run goes on,
+                # and none should always write to the biggest one.
+                shift = (round_number - 1) % len(variants)
+                for key, variant in variants[shift:] + variants[:shift]:
+                    server = daphne if key == "e" else subscriber
+                    before, broker_before = cpu_seconds(server), cpu_seconds(broker)
+                    results[key].append(rows_per_round / variant())
+                    cpu[key].append(1000 * (cpu_seconds(server) - before) / options.payloads)
+                    if key in broker_cpu:
+                        broker_cpu[key].append(1000 * (cpu_seconds(broker) - broker_before) / options.payloads)
                 print(
                     f"round {round_number}: " + "  ".join(f"({k}) {v[-1]:,.0f}" for k, v in results.items()),
                     flush=True,
@@ -210,6 +231,9 @@ def main() -> None:
                 process.terminate()
                 process.wait(30)
     report(results, options)
+    for label, table in (("storing process (daphne / mqtt_ingest)", cpu), ("Mosquitto", broker_cpu)):
+        medians = ", ".join(f"({key}) {statistics.median(values):.0f} ms" for key, values in table.items())
+        print(f"  CPU per payload, {label}: {medians}")
 
 
 LABELS = {

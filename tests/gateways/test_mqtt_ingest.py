@@ -129,6 +129,17 @@ async def test_it_accepts_gzip_and_echoes_the_correlation_data(
     assert ack["status"] == 200 and ack["inserted"] == 4
 
 
+async def test_it_stores_a_gateways_messages_in_the_order_they_were_published(
+    mosquitto, mqtt_subscriber, gateway, gateway_token, heat_meter
+):
+    async with gateway_client(mosquitto, gateway, gateway_token) as client:
+        ids = [await client.publish(payload([0], value=str(n))) for n in range(1, 7)]
+        acks = await client.acks_for(6)
+    assert [ack["message_id"] for ack in acks] == ids
+    assert [(ack["inserted"], ack["updated"]) for ack in acks] == [(1, 0)] + [(0, 1)] * 5
+    assert [row[2] for row in await stored()] == [6]
+
+
 async def test_it_refuses_a_message_under_another_gateways_serial(
     mosquitto, mqtt_subscriber, prop, gateway, gateway_token, heat_meter
 ):
