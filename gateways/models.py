@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import secrets
 
@@ -22,6 +23,22 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+# Mosquitto's PBKDF2-SHA512 password format ("$7$", mosquitto_passwd's default since 2.0).
+MOSQUITTO_ITERATIONS = 101
+MOSQUITTO_SALT_BYTES = 12
+
+
+def mosquitto_password_hash(password: str, *, salt: bytes | None = None) -> str:
+    """The password as Mosquitto's password_file stores it: $7$iterations$salt$hash, base64.
+
+    Used for gateway tokens (256 random bits, so the iteration count is no
+    weakness) and for the subscriber's own account.
+    """
+    salt = salt if salt is not None else secrets.token_bytes(MOSQUITTO_SALT_BYTES)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, MOSQUITTO_ITERATIONS)
+    return f"$7${MOSQUITTO_ITERATIONS}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
 class GatewayQuerySet(models.QuerySet["Gateway"]):
     def for_token(self, token: str) -> GatewayQuerySet:
         return self.filter(token_hash=hash_token(token))
@@ -34,6 +51,9 @@ class Gateway(models.Model):
     # Only the hash is stored; the token itself is shown once when issued.
     token_hash = models.CharField(max_length=64, unique=True, null=True, blank=True, editable=False)
     token_issued_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The same token as the gateway's MQTT password, hashed the way Mosquitto's
+    # password file wants it (`manage.py mqtt_acl` writes the file).
+    mqtt_password_hash = models.CharField(max_length=200, blank=True, default="", editable=False)
     last_seen_at = models.DateTimeField(null=True, blank=True)
     active = models.BooleanField(default=True)
     # Fixed-window request counter of the ingestion API (see gateways/sql.py).
@@ -49,13 +69,15 @@ class Gateway(models.Model):
         """Replace the gateway's token with a new one and return it (the only time it is visible)."""
         token = secrets.token_urlsafe(TOKEN_BYTES)
         self.token_hash = hash_token(token)
+        self.mqtt_password_hash = mosquitto_password_hash(token)
         self.token_issued_at = timezone.now()
-        self.save(update_fields=["token_hash", "token_issued_at"])
+        self.save(update_fields=["token_hash", "mqtt_password_hash", "token_issued_at"])
         return token
 
     def revoke_token(self) -> None:
         self.token_hash = None
-        self.save(update_fields=["token_hash"])
+        self.mqtt_password_hash = ""
+        self.save(update_fields=["token_hash", "mqtt_password_hash"])
 
 
 class AlarmType(models.TextChoices):

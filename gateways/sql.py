@@ -5,22 +5,30 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 
 from gateways.models import AlarmType, Severity
 from gateways.payload import Installation, InstallationIndex
 
-# Authenticate and count the request in one round trip. The fixed window
-# lives in the gateway row so that every process sees the same count.
-AUTHENTICATE = """
+# Find the gateway and count the request in one round trip. The fixed window
+# lives in the gateway row so that every process (and transport) sees the same count.
+_COUNT_REQUEST = """
 UPDATE gateways_gateway SET
     rate_window_count = CASE WHEN rate_window_start = date_trunc('minute', now())
                              THEN rate_window_count + 1 ELSE 1 END,
     rate_window_start = date_trunc('minute', now())
-WHERE token_hash = %s
+WHERE {key} = %s {and_condition}
 RETURNING id, property_id, serial, active, rate_window_count,
           ceil(extract(epoch FROM date_trunc('minute', now()) + interval '1 minute' - now()))::int
 """
+# HTTP: the bearer token names the gateway.
+AUTHENTICATE = sql.SQL(_COUNT_REQUEST).format(key=sql.Identifier("token_hash"), and_condition=sql.SQL(""))
+# MQTT: the broker authenticated the gateway (its password is derived from the
+# token) and its ACL pins the topic to the serial; a token revoked since the
+# password file was written must not let it in.
+BY_SERIAL_WITH_TOKEN = sql.SQL(_COUNT_REQUEST).format(
+    key=sql.Identifier("serial"), and_condition=sql.SQL("AND token_hash IS NOT NULL")
+)
 
 INSTALLATIONS = """
 SELECT i.id, i.meter_serial, i.manufacturer, i.meter_type, i.register_unit, i.installed_at, i.removed_at
@@ -73,6 +81,13 @@ class AlarmFact:
 async def authenticate(conn: AsyncConnection[Any], token_hash: str) -> AuthenticatedGateway | None:
     """The gateway holding this token, with this request counted; None for an unknown token."""
     cur = await conn.execute(AUTHENTICATE, [token_hash])
+    row = await cur.fetchone()
+    return AuthenticatedGateway(*row) if row is not None else None
+
+
+async def gateway_by_serial(conn: AsyncConnection[Any], serial: str) -> AuthenticatedGateway | None:
+    """The gateway with this serial and a current token, with this message counted; None otherwise."""
+    cur = await conn.execute(BY_SERIAL_WITH_TOKEN, [serial])
     row = await cur.fetchone()
     return AuthenticatedGateway(*row) if row is not None else None
 

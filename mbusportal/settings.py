@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -198,4 +199,64 @@ INGEST = {
     "low_battery_pct": _positive_int("INGEST_LOW_BATTERY_PCT", 10),
     # Gateways' clocks drift; readings further ahead than this are refused.
     "max_clock_skew_s": _positive_int("INGEST_MAX_CLOCK_SKEW_S", 15 * 60),
+}
+
+# --- MQTT ingestion (gateways/mqtt.py, `manage.py mqtt_ingest`) ----------------------
+MQTT_SESSION_EXPIRY_MAX_S = 0xFFFFFFFF  # MQTT 5's largest value: the session never expires
+
+
+def _mqtt_url(name: str, default: str) -> dict[str, Any]:
+    """mqtt://[user:password@]host[:port] (or mqtts:// for TLS), split into its parts."""
+    raw = env.str(name, default=default)
+    parts = urlsplit(raw)
+    try:
+        port = parts.port
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} has an invalid port: {raw!r}") from None
+    if parts.scheme not in {"mqtt", "mqtts"} or not parts.hostname or parts.path not in {"", "/"}:
+        raise ImproperlyConfigured(f"{name} must look like mqtt://[user:password@]host[:port] or mqtts://…; {raw!r}")
+    tls = parts.scheme == "mqtts"
+    port = port or (8883 if tls else 1883)
+    username = unquote(parts.username) if parts.username else None
+    return {
+        # Safe to log: the password is left out.
+        "display": f"{parts.scheme}://{username + '@' if username else ''}{parts.hostname}:{port}",
+        "host": parts.hostname,
+        "port": port,
+        "tls": tls,
+        "username": username,
+        "password": unquote(parts.password) if parts.password else None,
+    }
+
+
+def _mqtt_session_expiry(name: str, default: int) -> int:
+    value = _positive_int(name, default)
+    if value == 0 or value > MQTT_SESSION_EXPIRY_MAX_S:
+        raise ImproperlyConfigured(f"{name} must be from 1 to {MQTT_SESSION_EXPIRY_MAX_S} seconds, got {value}")
+    return value
+
+
+def _mqtt_client_id(name: str, default: str) -> str:
+    value: str = env.str(name, default=default)
+    if not value or any(character in value for character in "+#/ "):
+        raise ImproperlyConfigured(f"{name} must be a non-empty id without spaces, '/', '+' or '#', got {value!r}")
+    return value
+
+
+def _at_least_one(name: str, default: int) -> int:
+    value = _positive_int(name, default)
+    if value < 1:
+        raise ImproperlyConfigured(f"{name} must be at least 1, got {value}")
+    return value
+
+
+MQTT = {
+    **_mqtt_url("MQTT_URL", "mqtt://127.0.0.1:1883"),
+    # Fixed, so that the broker finds the persistent session (and the messages
+    # queued while the subscriber was away) again. One per subscriber process.
+    "client_id": _mqtt_client_id("MQTT_CLIENT_ID", "mbusportal-ingest"),
+    # How long the broker keeps the session, and queues messages, while the subscriber is away.
+    "session_expiry_s": _mqtt_session_expiry("MQTT_SESSION_EXPIRY_S", 7 * 24 * 3600),
+    # Messages being stored at once (one at a time per gateway, in order).
+    "concurrency": _at_least_one("MQTT_CONCURRENCY", 4),
 }

@@ -4,6 +4,7 @@ alice manages organisation A's building, bob is her colleague, charlie
 manages another organisation and must see nothing of A; tina is the tenant.
 """
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -302,3 +303,79 @@ def consumption_building(prop, unit, gateway, tina, paul):
     Tenancy.objects.create(unit=unit, tenant=paul, move_in=date(2024, 6, 1), move_out=date(2025, 1, 15))
     Tenancy.objects.create(unit=unit, tenant=tina, move_in=date(2025, 1, 15))
     return {"unit": unit, "neighbour": neighbour, "meters": meters}
+
+
+# --- MQTT ingestion: a real Mosquitto per test, the subscriber in-process ---------------
+
+MQTT_SUBSCRIBER_USER = "mbusportal"
+MQTT_SUBSCRIBER_PASSWORD = "subscriber-password-1"
+
+
+@pytest.fixture
+def mosquitto(tmp_path, settings, gateway_token):
+    """Mosquitto on a free port with its own config and persistence, enforcing `mqtt_acl`'s files.
+
+    settings.MQTT points at it with the subscriber's account and a client id of its own.
+    """
+    from tests.brokers import Mosquitto, mosquitto_binary
+
+    binary = mosquitto_binary()
+    if binary is None:
+        if os.environ.get("REQUIRE_MQTT") == "1":
+            pytest.fail("REQUIRE_MQTT=1 but there is no mosquitto binary (apt-get install mosquitto)")
+        pytest.skip("no mosquitto binary (apt-get install mosquitto); REQUIRE_MQTT=1 makes this a failure")
+    broker = Mosquitto(binary, tmp_path / "mosquitto", password_file=tmp_path / "passwd", acl_file=tmp_path / "acl")
+    settings.MQTT = {
+        **settings.MQTT,
+        "host": "127.0.0.1",
+        "port": broker.port,
+        "display": f"mqtt://{MQTT_SUBSCRIBER_USER}@127.0.0.1:{broker.port}",
+        "username": MQTT_SUBSCRIBER_USER,
+        "password": MQTT_SUBSCRIBER_PASSWORD,
+        "client_id": "test-ingest",
+    }
+    write_mqtt_accounts(broker)
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+def write_mqtt_accounts(broker, *, reload=False):
+    """`manage.py mqtt_acl` into the broker's files; reload=True makes the running broker re-read them."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    call_command("mqtt_acl", "--password-file", broker.password_file, "--acl-file", broker.acl_file, stdout=StringIO())
+    if reload:
+        broker.reload()
+
+
+class InProcessSubscriber:
+    """`manage.py mqtt_ingest`'s loop as a task of the test's event loop."""
+
+    def __init__(self):
+        self.stop_event = asyncio.Event()
+        self.subscribed = asyncio.Event()
+        self.task = None
+
+    async def start(self, wait_s=20.0):
+        from gateways import mqtt
+
+        self.stop_event, self.subscribed = asyncio.Event(), asyncio.Event()
+        self.task = asyncio.create_task(mqtt.run(self.stop_event, subscribed=self.subscribed))
+        await asyncio.wait_for(self.subscribed.wait(), wait_s)
+
+    async def stop(self):
+        if self.task is not None:
+            self.stop_event.set()
+            await asyncio.wait_for(self.task, 30)
+            self.task = None
+
+
+@pytest.fixture
+async def mqtt_subscriber(mosquitto, fresh_pool):
+    running = InProcessSubscriber()
+    await running.start()
+    yield running
+    await running.stop()
