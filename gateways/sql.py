@@ -7,19 +7,22 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
+from gateways.frames import RawFrameRow
 from gateways.models import AlarmType, Severity
 from gateways.payload import Installation, InstallationIndex
 
 # Authenticate and count the request in one round trip. The fixed window
 # lives in the gateway row so that every process sees the same count.
 AUTHENTICATE = """
-UPDATE gateways_gateway SET
-    rate_window_count = CASE WHEN rate_window_start = date_trunc('minute', now())
-                             THEN rate_window_count + 1 ELSE 1 END,
+UPDATE gateways_gateway g SET
+    rate_window_count = CASE WHEN g.rate_window_start = date_trunc('minute', now())
+                             THEN g.rate_window_count + 1 ELSE 1 END,
     rate_window_start = date_trunc('minute', now())
-WHERE token_hash = %s
-RETURNING id, property_id, serial, active, rate_window_count,
-          ceil(extract(epoch FROM date_trunc('minute', now()) + interval '1 minute' - now()))::int
+FROM readings_property p
+WHERE g.token_hash = %s AND p.id = g.property_id
+RETURNING g.id, g.property_id, g.serial, g.active, g.rate_window_count,
+          ceil(extract(epoch FROM date_trunc('minute', now()) + interval '1 minute' - now()))::int,
+          p.time_zone
 """
 
 INSTALLATIONS = """
@@ -27,6 +30,20 @@ SELECT i.id, i.meter_serial, i.manufacturer, i.meter_type, i.register_unit, i.in
 FROM readings_meterinstallation i
 JOIN readings_unit u ON u.id = i.unit_id
 WHERE u.property_id = %s
+"""
+
+COPY_RAW_FRAMES = """
+COPY gateways_rawframe (gateway_id, received_at, frame, installation_id, reading_at, error)
+FROM STDIN (FORMAT BINARY)
+"""
+RAW_FRAME_TYPES = ["int8", "timestamptz", "bytea", "int8", "timestamptz", "text"]
+
+# What a re-processed frame gave this time.
+UPDATE_RAW_FRAMES = """
+UPDATE gateways_rawframe f
+SET installation_id = n.installation_id, reading_at = n.reading_at, error = n.error
+FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[], %s::text[]) AS n(id, installation_id, reading_at, error)
+WHERE f.id = n.id
 """
 
 SEEN = "UPDATE gateways_gateway SET last_seen_at = now() WHERE id = %s"
@@ -60,6 +77,8 @@ class AuthenticatedGateway:
     active: bool
     requests_this_minute: int
     seconds_left_in_window: int
+    # The property's time zone: meters' clocks show its wall-clock time.
+    time_zone: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +99,27 @@ async def authenticate(conn: AsyncConnection[Any], token_hash: str) -> Authentic
 async def installation_index(conn: AsyncConnection[Any], property_id: int) -> InstallationIndex:
     cur = await conn.execute(INSTALLATIONS, [property_id])
     return InstallationIndex(Installation(*row) for row in await cur.fetchall())
+
+
+async def keep_raw_frames(conn: AsyncConnection[Any], gateway_id: int, frames: list[RawFrameRow]) -> None:
+    """Inside the ingest transaction: the frames as they came, with what became of each."""
+    async with conn.cursor() as cur, cur.copy(COPY_RAW_FRAMES) as copy:
+        copy.set_types(RAW_FRAME_TYPES)
+        for frame in frames:
+            await copy.write_row((gateway_id, *frame))
+
+
+async def update_raw_frames(conn: AsyncConnection[Any], ids: list[int], frames: list[RawFrameRow]) -> None:
+    """Record what re-processing made of kept frames (same order as `ids`)."""
+    await conn.execute(
+        UPDATE_RAW_FRAMES,
+        [
+            ids,
+            [frame.installation_id for frame in frames],
+            [frame.reading_at for frame in frames],
+            [frame.error for frame in frames],
+        ],
+    )
 
 
 async def record_delivery(conn: AsyncConnection[Any], gateway: AuthenticatedGateway, alarms: list[AlarmFact]) -> None:
