@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -44,6 +45,25 @@ UPDATE gateways_rawframe f
 SET installation_id = n.installation_id, reading_at = n.reading_at, error = n.error
 FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[], %s::text[]) AS n(id, installation_id, reading_at, error)
 WHERE f.id = n.id
+"""
+
+# reprocess_frames: the gateways whose frames fall in a window, then their frames in id order.
+RAW_FRAME_GATEWAYS = """
+SELECT g.id, g.property_id, g.serial, g.active, p.time_zone
+FROM gateways_gateway g JOIN readings_property p ON p.id = g.property_id
+WHERE EXISTS (
+    SELECT 1 FROM gateways_rawframe f
+    WHERE f.gateway_id = g.id AND f.received_at >= %(since)s AND f.received_at < %(until)s
+)
+AND (%(serial)s::text IS NULL OR g.serial = %(serial)s)
+ORDER BY g.serial
+"""
+RAW_FRAMES = """
+SELECT id, received_at, frame, installation_id, reading_at, error
+FROM gateways_rawframe
+WHERE gateway_id = %(gateway)s AND received_at >= %(since)s AND received_at < %(until)s AND id > %(after)s
+ORDER BY id
+LIMIT %(limit)s
 """
 
 SEEN = "UPDATE gateways_gateway SET last_seen_at = now() WHERE id = %s"
@@ -120,6 +140,36 @@ async def update_raw_frames(conn: AsyncConnection[Any], ids: list[int], frames: 
             [frame.error for frame in frames],
         ],
     )
+
+
+@dataclass(frozen=True, slots=True)
+class KeptFrame:
+    id: int
+    received_at: datetime
+    frame: bytes
+    installation_id: int | None
+    reading_at: datetime | None
+    error: str
+
+
+async def gateways_with_frames(
+    conn: AsyncConnection[Any], since: datetime, until: datetime, serial: str | None
+) -> list[AuthenticatedGateway]:
+    """Gateways that kept frames received in [since, until), as if authenticated (no request counted)."""
+    cur = await conn.execute(RAW_FRAME_GATEWAYS, {"since": since, "until": until, "serial": serial})
+    return [
+        AuthenticatedGateway(id, property_id, serial, active, 0, 0, time_zone)
+        for id, property_id, serial, active, time_zone in await cur.fetchall()
+    ]
+
+
+async def kept_frames(
+    conn: AsyncConnection[Any], gateway_id: int, since: datetime, until: datetime, *, after: int, limit: int
+) -> list[KeptFrame]:
+    """The next `limit` frames of a gateway received in [since, until) with ids above `after`."""
+    parameters = {"gateway": gateway_id, "since": since, "until": until, "after": after, "limit": limit}
+    cur = await conn.execute(RAW_FRAMES, parameters)
+    return [KeptFrame(id, received_at, bytes(frame), *rest) for id, received_at, frame, *rest in await cur.fetchall()]
 
 
 async def record_delivery(conn: AsyncConnection[Any], gateway: AuthenticatedGateway, alarms: list[AlarmFact]) -> None:
