@@ -106,6 +106,8 @@ class Function(StrEnum):
     MORE_RECORDS_FOLLOW = "More records follow"
 
 
+_FUNCTIONS = {function.value: function for function in Function}
+
 Value = Decimal | datetime | date | str | bytes | None
 
 
@@ -188,10 +190,9 @@ def _frame(raw: bytes, answer: dict[str, Any]) -> Frame:
 def _record(index: int, item: Any) -> Record:
     if not isinstance(item, dict):
         raise DecodeError(f"record {index}: {DECODER} gave no record")
-    try:
-        function = Function(str(item.get("function")))
-    except ValueError:
-        raise DecodeError(f"record {index}: unknown function {item.get('function')!r}") from None
+    function = _FUNCTIONS.get(str(item.get("function")))
+    if function is None:
+        raise DecodeError(f"record {index}: unknown function {item.get('function')!r}")
     quantities = [str(name) for name in item.get("quantities") or []]
     quantity = _QUANTITIES.get(quantities[0], quantities[0]) if quantities else ""
     library_unit = item.get("unit")
@@ -323,7 +324,7 @@ def _text(container: dict[str, Any], name: str) -> str:
 
 def _int(container: dict[str, Any], name: str) -> int:
     value = container.get(name)
-    if isinstance(value, bool) or not isinstance(value, int):
+    if type(value) is not int:
         raise DecodeError(f"{DECODER} gave no whole number for {name.replace('_', ' ')}")
     return value
 
