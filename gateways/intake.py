@@ -89,7 +89,7 @@ def parse(body: bytes, meters: InstallationIndex) -> ParsedPayload:
 def invalid_answer(invalid: PayloadInvalid) -> dict[str, Any]:
     """The 422 answer: how many problems, and the first few (index, field, message)."""
     return {
-        "error": f"{invalid.total} problem(s) in the payload; nothing was stored",
+        "error": f"{invalid.total} problem(s) in the payload; nothing was stored{invalid.hint}",
         "error_count": invalid.total,
         "errors": [error.as_dict() for error in invalid.errors],
     }

@@ -9,6 +9,7 @@ import secrets
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Now
 from django.utils import timezone
 
 TOKEN_BYTES = 32
@@ -146,3 +147,33 @@ class Alarm(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_severity_display()}: {self.get_type_display()} at {self.gateway}"
+
+
+class RawFrame(models.Model):
+    """An M-Bus frame as a gateway forwarded it, kept FRAMES_RETENTION_DAYS for re-processing.
+
+    Written by POST /api/v1/frames in the same transaction as the readings
+    decoded from it; `error` says why a frame stored with ?partial=1 was
+    rejected. `reprocess_frames` decodes them again after a decoder fix.
+    """
+
+    gateway = models.ForeignKey(Gateway, on_delete=models.CASCADE, related_name="raw_frames")
+    # When the gateway received the frame from the meter (its own clock).
+    received_at = models.DateTimeField()
+    stored_at = models.DateTimeField(db_default=Now())
+    frame = models.BinaryField()
+    installation = models.ForeignKey(
+        "readings.MeterInstallation", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # The timestamp of the reading stored from this frame (the meter's clock or received_at).
+    reading_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        indexes = [
+            # purge_raw_frames (received_at < cut-off) and reprocess_frames --since.
+            models.Index(fields=["received_at"], name="rawframe_received_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"frame from {self.gateway_id} received {self.received_at:%Y-%m-%d %H:%M}"

@@ -63,6 +63,97 @@ READING = {
 }
 
 
+# A GWF water meter's answer, from the shared frame corpus.
+EXAMPLE_FRAME = "68 1B 1B 68 08 01 72 07 20 18 00 E6 1E 35 07 4C 00 00 00 0C 78 07 20 18 00 0C 16 69 02 00 00 96 16"
+
+FRAME = {
+    "type": "object",
+    "required": ["frame", "received_at"],
+    "additionalProperties": False,
+    "properties": {
+        "frame": {
+            "type": "string",
+            "pattern": r"^\s*([0-9A-Fa-f]{2}\s*)+$",
+            "example": EXAMPLE_FRAME,
+            "description": "the meter's wired M-Bus long frame (EN 13757-3, CI 0x72) as it was read, in hex; "
+            "spaces between bytes allowed",
+        },
+        "received_at": {
+            "type": "string",
+            "format": "date-time",
+            "example": "2026-11-21T06:00:03+01:00",
+            "description": "when the gateway read the frame; ISO 8601 with a UTC offset. The reading's time is the "
+            "frame's own date/time record where it has a valid one (meter wall-clock time in the property's "
+            "time zone) within FRAMES_MAX_METER_CLOCK_DRIFT_S of this, else this.",
+        },
+    },
+}
+
+PROBLEM_LIST = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "required": ["index", "field", "message"],
+        "properties": {
+            "index": {"type": "integer", "nullable": True},
+            "field": {"type": "string"},
+            "message": {"type": "string"},
+        },
+    },
+}
+
+
+def _frames_path(limits: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "post": {
+            "summary": "Store raw M-Bus frames",
+            "description": "Each frame is decoded and mapped to the installation of its secondary address "
+            "(identification number + manufacturer) at this gateway's property; the register that fits the "
+            "installation (energy for heat and electricity, volume for water, units for heat cost allocators; "
+            "instantaneous, storage 0) is converted to the register unit. Error flags in the status byte raise "
+            "alarms. All or nothing, unless partial=1.",
+            "security": [{"gatewayToken": []}],
+            "parameters": [
+                {
+                    "name": "partial",
+                    "in": "query",
+                    "required": False,
+                    "description": "1: store the good frames and report the rejected ones (200); "
+                    "0 (default): one rejected frame rejects the request (422)",
+                    "schema": {"type": "string", "enum": ["0", "1", "true", "false"]},
+                },
+                {
+                    "name": "Content-Encoding",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string", "enum": ["gzip", "identity"]},
+                },
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Frames"}}},
+            },
+            "responses": {
+                "200": {
+                    "description": "stored; what happened to the readings, and the rejected frames (partial=1)",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/FramesStored"}}},
+                },
+                "400": _error("malformed JSON or gzip, or a partial other than 0 or 1"),
+                "401": _error("missing, unknown or revoked token"),
+                "403": _error("the gateway is deactivated"),
+                "413": _error(f"body over {limits['max_body_bytes']} bytes decompressed"),
+                "415": _error("not application/json, or an unsupported Content-Encoding"),
+                "422": {
+                    "description": "rejected frames (without partial=1) or a body of the wrong shape; nothing stored",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Invalid"}}},
+                },
+                "429": _retry(f"more than {limits['rate_per_minute']} requests a minute from this gateway"),
+                "503": _retry("database unavailable; nothing stored"),
+            },
+        }
+    }
+
+
 def document() -> dict[str, Any]:
     limits = settings.INGEST
     return {
@@ -101,6 +192,37 @@ def document() -> dict[str, Any]:
                     "required": ["inserted", "updated", "unchanged", "folded"],
                     "properties": {
                         name: {"type": "integer"} for name in ("inserted", "updated", "unchanged", "folded")
+                    },
+                },
+                "Frame": FRAME,
+                "Frames": {
+                    "description": "a list of frames, or an object with the list under frames",
+                    "oneOf": [
+                        {"$ref": "#/components/schemas/FrameList"},
+                        {
+                            "type": "object",
+                            "required": ["frames"],
+                            "properties": {"frames": {"$ref": "#/components/schemas/FrameList"}},
+                        },
+                    ],
+                },
+                "FrameList": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": settings.FRAMES["max_per_request"],
+                    "items": {"$ref": "#/components/schemas/Frame"},
+                },
+                "FramesStored": {
+                    "type": "object",
+                    "required": ["inserted", "updated", "unchanged", "folded", "rejected", "errors", "warnings"],
+                    "properties": {
+                        **{name: {"type": "integer"} for name in ("inserted", "updated", "unchanged", "folded")},
+                        "rejected": {"type": "integer", "description": "frames not stored (partial=1)"},
+                        "errors": {**PROBLEM_LIST, "maxItems": limits["max_errors_reported"]},
+                        "warnings": {
+                            **PROBLEM_LIST,
+                            "description": "frames stored with received_at because the meter's clock was far off",
+                        },
                     },
                 },
                 "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
@@ -162,7 +284,8 @@ def document() -> dict[str, Any]:
                         "503": _retry("database unavailable; nothing stored"),
                     },
                 }
-            }
+            },
+            "/api/v1/frames": _frames_path(limits),
         },
     }
 

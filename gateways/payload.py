@@ -71,10 +71,12 @@ class FieldError:
 class PayloadInvalid(Exception):
     """The payload's problems: the first few in detail, and how many there are in all."""
 
-    def __init__(self, errors: list[FieldError], total: int):
+    def __init__(self, errors: list[FieldError], total: int, hint: str = ""):
         super().__init__(f"{total} invalid field(s)")
         self.errors = errors
         self.total = total
+        # Appended to the answer's message, e.g. what the client can do instead.
+        self.hint = hint
 
 
 class MalformedJson(ValueError):
@@ -135,7 +137,7 @@ class ParsedPayload:
     error_flags: dict[int, tuple[datetime, int]] = field(default_factory=dict)
 
 
-class _Errors:
+class Errors:
     """Collects errors, keeping the first `cap` but counting all."""
 
     def __init__(self, cap: int):
@@ -153,7 +155,7 @@ class _Errors:
 
 
 def parse_readings(body: bytes, *, installations: InstallationIndex, now: datetime, limits: Limits) -> ParsedPayload:
-    errors = _Errors(limits.max_errors)
+    errors = Errors(limits.max_errors)
     items, count = _decode(body, errors)
     _check_count(count, errors, limits)
     parsed = _resolve(items, installations, now + limits.max_clock_skew, errors)
@@ -165,7 +167,7 @@ def parse_readings(body: bytes, *, installations: InstallationIndex, now: dateti
 # --- stage 1: shape and types ---------------------------------------------------------
 
 
-def _decode(body: bytes, errors: _Errors) -> tuple[Sequence[ReadingIn | None], int]:
+def _decode(body: bytes, errors: Errors) -> tuple[Sequence[ReadingIn | None], int]:
     """The readings, None where one is ill-typed, and how many the payload holds."""
     try:
         items = _DECODER.decode(body).readings
@@ -173,7 +175,7 @@ def _decode(body: bytes, errors: _Errors) -> tuple[Sequence[ReadingIn | None], i
     except msgspec.ValidationError as error:
         first_problem = str(error)
     except msgspec.DecodeError:
-        raise _malformed(body) from None
+        raise malformed_json(body) from None
     # Rare: find every problem, not just msgspec's first; the well-typed
     # readings still go through stage 2 so that its problems are reported too.
     typed = _typed_items(_loads(body), errors)
@@ -186,10 +188,10 @@ def _loads(body: bytes) -> Any:
     try:
         return json.loads(body, parse_float=Decimal)
     except (UnicodeDecodeError, json.JSONDecodeError):
-        raise _malformed(body) from None
+        raise malformed_json(body) from None
 
 
-def _malformed(body: bytes) -> MalformedJson:
+def malformed_json(body: bytes) -> MalformedJson:
     try:
         json.loads(body)
     except UnicodeDecodeError as error:
@@ -199,7 +201,7 @@ def _malformed(body: bytes) -> MalformedJson:
     return MalformedJson("malformed JSON")
 
 
-def _check_count(count: int, errors: _Errors, limits: Limits) -> None:
+def _check_count(count: int, errors: Errors, limits: Limits) -> None:
     if count == 0:
         errors.add(None, "readings", "must not be empty")
         raise errors.invalid()
@@ -208,7 +210,7 @@ def _check_count(count: int, errors: _Errors, limits: Limits) -> None:
         raise errors.invalid()
 
 
-def _typed_items(document: Any, errors: _Errors) -> list[ReadingIn | None]:
+def _typed_items(document: Any, errors: Errors) -> list[ReadingIn | None]:
     """Each reading typed, or None where it has type errors (so indexes stay the payload's)."""
     if not isinstance(document, dict) or "readings" not in document:
         errors.add(None, "readings", 'the body must be a JSON object with a "readings" list')
@@ -219,7 +221,7 @@ def _typed_items(document: Any, errors: _Errors) -> list[ReadingIn | None]:
     return [_typed_item(index, item, errors) for index, item in enumerate(document["readings"])]
 
 
-def _typed_item(index: int, item: Any, errors: _Errors) -> ReadingIn | None:
+def _typed_item(index: int, item: Any, errors: Errors) -> ReadingIn | None:
     if not isinstance(item, dict):
         errors.add(index, "", "each reading must be a JSON object")
         return None
@@ -246,7 +248,7 @@ def _typed_item(index: int, item: Any, errors: _Errors) -> ReadingIn | None:
     return ReadingIn(**{**item, "timestamp": timestamp, "value": value})
 
 
-def _timestamp(index: int, raw: Any, errors: _Errors) -> datetime | None:
+def _timestamp(index: int, raw: Any, errors: Errors) -> datetime | None:
     if not isinstance(raw, str):
         errors.add(index, "timestamp", "required, an ISO 8601 string with a UTC offset")
         return None
@@ -261,7 +263,7 @@ def _timestamp(index: int, raw: Any, errors: _Errors) -> datetime | None:
     return moment
 
 
-def _number(index: int, raw: Any, errors: _Errors) -> Decimal | None:
+def _number(index: int, raw: Any, errors: Errors) -> Decimal | None:
     if isinstance(raw, bool) or not isinstance(raw, int | Decimal | str):
         errors.add(index, "value", "required, a number")
         return None
@@ -272,7 +274,7 @@ def _number(index: int, raw: Any, errors: _Errors) -> Decimal | None:
         return None
 
 
-def _optional_int(index: int, item: dict[str, Any], name: str, bounds: tuple[int, int] | None, errors: _Errors) -> None:
+def _optional_int(index: int, item: dict[str, Any], name: str, bounds: tuple[int, int] | None, errors: Errors) -> None:
     raw = item.get(name)
     if raw is None:
         return
@@ -286,7 +288,7 @@ def _optional_int(index: int, item: dict[str, Any], name: str, bounds: tuple[int
 
 
 def _resolve(
-    items: Sequence[ReadingIn | None], installations: InstallationIndex, latest_allowed: datetime, errors: _Errors
+    items: Sequence[ReadingIn | None], installations: InstallationIndex, latest_allowed: datetime, errors: Errors
 ) -> ParsedPayload:
     parsed = ParsedPayload(rows=[])
     rows, flags_by_installation = parsed.rows, parsed.error_flags
@@ -305,7 +307,7 @@ def _resolve(
 
 
 def _resolve_one(
-    index: int, item: ReadingIn, installations: InstallationIndex, latest_allowed: datetime, errors: _Errors
+    index: int, item: ReadingIn, installations: InstallationIndex, latest_allowed: datetime, errors: Errors
 ) -> ReadingRow | None:
     moment = item.timestamp
     if moment > latest_allowed:
@@ -339,9 +341,7 @@ def _resolve_one(
     )
 
 
-def _installation(
-    index: int, item: ReadingIn, installations: InstallationIndex, errors: _Errors
-) -> Installation | None:
+def _installation(index: int, item: ReadingIn, installations: InstallationIndex, errors: Errors) -> Installation | None:
     moment = item.timestamp
     if item.meter_installation_id is not None:
         found = installations.by_id.get(item.meter_installation_id)

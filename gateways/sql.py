@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection, sql
 
+from gateways.frames import RawFrameRow
 from gateways.models import AlarmType, Severity
 from gateways.payload import Installation, InstallationIndex
 
 # Find the gateway and count the request in one round trip. The fixed window
-# lives in the gateway row so that every process (and transport) sees the same count.
+# lives in the gateway row so that every process (and transport) sees the same
+# count. The property's time zone comes along for meters' clocks (frames).
 _COUNT_REQUEST = """
-UPDATE gateways_gateway SET
-    rate_window_count = CASE WHEN rate_window_start = date_trunc('minute', now())
-                             THEN rate_window_count + 1 ELSE 1 END,
+UPDATE gateways_gateway g SET
+    rate_window_count = CASE WHEN g.rate_window_start = date_trunc('minute', now())
+                             THEN g.rate_window_count + 1 ELSE 1 END,
     rate_window_start = date_trunc('minute', now())
-WHERE {key} = %s {and_condition}
-RETURNING id, property_id, serial, active, rate_window_count,
-          ceil(extract(epoch FROM date_trunc('minute', now()) + interval '1 minute' - now()))::int
+FROM readings_property p
+WHERE p.id = g.property_id AND g.{key} = %s {and_condition}
+RETURNING g.id, g.property_id, g.serial, g.active, g.rate_window_count,
+          ceil(extract(epoch FROM date_trunc('minute', now()) + interval '1 minute' - now()))::int,
+          p.time_zone
 """
 # HTTP: the bearer token names the gateway.
 AUTHENTICATE = sql.SQL(_COUNT_REQUEST).format(key=sql.Identifier("token_hash"), and_condition=sql.SQL(""))
@@ -27,7 +32,7 @@ AUTHENTICATE = sql.SQL(_COUNT_REQUEST).format(key=sql.Identifier("token_hash"), 
 # token) and its ACL pins the topic to the serial; a token revoked since the
 # password file was written must not let it in.
 BY_SERIAL_WITH_TOKEN = sql.SQL(_COUNT_REQUEST).format(
-    key=sql.Identifier("serial"), and_condition=sql.SQL("AND token_hash IS NOT NULL")
+    key=sql.Identifier("serial"), and_condition=sql.SQL("AND g.token_hash IS NOT NULL")
 )
 
 INSTALLATIONS = """
@@ -35,6 +40,39 @@ SELECT i.id, i.meter_serial, i.manufacturer, i.meter_type, i.register_unit, i.in
 FROM readings_meterinstallation i
 JOIN readings_unit u ON u.id = i.unit_id
 WHERE u.property_id = %s
+"""
+
+COPY_RAW_FRAMES = """
+COPY gateways_rawframe (gateway_id, received_at, frame, installation_id, reading_at, error)
+FROM STDIN (FORMAT BINARY)
+"""
+RAW_FRAME_TYPES = ["int8", "timestamptz", "bytea", "int8", "timestamptz", "text"]
+
+# What a re-processed frame gave this time.
+UPDATE_RAW_FRAMES = """
+UPDATE gateways_rawframe f
+SET installation_id = n.installation_id, reading_at = n.reading_at, error = n.error
+FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[], %s::text[]) AS n(id, installation_id, reading_at, error)
+WHERE f.id = n.id
+"""
+
+# reprocess_frames: the gateways whose frames fall in a window, then their frames in id order.
+RAW_FRAME_GATEWAYS = """
+SELECT g.id, g.property_id, g.serial, g.active, p.time_zone
+FROM gateways_gateway g JOIN readings_property p ON p.id = g.property_id
+WHERE EXISTS (
+    SELECT 1 FROM gateways_rawframe f
+    WHERE f.gateway_id = g.id AND f.received_at >= %(since)s AND f.received_at < %(until)s
+)
+AND (%(serial)s::text IS NULL OR g.serial = %(serial)s)
+ORDER BY g.serial
+"""
+RAW_FRAMES = """
+SELECT id, received_at, frame, installation_id, reading_at, error
+FROM gateways_rawframe
+WHERE gateway_id = %(gateway)s AND received_at >= %(since)s AND received_at < %(until)s AND id > %(after)s
+ORDER BY id
+LIMIT %(limit)s
 """
 
 SEEN = "UPDATE gateways_gateway SET last_seen_at = now() WHERE id = %s"
@@ -68,6 +106,8 @@ class AuthenticatedGateway:
     active: bool
     requests_this_minute: int
     seconds_left_in_window: int
+    # The property's time zone: meters' clocks show its wall-clock time.
+    time_zone: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +135,57 @@ async def gateway_by_serial(conn: AsyncConnection[Any], serial: str) -> Authenti
 async def installation_index(conn: AsyncConnection[Any], property_id: int) -> InstallationIndex:
     cur = await conn.execute(INSTALLATIONS, [property_id])
     return InstallationIndex(Installation(*row) for row in await cur.fetchall())
+
+
+async def keep_raw_frames(conn: AsyncConnection[Any], gateway_id: int, frames: list[RawFrameRow]) -> None:
+    """Inside the ingest transaction: the frames as they came, with what became of each."""
+    async with conn.cursor() as cur, cur.copy(COPY_RAW_FRAMES) as copy:
+        copy.set_types(RAW_FRAME_TYPES)
+        for frame in frames:
+            await copy.write_row((gateway_id, *frame))
+
+
+async def update_raw_frames(conn: AsyncConnection[Any], ids: list[int], frames: list[RawFrameRow]) -> None:
+    """Record what re-processing made of kept frames (same order as `ids`)."""
+    await conn.execute(
+        UPDATE_RAW_FRAMES,
+        [
+            ids,
+            [frame.installation_id for frame in frames],
+            [frame.reading_at for frame in frames],
+            [frame.error for frame in frames],
+        ],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class KeptFrame:
+    id: int
+    received_at: datetime
+    frame: bytes
+    installation_id: int | None
+    reading_at: datetime | None
+    error: str
+
+
+async def gateways_with_frames(
+    conn: AsyncConnection[Any], since: datetime, until: datetime, serial: str | None
+) -> list[AuthenticatedGateway]:
+    """Gateways that kept frames received in [since, until), as if authenticated (no request counted)."""
+    cur = await conn.execute(RAW_FRAME_GATEWAYS, {"since": since, "until": until, "serial": serial})
+    return [
+        AuthenticatedGateway(id, property_id, serial, active, 0, 0, time_zone)
+        for id, property_id, serial, active, time_zone in await cur.fetchall()
+    ]
+
+
+async def kept_frames(
+    conn: AsyncConnection[Any], gateway_id: int, since: datetime, until: datetime, *, after: int, limit: int
+) -> list[KeptFrame]:
+    """The next `limit` frames of a gateway received in [since, until) with ids above `after`."""
+    parameters = {"gateway": gateway_id, "since": since, "until": until, "after": after, "limit": limit}
+    cur = await conn.execute(RAW_FRAMES, parameters)
+    return [KeptFrame(id, received_at, bytes(frame), *rest) for id, received_at, frame, *rest in await cur.fetchall()]
 
 
 async def record_delivery(conn: AsyncConnection[Any], gateway: AuthenticatedGateway, alarms: list[AlarmFact]) -> None:

@@ -8,5 +8,6 @@ app_name = "gateways"
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("api/v1/readings", api.post_readings, name="api-readings"),
+    path("api/v1/frames", api.post_frames, name="api-frames"),
     path("api/v1/openapi.json", openapi.openapi_json, name="api-openapi"),
 ]

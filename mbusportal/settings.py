@@ -23,7 +23,10 @@ if (BASE_DIR / ".env").is_file():
 
 
 def _positive_int(name: str, default: int) -> int:
-    value: int = env.int(name, default=default)
+    try:
+        value: int = env.int(name, default=default)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, got {env.str(name)!r}") from None
     if value < 0:
         raise ImproperlyConfigured(f"{name} must be zero or positive, got {value}")
     return value
@@ -260,3 +263,15 @@ MQTT = {
     # Messages being stored at once (one at a time per gateway, in order).
     "concurrency": _at_least_one("MQTT_CONCURRENCY", 4),
 }
+# --- Raw M-Bus frames (POST /api/v1/frames) ------------------------------------------
+FRAMES = {
+    # Frames in one request (the body limit above applies as well).
+    "max_per_request": _positive_int("FRAMES_MAX_PER_REQUEST", 20_000),
+    # Raw frames are kept this long for `reprocess_frames`; `purge_raw_frames` deletes older ones.
+    "retention_days": _positive_int("FRAMES_RETENTION_DAYS", 90),
+    # A meter clock further than this from the gateway's received_at is not trusted; received_at is used.
+    "max_meter_clock_drift_s": _positive_int("FRAMES_MAX_METER_CLOCK_DRIFT_S", 24 * 3600),
+}
+for _name, _key in (("FRAMES_MAX_PER_REQUEST", "max_per_request"), ("FRAMES_RETENTION_DAYS", "retention_days")):
+    if FRAMES[_key] < 1:
+        raise ImproperlyConfigured(f"{_name} must be at least 1, got {FRAMES[_key]}")

@@ -34,3 +34,14 @@ def test_it_documents_every_field_the_validator_accepts(client, field):
     properties = client.get("/api/v1/openapi.json").json()["components"]["schemas"]["Reading"]["properties"]
     assert field in properties and field in KNOWN_FIELDS
     assert set(properties) == KNOWN_FIELDS
+
+
+def test_it_describes_the_frames_endpoint(client):
+    from gateways.frames import KNOWN_FIELDS
+
+    document = client.get("/api/v1/openapi.json").json()
+    validate(document)
+    operation = document["paths"]["/api/v1/frames"]["post"]
+    assert set(operation["responses"]) == {"200", "400", "401", "403", "413", "415", "422", "429", "503"}
+    assert {parameter["name"] for parameter in operation["parameters"]} == {"partial", "Content-Encoding"}
+    assert set(document["components"]["schemas"]["Frame"]["properties"]) == KNOWN_FIELDS
