@@ -30,6 +30,14 @@ run: db
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py seed_demo
 	@echo "Portal: http://$(HOST):$(PORT)/admin/  health: http://$(HOST):$(PORT)/health"
+	@# MQTT ingestion runs beside daphne when a broker answers at MQTT_URL, and stops with it.
+	@if $(BIN)/python manage.py mqtt_ingest --probe; then \
+		echo "MQTT: starting the subscriber (python manage.py mqtt_ingest)"; \
+		$(BIN)/python manage.py mqtt_ingest & mqtt_pid=$$!; \
+		trap 'kill $$mqtt_pid 2>/dev/null; wait $$mqtt_pid' EXIT INT TERM; \
+	else \
+		echo "MQTT: no broker, so no MQTT ingestion (HTTP only). Start one (e.g. mosquitto -p 1883) or set MQTT_URL, then run python manage.py mqtt_ingest"; \
+	fi; \
 	$(BIN)/daphne -b $(HOST) -p $(PORT) mbusportal.asgi:application
 
 test: db lint typecheck pytest

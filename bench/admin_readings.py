@@ -6,8 +6,8 @@ in the same run:
 - the readings page's keyset query (no COUNT(*), no OFFSET) against what
   Django's stock Paginator does (COUNT(*) of the meter's readings, then
   OFFSET), for the newest page and for a page about 300 days back;
-- the chart's query on reading_daily against the same daily figures computed
-  from raw readings;
+- the chart (its reading_daily query, the consumption maths and the SVG)
+  against bare daily figures computed from raw readings;
 - the whole pages over HTTP (Django's test client, real database), against a
   bare `SELECT count(*) FROM reading` such as a stock changelist would run.
 
@@ -45,8 +45,8 @@ from django.urls import reverse  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from readings.admin import READINGS_PAGE_SIZE, ReadingsPage  # noqa: E402
-from readings.charts import daily_consumption  # noqa: E402
 from readings.models import MeterInstallation, Reading  # noqa: E402
+from readings.reports import meter_daily_chart  # noqa: E402
 
 RUNS = 51
 MIN_READINGS = 300 * 24
@@ -99,8 +99,6 @@ def main() -> None:
         "Paginator COUNT(*)+OFFSET",
     )
 
-    today = timezone.localdate(timezone=zone)
-
     def from_raw() -> list[Any]:
         since = newest - timedelta(days=31)
         per_day = (
@@ -113,8 +111,8 @@ def main() -> None:
         return list(per_day)
 
     row(
-        "chart, 30 days (reading_daily)",
-        median_ms(lambda: daily_consumption(installation, last_day=today)),
+        "chart, 30 days (reading_daily + SVG)",
+        median_ms(lambda: meter_daily_chart(installation, now=timezone.now())),
         median_ms(from_raw),
         "same from raw readings",
     )

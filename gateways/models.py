@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import secrets
 from datetime import datetime
@@ -9,6 +10,7 @@ from datetime import datetime
 from django.conf import settings
 from django.db import models, transaction
 from django.db.models import Q
+from django.db.models.functions import Now
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -25,6 +27,22 @@ def hash_token(token: str) -> str:
     brute-force, and authentication stays one indexed lookup.
     """
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+# Mosquitto's PBKDF2-SHA512 password format ("$7$", mosquitto_passwd's default since 2.0).
+MOSQUITTO_ITERATIONS = 101
+MOSQUITTO_SALT_BYTES = 12
+
+
+def mosquitto_password_hash(password: str, *, salt: bytes | None = None) -> str:
+    """The password as Mosquitto's password_file stores it: $7$iterations$salt$hash, base64.
+
+    Used for gateway tokens (256 random bits, so the iteration count is no
+    weakness) and for the subscriber's own account.
+    """
+    salt = salt if salt is not None else secrets.token_bytes(MOSQUITTO_SALT_BYTES)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, MOSQUITTO_ITERATIONS)
+    return f"$7${MOSQUITTO_ITERATIONS}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
 
 
 class GatewayQuerySet(models.QuerySet["Gateway"]):
@@ -51,8 +69,16 @@ class Gateway(models.Model):
     # Only the hash is stored; the token itself is shown once when issued.
     token_hash = models.CharField(_("token hash"), max_length=64, unique=True, null=True, blank=True, editable=False)
     token_issued_at = models.DateTimeField(_("token issued at"), null=True, blank=True, editable=False)
+    # The same token as the gateway's MQTT password, hashed the way Mosquitto's
+    # password file wants it (`manage.py mqtt_acl` writes the file).
+    mqtt_password_hash = models.CharField(
+        _("MQTT password hash"), max_length=200, blank=True, default="", editable=False
+    )
     last_seen_at = models.DateTimeField(_("last seen at"), null=True, blank=True)
     active = models.BooleanField(_("active"), default=True)
+    # Fixed-window request counter of the ingestion API (see gateways/sql.py).
+    rate_window_start = models.DateTimeField(_("rate window start"), null=True, blank=True, editable=False)
+    rate_window_count = models.PositiveIntegerField(_("requests in rate window"), default=0, editable=False)
 
     objects = GatewayQuerySet.as_manager()
 
@@ -78,19 +104,22 @@ class Gateway(models.Model):
         """Refuse the gateway's payloads from now on: inactive, and its token no longer works."""
         self.active = False
         self.token_hash = None
-        self.save(update_fields=["active", "token_hash"])
+        self.mqtt_password_hash = ""
+        self.save(update_fields=["active", "token_hash", "mqtt_password_hash"])
 
     def issue_token(self) -> str:
         """Replace the gateway's token with a new one and return it (the only time it is visible)."""
         token = secrets.token_urlsafe(TOKEN_BYTES)
         self.token_hash = hash_token(token)
+        self.mqtt_password_hash = mosquitto_password_hash(token)
         self.token_issued_at = timezone.now()
-        self.save(update_fields=["token_hash", "token_issued_at"])
+        self.save(update_fields=["token_hash", "mqtt_password_hash", "token_issued_at"])
         return token
 
     def revoke_token(self) -> None:
         self.token_hash = None
-        self.save(update_fields=["token_hash"])
+        self.mqtt_password_hash = ""
+        self.save(update_fields=["token_hash", "mqtt_password_hash"])
 
 
 class AlarmType(models.TextChoices):
@@ -202,3 +231,33 @@ class Alarm(models.Model):
             "type": self.get_type_display(),
             "gateway": self.gateway,
         }
+
+
+class RawFrame(models.Model):
+    """An M-Bus frame as a gateway forwarded it, kept FRAMES_RETENTION_DAYS for re-processing.
+
+    Written by POST /api/v1/frames in the same transaction as the readings
+    decoded from it; `error` says why a frame stored with ?partial=1 was
+    rejected. `reprocess_frames` decodes them again after a decoder fix.
+    """
+
+    gateway = models.ForeignKey(Gateway, on_delete=models.CASCADE, related_name="raw_frames")
+    # When the gateway received the frame from the meter (its own clock).
+    received_at = models.DateTimeField()
+    stored_at = models.DateTimeField(db_default=Now())
+    frame = models.BinaryField()
+    installation = models.ForeignKey(
+        "readings.MeterInstallation", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # The timestamp of the reading stored from this frame (the meter's clock or received_at).
+    reading_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        indexes = [
+            # purge_raw_frames (received_at < cut-off) and reprocess_frames --since.
+            models.Index(fields=["received_at"], name="rawframe_received_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"frame from {self.gateway_id} received {self.received_at:%Y-%m-%d %H:%M}"

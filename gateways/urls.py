@@ -1,7 +1,13 @@
 """Pages and endpoints of the gateways app (included at the site root by mbusportal/urls.py)."""
 
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path
+
+from gateways import api, openapi
 
 app_name = "gateways"
 
-urlpatterns: list[URLPattern | URLResolver] = []
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("api/v1/readings", api.post_readings, name="api-readings"),
+    path("api/v1/frames", api.post_frames, name="api-frames"),
+    path("api/v1/openapi.json", openapi.openapi_json, name="api-openapi"),
+]

@@ -28,7 +28,6 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 
 from readings.admin_scoping import ScopedModelAdmin, ScopedTabularInline, count_of, scoped
-from readings.charts import bar_chart_svg, daily_consumption
 from readings.imports import (
     ImportFileError,
     ImportReport,
@@ -39,6 +38,7 @@ from readings.imports import (
 )
 from readings.models import MeterInstallation, Organisation, Property, Reading, Tenancy, Unit
 from readings.replacement import MeterReplacementForm
+from readings.reports import meter_daily_chart
 from readings.scoping import AnyUser, is_superuser
 
 _M = TypeVar("_M", bound=Model)
@@ -541,13 +541,9 @@ class MeterInstallationAdmin(CsvImportAdminMixin[MeterInstallation]):
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         installation = self.get_object(request, object_id)
-        last_day = timezone.localdate(timezone=installation.unit.property.zone)
-        chart = bar_chart_svg(
-            daily_consumption(installation, last_day=last_day), installation.get_register_unit_display()
-        )
         context = {
             **(extra_context or {}),
-            "chart": chart,
+            "chart": meter_daily_chart(installation, now=timezone.now()),
             "can_view_readings": request.user.has_perm("readings.view_reading"),
             "can_replace": installation.removed_at is None and self._may_replace(request, installation),
         }

@@ -1,142 +1,200 @@
-"""Daily consumption of one installation from the rollup, drawn as a server-side SVG bar chart.
+"""Bar charts drawn on the server as inline SVG.
 
-No JavaScript and no raw readings: 31 rows of reading_daily per chart.
+No JavaScript and no chart library: the page's table carries the same numbers,
+and every bar has a <title> that screen readers and tooltips show.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
 from decimal import Decimal
 
-from django.utils.formats import date_format, number_format
-from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString
-from django.utils.translation import gettext as _
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
 
-from readings.models import MeterInstallation, ReadingDaily
-
-WIDTH, HEIGHT = 720, 220
-LEFT, RIGHT, TOP, BOTTOM = 64, 12, 14, 34
-
-
-@dataclass(frozen=True)
-class DailyUse:
-    day: date
-    consumption: Decimal | None  # None: no reading that day
-
-
-def daily_consumption(installation: MeterInstallation, *, last_day: date, days: int = 30) -> list[DailyUse]:
-    """Consumption per local day for the `days` days ending with `last_day`.
-
-    A day's consumption is its last register value minus that of the latest
-    earlier day with readings (the day before the window counts), so nothing
-    between two days is lost; a day with no earlier reading counts from its
-    own first reading. Days without readings have None.
-    """
-    first_day = last_day - timedelta(days=days - 1)
-    before = (
-        ReadingDaily.objects.filter(installation=installation, day__lt=first_day)
-        .order_by("-day")
-        .values_list("last_value", flat=True)
-        .first()
-    )
-    rollup = {
-        row.day: row
-        for row in ReadingDaily.objects.filter(installation=installation, day__gte=first_day, day__lte=last_day)
-    }
-    result: list[DailyUse] = []
-    previous_last = before
-    for offset in range(days):
-        day = first_day + timedelta(days=offset)
-        row = rollup.get(day)
-        if row is None:
-            result.append(DailyUse(day, None))
-            continue
-        start = previous_last if previous_last is not None else row.first_value
-        result.append(DailyUse(day, row.last_value - start))
-        previous_last = row.last_value
-    return result
+# Plot area inside the SVG's view box (the axis labels sit in the margins).
+WIDTH = 640
+HEIGHT = 220
+LEFT = 56
+RIGHT = 8
+TOP = 12
+BOTTOM = 28
+# Fraction of each slot a bar fills (the rest separates neighbours), and the
+# widest a bar gets when there are few of them.
+BAR_FILL = 0.72
+MAX_BAR_WIDTH = 44.0
 
 
-def bar_chart_svg(points: list[DailyUse], unit_label: str) -> SafeString:
-    """An accessible SVG of the daily bars with a 0/middle/maximum scale and weekly date labels."""
-    values = [point.consumption for point in points if point.consumption is not None]
-    if not values:
-        return format_html('<p class="chart-empty">{}</p>', _("No readings in the last 30 days."))
-    top = max(max(values), Decimal(0)) or Decimal(1)
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-    slot = plot_w / len(points)
-    bars = format_html_join(
-        "",
-        '<rect class="bar" x="{}" y="{}" width="{}" height="{}"><title>{}: {} {}</title></rect>',
-        (
-            (
-                _px(LEFT + i * slot + slot * 0.15),
-                _px(TOP + plot_h - _height(point.consumption, top, plot_h)),
-                _px(slot * 0.7),
-                _px(_height(point.consumption, top, plot_h)),
-                date_format(point.day, "SHORT_DATE_FORMAT"),
-                number_format(point.consumption, decimal_pos=3),
-                unit_label,
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """One period's bar: its value, an optional reference (the property average), and marks."""
+
+    label: str
+    title: str
+    value: Decimal | None
+    reference: Decimal | None = None
+    estimated: bool = False
+    backwards: bool = False
+    href: str = ""
+    selected: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BarShape:
+    bar: Bar
+    x: float
+    y: float
+    width: float
+    height: float
+    centre: float
+    reference_y: float | None
+    show_label: bool
+
+    @property
+    def right(self) -> float:
+        return self.x + self.width
+
+    @property
+    def flag_y(self) -> float:
+        return self.y - 4
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    y: float
+    value: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class BarChart:
+    width: int
+    height: int
+    left: int
+    tick_x: int
+    plot_right: int
+    baseline: float
+    label_y: float
+    bars: list[BarShape]
+    ticks: list[Tick]
+    has_estimated: bool
+    has_reference: bool
+
+
+def nice_ticks(maximum: Decimal, *, count: int = 4) -> list[Decimal]:
+    """Round axis values from 0 up to at least `maximum`: steps of 1, 2 or 5 times a power of ten."""
+    if maximum <= 0:
+        return [Decimal(0), Decimal(1)]
+    raw = maximum / count
+    power = Decimal(10) ** (raw.adjusted())
+    step = next(power * factor for factor in (1, 2, 5, 10) if power * factor >= raw)
+    ticks = [Decimal(0)]
+    while ticks[-1] < maximum:
+        ticks.append(ticks[-1] + step)
+    return [tick.normalize() if tick else Decimal(0) for tick in ticks]
+
+
+def bar_chart(bars: Sequence[Bar], *, width: int = WIDTH, height: int = HEIGHT) -> BarChart:
+    """Positions of bars, reference marks and axis ticks for the given bars, left to right."""
+    values = [bar.value for bar in bars if bar.value is not None] + [
+        bar.reference for bar in bars if bar.reference is not None
+    ]
+    ticks = nice_ticks(max(values, default=Decimal(0)))
+    top_value = ticks[-1]
+    plot_right = width - RIGHT
+    baseline = float(height - BOTTOM)
+    plot_height = baseline - TOP
+    slot = (plot_right - LEFT) / max(len(bars), 1)
+    # Thin out the x labels so they never overlap (about 28 px each).
+    label_every = max(1, round(28 / slot + 0.49))
+
+    def y_of(value: Decimal) -> float:
+        return baseline - plot_height * float(value / top_value)
+
+    shapes = []
+    for index, bar in enumerate(bars):
+        value = bar.value if bar.value is not None else Decimal(0)
+        y = y_of(value)
+        bar_width = min(slot * BAR_FILL, MAX_BAR_WIDTH)
+        shapes.append(
+            BarShape(
+                bar=bar,
+                x=LEFT + slot * (index + 0.5) - bar_width / 2,
+                y=y,
+                width=bar_width,
+                height=baseline - y,
+                centre=LEFT + slot * (index + 0.5),
+                reference_y=y_of(bar.reference) if bar.reference is not None else None,
+                show_label=index % label_every == 0,
             )
-            for i, point in enumerate(points)
-            if point.consumption is not None
-        ),
-    )
-    grid = format_html_join(
-        "",
-        '<line class="grid" x1="{}" x2="{}" y1="{}" y2="{}"/>'
-        '<text class="scale" x="{}" y="{}" text-anchor="end">{}</text>',
-        (
-            (
-                LEFT,
-                WIDTH - RIGHT,
-                _px(y),
-                _px(y),
-                LEFT - 6,
-                _px(y + 4),
-                number_format(top * share, decimal_pos=_decimals(top)),
-            )
-            for share, y in ((Decimal(0), TOP + plot_h), (Decimal("0.5"), TOP + plot_h / 2), (Decimal(1), TOP))
-        ),
-    )
-    labels = format_html_join(
-        "",
-        '<text class="day" x="{}" y="{}" text-anchor="middle">{}</text>',
-        (
-            (_px(LEFT + i * slot + slot / 2), HEIGHT - BOTTOM + 16, date_format(point.day, "j/n"))
-            for i, point in enumerate(points)
-            if i % 7 == (len(points) - 1) % 7
-        ),
-    )
-    title = _("Daily consumption, last %(days)d days (%(unit)s)") % {"days": len(points), "unit": unit_label}
-    return format_html(
-        '<svg class="consumption-chart" viewBox="0 0 {} {}" role="img" aria-label="{}">'
-        '<title>{}</title>{}{}{}<text class="unit" x="{}" y="{}">{}</text></svg>',
-        WIDTH,
-        HEIGHT,
-        title,
-        title,
-        grid,
-        bars,
-        labels,
-        4,
-        TOP + 4,
-        unit_label,
+        )
+    return BarChart(
+        width=width,
+        height=height,
+        left=LEFT,
+        tick_x=LEFT - 6,
+        plot_right=plot_right,
+        baseline=baseline,
+        label_y=baseline + 18,
+        bars=shapes,
+        ticks=[Tick(y_of(tick), tick) for tick in ticks],
+        has_estimated=any(bar.estimated for bar in bars),
+        has_reference=any(bar.reference is not None for bar in bars),
     )
 
 
-def _px(value: float) -> str:
-    """A coordinate with one decimal, always with a point (SVG is not localised)."""
+def _n(value: float) -> str:
+    """An SVG coordinate: never localised (a Danish decimal comma would break the drawing)."""
     return f"{value:.1f}"
 
 
-def _height(value: Decimal | None, top: Decimal, plot_h: int) -> float:
-    if value is None or value <= 0:
-        return 0.0
-    return float(value / top) * plot_h
+def render_svg(
+    chart: BarChart, *, chart_id: str, caption: str, unit: str, tick_format: Callable[[Decimal], str]
+) -> str:
+    """The chart as an inline <svg> (marked safe: every text is escaped here).
 
-
-def _decimals(top: Decimal) -> int:
-    return 0 if top >= 100 else 1 if top >= 10 else 3
+    Built in Python rather than in a template loop: a page draws eight charts
+    of up to 31 bars, and template rendering of that many nodes costs more
+    than the queries behind them.
+    """
+    parts = [
+        f'<svg class="chart" viewBox="0 0 {chart.width} {chart.height}" role="img"'
+        f' aria-labelledby="{escape(chart_id)}-title" data-chart="{escape(chart_id)}">',
+        f'<title id="{escape(chart_id)}-title">{escape(caption)}</title>',
+    ]
+    for tick in chart.ticks:
+        y = _n(tick.y)
+        parts.append(f'<line class="grid" x1="{chart.left}" x2="{chart.plot_right}" y1="{y}" y2="{y}"/>')
+        parts.append(f'<text class="tick" x="{chart.tick_x}" y="{y}" dy="4">{escape(tick_format(tick.value))}</text>')
+    parts.append(f'<text class="axis-unit" x="4" y="12">{escape(unit)}</text>')
+    for shape in chart.bars:
+        bar = shape.bar
+        classes = " ".join(
+            name
+            for name, on in (
+                ("bar", True),
+                ("estimated", bar.estimated),
+                ("backwards", bar.backwards),
+                ("selected", bar.selected),
+            )
+            if on
+        )
+        value = f' data-value="{bar.value}"' if bar.value is not None else ""
+        rect = (
+            f'<rect class="{classes}" x="{_n(shape.x)}" y="{_n(shape.y)}" width="{_n(shape.width)}"'
+            f' height="{_n(shape.height)}"{value}><title>{escape(bar.title)}</title></rect>'
+        )
+        parts.append(f'<a href="{escape(bar.href)}">{rect}</a>' if bar.href else rect)
+        if bar.backwards:
+            parts.append(f'<text class="flag" x="{_n(shape.centre)}" y="{_n(shape.flag_y)}">!</text>')
+        if shape.reference_y is not None:
+            y = _n(shape.reference_y)
+            parts.append(f'<line class="reference" x1="{_n(shape.x)}" x2="{_n(shape.right)}" y1="{y}" y2="{y}"/>')
+        if shape.show_label:
+            parts.append(
+                f'<text class="label" x="{_n(shape.centre)}" y="{_n(chart.label_y)}">{escape(bar.label)}</text>'
+            )
+    baseline = _n(chart.baseline)
+    parts.append(f'<line class="axis" x1="{chart.left}" x2="{chart.plot_right}" y1="{baseline}" y2="{baseline}"/>')
+    parts.append("</svg>")
+    return mark_safe("".join(parts))  # noqa: S308 (all text above went through escape)

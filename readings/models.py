@@ -163,6 +163,10 @@ class TenancyQuerySet(models.QuerySet["Tenancy"]):
     def for_manager(self, user: AnyUser) -> TenancyQuerySet:
         return managed_by(self, user, "unit__property__organisation__")
 
+    def for_tenant(self, user: settings.AUTH_USER_MODEL) -> TenancyQuerySet:  # type: ignore[name-defined]
+        """The user's own tenancies, newest first (the only ones whose data they may see)."""
+        return self.filter(tenant=user).select_related("unit__property").order_by("-move_in")
+
 
 class Tenancy(models.Model):
     """A tenant living in a unit from move_in up to (not including) move_out."""
@@ -299,8 +303,15 @@ class Reading(models.Model):
     """
 
     pk = models.CompositePrimaryKey("installation_id", "timestamp")
+    # No per-row foreign key: ingest locks each batch's installations once
+    # (FOR KEY SHARE) and a trigger refuses to delete an installation that
+    # has readings. See readings/migrations/0003.
     installation = models.ForeignKey(
-        MeterInstallation, on_delete=models.DO_NOTHING, related_name="readings", verbose_name=_("meter installation")
+        MeterInstallation,
+        on_delete=models.DO_NOTHING,
+        related_name="readings",
+        db_constraint=False,
+        verbose_name=_("meter installation"),
     )
     timestamp = models.DateTimeField(_("timestamp"))
     value = models.DecimalField(_("value"), max_digits=18, decimal_places=6)

@@ -39,6 +39,7 @@ PERMISSIONS: dict[str, dict[str, list[str]]] = {
     "settlements": {
         "settlement": ["view", "add", "change", "delete"],
         "settlementline": ["view"],
+        "acontopayment": ["view", "add", "change", "delete"],
     },
 }
 

@@ -1,15 +1,16 @@
-"""Settlements in the property managers' admin: scoped to the manager's properties; a final
-settlement (sent to tenants) is read-only."""
+"""Settlements in the property managers' admin: scoped to the manager's properties, with the
+tenancies' aconto payments inline; a final settlement (sent to tenants) is read-only."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from readings.admin_scoping import ScopedModelAdmin, ScopedTabularInline
-from settlements.models import Settlement, SettlementLine, SettlementStatus
+from settlements.models import AcontoPayment, Settlement, SettlementLine, SettlementStatus
 
 
 class SettlementLineInline(ScopedTabularInline[SettlementLine]):
@@ -36,6 +37,32 @@ class SettlementLineInline(ScopedTabularInline[SettlementLine]):
         return False  # lines come from settlement generation
 
 
+class AcontoPaymentInline(ScopedTabularInline[AcontoPayment]):
+    """What each tenancy paid on account; generation subtracts it in the lines' balances."""
+
+    model = AcontoPayment
+    fields = ("tenancy", "amount_dkk")
+    autocomplete_fields = ("tenancy",)
+    extra = 0
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[AcontoPayment]:
+        return super().get_queryset(request).select_related("tenancy__unit__property", "tenancy__tenant")
+
+    # A final settlement has been sent to tenants: its payments are history.
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return not _final(obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return not _final(obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return not _final(obj) and super().has_delete_permission(request, obj)
+
+
+def _final(settlement: Settlement | None) -> bool:
+    return settlement is not None and settlement.status == SettlementStatus.FINAL
+
+
 @admin.register(Settlement)
 class SettlementAdmin(ScopedModelAdmin[Settlement]):
     list_display = ("__str__", "property", "utility", "period_start", "period_end", "total_cost_dkk", "status")
@@ -45,7 +72,7 @@ class SettlementAdmin(ScopedModelAdmin[Settlement]):
     list_select_related = ("property",)
     ordering = ("-period_start", "property__name")
     readonly_fields = ("status", "generated_at", "finalised_at", "finalised_by")
-    inlines = (SettlementLineInline,)
+    inlines = (AcontoPaymentInline, SettlementLineInline)
     csv_fields = (
         "property__name",
         "utility",
@@ -58,9 +85,7 @@ class SettlementAdmin(ScopedModelAdmin[Settlement]):
     )
 
     def has_change_permission(self, request: HttpRequest, obj: Settlement | None = None) -> bool:
-        final = obj is not None and obj.status == SettlementStatus.FINAL
-        return not final and super().has_change_permission(request, obj)
+        return not _final(obj) and super().has_change_permission(request, obj)
 
     def has_delete_permission(self, request: HttpRequest, obj: Settlement | None = None) -> bool:
-        final = obj is not None and obj.status == SettlementStatus.FINAL
-        return not final and super().has_delete_permission(request, obj)
+        return not _final(obj) and super().has_delete_permission(request, obj)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
@@ -136,3 +137,47 @@ class SettlementLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.unit}: {self.total_amount_dkk} DKK"
+
+    @property
+    def refund_dkk(self) -> Decimal | None:
+        """What the tenant gets back, when they paid more on account than their share."""
+        if self.balance_dkk is None or self.balance_dkk >= 0:
+            return None
+        return -self.balance_dkk
+
+
+class AcontoPaymentQuerySet(models.QuerySet["AcontoPayment"]):
+    def for_manager(self, user: AnyUser) -> AcontoPaymentQuerySet:
+        return managed_by(self, user, "settlement__property__organisation__")
+
+
+class AcontoPayment(models.Model):
+    """What a tenancy paid on account during a settlement's period; the line's balance subtracts it."""
+
+    settlement = models.ForeignKey(
+        Settlement, on_delete=models.CASCADE, related_name="aconto_payments", verbose_name=_("settlement")
+    )
+    tenancy = models.ForeignKey(
+        "readings.Tenancy", on_delete=models.PROTECT, related_name="+", verbose_name=_("tenancy")
+    )
+    amount_dkk = models.DecimalField(_("amount (DKK)"), max_digits=12, decimal_places=2)
+
+    objects = AcontoPaymentQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("aconto payment")
+        verbose_name_plural = _("aconto payments")
+        constraints = [
+            models.UniqueConstraint(fields=["settlement", "tenancy"], name="aconto_one_per_tenancy"),
+            models.CheckConstraint(condition=Q(amount_dkk__gte=0), name="aconto_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return gettext("%(amount)s DKK on account") % {"amount": self.amount_dkk}
+
+    def clean(self) -> None:
+        # A payment counts only towards a line of the same building; another property's tenancy is a mistake.
+        if self.settlement_id is None or self.tenancy_id is None:
+            return
+        if self.tenancy.unit.property_id != self.settlement.property_id:
+            raise ValidationError({"tenancy": _("This tenancy is not in the settlement's property.")})

@@ -51,7 +51,7 @@ def test_it_shows_a_meters_chart_and_readings(page, daphne_server, demo):
     log_in(page, daphne_server, "manager", "manager-demo-2026")
     page.goto(f"{daphne_server}/admin/readings/meterinstallation/?q=30000000")
     page.get_by_role("link", name="KAM 30000000").click()
-    chart = page.locator("svg.consumption-chart")
+    chart = page.locator('svg.chart[data-chart="meter-daily"]')
     chart.wait_for()
     assert chart.locator("rect.bar").count() >= 2
     page.get_by_role("link", name="Readings").click()

@@ -42,6 +42,7 @@ def test_it_shows_a_new_gateways_token_once_and_stores_only_its_hash(alice_clien
     assert 'data-copy-target="token-' in response.content.decode()  # the copy button
     gateway = Gateway.objects.get(serial="GW-NEW")
     assert gateway.token_hash == hashlib.sha256(token.encode()).hexdigest()
+    assert gateway.mqtt_password_hash.startswith("$7$")  # the same token as MQTT password, hashed for Mosquitto
     assert token not in stored_row(gateway)
     assert Gateway.objects.for_token(token).get() == gateway
     # Nowhere to be seen again: not on its page, not in the list.
@@ -82,6 +83,7 @@ def test_it_deactivates_gateways_and_revokes_their_tokens(alice_client, gateway)
     gateway.refresh_from_db()
     assert not gateway.active
     assert gateway.token_hash is None
+    assert gateway.mqtt_password_hash == ""  # `mqtt_acl` leaves it out of the broker's password file too
     assert not Gateway.objects.for_token(token).exists()
 
 

@@ -58,6 +58,8 @@ def test_it_requires_a_secret_key_when_debug_is_off():
         ("READING_STORAGE", "mongodb", "READING_STORAGE must be auto, timescaledb or partitioned"),
         ("DATABASE_URL", "sqlite:///x.db", "DATABASE_URL must be a PostgreSQL URL"),
         ("GATEWAY_OFFLINE_AFTER_HOURS", "0", "GATEWAY_OFFLINE_AFTER_HOURS must be positive"),
+        ("FRAMES_RETENTION_DAYS", "0", "FRAMES_RETENTION_DAYS must be at least 1"),
+        ("FRAMES_MAX_PER_REQUEST", "lots", "FRAMES_MAX_PER_REQUEST must be a whole number, got 'lots'"),
     ],
 )
 def test_it_refuses_bad_values_loudly(name, value, message):

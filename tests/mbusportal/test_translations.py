@@ -17,13 +17,13 @@ CATALOGUES += [PROJECT / "locale/da/LC_MESSAGES/django.po"]
 
 
 def po_entries(path):
-    """(msgid, msgid_plural, [msgstr...]) of every translated entry."""
+    """(msgctxt, msgid, msgid_plural, [msgstr...]) of every translated entry."""
     entries = []
     for block in path.read_text().split("\n\n"):
         fields: dict[str, str] = {}
         key = None
         for line in block.splitlines():
-            match = re.match(r'^(msgid|msgid_plural|msgstr(?:\[\d\])?) (".*")$', line)
+            match = re.match(r'^(msgctxt|msgid|msgid_plural|msgstr(?:\[\d\])?) (".*")$', line)
             if match:
                 key = match.group(1)
                 fields[key] = json.loads(match.group(2))
@@ -31,7 +31,7 @@ def po_entries(path):
                 fields[key] += json.loads(line)
         strs = [value for name, value in sorted(fields.items()) if name.startswith("msgstr")]
         if fields.get("msgid") and all(strs):
-            entries.append((fields["msgid"], fields.get("msgid_plural"), strs))
+            entries.append((fields.get("msgctxt"), fields["msgid"], fields.get("msgid_plural"), strs))
     return entries
 
 
@@ -52,8 +52,11 @@ def test_it_compiled_each_catalogue(po):
         compiled = gettext.GNUTranslations(handle)
     entries = po_entries(po)
     assert entries
-    for msgid, plural, strs in entries:
+    for context, msgid, plural, strs in entries:
         if plural is None:
-            assert compiled.gettext(msgid) == strs[0], f"{msgid!r}: {po.name} and {mo.name} differ; run `make messages`"
-        else:
+            found = compiled.gettext(msgid) if context is None else compiled.pgettext(context, msgid)
+            assert found == strs[0], f"{msgid!r}: {po.name} and {mo.name} differ; run `make messages`"
+        elif context is None:
             assert [compiled.ngettext(msgid, plural, n) for n in (1, 2)] == strs, msgid
+        else:
+            assert [compiled.npgettext(context, msgid, plural, n) for n in (1, 2)] == strs, msgid

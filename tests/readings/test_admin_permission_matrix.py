@@ -18,7 +18,7 @@ from django.urls import reverse
 
 from gateways.models import Alarm
 from readings.models import MeterInstallation, Property, Tenancy, Unit
-from settlements.models import Settlement, SettlementLine
+from settlements.models import AcontoPayment, Settlement, SettlementLine
 
 pytestmark = pytest.mark.django_db
 
@@ -50,6 +50,7 @@ def world_a(organisation, prop, unit, gateway, heat_meter, tenancy, tina, alice)
         variable_amount_dkk=Decimal(1),
         total_amount_dkk=Decimal(2),
     )
+    AcontoPayment.objects.create(settlement=settlement, tenancy=tenancy, amount_dkk=Decimal("1200"))
     return {
         "readings.organisation": organisation,
         "readings.property": prop,
@@ -60,14 +61,18 @@ def world_a(organisation, prop, unit, gateway, heat_meter, tenancy, tina, alice)
         "gateways.alarm": alarm,
         "settlements.settlement": settlement,
         "settlements.settlementline": line,
+        "settlements.acontopayment": settlement.aconto_payments.get(),
         "auth.user": tina,
         "auth.group": Group.objects.get(name="Property managers"),
     }
 
 
 @pytest.fixture
-def world_b(other_organisation, other_prop, other_gateway, other_meter, tina):
+def world_b(other_organisation, other_prop, other_gateway, other_meter, django_user_model):
     """Charlie's own objects, so that his lists are not empty for want of data."""
+    tenancy = Tenancy.objects.create(
+        unit=other_meter.unit, tenant=django_user_model.objects.create_user("bert"), move_in=date(2024, 1, 1)
+    )
     alarm = Alarm.objects.create(
         gateway=other_gateway,
         installation=other_meter,
@@ -87,6 +92,7 @@ def world_b(other_organisation, other_prop, other_gateway, other_meter, tina):
         "readings.organisation": other_organisation,
         "readings.property": other_prop,
         "readings.unit": other_meter.unit,
+        "readings.tenancy": tenancy,
         "readings.meterinstallation": other_meter,
         "gateways.gateway": other_gateway,
         "gateways.alarm": alarm,
@@ -231,6 +237,8 @@ def test_it_refuses_to_add_objects_under_organisation_a(charlie_client, world_a)
                 "fixed_share_pct": "30",
                 "lines-TOTAL_FORMS": "0",
                 "lines-INITIAL_FORMS": "0",
+                "aconto_payments-TOTAL_FORMS": "0",
+                "aconto_payments-INITIAL_FORMS": "0",
             },
         ),
     ]
@@ -253,6 +261,32 @@ def test_it_refuses_to_add_objects_under_organisation_a(charlie_client, world_a)
     )
     assert "Select a valid choice" in response.content.decode()
     assert gateway_model.objects.count() == count
+
+
+def test_it_refuses_an_aconto_payment_of_organisation_as_tenancy_on_charlies_settlement(
+    charlie_client, world_a, world_b
+):
+    settlement = world_b["settlements.settlement"]
+    response = charlie_client.post(
+        url(Settlement, "change", settlement.pk),
+        {
+            "property": settlement.property_id,
+            "utility": settlement.utility,
+            "period_start": "2024-01-01",
+            "period_end": "2025-01-01",
+            "total_cost_dkk": "500",
+            "fixed_share_pct": "30",
+            "lines-TOTAL_FORMS": "0",
+            "lines-INITIAL_FORMS": "0",
+            "aconto_payments-TOTAL_FORMS": "1",
+            "aconto_payments-INITIAL_FORMS": "0",
+            "aconto_payments-0-tenancy": world_a["readings.tenancy"].pk,
+            "aconto_payments-0-amount_dkk": "100",
+        },
+    )
+    assert response.status_code == 200
+    assert "Select a valid choice" in response.content.decode()
+    assert not settlement.aconto_payments.exists()
 
 
 def test_it_changes_nothing_of_organisation_a_with_any_action(client, charlie, charlie_client, world_a):
@@ -282,20 +316,27 @@ def test_it_changes_nothing_of_organisation_a_with_any_action(client, charlie, c
 
 def test_it_answers_autocomplete_without_organisation_a(charlie_client, world_a, world_b):
     checked = 0
+    for model, field_name in autocomplete_fields():
+        field = model._meta.get_field(field_name)
+        target = field.related_model._meta.label_lower
+        response = charlie_client.get(
+            reverse("admin:autocomplete"),
+            {"app_label": model._meta.app_label, "model_name": model._meta.model_name, "field_name": field_name},
+        )
+        assert response.status_code == 200, (model, field_name)
+        ids = {result["id"] for result in response.json()["results"]}
+        assert str(world_a[target].pk) not in ids, (model, field_name)
+        assert str(world_b[target].pk) in ids, (model, field_name)
+        checked += 1
+    assert checked >= 7
+
+
+def autocomplete_fields():
+    """(model, field name) of every autocomplete field of every admin and of its inlines."""
     for model, model_admin in registered():
-        for field_name in model_admin.autocomplete_fields:
-            field = model._meta.get_field(field_name)
-            target = field.related_model._meta.label_lower
-            response = charlie_client.get(
-                reverse("admin:autocomplete"),
-                {"app_label": model._meta.app_label, "model_name": model._meta.model_name, "field_name": field_name},
-            )
-            assert response.status_code == 200, (model, field_name)
-            ids = {result["id"] for result in response.json()["results"]}
-            assert str(world_a[target].pk) not in ids, (model, field_name)
-            assert str(world_b[target].pk) in ids, (model, field_name)
-            checked += 1
-    assert checked >= 6
+        yield from ((model, name) for name in model_admin.autocomplete_fields)
+        for inline in model_admin.inlines:
+            yield from ((inline.model, name) for name in inline.autocomplete_fields)
 
 
 def custom_url_checks(charlie_client, world_a):

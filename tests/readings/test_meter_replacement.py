@@ -1,12 +1,13 @@
 """Replacing a meter in one step: the old installation closes with its final reading, the new one
 opens with its initial reading; overlaps and impossible values are refused with nothing written."""
 
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import psycopg
 import pytest
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from django.urls import reverse
 
 from mbusportal.db import conninfo
@@ -97,6 +98,38 @@ def test_it_routes_later_readings_to_the_new_meter(alice_client, prop, unit, hea
     assert list(in_place.in_place_at(SWAP)) == [new]  # [installed, removed): the swap instant is the new meter's
     assert list(MeterInstallation.objects.of_meter("KAM", "99887766").in_place_at(later)) == [new]
     assert not MeterInstallation.objects.of_meter("KAM", "12345678").in_place_at(later).exists()
+
+
+@pytest.mark.usefixtures("fresh_pool")
+async def test_it_routes_the_gateway_apis_readings_to_the_new_meter_after_the_swap(
+    alice_client, async_client, gateway_token, heat_meter
+):
+    await sync_to_async(replace)(alice_client, heat_meter)
+    new = await MeterInstallation.objects.aget(meter_serial="99887766")
+
+    async def post(*readings):
+        body = {"readings": [{"manufacturer": "KAM", "unit": "kWh", **one} for one in readings]}
+        headers = {"Authorization": f"Bearer {gateway_token}"}
+        return await async_client.post(
+            "/api/v1/readings", data=json.dumps(body), content_type="application/json", headers=headers
+        )
+
+    before, after = (SWAP - timedelta(hours=1)).isoformat(), (SWAP + timedelta(hours=1)).isoformat()
+    response = await post(
+        {"meter": "12345678", "timestamp": before, "value": "104"},
+        {"meter": "99887766", "timestamp": after, "value": "1.25"},
+    )
+    assert response.status_code == 200, response.content
+    assert [(r.installation_id, r.value) async for r in Reading.objects.order_by("timestamp", "installation_id")] == [
+        (heat_meter.pk, Decimal("104")),
+        (heat_meter.pk, Decimal("105.5")),  # the final reading, at the swap
+        (new.pk, Decimal("0.25")),  # the initial reading, at the swap
+        (new.pk, Decimal("1.25")),
+    ]
+    # The old meter no longer hangs there after the swap: its reading is refused, nothing is stored.
+    late = await post({"meter": "12345678", "timestamp": after, "value": "106"})
+    assert late.status_code == 422
+    assert await Reading.objects.acount() == 4
 
 
 def test_it_refuses_a_new_meter_installed_elsewhere(alice_client, prop, gateway, heat_meter):

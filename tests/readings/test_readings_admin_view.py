@@ -1,8 +1,8 @@
 """An installation's readings in the admin: newest first, keyset pages of fixed size without COUNT(*),
-and the last 30 days as a server-rendered chart on the installation's page."""
+and the last 30 days as a server-rendered chart on the installation's page (readings.reports)."""
 
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import psycopg
@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from mbusportal.db import conninfo
 from readings.admin import READINGS_PAGE_SIZE
-from readings.charts import daily_consumption
+from readings.consumption import day_start
 from readings.ingest import ReadingRow, ingest
 from readings.models import Reading
 
@@ -100,17 +100,26 @@ def test_it_shows_times_in_the_propertys_zone_and_marks_deleted_readings(alice_c
     assert re.search(r'<tr class="deleted"[^>]*>\s*<td>2025-01-01 01:00</td>\s*<td class="num">1.50</td>', html)
 
 
-def test_it_computes_daily_consumption_across_days_and_gaps(prop, heat_meter):
-    day = date(2025, 1, 10)
-    write(prop, heat_meter, datetime(2025, 1, 7, 12, tzinfo=UTC), ["100", "104"], step=timedelta(hours=2))
-    write(prop, heat_meter, datetime(2025, 1, 8, 12, tzinfo=UTC), ["110", "111"])
-    write(prop, heat_meter, datetime(2025, 1, 10, 12, tzinfo=UTC), ["130"])
-    points = daily_consumption(heat_meter, last_day=day, days=3)
-    assert [(p.day, p.consumption) for p in points] == [
-        (date(2025, 1, 8), Decimal("7")),  # 111 - 104 (the day before the window)
-        (date(2025, 1, 9), None),
-        (date(2025, 1, 10), Decimal("19")),  # 130 - 111, the gap included
+def chart_bars(svg):
+    """(data-value, title) of each bar of an SVG chart."""
+    return re.findall(r'<rect class="bar[^"]*"[^>]*?(?: data-value="([^"]*)")?><title>([^<]+)</title>', svg)
+
+
+def test_it_charts_days_by_the_consumption_pages_rules(prop, heat_meter):
+    from readings.reports import meter_daily_chart
+
+    # Readings at local midnight (23:00 UTC), the one of 10 January missing.
+    write(prop, heat_meter, datetime(2025, 1, 7, 23, tzinfo=UTC), ["100", "107"], step=timedelta(days=1))
+    write(prop, heat_meter, datetime(2025, 1, 10, 23, tzinfo=UTC), ["131"])
+    now = datetime(2025, 1, 10, 23, 30, tzinfo=UTC)  # 00:30 on 11 January in Copenhagen
+    svg = meter_daily_chart(heat_meter, now=now, days=4)
+    assert [(Decimal(value), title.split(": ")[1]) for value, title in chart_bars(svg)] == [
+        (Decimal(7), "7.0 kWh"),  # 8 January: 107 - 100
+        (Decimal(12), "12.0 kWh (estimated)"),  # 9 and 10 January share the gap's 24
+        (Decimal(12), "12.0 kWh (estimated)"),
+        (Decimal(0), "0.0 kWh"),  # 11 January so far
     ]
+    assert svg.count('class="bar estimated"') == 2
 
 
 def test_it_draws_the_last_30_days_on_the_installation_page(alice_client, prop, heat_meter):
@@ -118,13 +127,22 @@ def test_it_draws_the_last_30_days_on_the_installation_page(alice_client, prop, 
     write(prop, heat_meter, now - timedelta(days=40), [str(i) for i in range(0, 40 * 24, 24)], step=timedelta(days=1))
     response = alice_client.get(reverse("admin:readings_meterinstallation_change", args=[heat_meter.pk]))
     html = response.content.decode()
-    found = re.search(r'<svg class="consumption-chart".*?</svg>', html, re.S)
+    found = re.search(r'<svg class="chart".*?data-chart="meter-daily".*?</svg>', html, re.S)
     assert found is not None
     svg = found.group(0)
     assert 'role="img"' in svg and "Daily consumption, last 30 days (kWh)" in svg
-    bars = re.findall(r'<rect class="bar"[^>]*><title>([^<]+)</title>', svg)
-    assert 28 <= len(bars) <= 30  # one reading a day up to yesterday; today may not have begun in UTC
-    assert all(title.endswith(": 24.000 kWh") for title in bars)
+    bars = chart_bars(svg)
+    assert len(bars) == 30
+    # 1 kWh an hour: every whole local day before the last reading (yesterday at this hour) used one kWh per
+    # hour it had (23 or 25 on the days the clocks change).
+    zone = prop.zone
+    today = datetime.now(zone).date()
+    days = [today - timedelta(days=29 - offset) for offset in range(30)]
+    hours = [
+        Decimal((day_start(day + timedelta(days=1), zone) - day_start(day, zone)) // timedelta(hours=1)) for day in days
+    ]
+    assert [Decimal(value) for value, _ in bars[:-2]] == [Decimal(n) for n in hours[:-2]]
+    assert all(title.endswith(f": {value}.0 kWh") for value, (_, title) in zip(hours, bars[:-2], strict=False))
     assert reverse("admin:readings_meterinstallation_readings", args=[heat_meter.pk]) in html
 
 

@@ -29,6 +29,7 @@ PERMISSIONS = {
     "settlements": {
         "settlement": ["view", "add", "change", "delete"],
         "settlementline": ["view"],
+        "acontopayment": ["view", "add", "change", "delete"],
     },
 }
 
@@ -60,9 +61,9 @@ class Migration(migrations.Migration):
     dependencies = [
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),
-        ("readings", "0003_verbose_names_for_translation"),
-        ("gateways", "0004_alarm_cleared_by_and_verbose_names"),
-        ("settlements", "0002_verbose_names_for_translation"),
+        ("readings", "0004_verbose_names_for_translation"),
+        ("gateways", "0007_alarm_cleared_by_and_verbose_names"),
+        ("settlements", "0003_verbose_names_for_translation"),
     ]
 
     operations = [migrations.RunPython(create_group, delete_group)]
