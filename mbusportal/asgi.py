@@ -16,6 +16,7 @@ from django.conf import settings  # noqa: E402
 
 from gateways.routing import websocket_urlpatterns  # noqa: E402
 from mbusportal.db import close_pool_at_daphne_shutdown  # noqa: E402
+from mbusportal.flow_control import FlowControlMiddleware  # noqa: E402
 
 http_app = django_asgi_app
 if settings.DEBUG:
@@ -26,7 +27,8 @@ if settings.DEBUG:
 
 application = ProtocolTypeRouter(
     {
-        "http": http_app,
+        # Streamed responses (CSV exports) wait for slow clients instead of piling up in memory.
+        "http": FlowControlMiddleware(http_app),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

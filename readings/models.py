@@ -4,6 +4,7 @@ hangs where, and what the meters said."""
 from __future__ import annotations
 
 import zoneinfo
+from datetime import date, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -113,6 +114,15 @@ class Unit(models.Model):
         return f"{self.property} · {self.label}"
 
 
+class TenancyQuerySet(models.QuerySet["Tenancy"]):
+    def for_tenant(self, user: settings.AUTH_USER_MODEL) -> TenancyQuerySet:  # type: ignore[name-defined]
+        return self.filter(tenant=user)
+
+    def overlapping(self, first_day: date, last_day: date) -> TenancyQuerySet:
+        """Tenancies with at least one day in first_day..last_day (both inclusive)."""
+        return self.filter(Q(move_in__lte=last_day), Q(move_out__isnull=True) | Q(move_out__gt=first_day))
+
+
 class Tenancy(models.Model):
     """A tenant living in a unit from move_in up to (not including) move_out."""
 
@@ -120,6 +130,8 @@ class Tenancy(models.Model):
     tenant = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="tenancies")
     move_in = models.DateField()
     move_out = models.DateField(null=True, blank=True, help_text="First day no longer living there; empty if current.")
+
+    objects = TenancyQuerySet.as_manager()
 
     class Meta:
         verbose_name_plural = "tenancies"
@@ -144,6 +156,12 @@ class Tenancy(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant} in {self.unit} from {self.move_in}"
+
+    def days_within(self, first_day: date, last_day: date) -> tuple[date, date] | None:
+        """The days of first_day..last_day (inclusive) the tenant lived here, as (first, last); None if none."""
+        first = max(first_day, self.move_in)
+        last = last_day if self.move_out is None else min(last_day, self.move_out - timedelta(days=1))
+        return (first, last) if first <= last else None
 
 
 class MeterInstallation(models.Model):
