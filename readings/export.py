@@ -218,30 +218,28 @@ COPY (
 )
 
 
-async def stream_readings(parts: Sequence[ExportSlice], *, bom: bool = False) -> AsyncGenerator[bytes]:
+def stream_readings(parts: Sequence[ExportSlice], *, bom: bool = False) -> AsyncGenerator[bytes]:
     """The readings CSV of the slices, in order: the header row first, then chunks of about CHUNK_BYTES.
 
     The first chunk comes as soon as a connection is held, so a caller can
-    await it to learn of ExportsBusy or a pool timeout before answering.
+    await it to learn of ExportsBusy or a pool timeout before answering. A
+    caller that stops early must close the generator (`aclosing`) to give the
+    connection back at once.
     """
-    async for chunk in _export(csv_header(READINGS_COLUMNS, bom=bom), _readings_of, parts):
-        yield chunk
+    return _export(csv_header(READINGS_COLUMNS, bom=bom), _readings_of, parts)
 
 
-async def stream_consumption(parts: Sequence[ExportSlice], *, bom: bool = False) -> AsyncGenerator[bytes]:
+def stream_consumption(parts: Sequence[ExportSlice], *, bom: bool = False) -> AsyncGenerator[bytes]:
     """The daily consumption CSV of the slices, chunked like stream_readings."""
-    async for chunk in _export(csv_header(CONSUMPTION_COLUMNS, bom=bom), _consumption_of, parts):
-        yield chunk
+    return _export(csv_header(CONSUMPTION_COLUMNS, bom=bom), _consumption_of, parts)
 
 
-async def _readings_of(cur: AsyncCursor[Any], part: ExportSlice) -> AsyncGenerator[bytes]:
-    async for block in _copy_blocks(cur, READINGS_COPY, part.params()):
-        yield block
+def _readings_of(cur: AsyncCursor[Any], part: ExportSlice) -> AsyncGenerator[bytes]:
+    return _copy_blocks(cur, READINGS_COPY, part.params())
 
 
-async def _consumption_of(cur: AsyncCursor[Any], part: ExportSlice) -> AsyncGenerator[bytes]:
-    async for block in _copy_blocks(cur, CONSUMPTION_COPY, part.params()):
-        yield block
+def _consumption_of(cur: AsyncCursor[Any], part: ExportSlice) -> AsyncGenerator[bytes]:
+    return _copy_blocks(cur, CONSUMPTION_COPY, part.params())
 
 
 async def _copy_blocks(cur: AsyncCursor[Any], statement: sql.Composed, params: dict[str, Any]) -> AsyncGenerator[bytes]:
