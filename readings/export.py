@@ -258,7 +258,9 @@ async def _export(header: bytes, rows_of: RowsOf, parts: Sequence[ExportSlice]) 
     global _running_exports
     # Checked and counted before the first await: no other export can slip in between.
     if _running_exports >= settings.EXPORT_MAX_CONCURRENT:
-        raise ExportsBusy(f"{_running_exports} exports are already running; try again in a minute.")
+        raise ExportsBusy(
+            f"The export limit ({settings.EXPORT_MAX_CONCURRENT} at a time) is reached; try again in a minute."
+        )
     _running_exports += 1
     try:
         pool = await db.get_pool()
