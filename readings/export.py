@@ -96,19 +96,22 @@ def csv_header(columns: Sequence[str], *, bom: bool) -> bytes:
     return (UTF8_BOM if bom else b"") + (",".join(columns) + "\r\n").encode()
 
 
-def csv_text(expression: sql.Composable) -> sql.Composed:
-    """SQL for a CSV text cell: neutralised against formulas, then quoted per RFC 4180 where needed.
-
-    A value starting with a formula trigger gets an apostrophe in front (the
-    cell shows it, no spreadsheet runs it); a value containing a comma,
-    quote, CR or LF goes in quotes with its quotes doubled.
-    """
+def neutralised(expression: sql.Composable) -> sql.Composed:
+    """SQL for a text cell no spreadsheet runs as a formula: a leading trigger gets an apostrophe."""
     triggers = sql.SQL(", ").join(sql.Literal(trigger) for trigger in FORMULA_TRIGGERS)
-    neutral = sql.SQL("(CASE WHEN left({e}, 1) IN ({triggers}) THEN '''' || {e} ELSE {e} END)").format(
+    return sql.SQL("(CASE WHEN left({e}, 1) IN ({triggers}) THEN '''' || {e} ELSE {e} END)").format(
         e=expression, triggers=triggers
     )
+
+
+def csv_text(expression: sql.Composable) -> sql.Composed:
+    """SQL for a CSV text cell: neutralised, then quoted per RFC 4180 where needed.
+
+    A value containing a comma, quote, CR or LF goes in quotes with its
+    quotes doubled; anything else stays as it is.
+    """
     return sql.SQL(r"""(CASE WHEN {n} ~ '[",\r\n]' THEN '"' || replace({n}, '"', '""') || '"' ELSE {n} END)""").format(
-        n=neutral
+        n=neutralised(expression)
     )
 
 
