@@ -75,6 +75,9 @@ def ensure_data(env: dict[str, str], days: int) -> None:
         started = time.monotonic()
         manage("seed_demo", "--days", str(days), "--until", UNTIL.isoformat(), env=env)
         print(f"  done in {time.monotonic() - started:.0f} s", flush=True)
+    # Planner statistics and visibility map as a settled production table would have them.
+    with psycopg.connect(env["DATABASE_URL"], autocommit=True) as conn:
+        conn.execute("VACUUM (ANALYZE) reading, reading_daily")
 
 
 def baseline_select(property_id: int, first_day: date, last_day: date) -> sql.Composed:
@@ -212,7 +215,7 @@ def main() -> None:
             assert counted is not None
             rows = int(counted[0])
             baseline = baseline_select(prop.pk, first_day, last_day).as_string(conn).replace("\n", " ")
-            ours = endpoint_copy(conn, prop.pk, first_day, last_day).replace("\n", " ")
+            ours = endpoint_copy(conn, prop.pk, first_day, last_day)
         print(f"\n{label}: {rows:,} rows, {first_day} to {last_day} ({days} days)", flush=True)
 
         limit_s = psql_median(url, f"\\copy ({baseline}) TO STDOUT CSV", options.runs)
