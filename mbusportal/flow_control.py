@@ -1,4 +1,4 @@
-"""Back-pressure for streamed HTTP responses under daphne.
+"""Streamed HTTP responses under daphne: back-pressure, and broken streams that look broken.
 
 Daphne hands every `http.response.body` message straight to Twisted, which
 buffers whatever the client has not read yet; ASGI itself has no
@@ -7,6 +7,12 @@ to a slow client would end up in the server's memory. This middleware makes
 `send()` wait while Twisted's send buffer is full, using Twisted's own
 push-producer API on the request (`registerProducer`; Twisted calls
 pauseProducing/resumeProducing as the buffer fills and drains).
+
+When the application fails after the status line went out (a database
+error in the middle of an export), daphne logs it but leaves the connection
+open, and the client waits forever for the rest. We close the connection
+instead: without the final chunk, the client sees a truncated download, not
+a complete-looking file.
 
 Daphne builds `send` as `functools.partial(server.handle_reply, request)`;
 that is how we find the request. Under any other server (tests, uvicorn)
@@ -71,6 +77,7 @@ class FlowControlMiddleware:
             return
         gate = _SendBufferGate()
         registered = False
+        body_started = body_finished = False
 
         def unregister() -> None:
             nonlocal registered
@@ -79,9 +86,11 @@ class FlowControlMiddleware:
             registered = False
 
         async def send_with_back_pressure(message: Message) -> None:
-            nonlocal registered
+            nonlocal registered, body_started, body_finished
             streaming_body = message["type"] == "http.response.body" and message.get("more_body", False)
+            body_started = body_started or message["type"] == "http.response.start"
             if message["type"] == "http.response.body" and not streaming_body:
+                body_finished = True
                 # Twisted expects the producer gone before the request finishes.
                 unregister()
             elif streaming_body and not registered and request.channel is not None:
@@ -93,5 +102,9 @@ class FlowControlMiddleware:
 
         try:
             await self.app(scope, receive, send_with_back_pressure)
+        except Exception:
+            if body_started and not body_finished:
+                request.loseConnection()
+            raise
         finally:
             unregister()

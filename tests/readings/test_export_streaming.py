@@ -115,3 +115,22 @@ def test_it_keeps_memory_flat_for_a_large_export_to_a_stalled_client(own_daphne,
     # Generous bounds (the tight figure is in bench/export.py), yet below the file's size.
     assert (stalled_kib - baseline_kib) / 1024 < 16, "the server buffered the export while the client stalled"
     assert peak_growth_mib < 32, f"peak RSS grew by {peak_growth_mib:.0f} MiB for a {size / 2**20:.0f} MiB export"
+
+
+def test_it_breaks_the_download_when_the_database_fails_mid_stream(alice, big_property):
+    base, process = start_daphne(EXPORT_STATEMENT_TIMEOUT_S="1")
+    try:
+        response = get(
+            base,
+            f"/export/properties/{big_property.pk}/readings.csv?from=2025-01-01&to=2025-06-30",
+            session_cookie(alice),
+        )
+        assert response.status == 200
+        response.read(100_000)
+        time.sleep(1.5)  # the client stalls, the COPY waits on it, the statement timeout cancels it
+        with pytest.raises(http.client.IncompleteRead):
+            while response.read(1 << 16):
+                pass
+        assert pool_in_use(base) == 0
+    finally:
+        stop_daphne(process)
