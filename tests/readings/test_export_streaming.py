@@ -33,14 +33,20 @@ def get(base: str, path: str, cookie: str) -> http.client.HTTPResponse:
     return connection.getresponse()
 
 
-def running_copies() -> list[str]:
-    """States of the portal's backends that are running an export COPY."""
+def running_copies() -> list[int]:
+    """Backend pids of the portal's connections that are running an export COPY."""
     with psycopg.connect(conninfo(), autocommit=True) as conn:
         rows = conn.execute(
-            "SELECT state FROM pg_stat_activity WHERE datname = current_database()"
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
             " AND application_name = 'mbusportal' AND state = 'active' AND query LIKE '%%COPY%%'"
         ).fetchall()
     return [row[0] for row in rows]
+
+
+def backend_state(pid: int) -> str | None:
+    with psycopg.connect(conninfo(), autocommit=True) as conn:
+        row = conn.execute("SELECT state FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone()
+    return None if row is None else str(row[0])
 
 
 def pool_in_use(base: str) -> int:
@@ -65,7 +71,7 @@ def test_it_frees_the_connection_at_once_when_the_client_disconnects(daphne_serv
     assert response.status == 200
     assert len(response.read(100_000)) == 100_000
     # Mid-stream: the COPY runs, held back by the client that reads no more.
-    assert running_copies() == ["active"]
+    [export_backend] = running_copies()
     assert pool_in_use(daphne_server) == 1
 
     response.close()
@@ -73,6 +79,9 @@ def test_it_frees_the_connection_at_once_when_the_client_disconnects(daphne_serv
     while running_copies() or pool_in_use(daphne_server):
         assert time.monotonic() - hung_up < 2.0, "the export still holds its connection 2 s after the client left"
         time.sleep(0.02)
+    print(f"connection back in the pool {1000 * (time.monotonic() - hung_up):.0f} ms after the hang-up")
+    # Returned to the pool and idle, not thrown away.
+    assert backend_state(export_backend) == "idle"
 
 
 def vm_kib(pid: int, field: str) -> int:
