@@ -30,6 +30,8 @@ from readings.ingest import ReadingRow
 from readings.units import UnitError, convert
 
 MAX_REGISTER = Decimal("999999999999")  # numeric(18, 6)
+# The partition helper refuses to create more than ten years of monthly partitions at once.
+MAX_PAYLOAD_SPAN = timedelta(days=3650)
 BATTERY_RANGE = (0, 100)
 RSSI_RANGE = (-150, 0)
 FLAGS_RANGE = (0, 255)
@@ -159,9 +161,25 @@ def parse_readings(body: bytes, *, installations: InstallationIndex, now: dateti
     items, count = _decode(body, errors)
     _check_count(count, errors, limits)
     parsed = _resolve(items, installations, now + limits.max_clock_skew, errors)
+    _check_span(parsed.rows, errors)
     if errors.total:
         raise errors.invalid()
     return parsed
+
+
+def _check_span(rows: Sequence[ReadingRow], errors: Errors) -> None:
+    """One payload may span at most MAX_PAYLOAD_SPAN (reading_ensure_partitions refuses more)."""
+    if not rows:
+        return
+    first = min(row.timestamp for row in rows)
+    last = max(row.timestamp for row in rows)
+    if last - first > MAX_PAYLOAD_SPAN:
+        errors.add(
+            None,
+            "readings",
+            f"the readings span {first:%Y-%m-%d} to {last:%Y-%m-%d}; split them into "
+            f"payloads of at most {MAX_PAYLOAD_SPAN.days} days",
+        )
 
 
 # --- stage 1: shape and types ---------------------------------------------------------

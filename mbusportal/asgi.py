@@ -18,6 +18,7 @@ from django.conf import settings  # noqa: E402
 from gateways.routing import websocket_urlpatterns  # noqa: E402
 from mbusportal.body_limit import BodyLimit  # noqa: E402
 from mbusportal.db import close_pool_at_daphne_shutdown  # noqa: E402
+from mbusportal.flow_control import FlowControlMiddleware  # noqa: E402
 
 http_app: Any = django_asgi_app
 if settings.DEBUG:
@@ -31,7 +32,8 @@ http_app = BodyLimit(http_app, limit=settings.INGEST["max_body_bytes"], path_pre
 
 application = ProtocolTypeRouter(
     {
-        "http": http_app,
+        # Streamed responses (CSV exports) wait for slow clients instead of piling up in memory.
+        "http": FlowControlMiddleware(http_app),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -277,6 +277,29 @@ FRAMES = {
 for _name, _key in (("FRAMES_MAX_PER_REQUEST", "max_per_request"), ("FRAMES_RETENTION_DAYS", "retention_days")):
     if FRAMES[_key] < 1:
         raise ImproperlyConfigured(f"{_name} must be at least 1, got {FRAMES[_key]}")
+# --- CSV export of readings (readings/export.py) ----------------------------------
+
+
+def _int_at_least(name: str, default: int, minimum: int) -> int:
+    value: int = env.int(name, default=default)
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+# Longest period, in days, one export may cover (five years by default).
+EXPORT_MAX_DAYS = _int_at_least("EXPORT_MAX_DAYS", 1827, 1)
+# Exports running at once per process; each holds one async-pool connection
+# while it streams, so ingestion must always find one left over.
+EXPORT_MAX_CONCURRENT = _int_at_least("EXPORT_MAX_CONCURRENT", 4, 1)
+_pool_max_size = ASYNC_POOL["max_size"]
+if _pool_max_size <= EXPORT_MAX_CONCURRENT:
+    raise ImproperlyConfigured(
+        f"EXPORT_MAX_CONCURRENT ({EXPORT_MAX_CONCURRENT}) must be below DB_POOL_MAX_SIZE ({_pool_max_size}),"
+        " so that exports never take every pooled connection"
+    )
+# Statement timeout of one export's queries (the pool's default suits short queries, not a 5 M-row COPY).
+EXPORT_STATEMENT_TIMEOUT_S = _int_at_least("EXPORT_STATEMENT_TIMEOUT_S", 3600, 1)
 
 # --- Property managers' admin ---------------------------------------------------
 # Admin and form classes are generic for the type checker (ModelAdmin[Unit]); make them so at run time.

@@ -1,5 +1,6 @@
 """The property managers' admin for the metering core: organisations, properties, units, tenancies,
-meter installations (with their readings, chart, replacement and CSV import).
+meter installations (with their readings, chart, replacement and CSV import), and the property
+actions that open the CSV exports (readings/export_views.py).
 
 Every class derives from readings.admin_scoping, which narrows everything to
 the user's organisations. Gateways and settlements register their own admins
@@ -62,6 +63,46 @@ def changelist_link(url_name: str, params: dict[str, Any], text: Any) -> str:
     return format_html('<a href="{}?{}">{}</a>', reverse(url_name), urlencode(params), text)
 
 
+# --- CSV exports of a property (readings/export_views.py, which checks access again) ---------------
+
+# The period an action opens with: the last twelve months up to yesterday.
+DEFAULT_EXPORT_DAYS = 365
+
+
+def export_url(prop: Property, kind: str) -> str:
+    """The export of the last DEFAULT_EXPORT_DAYS whole days of the property, in its own time zone."""
+    yesterday = timezone.now().astimezone(prop.zone).date() - timedelta(days=1)
+    first_day = yesterday - timedelta(days=DEFAULT_EXPORT_DAYS - 1)
+    path = reverse(f"readings:export_property_{kind}", args=[prop.pk])
+    return f"{path}?{urlencode({'from': first_day.isoformat(), 'to': yesterday.isoformat()})}"
+
+
+def _redirect_to_export(
+    modeladmin: admin.ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Property], kind: str
+) -> HttpResponseRedirect | None:
+    selected = list(queryset[:2])
+    if len(selected) != 1:
+        modeladmin.message_user(request, _("Select exactly one property to export."), messages.WARNING)
+        return None
+    return HttpResponseRedirect(export_url(selected[0], kind))
+
+
+@admin.action(description=_("Export readings as CSV (last 12 months)"), permissions=["view"])
+def export_readings(
+    modeladmin: admin.ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Property]
+) -> HttpResponseRedirect | None:
+    """Redirect to the readings export of the one selected property (the URL's from/to can be edited)."""
+    return _redirect_to_export(modeladmin, request, queryset, "readings")
+
+
+@admin.action(description=_("Export daily consumption as CSV (last 12 months)"), permissions=["view"])
+def export_consumption(
+    modeladmin: admin.ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Property]
+) -> HttpResponseRedirect | None:
+    """Redirect to the daily consumption export of the one selected property."""
+    return _redirect_to_export(modeladmin, request, queryset, "consumption")
+
+
 # --- Organisations and properties ------------------------------------------------------------
 
 
@@ -116,6 +157,7 @@ class PropertyAdmin(ScopedModelAdmin[Property]):
     fields = ("organisation", "name", "address", "time_zone", "overview")
     inlines = (UnitInline,)
     ordering = ("name",)
+    actions = ("export_as_csv", export_readings, export_consumption)
     csv_fields = ("organisation__name", "name", "address", "time_zone")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Property]:

@@ -4,7 +4,7 @@ hangs where, and what the meters said."""
 from __future__ import annotations
 
 import zoneinfo
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -167,6 +167,10 @@ class TenancyQuerySet(models.QuerySet["Tenancy"]):
         """The user's own tenancies, newest first (the only ones whose data they may see)."""
         return self.filter(tenant=user).select_related("unit__property").order_by("-move_in")
 
+    def overlapping(self, first_day: date, last_day: date) -> TenancyQuerySet:
+        """Tenancies with at least one day in first_day..last_day (both inclusive)."""
+        return self.filter(Q(move_in__lte=last_day), Q(move_out__isnull=True) | Q(move_out__gt=first_day))
+
 
 class Tenancy(models.Model):
     """A tenant living in a unit from move_in up to (not including) move_out."""
@@ -211,6 +215,12 @@ class Tenancy(models.Model):
             "unit": self.unit,
             "move_in": self.move_in,
         }
+
+    def days_within(self, first_day: date, last_day: date) -> tuple[date, date] | None:
+        """The days of first_day..last_day (inclusive) the tenant lived here, as (first, last); None if none."""
+        first = max(first_day, self.move_in)
+        last = last_day if self.move_out is None else min(last_day, self.move_out - timedelta(days=1))
+        return (first, last) if first <= last else None
 
 
 class MeterInstallationQuerySet(models.QuerySet["MeterInstallation"]):

@@ -2,7 +2,7 @@
 
 from django.urls import URLPattern, URLResolver, path
 
-from readings import consumption_views
+from readings import consumption_views, export_views
 
 app_name = "readings"
 
@@ -14,4 +14,16 @@ urlpatterns: list[URLPattern | URLResolver] = [
         consumption_views.manager_unit_consumption,
         name="unit-consumption",
     ),
+    path(
+        "export/properties/<int:property_id>/readings.csv",
+        export_views.property_readings,
+        name="export_property_readings",
+    ),
+    path(
+        "export/properties/<int:property_id>/consumption.csv",
+        export_views.property_consumption,
+        name="export_property_consumption",
+    ),
+    path("my/readings.csv", export_views.my_readings, name="export_my_readings"),
+    path("my/consumption.csv", export_views.my_consumption, name="export_my_consumption"),
 ]

@@ -350,3 +350,13 @@ async def test_it_answers_503_within_the_pool_timeout_when_the_pool_is_exhausted
     assert response["Retry-After"] == "5"
     assert 0.9 <= waited < 3
     await db.close_pool()
+
+
+async def test_it_refuses_a_payload_spanning_more_than_ten_years(async_client, gateway_token, heat_meter):
+    far = {**reading(0), "timestamp": "2013-01-01T00:00:00+00:00"}
+    heat_meter.installed_at = datetime(2010, 1, 1, tzinfo=UTC)
+    await heat_meter.asave()
+    response = await post(async_client, gateway_token, {"readings": [far, reading(0)]})
+    assert response.status_code == 422
+    assert "split them into payloads of at most 3650 days" in response.json()["errors"][0]["message"]
+    assert await Reading.objects.acount() == 0

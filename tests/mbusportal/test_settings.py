@@ -66,3 +66,19 @@ def test_it_refuses_bad_values_loudly(name, value, message):
     result = manage("check", **{**PRODUCTION, name: value})
     assert result.returncode != 0
     assert message in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("EXPORT_MAX_DAYS", "0", "EXPORT_MAX_DAYS must be at least 1, got 0"),
+        ("EXPORT_MAX_DAYS", "many", "invalid literal for int()"),
+        ("EXPORT_MAX_CONCURRENT", "0", "EXPORT_MAX_CONCURRENT must be at least 1, got 0"),
+        ("EXPORT_MAX_CONCURRENT", "10", "EXPORT_MAX_CONCURRENT (10) must be below DB_POOL_MAX_SIZE (10)"),
+        ("EXPORT_STATEMENT_TIMEOUT_S", "0", "EXPORT_STATEMENT_TIMEOUT_S must be at least 1, got 0"),
+    ],
+)
+def test_it_refuses_bad_export_settings_loudly(name, value, message):
+    result = manage("check", **{**PRODUCTION, name: value})
+    assert result.returncode != 0
+    assert message in result.stderr
