@@ -102,7 +102,7 @@ class CsvExportMixin(admin.ModelAdmin[_M]):
         fields = self.csv_fields or tuple(field.name for field in self.model._meta.concrete_fields)
         header = [capfirst(self.csv_label(path)) for path in fields]
         rows = queryset.order_by("pk").values_list(*fields).iterator(chunk_size=2000)
-        response = StreamingHttpResponse(_csv_lines(header, rows), content_type="text/csv; charset=utf-8")
+        response = StreamingHttpResponse(csv_lines(header, rows), content_type="text/csv; charset=utf-8")
         stamp = timezone.localdate().isoformat()
         response["Content-Disposition"] = f'attachment; filename="{self.model._meta.model_name}-{stamp}.csv"'
         return response
@@ -118,7 +118,8 @@ class _Echo:
         return value
 
 
-def _csv_lines(header: list[str], rows: Iterable[tuple[Any, ...]]) -> Iterator[str]:
+def csv_lines(header: list[str], rows: Iterable[tuple[Any, ...]]) -> Iterator[str]:
+    """CSV text of `header` and `rows`, streamed, with a BOM and formula-safe text cells."""
     writer = csv.writer(_Echo())
     # A byte-order mark, so that spreadsheet programs read the file as UTF-8 (æ, ø, å, m³).
     yield "\ufeff" + writer.writerow(header)
@@ -126,9 +127,15 @@ def _csv_lines(header: list[str], rows: Iterable[tuple[Any, ...]]) -> Iterator[s
         yield writer.writerow([_csv_value(value) for value in row])
 
 
+# Spreadsheets run a cell that starts with one of these as a formula.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _csv_value(value: Any) -> Any:
     if isinstance(value, datetime):
         return timezone.localtime(value).isoformat()
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value  # shown as text, never run (names and notes are typed by people)
     return value
 
 
