@@ -117,3 +117,10 @@ def test_it_keeps_an_installation_with_readings_from_being_deleted_or_reassigned
     assert client.get(delete).status_code == 403
     page = client.get(reverse("admin:readings_meterinstallation_change", args=[heat_meter.pk]))
     assert "meter_serial" in page.context["adminform"].readonly_fields
+
+
+def test_it_keeps_spreadsheets_from_running_typed_text_as_formulas():
+    from readings.admin_scoping import csv_lines
+
+    text = "".join(csv_lines(["name", "amount"], [("=HYPERLINK(1)", -5), ("@sum", "x"), ("plain", 3)]))
+    assert text.splitlines() == ["\ufeffname,amount", "'=HYPERLINK(1),-5", "'@sum,x", "plain,3"]
