@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test db db-stop migrate seed lint typecheck pytest clean
+.PHONY: run test db db-stop migrate seed lint typecheck pytest clean messages
 
 $(BIN)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,14 @@ run: db
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py seed_demo
 	@echo "Portal: http://$(HOST):$(PORT)/admin/  alarms: http://$(HOST):$(PORT)/alarms/  health: http://$(HOST):$(PORT)/health"
+	@# MQTT ingestion runs beside daphne when a broker answers at MQTT_URL, and stops with it.
+	@if $(BIN)/python manage.py mqtt_ingest --probe; then \
+		echo "MQTT: starting the subscriber (python manage.py mqtt_ingest)"; \
+		$(BIN)/python manage.py mqtt_ingest & mqtt_pid=$$!; \
+		trap 'kill $$mqtt_pid 2>/dev/null; wait $$mqtt_pid' EXIT INT TERM; \
+	else \
+		echo "MQTT: no broker, so no MQTT ingestion (HTTP only). Start one (e.g. mosquitto -p 1883) or set MQTT_URL, then run python manage.py mqtt_ingest"; \
+	fi; \
 	$(BIN)/daphne -b $(HOST) -p $(PORT) mbusportal.asgi:application
 
 test: db lint typecheck pytest
@@ -43,6 +51,12 @@ typecheck: $(BIN)/.installed
 
 pytest: db
 	$(BIN)/pytest
+
+# Regenerate the Danish catalogues (.po) and compile them (.mo, committed). Needs GNU gettext
+# (apt-get install gettext); `make run` and `make test` do not.
+messages: $(BIN)/.installed
+	DEBUG=true $(BIN)/python manage.py makemessages -l da --no-obsolete --ignore=.venv --ignore=tests --ignore=.pgdata --ignore=bench
+	DEBUG=true $(BIN)/python manage.py compilemessages -l da --ignore=.venv
 
 clean: db-stop
 	rm -rf $(VENV) .pgdata .mypy_cache .ruff_cache

@@ -1,5 +1,7 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class GatewaysConfig(AppConfig):
     name = "gateways"
+    verbose_name = _("Gateways and alarms")

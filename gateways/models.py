@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import secrets
+from datetime import datetime
 
 from django.conf import settings
-from django.contrib.auth.base_user import AbstractBaseUser
-from django.contrib.auth.models import AnonymousUser
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q
+from django.db.models.functions import Now
 from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
-from readings.models import Property
+from readings.scoping import AnyUser, managed_by
 
 TOKEN_BYTES = 32
 
@@ -26,63 +29,134 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+# Mosquitto's PBKDF2-SHA512 password format ("$7$", mosquitto_passwd's default since 2.0).
+MOSQUITTO_ITERATIONS = 101
+MOSQUITTO_SALT_BYTES = 12
+
+
+def mosquitto_password_hash(password: str, *, salt: bytes | None = None) -> str:
+    """The password as Mosquitto's password_file stores it: $7$iterations$salt$hash, base64.
+
+    Used for gateway tokens (256 random bits, so the iteration count is no
+    weakness) and for the subscriber's own account.
+    """
+    salt = salt if salt is not None else secrets.token_bytes(MOSQUITTO_SALT_BYTES)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, MOSQUITTO_ITERATIONS)
+    return f"$7${MOSQUITTO_ITERATIONS}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
 class GatewayQuerySet(models.QuerySet["Gateway"]):
     def for_token(self, token: str) -> GatewayQuerySet:
         return self.filter(token_hash=hash_token(token))
 
+    def for_manager(self, user: AnyUser) -> GatewayQuerySet:
+        return managed_by(self, user, "property__organisation__")
+
+
+class GatewayStatus(models.TextChoices):
+    ONLINE = "online", _("Online")
+    OFFLINE = "offline", _("Offline")
+    NEVER_SEEN = "never_seen", _("Never seen")
+    INACTIVE = "inactive", _("Deactivated")
+
 
 class Gateway(models.Model):
-    property = models.ForeignKey("readings.Property", on_delete=models.PROTECT, related_name="gateways")
-    serial = models.CharField(max_length=64, unique=True)
-    name = models.CharField(max_length=200)
+    property = models.ForeignKey(
+        "readings.Property", on_delete=models.PROTECT, related_name="gateways", verbose_name=_("property")
+    )
+    serial = models.CharField(_("serial"), max_length=64, unique=True)
+    name = models.CharField(_("name"), max_length=200)
     # Only the hash is stored; the token itself is shown once when issued.
-    token_hash = models.CharField(max_length=64, unique=True, null=True, blank=True, editable=False)
-    token_issued_at = models.DateTimeField(null=True, blank=True, editable=False)
-    last_seen_at = models.DateTimeField(null=True, blank=True)
-    active = models.BooleanField(default=True)
+    token_hash = models.CharField(_("token hash"), max_length=64, unique=True, null=True, blank=True, editable=False)
+    token_issued_at = models.DateTimeField(_("token issued at"), null=True, blank=True, editable=False)
+    # The same token as the gateway's MQTT password, hashed the way Mosquitto's
+    # password file wants it (`manage.py mqtt_acl` writes the file).
+    mqtt_password_hash = models.CharField(
+        _("MQTT password hash"), max_length=200, blank=True, default="", editable=False
+    )
+    last_seen_at = models.DateTimeField(_("last seen at"), null=True, blank=True)
+    active = models.BooleanField(_("active"), default=True)
+    # Fixed-window request counter of the ingestion API (see gateways/sql.py).
+    rate_window_start = models.DateTimeField(_("rate window start"), null=True, blank=True, editable=False)
+    rate_window_count = models.PositiveIntegerField(_("requests in rate window"), default=0, editable=False)
 
     objects = GatewayQuerySet.as_manager()
 
+    class Meta:
+        verbose_name = _("gateway")
+        verbose_name_plural = _("gateways")
+
     def __str__(self) -> str:
         return f"{self.name} ({self.serial})"
+
+    def status(self, now: datetime | None = None) -> GatewayStatus:
+        """Deactivated, never seen, or online/offline by GATEWAY_OFFLINE_AFTER_HOURS since it last posted."""
+        if not self.active:
+            return GatewayStatus.INACTIVE
+        if self.last_seen_at is None:
+            return GatewayStatus.NEVER_SEEN
+        now = now or timezone.now()
+        if now - self.last_seen_at > settings.GATEWAY_OFFLINE_AFTER:
+            return GatewayStatus.OFFLINE
+        return GatewayStatus.ONLINE
+
+    def deactivate(self) -> None:
+        """Refuse the gateway's payloads from now on: inactive, and its token no longer works."""
+        self.active = False
+        self.token_hash = None
+        self.mqtt_password_hash = ""
+        self.save(update_fields=["active", "token_hash", "mqtt_password_hash"])
 
     def issue_token(self) -> str:
         """Replace the gateway's token with a new one and return it (the only time it is visible)."""
         token = secrets.token_urlsafe(TOKEN_BYTES)
         self.token_hash = hash_token(token)
+        self.mqtt_password_hash = mosquitto_password_hash(token)
         self.token_issued_at = timezone.now()
-        self.save(update_fields=["token_hash", "token_issued_at"])
+        self.save(update_fields=["token_hash", "mqtt_password_hash", "token_issued_at"])
         return token
 
     def revoke_token(self) -> None:
         self.token_hash = None
-        self.save(update_fields=["token_hash"])
+        self.mqtt_password_hash = ""
+        self.save(update_fields=["token_hash", "mqtt_password_hash"])
 
 
 class AlarmType(models.TextChoices):
-    LOW_BATTERY = "low_battery", "Low battery"
-    METER_ERROR = "meter_error", "Meter error flag"
-    GATEWAY_OFFLINE = "gateway_offline", "Gateway offline"
-    METER_SILENT = "meter_silent", "Meter not reporting"
-    REGISTER_BACKWARDS = "register_backwards", "Register went backwards"
-    LEAK_SUSPECTED = "leak_suspected", "Leak suspected"
+    LOW_BATTERY = "low_battery", _("Low battery")
+    METER_ERROR = "meter_error", _("Meter error flag")
+    GATEWAY_OFFLINE = "gateway_offline", _("Gateway offline")
+    METER_SILENT = "meter_silent", _("Meter not reporting")
+    REGISTER_BACKWARDS = "register_backwards", _("Register went backwards")
+    LEAK_SUSPECTED = "leak_suspected", _("Leak suspected")
 
 
 class Severity(models.TextChoices):
-    INFO = "info", "Info"
-    WARNING = "warning", "Warning"
-    CRITICAL = "critical", "Critical"
+    INFO = "info", _("Info")
+    WARNING = "warning", _("Warning")
+    CRITICAL = "critical", _("Critical")
 
 
 class AlarmQuerySet(models.QuerySet["Alarm"]):
     def open(self) -> AlarmQuerySet:
         return self.filter(cleared_at__isnull=True)
 
-    def for_user(self, user: AbstractBaseUser | AnonymousUser) -> AlarmQuerySet:
-        """The alarms of the properties the user manages (all for a superuser, none for anyone else)."""
-        if not user.is_authenticated:
-            return self.none()
-        return self.filter(property__in=Property.objects.for_manager(user))
+    def for_manager(self, user: AnyUser) -> AlarmQuerySet:
+        return managed_by(self, user, "property__organisation__")
+
+    def acknowledge(self, user: AnyUser) -> int:
+        """Mark the open, unacknowledged alarms as seen by `user` now; returns how many changed."""
+        return (
+            self.open()
+            .filter(acknowledged_at__isnull=True)
+            .update(acknowledged_at=timezone.now(), acknowledged_by=user)
+        )
+
+    @transaction.atomic
+    def clear(self, user: AnyUser) -> int:
+        """Close the open alarms as `user` now (acknowledging any not yet acknowledged); returns how many."""
+        self.acknowledge(user)
+        return self.open().update(cleared_at=timezone.now(), cleared_by=user)
 
 
 class Alarm(models.Model):
@@ -93,25 +167,42 @@ class Alarm(models.Model):
     listeners read the row itself from this table.
     """
 
-    gateway = models.ForeignKey(Gateway, on_delete=models.CASCADE, related_name="alarms")
+    gateway = models.ForeignKey(Gateway, on_delete=models.CASCADE, related_name="alarms", verbose_name=_("gateway"))
     installation = models.ForeignKey(
-        "readings.MeterInstallation", on_delete=models.CASCADE, null=True, blank=True, related_name="alarms"
+        "readings.MeterInstallation",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="alarms",
+        verbose_name=_("meter installation"),
     )
     # Denormalised from the gateway so that fan-out per property needs no join.
-    property = models.ForeignKey("readings.Property", on_delete=models.CASCADE, related_name="alarms")
-    type = models.CharField(max_length=32, choices=AlarmType.choices)
-    severity = models.CharField(max_length=16, choices=Severity.choices)
-    message = models.TextField()
-    raised_at = models.DateTimeField(default=timezone.now)
-    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    property = models.ForeignKey(
+        "readings.Property", on_delete=models.CASCADE, related_name="alarms", verbose_name=_("property")
+    )
+    type = models.CharField(_("type"), max_length=32, choices=AlarmType.choices)
+    severity = models.CharField(_("severity"), max_length=16, choices=Severity.choices)
+    message = models.TextField(_("message"))
+    raised_at = models.DateTimeField(_("raised at"), default=timezone.now)
+    acknowledged_at = models.DateTimeField(_("acknowledged at"), null=True, blank=True)
     acknowledged_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("acknowledged by"),
     )
-    cleared_at = models.DateTimeField(null=True, blank=True)
+    cleared_at = models.DateTimeField(_("cleared at"), null=True, blank=True)
     cleared_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("cleared by"),
     )
-    # Both set by a trigger (migration 0004), never by Python: change_seq is
+    # Both set by a trigger (migration 0008), never by Python: change_seq is
     # the position of the row's latest change in commit order (the relay's
     # catch-up cursor), raised_seq that of its insert. The database defaults
     # only make the ORM leave the columns out of INSERT and read them back.
@@ -121,6 +212,8 @@ class Alarm(models.Model):
     objects = AlarmQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("alarm")
+        verbose_name_plural = _("alarms")
         constraints = [
             # At most one open alarm per gateway, meter and type; NULL
             # installation (a gateway-level alarm) counts as one value.
@@ -141,23 +234,41 @@ class Alarm(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_severity_display()}: {self.get_type_display()} at {self.gateway}"
+        return gettext("%(severity)s: %(type)s at %(gateway)s") % {
+            "severity": self.get_severity_display(),
+            "type": self.get_type_display(),
+            "gateway": self.gateway,
+        }
 
-    def acknowledge(self, user: AbstractBaseUser) -> bool:
-        """Record that `user` has seen the alarm, now; False if someone already had (the first is kept)."""
-        changed = Alarm.objects.filter(pk=self.pk, acknowledged_at__isnull=True).update(
-            acknowledged_at=timezone.now(), acknowledged_by=user
-        )
-        self.refresh_from_db()
-        return changed == 1
 
-    def clear(self, user: AbstractBaseUser | None) -> bool:
-        """Close the alarm, now, by `user` (None: the system); False if it was already cleared."""
-        changed = Alarm.objects.filter(pk=self.pk, cleared_at__isnull=True).update(
-            cleared_at=timezone.now(), cleared_by=user
-        )
-        self.refresh_from_db()
-        return changed == 1
+class RawFrame(models.Model):
+    """An M-Bus frame as a gateway forwarded it, kept FRAMES_RETENTION_DAYS for re-processing.
+
+    Written by POST /api/v1/frames in the same transaction as the readings
+    decoded from it; `error` says why a frame stored with ?partial=1 was
+    rejected. `reprocess_frames` decodes them again after a decoder fix.
+    """
+
+    gateway = models.ForeignKey(Gateway, on_delete=models.CASCADE, related_name="raw_frames")
+    # When the gateway received the frame from the meter (its own clock).
+    received_at = models.DateTimeField()
+    stored_at = models.DateTimeField(db_default=Now())
+    frame = models.BinaryField()
+    installation = models.ForeignKey(
+        "readings.MeterInstallation", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # The timestamp of the reading stored from this frame (the meter's clock or received_at).
+    reading_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        indexes = [
+            # purge_raw_frames (received_at < cut-off) and reprocess_frames --since.
+            models.Index(fields=["received_at"], name="rawframe_received_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"frame from {self.gateway_id} received {self.received_at:%Y-%m-%d %H:%M}"
 
 
 class RelayCursor(models.Model):

@@ -4,7 +4,7 @@ One dedicated autocommit connection (never one from the pool: a pooled
 connection is reset and handed to others, and its LISTEN with it) listens on
 `gateway_alarm` and `settlement_generated`. A notification is only a wake-up
 call: the relay then reads every alarm whose change number (`change_seq`,
-set in commit order by a trigger, see gateways/migrations/0004) is above its
+set in commit order by a trigger, see gateways/migrations/0008) is above its
 cursor, publishes them, and moves the cursor. After every (re)connect it does
 the same before listening, so alarms changed while it was away are delivered
 too; and it does so every ALARM_RELAY_IDLE_CHECK seconds when all is quiet,

@@ -2,11 +2,14 @@
 
 from django.urls import URLPattern, URLResolver, path
 
-from gateways import views
+from gateways import api, openapi, views
 
 app_name = "gateways"
 
 urlpatterns: list[URLPattern | URLResolver] = [
+    path("api/v1/readings", api.post_readings, name="api-readings"),
+    path("api/v1/frames", api.post_frames, name="api-frames"),
+    path("api/v1/openapi.json", openapi.openapi_json, name="api-openapi"),
     path("alarms/", views.alarm_dashboard, name="alarm-dashboard"),
     path("alarms/<int:alarm_id>/acknowledge/", views.acknowledge_alarm, name="alarm-acknowledge"),
     path("alarms/<int:alarm_id>/clear/", views.clear_alarm, name="alarm-clear"),

@@ -42,9 +42,8 @@ def alarm_dashboard(request: HttpRequest) -> HttpResponse:
 @require_POST
 def acknowledge_alarm(request: HttpRequest, alarm_id: int) -> HttpResponse:
     """Acknowledge an alarm of one of the user's properties (404 for any other)."""
-    alarm = get_object_or_404(Alarm.objects.for_user(request.user), pk=alarm_id)
-    assert request.user.is_authenticated
-    changed = alarm.acknowledge(request.user)
+    alarm = get_object_or_404(Alarm.objects.for_manager(request.user), pk=alarm_id)
+    changed = _acknowledge(alarm, request)
     return _answer(request, alarm, changed, _("Alarm acknowledged.") if changed else _("Already acknowledged."))
 
 
@@ -52,10 +51,23 @@ def acknowledge_alarm(request: HttpRequest, alarm_id: int) -> HttpResponse:
 @require_POST
 def clear_alarm(request: HttpRequest, alarm_id: int) -> HttpResponse:
     """Clear an alarm of one of the user's properties (404 for any other)."""
-    alarm = get_object_or_404(Alarm.objects.for_user(request.user), pk=alarm_id)
-    assert request.user.is_authenticated
-    changed = alarm.clear(request.user)
+    alarm = get_object_or_404(Alarm.objects.for_manager(request.user), pk=alarm_id)
+    changed = _clear(alarm, request)
     return _answer(request, alarm, changed, _("Alarm cleared.") if changed else _("Already cleared."))
+
+
+def _acknowledge(alarm: Alarm, request: HttpRequest) -> bool:
+    """The admin's acknowledge action on this one alarm; False if it was already acknowledged (or cleared)."""
+    changed = Alarm.objects.filter(pk=alarm.pk).acknowledge(request.user) == 1
+    alarm.refresh_from_db()
+    return changed
+
+
+def _clear(alarm: Alarm, request: HttpRequest) -> bool:
+    """The admin's clear action on this one alarm; False if it was already cleared."""
+    changed = Alarm.objects.filter(pk=alarm.pk).clear(request.user) == 1
+    alarm.refresh_from_db()
+    return changed
 
 
 def _answer(request: HttpRequest, alarm: Alarm, changed: bool, message: str) -> HttpResponse:

@@ -1,6 +1,7 @@
 """ASGI entry point, served by daphne: HTTP goes to Django, websockets to Channels."""
 
 import os
+from typing import Any
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mbusportal.settings")
 
@@ -16,18 +17,24 @@ from django.conf import settings  # noqa: E402
 
 from gateways.relay import start_in_daphne as start_alarm_relay_in_daphne  # noqa: E402
 from gateways.routing import websocket_urlpatterns  # noqa: E402
+from mbusportal.body_limit import BodyLimit  # noqa: E402
 from mbusportal.db import close_pool_at_daphne_shutdown  # noqa: E402
+from mbusportal.flow_control import FlowControlMiddleware  # noqa: E402
 
-http_app = django_asgi_app
+http_app: Any = django_asgi_app
 if settings.DEBUG:
     # Development only: in production a reverse proxy serves STATIC_ROOT.
     from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 
     http_app = ASGIStaticFilesHandler(django_asgi_app)
 
+# Gateways post large payloads: refuse oversized ones before Django buffers them.
+http_app = BodyLimit(http_app, limit=settings.INGEST["max_body_bytes"], path_prefix="/api/")
+
 application = ProtocolTypeRouter(
     {
-        "http": http_app,
+        # Streamed responses (CSV exports) wait for slow clients instead of piling up in memory.
+        "http": FlowControlMiddleware(http_app),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -6,9 +6,12 @@ Each variable, its default and its meaning is listed in README.md
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
+import django_stubs_ext
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
@@ -22,7 +25,10 @@ if (BASE_DIR / ".env").is_file():
 
 
 def _positive_int(name: str, default: int) -> int:
-    value: int = env.int(name, default=default)
+    try:
+        value: int = env.int(name, default=default)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, got {env.str(name)!r}") from None
     if value < 0:
         raise ImproperlyConfigured(f"{name} must be zero or positive, got {value}")
     return value
@@ -83,6 +89,7 @@ TEMPLATES = [
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
@@ -148,10 +155,15 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "/admin/login/"
+# One login page for tenants and staff (the admin's own accepts staff only).
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("da", "Dansk")]
+# Compiled catalogues (.mo) are committed, so no gettext is needed to run.
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "Europe/Copenhagen"
 USE_I18N = True
 USE_TZ = True
@@ -181,6 +193,121 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
 
+# --- Gateway ingestion API ---------------------------------------------------------
+INGEST = {
+    # Decompressed JSON; also caps the raw body. Gzip bombs stop at this size.
+    "max_body_bytes": _positive_int("INGEST_MAX_BODY_BYTES", 32 * 1024 * 1024),
+    "max_readings": _positive_int("INGEST_MAX_READINGS", 200_000),
+    # Requests per gateway per minute, counted in the database so that it holds across processes.
+    "rate_per_minute": _positive_int("INGEST_RATE_PER_MINUTE", 60),
+    "max_errors_reported": _positive_int("INGEST_MAX_ERRORS_REPORTED", 100),
+    "low_battery_pct": _positive_int("INGEST_LOW_BATTERY_PCT", 10),
+    # Gateways' clocks drift; readings further ahead than this are refused.
+    "max_clock_skew_s": _positive_int("INGEST_MAX_CLOCK_SKEW_S", 15 * 60),
+}
+
+# --- MQTT ingestion (gateways/mqtt.py, `manage.py mqtt_ingest`) ----------------------
+MQTT_SESSION_EXPIRY_MAX_S = 0xFFFFFFFF  # MQTT 5's largest value: the session never expires
+
+
+def _mqtt_url(name: str, default: str) -> dict[str, Any]:
+    """mqtt://[user:password@]host[:port] (or mqtts:// for TLS), split into its parts."""
+    raw = env.str(name, default=default)
+    parts = urlsplit(raw)
+    try:
+        port = parts.port
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} has an invalid port: {raw!r}") from None
+    if parts.scheme not in {"mqtt", "mqtts"} or not parts.hostname or parts.path not in {"", "/"}:
+        raise ImproperlyConfigured(f"{name} must look like mqtt://[user:password@]host[:port] or mqtts://…; {raw!r}")
+    tls = parts.scheme == "mqtts"
+    port = port or (8883 if tls else 1883)
+    username = unquote(parts.username) if parts.username else None
+    return {
+        # Safe to log: the password is left out.
+        "display": f"{parts.scheme}://{username + '@' if username else ''}{parts.hostname}:{port}",
+        "host": parts.hostname,
+        "port": port,
+        "tls": tls,
+        "username": username,
+        "password": unquote(parts.password) if parts.password else None,
+    }
+
+
+def _mqtt_session_expiry(name: str, default: int) -> int:
+    value = _positive_int(name, default)
+    if value == 0 or value > MQTT_SESSION_EXPIRY_MAX_S:
+        raise ImproperlyConfigured(f"{name} must be from 1 to {MQTT_SESSION_EXPIRY_MAX_S} seconds, got {value}")
+    return value
+
+
+def _mqtt_client_id(name: str, default: str) -> str:
+    value: str = env.str(name, default=default)
+    if not value or any(character in value for character in "+#/ "):
+        raise ImproperlyConfigured(f"{name} must be a non-empty id without spaces, '/', '+' or '#', got {value!r}")
+    return value
+
+
+def _at_least_one(name: str, default: int) -> int:
+    value = _positive_int(name, default)
+    if value < 1:
+        raise ImproperlyConfigured(f"{name} must be at least 1, got {value}")
+    return value
+
+
+MQTT = {
+    **_mqtt_url("MQTT_URL", "mqtt://127.0.0.1:1883"),
+    # Fixed, so that the broker finds the persistent session (and the messages
+    # queued while the subscriber was away) again. One per subscriber process.
+    "client_id": _mqtt_client_id("MQTT_CLIENT_ID", "mbusportal-ingest"),
+    # How long the broker keeps the session, and queues messages, while the subscriber is away.
+    "session_expiry_s": _mqtt_session_expiry("MQTT_SESSION_EXPIRY_S", 7 * 24 * 3600),
+    # Messages being stored at once (one at a time per gateway, in order).
+    "concurrency": _at_least_one("MQTT_CONCURRENCY", 4),
+}
+# --- Raw M-Bus frames (POST /api/v1/frames) ------------------------------------------
+FRAMES = {
+    # Frames in one request (the body limit above applies as well).
+    "max_per_request": _positive_int("FRAMES_MAX_PER_REQUEST", 20_000),
+    # Raw frames are kept this long for `reprocess_frames`; `purge_raw_frames` deletes older ones.
+    "retention_days": _positive_int("FRAMES_RETENTION_DAYS", 90),
+    # A meter clock further than this from the gateway's received_at is not trusted; received_at is used.
+    "max_meter_clock_drift_s": _positive_int("FRAMES_MAX_METER_CLOCK_DRIFT_S", 24 * 3600),
+}
+for _name, _key in (("FRAMES_MAX_PER_REQUEST", "max_per_request"), ("FRAMES_RETENTION_DAYS", "retention_days")):
+    if FRAMES[_key] < 1:
+        raise ImproperlyConfigured(f"{_name} must be at least 1, got {FRAMES[_key]}")
+# --- CSV export of readings (readings/export.py) ----------------------------------
+
+
+def _int_at_least(name: str, default: int, minimum: int) -> int:
+    value: int = env.int(name, default=default)
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+# Longest period, in days, one export may cover (five years by default).
+EXPORT_MAX_DAYS = _int_at_least("EXPORT_MAX_DAYS", 1827, 1)
+# Exports running at once per process; each holds one async-pool connection
+# while it streams, so ingestion must always find one left over.
+EXPORT_MAX_CONCURRENT = _int_at_least("EXPORT_MAX_CONCURRENT", 4, 1)
+_pool_max_size = ASYNC_POOL["max_size"]
+if _pool_max_size <= EXPORT_MAX_CONCURRENT:
+    raise ImproperlyConfigured(
+        f"EXPORT_MAX_CONCURRENT ({EXPORT_MAX_CONCURRENT}) must be below DB_POOL_MAX_SIZE ({_pool_max_size}),"
+        " so that exports never take every pooled connection"
+    )
+# Statement timeout of one export's queries (the pool's default suits short queries, not a 5 M-row COPY).
+EXPORT_STATEMENT_TIMEOUT_S = _int_at_least("EXPORT_STATEMENT_TIMEOUT_S", 3600, 1)
+
+# --- Property managers' admin ---------------------------------------------------
+# Admin and form classes are generic for the type checker (ModelAdmin[Unit]); make them so at run time.
+django_stubs_ext.monkeypatch()
+# A gateway that has not posted for longer than this shows as offline in the admin,
+# and check_gateways raises a "gateway offline" alarm for it (daily payloads, with slack).
+GATEWAY_OFFLINE_AFTER = timedelta(hours=_positive_float("GATEWAY_OFFLINE_AFTER_HOURS", 26.0))
+
 # --- Live alarm dashboard (gateways/relay.py, gateways/consumers.py) --------------
 # The relay runs inside each daphne process by default with the in-memory
 # layer (`make run`); with Redis it runs once per deployment as
@@ -193,8 +320,6 @@ ALARM_RELAY_IDLE_CHECK = _positive_float("ALARM_RELAY_IDLE_CHECK", 30.0)
 ALARM_WS_MAX_PENDING_FRAMES = _positive_int("ALARM_WS_MAX_PENDING_FRAMES", 100)
 if ALARM_WS_MAX_PENDING_FRAMES < 1:
     raise ImproperlyConfigured("ALARM_WS_MAX_PENDING_FRAMES must be at least 1")
-# check_gateways: a gateway silent for longer than this is offline.
-GATEWAY_OFFLINE_AFTER_HOURS = _positive_float("GATEWAY_OFFLINE_AFTER_HOURS", 26.0)
 if not REDIS_URL:
     # Channels' own in-memory layer costs O(clients²) per group message.
     CHANNEL_LAYERS["default"]["BACKEND"] = "mbusportal.channel_layers.LocalChannelLayer"

@@ -1,13 +1,23 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.templatetags.static import static
 from django.urls import include, path
+from django.utils.translation import gettext_lazy as _
 from django.views.generic import RedirectView
 
 from mbusportal import views
 
+admin.site.site_header = _("M-Bus portal")
+admin.site.site_title = _("M-Bus portal")
+
 urlpatterns = [
     path("health", views.health, name="health"),
     path("admin/", admin.site.urls),
+    path("", views.home, name="home"),
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # The admin's language switch posts here (set_language).
+    path("i18n/", include("django.conf.urls.i18n")),
     path("", include("readings.urls")),
     path("", include("gateways.urls")),
     path("", include("settlements.urls")),

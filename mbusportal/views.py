@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from django.http import HttpRequest, JsonResponse
+from django.conf import settings
+from django.http import HttpRequest, HttpResponseRedirect, JsonResponse
+from django.shortcuts import resolve_url
 from django.views.decorators.http import require_GET
 
 from mbusportal import db
@@ -32,3 +34,11 @@ async def health(request: HttpRequest) -> JsonResponse:
     return JsonResponse(
         {"status": "ok", "database": "ok", "pool": db.pool_stats()}, headers={"Cache-Control": "no-store"}
     )
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponseRedirect:
+    """Send people where they work: staff to the admin, everyone else to their consumption."""
+    if not request.user.is_authenticated:
+        return HttpResponseRedirect(resolve_url(settings.LOGIN_URL))
+    return HttpResponseRedirect("/admin/" if request.user.is_staff else "/consumption/")

@@ -4,6 +4,7 @@ hangs where, and what the meters said."""
 from __future__ import annotations
 
 import zoneinfo
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -13,11 +14,17 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Func, Q
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+from readings.scoping import AnyUser, managed_by
 
 
 def validate_time_zone(value: str) -> None:
     if value not in zoneinfo.available_timezones():
-        raise ValidationError(f"{value!r} is not an IANA time zone name (e.g. Europe/Copenhagen)")
+        raise ValidationError(
+            _("%(value)r is not an IANA time zone name (e.g. Europe/Copenhagen)"), params={"value": value}
+        )
 
 
 class DateRange(Func):
@@ -31,11 +38,11 @@ class TsTzRange(Func):
 
 
 class MeterType(models.TextChoices):
-    HEAT = "heat", "Heat"
-    COLD_WATER = "cold_water", "Cold water"
-    HOT_WATER = "hot_water", "Hot water"
-    ELECTRICITY = "electricity", "Electricity"
-    HEAT_COST_ALLOCATOR = "hca", "Heat cost allocator"
+    HEAT = "heat", _("Heat")
+    COLD_WATER = "cold_water", _("Cold water")
+    HOT_WATER = "hot_water", _("Hot water")
+    ELECTRICITY = "electricity", _("Electricity")
+    HEAT_COST_ALLOCATOR = "hca", _("Heat cost allocator")
 
 
 class RegisterUnit(models.TextChoices):
@@ -45,37 +52,64 @@ class RegisterUnit(models.TextChoices):
     GJ = "GJ", "GJ"
     LITRE = "L", "L"
     CUBIC_METRE = "m3", "m³"
-    HCA_UNITS = "units", "HCA units"
+    HCA_UNITS = "units", _("HCA units")
+
+
+# What a new meter of each type usually counts in (imports and forms offer it first).
+DEFAULT_REGISTER_UNIT = {
+    MeterType.HEAT: RegisterUnit.KWH,
+    MeterType.COLD_WATER: RegisterUnit.CUBIC_METRE,
+    MeterType.HOT_WATER: RegisterUnit.CUBIC_METRE,
+    MeterType.ELECTRICITY: RegisterUnit.KWH,
+    MeterType.HEAT_COST_ALLOCATOR: RegisterUnit.HCA_UNITS,
+}
+
+
+class OrganisationQuerySet(models.QuerySet["Organisation"]):
+    def for_manager(self, user: AnyUser) -> OrganisationQuerySet:
+        """The organisations a user manages: all for a superuser."""
+        return managed_by(self, user, "")
 
 
 class Organisation(models.Model):
     """A housing association or property management company."""
 
-    name = models.CharField(max_length=200, unique=True)
-    managers = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="managed_organisations", blank=True)
+    name = models.CharField(_("name"), max_length=200, unique=True)
+    managers = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, related_name="managed_organisations", blank=True, verbose_name=_("managers")
+    )
+
+    objects = OrganisationQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("organisation")
+        verbose_name_plural = _("organisations")
 
     def __str__(self) -> str:
         return self.name
 
 
 class PropertyQuerySet(models.QuerySet["Property"]):
-    def for_manager(self, user: settings.AUTH_USER_MODEL) -> PropertyQuerySet:  # type: ignore[name-defined]
+    def for_manager(self, user: AnyUser) -> PropertyQuerySet:
         """The properties a user may manage: all for a superuser, else their organisations'."""
-        if user.is_superuser:
-            return self
-        return self.filter(organisation__managers=user)
+        return managed_by(self, user, "organisation__")
 
 
 class Property(models.Model):
-    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="properties")
-    name = models.CharField(max_length=200)
-    address = models.TextField(blank=True)
-    time_zone = models.CharField(max_length=64, default="Europe/Copenhagen", validators=[validate_time_zone])
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.PROTECT, related_name="properties", verbose_name=_("organisation")
+    )
+    name = models.CharField(_("name"), max_length=200)
+    address = models.TextField(_("address"), blank=True)
+    time_zone = models.CharField(
+        _("time zone"), max_length=64, default="Europe/Copenhagen", validators=[validate_time_zone]
+    )
 
     objects = PropertyQuerySet.as_manager()
 
     class Meta:
-        verbose_name_plural = "properties"
+        verbose_name = _("property")
+        verbose_name_plural = _("properties")
         constraints = [
             models.UniqueConstraint(fields=["organisation", "name"], name="property_unique_name_per_organisation"),
         ]
@@ -88,21 +122,33 @@ class Property(models.Model):
         return zoneinfo.ZoneInfo(self.time_zone)
 
 
+class UnitQuerySet(models.QuerySet["Unit"]):
+    def for_manager(self, user: AnyUser) -> UnitQuerySet:
+        return managed_by(self, user, "property__organisation__")
+
+
 class Unit(models.Model):
     """An apartment (or shop) that consumes and is settled."""
 
-    property = models.ForeignKey(Property, on_delete=models.PROTECT, related_name="units")
-    label = models.CharField(max_length=50, help_text="As on the door, e.g. '3 tv'.")
-    floor_area_m2 = models.DecimalField(max_digits=8, decimal_places=2, validators=[MinValueValidator(Decimal("0"))])
+    property = models.ForeignKey(Property, on_delete=models.PROTECT, related_name="units", verbose_name=_("property"))
+    label = models.CharField(_("label"), max_length=50, help_text=_("As on the door, e.g. '3 tv'."))
+    floor_area_m2 = models.DecimalField(
+        _("floor area (m²)"), max_digits=8, decimal_places=2, validators=[MinValueValidator(Decimal("0"))]
+    )
     heat_correction_factor = models.DecimalField(
+        _("heat correction factor"),
         max_digits=5,
         decimal_places=3,
         default=Decimal("1"),
         validators=[MinValueValidator(Decimal("0"))],
-        help_text="Multiplies heat consumption in settlements (exposed apartments get less than 1).",
+        help_text=_("Multiplies heat consumption in settlements (exposed apartments get less than 1)."),
     )
 
+    objects = UnitQuerySet.as_manager()
+
     class Meta:
+        verbose_name = _("unit")
+        verbose_name_plural = _("units")
         constraints = [
             models.UniqueConstraint(fields=["property", "label"], name="unit_unique_label_per_property"),
             models.CheckConstraint(condition=Q(floor_area_m2__gte=0), name="unit_floor_area_not_negative"),
@@ -113,16 +159,36 @@ class Unit(models.Model):
         return f"{self.property} · {self.label}"
 
 
+class TenancyQuerySet(models.QuerySet["Tenancy"]):
+    def for_manager(self, user: AnyUser) -> TenancyQuerySet:
+        return managed_by(self, user, "unit__property__organisation__")
+
+    def for_tenant(self, user: settings.AUTH_USER_MODEL) -> TenancyQuerySet:  # type: ignore[name-defined]
+        """The user's own tenancies, newest first (the only ones whose data they may see)."""
+        return self.filter(tenant=user).select_related("unit__property").order_by("-move_in")
+
+    def overlapping(self, first_day: date, last_day: date) -> TenancyQuerySet:
+        """Tenancies with at least one day in first_day..last_day (both inclusive)."""
+        return self.filter(Q(move_in__lte=last_day), Q(move_out__isnull=True) | Q(move_out__gt=first_day))
+
+
 class Tenancy(models.Model):
     """A tenant living in a unit from move_in up to (not including) move_out."""
 
-    unit = models.ForeignKey(Unit, on_delete=models.PROTECT, related_name="tenancies")
-    tenant = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="tenancies")
-    move_in = models.DateField()
-    move_out = models.DateField(null=True, blank=True, help_text="First day no longer living there; empty if current.")
+    unit = models.ForeignKey(Unit, on_delete=models.PROTECT, related_name="tenancies", verbose_name=_("unit"))
+    tenant = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="tenancies", verbose_name=_("tenant")
+    )
+    move_in = models.DateField(_("move-in"))
+    move_out = models.DateField(
+        _("move-out"), null=True, blank=True, help_text=_("First day no longer living there; empty if current.")
+    )
+
+    objects = TenancyQuerySet.as_manager()
 
     class Meta:
-        verbose_name_plural = "tenancies"
+        verbose_name = _("tenancy")
+        verbose_name_plural = _("tenancies")
         constraints = [
             models.CheckConstraint(
                 condition=Q(move_out__isnull=True) | Q(move_out__gt=F("move_in")),
@@ -131,6 +197,7 @@ class Tenancy(models.Model):
             # Two tenancies of one unit may never overlap (needs btree_gist).
             ExclusionConstraint(
                 name="tenancy_no_overlap_per_unit",
+                violation_error_message=_("The unit has another tenancy in this period."),
                 expressions=[
                     ("unit", RangeOperators.EQUAL),
                     (DateRange("move_in", "move_out", models.Value("[)")), RangeOperators.OVERLAPS),
@@ -143,7 +210,34 @@ class Tenancy(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.tenant} in {self.unit} from {self.move_in}"
+        return gettext("%(tenant)s in %(unit)s from %(move_in)s") % {
+            "tenant": self.tenant,
+            "unit": self.unit,
+            "move_in": self.move_in,
+        }
+
+    def days_within(self, first_day: date, last_day: date) -> tuple[date, date] | None:
+        """The days of first_day..last_day (inclusive) the tenant lived here, as (first, last); None if none."""
+        first = max(first_day, self.move_in)
+        last = last_day if self.move_out is None else min(last_day, self.move_out - timedelta(days=1))
+        return (first, last) if first <= last else None
+
+
+class MeterInstallationQuerySet(models.QuerySet["MeterInstallation"]):
+    def for_manager(self, user: AnyUser) -> MeterInstallationQuerySet:
+        return managed_by(self, user, "unit__property__organisation__")
+
+    def in_place_at(self, moment: datetime) -> MeterInstallationQuerySet:
+        """Installations hanging at `moment`: installed at or before it, not yet removed ([installed, removed))."""
+        return self.filter(Q(removed_at__isnull=True) | Q(removed_at__gt=moment), installed_at__lte=moment)
+
+    def overlapping(self, start: datetime, end: datetime | None) -> MeterInstallationQuerySet:
+        """Installations whose span [installed_at, removed_at) meets [start, end)."""
+        overlapping = self.filter(Q(removed_at__isnull=True) | Q(removed_at__gt=start))
+        return overlapping if end is None else overlapping.filter(installed_at__lt=end)
+
+    def of_meter(self, manufacturer: str, serial: str) -> MeterInstallationQuerySet:
+        return self.filter(manufacturer=manufacturer, meter_serial=serial)
 
 
 class MeterInstallation(models.Model):
@@ -152,25 +246,33 @@ class MeterInstallation(models.Model):
     A meter swap ends one installation (removed_at) and starts another.
     """
 
-    unit = models.ForeignKey(Unit, on_delete=models.PROTECT, related_name="installations")
+    unit = models.ForeignKey(Unit, on_delete=models.PROTECT, related_name="installations", verbose_name=_("unit"))
     # Lazy reference: gateways sits above readings and is never imported here.
-    gateway = models.ForeignKey("gateways.Gateway", on_delete=models.PROTECT, related_name="installations")
+    gateway = models.ForeignKey(
+        "gateways.Gateway", on_delete=models.PROTECT, related_name="installations", verbose_name=_("gateway")
+    )
     meter_serial = models.CharField(
+        _("meter serial"),
         max_length=8,
-        validators=[RegexValidator(r"^\d{8}$", "The M-Bus identification number has 8 digits.")],
-        help_text="Identification number from the M-Bus secondary address.",
+        validators=[RegexValidator(r"^\d{8}$", _("The M-Bus identification number has 8 digits."))],
+        help_text=_("Identification number from the M-Bus secondary address."),
     )
     manufacturer = models.CharField(
+        _("manufacturer"),
         max_length=3,
-        validators=[RegexValidator(r"^[A-Z]{3}$", "The manufacturer code has three capital letters (e.g. KAM).")],
+        validators=[RegexValidator(r"^[A-Z]{3}$", _("The manufacturer code has three capital letters (e.g. KAM)."))],
     )
-    meter_type = models.CharField(max_length=16, choices=MeterType.choices)
-    register_unit = models.CharField(max_length=8, choices=RegisterUnit.choices)
-    installed_at = models.DateTimeField()
-    removed_at = models.DateTimeField(null=True, blank=True)
-    initial_value = models.DecimalField(max_digits=18, decimal_places=6, default=Decimal("0"))
+    meter_type = models.CharField(_("meter type"), max_length=16, choices=MeterType.choices)
+    register_unit = models.CharField(_("register unit"), max_length=8, choices=RegisterUnit.choices)
+    installed_at = models.DateTimeField(_("installed at"))
+    removed_at = models.DateTimeField(_("removed at"), null=True, blank=True)
+    initial_value = models.DecimalField(_("initial value"), max_digits=18, decimal_places=6, default=Decimal("0"))
+
+    objects = MeterInstallationQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("meter installation")
+        verbose_name_plural = _("meter installations")
         constraints = [
             models.CheckConstraint(
                 condition=Q(removed_at__isnull=True) | Q(removed_at__gt=F("installed_at")),
@@ -179,6 +281,7 @@ class MeterInstallation(models.Model):
             # One physical meter cannot hang in two places at the same time.
             ExclusionConstraint(
                 name="installation_no_overlap_per_meter",
+                violation_error_message=_("This meter is installed elsewhere in this period."),
                 expressions=[
                     ("manufacturer", RangeOperators.EQUAL),
                     ("meter_serial", RangeOperators.EQUAL),
@@ -194,7 +297,11 @@ class MeterInstallation(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.manufacturer} {self.meter_serial} ({self.get_meter_type_display()}) in {self.unit}"
+        return gettext("%(meter)s (%(type)s) in %(unit)s") % {
+            "meter": f"{self.manufacturer} {self.meter_serial}",
+            "type": self.get_meter_type_display(),
+            "unit": self.unit,
+        }
 
 
 class Reading(models.Model):
@@ -206,18 +313,29 @@ class Reading(models.Model):
     """
 
     pk = models.CompositePrimaryKey("installation_id", "timestamp")
-    installation = models.ForeignKey(MeterInstallation, on_delete=models.DO_NOTHING, related_name="readings")
-    timestamp = models.DateTimeField()
-    value = models.DecimalField(max_digits=18, decimal_places=6)
-    unit = models.CharField(max_length=8)
-    meter_type = models.CharField(max_length=16, choices=MeterType.choices)
-    battery_level_pct = models.SmallIntegerField(null=True)
-    rssi_dbm = models.SmallIntegerField(null=True)
-    received_at = models.DateTimeField()
-    deleted_at = models.DateTimeField(null=True)
+    # No per-row foreign key: ingest locks each batch's installations once
+    # (FOR KEY SHARE) and a trigger refuses to delete an installation that
+    # has readings. See readings/migrations/0003.
+    installation = models.ForeignKey(
+        MeterInstallation,
+        on_delete=models.DO_NOTHING,
+        related_name="readings",
+        db_constraint=False,
+        verbose_name=_("meter installation"),
+    )
+    timestamp = models.DateTimeField(_("timestamp"))
+    value = models.DecimalField(_("value"), max_digits=18, decimal_places=6)
+    unit = models.CharField(_("unit"), max_length=8)
+    meter_type = models.CharField(_("meter type"), max_length=16, choices=MeterType.choices)
+    battery_level_pct = models.SmallIntegerField(_("battery (%)"), null=True)
+    rssi_dbm = models.SmallIntegerField(_("signal (dBm)"), null=True)
+    received_at = models.DateTimeField(_("received at"))
+    deleted_at = models.DateTimeField(_("deleted at"), null=True)
 
     class Meta:
         db_table = "reading"
+        verbose_name = _("reading")
+        verbose_name_plural = _("readings")
 
     def __str__(self) -> str:
         return f"{self.value} {self.unit} at {self.timestamp:%Y-%m-%d %H:%M}"
@@ -241,6 +359,8 @@ class ReadingDaily(models.Model):
 
     class Meta:
         db_table = "reading_daily"
+        verbose_name = _("daily reading")
+        verbose_name_plural = _("daily readings")
 
     def __str__(self) -> str:
         return f"{self.day}: {self.first_value} → {self.last_value}"

@@ -6,42 +6,66 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+from readings.scoping import AnyUser, managed_by
 
 
 class Utility(models.TextChoices):
-    HEAT = "heat", "Heat"
-    WATER = "water", "Water"
+    HEAT = "heat", _("Heat")
+    WATER = "water", _("Water")
 
 
 class SettlementStatus(models.TextChoices):
-    DRAFT = "draft", "Draft"
-    FINAL = "final", "Final"
+    DRAFT = "draft", _("Draft")
+    FINAL = "final", _("Final")
+
+
+class SettlementQuerySet(models.QuerySet["Settlement"]):
+    def for_manager(self, user: AnyUser) -> SettlementQuerySet:
+        return managed_by(self, user, "property__organisation__")
 
 
 class Settlement(models.Model):
-    property = models.ForeignKey("readings.Property", on_delete=models.PROTECT, related_name="settlements")
-    utility = models.CharField(max_length=8, choices=Utility.choices)
-    period_start = models.DateField()
-    period_end = models.DateField(help_text="First day after the period.")
-    total_cost_dkk = models.DecimalField(max_digits=12, decimal_places=2)
+    property = models.ForeignKey(
+        "readings.Property", on_delete=models.PROTECT, related_name="settlements", verbose_name=_("property")
+    )
+    utility = models.CharField(_("utility"), max_length=8, choices=Utility.choices)
+    period_start = models.DateField(_("period start"))
+    period_end = models.DateField(_("period end"), help_text=_("First day after the period."))
+    total_cost_dkk = models.DecimalField(_("total cost (DKK)"), max_digits=12, decimal_places=2)
     fixed_share_pct = models.DecimalField(
+        _("fixed share (%)"),
         max_digits=5,
         decimal_places=2,
         default=Decimal("30"),
         validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("100"))],
-        help_text="Share of the total distributed by floor area; the rest by consumption.",
+        help_text=_("Share of the total distributed by floor area; the rest by consumption."),
     )
-    status = models.CharField(max_length=8, choices=SettlementStatus.choices, default=SettlementStatus.DRAFT)
-    generated_at = models.DateTimeField(null=True, blank=True)
-    finalised_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(
+        _("status"), max_length=8, choices=SettlementStatus.choices, default=SettlementStatus.DRAFT
+    )
+    generated_at = models.DateTimeField(_("generated at"), null=True, blank=True)
+    finalised_at = models.DateTimeField(_("finalised at"), null=True, blank=True)
     finalised_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("finalised by"),
     )
 
+    objects = SettlementQuerySet.as_manager()
+
     class Meta:
+        verbose_name = _("settlement")
+        verbose_name_plural = _("settlements")
         constraints = [
             models.CheckConstraint(condition=Q(period_end__gt=F("period_start")), name="settlement_period_not_empty"),
             models.CheckConstraint(
@@ -53,30 +77,58 @@ class Settlement(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_utility_display()} {self.period_start} to {self.period_end} · {self.property}"
+        return gettext("%(utility)s %(start)s to %(end)s · %(property)s") % {
+            "utility": self.get_utility_display(),
+            "start": self.period_start,
+            "end": self.period_end,
+            "property": self.property,
+        }
+
+
+class SettlementLineQuerySet(models.QuerySet["SettlementLine"]):
+    def for_manager(self, user: AnyUser) -> SettlementLineQuerySet:
+        return managed_by(self, user, "settlement__property__organisation__")
 
 
 class SettlementLine(models.Model):
     """One unit's (or, where tenants moved, one tenancy's) share of a settlement."""
 
-    settlement = models.ForeignKey(Settlement, on_delete=models.CASCADE, related_name="lines")
-    unit = models.ForeignKey("readings.Unit", on_delete=models.PROTECT, related_name="+")
-    tenancy = models.ForeignKey("readings.Tenancy", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
-    days = models.PositiveIntegerField()
-    floor_area_m2 = models.DecimalField(max_digits=8, decimal_places=2)
-    consumption = models.DecimalField(max_digits=18, decimal_places=6)
-    corrected_consumption = models.DecimalField(max_digits=18, decimal_places=6)
-    fixed_amount_dkk = models.DecimalField(max_digits=12, decimal_places=2)
-    variable_amount_dkk = models.DecimalField(max_digits=12, decimal_places=2)
-    total_amount_dkk = models.DecimalField(max_digits=12, decimal_places=2)
-    aconto_dkk = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
-    balance_dkk = models.DecimalField(
-        max_digits=12, decimal_places=2, null=True, blank=True, help_text="Positive: to pay; negative: refund."
+    settlement = models.ForeignKey(
+        Settlement, on_delete=models.CASCADE, related_name="lines", verbose_name=_("settlement")
     )
-    estimated = models.BooleanField(default=False)
-    note = models.TextField(blank=True)
+    unit = models.ForeignKey("readings.Unit", on_delete=models.PROTECT, related_name="+", verbose_name=_("unit"))
+    tenancy = models.ForeignKey(
+        "readings.Tenancy",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("tenancy"),
+    )
+    days = models.PositiveIntegerField(_("days"))
+    floor_area_m2 = models.DecimalField(_("floor area (m²)"), max_digits=8, decimal_places=2)
+    consumption = models.DecimalField(_("consumption"), max_digits=18, decimal_places=6)
+    corrected_consumption = models.DecimalField(_("corrected consumption"), max_digits=18, decimal_places=6)
+    fixed_amount_dkk = models.DecimalField(_("fixed amount (DKK)"), max_digits=12, decimal_places=2)
+    variable_amount_dkk = models.DecimalField(_("variable amount (DKK)"), max_digits=12, decimal_places=2)
+    total_amount_dkk = models.DecimalField(_("total (DKK)"), max_digits=12, decimal_places=2)
+    aconto_dkk = models.DecimalField(_("on account (DKK)"), max_digits=12, decimal_places=2, null=True, blank=True)
+    balance_dkk = models.DecimalField(
+        _("balance (DKK)"),
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text=_("Positive: to pay; negative: refund."),
+    )
+    estimated = models.BooleanField(_("estimated"), default=False)
+    note = models.TextField(_("note"), blank=True)
+
+    objects = SettlementLineQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("settlement line")
+        verbose_name_plural = _("settlement lines")
         constraints = [
             models.UniqueConstraint(
                 fields=["settlement", "unit", "tenancy"], nulls_distinct=False, name="settlement_line_unique"
@@ -85,3 +137,47 @@ class SettlementLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.unit}: {self.total_amount_dkk} DKK"
+
+    @property
+    def refund_dkk(self) -> Decimal | None:
+        """What the tenant gets back, when they paid more on account than their share."""
+        if self.balance_dkk is None or self.balance_dkk >= 0:
+            return None
+        return -self.balance_dkk
+
+
+class AcontoPaymentQuerySet(models.QuerySet["AcontoPayment"]):
+    def for_manager(self, user: AnyUser) -> AcontoPaymentQuerySet:
+        return managed_by(self, user, "settlement__property__organisation__")
+
+
+class AcontoPayment(models.Model):
+    """What a tenancy paid on account during a settlement's period; the line's balance subtracts it."""
+
+    settlement = models.ForeignKey(
+        Settlement, on_delete=models.CASCADE, related_name="aconto_payments", verbose_name=_("settlement")
+    )
+    tenancy = models.ForeignKey(
+        "readings.Tenancy", on_delete=models.PROTECT, related_name="+", verbose_name=_("tenancy")
+    )
+    amount_dkk = models.DecimalField(_("amount (DKK)"), max_digits=12, decimal_places=2)
+
+    objects = AcontoPaymentQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("aconto payment")
+        verbose_name_plural = _("aconto payments")
+        constraints = [
+            models.UniqueConstraint(fields=["settlement", "tenancy"], name="aconto_one_per_tenancy"),
+            models.CheckConstraint(condition=Q(amount_dkk__gte=0), name="aconto_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return gettext("%(amount)s DKK on account") % {"amount": self.amount_dkk}
+
+    def clean(self) -> None:
+        # A payment counts only towards a line of the same building; another property's tenancy is a mistake.
+        if self.settlement_id is None or self.tenancy_id is None:
+            return
+        if self.tenancy.unit.property_id != self.settlement.property_id:
+            raise ValidationError({"tenancy": _("This tenancy is not in the settlement's property.")})

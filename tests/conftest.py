@@ -4,6 +4,7 @@ alice manages organisation A's building, bob is her colleague, charlie
 manages another organisation and must see nothing of A; tina is the tenant.
 """
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -210,6 +211,223 @@ def daphne_server(django_db_setup):
     base, process = start_daphne(DEBUG="true", ALARM_RELAY_IN_PROCESS="false")
     yield base
     stop_daphne(process)
+
+
+@pytest.fixture
+def gateway_token(gateway):
+    """The plain token of `gateway` (issued for the test; only its hash is stored)."""
+    return gateway.issue_token()
+
+
+@pytest.fixture
+def water_meter(unit, gateway):
+    from readings.models import MeterInstallation
+
+    return MeterInstallation.objects.create(
+        unit=unit,
+        gateway=gateway,
+        meter_serial="55550001",
+        manufacturer="AXI",
+        meter_type="cold_water",
+        register_unit="m3",
+        installed_at=datetime(2024, 1, 1, tzinfo=UTC),
+    )
+
+
+# --- Consumption pages (readings.consumption) ---------------------------------------------------------
+
+
+def ingest_now(property_id, rows):
+    """readings.ingest from sync code, even where an event loop already runs in this thread (Playwright)."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    import psycopg
+
+    from readings.ingest import ingest
+
+    async def write():
+        async with await psycopg.AsyncConnection.connect(db.conninfo()) as conn:
+            return await ingest(conn, property_id=property_id, rows=rows)
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, write()).result()
+
+
+def hourly_rows(installation, start, end, *, first=Decimal(0), per_hour=Decimal(1)):
+    """ReadingRows every hour in [start, end), the register rising `per_hour` from `first`."""
+    from datetime import timedelta
+
+    from readings.ingest import ReadingRow
+
+    # Step in UTC: an hour added to a local wall-clock time is no hour on DST days.
+    rows, when, value, end = [], start.astimezone(UTC), first, end.astimezone(UTC)
+    while when < end:
+        rows.append(ReadingRow(installation.pk, when, value, installation.register_unit, installation.meter_type))
+        when, value = when + timedelta(hours=1), value + per_hour
+    return rows
+
+
+@pytest.fixture
+def paul(django_user_model):
+    """The tenant who lived in tina's unit before her."""
+    return django_user_model.objects.create_user("paul", password="paul-password-1")
+
+
+@pytest.fixture
+def consumption_building(prop, unit, gateway, tina, paul):
+    """Unit 1 tv (72.5 m²) and 2 th (50 m²) with a heat meter each, read every hour from 1 Dec 2024 to 1 Apr 2025.
+
+    1 tv's register rises 1 kWh an hour from 0, 2 th's 2 kWh (local months:
+    Dec 744 h, Jan 744, Feb 672, Mar 743 with the spring day). paul lived in
+    1 tv until 15 Jan 2025, tina from then on.
+    """
+    import zoneinfo
+
+    from readings.models import MeterInstallation, Tenancy, Unit
+
+    cph = zoneinfo.ZoneInfo("Europe/Copenhagen")
+    start = datetime(2024, 12, 1, tzinfo=cph)
+    end = datetime(2025, 4, 2, tzinfo=cph)
+    neighbour = Unit.objects.create(property=prop, label="2 th", floor_area_m2=Decimal("50"))
+    meters = {}
+    for number, (owner, serial) in enumerate([(unit, "20000001"), (neighbour, "20000002")], start=1):
+        meters[owner.label] = MeterInstallation.objects.create(
+            unit=owner,
+            gateway=gateway,
+            meter_serial=serial,
+            manufacturer="KAM",
+            meter_type="heat",
+            register_unit="kWh",
+            installed_at=start,
+        )
+        ingest_now(prop.pk, hourly_rows(meters[owner.label], start, end, per_hour=Decimal(number)))
+    Tenancy.objects.create(unit=unit, tenant=paul, move_in=date(2024, 6, 1), move_out=date(2025, 1, 15))
+    Tenancy.objects.create(unit=unit, tenant=tina, move_in=date(2025, 1, 15))
+    return {"unit": unit, "neighbour": neighbour, "meters": meters}
+
+
+# --- MQTT ingestion: a real Mosquitto per test, the subscriber in-process ---------------
+
+MQTT_SUBSCRIBER_USER = "mbusportal"
+MQTT_SUBSCRIBER_PASSWORD = "subscriber-password-1"
+
+
+@pytest.fixture
+def mosquitto(tmp_path, settings, gateway_token):
+    """Mosquitto on a free port with its own config and persistence, enforcing `mqtt_acl`'s files.
+
+    settings.MQTT points at it with the subscriber's account and a client id of its own.
+    """
+    from tests.brokers import Mosquitto, mosquitto_binary
+
+    binary = mosquitto_binary()
+    if binary is None:
+        if os.environ.get("REQUIRE_MQTT") == "1":
+            pytest.fail("REQUIRE_MQTT=1 but there is no mosquitto binary (apt-get install mosquitto)")
+        pytest.skip("no mosquitto binary (apt-get install mosquitto); REQUIRE_MQTT=1 makes this a failure")
+    broker = Mosquitto(binary, tmp_path / "mosquitto", password_file=tmp_path / "passwd", acl_file=tmp_path / "acl")
+    settings.MQTT = {
+        **settings.MQTT,
+        "host": "127.0.0.1",
+        "port": broker.port,
+        "display": f"mqtt://{MQTT_SUBSCRIBER_USER}@127.0.0.1:{broker.port}",
+        "username": MQTT_SUBSCRIBER_USER,
+        "password": MQTT_SUBSCRIBER_PASSWORD,
+        "client_id": "test-ingest",
+    }
+    write_mqtt_accounts(broker)
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+def write_mqtt_accounts(broker, *, reload=False):
+    """`manage.py mqtt_acl` into the broker's files; reload=True makes the running broker re-read them."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    call_command("mqtt_acl", "--password-file", broker.password_file, "--acl-file", broker.acl_file, stdout=StringIO())
+    if reload:
+        broker.reload()
+
+
+class InProcessSubscriber:
+    """`manage.py mqtt_ingest`'s loop as a task of the test's event loop."""
+
+    def __init__(self):
+        self.stop_event = asyncio.Event()
+        self.subscribed = asyncio.Event()
+        self.task = None
+
+    async def start(self, wait_s=20.0):
+        from gateways import mqtt
+
+        self.stop_event, self.subscribed = asyncio.Event(), asyncio.Event()
+        self.task = asyncio.create_task(mqtt.run(self.stop_event, subscribed=self.subscribed))
+        await asyncio.wait_for(self.subscribed.wait(), wait_s)
+
+    async def stop(self):
+        if self.task is not None:
+            self.stop_event.set()
+            await asyncio.wait_for(self.task, 30)
+            self.task = None
+
+
+@pytest.fixture
+async def mqtt_subscriber(mosquitto, fresh_pool):
+    running = InProcessSubscriber()
+    await running.start()
+    yield running
+    await running.stop()
+
+
+# --- Property managers' admin --------------------------------------------------------------------
+
+
+@pytest.fixture
+def property_managers(alice, bob, charlie, organisation, other_organisation):
+    """alice and bob (organisation A) and charlie (organisation B) in the "Property managers" group,
+    as the admin expects its users; returns the group."""
+    from django.contrib.auth.models import Group
+
+    from readings.roles import PROPERTY_MANAGERS_GROUP
+
+    group = Group.objects.get(name=PROPERTY_MANAGERS_GROUP)
+    group.user_set.add(alice, bob, charlie)
+    return group
+
+
+@pytest.fixture
+def other_prop(other_organisation):
+    """Charlie's building (organisation B)."""
+    from readings.models import Property
+
+    return Property.objects.create(organisation=other_organisation, name="Other 1")
+
+
+@pytest.fixture
+def other_gateway(other_prop):
+    from gateways.models import Gateway
+
+    return Gateway.objects.create(property=other_prop, serial="GW-B001", name="Other stairwell")
+
+
+@pytest.fixture
+def other_meter(other_prop, other_gateway):
+    from readings.models import MeterInstallation, Unit
+
+    unit = Unit.objects.create(property=other_prop, label="B 1", floor_area_m2=Decimal("60"))
+    return MeterInstallation.objects.create(
+        unit=unit,
+        gateway=other_gateway,
+        meter_serial="87654321",
+        manufacturer="KAM",
+        meter_type="heat",
+        register_unit="kWh",
+        installed_at=datetime(2024, 1, 1, tzinfo=UTC),
+    )
 
 
 # --- Live alarm dashboard ---------------------------------------------------------

@@ -11,6 +11,7 @@ from channels.testing import WebsocketCommunicator
 from django.db import transaction
 
 from gateways import consumers
+from gateways.models import Alarm
 from gateways.relay import group_message, property_group
 from gateways.routing import websocket_urlpatterns
 from mbusportal import db
@@ -91,7 +92,7 @@ async def test_it_sends_a_snapshot_of_the_open_alarms_the_user_may_see(
 ):
     mine = await insert_alarm(gateway, installation=heat_meter, severity="critical")
     cleared = await insert_alarm(gateway, type="meter_error")
-    await sync_to_async(cleared.clear)(alice)
+    await sync_to_async(Alarm.objects.filter(pk=cleared.pk).clear)(alice)
     await insert_alarm(foreign_gateway)
     async with connected_as(alice) as ws:
         snapshot = await ws.receive_json_from(timeout=5)

@@ -39,7 +39,7 @@ def test_it_lists_only_the_managers_own_properties_in_the_filter(charlie, prop, 
 
 def test_it_sends_anonymous_visitors_to_the_login(client):
     response = client.get("/alarms/")
-    assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
+    assert response.status_code == 302 and response["Location"] == "/login/?next=/alarms/"
 
 
 def test_it_refuses_tenants_the_dashboard(tina, tenancy):

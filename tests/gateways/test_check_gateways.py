@@ -47,7 +47,7 @@ def test_it_leaves_gateways_that_reported_recently_alone(gateway):
 
 
 def test_it_honours_the_configured_period(gateway, settings):
-    settings.GATEWAY_OFFLINE_AFTER_HOURS = 1
+    settings.GATEWAY_OFFLINE_AFTER = timedelta(hours=1)
     seen(gateway, hours_ago=2)
     check()
     assert offline_alarms().count() == 1

@@ -75,14 +75,49 @@ async def test_it_tells_raised_updated_and_cleared_apart(alarm_relay, channel_la
     channel = await listen(channel_layer)
     alarm = await insert_alarm(gateway)
     await drain(channel_layer, channel, quiet=0.3)
-    await sync_to_async(alarm.acknowledge)(alice)
+    await sync_to_async(Alarm.objects.filter(pk=alarm.pk).acknowledge)(alice)
     updated = events(await drain(channel_layer, channel, quiet=0.3))
-    await sync_to_async(alarm.clear)(alice)
+    await sync_to_async(Alarm.objects.filter(pk=alarm.pk).clear)(alice)
     cleared = events(await drain(channel_layer, channel, quiet=0.3))
     assert [e["type"] for e in updated] == ["alarm.updated"]
     assert updated[0]["alarm"]["acknowledged_by"] == "alice"
     assert [e["type"] for e in cleared] == ["alarm.cleared"]
     assert cleared[0]["alarm"]["cleared_by"] == "alice"
+
+
+async def test_it_publishes_what_the_ingestion_api_raises_and_clears(
+    alarm_relay, channel_layer, fresh_pool, async_client, gateway_token, gateway, heat_meter
+):
+    offline = await insert_alarm(gateway, type="gateway_offline", message="silent")
+    channel = await listen(channel_layer, property_group(gateway.property_id))
+    await drain(channel_layer, channel, quiet=0.3)
+    reading = {"meter": "12345678", "manufacturer": "KAM", "timestamp": "2026-03-01T00:00:00+00:00"}
+    response = await async_client.post(
+        "/api/v1/readings",
+        data={"readings": [{**reading, "value": "1", "unit": "kWh", "battery_level_pct": 5}]},
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {gateway_token}"},
+    )
+    assert response.status_code == 200
+    low_battery = await Alarm.objects.aget(type="low_battery")
+    published = [(e["type"], e["alarm"]["id"]) for e in events(await drain(channel_layer, channel))]
+    assert published == [("alarm.cleared", offline.pk), ("alarm.raised", low_battery.pk)]
+
+
+async def test_it_publishes_the_admins_acknowledge_and_clear(
+    alarm_relay, channel_layer, client, alice, property_managers, gateway
+):
+    alarm = await insert_alarm(gateway)
+    channel = await listen(channel_layer)
+    await drain(channel_layer, channel, quiet=0.3)
+    await sync_to_async(client.force_login)(alice)
+    changelist = "/admin/gateways/alarm/"
+    await sync_to_async(client.post)(changelist, {"action": "acknowledge", "_selected_action": [alarm.pk]})
+    acknowledged = events(await drain(channel_layer, channel, quiet=0.3))
+    await sync_to_async(client.post)(changelist, {"action": "clear", "_selected_action": [alarm.pk]})
+    cleared = events(await drain(channel_layer, channel, quiet=0.3))
+    assert [(e["type"], e["alarm"]["acknowledged_by"]) for e in acknowledged] == [("alarm.updated", "alice")]
+    assert [(e["type"], e["alarm"]["cleared_by"]) for e in cleared] == [("alarm.cleared", "alice")]
 
 
 async def test_it_sends_each_property_only_its_own_alarms(alarm_relay, channel_layer, gateway, other_organisation):
@@ -282,8 +317,8 @@ async def test_it_delivers_every_alarm_once_across_a_postgresql_restart(scratch_
             "WITH o AS (INSERT INTO readings_organisation (name) VALUES ('Org') RETURNING id),"
             " p AS (INSERT INTO readings_property (organisation_id, name, address, time_zone)"
             "       SELECT id, 'Scratch 1', '', 'Europe/Copenhagen' FROM o RETURNING id)"
-            " INSERT INTO gateways_gateway (property_id, serial, name, active)"
-            " SELECT p.id, 'GW-' || n, 'Gateway ' || n, true FROM p, generate_series(1, 80) n"
+            " INSERT INTO gateways_gateway (property_id, serial, name, active, mqtt_password_hash, rate_window_count)"
+            " SELECT p.id, 'GW-' || n, 'Gateway ' || n, true, '', 0 FROM p, generate_series(1, 80) n"
             " RETURNING id, property_id"
         )
         gateways = await cur.fetchall()

@@ -49,3 +49,12 @@ def test_it_logs_in_the_printed_users(client):
     seed(days=1)
     assert client.login(username="manager", password="manager-demo-2026")
     assert client.login(username="tenant", password="tenant-demo-2026")
+
+
+def test_it_lets_the_demo_manager_work_in_the_admin(client):
+    seed(days=1)
+    client.login(username="manager", password="manager-demo-2026")
+    assert client.get("/admin/readings/meterinstallation/").status_code == 200
+    response = client.get("/admin/gateways/alarm/")
+    assert response.status_code == 200
+    assert len(response.context["cl"].result_list) == 4

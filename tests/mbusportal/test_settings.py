@@ -57,6 +57,9 @@ def test_it_requires_a_secret_key_when_debug_is_off():
         ("DB_POOL_TIMEOUT", "0", "DB_POOL_TIMEOUT must be positive"),
         ("READING_STORAGE", "mongodb", "READING_STORAGE must be auto, timescaledb or partitioned"),
         ("DATABASE_URL", "sqlite:///x.db", "DATABASE_URL must be a PostgreSQL URL"),
+        ("GATEWAY_OFFLINE_AFTER_HOURS", "0", "GATEWAY_OFFLINE_AFTER_HOURS must be positive"),
+        ("FRAMES_RETENTION_DAYS", "0", "FRAMES_RETENTION_DAYS must be at least 1"),
+        ("FRAMES_MAX_PER_REQUEST", "lots", "FRAMES_MAX_PER_REQUEST must be a whole number, got 'lots'"),
     ],
 )
 def test_it_refuses_bad_values_loudly(name, value, message):
@@ -68,10 +71,25 @@ def test_it_refuses_bad_values_loudly(name, value, message):
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [
+        ("EXPORT_MAX_DAYS", "0", "EXPORT_MAX_DAYS must be at least 1, got 0"),
+        ("EXPORT_MAX_DAYS", "many", "invalid literal for int()"),
+        ("EXPORT_MAX_CONCURRENT", "0", "EXPORT_MAX_CONCURRENT must be at least 1, got 0"),
+        ("EXPORT_MAX_CONCURRENT", "10", "EXPORT_MAX_CONCURRENT (10) must be below DB_POOL_MAX_SIZE (10)"),
+        ("EXPORT_STATEMENT_TIMEOUT_S", "0", "EXPORT_STATEMENT_TIMEOUT_S must be at least 1, got 0"),
+    ],
+)
+def test_it_refuses_bad_export_settings_loudly(name, value, message):
+    result = manage("check", **{**PRODUCTION, name: value})
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
         ("ALARM_WS_MAX_PENDING_FRAMES", "0", "ALARM_WS_MAX_PENDING_FRAMES must be at least 1"),
         ("ALARM_RELAY_IDLE_CHECK", "0", "ALARM_RELAY_IDLE_CHECK must be positive"),
         ("ALARM_RELAY_BACKOFF_MAX", "-1", "ALARM_RELAY_BACKOFF_MAX must be positive"),
-        ("GATEWAY_OFFLINE_AFTER_HOURS", "0", "GATEWAY_OFFLINE_AFTER_HOURS must be positive"),
     ],
 )
 def test_it_refuses_bad_alarm_dashboard_settings(name, value, message):

@@ -1,5 +1,6 @@
 """readings.ingest: COPY into staging, one idempotent upsert, the daily rollup, partitions."""
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -106,3 +107,99 @@ async def test_it_refuses_another_propertys_meter_and_writes_nothing(prop, heat_
 
 async def test_it_accepts_an_empty_batch(prop):
     assert (await run(prop, [])).as_dict() == {"inserted": 0, "updated": 0, "unchanged": 0, "folded": 0}
+
+
+async def kill_backend_when_it_copies(pid):
+    """Terminates backend `pid` from another session as soon as it is running COPY; returns what it saw."""
+    async with await psycopg.AsyncConnection.connect(conninfo(), autocommit=True) as admin:
+        for _ in range(5000):
+            cur = await admin.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", [pid])
+            found = await cur.fetchone()
+            if found and found[0].startswith("COPY"):
+                await admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+                return found[0]
+            await asyncio.sleep(0.001)
+    return None
+
+
+async def test_it_leaves_nothing_behind_when_the_backend_dies_mid_copy(prop, heat_meter):
+    batch = rows(heat_meter, [str(i) for i in range(200_000)], step=timedelta(minutes=1))
+    async with await psycopg.AsyncConnection.connect(conninfo()) as conn:
+        killer = asyncio.create_task(kill_backend_when_it_copies(conn.info.backend_pid))
+        with pytest.raises(psycopg.OperationalError):
+            await ingest(conn, property_id=prop.pk, rows=batch)
+        assert (await killer or "").startswith("COPY reading")
+    assert await Reading.objects.acount() == 0
+    assert not await ReadingDaily.objects.aexists()
+    retry = await run(prop, batch)
+    assert retry.inserted == 200_000
+    assert await Reading.objects.acount() == 200_000
+
+
+async def test_it_refuses_to_delete_an_installation_that_has_readings(prop, heat_meter):
+    from django.db import IntegrityError
+
+    await run(prop, rows(heat_meter, ["1"]))
+    with pytest.raises(IntegrityError, match="has readings and cannot be deleted"):
+        await heat_meter.adelete()
+
+
+async def test_it_takes_the_general_path_when_keys_exist_and_counts_the_same(prop, heat_meter):
+    first = await run(prop, rows(heat_meter, ["1", "2"]))
+    mixed = await run(prop, rows(heat_meter, ["1", "2.5", "3"]))
+    assert (first.inserted, mixed.as_dict()) == (2, {"inserted": 1, "updated": 1, "unchanged": 1, "folded": 0})
+
+
+def test_it_ingests_synchronously_inside_the_callers_transaction(prop, heat_meter):
+    from django.db import connection, transaction
+
+    from readings.ingest import ingest_sync
+
+    with transaction.atomic():
+        connection.ensure_connection()
+        batch = rows(heat_meter, ["100", "101", "103"], start=T0 + timedelta(hours=3))  # one local day
+        result = ingest_sync(connection.connection, property_id=prop.pk, rows=batch)
+    assert result.as_dict() == {"inserted": 3, "updated": 0, "unchanged": 0, "folded": 0}
+    daily = ReadingDaily.objects.get(installation=heat_meter)
+    assert (daily.first_value, daily.last_value, daily.reading_count) == (Decimal("100"), Decimal("103"), 3)
+
+
+def test_it_rolls_back_synchronous_readings_with_the_caller(prop, heat_meter):
+    from django.db import connection, transaction
+
+    from readings.ingest import ingest_sync
+
+    with pytest.raises(RuntimeError), transaction.atomic():
+        connection.ensure_connection()
+        ingest_sync(connection.connection, property_id=prop.pk, rows=rows(heat_meter, ["100"]))
+        raise RuntimeError("the caller fails after ingesting")
+    assert not Reading.objects.exists()
+    assert not ReadingDaily.objects.exists()
+
+
+def test_it_takes_the_general_path_synchronously_when_keys_exist(prop, heat_meter):
+    from django.db import connection, transaction
+
+    from readings.ingest import ingest_sync
+
+    with transaction.atomic():
+        connection.ensure_connection()
+        ingest_sync(connection.connection, property_id=prop.pk, rows=rows(heat_meter, ["1", "2"]))
+        again = rows(heat_meter, ["1", "2.5", "3"]) + rows(heat_meter, ["3"], start=T0 + timedelta(hours=2))
+        mixed = ingest_sync(connection.connection, property_id=prop.pk, rows=again)
+    assert mixed.as_dict() == {"inserted": 1, "updated": 1, "unchanged": 1, "folded": 1}
+    assert [r.value for r in Reading.objects.order_by("timestamp")] == [Decimal(1), Decimal("2.5"), Decimal(3)]
+
+
+def test_it_refuses_synchronously_another_propertys_installation_and_an_open_autocommit(prop, other_meter):
+    from django.db import connection, transaction
+
+    from readings.ingest import ingest_sync
+
+    with pytest.raises(ValueError, match="do not belong to property"), transaction.atomic():
+        connection.ensure_connection()
+        ingest_sync(connection.connection, property_id=prop.pk, rows=rows(other_meter, ["1"]))
+    connection.ensure_connection()
+    with pytest.raises(RuntimeError, match="inside the caller's transaction"):
+        ingest_sync(connection.connection, property_id=prop.pk, rows=rows(other_meter, ["1"]))
+    assert not Reading.objects.exists()

@@ -32,9 +32,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, hours: float | None, **options: Any) -> None:
-        hours = settings.GATEWAY_OFFLINE_AFTER_HOURS if hours is None else hours
-        if hours <= 0:
+        if hours is not None and hours <= 0:
             raise CommandError(f"--hours must be positive, got {hours:g}")
+        silent_for = settings.GATEWAY_OFFLINE_AFTER if hours is None else timedelta(hours=hours)
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [CHECK_LOCK])
             row = cursor.fetchone()
@@ -42,5 +42,5 @@ class Command(BaseCommand):
                 self.stdout.write("another check_gateways is running; nothing to do")
                 return
             cleared = sql.clear_offline_alarms(cursor)
-            raised = sql.raise_offline_alarms(cursor, silent_for=timedelta(hours=hours))
+            raised = sql.raise_offline_alarms(cursor, silent_for=silent_for)
         self.stdout.write(f"gateway offline alarms: {len(raised)} raised, {len(cleared)} cleared")

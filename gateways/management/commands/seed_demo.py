@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 import psycopg
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
@@ -24,6 +24,7 @@ from gateways.models import Alarm, AlarmType, Gateway, Severity
 from mbusportal.db import conninfo
 from readings.ingest import ReadingRow, ingest
 from readings.models import MeterInstallation, MeterType, Organisation, Property, RegisterUnit, Tenancy, Unit
+from readings.roles import PROPERTY_MANAGERS_GROUP
 
 ORGANISATION = "Demo Boligforening"
 PROPERTY = "Solgården"
@@ -103,6 +104,8 @@ class Command(BaseCommand):
         tenant = self.user(*TENANT, is_staff=False)
         organisation, _ = Organisation.objects.get_or_create(name=ORGANISATION)
         organisation.managers.add(manager)
+        # The group (from a migration) carries the admin permissions a manager works with.
+        manager.groups.add(Group.objects.get(name=PROPERTY_MANAGERS_GROUP))
         prop, _ = Property.objects.get_or_create(
             organisation=organisation, name=PROPERTY, defaults={"address": "Solvej 1, 2100 København Ø"}
         )

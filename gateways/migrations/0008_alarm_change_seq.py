@@ -9,12 +9,12 @@ never see 10. So the trigger first takes a transaction-scoped advisory lock:
 alarm-writing transactions queue for the short stretch from their first
 alarm change to their commit, and numbers become visible strictly in order.
 Whoever sees change N has therefore seen every committed change below N.
+This trigger runs beside 0003's NOTIFY trigger (AFTER, so its payload is
+unchanged).
 
-Also: who cleared an alarm, and the relay's persisted cursor.
+Also: the relay's persisted cursor.
 """
 
-import django.db.models.deletion
-from django.conf import settings
 from django.db import migrations, models
 
 CREATE = """
@@ -67,23 +67,9 @@ DROP SEQUENCE IF EXISTS gateways_alarm_change_seq;
 
 
 class Migration(migrations.Migration):
-    dependencies = [
-        ("gateways", "0003_alarm_notify_trigger"),
-        migrations.swappable_dependency(settings.AUTH_USER_MODEL),
-    ]
+    dependencies = [("gateways", "0007_alarm_cleared_by_and_verbose_names")]
 
     operations = [
-        migrations.AddField(
-            model_name="alarm",
-            name="cleared_by",
-            field=models.ForeignKey(
-                blank=True,
-                null=True,
-                on_delete=django.db.models.deletion.SET_NULL,
-                related_name="+",
-                to=settings.AUTH_USER_MODEL,
-            ),
-        ),
         migrations.SeparateDatabaseAndState(
             database_operations=[migrations.RunSQL(CREATE, DROP)],
             state_operations=[

@@ -1,0 +1,405 @@
+"""Gateways and alarms in the property managers' admin.
+
+A gateway's API token is shown exactly once, on the page that answers its
+creation or rotation; only its SHA-256 hash is stored. Alarms are raised by
+the system; people acknowledge and clear them, and the admin records who and
+when.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from django.conf import settings
+from django.contrib import admin, messages
+from django.contrib.admin.options import IS_POPUP_VAR
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.formats import localize
+from django.utils.html import format_html
+from django.utils.timesince import timesince
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from gateways.models import Alarm, AlarmQuerySet, Gateway, GatewayStatus
+from readings.admin_scoping import ScopedModelAdmin, ScopedTabularInline, count_of
+
+
+def badge(kind: str, text: Any) -> str:
+    return format_html('<span class="badge badge-{}">{}</span>', kind, text)
+
+
+def moment_with_age(moment: Any) -> str:
+    if moment is None:
+        return "-"
+    return format_html(
+        '{} <span class="age">({})</span>',
+        localize(timezone.localtime(moment)),
+        _("%(age)s ago") % {"age": timesince(moment)},
+    )
+
+
+def token_page(
+    site: admin.AdminSite, request: HttpRequest, tokens: list[tuple[Gateway, str]], *, popup: bool = False
+) -> TemplateResponse:
+    """The one page that ever shows these tokens; never cached, never stored."""
+    response = TemplateResponse(
+        request,
+        "admin/gateways/gateway/tokens.html",
+        {
+            **site.each_context(request),
+            "opts": Gateway._meta,
+            "title": ngettext("New gateway token", "New gateway tokens", len(tokens)),
+            "tokens": tokens,
+            "popup": popup,
+        },
+    )
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+# --- Gateways -----------------------------------------------------------------------------------
+
+
+class StatusFilter(admin.SimpleListFilter):
+    title = _("status")
+    parameter_name = "status"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> Any:
+        return GatewayStatus.choices
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        seen_after = timezone.now() - settings.GATEWAY_OFFLINE_AFTER
+        match self.value():
+            case GatewayStatus.INACTIVE:
+                return queryset.filter(active=False)
+            case GatewayStatus.NEVER_SEEN:
+                return queryset.filter(active=True, last_seen_at__isnull=True)
+            case GatewayStatus.OFFLINE:
+                return queryset.filter(active=True, last_seen_at__lte=seen_after)
+            case GatewayStatus.ONLINE:
+                return queryset.filter(active=True, last_seen_at__gt=seen_after)
+        return queryset
+
+
+class OpenAlarmInline(ScopedTabularInline[Alarm]):
+    model = Alarm
+    fk_name = "gateway"
+    verbose_name = _("open alarm")
+    verbose_name_plural = _("open alarms")
+    fields = ("severity_badge", "type", "installation", "message", "raised_at", "acknowledged")
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = True
+    ordering = ("-raised_at",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Alarm]:
+        alarms = cast(AlarmQuerySet, super().get_queryset(request))
+        return alarms.open().select_related("installation__unit__property")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description=_("severity"))
+    def severity_badge(self, obj: Alarm) -> str:
+        return badge(obj.severity, obj.get_severity_display())
+
+    @admin.display(description=_("acknowledged"))
+    def acknowledged(self, obj: Alarm) -> str:
+        return acknowledged_text(obj)
+
+
+@admin.register(Gateway)
+class GatewayAdmin(ScopedModelAdmin[Gateway]):
+    list_display = ("name", "serial", "property", "status_badge", "last_seen", "open_alarms", "token_issued_at")
+    list_filter = (StatusFilter, "property")
+    search_fields = ("name", "serial", "property__name")
+    autocomplete_fields = ("property",)
+    list_select_related = ("property",)
+    ordering = ("property__name", "name")
+    fields = ("property", "serial", "name", "active", "status_badge", "last_seen", "token_issued_at")
+    readonly_fields = ("status_badge", "last_seen", "token_issued_at")
+    inlines = (OpenAlarmInline,)
+    actions = ("export_as_csv", "rotate_tokens", "deactivate")
+    change_form_template = "admin/gateways/gateway/change_form.html"
+    csv_fields = ("property__name", "serial", "name", "active", "last_seen_at", "token_issued_at")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Gateway]:
+        return super().get_queryset(request).annotate(open_alarm_count=count_of(Alarm.objects.open(), "gateway"))
+
+    def get_fields(self, request: HttpRequest, obj: Gateway | None = None) -> Any:
+        if obj is None:  # a new gateway has no status, no last contact and no token yet
+            return ("property", "serial", "name", "active")
+        return super().get_fields(request, obj)
+
+    def get_urls(self) -> list[URLPattern]:
+        info = self.opts.app_label, self.opts.model_name
+        return [
+            path(
+                "<path:object_id>/rotate-token/",
+                self.admin_site.admin_view(self.rotate_token_view),
+                name="{}_{}_rotate_token".format(*info),
+            ),
+            *super().get_urls(),
+        ]
+
+    @admin.display(description=_("status"))
+    def status_badge(self, obj: Gateway) -> str:
+        if obj.pk is None:
+            return "-"
+        status = obj.status()
+        return badge(status.value, status.label)
+
+    @admin.display(description=_("last seen"), ordering="last_seen_at")
+    def last_seen(self, obj: Gateway) -> str:
+        return moment_with_age(obj.last_seen_at)
+
+    @admin.display(description=_("open alarms"), ordering="open_alarm_count")
+    def open_alarms(self, obj: Gateway) -> str:
+        count = int(getattr(obj, "open_alarm_count", 0))
+        if not count:
+            return "0"
+        url = reverse("admin:gateways_alarm_changelist") + f"?gateway__id__exact={obj.pk}"
+        return format_html('<a href="{}">{}</a>', url, count)
+
+    def response_add(self, request: HttpRequest, obj: Gateway, post_url_continue: str | None = None) -> HttpResponse:
+        token = obj.issue_token()
+        self.log_change(request, obj, _("Issued an API token."))
+        return token_page(self.admin_site, request, [(obj, token)], popup=IS_POPUP_VAR in request.POST)
+
+    @admin.action(description=_("Rotate API token (the old one stops working)"), permissions=["change"])
+    def rotate_tokens(self, request: HttpRequest, queryset: QuerySet[Gateway]) -> HttpResponse:
+        tokens = []
+        for gateway in queryset.order_by("serial"):
+            tokens.append((gateway, gateway.issue_token()))
+            self.log_change(request, gateway, _("Rotated the API token."))
+        return token_page(self.admin_site, request, tokens)
+
+    @admin.action(description=_("Deactivate (refuse its payloads, revoke its token)"), permissions=["change"])
+    def deactivate(self, request: HttpRequest, queryset: QuerySet[Gateway]) -> None:
+        count = 0
+        for gateway in queryset.filter(active=True):
+            gateway.deactivate()
+            self.log_change(request, gateway, _("Deactivated."))
+            count += 1
+        self.message_user(
+            request,
+            ngettext("Deactivated %(count)d gateway.", "Deactivated %(count)d gateways.", count) % {"count": count},
+            messages.SUCCESS,
+        )
+
+    def rotate_token_view(self, request: HttpRequest, object_id: str) -> HttpResponseBase:
+        """GET: ask; POST: rotate and show the new token once."""
+        gateway = self.get_object(request, object_id)
+        if not self.has_change_permission(request, gateway):
+            raise PermissionDenied
+        if request.method == "POST":
+            token = gateway.issue_token()
+            self.log_change(request, gateway, _("Rotated the API token."))
+            return token_page(self.admin_site, request, [(gateway, token)])
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": gateway,
+            "title": _("Rotate the API token of %(gateway)s?") % {"gateway": gateway},
+        }
+        return TemplateResponse(request, "admin/gateways/gateway/rotate_token.html", context)
+
+
+# --- Alarms -----------------------------------------------------------------------------------------
+
+
+def acknowledged_text(alarm: Alarm) -> str:
+    if alarm.acknowledged_at is None:
+        return "-"
+    return _("%(when)s by %(who)s") % {
+        "when": localize(timezone.localtime(alarm.acknowledged_at)),
+        "who": alarm.acknowledged_by or _("a removed user"),
+    }
+
+
+class AlarmStateFilter(admin.SimpleListFilter):
+    """Open alarms unless asked otherwise: that is what the person on duty looks for."""
+
+    title = _("state")
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> Any:
+        return [
+            ("unacknowledged", _("Open, not acknowledged")),
+            ("acknowledged", _("Open, acknowledged")),
+            ("cleared", _("Cleared")),
+            ("all", _("All")),
+        ]
+
+    def choices(self, changelist: Any) -> Any:
+        yield {
+            "selected": self.value() is None,
+            "query_string": changelist.get_query_string(remove=[self.parameter_name]),
+            "display": _("Open"),
+        }
+        for lookup, title in self.lookup_choices:
+            yield {
+                "selected": self.value() == lookup,
+                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+                "display": title,
+            }
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        match self.value():
+            case "all":
+                return queryset
+            case "cleared":
+                return queryset.filter(cleared_at__isnull=False)
+            case "acknowledged":
+                return queryset.open().filter(acknowledged_at__isnull=False)  # type: ignore[attr-defined, no-any-return]
+            case "unacknowledged":
+                return queryset.open().filter(acknowledged_at__isnull=True)  # type: ignore[attr-defined, no-any-return]
+        return queryset.open()  # type: ignore[attr-defined, no-any-return]
+
+
+@admin.register(Alarm)
+class AlarmAdmin(ScopedModelAdmin[Alarm]):
+    list_display = (
+        "severity_badge",
+        "type",
+        "property",
+        "gateway",
+        "meter",
+        "message",
+        "raised_at",
+        "acknowledged",
+        "cleared",
+    )
+    list_display_links = ("severity_badge", "type")
+    list_filter = (AlarmStateFilter, "severity", "type", "property")
+    search_fields = ("message", "gateway__serial", "gateway__name", "installation__meter_serial")
+    list_select_related = ("property", "gateway", "installation__unit", "acknowledged_by", "cleared_by")
+    ordering = ("-raised_at",)
+    show_full_result_count = False
+    fields = (
+        "severity",
+        "type",
+        "property",
+        "gateway",
+        "installation",
+        "message",
+        "raised_at",
+        "acknowledged",
+        "cleared",
+    )
+    readonly_fields = fields
+    actions = ("export_as_csv", "acknowledge", "clear")
+    change_form_template = "admin/gateways/alarm/change_form.html"
+    csv_fields = (
+        "raised_at",
+        "severity",
+        "type",
+        "property__name",
+        "gateway__serial",
+        "installation__meter_serial",
+        "message",
+        "acknowledged_at",
+        "acknowledged_by__username",
+        "cleared_at",
+        "cleared_by__username",
+    )
+
+    def get_urls(self) -> list[URLPattern]:
+        info = self.opts.app_label, self.opts.model_name
+        return [
+            path(
+                "<path:object_id>/acknowledge/",
+                self.admin_site.admin_view(self.acknowledge_view),
+                name="{}_{}_acknowledge".format(*info),
+            ),
+            path(
+                "<path:object_id>/clear/",
+                self.admin_site.admin_view(self.clear_view),
+                name="{}_{}_clear".format(*info),
+            ),
+            *super().get_urls(),
+        ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # alarms are raised by the system
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        alarm = self.get_object(request, object_id)
+        may_change = self.has_change_permission(request, alarm)
+        context = {
+            **(extra_context or {}),
+            # Nothing on the page is editable: the buttons below are the changes there are.
+            "show_save": False,
+            "show_save_and_continue": False,
+            "show_save_and_add_another": False,
+            "can_acknowledge": may_change and alarm.cleared_at is None and alarm.acknowledged_at is None,
+            "can_clear": may_change and alarm.cleared_at is None,
+        }
+        return super().change_view(request, object_id, form_url, context)
+
+    @admin.display(description=_("severity"), ordering="severity")
+    def severity_badge(self, obj: Alarm) -> str:
+        return badge(obj.severity, obj.get_severity_display())
+
+    @admin.display(description=_("meter"))
+    def meter(self, obj: Alarm) -> str:
+        if obj.installation is None:
+            return "-"
+        installation = obj.installation
+        return f"{installation.manufacturer} {installation.meter_serial} · {installation.unit.label}"
+
+    @admin.display(description=_("acknowledged"), ordering="acknowledged_at")
+    def acknowledged(self, obj: Alarm) -> str:
+        return acknowledged_text(obj)
+
+    @admin.display(description=_("cleared"), ordering="cleared_at")
+    def cleared(self, obj: Alarm) -> str:
+        if obj.cleared_at is None:
+            return "-"
+        return _("%(when)s by %(who)s") % {
+            "when": localize(timezone.localtime(obj.cleared_at)),
+            "who": obj.cleared_by or _("the system"),
+        }
+
+    @admin.action(description=_("Acknowledge selected alarms"), permissions=["change"])
+    def acknowledge(self, request: HttpRequest, queryset: QuerySet[Alarm]) -> None:
+        count = cast(AlarmQuerySet, queryset).acknowledge(request.user)
+        self.message_user(
+            request,
+            ngettext("Acknowledged %(count)d alarm.", "Acknowledged %(count)d alarms.", count) % {"count": count},
+            messages.SUCCESS,
+        )
+
+    @admin.action(description=_("Clear selected alarms"), permissions=["change"])
+    def clear(self, request: HttpRequest, queryset: QuerySet[Alarm]) -> None:
+        count = cast(AlarmQuerySet, queryset).clear(request.user)
+        self.message_user(
+            request,
+            ngettext("Cleared %(count)d alarm.", "Cleared %(count)d alarms.", count) % {"count": count},
+            messages.SUCCESS,
+        )
+
+    def acknowledge_view(self, request: HttpRequest, object_id: str) -> HttpResponseBase:
+        return self._change_state(request, object_id, self.acknowledge)
+
+    def clear_view(self, request: HttpRequest, object_id: str) -> HttpResponseBase:
+        return self._change_state(request, object_id, self.clear)
+
+    def _change_state(self, request: HttpRequest, object_id: str, action: Any) -> HttpResponseBase:
+        """The change page's buttons: POST only, the same rules as the actions."""
+        alarm = self.get_object(request, object_id)
+        if request.method != "POST":
+            return HttpResponseRedirect(reverse("admin:gateways_alarm_change", args=[alarm.pk]))
+        if not self.has_change_permission(request, alarm):
+            raise PermissionDenied
+        action(request, self.get_queryset(request).filter(pk=alarm.pk))
+        return HttpResponseRedirect(reverse("admin:gateways_alarm_change", args=[alarm.pk]))

@@ -1,0 +1,167 @@
+"""The gateway-facing ingestion API: POST /api/v1/readings and POST /api/v1/frames.
+
+Both share the order of work: authenticate (and count the request) on a
+short pool checkout, then read, decompress and validate the body without
+holding a connection, then one transaction that stores the readings,
+updates the rollup, marks the gateway seen and raises the alarms the data
+calls for (gateways.delivery). Raw frames are decoded by gateways.frames
+and kept beside their readings in the same transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+from psycopg import AsyncConnection
+from psycopg import errors as pg_errors
+from psycopg_pool import PoolTimeout
+
+from gateways import delivery, intake, sql
+from gateways.frames import parse_frames
+from gateways.models import hash_token
+from gateways.payload import InstallationIndex, MalformedJson, PayloadInvalid
+from mbusportal import db
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER_UNAVAILABLE_S = 5
+PARTIAL_VALUES = {"1": True, "true": True, "0": False, "false": False}
+
+
+class ApiError(intake.Refusal):
+    def response(self) -> JsonResponse:
+        return _refusal_response(self)
+
+
+def _refusal_response(refusal: intake.Refusal) -> JsonResponse:
+    return JsonResponse(refusal.as_dict(), status=refusal.status, headers=refusal.headers)
+
+
+@csrf_exempt
+@require_POST
+async def post_readings(request: HttpRequest) -> JsonResponse:
+    """200 with the counts; 4xx with a message naming what is wrong; 503 when the database is unavailable."""
+    return await _gateway_request(request, _store_readings)
+
+
+@csrf_exempt
+@require_POST
+async def post_frames(request: HttpRequest) -> JsonResponse:
+    """Raw M-Bus frames: 200 with the counts (and, with ?partial=1, the rejected frames); else as readings."""
+    return await _gateway_request(request, _store_frames)
+
+
+# What an endpoint does once the gateway is known and the body read.
+Handler = Callable[[HttpRequest, sql.AuthenticatedGateway, InstallationIndex, bytes], Awaitable[JsonResponse]]
+
+
+async def _gateway_request(request: HttpRequest, handle: Handler) -> JsonResponse:
+    """Authenticate, count and read the request, run `handle`, and turn every failure into its answer."""
+    try:
+        token_hash = _bearer_token_hash(request)
+        gateway, meters = await _authenticate(token_hash)
+        body = _read_body(request)
+        return await handle(request, gateway, meters, body)
+    except intake.Refusal as refusal:
+        return _refusal_response(refusal)
+    except MalformedJson as error:
+        return ApiError(400, str(error)).response()
+    except PayloadInvalid as invalid:
+        return JsonResponse(intake.invalid_answer(invalid), status=422)
+    except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure):
+        return ApiError(503, intake.CONFLICT, {"Retry-After": "1"}).response()
+    except (PoolTimeout, psycopg.OperationalError) as unavailable:
+        logger.warning("ingest: database unavailable: %s", unavailable)
+        return ApiError(503, intake.UNAVAILABLE, {"Retry-After": str(RETRY_AFTER_UNAVAILABLE_S)}).response()
+
+
+async def _store_readings(
+    request: HttpRequest, gateway: sql.AuthenticatedGateway, meters: InstallationIndex, body: bytes
+) -> JsonResponse:
+    return JsonResponse(await delivery.store(gateway, meters, intake.parse(body, meters)))
+
+
+async def _store_frames(
+    request: HttpRequest, gateway: sql.AuthenticatedGateway, meters: InstallationIndex, body: bytes
+) -> JsonResponse:
+    partial = _partial(request)
+    # Decoding thousands of frames takes a while: off the event loop.
+    parsed = await asyncio.to_thread(
+        parse_frames,
+        body,
+        installations=meters,
+        time_zone=gateway.time_zone,
+        now=datetime.now(UTC),
+        limits=delivery.frame_limits(),
+    )
+    if parsed.rejected_total and not partial:
+        raise PayloadInvalid(parsed.rejected, parsed.rejected_total, hint=" (?partial=1 stores the good frames)")
+
+    async def keep_frames(conn: AsyncConnection[Any]) -> None:
+        await sql.keep_raw_frames(conn, gateway.id, parsed.raw)
+
+    counts = await delivery.store(gateway, meters, parsed.payload, also=keep_frames)
+    return JsonResponse(
+        {
+            **counts,
+            "rejected": parsed.rejected_total,
+            "errors": [error.as_dict() for error in parsed.rejected],
+            "warnings": [warning.as_dict() for warning in parsed.warnings],
+        }
+    )
+
+
+def _partial(request: HttpRequest) -> bool:
+    value = request.GET.get("partial", "0").lower()
+    if value not in PARTIAL_VALUES:
+        raise ApiError(400, f"partial must be 1 or 0, not {value[:20]!r}")
+    return PARTIAL_VALUES[value]
+
+
+def _bearer_token_hash(request: HttpRequest) -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "missing 'Authorization: Bearer <gateway token>' header", {"WWW-Authenticate": "Bearer"})
+    return hash_token(token.strip())
+
+
+async def _authenticate(token_hash: str) -> tuple[sql.AuthenticatedGateway, InstallationIndex]:
+    pool = await db.get_pool()
+    async with pool.connection() as conn:
+        gateway = await sql.authenticate(conn, token_hash)
+        if gateway is None:
+            raise ApiError(
+                401, "unknown or revoked gateway token", {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+            )
+        intake.admit(gateway)
+        meters = await sql.installation_index(conn, gateway.property_id)
+    return gateway, meters
+
+
+def _read_body(request: HttpRequest) -> bytes:
+    """The request body, decompressed, at most INGEST max_body_bytes; 413/415/400 otherwise."""
+    limit = intake.max_body_bytes()
+    content_type = request.content_type or ""
+    if content_type != "application/json":
+        raise ApiError(415, f"Content-Type must be application/json, not {content_type or 'missing'!r}")
+    declared = request.headers.get("Content-Length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise intake.TooLarge(limit)
+    # Read past the declared length: a wrong Content-Length must not let more through.
+    raw = request.read(limit + 1)
+    intake.check_size(raw, limit)
+    encoding = request.headers.get("Content-Encoding", "identity").lower()
+    if encoding == "gzip":
+        return intake.gunzip(raw, limit)
+    if encoding != "identity":
+        raise ApiError(415, f"Content-Encoding {encoding!r} is not supported; use gzip or none")
+    return raw

@@ -1,0 +1,350 @@
+"""Raw M-Bus frames from a gateway, turned into readings.
+
+`parse_frames(body, …)` reads the request body (a JSON list of
+`{"frame": "<hex>", "received_at": "<ISO 8601>"}`, or `{"frames": [...]}`),
+decodes each frame (gateways.mbus) and maps it to a `ReadingRow`:
+
+- the installation that held the meter (identification number and
+  manufacturer of the frame's secondary address) at the reading's time;
+- the current-value register that fits the installation's type: energy for
+  heat and electricity meters, volume for water meters, units for heat cost
+  allocators; instantaneous, storage 0, tariff 0, subunit 0; converted
+  exactly to the installation's register unit;
+- the time: the frame's own date/time record (type F, the meter's wall clock
+  in the property's time zone) unless the meter marks it invalid or it is
+  further than FRAMES_MAX_METER_CLOCK_DRIFT_S from received_at; then
+  received_at;
+- the status byte, for alarms (delivery.store's error-flags path).
+
+A frame that cannot be used is rejected with its index, field and reason;
+the caller stores nothing then, or only the good frames with ?partial=1.
+Problems of the document itself (not JSON, no list, empty, too many frames)
+raise MalformedJson or PayloadInvalid. Nothing else is raised.
+"""
+
+from __future__ import annotations
+
+import json
+import zoneinfo
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, NamedTuple
+
+import msgspec
+
+from gateways import mbus
+from gateways.payload import (
+    MAX_REGISTER,
+    Errors,
+    FieldError,
+    Installation,
+    InstallationIndex,
+    ParsedPayload,
+    PayloadInvalid,
+    malformed_json,
+)
+from readings.ingest import ReadingRow
+from readings.models import MeterType
+from readings.units import UnitError, convert
+
+# Hex digits of the longest long frame, with a separator between bytes.
+MAX_HEX_CHARS = mbus.MAX_FRAME_BYTES * 3
+
+# The register each type of installation is read from, and the units it may come in.
+REGISTERS: dict[str, tuple[str, frozenset[str]]] = {
+    MeterType.HEAT: (mbus.ENERGY, frozenset({"Wh", "J"})),
+    MeterType.ELECTRICITY: (mbus.ENERGY, frozenset({"Wh", "J"})),
+    MeterType.COLD_WATER: (mbus.VOLUME, frozenset({"m3"})),
+    MeterType.HOT_WATER: (mbus.VOLUME, frozenset({"m3"})),
+    MeterType.HEAT_COST_ALLOCATOR: (mbus.HCA, frozenset({mbus.HCA_UNITS})),
+}
+# VIFE meanings that still make a record the meter's main register: a heat
+# or electricity meter that also counts cooling or export marks its main
+# register "only if positive"; "reserved for object actions" (0x00-0x0F)
+# carries no meaning in a meter's answer.
+PLAIN = ()
+MAIN_REGISTER_QUALIFIERS = {
+    PLAIN,
+    ("Accumulation only if value is positive",),
+    ("Reserved for object actions",),
+}
+
+
+class FrameIn(msgspec.Struct, forbid_unknown_fields=True):
+    frame: str
+    received_at: datetime
+
+
+class FramesIn(msgspec.Struct):
+    frames: list[FrameIn]
+
+
+KNOWN_FIELDS = frozenset(FrameIn.__struct_fields__)
+_LIST_DECODER = msgspec.json.Decoder(list[FrameIn])
+_OBJECT_DECODER = msgspec.json.Decoder(FramesIn)
+
+
+@dataclass(frozen=True, slots=True)
+class FrameLimits:
+    max_frames: int
+    max_errors: int
+    max_clock_skew: timedelta
+    max_meter_clock_drift: timedelta
+
+
+class RawFrameRow(NamedTuple):
+    """A frame as it is kept (gateways_rawframe), with what became of it."""
+
+    received_at: datetime
+    frame: bytes
+    installation_id: int | None
+    reading_at: datetime | None
+    error: str
+
+
+@dataclass
+class ParsedFrames:
+    payload: ParsedPayload
+    raw: list[RawFrameRow]
+    rejected: list[FieldError] = field(default_factory=list)
+    rejected_total: int = 0
+    warnings: list[FieldError] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    installations: InstallationIndex
+    zone: zoneinfo.ZoneInfo
+    latest_allowed: datetime
+    max_drift: timedelta
+
+
+class Rejected(Exception):
+    def __init__(self, field_name: str, message: str):
+        super().__init__(message)
+        self.field = field_name
+        self.message = message
+
+
+def parse_frames(
+    body: bytes, *, installations: InstallationIndex, time_zone: str, now: datetime, limits: FrameLimits
+) -> ParsedFrames:
+    items = _decode(body, limits)
+    context = Context(
+        installations, zoneinfo.ZoneInfo(time_zone), now + limits.max_clock_skew, limits.max_meter_clock_drift
+    )
+    return _resolve(items, context, limits.max_errors)
+
+
+def decode_stored(
+    frames: Sequence[tuple[datetime, bytes]],
+    *,
+    installations: InstallationIndex,
+    time_zone: str,
+    now: datetime,
+    max_meter_clock_drift: timedelta,
+) -> ParsedFrames:
+    """Frames kept in gateways_rawframe, decoded again (reprocess_frames); every problem is reported."""
+    items: list[_Item | FieldError] = [_Item(received_at, bytes(data)) for received_at, data in frames]
+    # They were accepted once, so a received_at ahead of the clock then is not refused now.
+    context = Context(installations, zoneinfo.ZoneInfo(time_zone), now + timedelta(days=1), max_meter_clock_drift)
+    return _resolve(items, context, max(1, len(items)))
+
+
+def _resolve(items: Sequence[_Item | FieldError], context: Context, max_errors: int) -> ParsedFrames:
+    parsed = ParsedFrames(payload=ParsedPayload(rows=[]), raw=[])
+    rejected = Errors(max_errors)
+    for index, item in enumerate(items):
+        if isinstance(item, FieldError):
+            rejected.add(index, item.field, item.message)
+            continue
+        try:
+            row, status, warning = _reading(item, context)
+        except Rejected as problem:
+            rejected.add(index, problem.field, problem.message)
+            parsed.raw.append(RawFrameRow(item.received_at, item.data, None, None, problem.message))
+            continue
+        if warning:
+            parsed.warnings.append(FieldError(index, "frame", warning))
+        parsed.payload.rows.append(row)
+        parsed.raw.append(RawFrameRow(item.received_at, item.data, row.installation_id, row.timestamp, ""))
+        _note_status(parsed.payload, row, status)
+    parsed.rejected, parsed.rejected_total = rejected.kept, rejected.total
+    return parsed
+
+
+# --- the document ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    received_at: datetime
+    data: bytes
+
+
+def _decode(body: bytes, limits: FrameLimits) -> list[_Item | FieldError]:
+    """Each frame's bytes and time, or the problem with it; raises for problems of the whole document."""
+    try:
+        typed = _LIST_DECODER.decode(body) if body.lstrip()[:1] == b"[" else _OBJECT_DECODER.decode(body).frames
+        documents: list[Any] = [{"frame": item.frame, "received_at": item.received_at} for item in typed]
+    except msgspec.ValidationError:
+        documents = _untyped(body)
+    except msgspec.DecodeError:
+        raise malformed_json(body) from None
+    problems = Errors(limits.max_errors)
+    if not documents:
+        problems.add(None, "frames", "must not be empty")
+    elif len(documents) > limits.max_frames:
+        problems.add(None, "frames", f"{len(documents)} frames in one request; at most {limits.max_frames}")
+    if problems.total:
+        raise problems.invalid()
+    return [_item(document) for document in documents]
+
+
+def _untyped(body: bytes) -> list[Any]:
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise malformed_json(body) from None
+    if isinstance(document, dict) and isinstance(document.get("frames"), list):
+        document = document["frames"]
+    if not isinstance(document, list):
+        raise PayloadInvalid(
+            [FieldError(None, "frames", 'the body must be a JSON list of {"frame", "received_at"} objects')], 1
+        )
+    return document
+
+
+def _item(document: Any) -> _Item | FieldError:
+    if not isinstance(document, dict):
+        return FieldError(None, "", 'each frame must be a JSON object {"frame": "<hex>", "received_at": "<ISO 8601>"}')
+    unknown = sorted(str(name) for name in document.keys() - KNOWN_FIELDS)
+    if unknown:
+        return FieldError(None, unknown[0], "unknown field")
+    received_at = _received_at(document.get("received_at"))
+    if isinstance(received_at, FieldError):
+        return received_at
+    data = _frame_bytes(document.get("frame"))
+    if isinstance(data, FieldError):
+        return data
+    return _Item(received_at, data)
+
+
+def _received_at(raw: Any) -> datetime | FieldError:
+    if isinstance(raw, datetime):
+        moment = raw
+    elif isinstance(raw, str):
+        try:
+            moment = datetime.fromisoformat(raw)
+        except ValueError:
+            return FieldError(None, "received_at", f"{raw[:40]!r} is not an ISO 8601 date and time")
+    else:
+        return FieldError(None, "received_at", "required, an ISO 8601 string with a UTC offset")
+    if moment.utcoffset() is None:
+        return FieldError(None, "received_at", "needs a UTC offset (e.g. +01:00 or Z)")
+    return moment
+
+
+def _frame_bytes(raw: Any) -> bytes | FieldError:
+    if not isinstance(raw, str):
+        return FieldError(None, "frame", "required, the frame's bytes as a hex string")
+    if len(raw) > MAX_HEX_CHARS:
+        return FieldError(None, "frame", f"longer than any M-Bus long frame ({mbus.MAX_FRAME_BYTES} bytes)")
+    try:
+        return bytes.fromhex(raw)
+    except ValueError as error:
+        return FieldError(None, "frame", f"is not hex: {error}")
+
+
+# --- one frame ------------------------------------------------------------------------
+
+
+def _reading(item: _Item, context: Context) -> tuple[ReadingRow, int, str | None]:
+    """The reading a frame gives, its status byte, and a warning; raises Rejected."""
+    if item.received_at > context.latest_allowed:
+        raise Rejected("received_at", "is in the future")
+    try:
+        frame = mbus.decode(item.data)
+    except mbus.DecodeError as error:
+        raise Rejected("frame", str(error)) from None
+    moment, warning = _reading_time(frame, item.received_at, context)
+    meter = f"{frame.manufacturer} {frame.identification}"
+    installation = context.installations.at(frame.identification, frame.manufacturer, moment)
+    if installation is None:
+        raise Rejected("frame", f"no meter {meter} installed at this property at {moment.isoformat()}")
+    value, unit = _register(frame, installation, meter)
+    try:
+        converted = convert(value, unit, installation.register_unit)
+    except UnitError as error:
+        raise Rejected("frame", f"meter {meter}: {error}") from None
+    if not (0 <= converted <= MAX_REGISTER):
+        raise Rejected("frame", f"meter {meter}: register value {converted} is outside 0 to {MAX_REGISTER}")
+    row = ReadingRow(installation.id, moment, converted, installation.register_unit, installation.meter_type)
+    return row, frame.status, warning
+
+
+def _register(frame: mbus.Frame, installation: Installation, meter: str) -> tuple[Decimal, str]:
+    """The current value of the register that fits the installation, in a unit readings.units knows."""
+    quantity, units = REGISTERS[installation.meter_type]
+    candidates = [
+        record
+        for record in frame.records
+        if record.function == mbus.Function.INSTANTANEOUS
+        and record.storage_number == 0
+        and record.tariff == 0
+        and record.subunit == 0
+        and record.quantity == quantity
+        and record.unit in units
+        and record.qualifiers in MAIN_REGISTER_QUALIFIERS
+        and isinstance(record.value, Decimal)
+    ]
+    if not candidates:
+        kind = MeterType(installation.meter_type).label.lower()
+        raise Rejected(
+            "frame",
+            f"meter {meter} (a {kind} meter here): the frame has no current {quantity.lower()} register "
+            "(instantaneous, storage 0, tariff 0)",
+        )
+    # A plain register before one qualified "only if positive".
+    record = min(candidates, key=lambda found: found.qualifiers != PLAIN)
+    assert isinstance(record.value, Decimal)
+    if record.unit == "J":
+        return record.value.scaleb(-9), "GJ"
+    return record.value, str(record.unit)
+
+
+def _reading_time(frame: mbus.Frame, received_at: datetime, context: Context) -> tuple[datetime, str | None]:
+    """The meter's own time where it has a valid one near received_at, else received_at; and a warning."""
+    clock = next(
+        (
+            record
+            for record in frame.records
+            if record.quantity == mbus.DATE_TIME
+            and record.function == mbus.Function.INSTANTANEOUS
+            and record.storage_number == 0
+            and record.tariff == 0
+            and record.subunit == 0
+            and isinstance(record.value, datetime)
+            and len(record.data) == mbus.TYPE_F_LENGTH
+        ),
+        None,
+    )
+    if clock is None or not isinstance(clock.value, datetime):
+        return received_at, None
+    # Meters keep wall-clock time; summer time (when the meter says) picks
+    # the first of an hour that occurs twice.
+    meter_time = clock.value.replace(tzinfo=context.zone, fold=0 if clock.summer_time else 1)
+    if abs(meter_time - received_at) > context.max_drift:
+        return received_at, (
+            f"the meter's clock ({clock.value.isoformat(sep=' ')}) is far from received_at; received_at was used"
+        )
+    return meter_time, None
+
+
+def _note_status(payload: ParsedPayload, row: ReadingRow, status: int) -> None:
+    """Keep the status byte of each installation's latest frame, for alarms."""
+    known = payload.error_flags.get(row.installation_id)
+    if known is None or known[0] <= row.timestamp:
+        payload.error_flags[row.installation_id] = (row.timestamp, status)

@@ -1,0 +1,103 @@
+"""Write Mosquitto's password and ACL files: each gateway may publish only under its own serial."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
+
+from gateways.models import Gateway, mosquitto_password_hash
+from gateways.mqtt import READINGS_FILTER, ack_topic, readings_topic, usable_serial
+
+# Mosquitto reads the files; nobody else needs to.
+FILE_MODE = 0o640
+
+
+class Command(BaseCommand):
+    help = (
+        "Write a Mosquitto password_file and acl_file: the subscriber of MQTT_URL may read every gateway's "
+        "readings and answer on its ack topic; each active gateway (user name: its serial, password: its API "
+        "token) may only publish mbus/<serial>/readings and read mbus/<serial>/ack. Re-run after changing "
+        "gateways or tokens, then reload Mosquitto (SIGHUP)."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--password-file", type=Path, required=True, help="where to write the password file")
+        parser.add_argument("--acl-file", type=Path, required=True, help="where to write the ACL file")
+
+    def handle(self, *args: Any, password_file: Path, acl_file: Path, **options: Any) -> None:
+        subscriber, subscriber_password = self._subscriber_account()
+        passwords = [f"{subscriber}:{mosquitto_password_hash(subscriber_password)}"]
+        acl = [
+            f"# Written by `manage.py mqtt_acl` at {timezone.now():%Y-%m-%d %H:%M:%S %Z}; regenerate rather than edit.",
+            "",
+            "# The portal's subscriber: every gateway's readings in, every verdict out.",
+            f"user {subscriber}",
+            f"topic read {READINGS_FILTER}",
+            f"topic write {ack_topic('+')}",
+        ]
+        written = 0
+        for gateway in Gateway.objects.filter(active=True).select_related("property").order_by("serial"):
+            if not self._admissible(gateway, subscriber):
+                continue
+            passwords.append(f"{gateway.serial}:{gateway.mqtt_password_hash}")
+            acl += [
+                "",
+                f"# {gateway.name}, {gateway.property.name}",
+                f"user {gateway.serial}",
+                f"topic write {readings_topic(gateway.serial)}",
+                f"topic read {ack_topic(gateway.serial)}",
+            ]
+            written += 1
+        _write(password_file, passwords)
+        _write(acl_file, acl)
+        inactive = Gateway.objects.filter(active=False).count()
+        self.stdout.write(
+            f"{written} gateway(s) and the subscriber {subscriber!r} written to {password_file} and {acl_file}"
+            + (f"; {inactive} deactivated gateway(s) left out" if inactive else "")
+            + ". Reload Mosquitto (kill -HUP) to apply."
+        )
+
+    def _subscriber_account(self) -> tuple[str, str]:
+        username, password = settings.MQTT["username"], settings.MQTT["password"]
+        if not username or not password:
+            raise CommandError(
+                "MQTT_URL names no user and password for the subscriber; with a password file the broker "
+                "refuses anonymous clients. Set e.g. MQTT_URL=mqtt://mbusportal:<password>@127.0.0.1:1883"
+            )
+        if not usable_serial(username):
+            raise CommandError(f"the MQTT user name {username!r} must not contain '/', '+', '#', ':' or spaces")
+        return username, password
+
+    def _admissible(self, gateway: Gateway, subscriber: str) -> bool:
+        problem = None
+        if not usable_serial(gateway.serial):
+            problem = "its serial cannot be an MQTT topic level (it contains '/', '+', '#', ':' or spaces)"
+        elif gateway.serial == subscriber:
+            problem = "its serial is the subscriber's user name"
+        elif gateway.token_hash is None:
+            problem = "it has no token; issue one with `manage.py gateway_token SERIAL`"
+        elif not gateway.mqtt_password_hash:
+            problem = "its token predates MQTT; issue a new one with `manage.py gateway_token SERIAL`"
+        if problem:
+            self.stderr.write(f"left out gateway {gateway.serial!r}: {problem}")
+        return problem is None
+
+
+def _write(path: Path, lines: list[str]) -> None:
+    """Replace the file in one rename, so Mosquitto never reads half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(descriptor, "w") as file:
+            file.write("\n".join(lines) + "\n")
+        os.chmod(temporary, FILE_MODE)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,170 @@
+"""Consumption pages: a tenant's own unit, a manager's units and property overview.
+
+Every object comes through a helper that scopes by the user: a tenant reaches
+only units of their own tenancies and only the days of that tenancy; a
+manager only the properties of their organisations. Anything else answers 404.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import formats, timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET
+
+from readings.consumption import first_of_month, local_day
+from readings.models import Property, Tenancy, Unit
+from readings.reports import property_overview, unit_report
+
+MONTH_PATTERN = re.compile(r"^(\d{4})-(\d{2})$")
+
+
+class PageError(Exception):
+    """A request we answer with a status and a message saying what was wrong where."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _refuse(request: HttpRequest, error: PageError) -> HttpResponse:
+    return render(request, "readings/page_error.html", {"message": error.message}, status=error.status)
+
+
+def parse_month(value: str | None, *, default: date) -> date:
+    """The first day of the month named by ?month=YYYY-MM; PageError(400) when it names none."""
+    if value is None or value == "":
+        return default
+    match = MONTH_PATTERN.match(value)
+    if match is None or not 1 <= int(match[2]) <= 12:
+        raise PageError(400, _("The month parameter must look like 2025-03, not “%(value)s”.") % {"value": value[:20]})
+    return date(int(match[1]), int(match[2]), 1)
+
+
+def _check_month_range(month: date, first: date, last: date) -> None:
+    if not first <= month <= last:
+        raise PageError(
+            404,
+            _("There is nothing to show for %(month)s: the data you may see runs from %(first)s to %(last)s.")
+            % {
+                "month": formats.date_format(month, "YEAR_MONTH_FORMAT"),
+                "first": formats.date_format(first, "YEAR_MONTH_FORMAT"),
+                "last": formats.date_format(last, "YEAR_MONTH_FORMAT"),
+            },
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TenancyChoice:
+    tenancy: Tenancy
+    others: list[Tenancy]
+
+
+async def tenancy_for(request: HttpRequest) -> TenancyChoice:
+    """The tenancy the tenant asked for (?tenancy=ID, only their own), else their current or latest one."""
+    user = await request.auser()
+    tenancies = [tenancy async for tenancy in Tenancy.objects.for_tenant(user)]
+    if not tenancies:
+        raise PageError(404, _("No tenancy is registered for your login, so there is no consumption to show."))
+    asked = request.GET.get("tenancy")
+    if asked:
+        if not asked.isdigit():
+            raise PageError(400, _("The tenancy parameter must be a number, not “%(value)s”.") % {"value": asked[:20]})
+        chosen = next((tenancy for tenancy in tenancies if tenancy.pk == int(asked)), None)
+        if chosen is None:
+            raise PageError(404, _("You have no tenancy with the number %(id)s.") % {"id": asked})
+    else:
+        today = timezone.localdate()
+        # Newest first: the current tenancy, else the latest past one, else a future one.
+        chosen = next((tenancy for tenancy in tenancies if tenancy.move_in <= today), tenancies[-1])
+    return TenancyChoice(chosen, [tenancy for tenancy in tenancies if tenancy.pk != chosen.pk])
+
+
+async def _current_user(request: HttpRequest) -> None:
+    # Templates read request.user; resolve it here so they never query in async code.
+    request.user = await request.auser()
+
+
+@require_GET
+@login_required
+async def tenant_consumption(request: HttpRequest) -> HttpResponse:
+    """The tenant's own consumption: 13 months of bars, the days of a month, latest readings, the comparison."""
+    await _current_user(request)
+    try:
+        choice = await tenancy_for(request)
+        tenancy = choice.tenancy
+        now = timezone.now()
+        today = local_day(now, tenancy.unit.property.zone)
+        if tenancy.move_in > today:
+            return render(request, "readings/consumption.html", {"tenancy": tenancy, "not_started": True})
+        last_day = min(tenancy.move_out - timedelta(days=1), today) if tenancy.move_out else today
+        first, last = first_of_month(tenancy.move_in), first_of_month(last_day)
+        month = parse_month(request.GET.get("month"), default=last)
+        _check_month_range(month, first, last)
+    except PageError as error:
+        return _refuse(request, error)
+    report = await unit_report(
+        unit=tenancy.unit, month=month, visible_from=tenancy.move_in, visible_to=tenancy.move_out, now=now
+    )
+    query = f"&tenancy={tenancy.pk}" if request.GET.get("tenancy") else ""
+    return render(
+        request,
+        "readings/consumption.html",
+        {"report": report, "tenancy": tenancy, "other_tenancies": choice.others, "extra_query": query},
+    )
+
+
+async def _managed_property(request: HttpRequest, property_id: int) -> Property:
+    user = await request.auser()
+    prop = await Property.objects.for_manager(user).filter(pk=property_id).afirst()
+    if prop is None:
+        raise PageError(
+            404, _("There is no property number %(id)s among the properties you manage.") % {"id": property_id}
+        )
+    return prop
+
+
+@require_GET
+@login_required
+async def manager_unit_consumption(request: HttpRequest, property_id: int, unit_id: int) -> HttpResponse:
+    """A unit of a managed property: the same page as the tenant's, over the unit's whole history."""
+    await _current_user(request)
+    try:
+        prop = await _managed_property(request, property_id)
+        unit = await Unit.objects.select_related("property").filter(property=prop, pk=unit_id).afirst()
+        if unit is None:
+            raise PageError(
+                404, _("Property %(property)s has no unit number %(id)s.") % {"property": prop, "id": unit_id}
+            )
+        now = timezone.now()
+        today = local_day(now, prop.zone)
+        earliest = await unit.installations.order_by("installed_at").afirst()
+        first = first_of_month(local_day(earliest.installed_at, prop.zone)) if earliest else first_of_month(today)
+        last = first_of_month(today)
+        month = parse_month(request.GET.get("month"), default=last)
+        _check_month_range(month, min(first, last), last)
+    except PageError as error:
+        return _refuse(request, error)
+    report = await unit_report(unit=unit, month=month, visible_from=None, visible_to=None, now=now)
+    tenancies = [tenancy async for tenancy in unit.tenancies.select_related("tenant").order_by("-move_in")]
+    return render(request, "readings/consumption.html", {"report": report, "manager": True, "tenancies": tenancies})
+
+
+@require_GET
+@login_required
+async def manager_property_overview(request: HttpRequest, property_id: int) -> HttpResponse:
+    """A managed property's units with this year's consumption, and the meters silent for two days."""
+    await _current_user(request)
+    try:
+        prop = await _managed_property(request, property_id)
+    except PageError as error:
+        return _refuse(request, error)
+    overview = await property_overview(prop=prop, now=timezone.now())
+    return render(request, "readings/property_overview.html", {"overview": overview})

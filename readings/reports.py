@@ -1,0 +1,569 @@
+"""What the consumption pages show, assembled from readings.consumption on the async pool.
+
+A unit's report covers 13 months up to a chosen month (monthly bars) and the
+days of that month, cut to what the viewer may see (a tenant: their tenancy
+dates) and to now. Each period is compared with the property's average per m²
+over exactly the same instants. The property overview lists every unit's
+consumption this year and the meters that have gone quiet. The admin shows a
+meter's last 30 days with the same rules (`meter_daily_chart`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zoneinfo
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from django.core.cache import cache
+from django.utils import formats
+from django.utils.html import format_html
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, pgettext_lazy
+from psycopg import AsyncConnection
+
+from mbusportal import db
+from readings import charts
+from readings.consumption import (
+    DISPLAY_UNIT,
+    Amount,
+    Installation,
+    LatestReading,
+    PropertyAverage,
+    Series,
+    add_amounts,
+    add_months,
+    day_start,
+    first_of_month,
+    installation_amounts,
+    last_reading_times,
+    latest_readings,
+    load_series,
+    load_series_sync,
+    local_day,
+    property_averages,
+    sum_series,
+)
+from readings.models import MeterInstallation, MeterType, Property, ReadingDaily, Unit
+
+MONTHS_SHOWN = 13
+# A meter that has sent nothing for this long is listed on the property overview.
+SILENT_AFTER = timedelta(days=2)
+
+METER_TYPE_LABELS = {
+    MeterType.HEAT: gettext_lazy("Heat"),
+    MeterType.COLD_WATER: gettext_lazy("Cold water"),
+    MeterType.HOT_WATER: gettext_lazy("Hot water"),
+    MeterType.ELECTRICITY: gettext_lazy("Electricity"),
+    MeterType.HEAT_COST_ALLOCATOR: gettext_lazy("Heat cost allocation"),
+}
+UNIT_LABELS = {
+    "kWh": "kWh",
+    "MWh": "MWh",
+    "Wh": "Wh",
+    "GJ": "GJ",
+    "L": "L",
+    "m3": "m³",
+    "units": pgettext_lazy("heat cost allocator units", "units"),
+}
+TYPE_ORDER: list[str] = list(METER_TYPE_LABELS)
+# Decimals shown per display unit: amounts, and amounts per m².
+DECIMALS = {"kWh": (1, 2), "m3": (3, 4), "units": (1, 3)}
+# The property's averages over closed periods are the same for every tenant of
+# the property and change only with late readings: kept this long (seconds).
+AVERAGE_CACHE_SECONDS = 15 * 60
+
+
+def unit_label(code: str) -> str:
+    return str(UNIT_LABELS.get(code, code))
+
+
+def format_number(value: Decimal, decimals: int) -> str:
+    """A number for people, rounded: the active language's decimal mark and thousands grouping."""
+    # number_format cuts digits off; round first.
+    rounded = value.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
+    return formats.number_format(rounded, decimals, use_l10n=True, force_grouping=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """One bar or table row: a month or a day, possibly cut short by tenancy dates or by now.
+
+    The *_text fields are formatted for the page's language (in Python, not in
+    template filters: a page has a few hundred of them).
+    """
+
+    start: date
+    end: date  # exclusive
+    amount: Amount | None
+    per_m2: Decimal | None
+    property_per_m2: Amount | None
+    partial: bool
+    label: str
+    amount_text: str
+    per_m2_text: str
+    property_text: str
+
+    @property
+    def last_day(self) -> date:
+        return self.end - timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class LatestShown:
+    serial: str
+    value: Decimal
+    unit: str
+    at: datetime
+    received_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class TypeReport:
+    meter_type: str
+    label: str
+    unit: str
+    months: list[Period]
+    days: list[Period]
+    months_total: Period | None
+    month_total: Period | None
+    latest: list[LatestShown]
+    monthly_caption: str
+    daily_caption: str
+    monthly_svg: str
+    daily_svg: str
+    has_estimated: bool
+    has_reference: bool
+
+
+@dataclass(frozen=True, slots=True)
+class UnitReport:
+    unit: Unit
+    month: date
+    previous_month: date | None
+    next_month: date | None
+    visible_from: date | None
+    visible_to: date | None
+    types: list[TypeReport]
+    now: datetime
+
+
+def month_periods(month: date, *, visible_from: date | None, visible_to: date | None, today: date) -> list[date]:
+    """Boundaries (local days) of the 13 months up to `month`, cut to [visible_from, visible_to) and today."""
+    return _cut([add_months(month, offset) for offset in range(-MONTHS_SHOWN + 1, 2)], visible_from, visible_to, today)
+
+
+def day_periods(month: date, *, visible_from: date | None, visible_to: date | None, today: date) -> list[date]:
+    """Boundaries of the days of `month`, cut the same way."""
+    following = add_months(month, 1)
+    days = [month + timedelta(days=offset) for offset in range((following - month).days + 1)]
+    return _cut(days, visible_from, visible_to, today)
+
+
+def _cut(boundaries: list[date], visible_from: date | None, visible_to: date | None, today: date) -> list[date]:
+    # Periods that have not begun are not shown; the current one runs to now.
+    tomorrow = today + timedelta(days=1)
+    end_limit = min(visible_to, tomorrow) if visible_to else tomorrow
+    start_limit = visible_from or boundaries[0]
+    cut = sorted({min(max(day, start_limit), end_limit) for day in boundaries})
+    return cut if len(cut) >= 2 else []
+
+
+async def unit_report(
+    *, unit: Unit, month: date, visible_from: date | None, visible_to: date | None, now: datetime
+) -> UnitReport:
+    """The report of a unit for the 13 months up to `month`, showing only the local days [visible_from, visible_to)."""
+    prop: Property = unit.property
+    zone = prop.zone
+    today = local_day(now, zone)
+    month_days = month_periods(month, visible_from=visible_from, visible_to=visible_to, today=today)
+    days = day_periods(month, visible_from=visible_from, visible_to=visible_to, today=today)
+    own = [one async for one in unit.installations.order_by("installed_at")]
+    month_instants = [day_start(day, zone) for day in month_days]
+    own_types = sorted({one.meter_type for one in own}, key=TYPE_ORDER.index)
+    tomorrow = today + timedelta(days=1)
+    pool = await db.get_pool()
+    async with pool.connection() as conn:
+        own_series = await load_series(
+            conn,
+            [Installation.of(one) for one in own],
+            month_instants + [day_start(day, zone) for day in days],
+            zone=zone,
+            now=now,
+            # Every row of the window: a register stepping backwards inside a month is seen.
+            whole_days=(month_days[0], month_days[-1]) if month_days else None,
+        )
+        latest = await latest_readings(
+            conn, [one.pk for one in own], before_day=min(visible_to, tomorrow) if visible_to else tomorrow
+        )
+        averages = await cached_property_averages(
+            conn, prop=prop, meter_types=own_types, instants=month_instants, today_start=day_start(today, zone), now=now
+        )
+    types = []
+    for meter_type in own_types:
+        of_type = [series for series in own_series if series.installation.meter_type == meter_type]
+        if not month_instants or not any(
+            series.installation.overlaps(month_instants[0], month_instants[-1]) for series in of_type
+        ):
+            continue
+        shown = [_latest_shown(one, latest[one.pk]) for one in own if one.meter_type == meter_type and one.pk in latest]
+        types.append(
+            _type_report(
+                meter_type,
+                unit=unit,
+                own=of_type,
+                averages=averages[meter_type],
+                month_days=month_days,
+                days=days,
+                zone=zone,
+                now=now,
+                latest=shown,
+                chosen=month,
+            )
+        )
+    earliest = min((local_day(one.installed_at, zone) for one in own), default=today)
+    first_month = first_of_month(visible_from or earliest)
+    last_month = first_of_month(min(visible_to - timedelta(days=1), today) if visible_to else today)
+    return UnitReport(
+        unit=unit,
+        month=month,
+        previous_month=add_months(month, -1) if add_months(month, -1) >= first_month else None,
+        next_month=add_months(month, 1) if add_months(month, 1) <= last_month else None,
+        visible_from=visible_from,
+        visible_to=visible_to,
+        types=types,
+        now=now,
+    )
+
+
+async def cached_property_averages(
+    conn: AsyncConnection[Any],
+    *,
+    prop: Property,
+    meter_types: list[str],
+    instants: list[datetime],
+    today_start: datetime,
+    now: datetime,
+) -> dict[str, list[PropertyAverage | None]]:
+    """property_averages, with the periods that ended before today taken from the cache when there.
+
+    Only the running period (which changes with every reading) is summed on
+    every request.
+    """
+    closed = [at for at in instants if at <= today_start]
+    running = instants[len(closed) - 1 :] if closed else instants
+    key = (
+        "consumption:property-averages:"
+        + hashlib.sha256(repr((prop.pk, meter_types, [at.isoformat() for at in closed])).encode()).hexdigest()
+    )
+    before: dict[str, list[PropertyAverage | None]] | None = await cache.aget(key) if len(closed) >= 2 else None
+    if before is None:
+        before = await property_averages(
+            conn, property_id=prop.pk, meter_types=meter_types, instants=closed, zone=prop.zone, now=now
+        )
+        if len(closed) >= 2:
+            await cache.aset(key, before, AVERAGE_CACHE_SECONDS)
+    after = await property_averages(
+        conn, property_id=prop.pk, meter_types=meter_types, instants=running, zone=prop.zone, now=now
+    )
+    return {meter_type: before[meter_type] + after[meter_type] for meter_type in meter_types}
+
+
+def _latest_shown(installation: MeterInstallation, reading: LatestReading) -> LatestShown:
+    return LatestShown(
+        serial=f"{installation.manufacturer} {installation.meter_serial}",
+        value=reading.value,
+        unit=unit_label(installation.register_unit),
+        at=reading.at,
+        received_at=reading.received_at,
+    )
+
+
+def _type_report(
+    meter_type: str,
+    *,
+    unit: Unit,
+    own: list[Series],
+    averages: list[PropertyAverage | None],
+    month_days: list[date],
+    days: list[date],
+    zone: zoneinfo.ZoneInfo,
+    now: datetime,
+    latest: list[LatestShown],
+    chosen: date,
+) -> TypeReport:
+    display_code = DISPLAY_UNIT[meter_type]
+    display = unit_label(display_code)
+    decimals = DECIMALS[display_code]
+    label = str(METER_TYPE_LABELS[MeterType(meter_type)])
+    shape = _Shape(unit=unit, zone=zone, now=now, decimals=decimals)
+    months = shape.periods(month_days, own, [one.per_m2 if one else None for one in averages], _month_label)
+    daily = shape.periods(days, own, [], _day_label)
+    # Over the whole window, the property's average per m² is the sum of its monthly ones.
+    monthly_averages = [period.property_per_m2 for period in months]
+    window_average = add_amounts(monthly_averages) if all(monthly_averages) else None
+    months_total = shape.periods(month_days[:1] + month_days[-1:], own, [window_average], _month_label)
+    chosen_month = [period for period in months if first_of_month(period.start) == chosen]
+    month_name = formats.date_format(chosen, "YEAR_MONTH_FORMAT")
+    monthly_caption = _("%(label)s per month in %(unit)s") % {"label": label, "unit": display}
+    daily_caption = _("%(label)s per day in %(month)s, in %(unit)s") % {
+        "label": label,
+        "month": month_name,
+        "unit": display,
+    }
+    monthly_chart = charts.bar_chart(
+        [
+            _bar(
+                period,
+                display,
+                unit.floor_area_m2,
+                formats.date_format(period.start, "M"),
+                href=f"?month={period.start:%Y-%m}#{meter_type}",
+                selected=first_of_month(period.start) == chosen,
+            )
+            for period in months
+        ]
+    )
+    daily_chart = charts.bar_chart(
+        [_bar(period, display, unit.floor_area_m2, str(period.start.day)) for period in daily]
+    )
+
+    def ticks(value: Decimal) -> str:
+        return formats.number_format(value, use_l10n=True, force_grouping=True)
+
+    return TypeReport(
+        meter_type=meter_type,
+        label=label,
+        unit=display,
+        months=months,
+        days=daily,
+        months_total=months_total[0] if months_total else None,
+        month_total=chosen_month[0] if chosen_month else None,
+        latest=latest,
+        monthly_caption=monthly_caption,
+        daily_caption=daily_caption,
+        monthly_svg=charts.render_svg(
+            monthly_chart, chart_id=f"{meter_type}-monthly", caption=monthly_caption, unit=display, tick_format=ticks
+        ),
+        daily_svg=charts.render_svg(
+            daily_chart, chart_id=f"{meter_type}-daily", caption=daily_caption, unit=display, tick_format=ticks
+        ),
+        has_estimated=monthly_chart.has_estimated or daily_chart.has_estimated,
+        has_reference=monthly_chart.has_reference,
+    )
+
+
+def _month_label(start: date, end: date) -> str:
+    return formats.date_format(start, "YEAR_MONTH_FORMAT")
+
+
+def _day_label(start: date, end: date) -> str:
+    return formats.date_format(start, "D j M")
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """Turns boundaries and series into Periods for one unit and meter type."""
+
+    unit: Unit
+    zone: zoneinfo.ZoneInfo
+    now: datetime
+    decimals: tuple[int, int]
+
+    def periods(
+        self,
+        boundaries: list[date],
+        own: list[Series],
+        averages: list[Amount | None],
+        label: Callable[[date, date], str],
+    ) -> list[Period]:
+        if len(boundaries) < 2:
+            return []
+        instants = [day_start(day, self.zone) for day in boundaries]
+        amounts = sum_series(own, instants, now=self.now)
+        periods = []
+        for index, amount in enumerate(amounts):
+            start, end = boundaries[index], boundaries[index + 1]
+            average = averages[index] if index < len(averages) else None
+            per_m2 = amount.value / self.unit.floor_area_m2 if amount and self.unit.floor_area_m2 > 0 else None
+            whole = _is_whole_month(start, end) or end == start + timedelta(days=1)
+            periods.append(
+                Period(
+                    start=start,
+                    end=end,
+                    amount=amount,
+                    per_m2=per_m2,
+                    property_per_m2=average,
+                    partial=not whole or instants[index + 1] > self.now,
+                    label=label(start, end),
+                    amount_text=format_number(amount.value, self.decimals[0]) if amount else "",
+                    per_m2_text=format_number(per_m2, self.decimals[1]) if per_m2 is not None else "",
+                    property_text=format_number(average.value, self.decimals[1]) if average else "",
+                )
+            )
+        return periods
+
+
+def _is_whole_month(start: date, end: date) -> bool:
+    return start.day == 1 and end == add_months(start, 1)
+
+
+def _bar(period: Period, unit: str, area: Decimal, label: str, *, href: str = "", selected: bool = False) -> charts.Bar:
+    amount = period.amount
+    average = period.property_per_m2
+    return charts.Bar(
+        label=label,
+        title=_bar_title(_period_text(period), amount, period.amount_text, unit),
+        value=amount.value if amount else None,
+        reference=average.value * area if average else None,
+        estimated=bool(amount and amount.estimated),
+        backwards=bool(amount and amount.backwards),
+        href=href,
+        selected=selected,
+    )
+
+
+def _bar_title(period_text: str, amount: Amount | None, amount_text: str, unit: str) -> str:
+    """A bar's tooltip: the period, the amount and what is uncertain about it."""
+    if amount is None:
+        return _("%(period)s: no meter") % {"period": period_text}
+    title = f"{period_text}: {amount_text} {unit}"
+    if amount.estimated:
+        title += " " + _("(estimated)")
+    if amount.backwards:
+        title += " " + _("(register went backwards; counted as zero)")
+    return title
+
+
+def _period_text(period: Period) -> str:
+    first = formats.date_format(period.start, "DATE_FORMAT")
+    if period.end == period.start + timedelta(days=1):
+        return first
+    return f"{first} \N{EN DASH} {formats.date_format(period.last_day, 'DATE_FORMAT')}"
+
+
+# --- The property overview ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class UnitYear:
+    unit: Unit
+    amounts: list[Amount | None]  # in the order of PropertyOverview.meter_types
+
+
+@dataclass(frozen=True, slots=True)
+class SilentMeter:
+    installation: MeterInstallation
+    last_reading_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class PropertyOverview:
+    property: Property
+    year_start: date
+    meter_types: list[tuple[str, str, str]]  # (type, label, display unit)
+    units: list[UnitYear]
+    totals: list[Amount | None]
+    silent: list[SilentMeter]
+    now: datetime
+
+
+async def property_overview(*, prop: Property, now: datetime) -> PropertyOverview:
+    """Every unit's consumption since 1 January (local) per meter type, and the meters silent for two days."""
+    zone = prop.zone
+    year_start = date(local_day(now, zone).year, 1, 1)
+    installations = [
+        one
+        async for one in MeterInstallation.objects.filter(unit__property=prop)
+        .select_related("unit", "gateway")
+        .order_by("unit__label", "meter_type", "installed_at")
+    ]
+    units = {unit.pk: unit async for unit in Unit.objects.filter(property=prop).order_by("label")}
+    instants = [day_start(year_start, zone), now]
+    types = sorted({one.meter_type for one in installations}, key=TYPE_ORDER.index)
+    pool = await db.get_pool()
+    async with pool.connection() as conn:
+        per_installation = await installation_amounts(
+            conn, property_id=prop.pk, meter_types=types, instants=instants, zone=zone, now=now
+        )
+        heard = await last_reading_times(conn, [one.pk for one in installations if one.removed_at is None])
+    amounts: dict[tuple[int, str], list[Amount | None]] = defaultdict(list)
+    for one in installations:
+        amounts[(one.unit_id, one.meter_type)].append(per_installation[one.pk][0])
+    rows = [
+        UnitYear(unit, [add_amounts(amounts.get((unit_id, meter_type), [])) for meter_type in types])
+        for unit_id, unit in units.items()
+    ]
+    totals = [add_amounts(row.amounts[index] for row in rows) for index in range(len(types))]
+    silent = [
+        SilentMeter(one, heard[one.pk])
+        for one in installations
+        if one.pk in heard and now - (heard[one.pk] or one.installed_at) > SILENT_AFTER
+    ]
+    return PropertyOverview(
+        property=prop,
+        year_start=year_start,
+        meter_types=[
+            (meter_type, str(METER_TYPE_LABELS[MeterType(meter_type)]), unit_label(DISPLAY_UNIT[meter_type]))
+            for meter_type in types
+        ],
+        units=rows,
+        totals=totals,
+        silent=sorted(silent, key=lambda meter: meter.last_reading_at or meter.installation.installed_at),
+        now=now,
+    )
+
+
+# --- One meter's last days (the admin's meter installation page) ----------------------------------------
+
+METER_CHART_DAYS = 30
+
+
+def meter_daily_chart(installation: MeterInstallation, *, now: datetime, days: int = METER_CHART_DAYS) -> str:
+    """The meter's consumption per local day over the `days` days up to today, as an inline SVG bar chart
+    (marked safe), or a note when it has no readings in them.
+
+    Synchronous, on Django's connection; the same rules as the consumption
+    pages (interpolated day boundaries, estimates across gaps), in the meter
+    type's display unit.
+    """
+    zone = installation.unit.property.zone
+    today = local_day(now, zone)
+    shown = [today - timedelta(days=days - 1 - offset) for offset in range(days)]
+    if not ReadingDaily.objects.filter(installation=installation, day__gte=shown[0], day__lte=today).exists():
+        return format_html(
+            '<p class="chart-empty">{}</p>', _("No readings in the last %(days)d days.") % {"days": days}
+        )
+    boundaries = [day_start(day, zone) for day in [*shown, today + timedelta(days=1)]]
+    [series] = load_series_sync(
+        [Installation.of(installation)], boundaries, zone=zone, now=now, whole_days=(shown[0], today)
+    )
+    display = DISPLAY_UNIT[installation.meter_type]
+    unit, decimals = unit_label(display), DECIMALS.get(display, (3, 3))[0]
+    bars = [
+        charts.Bar(
+            label=formats.date_format(day, "j/n"),
+            title=_bar_title(
+                formats.date_format(day, "DATE_FORMAT"),
+                amount,
+                format_number(amount.value, decimals) if amount else "",
+                unit,
+            ),
+            value=amount.value if amount else None,
+            estimated=bool(amount and amount.estimated),
+            backwards=bool(amount and amount.backwards),
+        )
+        for day, amount in zip(shown, series.consumption_series(boundaries, now=now), strict=True)
+    ]
+    caption = _("Daily consumption, last %(days)d days (%(unit)s)") % {"days": days, "unit": unit}
+    return charts.render_svg(
+        charts.bar_chart(bars),
+        chart_id="meter-daily",
+        caption=caption,
+        unit=unit,
+        tick_format=lambda value: formats.number_format(value, use_l10n=True, force_grouping=True),
+    )

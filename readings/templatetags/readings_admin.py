@@ -1,0 +1,16 @@
+"""Template filters for the readings pages."""
+
+from decimal import Decimal
+
+from django import template
+from django.utils.formats import number_format
+
+register = template.Library()
+
+
+@register.filter
+def register_value(value: Decimal | None, decimals: int) -> str:
+    """A register value with `decimals` decimals (the page's most precise reading), localised."""
+    if value is None:
+        return ""
+    return number_format(value, decimal_pos=decimals)

@@ -1,0 +1,57 @@
+"""Settlement statements: a tenant reads their own finalised ones; managers read any of their properties'.
+
+Objects come through `_statement_lines`, which scopes by the user; anything
+else answers 404.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.db.models import QuerySet, Sum
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_GET
+
+from readings.models import Property
+from settlements.models import Settlement, SettlementLine, SettlementStatus
+from settlements.services import objection_deadline
+
+
+def _statement_lines(request: HttpRequest, settlement_id: int) -> tuple[Settlement, QuerySet[SettlementLine], bool]:
+    """The settlement and the lines this user may read in it, and whether they read as its manager."""
+    settlement = get_object_or_404(Settlement.objects.select_related("property__organisation"), pk=settlement_id)
+    lines = settlement.lines.select_related("unit", "tenancy__tenant").order_by("unit__label", "tenancy__move_in")
+    if Property.objects.for_manager(request.user).filter(pk=settlement.property_id).exists():
+        asked = request.GET.get("line")
+        if asked is not None:
+            if not asked.isdigit():
+                raise Http404("no such line")
+            lines = lines.filter(pk=int(asked))
+        return settlement, lines, True
+    own = lines.filter(tenancy__tenant_id=request.user.pk)
+    if settlement.status != SettlementStatus.FINAL or not own.exists():
+        raise Http404("no statement of yours in this settlement")
+    return settlement, own, False
+
+
+@require_GET
+@login_required
+def statement(request: HttpRequest, settlement_id: int) -> HttpResponse:
+    settlement, lines, as_manager = _statement_lines(request, settlement_id)
+    totals = settlement.lines.aggregate(
+        fixed=Sum("fixed_amount_dkk"), variable=Sum("variable_amount_dkk"), corrected=Sum("corrected_consumption")
+    )
+    area_days = sum(line.floor_area_m2 * line.days for line in settlement.lines.all())
+    return render(
+        request,
+        "settlements/statement.html",
+        {
+            "settlement": settlement,
+            "lines": list(lines),
+            "as_manager": as_manager,
+            "totals": totals,
+            "area_days": area_days,
+            "deadline": objection_deadline(settlement),
+            "consumption_unit": "kWh" if settlement.utility == "heat" else "m³",
+        },
+    )

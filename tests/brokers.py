@@ -1,0 +1,219 @@
+"""Real services for tests, started from their binaries on free ports: Mosquitto, and a TCP proxy
+that can take a server "down" and bring it back on the same port."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from gateways.mqtt import ack_topic, readings_topic
+
+MOSQUITTO = os.environ.get("MOSQUITTO_BINARY", "/usr/sbin/mosquitto")
+
+
+def mosquitto_binary() -> str | None:
+    if Path(MOSQUITTO).is_file():
+        return MOSQUITTO
+    return shutil.which("mosquitto")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+class Mosquitto:
+    """A Mosquitto broker with its own config, persistence directory and log, on a free port.
+
+    With `password_file` and `acl_file` it refuses anonymous clients and
+    enforces the ACL; `reload()` re-reads both (SIGHUP), as in production.
+    """
+
+    def __init__(self, binary: str, folder: Path, *, password_file: Path | None = None, acl_file: Path | None = None):
+        self.binary = binary
+        self.folder = folder
+        self.password_file = password_file
+        self.acl_file = acl_file
+        self.port = free_port()
+        self.log = folder / "mosquitto.log"
+        self.config = folder / "mosquitto.conf"
+        (folder / "persistence").mkdir(parents=True, exist_ok=True)
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            # Started as root (CI), Mosquitto would switch to its own user and lose access to our files.
+            f"user {getpass.getuser()}",
+            "persistence true",
+            f"persistence_location {folder / 'persistence'}/",
+            f"log_dest file {self.log}",
+            "log_type all",
+        ]
+        if password_file and acl_file:
+            lines += ["allow_anonymous false", f"password_file {password_file}", f"acl_file {acl_file}"]
+        else:
+            lines += ["allow_anonymous true"]
+        self.config.write_text("\n".join(lines) + "\n")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen([self.binary, "-c", str(self.config)], stderr=subprocess.PIPE)
+        try:
+            wait_for_port(self.port)
+        except OSError:
+            self.process.kill()
+            _, error = self.process.communicate()
+            raise RuntimeError(f"mosquitto did not start: {error.decode()} {self.log_text()}") from None
+
+    def stop(self) -> None:
+        """Stop the broker; it saves its persistence file (sessions, queued messages) on the way out."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def reload(self) -> None:
+        """Re-read the password and ACL files, and wait until the broker has."""
+        assert self.process is not None
+        before = self.log_text().count("Reloading config")
+        self.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while self.log_text().count("Reloading config") == before:
+            if time.monotonic() > deadline:
+                raise RuntimeError("mosquitto did not reload its configuration")
+            time.sleep(0.05)
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:port to a target; `stop()` is the target going away, `start()` its return."""
+
+    def __init__(self, target_host: str, target_port: int):
+        self.target = (target_host, target_port)
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._forward, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        """Refuse new connections and cut the open ones, as a crashed server would."""
+        if self._server is not None:
+            self._server.close()
+            for writer in list(self._writers):
+                writer.transport.abort()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def _forward(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        try:
+            server_reader, server_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            client_writer.transport.abort()
+            return
+        self._writers |= {client_writer, server_writer}
+        try:
+            await asyncio.gather(self._pipe(client_reader, server_writer), self._pipe(server_reader, client_writer))
+        finally:
+            self._writers -= {client_writer, server_writer}
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while chunk := await reader.read(1 << 16):
+                writer.write(chunk)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.transport.abort()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+
+class MqttGateway:
+    """A gateway on MQTT 5: publishes under a serial and collects the verdicts on its ack topic."""
+
+    def __init__(self, port: int, serial: str, password: str, *, username: str | None = None):
+        self.serial = serial
+        self.client = aiomqtt.Client(
+            "127.0.0.1",
+            port,
+            username=username or serial,
+            password=password,
+            identifier=f"gateway-{serial}-{uuid.uuid4().hex[:8]}",
+            protocol=aiomqtt.ProtocolVersion.V5,
+        )
+        self.acks: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._reader: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> MqttGateway:
+        await self.client.__aenter__()
+        await self.client.subscribe(ack_topic(self.serial), qos=1)
+        self._reader = asyncio.create_task(self._read())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                await self._reader
+        await self.client.__aexit__(None, None, None)
+
+    async def _read(self) -> None:
+        async for message in self.client.messages:
+            answer = json.loads(message.payload if isinstance(message.payload, bytes) else b"null")
+            correlation = getattr(message.properties, "CorrelationData", None)
+            if correlation is not None:
+                answer["_correlation_data"] = bytes(correlation)
+            await self.acks.put(answer)
+
+    async def publish(self, body: Any, *, correlation: bytes | None = None, serial: str | None = None) -> str:
+        """Publish (QoS 1, acknowledged by the broker); returns the message id the verdict will carry."""
+        payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+        properties = None
+        if correlation is not None:
+            properties = Properties(PacketTypes.PUBLISH)
+            properties.CorrelationData = correlation
+        await self.client.publish(readings_topic(serial or self.serial), payload, qos=1, properties=properties)
+        return correlation.decode() if correlation else "sha256:" + hashlib.sha256(payload).hexdigest()
+
+    async def ack(self, wait_s: float = 20.0) -> dict[str, Any]:
+        return await asyncio.wait_for(self.acks.get(), wait_s)
+
+    async def acks_for(self, count: int, wait_s: float = 60.0) -> list[dict[str, Any]]:
+        return [await self.ack(wait_s) for _ in range(count)]

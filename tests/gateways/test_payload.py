@@ -1,0 +1,103 @@
+"""The payload validator: whatever the document holds, it raises only PayloadInvalid."""
+
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateways.payload import Installation, InstallationIndex, Limits, MalformedJson, PayloadInvalid, parse_readings
+
+METERS = InstallationIndex(
+    [
+        Installation(1, "12345678", "KAM", "heat", "kWh", datetime(2020, 1, 1, tzinfo=UTC), None),
+        Installation(
+            2, "55550001", "AXI", "cold_water", "m3", datetime(2020, 1, 1, tzinfo=UTC), datetime(2025, 1, 1, tzinfo=UTC)
+        ),
+    ]
+)
+LIMITS = Limits(max_readings=1000, max_errors=10, max_clock_skew=timedelta(minutes=15))
+NOW = datetime(2026, 11, 21, tzinfo=UTC)
+
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text(max_size=30)
+    | st.decimals(allow_nan=True, allow_infinity=True)
+    | st.floats()
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=20,
+)
+field_values = {
+    "meter": st.sampled_from(["12345678", "55550001", "0"]) | json_scalars,
+    "manufacturer": st.sampled_from(["KAM", "kam", "AXI"]) | json_scalars,
+    "meter_installation_id": st.sampled_from([1, 2, 3, True]) | json_scalars,
+    "timestamp": st.datetimes(timezones=st.none() | st.timezones()).map(datetime.isoformat) | json_scalars,
+    "value": st.decimals() | st.integers() | json_scalars,
+    "unit": st.sampled_from(["kWh", "MWh", "GJ", "L", "m3", "m³", "units", "x"]) | json_scalars,
+    "meter_type": st.sampled_from(["heat", "cold_water", "bogus"]) | json_scalars,
+    "battery_level_pct": st.integers(-5, 105) | json_scalars,
+    "rssi_dbm": st.integers(-200, 10) | json_scalars,
+    "error_flags": st.integers(-1, 300) | json_scalars,
+}
+readings = st.fixed_dictionaries({}, optional=field_values) | json_values
+documents = st.fixed_dictionaries({"readings": st.lists(readings, max_size=8)}) | json_values
+
+
+@settings(max_examples=500, deadline=None)
+@given(documents)
+def test_it_raises_nothing_but_payload_invalid(document):
+    body = json.dumps(document, default=str).encode()
+    try:
+        parsed = parse_readings(body, installations=METERS, now=NOW, limits=LIMITS)
+    except MalformedJson:
+        assert "NaN" in body.decode() or "Infinity" in body.decode()
+    except PayloadInvalid as invalid:
+        assert invalid.total >= 1
+        assert 1 <= len(invalid.errors) <= LIMITS.max_errors
+    else:
+        assert parsed.rows
+        for row in parsed.rows:
+            assert row.installation_id in (1, 2)
+            assert row.value >= 0 and row.value == row.value.quantize(Decimal("0.000001"))
+
+
+def encode(document):
+    return json.dumps(document, default=str).encode()
+
+
+def test_it_resolves_a_valid_reading():
+    document = {
+        "readings": [
+            {
+                "meter": "12345678",
+                "manufacturer": "kam",
+                "timestamp": "2026-01-01T00:00:00Z",
+                "value": Decimal("1.5"),
+                "unit": "MWh",
+                "error_flags": 4,
+            }
+        ]
+    }
+    parsed = parse_readings(encode(document), installations=METERS, now=NOW, limits=LIMITS)
+    assert [(r.installation_id, r.value, r.unit) for r in parsed.rows] == [(1, Decimal("1500.000000"), "kWh")]
+    assert parsed.error_flags == {1: (datetime(2026, 1, 1, tzinfo=UTC), 4)}
+
+
+def test_it_refuses_a_removed_meter_after_its_removal():
+    document = {
+        "readings": [
+            {"meter": "55550001", "manufacturer": "AXI", "timestamp": "2025-06-01T00:00:00Z", "value": 1, "unit": "m3"}
+        ]
+    }
+    try:
+        parse_readings(encode(document), installations=METERS, now=NOW, limits=LIMITS)
+    except PayloadInvalid as invalid:
+        assert invalid.errors[0].field == "meter"
+    else:
+        raise AssertionError("a reading after the meter's removal was accepted")

@@ -1,0 +1,57 @@
+"""MQTT_* settings: parsed into their parts, bad values fail loudly at start-up."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+PRINT_MQTT = "from django.conf import settings; print(sorted(settings.MQTT.items()))"
+
+
+def settings_with(**env):
+    base = {k: v for k, v in os.environ.items() if not k.startswith("MQTT_")}
+    return subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", PRINT_MQTT],
+        cwd=PROJECT,
+        env={**base, "DJANGO_SETTINGS_MODULE": "mbusportal.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_it_defaults_to_a_local_broker_and_a_fixed_client_id():
+    result = settings_with()
+    assert result.returncode == 0, result.stderr
+    assert "('host', '127.0.0.1'), ('password', None), ('port', 1883)" in result.stdout
+    assert "('client_id', 'mbusportal-ingest')" in result.stdout
+    assert "('session_expiry_s', 604800)" in result.stdout
+
+
+def test_it_reads_credentials_and_tls_from_the_url_and_keeps_the_password_out_of_the_display():
+    result = settings_with(MQTT_URL="mqtts://portal:p%40ss@broker.example.com")
+    assert result.returncode == 0, result.stderr
+    assert "('display', 'mqtts://portal@broker.example.com:8883')" in result.stdout
+    assert "('password', 'p@ss')" in result.stdout and "('tls', True)" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("MQTT_URL", "http://127.0.0.1:1883", "MQTT_URL must look like mqtt://[user:password@]host[:port]"),
+        ("MQTT_URL", "mqtt://127.0.0.1:99999", "MQTT_URL has an invalid port"),
+        ("MQTT_URL", "mqtt://127.0.0.1/some/topic", "MQTT_URL must look like"),
+        ("MQTT_CLIENT_ID", "", "MQTT_CLIENT_ID must be a non-empty id"),
+        ("MQTT_CLIENT_ID", "a/b", "MQTT_CLIENT_ID must be a non-empty id without spaces"),
+        ("MQTT_SESSION_EXPIRY_S", "0", "MQTT_SESSION_EXPIRY_S must be from 1 to 4294967295 seconds"),
+        ("MQTT_CONCURRENCY", "0", "MQTT_CONCURRENCY must be at least 1"),
+    ],
+)
+def test_it_refuses_bad_values(name, value, message):
+    result = settings_with(**{name: value})
+    assert result.returncode != 0
+    assert message in result.stderr

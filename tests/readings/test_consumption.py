@@ -1,0 +1,320 @@
+"""readings.consumption, the period maths: hand-computed cases and properties that must always hold.
+
+Readings are turned into rollup rows here exactly as reading_daily holds them
+(first and last reading per local day), so these tests need no database;
+tests/readings/test_consumption_db.py runs the same rules through PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import itertools
+import zoneinfo
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from readings.consumption import (
+    MAX_GAP,
+    Amount,
+    DailyRow,
+    Installation,
+    Series,
+    add_amounts,
+    add_months,
+    day_start,
+    display_factor,
+    local_day,
+    sum_series,
+    tenancy_splits,
+)
+
+CPH = zoneinfo.ZoneInfo("Europe/Copenhagen")
+HOUR = timedelta(hours=1)
+NOW = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+def at(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    """A local Copenhagen time as an aware UTC instant."""
+    return datetime(year, month, day, hour, minute, tzinfo=CPH).astimezone(UTC)
+
+
+def rollup(readings: Iterable[tuple[datetime, Decimal]], zone: zoneinfo.ZoneInfo = CPH) -> list[DailyRow]:
+    """What reading_daily holds for these readings: first and last per local day."""
+    by_day: dict[date, list[tuple[datetime, Decimal]]] = defaultdict(list)
+    for when, value in sorted(readings):
+        by_day[local_day(when, zone)].append((when, value))
+    return [
+        DailyRow(day, points[0][0], points[0][1], points[-1][0], points[-1][1], len(points))
+        for day, points in sorted(by_day.items())
+    ]
+
+
+def hourly(start: datetime, end: datetime, *, first: Decimal = Decimal(0), per_hour: Decimal = Decimal(1)):
+    """A register rising `per_hour` every hour from `first` at `start`, readings up to (not including) end."""
+    readings = []
+    when, value = start, first
+    while when < end:
+        readings.append((when, value))
+        when, value = when + HOUR, value + per_hour
+    return readings
+
+
+def meter(installed_at: datetime, *, removed_at: datetime | None = None, initial: str = "0", unit: str = "kWh"):
+    return Installation(
+        id=hash((installed_at, removed_at)) % 10_000,
+        meter_type="heat" if unit in {"kWh", "Wh", "MWh", "GJ"} else "cold_water",
+        register_unit=unit,
+        installed_at=installed_at,
+        removed_at=removed_at,
+        initial_value=Decimal(initial),
+    )
+
+
+def series_of(installation: Installation, readings) -> Series:
+    return Series(installation, rollup(readings))
+
+
+def months(first: date, count: int) -> list[datetime]:
+    return [day_start(add_months(first, n), CPH) for n in range(count + 1)]
+
+
+# --- Hand-computed cases -------------------------------------------------------------------------------
+
+
+def test_it_counts_a_plain_month():
+    start = at(2025, 1, 1)
+    one = series_of(meter(start), hourly(start, at(2025, 3, 1)))
+    amount = one.consumption(at(2025, 1, 1), at(2025, 2, 1), now=NOW)
+    assert amount == Amount(Decimal(31 * 24))
+
+
+def test_it_interpolates_between_readings_for_an_instant_between_them():
+    start = at(2025, 1, 1)
+    one = series_of(meter(start), [(start, Decimal(0)), (start + 10 * HOUR, Decimal(100))])
+    # Two readings only: the register at 2.5 hours lies a quarter of the way.
+    assert one.register_at(start + timedelta(hours=2, minutes=30)).value == Decimal(25)
+
+
+def test_it_sums_a_meter_swap_in_the_middle_of_a_month():
+    """Old meter 0..→ removed 15 Jan 12:00 at 348 kWh; new meter from 5000 at that instant, 2 kWh/h."""
+    first_start = at(2025, 1, 1)
+    swap = at(2025, 1, 15, 12)
+    old = series_of(meter(first_start, removed_at=swap), hourly(first_start, swap + HOUR))
+    new = series_of(
+        meter(swap, initial="5000"), hourly(swap + HOUR, at(2025, 3, 1), first=Decimal(5002), per_hour=Decimal(2))
+    )
+    january = sum_series([old, new], months(date(2025, 1, 1), 1), now=NOW)[0]
+    # Old: 14.5 days x 24 = 348. New: from 12:00 on the 15th to 1 Feb, 16.5 days x 24 h x 2 kWh = 792.
+    assert january == Amount(Decimal(348 + 792))
+    # Each meter only in its own life: the old one counts nothing in February.
+    assert old.consumption(at(2025, 2, 1), at(2025, 3, 1), now=NOW) is None
+
+
+def test_it_interpolates_a_gap_across_a_month_boundary_and_marks_it_estimated():
+    """Readings stop 30 Jan 00:00 at 696 and resume 3 Feb 00:00 at 696 + 96 x 2 (two units an hour in the gap)."""
+    start = at(2025, 1, 1)
+    before = hourly(start, at(2025, 1, 30) + HOUR)  # last: 30 Jan 00:00 = 696
+    after = hourly(at(2025, 2, 3), at(2025, 3, 1), first=Decimal(696 + 192))
+    one = series_of(meter(start), before + after)
+    january, february = one.consumption_series(months(date(2025, 1, 1), 2), now=NOW)
+    # The midnight of 1 Feb lies 48 of 96 hours into the gap: 696 + 96.
+    assert january == Amount(Decimal(696 + 96), estimated=True)
+    # From 792 at 1 Feb to the last reading, 28 Feb 23:00: 888 + 26 x 24 - 1.
+    assert february == Amount(Decimal(96 + 26 * 24 - 1), estimated=True)
+    days = one.consumption_series([day_start(date(2025, 1, 28) + timedelta(days=n), CPH) for n in range(9)], now=NOW)
+    assert [day.estimated for day in days if day] == [False, False, True, True, True, True, False, False]
+    # 28 Jan 00:00 reads 648, 5 Feb 00:00 reads 888 + 48.
+    assert sum((day.value for day in days if day), Decimal(0)) == Decimal(936 - 648)
+
+
+@pytest.mark.parametrize(
+    ("day", "hours"),
+    [(date(2025, 3, 30), 23), (date(2025, 10, 26), 25), (date(2025, 3, 29), 24)],
+    ids=["spring-23h", "autumn-25h", "ordinary-24h"],
+)
+def test_it_counts_local_days_of_23_and_25_hours(day, hours):
+    start = at(2025, 3, 1)
+    one = series_of(meter(start), hourly(start, at(2025, 11, 1)))
+    assert one.consumption(day_start(day, CPH), day_start(day + timedelta(days=1), CPH), now=NOW) == Amount(
+        Decimal(hours)
+    )
+
+
+def test_it_counts_the_dst_months_by_their_hours():
+    start = at(2025, 3, 1)
+    one = series_of(meter(start), hourly(start, at(2025, 11, 2)))
+    march, *_, october = one.consumption_series(months(date(2025, 3, 1), 8), now=NOW)
+    assert march == Amount(Decimal(31 * 24 - 1))
+    assert october == Amount(Decimal(31 * 24 + 1))
+
+
+def test_it_flags_a_register_going_backwards_and_never_shows_negative_use():
+    start = at(2025, 1, 1)
+    readings = hourly(start, at(2025, 1, 3))  # 0 .. 47
+    readings += [(at(2025, 1, 3), Decimal(10))]  # a reset to 10
+    readings += hourly(at(2025, 1, 3, 1), at(2025, 1, 6), first=Decimal(11))
+    one = series_of(meter(start), readings)
+    days = one.consumption_series([day_start(date(2025, 1, d), CPH) for d in range(1, 6)], now=NOW)
+    assert days[0] == Amount(Decimal(24))
+    assert days[1] is not None and days[1].backwards and days[1].value == 0
+    # The registers at midnight: 0, 24, 10 (after the drop), 34, 58. Only use above the
+    # highest earlier midnight counts, and the day that starts below it is flagged too.
+    assert days[2] is not None and days[2].backwards and days[2].value == Decimal(34 - 24)
+    assert days[3] == Amount(Decimal(58 - 34))
+    assert all(day is not None and day.value >= 0 for day in days)
+    single = one.consumption(day_start(date(2025, 1, 2), CPH), day_start(date(2025, 1, 4), CPH), now=NOW)
+    assert single is not None and single.backwards and single.value == Decimal(34 - 24)
+
+
+def test_it_does_not_count_a_single_wrong_low_reading_twice():
+    start = at(2025, 1, 1)
+    readings = hourly(start, at(2025, 1, 4))
+    # One bad value, the last of the 2nd (the rollup keeps each day's first and last).
+    readings[47] = (readings[47][0], Decimal(3))
+    one = series_of(meter(start), readings)
+    days = one.consumption_series([day_start(date(2025, 1, d), CPH) for d in range(1, 4)], now=NOW)
+    total = add_amounts(days)
+    assert total is not None and total.value == Decimal(48) and total.backwards
+
+
+def test_it_holds_the_last_reading_and_marks_a_silent_meter_estimated():
+    start = at(2025, 1, 1)
+    one = series_of(meter(start), hourly(start, at(2025, 1, 10)))
+    later = one.register_at(at(2025, 1, 20))
+    assert later.value == Decimal(9 * 24 - 1) and later.estimated
+    soon = one.register_at(at(2025, 1, 10, 5))
+    assert soon.value == Decimal(9 * 24 - 1) and not soon.estimated
+
+
+def test_it_counts_only_up_to_now():
+    start = at(2025, 1, 1)
+    one = series_of(meter(start), hourly(start, at(2025, 1, 10)))
+    so_far = one.consumption(at(2025, 1, 1), at(2025, 2, 1), now=at(2025, 1, 5))
+    assert so_far == Amount(Decimal(4 * 24))
+    assert one.consumption(at(2025, 2, 1), at(2025, 3, 1), now=at(2025, 1, 5)) is None
+
+
+def test_it_counts_from_the_initial_value_before_the_first_reading():
+    start = at(2025, 1, 1)
+    one = series_of(meter(start, initial="100"), hourly(start + 2 * HOUR, at(2025, 1, 2), first=Decimal(104)))
+    assert one.consumption(start, at(2025, 1, 2), now=NOW) == Amount(Decimal(4 + 21))
+
+
+def test_it_converts_registers_to_the_display_unit():
+    start = at(2025, 1, 1)
+    in_wh = series_of(meter(start, unit="Wh"), hourly(start, at(2025, 1, 3), per_hour=Decimal(1500)))
+    assert in_wh.consumption(start, at(2025, 1, 2), now=NOW) == Amount(Decimal(36))
+    litres = series_of(meter(start, unit="L"), hourly(start, at(2025, 1, 3), per_hour=Decimal(10)))
+    assert litres.consumption(start, at(2025, 1, 2), now=NOW) == Amount(Decimal("0.24"))
+    assert display_factor("heat", "GJ") * Decimal("0.0036") == pytest.approx(Decimal(1))
+    with pytest.raises(ValueError, match="cannot count in 'm3'"):
+        display_factor("heat", "m3")
+
+
+def test_it_splits_a_period_at_move_dates():
+    class Tenancy:
+        def __init__(self, move_in, move_out):
+            self.move_in, self.move_out = move_in, move_out
+
+    paul = Tenancy(date(2024, 6, 1), date(2025, 1, 15))
+    tina = Tenancy(date(2025, 2, 1), None)
+    pieces = tenancy_splits([tina, paul], date(2025, 1, 1), date(2025, 3, 1))
+    assert pieces == [
+        (paul, date(2025, 1, 1), date(2025, 1, 15)),
+        (None, date(2025, 1, 15), date(2025, 2, 1)),
+        (tina, date(2025, 2, 1), date(2025, 3, 1)),
+    ]
+
+
+# --- Properties ------------------------------------------------------------------------------------------
+
+ZONES = ["Europe/Copenhagen", "America/New_York", "Australia/Lord_Howe", "America/Havana", "Asia/Kolkata", "UTC"]
+
+
+@given(day=st.dates(date(1990, 1, 1), date(2037, 12, 31)), zone_name=st.sampled_from(ZONES))
+def test_it_starts_every_local_day_at_the_first_instant_of_that_date(day, zone_name):
+    zone = zoneinfo.ZoneInfo(zone_name)
+    start, following = day_start(day, zone), day_start(day + timedelta(days=1), zone)
+    assert local_day(start, zone) == day
+    assert local_day(start - timedelta(microseconds=1), zone) == day - timedelta(days=1)
+    assert timedelta(hours=22, minutes=30) <= following - start <= timedelta(hours=25)
+
+
+@st.composite
+def meter_histories(draw):
+    """A rising register read at irregular times with gaps, and some local midnights to ask about."""
+    start = at(2025, 3, 20)
+    steps = draw(st.lists(st.integers(min_value=1, max_value=60 * 30), min_size=1, max_size=60))
+    rate = Decimal(draw(st.integers(min_value=0, max_value=500))) / 100  # units per hour, constant
+    readings, when = [], start
+    for minutes in steps:
+        when += timedelta(minutes=minutes)
+        readings.append((when, rate * Decimal((when - start) // timedelta(minutes=1)) / 60))
+    days = sorted(draw(st.sets(st.integers(min_value=0, max_value=60), min_size=2, max_size=8)))
+    boundaries = [day_start(date(2025, 3, 20) + timedelta(days=n), CPH) for n in days]
+    return start, rate, readings, boundaries
+
+
+@settings(max_examples=200, deadline=None)
+@given(meter_histories())
+def test_it_is_exact_for_a_steady_register_wherever_the_readings_fall(history):
+    start, rate, readings, boundaries = history
+    one = series_of(meter(start), readings)
+    last_reading = readings[-1][0]
+    for begin, end in itertools.pairwise(boundaries):
+        amount = one.consumption(begin, end, now=NOW)
+        assert amount is not None
+        covered_end = min(end, last_reading)
+        expected = rate * Decimal((max(covered_end, begin) - begin) // timedelta(seconds=1)) / 3600
+        assert amount.value == pytest.approx(expected, abs=Decimal("0.00001"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(meter_histories(), st.lists(st.integers(min_value=-50, max_value=200), min_size=1, max_size=60))
+def test_it_adds_up_days_to_their_sum_and_is_never_negative(history, jumps):
+    start, _rate, readings, boundaries = history
+    # Make the register wander, backwards too.
+    values, level = [], Decimal(0)
+    for index, (when, _value) in enumerate(readings):
+        level += Decimal(jumps[index % len(jumps)])
+        values.append((when, level))
+    one = series_of(meter(start), values)
+    parts = one.consumption_series(boundaries, now=NOW)
+    assert all(part is None or part.value >= 0 for part in parts)
+    whole = one.consumption(boundaries[0], boundaries[-1], now=NOW)
+    summed = add_amounts(parts)
+    assert (whole is None) == (summed is None)
+    if whole is not None and summed is not None and not summed.backwards:
+        assert summed.value == pytest.approx(whole.value, abs=Decimal("0.0001"))
+    if whole is not None and summed is not None:
+        # The running maximum never counts more than the register's highest rise.
+        highest = max(value for _when, value in values) - min(Decimal(0), min(value for _w, value in values))
+        assert summed.value <= highest + Decimal("0.0001")
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    swap_hour=st.integers(min_value=1, max_value=24 * 50),
+    initial=st.integers(min_value=0, max_value=10**6),
+    rate=st.integers(min_value=0, max_value=50),
+)
+def test_it_counts_a_swap_as_if_one_meter_had_run_throughout(swap_hour, initial, rate):
+    start = at(2025, 3, 1)
+    swap = start + swap_hour * HOUR
+    per_hour = Decimal(rate)
+    old = series_of(meter(start, removed_at=swap), hourly(start, swap + HOUR, per_hour=per_hour))
+    new_readings = hourly(swap + HOUR, at(2025, 5, 1), first=Decimal(initial) + per_hour, per_hour=per_hour)
+    new = series_of(meter(swap, initial=str(initial)), new_readings)
+    boundaries = months(date(2025, 3, 1), 2)
+    total = add_amounts(sum_series([old, new], boundaries, now=NOW))
+    hours = (boundaries[-1] - boundaries[0]) // HOUR - 1  # the last reading is 1 May 00:00 minus an hour
+    assert total is not None and total.value == per_hour * hours and not total.estimated
+
+
+def test_it_calls_a_gap_of_a_missed_day_a_gap():
+    assert timedelta(hours=25) < MAX_GAP < timedelta(hours=48)

@@ -1,0 +1,166 @@
+"""CSV import of units and meter installations: a dry run changes nothing, one bad row imports
+nothing and names that row's error, a clean file imports every row."""
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from readings.models import MeterInstallation, Unit
+
+pytestmark = pytest.mark.django_db
+
+UNITS = "admin:readings_unit_import"
+METERS = "admin:readings_meterinstallation_import"
+
+
+@pytest.fixture
+def alice_client(client, alice, property_managers):
+    client.force_login(alice)
+    return client
+
+
+def upload(client, view, prop, text, *, dry_run, encoding="utf-8", **extra):
+    data = {"property": prop.pk, "file": SimpleUploadedFile("file.csv", text.encode(encoding)), **extra}
+    if dry_run:
+        data["dry_run"] = "on"
+    return client.post(reverse(view), data)
+
+
+def test_it_previews_units_without_writing_anything(alice_client, prop):
+    response = upload(
+        alice_client, UNITS, prop, "label,area,correction_factor\n1 th,72.5,0.9\n2 tv,80,\n", dry_run=True
+    )
+    assert response.status_code == 200
+    assert "Preview: 2 rows can be imported" in response.content.decode()
+    assert [row.created for row in response.context["report"].rows] == ["Solvej 1 · 1 th", "Solvej 1 · 2 tv"]
+    assert not Unit.objects.exists()
+    assert response.context["confirm"] is not None
+
+
+def test_it_imports_units_after_the_preview_without_a_second_upload(alice_client, prop):
+    preview = upload(alice_client, UNITS, prop, "label;area\n1 th;72,5\n2 tv;80\n", dry_run=True)
+    confirm = preview.context["confirm"]
+    data = {name: field.value() for name, field in ((name, confirm[name]) for name in confirm.fields)}
+    response = alice_client.post(reverse(UNITS), {k: v for k, v in data.items() if v is not None and k != "file"})
+    assert response.status_code == 302
+    assert response["Location"].endswith(f"?property__id__exact={prop.pk}")
+    units = {unit.label: unit for unit in Unit.objects.filter(property=prop)}
+    assert units["1 th"].floor_area_m2 == Decimal("72.5")
+    assert units["2 tv"].heat_correction_factor == Decimal("1")
+
+
+def test_it_imports_nothing_when_one_row_is_bad_and_names_that_row(alice_client, prop, unit):
+    text = "label,area\n2 tv,70\n3 tv,seventy\n4 tv,65\n1 tv,50\n"
+    response = upload(alice_client, UNITS, prop, text, dry_run=False)
+    assert response.status_code == 200
+    report = response.context["report"]
+    errors = {row.line: row.errors for row in report.rows if row.errors}
+    assert errors == {
+        3: ["area: 'seventy' is not a number"],
+        5: ["Unit with this Property and Label already exists."],
+    }
+    page = response.content.decode()
+    assert "2 of 4 rows have errors; nothing was imported." in page
+    assert "&#x27;seventy&#x27; is not a number" in page
+    assert list(Unit.objects.values_list("label", flat=True)) == ["1 tv"]
+    assert response.context["confirm"] is None
+
+
+def test_it_names_a_duplicate_inside_the_file(alice_client, prop):
+    response = upload(alice_client, UNITS, prop, "label,area\n5 tv,70\n5 tv,71\n", dry_run=True)
+    rows = response.context["report"].rows
+    assert rows[0].errors == []
+    assert rows[1].errors == ["Unit with this Property and Label already exists."]
+    assert not Unit.objects.exists()
+
+
+def test_it_refuses_a_file_with_unknown_or_missing_columns(alice_client, prop):
+    unknown = upload(alice_client, UNITS, prop, "label,area,colour\n1,2,red\n", dry_run=True)
+    assert "Unknown column(s) colour" in unknown.content.decode()
+    missing = upload(alice_client, UNITS, prop, "label\n1 tv\n", dry_run=True)
+    assert "Missing column(s): area." in missing.content.decode()
+    assert not Unit.objects.exists()
+
+
+def test_it_reads_a_windows_1252_file(alice_client, prop):
+    response = upload(alice_client, UNITS, prop, "label;area\nKælder;12,5\n", dry_run=False, encoding="cp1252")
+    assert response.status_code == 302
+    assert Unit.objects.get().label == "Kælder"
+
+
+def test_it_imports_meter_installations(alice_client, prop, unit, gateway):
+    text = (
+        "serial,manufacturer,type,unit,installed_at,initial_value\n"
+        "1234567,kam,heat,1 tv,2024-05-01,12.5\n"  # a spreadsheet dropped the leading zero
+        "22223333,AXI,Cold water,1 tv,,\n"
+    )
+    response = upload(
+        alice_client, METERS, prop, text, dry_run=False, installed_at_0="2024-06-01", installed_at_1="08:00"
+    )
+    assert response.status_code == 302, response.context["report"].rows if response.context else ""
+    heat, water = MeterInstallation.objects.order_by("meter_serial")
+    assert (heat.meter_serial, heat.manufacturer, heat.register_unit, heat.gateway) == (
+        "01234567",
+        "KAM",
+        "kWh",
+        gateway,
+    )
+    assert heat.installed_at == datetime(2024, 4, 30, 22, 0, tzinfo=UTC)  # midnight in Copenhagen
+    assert heat.initial_value == Decimal("12.5")
+    assert (water.meter_type, water.register_unit) == ("cold_water", "m3")
+    assert water.installed_at == datetime(2024, 6, 1, 6, 0, tzinfo=UTC)  # the form's default
+
+
+def test_it_imports_no_meter_when_one_row_is_bad(alice_client, prop, unit, gateway, heat_meter):
+    text = (
+        "serial,manufacturer,type,unit\n"
+        "33334444,KAM,heat,1 tv\n"
+        "12345678,KAM,heat,1 tv\n"  # already hangs in 1 tv (the heat_meter fixture)
+        "55556666,KAM,gas,1 tv\n"
+        "77778888,KAM,heat,9 th\n"
+    )
+    response = upload(alice_client, METERS, prop, text, dry_run=False)
+    errors = {row.line: row.errors for row in response.context["report"].rows if row.errors}
+    assert set(errors) == {3, 4, 5}
+    assert errors[3] == ["This meter is installed elsewhere in this period."]
+    assert errors[4][0].startswith("type: 'gas' is not one of")
+    assert errors[5] == ["unit: no unit '9 th' in Solvej 1"]
+    assert list(MeterInstallation.objects.all()) == [heat_meter]
+
+
+def test_it_needs_a_gateway_when_the_property_has_several(alice_client, prop, unit, gateway):
+    from gateways.models import Gateway
+
+    Gateway.objects.create(property=prop, serial="GW-0002", name="B")
+    response = upload(
+        alice_client, METERS, prop, "serial,manufacturer,type,unit\n33334444,KAM,heat,1 tv\n", dry_run=True
+    )
+    assert response.context["report"].rows[0].errors == ["gateway: no gateway given, in the file or in the form"]
+    with_column = upload(
+        alice_client,
+        METERS,
+        prop,
+        "serial,manufacturer,type,unit,gateway\n33334444,KAM,heat,1 tv,GW-0002\n",
+        dry_run=True,
+    )
+    assert with_column.context["report"].ok
+
+
+def test_it_refuses_a_gateway_of_another_property(alice_client, prop, unit, gateway):
+    from gateways.models import Gateway
+    from readings.models import Property
+
+    annexe = Property.objects.create(organisation=prop.organisation, name="Annexe")
+    elsewhere = Gateway.objects.create(property=annexe, serial="GW-ANNEXE", name="Annexe")
+    response = upload(
+        alice_client,
+        METERS,
+        prop,
+        "serial,manufacturer,type,unit\n33334444,KAM,heat,1 tv\n",
+        dry_run=True,
+        gateway=elsewhere.pk,
+    )
+    assert "This gateway belongs to Annexe." in response.content.decode()
