@@ -2,7 +2,7 @@
 
 Data: the demo building of seed_demo (120 meters), `--days` of hourly
 readings written through readings.ingest (the production COPY path, which
-also fills the daily rollup), in a database of its own, `<name>_bench` on
+also fills the daily rollup), in a database of its own, `<name>_export_bench` on
 the same server (the embedded one unless DATABASE_URL says otherwise). It is
 built once and reused.
 
@@ -50,7 +50,7 @@ def bench_database_url() -> str:
     from mbusportal import embedded_db
 
     base = urllib.parse.urlsplit(os.environ.get("DATABASE_URL") or embedded_db.database_url())
-    return base._replace(path=base.path.rstrip("/") + "_bench").geturl()
+    return base._replace(path=base.path.rstrip("/") + "_export_bench").geturl()
 
 
 def ensure_database(url: str) -> None:

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/ingest.py [--payloads 8] [--rounds 3]
 
-Uses a database `mbusportal_bench` on the server of DATABASE_URL (default:
+Uses a database `mbusportal_ingest_bench` on the server of DATABASE_URL (default:
 the embedded one, which must be running: `make db`). The `reading` table is
 filled with 1M rows first; each payload holds 10,000 readings (400 meters x
 25 hours) at new timestamps, so every variant inserts.
@@ -45,7 +45,7 @@ import psycopg  # noqa: E402
 
 from mbusportal import embedded_db  # noqa: E402
 
-BENCH_DB = "mbusportal_bench"
+BENCH_DB = "mbusportal_ingest_bench"
 METERS = 400
 HOURS_PER_PAYLOAD = 25
 ROWS_PER_PAYLOAD = METERS * HOURS_PER_PAYLOAD

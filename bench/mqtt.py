@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/mqtt.py [--payloads 8] [--rounds 6]
 
-Same database set-up as bench/ingest.py (a `mbusportal_bench` database on
+Same database set-up as bench/ingest.py (a `mbusportal_ingest_bench` database on
 the server of DATABASE_URL, default the embedded one: `make db`; 400 heat
 meters, 4 gateways, 1M rows preloaded). A Mosquitto from /usr/sbin/mosquitto
 runs on a free port with `mqtt_acl`'s password and ACL files. Each payload

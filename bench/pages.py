@@ -2,7 +2,7 @@
 
 A property of 400 meters (100 units x heat, cold water, hot water,
 electricity) with three years of hourly readings (about 10.5 M rows) in a
-database of its own (`<name>_bench` on the same server, built once and kept;
+database of its own (`mbusportal_pages_bench` on the same server, built once and kept;
 --rebuild builds it again). Readings are generated inside PostgreSQL
 (INSERT ... SELECT over generate_series, no round trips) and the daily rollup
 is computed in SQL from the same closed-form register, then spot-checked
@@ -321,7 +321,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--requests", type=int, default=200, help="timed requests per page (default 200)")
     parser.add_argument("--rebuild", action="store_true", help="build the bench data again")
-    parser.add_argument("--database", default="mbusportal_bench", help="database to build and use")
+    parser.add_argument("--database", default="mbusportal_pages_bench", help="database to build and use")
     args = parser.parse_args()
     setup_django(args.database)
     build_data(rebuild=args.rebuild)
