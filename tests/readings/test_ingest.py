@@ -203,3 +203,31 @@ def test_it_refuses_synchronously_another_propertys_installation_and_an_open_aut
     with pytest.raises(RuntimeError, match="inside the caller's transaction"):
         ingest_sync(connection.connection, property_id=prop.pk, rows=rows(other_meter, ["1"]))
     assert not Reading.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_lets_concurrent_first_writers_of_a_month_all_succeed():
+    """Many sessions creating the same missing partitions at once: none fails (it used to: DuplicateTable)."""
+    import threading
+
+    problems = []
+
+    def create(day):
+        try:
+            with psycopg.connect(conninfo()) as conn:
+                conn.execute("SELECT reading_ensure_partitions(%s::timestamptz, %s::timestamptz)", [day, day])
+        except psycopg.Error as error:
+            problems.append(repr(error))
+
+    days = [f"2041-{month:02d}-15" for month in range(1, 7)]
+    threads = [threading.Thread(target=create, args=(day,)) for day in days for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert problems == []
+    with psycopg.connect(conninfo(), autocommit=True) as conn:
+        found = conn.execute("SELECT count(*) FROM pg_class WHERE relname ~ '^reading_2041_0[1-6]$'").fetchone()
+        assert found == (6,)
+        for month in range(1, 7):
+            conn.execute(f"DROP TABLE reading_2041_{month:02d}")
