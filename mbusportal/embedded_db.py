@@ -22,6 +22,7 @@ import importlib.util
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -32,6 +33,8 @@ DEFAULT_DIR = PROJECT_DIR / ".pgdata"
 # Below Linux's ephemeral range (32768+), away from PostgreSQL's 5432.
 PORT_RANGE_START = 15400
 PORT_RANGE_SIZE = 1000
+# Written in the data directory when the derived port was taken.
+PORT_FILE = "embedded-port"
 DATABASE_NAME = "mbusportal"
 SYSTEM_USER = "mbusportal-pg"
 
@@ -54,16 +57,49 @@ def data_dir() -> Path:
 
 
 def port() -> int:
-    """EMBEDDED_PG_PORT, or a port derived from the data directory.
+    """EMBEDDED_PG_PORT, else the port the server was started on, else one derived from the data directory.
 
     Deriving it lets two checkouts on one machine (a developer's and CI's)
-    each run their own server without configuration.
+    each run their own server without configuration; when that port turned
+    out to be taken, `start` chose another and wrote it down.
     """
     configured = os.environ.get("EMBEDDED_PG_PORT")
     if configured:
         return int(configured)
+    try:
+        return int((data_dir() / PORT_FILE).read_text())
+    except (OSError, ValueError):
+        return _derived_port()
+
+
+def _derived_port() -> int:
     digest = hashlib.sha256(str(data_dir()).encode()).digest()
     return PORT_RANGE_START + int.from_bytes(digest[:2], "big") % PORT_RANGE_SIZE
+
+
+def _port_is_free(candidate: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", candidate))
+        except OSError:
+            return False
+    return True
+
+
+def _choose_port() -> int:
+    """The port to start on: EMBEDDED_PG_PORT as given, else the derived one or the next free after it.
+
+    (Something else may hold the derived port: say, a server left running by
+    an earlier checkout at the same path that has since been deleted.)
+    """
+    if os.environ.get("EMBEDDED_PG_PORT"):
+        return port()
+    derived = _derived_port()
+    for candidate in range(derived, derived + 50):
+        if _port_is_free(candidate):
+            (data_dir() / PORT_FILE).write_text(str(candidate))
+            return candidate
+    raise RuntimeError(f"no free port from {derived} to {derived + 49}; set EMBEDDED_PG_PORT")
 
 
 def database_url() -> str:
@@ -155,7 +191,7 @@ def start() -> None:
                 "-l",
                 str(directory / "server.log"),
                 "-o",
-                f"-p {port()} {options}",
+                f"-p {_choose_port()} {options}",
             ],
             user,
             stdout=subprocess.DEVNULL,
