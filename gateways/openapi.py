@@ -24,6 +24,26 @@ def _retry(description: str) -> dict[str, Any]:
     return {**_error(description), "headers": {"Retry-After": {"schema": {"type": "integer"}}}}
 
 
+CONTENT_ENCODING = {
+    "name": "Content-Encoding",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "enum": ["gzip", "identity"]},
+}
+
+
+def _refusals(limits: dict[str, Any]) -> dict[str, Any]:
+    """The answers both endpoints give before anything is stored (besides 400 and 422)."""
+    return {
+        "401": _error("missing, unknown or revoked token"),
+        "403": _error("the gateway is deactivated"),
+        "413": _error(f"body over {limits['max_body_bytes']} bytes decompressed"),
+        "415": _error("not application/json, or an unsupported Content-Encoding"),
+        "429": _retry(f"more than {limits['rate_per_minute']} requests a minute from this gateway"),
+        "503": _retry("database unavailable; nothing stored"),
+    }
+
+
 READING = {
     "type": "object",
     "required": ["timestamp", "value", "unit"],
@@ -122,12 +142,7 @@ def _frames_path(limits: dict[str, Any]) -> dict[str, Any]:
                     "0 (default): one rejected frame rejects the request (422)",
                     "schema": {"type": "string", "enum": ["0", "1", "true", "false"]},
                 },
-                {
-                    "name": "Content-Encoding",
-                    "in": "header",
-                    "required": False,
-                    "schema": {"type": "string", "enum": ["gzip", "identity"]},
-                },
+                CONTENT_ENCODING,
             ],
             "requestBody": {
                 "required": True,
@@ -139,16 +154,11 @@ def _frames_path(limits: dict[str, Any]) -> dict[str, Any]:
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/FramesStored"}}},
                 },
                 "400": _error("malformed JSON or gzip, or a partial other than 0 or 1"),
-                "401": _error("missing, unknown or revoked token"),
-                "403": _error("the gateway is deactivated"),
-                "413": _error(f"body over {limits['max_body_bytes']} bytes decompressed"),
-                "415": _error("not application/json, or an unsupported Content-Encoding"),
                 "422": {
                     "description": "rejected frames (without partial=1) or a body of the wrong shape; nothing stored",
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Invalid"}}},
                 },
-                "429": _retry(f"more than {limits['rate_per_minute']} requests a minute from this gateway"),
-                "503": _retry("database unavailable; nothing stored"),
+                **_refusals(limits),
             },
         }
     }
@@ -254,14 +264,7 @@ def document() -> dict[str, Any]:
                 "post": {
                     "summary": "Store readings",
                     "security": [{"gatewayToken": []}],
-                    "parameters": [
-                        {
-                            "name": "Content-Encoding",
-                            "in": "header",
-                            "required": False,
-                            "schema": {"type": "string", "enum": ["gzip", "identity"]},
-                        }
-                    ],
+                    "parameters": [CONTENT_ENCODING],
                     "requestBody": {
                         "required": True,
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Payload"}}},
@@ -272,16 +275,11 @@ def document() -> dict[str, Any]:
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Counts"}}},
                         },
                         "400": _error("malformed JSON or gzip"),
-                        "401": _error("missing, unknown or revoked token"),
-                        "403": _error("the gateway is deactivated"),
-                        "413": _error(f"body over {limits['max_body_bytes']} bytes decompressed"),
-                        "415": _error("not application/json, or an unsupported Content-Encoding"),
                         "422": {
                             "description": "invalid readings; nothing stored",
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Invalid"}}},
                         },
-                        "429": _retry(f"more than {limits['rate_per_minute']} requests a minute from this gateway"),
-                        "503": _retry("database unavailable; nothing stored"),
+                        **_refusals(limits),
                     },
                 }
             },
