@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -168,16 +168,8 @@ def server_copy_from_file(batches: list[list[tuple[Any, ...]]]) -> float:
             return timed(copy_all)
 
 
-def run_async(factory: Callable[[], Coroutine[Any, Any, None]]) -> float:
-    async def measure() -> float:
-        started = time.perf_counter()
-        await factory()
-        return time.perf_counter() - started
-
-    return asyncio.run(measure())
-
-
-def asyncpg_copy(batches: list[list[tuple[Any, ...]]]) -> float:
+def asyncpg_timed(batches: list[list[tuple[Any, ...]]], write: Callable[[Any, list[tuple[Any, ...]]], Any]) -> float:
+    """Seconds asyncpg takes to run `write(conn, batch)` for each batch, a transaction each."""
     import asyncpg
 
     async def main() -> float:
@@ -186,12 +178,18 @@ def asyncpg_copy(batches: list[list[tuple[Any, ...]]]) -> float:
             started = time.perf_counter()
             for batch in batches:
                 async with conn.transaction():
-                    await conn.copy_records_to_table("reading", records=batch, columns=COLUMNS)
+                    await write(conn, batch)
             return time.perf_counter() - started
         finally:
             await conn.close()
 
     return asyncio.run(main())
+
+
+def asyncpg_copy(batches: list[list[tuple[Any, ...]]]) -> float:
+    return asyncpg_timed(
+        batches, lambda conn, batch: conn.copy_records_to_table("reading", records=batch, columns=COLUMNS)
+    )
 
 
 ASYNCPG_UPSERT = """
@@ -203,20 +201,7 @@ WHERE reading.value IS DISTINCT FROM EXCLUDED.value
 
 
 def asyncpg_executemany(batches: list[list[tuple[Any, ...]]]) -> float:
-    import asyncpg
-
-    async def main() -> float:
-        conn = await asyncpg.connect(bench_url())
-        try:
-            started = time.perf_counter()
-            for batch in batches:
-                async with conn.transaction():
-                    await conn.executemany(ASYNCPG_UPSERT, batch)
-            return time.perf_counter() - started
-        finally:
-            await conn.close()
-
-    return asyncio.run(main())
+    return asyncpg_timed(batches, lambda conn, batch: conn.executemany(ASYNCPG_UPSERT, batch))
 
 
 def our_ingest(property_id: int, batches: list[list[tuple[Any, ...]]]) -> float:

@@ -517,17 +517,7 @@ class MeterInstallationAdmin(CsvImportAdminMixin[MeterInstallation]):
         "unit (its label) and optionally register_unit, installed_at (YYYY-MM-DD or with a time, local time), "
         "initial_value and gateway (serial)."
     )
-    fields = (
-        "unit",
-        "gateway",
-        "meter_serial",
-        "manufacturer",
-        "meter_type",
-        "register_unit",
-        "installed_at",
-        "removed_at",
-        "initial_value",
-    )
+    fields = MeterInstallationForm.Meta.fields
     # Which meter hangs where, counting from what: fixed once it has readings (a swap is a replacement).
     identity_fields = (
         "unit",

@@ -82,8 +82,10 @@ CREATE TEMP TABLE IF NOT EXISTS reading_touched_day (
 COPY_STAGING = f"COPY reading_staging ({COLUMNS}) FROM STDIN (FORMAT BINARY)"
 # Two calls in one transaction must not see each other's rows.
 CLEAR_STAGING = "TRUNCATE reading_staging, reading_touched_day"
-ENSURE_PARTITIONS = "SELECT reading_ensure_partitions(%s, %s)"
-PROPERTY_TIME_ZONE = "SELECT time_zone FROM readings_property WHERE id = %s"
+# One round trip: the months the batch needs exist, and the property's zone for its local days.
+PARTITIONS_AND_TIME_ZONE = (
+    "SELECT reading_ensure_partitions(%s, %s), (SELECT time_zone FROM readings_property WHERE id = %s)"
+)
 
 # Lock the batch's installations against deletion until commit (what a
 # foreign key would do per row, done once per meter) and name any that is
@@ -274,8 +276,7 @@ async def ingest(conn: AsyncConnection[Any], *, property_id: int, rows: Iterable
         await cur.execute(CLEAR_STAGING)
         await cur.execute(LOCK_INSTALLATIONS, batch.lock_params(property_id))
         _refuse_foreign(property_id, await cur.fetchall())
-        await cur.execute(ENSURE_PARTITIONS, [batch.first(), batch.last()])
-        await cur.execute(PROPERTY_TIME_ZONE, [property_id])
+        await cur.execute(PARTITIONS_AND_TIME_ZONE, [batch.first(), batch.last(), property_id])
         tz = _time_zone(property_id, await cur.fetchone())
         if not batch.has_duplicates and await _copied_directly(conn, cur, batch, tz):
             distinct, inserted, updated = batch.copied_counts()
@@ -303,8 +304,8 @@ def ingest_sync(conn: Connection[Any], *, property_id: int, rows: Iterable[Readi
         cur.execute(STAGING_DDL)
         cur.execute(CLEAR_STAGING)
         _refuse_foreign(property_id, cur.execute(LOCK_INSTALLATIONS, batch.lock_params(property_id)).fetchall())
-        cur.execute(ENSURE_PARTITIONS, [batch.first(), batch.last()])
-        tz = _time_zone(property_id, cur.execute(PROPERTY_TIME_ZONE, [property_id]).fetchone())
+        found = cur.execute(PARTITIONS_AND_TIME_ZONE, [batch.first(), batch.last(), property_id]).fetchone()
+        tz = _time_zone(property_id, found)
         if not batch.has_duplicates and _copied_directly_sync(conn, cur, batch, tz):
             distinct, inserted, updated = batch.copied_counts()
         else:
@@ -379,7 +380,7 @@ def _refuse_foreign(property_id: int, foreign_rows: list[Any]) -> None:
 
 
 def _time_zone(property_id: int, found: Any) -> str:
-    """The property's time zone from PROPERTY_TIME_ZONE's row; LookupError when there was none."""
-    if found is None:
+    """The property's time zone from PARTITIONS_AND_TIME_ZONE's row; LookupError when there is no such property."""
+    if found is None or found[1] is None:
         raise LookupError(f"property {property_id} does not exist")
-    return str(found[0])
+    return str(found[1])
