@@ -21,13 +21,13 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Annotated, Any
 
 import msgspec
 
 from readings.ingest import ReadingRow
-from readings.units import UnitError, convert
+from readings.units import RESOLUTION, UnitError, canonical_unit, convert
 
 MAX_REGISTER = Decimal("999999999999")  # numeric(18, 6)
 # The partition helper refuses to create more than ten years of monthly partitions at once.
@@ -310,10 +310,33 @@ def _resolve(
 ) -> ParsedPayload:
     parsed = ParsedPayload(rows=[])
     rows, flags_by_installation = parsed.rows, parsed.error_flags
+    # A payload holds many readings of each meter: what they share is checked once per meter.
+    lanes: dict[tuple[Any, ...], _Lane | None] = {}
     for index, item in enumerate(items):
         if item is None:
             continue
-        row = _resolve_one(index, item, installations, latest_allowed, errors)
+        key = (item.meter_installation_id, item.meter, item.manufacturer, item.unit, item.meter_type)
+        lane = lanes[key] if key in lanes else lanes.setdefault(key, _Lane.of(item, installations))
+        moment, value = item.timestamp, item.value
+        if (
+            lane is not None
+            and moment <= latest_allowed
+            and lane.installed_at <= moment
+            and (lane.removed_at is None or moment < lane.removed_at)
+            and value.is_finite()
+            and 0 <= value <= MAX_REGISTER
+        ):
+            row: ReadingRow | None = ReadingRow(
+                lane.installation_id,
+                moment,
+                value.quantize(RESOLUTION, rounding=ROUND_HALF_EVEN),
+                lane.unit,
+                lane.meter_type,
+                item.battery_level_pct,
+                item.rssi_dbm,
+            )
+        else:  # anything unusual: the full checks, with their messages
+            row = _resolve_one(index, item, installations, latest_allowed, errors)
         if row is None or errors.total:
             continue  # keep checking, but stop collecting rows
         rows.append(row)
@@ -322,6 +345,37 @@ def _resolve(
             if known is None or known[0] <= row.timestamp:
                 flags_by_installation[row.installation_id] = (row.timestamp, item.error_flags)
     return parsed
+
+
+@dataclass(frozen=True, slots=True)
+class _Lane:
+    """Readings that can only mean one installation, in its register unit and of its type: each such
+    reading needs no more than its time and value checked."""
+
+    installation_id: int
+    installed_at: datetime
+    removed_at: datetime | None
+    unit: str
+    meter_type: str
+
+    @classmethod
+    def of(cls, item: ReadingIn, installations: InstallationIndex) -> _Lane | None:
+        """The lane of `item`'s meter, unit and type; None where a reading needs the full checks."""
+        if item.meter_installation_id is not None:
+            found = installations.by_id.get(item.meter_installation_id)
+        elif item.meter is not None and item.manufacturer is not None:
+            candidates = installations.by_meter.get((item.meter, item.manufacturer.upper()), [])
+            found = candidates[0] if len(candidates) == 1 else None  # a swapped meter routes by time
+        else:
+            found = None
+        if found is None or (item.meter_type or found.meter_type) != found.meter_type:
+            return None
+        try:
+            if canonical_unit(item.unit) != found.register_unit:
+                return None
+        except UnitError:
+            return None
+        return cls(found.id, found.installed_at, found.removed_at, found.register_unit, found.meter_type)
 
 
 def _resolve_one(

@@ -7,27 +7,42 @@ caller's transaction when there is one (as a savepoint), else in its own.
 rollup on a synchronous connection inside the caller's Django transaction
 (the admin's meter replacement).
 
-Two paths, one result:
-- fast: when the batch has no duplicate keys and none of its keys exist yet
-  (a gateway's new readings, the common case), binary COPY straight into
-  `reading`;
-- general: binary COPY into a temporary staging table, then one
+One round trip first checks the batch's installations (and locks them
+against deletion), creates the months it needs and fetches the property's
+local midnights. Then two paths, one result:
+- fast: binary COPY straight into `reading` (a gateway's new readings, the
+  common case). The primary key is the check that every key is new: a
+  duplicate or an existing key aborts the COPY (to a savepoint) and the
+  batch takes the general path. The rollup is merged incrementally from
+  per-day aggregates of the batch, computed here;
+- general: the same COPY data into a temporary staging table, then one
   `INSERT … ON CONFLICT DO UPDATE … WHERE the values differ` that folds
-  duplicates (the last row wins), skips unchanged rows and counts what it did.
-Either way the rollup of every touched (installation, local day) is then
-recomputed from the readings themselves.
+  duplicates (the last row wins), skips unchanged rows and counts what it
+  did; the rollup of every touched (installation, local day) is then
+  recomputed from the readings themselves.
+The rows are encoded as binary COPY data once, in C, while the first COPY
+sends them, and replayed as they are if the general path needs them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from bisect import bisect_right
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from psycopg import AsyncConnection, Connection
 from psycopg import errors as pg_errors
+
+# psycopg's C encoder of one binary COPY row (what Copy.write_row calls per
+# row); calling it directly encodes a batch without a coroutine per row.
+# tests/readings/test_ingest.py checks its output against write_row's.
+from psycopg._copy_base import format_row_binary
+from psycopg.adapt import Transformer
+from psycopg.pq import Format
 
 
 class ReadingRow(NamedTuple):
@@ -62,6 +77,11 @@ COLUMNS = 'installation_id, "timestamp", value, unit, meter_type, battery_level_
 COLUMN_TYPES = ["int8", "timestamptz", "numeric", "varchar", "varchar", "int2", "int2"]
 COPY_DIRECT = f"COPY reading ({COLUMNS}) FROM STDIN (FORMAT BINARY)"
 
+COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, header extension length
+COPY_TRAILER = b"\xff\xff"
+# Rows per piece of COPY data: the server stores one piece while the next is encoded.
+CHUNK_ROWS = 2000
+
 # seq (an identity) numbers rows in arrival order: the last of equal keys wins.
 STAGING_DDL = """
 CREATE TEMP TABLE IF NOT EXISTS reading_staging (
@@ -82,46 +102,39 @@ CREATE TEMP TABLE IF NOT EXISTS reading_touched_day (
 COPY_STAGING = f"COPY reading_staging ({COLUMNS}) FROM STDIN (FORMAT BINARY)"
 # Two calls in one transaction must not see each other's rows.
 CLEAR_STAGING = "TRUNCATE reading_staging, reading_touched_day"
-# One round trip: the months the batch needs exist, and the property's zone for its local days.
-PARTITIONS_AND_TIME_ZONE = (
-    "SELECT reading_ensure_partitions(%s, %s), (SELECT time_zone FROM readings_property WHERE id = %s)"
-)
 
-# Lock the batch's installations against deletion until commit (what a
-# foreign key would do per row, done once per meter) and name any that is
-# not one of this property's.
-LOCK_INSTALLATIONS = """
-SELECT ids.id
-FROM unnest(%(ids)s::bigint[]) AS ids(id)
-LEFT JOIN (
+# One round trip before any row is written:
+# - lock the batch's installations against deletion until commit (what a
+#   foreign key would do per row, done once per meter) and name any that is
+#   not one of this property's;
+# - create the months the batch needs;
+# - the property's time zone, the local day of the batch's first row and
+#   the instants at which each later local day of the batch starts (so that
+#   rows are put into days here exactly as PostgreSQL's AT TIME ZONE would);
+# - whether the batch's first or last key is stored already (a re-sent
+#   payload): then the COPY into `reading` would only fail, so skip it.
+PREPARE = """
+WITH mine AS MATERIALIZED (
     SELECT i.id FROM readings_meterinstallation i
     JOIN readings_unit u ON u.id = i.unit_id
     WHERE i.id = ANY(%(ids)s) AND u.property_id = %(property_id)s
     FOR KEY SHARE OF i
-) mine ON mine.id = ids.id
-WHERE mine.id IS NULL
-LIMIT 5
-"""
-
-ANY_KEY_EXISTS = """
-SELECT EXISTS (
-    SELECT 1
-    FROM unnest(%(ids)s::bigint[], %(firsts)s::timestamptz[], %(lasts)s::timestamptz[]) AS b(id, first_ts, last_ts)
-    CROSS JOIN LATERAL (
-        SELECT 1 FROM reading r
-        WHERE r.installation_id = b.id AND r."timestamp" BETWEEN b.first_ts AND b.last_ts
-        LIMIT 1
-    ) found
+), local AS (
+    SELECT time_zone,
+           (%(first)s::timestamptz AT TIME ZONE time_zone)::date AS first_day,
+           (%(last)s::timestamptz AT TIME ZONE time_zone)::date AS last_day
+    FROM readings_property WHERE id = %(property_id)s
 )
-"""
-
-# Every local day between each installation's first and last row; days
-# without readings produce no rollup row.
-TOUCH_DAYS_OF_BOUNDS = """
-INSERT INTO reading_touched_day (installation_id, day)
-SELECT b.id, generate_series((b.first_ts AT TIME ZONE %(tz)s)::date, (b.last_ts AT TIME ZONE %(tz)s)::date,
-                             interval '1 day')::date
-FROM unnest(%(ids)s::bigint[], %(firsts)s::timestamptz[], %(lasts)s::timestamptz[]) AS b(id, first_ts, last_ts)
+SELECT
+    ARRAY(SELECT id FROM unnest(%(ids)s::bigint[]) AS ids(id) EXCEPT SELECT id FROM mine ORDER BY 1 LIMIT 5),
+    reading_ensure_partitions(%(first)s, %(last)s),
+    local.time_zone,
+    local.first_day,
+    ARRAY(SELECT day AT TIME ZONE local.time_zone
+          FROM generate_series((local.first_day + 1)::timestamp, local.last_day::timestamp, interval '1 day') AS day),
+    EXISTS (SELECT 1 FROM reading r
+            WHERE (r.installation_id, r."timestamp") IN ((%(probe_id)s, %(probe_at)s), (%(probe2_id)s, %(probe2_at)s)))
+FROM local
 """
 
 # The general path. Rows identical to the stored ones are not written at
@@ -174,9 +187,9 @@ FROM upserted u
 JOIN changed c ON c.installation_id = u.installation_id AND c."timestamp" = u."timestamp"
 """
 
-# Recompute the rollup of every touched (installation, local day) from the
-# readings themselves, so corrections and out-of-order arrivals come out
-# right; in key order, again for a single lock order.
+# The general path's rollup: recompute every touched (installation, local
+# day) from the readings themselves, so corrections and out-of-order
+# arrivals come out right; in key order, again for a single lock order.
 ROLLUP = """
 INSERT INTO reading_daily AS d
     (installation_id, day, first_at, first_value, last_at, last_value, reading_count)
@@ -204,50 +217,53 @@ ON CONFLICT (installation_id, day) DO UPDATE SET
 """
 
 
+# The fast path's rollup: every row of the batch was new, so each day's
+# aggregate of the batch merges into the stored one (earliest first, latest
+# last, counts added). Concurrent merges into one day serialise on its row
+# and each adds to what the other committed. The arrays go in binary (%b):
+# psycopg writes a list of datetimes as text ten times slower.
+MERGE_ROLLUP = """
+INSERT INTO reading_daily AS d
+    (installation_id, day, first_at, first_value, last_at, last_value, reading_count)
+SELECT b.id, %(first_day)s::date + b.day_offset, b.first_at, b.first_value, b.last_at, b.last_value, b.n
+FROM unnest(%(ids)b::bigint[], %(day_offsets)b::int[], %(first_ats)b::timestamptz[], %(first_values)b::numeric[],
+            %(last_ats)b::timestamptz[], %(last_values)b::numeric[], %(counts)b::int[])
+    AS b(id, day_offset, first_at, first_value, last_at, last_value, n)
+ORDER BY 1, 2
+ON CONFLICT (installation_id, day) DO UPDATE SET
+    first_at = LEAST(d.first_at, EXCLUDED.first_at),
+    first_value = CASE WHEN EXCLUDED.first_at < d.first_at THEN EXCLUDED.first_value ELSE d.first_value END,
+    last_at = GREATEST(d.last_at, EXCLUDED.last_at),
+    last_value = CASE WHEN EXCLUDED.last_at > d.last_at THEN EXCLUDED.last_value ELSE d.last_value END,
+    reading_count = d.reading_count + EXCLUDED.reading_count
+"""
+
+
 class _Batch:
-    """One pass over the rows: per-installation time bounds, duplicate keys, latest battery levels."""
+    """The rows and what the SQL needs of them: installations, time span, probe keys, latest battery levels."""
 
     def __init__(self, rows: Iterable[ReadingRow]):
         self.rows = rows if isinstance(rows, list) else list(rows)
-        bounds: dict[int, list[datetime]] = {}
-        battery: dict[int, tuple[datetime, int]] = {}
-        keys = set()
-        for installation_id, timestamp, _, _, _, level, _ in self.rows:
-            keys.add((installation_id, timestamp))
-            known = bounds.get(installation_id)
-            if known is None:
-                bounds[installation_id] = [timestamp, timestamp]
-            elif timestamp < known[0]:
-                known[0] = timestamp
-            elif timestamp > known[1]:
-                known[1] = timestamp
-            if level is not None:
-                latest = battery.get(installation_id)
-                if latest is None or latest[0] <= timestamp:
-                    battery[installation_id] = (timestamp, level)
-        self.has_duplicates = len(keys) < len(self.rows)
-        self.bounds = bounds
-        self.latest_battery_pct = {installation_id: level for installation_id, (_, level) in battery.items()}
+        self.installation_ids = sorted(set(map(itemgetter(0), self.rows)))
+        self.first = min(map(itemgetter(1), self.rows), default=None)
+        self.last = max(map(itemgetter(1), self.rows), default=None)
+        self.latest_battery_pct = _latest_battery(self.rows)
 
-    def bound_arrays(self) -> dict[str, list[Any]]:
-        ids = list(self.bounds)
+    def prepare_params(self, property_id: int) -> dict[str, Any]:
+        first_row, last_row = self.rows[0], self.rows[-1]
         return {
-            "ids": ids,
-            "firsts": [self.bounds[i][0] for i in ids],
-            "lasts": [self.bounds[i][1] for i in ids],
+            "ids": self.installation_ids,
+            "property_id": property_id,
+            "first": self.first,
+            "last": self.last,
+            "probe_id": first_row[0],
+            "probe_at": first_row[1],
+            "probe2_id": last_row[0],
+            "probe2_at": last_row[1],
         }
 
-    def first(self) -> datetime:
-        return min(first for first, _ in self.bounds.values())
-
-    def last(self) -> datetime:
-        return max(last for _, last in self.bounds.values())
-
-    def lock_params(self, property_id: int) -> dict[str, Any]:
-        return {"ids": list(self.bounds), "property_id": property_id}
-
     def upsert_params(self, tz: str) -> dict[str, Any]:
-        return {"tz": tz, "first": self.first(), "last": self.last()}
+        return {"tz": tz, "first": self.first, "last": self.last}
 
     def copied_counts(self) -> tuple[int, int, int]:
         """(distinct keys, inserted, updated) of the fast path: every row was new."""
@@ -263,6 +279,107 @@ class _Batch:
         )
 
 
+def _latest_battery(rows: list[ReadingRow]) -> dict[int, int]:
+    """Battery level of each installation's latest row that has one."""
+    latest: dict[int, tuple[datetime, int]] = {}
+    for installation_id, timestamp, _, _, _, level, _ in rows:
+        if level is not None:
+            known = latest.get(installation_id)
+            if known is None or known[0] <= timestamp:
+                latest[installation_id] = (timestamp, level)
+    return {installation_id: level for installation_id, (_, level) in latest.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """What PREPARE found: the property's zone, its local days over the batch, whether the fast path may work."""
+
+    time_zone: str
+    first_day: date
+    # When each local day after `first_day` starts, in order.
+    day_starts: list[datetime]
+    stored_already: bool
+
+    @classmethod
+    def of(cls, property_id: int, found: Any) -> _Prepared:
+        """Raises LookupError for a missing property, ValueError for installations of another one."""
+        if found is None:
+            raise LookupError(f"property {property_id} does not exist")
+        foreign, _, time_zone, first_day, day_starts, stored_already = found
+        if foreign:
+            raise ValueError(f"installations {foreign} do not belong to property {property_id}")
+        return cls(str(time_zone), first_day, list(day_starts), bool(stored_already))
+
+    def daily(self) -> _DailyAggregates:
+        return _DailyAggregates(self.first_day, self.day_starts)
+
+
+class _DailyAggregates:
+    """Each (installation, local day)'s first and last row and row count, added up chunk by chunk."""
+
+    def __init__(self, first_day: date, day_starts: list[datetime]):
+        self._first_day = first_day
+        self._day_starts = day_starts
+        self._days: dict[tuple[int, int], list[Any]] = {}
+
+    def add(self, rows: list[ReadingRow]) -> None:
+        day_starts, days = self._day_starts, self._days
+        for installation_id, timestamp, value, *_ in rows:
+            key = (installation_id, bisect_right(day_starts, timestamp))
+            day = days.get(key)
+            if day is None:
+                days[key] = [timestamp, value, timestamp, value, 1]
+                continue
+            if timestamp < day[0]:
+                day[0], day[1] = timestamp, value
+            elif timestamp > day[2]:
+                day[2], day[3] = timestamp, value
+            day[4] += 1
+
+    def merge_params(self) -> dict[str, Any]:
+        days = self._days
+        return {
+            "first_day": self._first_day,
+            "ids": [installation_id for installation_id, _ in days],
+            "day_offsets": [offset for _, offset in days],
+            **{
+                name: [day[position] for day in days.values()]
+                for position, name in enumerate(("first_ats", "first_values", "last_ats", "last_values", "counts"))
+            },
+        }
+
+
+class _CopyData:
+    """The batch as binary COPY data: encoded while it is first sent, then kept for a second COPY."""
+
+    def __init__(self, conn: AsyncConnection[Any] | Connection[Any], rows: list[ReadingRow]):
+        self._conn = conn
+        self._rows = rows
+        self._chunks: list[bytes] = []
+        self._complete = False
+
+    def chunks(self) -> Iterator[tuple[bytes, list[ReadingRow]]]:
+        """Pieces of COPY data, each with the rows it holds."""
+        rows = self._rows
+        if self._complete:
+            for number, kept in enumerate(self._chunks):
+                yield kept, rows[number * CHUNK_ROWS : (number + 1) * CHUNK_ROWS]
+            return
+        self._chunks = []
+        transformer = Transformer.from_context(self._conn)
+        transformer.set_dumper_types([self._conn.adapters.types[name].oid for name in COLUMN_TYPES], Format.BINARY)
+        for start in range(0, len(rows), CHUNK_ROWS):
+            chunk_rows = rows[start : start + CHUNK_ROWS]
+            chunk = bytearray(COPY_SIGNATURE if start == 0 else b"")
+            for row in chunk_rows:
+                format_row_binary(row, transformer, chunk)
+            if start + CHUNK_ROWS >= len(rows):
+                chunk += COPY_TRAILER
+            self._chunks.append(bytes(chunk))
+            yield self._chunks[-1], chunk_rows
+        self._complete = True
+
+
 async def ingest(conn: AsyncConnection[Any], *, property_id: int, rows: Iterable[ReadingRow]) -> IngestResult:
     """Store rows of one property's installations; returns what happened to them.
 
@@ -271,19 +388,18 @@ async def ingest(conn: AsyncConnection[Any], *, property_id: int, rows: Iterable
     batch = _Batch(rows)
     if not batch.rows:
         return IngestResult(0, 0, 0, 0)
+    data = _CopyData(conn, batch.rows)
     async with conn.transaction(), conn.cursor() as cur:
-        await cur.execute(STAGING_DDL)
-        await cur.execute(CLEAR_STAGING)
-        await cur.execute(LOCK_INSTALLATIONS, batch.lock_params(property_id))
-        _refuse_foreign(property_id, await cur.fetchall())
-        await cur.execute(PARTITIONS_AND_TIME_ZONE, [batch.first(), batch.last(), property_id])
-        tz = _time_zone(property_id, await cur.fetchone())
-        if not batch.has_duplicates and await _copied_directly(conn, cur, batch, tz):
+        await cur.execute(PREPARE, batch.prepare_params(property_id))
+        prepared = _Prepared.of(property_id, await cur.fetchone())
+        daily = prepared.daily()
+        if not prepared.stored_already and await _copied_directly(conn, cur, data, daily):
             distinct, inserted, updated = batch.copied_counts()
+            await cur.execute(MERGE_ROLLUP, daily.merge_params())
         else:
-            distinct, inserted, updated = await _upsert_through_staging(cur, batch, tz)
-        if inserted or updated:
-            await cur.execute(ROLLUP, {"tz": tz})
+            distinct, inserted, updated = await _upsert_through_staging(cur, batch, data, prepared.time_zone)
+            if inserted or updated:
+                await cur.execute(ROLLUP, {"tz": prepared.time_zone})
     return batch.result(distinct, inserted, updated)
 
 
@@ -300,55 +416,51 @@ def ingest_sync(conn: Connection[Any], *, property_id: int, rows: Iterable[Readi
     batch = _Batch(rows)
     if not batch.rows:
         return IngestResult(0, 0, 0, 0)
+    data = _CopyData(conn, batch.rows)
     with conn.cursor() as cur:
-        cur.execute(STAGING_DDL)
-        cur.execute(CLEAR_STAGING)
-        _refuse_foreign(property_id, cur.execute(LOCK_INSTALLATIONS, batch.lock_params(property_id)).fetchall())
-        found = cur.execute(PARTITIONS_AND_TIME_ZONE, [batch.first(), batch.last(), property_id]).fetchone()
-        tz = _time_zone(property_id, found)
-        if not batch.has_duplicates and _copied_directly_sync(conn, cur, batch, tz):
+        prepared = _Prepared.of(property_id, cur.execute(PREPARE, batch.prepare_params(property_id)).fetchone())
+        daily = prepared.daily()
+        if not prepared.stored_already and _copied_directly_sync(conn, cur, data, daily):
             distinct, inserted, updated = batch.copied_counts()
+            cur.execute(MERGE_ROLLUP, daily.merge_params())
         else:
-            _copy_sync(cur, COPY_STAGING, batch.rows)
-            distinct, inserted, updated = _upsert_counts(cur.execute(UPSERT, batch.upsert_params(tz)).fetchone())
-        if inserted or updated:
-            cur.execute(ROLLUP, {"tz": tz})
+            cur.execute(STAGING_DDL)
+            cur.execute(CLEAR_STAGING)
+            _copy_sync(cur, COPY_STAGING, data)
+            distinct, inserted, updated = _upsert_counts(
+                cur.execute(UPSERT, batch.upsert_params(prepared.time_zone)).fetchone()
+            )
+            if inserted or updated:
+                cur.execute(ROLLUP, {"tz": prepared.time_zone})
     return batch.result(distinct, inserted, updated)
 
 
-async def _copied_directly(conn: AsyncConnection[Any], cur: Any, batch: _Batch, tz: str) -> bool:
-    """The fast path: COPY into `reading` when none of the batch's keys exist; False if any does."""
-    arrays = batch.bound_arrays()
-    await cur.execute(ANY_KEY_EXISTS, arrays)
-    if (await cur.fetchone())[0]:
-        return False
+async def _copied_directly(conn: AsyncConnection[Any], cur: Any, data: _CopyData, daily: _DailyAggregates) -> bool:
+    """The fast path: COPY into `reading`, adding up `daily` meanwhile; False (nothing written) when a key
+    repeats or exists already."""
     try:
-        # A concurrent writer may insert one of our keys after the check.
         async with conn.transaction():
-            await _copy(cur, COPY_DIRECT, batch.rows)
+            await _copy(cur, COPY_DIRECT, data, daily)
     except pg_errors.UniqueViolation:
         return False
-    await cur.execute(TOUCH_DAYS_OF_BOUNDS, {**arrays, "tz": tz})
     return True
 
 
-def _copied_directly_sync(conn: Connection[Any], cur: Any, batch: _Batch, tz: str) -> bool:
+def _copied_directly_sync(conn: Connection[Any], cur: Any, data: _CopyData, daily: _DailyAggregates) -> bool:
     """`_copied_directly` on a synchronous connection (the savepoint nests in the caller's transaction)."""
-    arrays = batch.bound_arrays()
-    if cur.execute(ANY_KEY_EXISTS, arrays).fetchone()[0]:
-        return False
     try:
         with conn.transaction():
-            _copy_sync(cur, COPY_DIRECT, batch.rows)
+            _copy_sync(cur, COPY_DIRECT, data, daily)
     except pg_errors.UniqueViolation:
         return False
-    cur.execute(TOUCH_DAYS_OF_BOUNDS, {**arrays, "tz": tz})
     return True
 
 
-async def _upsert_through_staging(cur: Any, batch: _Batch, tz: str) -> tuple[int, int, int]:
+async def _upsert_through_staging(cur: Any, batch: _Batch, data: _CopyData, tz: str) -> tuple[int, int, int]:
     """The general path; returns (distinct keys, inserted, updated)."""
-    await _copy(cur, COPY_STAGING, batch.rows)
+    await cur.execute(STAGING_DDL)
+    await cur.execute(CLEAR_STAGING)
+    await _copy(cur, COPY_STAGING, data)
     await cur.execute(UPSERT, batch.upsert_params(tz))
     return _upsert_counts(await cur.fetchone())
 
@@ -358,29 +470,18 @@ def _upsert_counts(found: Any) -> tuple[int, int, int]:
     return int(distinct), int(inserted), int(updated)
 
 
-async def _copy(cur: Any, statement: str, rows: list[ReadingRow]) -> None:
+async def _copy(cur: Any, statement: str, data: _CopyData, daily: _DailyAggregates | None = None) -> None:
+    """Send `data`; with `daily`, add up each piece's rows while the server stores it."""
     async with cur.copy(statement) as copy:
-        copy.set_types(COLUMN_TYPES)
-        for row in rows:
-            await copy.write_row(row)
+        for chunk, rows in data.chunks():
+            await copy.write(chunk)
+            if daily is not None:
+                daily.add(rows)
 
 
-def _copy_sync(cur: Any, statement: str, rows: list[ReadingRow]) -> None:
+def _copy_sync(cur: Any, statement: str, data: _CopyData, daily: _DailyAggregates | None = None) -> None:
     with cur.copy(statement) as copy:
-        copy.set_types(COLUMN_TYPES)
-        for row in rows:
-            copy.write_row(row)
-
-
-def _refuse_foreign(property_id: int, foreign_rows: list[Any]) -> None:
-    """Raises ValueError naming the installations LOCK_INSTALLATIONS found not to be the property's."""
-    foreign = [row[0] for row in foreign_rows]
-    if foreign:
-        raise ValueError(f"installations {foreign} do not belong to property {property_id}")
-
-
-def _time_zone(property_id: int, found: Any) -> str:
-    """The property's time zone from PARTITIONS_AND_TIME_ZONE's row; LookupError when there is no such property."""
-    if found is None or found[1] is None:
-        raise LookupError(f"property {property_id} does not exist")
-    return str(found[1])
+        for chunk, rows in data.chunks():
+            copy.write(chunk)
+            if daily is not None:
+                daily.add(rows)

@@ -349,7 +349,9 @@ class ReadingDaily(models.Model):
     """
 
     pk = models.CompositePrimaryKey("installation_id", "day")
-    installation = models.ForeignKey(MeterInstallation, on_delete=models.CASCADE, related_name="daily")
+    # No index of its own: the primary key (installation_id, day) serves every lookup by
+    # installation, and a second index would slow down each rollup write.
+    installation = models.ForeignKey(MeterInstallation, on_delete=models.CASCADE, related_name="daily", db_index=False)
     day = models.DateField()
     first_at = models.DateTimeField()
     first_value = models.DecimalField(max_digits=18, decimal_places=6)
