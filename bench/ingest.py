@@ -11,8 +11,11 @@ filled with 1M rows first; each payload holds 10,000 readings (400 meters x
   (b) asyncpg copy_records_to_table                           (the seed pattern)
   (c) asyncpg executemany upsert
   (d) readings.ingest.ingest in-process
-  (e) POST /api/v1/readings through daphne, 4 concurrent gateways
+  (e) POST /api/v1/readings through daphne, 4 concurrent gateways, one
+      daphne process per core as deployed (README: several processes behind a
+      load balancer), the gateways spread over them as a balancer would
   (f) (e) re-sending the same payloads
+  (e1) (e) through a single daphne process, for comparison
 
 Prints the median rows/s of each over the rounds and the ratios the issue
 sets targets for: (e)/(a) >= 0.6, (d)/(b) >= 1.0, (f)/(e) >= 1.0.
@@ -235,8 +238,14 @@ def payload_body(batch: list[tuple[Any, ...]], serial_of: dict[int, str]) -> byt
     return json.dumps({"readings": readings}).encode()
 
 
-def start_daphne() -> tuple[subprocess.Popen[bytes], str]:
-    port = 18000 + os.getpid() % 1000
+def start_daphnes(count: int) -> tuple[list[subprocess.Popen[bytes]], list[str]]:
+    """`count` daphne processes on consecutive ports; returns them and their host:port."""
+    started = [start_daphne(18000 + os.getpid() % 900 + number) for number in range(count)]
+    return [process for process, _ in started], [host for _, host in started]
+
+
+def start_daphne(port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    port = port or 18000 + os.getpid() % 900
     env = {
         **os.environ,
         "DATABASE_URL": bench_url(),
@@ -263,10 +272,11 @@ def start_daphne() -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("daphne did not start")
 
 
-def post_all(host: str, bodies_by_gateway: list[tuple[str, list[bytes]]]) -> float:
-    """Each gateway posts its payloads one after another; the gateways run concurrently."""
+def post_all(hosts: list[str], bodies_by_gateway: list[tuple[str, list[bytes]]]) -> float:
+    """Each gateway posts its payloads one after another to its daphne (round robin over `hosts`);
+    the gateways run concurrently."""
 
-    def gateway_run(token: str, bodies: list[bytes]) -> None:
+    def gateway_run(host: str, token: str, bodies: list[bytes]) -> None:
         connection = http.client.HTTPConnection(host, timeout=120)
         for body in bodies:
             connection.request(
@@ -283,7 +293,8 @@ def post_all(host: str, bodies_by_gateway: list[tuple[str, list[bytes]]]) -> flo
 
     with ThreadPoolExecutor(GATEWAYS) as pool:
         started = time.perf_counter()
-        list(pool.map(lambda item: gateway_run(*item), bodies_by_gateway))
+        runs = [(hosts[number % len(hosts)], *item) for number, item in enumerate(bodies_by_gateway)]
+        list(pool.map(lambda run: gateway_run(*run), runs))
         return time.perf_counter() - started
 
 
@@ -291,6 +302,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--payloads", type=int, default=8, help="payloads of 10,000 readings per variant and round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--processes", type=int, default=os.cpu_count() or 1, help="daphne processes for (e) and (f); default: cores"
+    )
     options = parser.parse_args()
 
     print(f"preparing {BENCH_DB}: migrate, 400 meters, {PRELOAD_ROWS:,} rows ...", flush=True)
@@ -299,9 +313,9 @@ def main() -> None:
     property_id, installation_ids, tokens = create_building()
     windows = Windows(preload(installation_ids))
     serial_of = {iid: f"{20_000_000 + n}" for n, iid in enumerate(installation_ids)}
-    daphne, host = start_daphne()
+    daphnes, hosts = start_daphnes(options.processes)
     rows_per_round = options.payloads * ROWS_PER_PAYLOAD
-    results: dict[str, list[float]] = {key: [] for key in "abcdef"}
+    results: dict[str, list[float]] = {key: [] for key in LABELS}
     try:
         for round_number in range(1, options.rounds + 1):
 
@@ -316,12 +330,16 @@ def main() -> None:
             results["d"].append(rows_per_round / our_ingest(property_id, batches()))
             bodies = [payload_body(batch, serial_of) for batch in batches()]
             by_gateway = [(tokens[g], bodies[g::GATEWAYS]) for g in range(GATEWAYS)]
-            results["e"].append(rows_per_round / post_all(host, by_gateway))
-            results["f"].append(rows_per_round / post_all(host, by_gateway))
+            results["e"].append(rows_per_round / post_all(hosts, by_gateway))
+            results["f"].append(rows_per_round / post_all(hosts, by_gateway))
+            bodies = [payload_body(batch, serial_of) for batch in batches()]
+            by_gateway = [(tokens[g], bodies[g::GATEWAYS]) for g in range(GATEWAYS)]
+            results["e1"].append(rows_per_round / post_all(hosts[:1], by_gateway))
             print(f"round {round_number}: " + "  ".join(f"({k}) {v[-1]:,.0f}" for k, v in results.items()), flush=True)
     finally:
-        daphne.terminate()
-        daphne.wait(10)
+        for daphne in daphnes:
+            daphne.terminate()
+            daphne.wait(10)
     report(results, options)
 
 
@@ -332,6 +350,7 @@ LABELS = {
     "d": "readings.ingest in-process",
     "e": "POST /api/v1/readings, daphne, 4 gateways",
     "f": "(e) re-sending the same payloads",
+    "e1": "(e) through one daphne process",
 }
 
 
@@ -339,10 +358,10 @@ def report(results: dict[str, list[float]], options: argparse.Namespace) -> None
     median = {key: statistics.median(values) for key, values in results.items()}
     print(
         f"\nmedian rows/s over {options.rounds} rounds of {options.payloads} x {ROWS_PER_PAYLOAD:,} readings,"
-        f" table preloaded with {PRELOAD_ROWS:,} rows"
+        f" table preloaded with {PRELOAD_ROWS:,} rows; (e) and (f) through {options.processes} daphne process(es)"
     )
     for key, label in LABELS.items():
-        print(f"  ({key}) {label:<45} {median[key]:>10,.0f}   {median[key] / median['a']:.2f} x (a)")
+        print(f"  {f'({key})':<5} {label:<45} {median[key]:>10,.0f}   {median[key] / median['a']:.2f} x (a)")
     for name, top, bottom, target in (
         ("(e)/(a)", "e", "a", 0.6),
         ("(d)/(b)", "d", "b", 1.0),

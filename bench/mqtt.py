@@ -208,7 +208,7 @@ def main() -> None:
                     return [bodies[g :: http_bench.GATEWAYS] for g in range(http_bench.GATEWAYS)]
 
                 def http() -> float:
-                    seconds: float = http_bench.post_all(host, list(zip(tokens, bodies_by_gateway(), strict=True)))
+                    seconds: float = http_bench.post_all([host], list(zip(tokens, bodies_by_gateway(), strict=True)))
                     return seconds
 
                 def mqtt(lockstep: bool) -> Callable[[], float]:

@@ -326,14 +326,16 @@ def _resolve(
             and value.is_finite()
             and 0 <= value <= MAX_REGISTER
         ):
-            row: ReadingRow | None = ReadingRow(
-                lane.installation_id,
-                moment,
-                value.quantize(RESOLUTION, rounding=ROUND_HALF_EVEN),
-                lane.unit,
-                lane.meter_type,
-                item.battery_level_pct,
-                item.rssi_dbm,
+            row: ReadingRow | None = _make_row(
+                (
+                    lane.installation_id,
+                    moment,
+                    value.quantize(RESOLUTION, ROUND_HALF_EVEN),
+                    lane.unit,
+                    lane.meter_type,
+                    item.battery_level_pct,
+                    item.rssi_dbm,
+                )
             )
         else:  # anything unusual: the full checks, with their messages
             row = _resolve_one(index, item, installations, latest_allowed, errors)
@@ -345,6 +347,10 @@ def _resolve(
             if known is None or known[0] <= row.timestamp:
                 flags_by_installation[row.installation_id] = (row.timestamp, item.error_flags)
     return parsed
+
+
+# A NamedTuple's constructor runs Python code per call; _make builds the tuple in C.
+_make_row = ReadingRow._make
 
 
 @dataclass(frozen=True, slots=True)

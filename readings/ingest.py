@@ -83,7 +83,9 @@ COPY_TRAILER = b"\xff\xff"
 CHUNK_ROWS = 2000
 
 # seq (an identity) numbers rows in arrival order: the last of equal keys wins.
-STAGING_DDL = """
+# The tables are emptied first: two calls in one transaction must not see each
+# other's rows (DELETE, not TRUNCATE: they are nearly always empty already).
+STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS reading_staging (
     seq bigint GENERATED ALWAYS AS IDENTITY,
     installation_id bigint NOT NULL,
@@ -98,10 +100,10 @@ CREATE TEMP TABLE IF NOT EXISTS reading_touched_day (
     installation_id bigint NOT NULL,
     day date NOT NULL
 ) ON COMMIT DELETE ROWS;
+DELETE FROM reading_staging;
+DELETE FROM reading_touched_day;
 """
 COPY_STAGING = f"COPY reading_staging ({COLUMNS}) FROM STDIN (FORMAT BINARY)"
-# Two calls in one transaction must not see each other's rows.
-CLEAR_STAGING = "TRUNCATE reading_staging, reading_touched_day"
 
 # One round trip before any row is written:
 # - lock the batch's installations against deletion until commit (what a
@@ -247,7 +249,6 @@ class _Batch:
         self.installation_ids = sorted(set(map(itemgetter(0), self.rows)))
         self.first = min(map(itemgetter(1), self.rows), default=None)
         self.last = max(map(itemgetter(1), self.rows), default=None)
-        self.latest_battery_pct = _latest_battery(self.rows)
 
     def prepare_params(self, property_id: int) -> dict[str, Any]:
         first_row, last_row = self.rows[0], self.rows[-1]
@@ -269,25 +270,23 @@ class _Batch:
         """(distinct keys, inserted, updated) of the fast path: every row was new."""
         return len(self.rows), len(self.rows), 0
 
-    def result(self, distinct: int, inserted: int, updated: int) -> IngestResult:
+    def result(self, distinct: int, inserted: int, updated: int, data: _CopyData) -> IngestResult:
         return IngestResult(
             inserted=inserted,
             updated=updated,
             unchanged=distinct - inserted - updated,
             folded=len(self.rows) - distinct,
-            latest_battery_pct=self.latest_battery_pct,
+            latest_battery_pct=data.latest_battery_pct(),
         )
 
 
-def _latest_battery(rows: list[ReadingRow]) -> dict[int, int]:
-    """Battery level of each installation's latest row that has one."""
-    latest: dict[int, tuple[datetime, int]] = {}
+def _note_battery(rows: list[ReadingRow], latest: dict[int, tuple[datetime, int]]) -> None:
+    """Keeps in `latest` each installation's latest row's battery level, of rows that have one."""
     for installation_id, timestamp, _, _, _, level, _ in rows:
         if level is not None:
             known = latest.get(installation_id)
             if known is None or known[0] <= timestamp:
                 latest[installation_id] = (timestamp, level)
-    return {installation_id: level for installation_id, (_, level) in latest.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,26 +336,36 @@ class _DailyAggregates:
             day[4] += 1
 
     def merge_params(self) -> dict[str, Any]:
-        days = self._days
+        ids, day_offsets = zip(*self._days, strict=True)
+        first_ats, first_values, last_ats, last_values, counts = zip(*self._days.values(), strict=True)
         return {
             "first_day": self._first_day,
-            "ids": [installation_id for installation_id, _ in days],
-            "day_offsets": [offset for _, offset in days],
-            **{
-                name: [day[position] for day in days.values()]
-                for position, name in enumerate(("first_ats", "first_values", "last_ats", "last_values", "counts"))
-            },
+            "ids": list(ids),
+            "day_offsets": list(day_offsets),
+            "first_ats": list(first_ats),
+            "first_values": list(first_values),
+            "last_ats": list(last_ats),
+            "last_values": list(last_values),
+            "counts": list(counts),
         }
 
 
 class _CopyData:
-    """The batch as binary COPY data: encoded while it is first sent, then kept for a second COPY."""
+    """The batch as binary COPY data: encoded while it is first sent, then kept for a second COPY.
+
+    Meanwhile it notes the latest battery level of each installation.
+    """
 
     def __init__(self, conn: AsyncConnection[Any] | Connection[Any], rows: list[ReadingRow]):
         self._conn = conn
         self._rows = rows
         self._chunks: list[bytes] = []
         self._complete = False
+        self._battery: dict[int, tuple[datetime, int]] = {}
+
+    def latest_battery_pct(self) -> dict[int, int]:
+        """Battery level of each installation's latest row that has one (once the data was sent)."""
+        return {installation_id: level for installation_id, (_, level) in self._battery.items()}
 
     def chunks(self) -> Iterator[tuple[bytes, list[ReadingRow]]]:
         """Pieces of COPY data, each with the rows it holds."""
@@ -365,7 +374,7 @@ class _CopyData:
             for number, kept in enumerate(self._chunks):
                 yield kept, rows[number * CHUNK_ROWS : (number + 1) * CHUNK_ROWS]
             return
-        self._chunks = []
+        self._chunks, self._battery = [], {}
         transformer = Transformer.from_context(self._conn)
         transformer.set_dumper_types([self._conn.adapters.types[name].oid for name in COLUMN_TYPES], Format.BINARY)
         for start in range(0, len(rows), CHUNK_ROWS):
@@ -377,6 +386,7 @@ class _CopyData:
                 chunk += COPY_TRAILER
             self._chunks.append(bytes(chunk))
             yield self._chunks[-1], chunk_rows
+            _note_battery(chunk_rows, self._battery)  # while the server stores this piece
         self._complete = True
 
 
@@ -400,7 +410,7 @@ async def ingest(conn: AsyncConnection[Any], *, property_id: int, rows: Iterable
             distinct, inserted, updated = await _upsert_through_staging(cur, batch, data, prepared.time_zone)
             if inserted or updated:
                 await cur.execute(ROLLUP, {"tz": prepared.time_zone})
-    return batch.result(distinct, inserted, updated)
+    return batch.result(distinct, inserted, updated, data)
 
 
 def ingest_sync(conn: Connection[Any], *, property_id: int, rows: Iterable[ReadingRow]) -> IngestResult:
@@ -424,15 +434,14 @@ def ingest_sync(conn: Connection[Any], *, property_id: int, rows: Iterable[Readi
             distinct, inserted, updated = batch.copied_counts()
             cur.execute(MERGE_ROLLUP, daily.merge_params())
         else:
-            cur.execute(STAGING_DDL)
-            cur.execute(CLEAR_STAGING)
+            cur.execute(STAGING)
             _copy_sync(cur, COPY_STAGING, data)
             distinct, inserted, updated = _upsert_counts(
                 cur.execute(UPSERT, batch.upsert_params(prepared.time_zone)).fetchone()
             )
             if inserted or updated:
                 cur.execute(ROLLUP, {"tz": prepared.time_zone})
-    return batch.result(distinct, inserted, updated)
+    return batch.result(distinct, inserted, updated, data)
 
 
 async def _copied_directly(conn: AsyncConnection[Any], cur: Any, data: _CopyData, daily: _DailyAggregates) -> bool:
@@ -458,8 +467,7 @@ def _copied_directly_sync(conn: Connection[Any], cur: Any, data: _CopyData, dail
 
 async def _upsert_through_staging(cur: Any, batch: _Batch, data: _CopyData, tz: str) -> tuple[int, int, int]:
     """The general path; returns (distinct keys, inserted, updated)."""
-    await cur.execute(STAGING_DDL)
-    await cur.execute(CLEAR_STAGING)
+    await cur.execute(STAGING)
     await _copy(cur, COPY_STAGING, data)
     await cur.execute(UPSERT, batch.upsert_params(tz))
     return _upsert_counts(await cur.fetchone())

@@ -349,9 +349,11 @@ class ReadingDaily(models.Model):
     """
 
     pk = models.CompositePrimaryKey("installation_id", "day")
-    # No index of its own: the primary key (installation_id, day) serves every lookup by
-    # installation, and a second index would slow down each rollup write.
-    installation = models.ForeignKey(MeterInstallation, on_delete=models.CASCADE, related_name="daily", db_index=False)
+    # Integrity per batch, not per row, as for Reading (migration 0008); the primary key
+    # (installation_id, day) serves every lookup by installation.
+    installation = models.ForeignKey(
+        MeterInstallation, on_delete=models.CASCADE, related_name="daily", db_constraint=False, db_index=False
+    )
     day = models.DateField()
     first_at = models.DateTimeField()
     first_value = models.DecimalField(max_digits=18, decimal_places=6)

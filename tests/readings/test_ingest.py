@@ -1,14 +1,15 @@
 """readings.ingest: COPY into staging, one idempotent upsert, the daily rollup, partitions."""
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from mbusportal.db import conninfo
-from readings.ingest import ReadingRow, ingest
+from readings.ingest import CHUNK_ROWS, COLUMN_TYPES, COPY_DIRECT, ReadingRow, ingest
 from readings.models import Reading, ReadingDaily
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -94,6 +95,93 @@ async def test_it_rolls_up_again_after_a_correction(prop, heat_meter):
     await run(prop, rows(heat_meter, ["102.5"], start=datetime(2025, 5, 1, 8, tzinfo=UTC)))
     day = await ReadingDaily.objects.aget(installation=heat_meter, day="2025-05-01")
     assert (day.last_value, day.reading_count) == (Decimal("102.5"), 3)
+
+
+# What readings.ingest's rollup must equal: every (installation, local day) recomputed from the readings.
+RECOMPUTED_ROLLUP = """
+SELECT r.installation_id, (r."timestamp" AT TIME ZONE p.time_zone)::date AS day,
+       min(r."timestamp"), (array_agg(r.value ORDER BY r."timestamp"))[1],
+       max(r."timestamp"), (array_agg(r.value ORDER BY r."timestamp" DESC))[1], count(*)
+FROM reading r
+JOIN readings_meterinstallation i ON i.id = r.installation_id
+JOIN readings_unit u ON u.id = i.unit_id
+JOIN readings_property p ON p.id = u.property_id
+WHERE r.deleted_at IS NULL
+GROUP BY 1, 2 ORDER BY 1, 2
+"""
+STORED_ROLLUP = """
+SELECT installation_id, day, first_at, first_value, last_at, last_value, reading_count
+FROM reading_daily ORDER BY 1, 2
+"""
+
+
+async def rollups():
+    async with await psycopg.AsyncConnection.connect(conninfo()) as conn:
+        stored = await (await conn.execute(STORED_ROLLUP)).fetchall()
+        recomputed = await (await conn.execute(RECOMPUTED_ROLLUP)).fetchall()
+    return stored, recomputed
+
+
+async def test_it_merges_new_rows_into_stored_days_as_a_recomputation_would(prop, heat_meter):
+    # Batches that interleave with and extend stored days, each all new keys (the fast path), over the
+    # DST switch; the merged rollup must equal one recomputed from the readings.
+    hours = sorted(range(96), key=lambda hour: hour * 37 % 96)  # 37 and 96 are coprime: a permutation
+    for start in range(0, len(hours), 16):
+        batch = [
+            ReadingRow(heat_meter.pk, T0 + timedelta(hours=h, minutes=7), Decimal(1000 + h) / 4, "kWh", "heat")
+            for h in hours[start : start + 16]
+        ]
+        result = await run(prop, batch)
+        assert result.as_dict() == {"inserted": 16, "updated": 0, "unchanged": 0, "folded": 0}
+    stored, recomputed = await rollups()
+    assert len(stored) == 5
+    assert stored == recomputed
+
+
+async def test_it_takes_the_general_path_when_only_a_middle_key_exists(prop, heat_meter):
+    await run(prop, rows(heat_meter, ["5"], start=T0 + timedelta(hours=2)))
+    result = await run(prop, rows(heat_meter, ["1", "2", "5", "4", "5"]))
+    assert result.as_dict() == {"inserted": 4, "updated": 0, "unchanged": 1, "folded": 0}
+    stored, recomputed = await rollups()
+    assert stored == recomputed
+    assert await Reading.objects.acount() == 5
+
+
+async def test_it_stores_exactly_what_psycopg_write_row_stores(prop, heat_meter):
+    # ingest encodes COPY rows by calling psycopg's row encoder itself: what it stores must be what
+    # psycopg's public Copy.write_row stores, for every kind of value a row can hold.
+    plus_two = timezone(timedelta(hours=2))
+    batch = [
+        ReadingRow(heat_meter.pk, datetime(2025, 6, 1, 12, 0, 0, 1, tzinfo=plus_two), Decimal("0"), "kWh", "heat"),
+        ReadingRow(heat_meter.pk, T0, Decimal("999999999999.999999"), "kWh", "heat", 100, 0),
+        ReadingRow(heat_meter.pk, T0 + timedelta(hours=1), Decimal("1.0000005"), "kWh", "heat", 0, -150),
+        ReadingRow(heat_meter.pk, T0 + timedelta(hours=2), Decimal("12.5E+3"), "MWh", "heat", None, -71),
+        ReadingRow(heat_meter.pk, T0 + timedelta(hours=3), Decimal("-0.000001"), "m³", "wärme", 7, None),
+    ]
+    await run(prop, batch)
+    async with await psycopg.AsyncConnection.connect(conninfo()) as conn:
+        await conn.execute("CREATE TEMP TABLE expected (LIKE reading INCLUDING DEFAULTS)")
+        async with conn.cursor().copy(COPY_DIRECT.replace("reading", "expected", 1)) as copy:
+            copy.set_types(COLUMN_TYPES)
+            for row in batch:
+                await copy.write_row(row)
+        query = sql.SQL(
+            'SELECT installation_id, "timestamp", value, unit, meter_type, battery_level_pct, rssi_dbm '
+            "FROM {} ORDER BY 2"
+        )
+        expected = await (await conn.execute(query.format(sql.Identifier("expected")))).fetchall()
+        stored = await (await conn.execute(query.format(sql.Identifier("reading")))).fetchall()
+    assert stored == expected
+    assert len(stored) == 5
+
+
+async def test_it_encodes_batches_larger_than_one_copy_piece(prop, heat_meter):
+    batch = rows(heat_meter, [str(i) for i in range(CHUNK_ROWS * 2 + 1)], step=timedelta(minutes=1))
+    assert (await run(prop, batch)).inserted == CHUNK_ROWS * 2 + 1
+    again = await run(prop, batch)  # the general path replays the same pieces into the staging table
+    assert again.as_dict() == {"inserted": 0, "updated": 0, "unchanged": CHUNK_ROWS * 2 + 1, "folded": 0}
+    stored, recomputed = await rollups()
+    assert stored == recomputed
 
 
 async def test_it_refuses_another_propertys_meter_and_writes_nothing(prop, heat_meter, other_organisation):
