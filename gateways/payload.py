@@ -37,8 +37,12 @@ RSSI_RANGE = (-150, 0)
 FLAGS_RANGE = (0, 255)
 
 
-class ReadingIn(msgspec.Struct, forbid_unknown_fields=True):
-    """One reading as a gateway sends it (see gateways/openapi.py)."""
+class ReadingIn(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """One reading as a gateway sends it (see gateways/openapi.py).
+
+    gc=False: it holds only scalars, so it can be in no reference cycle, and
+    the garbage collector need not track the 10,000 of a daily payload.
+    """
 
     timestamp: Annotated[datetime, msgspec.Meta(tz=True)]
     value: Decimal
@@ -316,7 +320,9 @@ def _resolve(
         if item is None:
             continue
         key = (item.meter_installation_id, item.meter, item.manufacturer, item.unit, item.meter_type)
-        lane = lanes[key] if key in lanes else lanes.setdefault(key, _Lane.of(item, installations))
+        if key not in lanes:
+            lanes[key] = _Lane.of(item, installations)
+        lane = lanes[key]
         moment, value = item.timestamp, item.value
         if (
             lane is not None
@@ -326,7 +332,9 @@ def _resolve(
             and value.is_finite()
             and 0 <= value <= MAX_REGISTER
         ):
-            row: ReadingRow | None = _make_row(
+            # A NamedTuple's constructor (and its _make) run Python code per call; tuple.__new__ is C.
+            row: ReadingRow | None = tuple.__new__(
+                ReadingRow,
                 (
                     lane.installation_id,
                     moment,
@@ -335,7 +343,7 @@ def _resolve(
                     lane.meter_type,
                     item.battery_level_pct,
                     item.rssi_dbm,
-                )
+                ),
             )
         else:  # anything unusual: the full checks, with their messages
             row = _resolve_one(index, item, installations, latest_allowed, errors)
@@ -349,14 +357,12 @@ def _resolve(
     return parsed
 
 
-# A NamedTuple's constructor runs Python code per call; _make builds the tuple in C.
-_make_row = ReadingRow._make
-
-
 @dataclass(frozen=True, slots=True)
 class _Lane:
-    """Readings that can only mean one installation, in its register unit and of its type: each such
-    reading needs no more than its time and value checked."""
+    """What readings of one meter, unit and type share when they can only mean one installation.
+
+    Such a reading needs no more than its time and value checked.
+    """
 
     installation_id: int
     installed_at: datetime

@@ -242,7 +242,7 @@ ON CONFLICT (installation_id, day) DO UPDATE SET
 
 
 class _Batch:
-    """The rows and what the SQL needs of them: installations, time span, probe keys, latest battery levels."""
+    """The rows and what the SQL needs of them: their installations, time span and probe keys."""
 
     def __init__(self, rows: Iterable[ReadingRow]):
         self.rows = rows if isinstance(rows, list) else list(rows)
@@ -445,8 +445,10 @@ def ingest_sync(conn: Connection[Any], *, property_id: int, rows: Iterable[Readi
 
 
 async def _copied_directly(conn: AsyncConnection[Any], cur: Any, data: _CopyData, daily: _DailyAggregates) -> bool:
-    """The fast path: COPY into `reading`, adding up `daily` meanwhile; False (nothing written) when a key
-    repeats or exists already."""
+    """The fast path: COPY into `reading`, adding up `daily` meanwhile.
+
+    False, with nothing written, when a key repeats or is stored already.
+    """
     try:
         async with conn.transaction():
             await _copy(cur, COPY_DIRECT, data, daily)
