@@ -12,10 +12,15 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def live_server_url():
-    """A daphne with its in-process alarm relay, stopped before the test's database flush."""
+def live_server_url(page):
+    """A daphne with its in-process alarm relay, stopped before the test's database flush.
+
+    The page leaves the dashboard first: else its websocket would try to
+    reconnect to the stopped server and log an error the page fixture reports.
+    """
     base, process = start_daphne(DEBUG="true")
     yield base
+    page.goto("about:blank")
     stop_daphne(process)
 
 
