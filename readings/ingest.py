@@ -121,11 +121,19 @@ WITH mine AS MATERIALIZED (
     JOIN readings_unit u ON u.id = i.unit_id
     WHERE i.id = ANY(%(ids)s) AND u.property_id = %(property_id)s
     FOR KEY SHARE OF i
-), local AS (
+), dates AS (
     SELECT time_zone,
-           (%(first)s::timestamptz AT TIME ZONE time_zone)::date AS first_day,
+           (%(first)s::timestamptz AT TIME ZONE time_zone)::date AS first_date,
            (%(last)s::timestamptz AT TIME ZONE time_zone)::date AS last_day
     FROM readings_property WHERE id = %(property_id)s
+), local AS (
+    -- Days run from one local midnight to the next (as ROLLUP and the consumption queries
+    -- count them); where clocks fall back from 01:00 to midnight, the midnight that starts
+    -- a day is the later one, so the first row may belong to the day before its date.
+    SELECT time_zone, last_day,
+           CASE WHEN first_date::timestamp AT TIME ZONE time_zone > %(first)s::timestamptz
+                THEN first_date - 1 ELSE first_date END AS first_day
+    FROM dates
 )
 SELECT
     ARRAY(SELECT id FROM unnest(%(ids)s::bigint[]) AS ids(id) EXCEPT SELECT id FROM mine ORDER BY 1 LIMIT 5),
@@ -179,8 +187,12 @@ WITH src AS MATERIALIZED (
           (EXCLUDED.value, EXCLUDED.unit, EXCLUDED.meter_type, EXCLUDED.battery_level_pct, EXCLUDED.rssi_dbm)
     RETURNING r.installation_id, r."timestamp"
 ), touched AS (
+    -- The day a row counts in starts at or before it (see PREPARE on repeated midnights).
     INSERT INTO reading_touched_day (installation_id, day)
-    SELECT DISTINCT installation_id, ("timestamp" AT TIME ZONE %(tz)s)::date FROM upserted
+    SELECT DISTINCT u.installation_id,
+           CASE WHEN local.day::timestamp AT TIME ZONE %(tz)s > u."timestamp" THEN local.day - 1 ELSE local.day END
+    FROM upserted u
+    CROSS JOIN LATERAL (SELECT (u."timestamp" AT TIME ZONE %(tz)s)::date AS day) local
 )
 SELECT (SELECT count(*) FROM src),
        count(*) FILTER (WHERE c.is_new),
@@ -218,6 +230,21 @@ ON CONFLICT (installation_id, day) DO UPDATE SET
     reading_count = EXCLUDED.reading_count
 """
 
+
+# Rollup writers of the same installations are kept apart by transaction-level
+# advisory locks (class 72001, key the installation id): a recomputation
+# (ROLLUP) must not overwrite a day with figures from a snapshot taken before
+# a concurrent merge committed, so it waits for merges in progress and they
+# wait for it; merges do not wait for each other. Taken in id order, so
+# writers cannot deadlock on them.
+LOCK_ROLLUPS_TO_MERGE = """
+SELECT count(pg_advisory_xact_lock_shared(72001, (id & 2147483647)::int))
+FROM (SELECT id FROM unnest(%(ids)s::bigint[]) AS ids(id) ORDER BY id) ids
+"""
+LOCK_ROLLUPS_TO_RECOMPUTE = """
+SELECT count(pg_advisory_xact_lock(72001, (id & 2147483647)::int))
+FROM (SELECT DISTINCT installation_id AS id FROM reading_touched_day ORDER BY 1) ids
+"""
 
 # The fast path's rollup: every row of the batch was new, so each day's
 # aggregate of the batch merges into the stored one (earliest first, latest
@@ -405,10 +432,12 @@ async def ingest(conn: AsyncConnection[Any], *, property_id: int, rows: Iterable
         daily = prepared.daily()
         if not prepared.stored_already and await _copied_directly(conn, cur, data, daily):
             distinct, inserted, updated = batch.copied_counts()
+            await cur.execute(LOCK_ROLLUPS_TO_MERGE, {"ids": batch.installation_ids})
             await cur.execute(MERGE_ROLLUP, daily.merge_params())
         else:
             distinct, inserted, updated = await _upsert_through_staging(cur, batch, data, prepared.time_zone)
             if inserted or updated:
+                await cur.execute(LOCK_ROLLUPS_TO_RECOMPUTE)
                 await cur.execute(ROLLUP, {"tz": prepared.time_zone})
     return batch.result(distinct, inserted, updated, data)
 
@@ -432,6 +461,7 @@ def ingest_sync(conn: Connection[Any], *, property_id: int, rows: Iterable[Readi
         daily = prepared.daily()
         if not prepared.stored_already and _copied_directly_sync(conn, cur, data, daily):
             distinct, inserted, updated = batch.copied_counts()
+            cur.execute(LOCK_ROLLUPS_TO_MERGE, {"ids": batch.installation_ids})
             cur.execute(MERGE_ROLLUP, daily.merge_params())
         else:
             cur.execute(STAGING)
@@ -440,6 +470,7 @@ def ingest_sync(conn: Connection[Any], *, property_id: int, rows: Iterable[Readi
                 cur.execute(UPSERT, batch.upsert_params(prepared.time_zone)).fetchone()
             )
             if inserted or updated:
+                cur.execute(LOCK_ROLLUPS_TO_RECOMPUTE)
                 cur.execute(ROLLUP, {"tz": prepared.time_zone})
     return batch.result(distinct, inserted, updated, data)
 

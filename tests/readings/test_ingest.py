@@ -97,15 +97,18 @@ async def test_it_rolls_up_again_after_a_correction(prop, heat_meter):
     assert (day.last_value, day.reading_count) == (Decimal("102.5"), 3)
 
 
-# What readings.ingest's rollup must equal: every (installation, local day) recomputed from the readings.
+# What readings.ingest's rollup must equal: every (installation, local day) recomputed from the
+# readings, a day running from one local midnight (the later one, where midnight repeats) to the next.
 RECOMPUTED_ROLLUP = """
-SELECT r.installation_id, (r."timestamp" AT TIME ZONE p.time_zone)::date AS day,
+SELECT r.installation_id,
+       CASE WHEN d.date::timestamp AT TIME ZONE p.time_zone > r."timestamp" THEN d.date - 1 ELSE d.date END AS day,
        min(r."timestamp"), (array_agg(r.value ORDER BY r."timestamp"))[1],
        max(r."timestamp"), (array_agg(r.value ORDER BY r."timestamp" DESC))[1], count(*)
 FROM reading r
 JOIN readings_meterinstallation i ON i.id = r.installation_id
 JOIN readings_unit u ON u.id = i.unit_id
 JOIN readings_property p ON p.id = u.property_id
+CROSS JOIN LATERAL (SELECT (r."timestamp" AT TIME ZONE p.time_zone)::date AS date) d
 WHERE r.deleted_at IS NULL
 GROUP BY 1, 2 ORDER BY 1, 2
 """
@@ -122,9 +125,19 @@ async def rollups():
     return stored, recomputed
 
 
-async def test_it_merges_new_rows_into_stored_days_as_a_recomputation_would(prop, heat_meter):
+def fast_path_only(monkeypatch):
+    """Makes the general path fail, so that a test proves the fast path (COPY into reading, merge) ran."""
+
+    async def general_path(*args):
+        raise AssertionError("the general path ran")
+
+    monkeypatch.setattr("readings.ingest._upsert_through_staging", general_path)
+
+
+async def test_it_merges_new_rows_into_stored_days_as_a_recomputation_would(prop, heat_meter, monkeypatch):
     # Batches that interleave with and extend stored days, each all new keys (the fast path), over the
     # DST switch; the merged rollup must equal one recomputed from the readings.
+    fast_path_only(monkeypatch)
     hours = sorted(range(96), key=lambda hour: hour * 37 % 96)  # 37 and 96 are coprime: a permutation
     for start in range(0, len(hours), 16):
         batch = [
@@ -136,6 +149,51 @@ async def test_it_merges_new_rows_into_stored_days_as_a_recomputation_would(prop
     stored, recomputed = await rollups()
     assert len(stored) == 5
     assert stored == recomputed
+
+
+async def test_it_counts_a_reading_before_a_repeated_midnight_in_the_day_before(prop, heat_meter):
+    # The Azores fall back from 01:00 to midnight on 2025-10-26: that day starts at the later
+    # midnight, 01:00 UTC, so 00:30 and 00:40 UTC (00:30 and 00:40 local, summer time) are the 25th's.
+    prop.time_zone = "Atlantic/Azores"
+    await prop.asave(update_fields=["time_zone"])
+    first_hour = datetime(2025, 10, 26, 0, 30, tzinfo=UTC)
+    await run(prop, [ReadingRow(heat_meter.pk, first_hour, Decimal("10"), "kWh", "heat")])  # alone in its batch
+    await run(
+        prop,
+        [
+            ReadingRow(heat_meter.pk, datetime(2025, 10, 25, 12, tzinfo=UTC), Decimal("9"), "kWh", "heat"),
+            ReadingRow(heat_meter.pk, first_hour + timedelta(minutes=10), Decimal("11"), "kWh", "heat"),
+            ReadingRow(heat_meter.pk, datetime(2025, 10, 26, 12, tzinfo=UTC), Decimal("12"), "kWh", "heat"),
+        ],
+    )
+    correction = ReadingRow(heat_meter.pk, first_hour + timedelta(minutes=10), Decimal("11.5"), "kWh", "heat")
+    assert (await run(prop, [correction])).updated == 1  # the general path recomputes the 25th
+    stored, recomputed = await rollups()
+    assert stored == recomputed
+    assert [(row[1].isoformat(), row[6]) for row in stored] == [("2025-10-25", 3), ("2025-10-26", 1)]
+    assert stored[0][5] == Decimal("11.5")
+
+
+async def test_it_recomputes_a_day_only_after_a_concurrent_merge_into_it_committed(prop, heat_meter):
+    await run(prop, rows(heat_meter, ["1", "2"]))
+    async with (
+        await psycopg.AsyncConnection.connect(conninfo()) as merging,
+        await psycopg.AsyncConnection.connect(conninfo()) as correcting,
+    ):
+        await merging.execute("SELECT 1")  # opens the transaction the merge stays uncommitted in
+        merged = await ingest(merging, property_id=prop.pk, rows=rows(heat_meter, ["3"], start=T0 + timedelta(hours=2)))
+        assert merged.inserted == 1
+        correction = asyncio.create_task(
+            ingest(correcting, property_id=prop.pk, rows=rows(heat_meter, ["2.5"], start=T0 + timedelta(hours=1)))
+        )
+        await asyncio.sleep(0.5)
+        assert not correction.done()  # the recomputation waits for the merge
+        await merging.commit()
+        assert (await correction).updated == 1
+    stored, recomputed = await rollups()
+    assert stored == recomputed
+    # 23:00 and 00:00 UTC are the 30th in Copenhagen: the merged reading and the corrected one.
+    assert (stored[1][3], stored[1][5], stored[1][6]) == (Decimal("2.5"), Decimal("3"), 2)
 
 
 async def test_it_takes_the_general_path_when_only_a_middle_key_exists(prop, heat_meter):
@@ -175,11 +233,13 @@ async def test_it_stores_exactly_what_psycopg_write_row_stores(prop, heat_meter)
     assert len(stored) == 5
 
 
-async def test_it_encodes_batches_larger_than_one_copy_piece(prop, heat_meter):
+async def test_it_sends_batches_larger_than_one_copy_piece_again_to_the_general_path(prop, heat_meter):
     batch = rows(heat_meter, [str(i) for i in range(CHUNK_ROWS * 2 + 1)], step=timedelta(minutes=1))
-    assert (await run(prop, batch)).inserted == CHUNK_ROWS * 2 + 1
-    again = await run(prop, batch)  # the general path replays the same pieces into the staging table
-    assert again.as_dict() == {"inserted": 0, "updated": 0, "unchanged": CHUNK_ROWS * 2 + 1, "folded": 0}
+    await run(prop, batch[10:11])  # stored already: the COPY of all pieces into reading fails at its end
+    result = await run(prop, batch)  # and the same pieces go again into the staging table
+    assert result.as_dict() == {"inserted": CHUNK_ROWS * 2, "updated": 0, "unchanged": 1, "folded": 0}
+    assert await Reading.objects.acount() == CHUNK_ROWS * 2 + 1
+    assert await Reading.objects.filter(value=Decimal(CHUNK_ROWS * 2)).aexists()  # the last piece's row
     stored, recomputed = await rollups()
     assert stored == recomputed
 
