@@ -231,20 +231,14 @@ ON CONFLICT (installation_id, day) DO UPDATE SET
 """
 
 
-# Rollup writers of the same installations are kept apart by transaction-level
-# advisory locks (class 72001, key the installation id): a recomputation
-# (ROLLUP) must not overwrite a day with figures from a snapshot taken before
-# a concurrent merge committed, so it waits for merges in progress and they
-# wait for it; merges do not wait for each other. Taken in id order, so
-# writers cannot deadlock on them.
-LOCK_ROLLUPS_TO_MERGE = """
-SELECT count(pg_advisory_xact_lock_shared(72001, (id & 2147483647)::int))
-FROM (SELECT id FROM unnest(%(ids)s::bigint[]) AS ids(id) ORDER BY id) ids
-"""
-LOCK_ROLLUPS_TO_RECOMPUTE = """
-SELECT count(pg_advisory_xact_lock(72001, (id & 2147483647)::int))
-FROM (SELECT DISTINCT installation_id AS id FROM reading_touched_day ORDER BY 1) ids
-"""
+# Rollup writers of one property are kept apart by a transaction-level
+# advisory lock (class 72001, key the property id): a recomputation (ROLLUP)
+# must not overwrite a day with figures from a snapshot taken before a
+# concurrent merge committed, so it waits for merges in progress and they
+# wait for it; merges do not wait for each other. One lock per transaction,
+# not one per installation: PostgreSQL's lock table is small.
+LOCK_ROLLUPS_TO_MERGE = "SELECT pg_advisory_xact_lock_shared(72001, (%(property_id)s::bigint & 2147483647)::int)"
+LOCK_ROLLUPS_TO_RECOMPUTE = "SELECT pg_advisory_xact_lock(72001, (%(property_id)s::bigint & 2147483647)::int)"
 
 # The fast path's rollup: every row of the batch was new, so each day's
 # aggregate of the batch merges into the stored one (earliest first, latest
@@ -432,12 +426,12 @@ async def ingest(conn: AsyncConnection[Any], *, property_id: int, rows: Iterable
         daily = prepared.daily()
         if not prepared.stored_already and await _copied_directly(conn, cur, data, daily):
             distinct, inserted, updated = batch.copied_counts()
-            await cur.execute(LOCK_ROLLUPS_TO_MERGE, {"ids": batch.installation_ids})
+            await cur.execute(LOCK_ROLLUPS_TO_MERGE, {"property_id": property_id})
             await cur.execute(MERGE_ROLLUP, daily.merge_params())
         else:
             distinct, inserted, updated = await _upsert_through_staging(cur, batch, data, prepared.time_zone)
             if inserted or updated:
-                await cur.execute(LOCK_ROLLUPS_TO_RECOMPUTE)
+                await cur.execute(LOCK_ROLLUPS_TO_RECOMPUTE, {"property_id": property_id})
                 await cur.execute(ROLLUP, {"tz": prepared.time_zone})
     return batch.result(distinct, inserted, updated, data)
 
@@ -461,7 +455,7 @@ def ingest_sync(conn: Connection[Any], *, property_id: int, rows: Iterable[Readi
         daily = prepared.daily()
         if not prepared.stored_already and _copied_directly_sync(conn, cur, data, daily):
             distinct, inserted, updated = batch.copied_counts()
-            cur.execute(LOCK_ROLLUPS_TO_MERGE, {"ids": batch.installation_ids})
+            cur.execute(LOCK_ROLLUPS_TO_MERGE, {"property_id": property_id})
             cur.execute(MERGE_ROLLUP, daily.merge_params())
         else:
             cur.execute(STAGING)
@@ -470,7 +464,7 @@ def ingest_sync(conn: Connection[Any], *, property_id: int, rows: Iterable[Readi
                 cur.execute(UPSERT, batch.upsert_params(prepared.time_zone)).fetchone()
             )
             if inserted or updated:
-                cur.execute(LOCK_ROLLUPS_TO_RECOMPUTE)
+                cur.execute(LOCK_ROLLUPS_TO_RECOMPUTE, {"property_id": property_id})
                 cur.execute(ROLLUP, {"tz": prepared.time_zone})
     return batch.result(distinct, inserted, updated, data)
 
