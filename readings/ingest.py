@@ -380,7 +380,7 @@ class _CopyData:
     def __init__(self, conn: AsyncConnection[Any] | Connection[Any], rows: list[ReadingRow]):
         self._conn = conn
         self._rows = rows
-        self._chunks: list[bytes] = []
+        self._pieces: list[tuple[bytes, list[ReadingRow]]] = []
         self._complete = False
         self._battery: dict[int, tuple[datetime, int]] = {}
 
@@ -390,12 +390,11 @@ class _CopyData:
 
     def chunks(self) -> Iterator[tuple[bytes, list[ReadingRow]]]:
         """Pieces of COPY data, each with the rows it holds."""
-        rows = self._rows
         if self._complete:
-            for number, kept in enumerate(self._chunks):
-                yield kept, rows[number * CHUNK_ROWS : (number + 1) * CHUNK_ROWS]
+            yield from self._pieces
             return
-        self._chunks, self._battery = [], {}
+        rows = self._rows
+        self._pieces, self._battery = [], {}
         transformer = Transformer.from_context(self._conn)
         transformer.set_dumper_types([self._conn.adapters.types[name].oid for name in COLUMN_TYPES], Format.BINARY)
         for start in range(0, len(rows), CHUNK_ROWS):
@@ -405,8 +404,8 @@ class _CopyData:
                 format_row_binary(row, transformer, chunk)
             if start + CHUNK_ROWS >= len(rows):
                 chunk += COPY_TRAILER
-            self._chunks.append(bytes(chunk))
-            yield self._chunks[-1], chunk_rows
+            self._pieces.append((bytes(chunk), chunk_rows))
+            yield self._pieces[-1]
             _note_battery(chunk_rows, self._battery)  # while the server stores this piece
         self._complete = True
 
