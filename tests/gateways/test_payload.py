@@ -3,7 +3,9 @@
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from unittest.mock import patch
 
+import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -101,3 +103,68 @@ def test_it_refuses_a_removed_meter_after_its_removal():
         assert invalid.errors[0].field == "meter"
     else:
         raise AssertionError("a reading after the meter's removal was accepted")
+
+
+# A property whose readings exercise the per-meter lane: one meter in place, one removed, one swapped.
+START, REMOVED, SWAPPED = (datetime(*day, tzinfo=UTC) for day in ((2020, 1, 1), (2025, 1, 1), (2024, 6, 1)))
+LANE_METERS = InstallationIndex(
+    [
+        Installation(1, "12345678", "KAM", "heat", "kWh", datetime(2020, 1, 1, tzinfo=UTC), None),
+        Installation(
+            2, "55550001", "AXI", "cold_water", "m3", datetime(2020, 1, 1, tzinfo=UTC), datetime(2025, 1, 1, tzinfo=UTC)
+        ),
+        Installation(
+            3, "77770001", "KAM", "heat", "MWh", datetime(2020, 1, 1, tzinfo=UTC), datetime(2024, 6, 1, tzinfo=UTC)
+        ),
+        Installation(4, "77770001", "KAM", "heat", "kWh", datetime(2024, 6, 1, tzinfo=UTC), None),
+    ]
+)
+meter_references = st.sampled_from(
+    [
+        {"meter": "12345678", "manufacturer": "KAM"},
+        {"meter": "55550001", "manufacturer": "axi"},
+        {"meter": "77770001", "manufacturer": "KAM"},
+        {"meter": "0", "manufacturer": "KAM"},
+        {"meter_installation_id": 2},
+        {"meter_installation_id": 3, "meter": "12345678", "manufacturer": "KAM"},
+        {"meter_installation_id": 5},
+        {},
+    ]
+)
+plausible_readings = st.builds(
+    lambda reference, reading: {**reference, **reading},
+    meter_references,
+    st.fixed_dictionaries(
+        {
+            "timestamp": st.datetimes(
+                min_value=datetime(2019, 6, 1), max_value=datetime(2027, 1, 1), timezones=st.just(UTC) | st.timezones()
+            ).map(datetime.isoformat),
+            "value": st.decimals(min_value=-1, max_value=Decimal("1e12") + 1, places=7),
+            "unit": st.sampled_from(["kWh", "kwh", "MWh", "GJ", "m3", "m³", "L", "units"]),
+        },
+        optional={
+            "meter_type": st.sampled_from(["heat", "cold_water", "bogus"]),
+            "battery_level_pct": st.integers(0, 100),
+            "error_flags": st.integers(0, 255),
+        },
+    ),
+)
+NUMBERS_AS_JSON_NUMBERS = msgspec.json.Encoder(decimal_format="number")
+
+
+def outcome(body):
+    """What parse_readings makes of `body`, in a form two runs can be compared by."""
+    try:
+        parsed = parse_readings(body, installations=LANE_METERS, now=NOW, limits=LIMITS)
+    except PayloadInvalid as invalid:
+        return "invalid", invalid.total, [error.as_dict() for error in invalid.errors]
+    return "parsed", [repr(row) for row in parsed.rows], parsed.error_flags
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(plausible_readings, min_size=1, max_size=12))
+def test_it_resolves_readings_on_the_per_meter_lane_as_the_full_checks_do(readings):
+    body = NUMBERS_AS_JSON_NUMBERS.encode({"readings": readings})
+    with patch("gateways.payload._Lane.of", return_value=None):  # every reading through the full checks
+        expected = outcome(body)
+    assert outcome(body) == expected
