@@ -7,9 +7,9 @@ caller's transaction when there is one (as a savepoint), else in its own.
 rollup on a synchronous connection inside the caller's Django transaction
 (the admin's meter replacement).
 
-One round trip first checks the batch's installations (and locks them
-against deletion), creates the months it needs and fetches the property's
-local midnights. Then two paths, one result:
+First the months the batch needs are created, then one round trip checks
+the batch's installations (and locks them against deletion) and fetches
+the property's local midnights. Then two paths, one result:
 - fast: binary COPY straight into `reading` (a gateway's new readings, the
   common case). The primary key is the check that every key is new: a
   duplicate or an existing key aborts the COPY (to a savepoint) and the
@@ -105,11 +105,16 @@ DELETE FROM reading_touched_day;
 """
 COPY_STAGING = f"COPY reading_staging ({COLUMNS}) FROM STDIN (FORMAT BINARY)"
 
-# One round trip before any row is written:
+# The months the batch needs, created in a statement of their own: a
+# statement that also reads `reading` may (as a prepared statement with a
+# generic plan) hold it open, and PostgreSQL refuses to attach a partition
+# to a table that a running statement of the session uses.
+ENSURE_PARTITIONS = "SELECT reading_ensure_partitions(%(first)s, %(last)s)"
+
+# Then one round trip before any row is written:
 # - lock the batch's installations against deletion until commit (what a
 #   foreign key would do per row, done once per meter) and name any that is
 #   not one of this property's;
-# - create the months the batch needs;
 # - the property's time zone, the local day of the batch's first row and
 #   the instants at which each later local day of the batch starts (so that
 #   rows are put into days here exactly as PostgreSQL's AT TIME ZONE would);
@@ -137,7 +142,6 @@ WITH mine AS MATERIALIZED (
 )
 SELECT
     ARRAY(SELECT id FROM unnest(%(ids)s::bigint[]) AS ids(id) EXCEPT SELECT id FROM mine ORDER BY 1 LIMIT 5),
-    reading_ensure_partitions(%(first)s, %(last)s),
     local.time_zone,
     local.first_day,
     ARRAY(SELECT day AT TIME ZONE local.time_zone
@@ -325,7 +329,7 @@ class _Prepared:
         """Raises LookupError for a missing property, ValueError for installations of another one."""
         if found is None:
             raise LookupError(f"property {property_id} does not exist")
-        foreign, _, time_zone, first_day, day_starts, stored_already = found
+        foreign, time_zone, first_day, day_starts, stored_already = found
         if foreign:
             raise ValueError(f"installations {foreign} do not belong to property {property_id}")
         return cls(str(time_zone), first_day, list(day_starts), bool(stored_already))
@@ -420,6 +424,7 @@ async def ingest(conn: AsyncConnection[Any], *, property_id: int, rows: Iterable
         return IngestResult(0, 0, 0, 0)
     data = _CopyData(conn, batch.rows)
     async with conn.transaction(), conn.cursor() as cur:
+        await cur.execute(ENSURE_PARTITIONS, {"first": batch.first, "last": batch.last})
         await cur.execute(PREPARE, batch.prepare_params(property_id))
         prepared = _Prepared.of(property_id, await cur.fetchone())
         daily = prepared.daily()
@@ -450,6 +455,7 @@ def ingest_sync(conn: Connection[Any], *, property_id: int, rows: Iterable[Readi
         return IngestResult(0, 0, 0, 0)
     data = _CopyData(conn, batch.rows)
     with conn.cursor() as cur:
+        cur.execute(ENSURE_PARTITIONS, {"first": batch.first, "last": batch.last})
         prepared = _Prepared.of(property_id, cur.execute(PREPARE, batch.prepare_params(property_id)).fetchone())
         daily = prepared.daily()
         if not prepared.stored_already and _copied_directly_sync(conn, cur, data, daily):

@@ -80,6 +80,20 @@ async def test_it_creates_a_missing_monthly_partition(prop, heat_meter):
         assert (await cur.fetchone()) == ("reading_2031_07",)
 
 
+async def test_it_creates_a_months_partition_on_a_connection_that_ingested_many_batches(prop, heat_meter):
+    # psycopg prepares a statement run five times on one connection, and PostgreSQL later plans it
+    # generically; the partition of a new month must still be created then (seed_demo writes a year
+    # through one connection).
+    january = datetime(2032, 1, 15, tzinfo=UTC)
+    async with await psycopg.AsyncConnection.connect(conninfo()) as conn:
+        for day in range(15):
+            batch = rows(heat_meter, [str(day)], start=january + timedelta(days=day))
+            assert (await ingest(conn, property_id=prop.pk, rows=batch)).inserted == 1
+        february = rows(heat_meter, ["9"], start=datetime(2032, 2, 1, 12, tzinfo=UTC))
+        assert (await ingest(conn, property_id=prop.pk, rows=february)).inserted == 1
+    assert await Reading.objects.acount() == 16
+
+
 async def test_it_rolls_up_local_days_across_the_dst_switch(prop, heat_meter):
     # 2025-03-30 in Copenhagen has 23 hours: 22:00 UTC on the 29th to 22:00 UTC on the 30th.
     values = [str(100 + i) for i in range(26)]
