@@ -1,0 +1,64 @@
+"""Through a real daphne: the gateway API is served without the site's middleware, the site with it."""
+
+import http.client
+import json
+from urllib.parse import urlsplit
+
+import pytest
+
+from readings.models import Reading
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# Headers that the site's middleware adds (clickjacking, locale, security).
+SITE_MIDDLEWARE_HEADERS = ("X-Frame-Options", "Content-Language", "Referrer-Policy")
+
+
+def request(base, method, path, body=None, headers=None):
+    connection = http.client.HTTPConnection(urlsplit(base).netloc, timeout=10)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        connection.close()
+
+
+def test_it_stores_a_payload_through_the_middleware_free_api(daphne_server, gateway_token, heat_meter):
+    body = {
+        "readings": [
+            {"meter": "12345678", "manufacturer": "KAM", "timestamp": f"2026-03-01T0{hour}:00:00+00:00", "value": hour}
+            | {"unit": "kWh"}
+            for hour in range(3)
+        ]
+    }
+    status, headers, answer = request(
+        daphne_server,
+        "POST",
+        "/api/v1/readings",
+        json.dumps(body).encode(),
+        {"Authorization": f"Bearer {gateway_token}", "Content-Type": "application/json"},
+    )
+    assert (status, json.loads(answer)) == (200, {"inserted": 3, "updated": 0, "unchanged": 0, "folded": 0})
+    assert Reading.objects.filter(installation=heat_meter).count() == 3
+    assert not [name for name in SITE_MIDDLEWARE_HEADERS if name in headers]
+
+
+def test_it_refuses_a_foreign_token_on_the_middleware_free_api(daphne_server):
+    status, headers, answer = request(
+        daphne_server,
+        "POST",
+        "/api/v1/readings",
+        b"{}",
+        {"Authorization": "Bearer nope", "Content-Type": "application/json"},
+    )
+    assert status == 401
+    assert "unknown or revoked" in json.loads(answer)["error"]
+    assert "X-Frame-Options" not in headers
+
+
+def test_it_keeps_the_site_middleware_for_pages(daphne_server):
+    status, headers, _ = request(daphne_server, "GET", "/admin/login/")
+    assert status == 200
+    assert all(name in headers for name in SITE_MIDDLEWARE_HEADERS)
+    assert "csrftoken" in headers.get("Set-Cookie", "")
