@@ -22,7 +22,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
-from typing import Annotated, Any
+from functools import partial
+from itertools import groupby, repeat
+from operator import attrgetter
+from typing import Annotated, Any, cast
 
 import msgspec
 
@@ -313,48 +316,54 @@ def _resolve(
     items: Sequence[ReadingIn | None], installations: InstallationIndex, latest_allowed: datetime, errors: Errors
 ) -> ParsedPayload:
     parsed = ParsedPayload(rows=[])
-    rows, flags_by_installation = parsed.rows, parsed.error_flags
-    # A payload holds many readings of each meter: what they share is checked once per meter.
+    if errors.total:  # some readings are ill-typed (None): check the others one by one
+        for index, item in enumerate(items):
+            if item is not None:
+                _resolve_one(index, item, installations, latest_allowed, errors)
+        return parsed
+    # A payload lists many readings of each meter, mostly one meter after another. What the
+    # readings of a run (consecutive readings of one meter, unit and type) share is checked once,
+    # their times and values at once, and their rows built without Python code per reading.
     lanes: dict[tuple[Any, ...], _Lane | None] = {}
-    for index, item in enumerate(items):
-        if item is None:
-            continue
-        key = (item.meter_installation_id, item.meter, item.manufacturer, item.unit, item.meter_type)
+    start = 0
+    for key, run in groupby(map(_lane_key, items)):
+        end = start + len(list(run))
+        readings = cast("Sequence[ReadingIn]", items[start:end])
         if key not in lanes:
-            lanes[key] = _Lane.of(item, installations)
+            lanes[key] = _Lane.of(readings[0], installations)
         lane = lanes[key]
-        moment, value = item.timestamp, item.value
-        if (
-            lane is not None
-            and moment <= latest_allowed
-            and lane.installed_at <= moment
-            and (lane.removed_at is None or moment < lane.removed_at)
-            and value.is_finite()
-            and 0 <= value <= MAX_REGISTER
-        ):
-            # A NamedTuple's constructor (and its _make) run Python code per call; tuple.__new__ is C.
-            row: ReadingRow | None = tuple.__new__(
-                ReadingRow,
-                (
-                    lane.installation_id,
-                    moment,
-                    value.quantize(RESOLUTION, ROUND_HALF_EVEN),
-                    lane.unit,
-                    lane.meter_type,
-                    item.battery_level_pct,
-                    item.rssi_dbm,
-                ),
-            )
-        else:  # anything unusual: the full checks, with their messages
-            row = _resolve_one(index, item, installations, latest_allowed, errors)
-        if row is None or errors.total:
-            continue  # keep checking, but stop collecting rows
-        rows.append(row)
-        if item.error_flags is not None:
-            known = flags_by_installation.get(row.installation_id)
-            if known is None or known[0] <= row.timestamp:
-                flags_by_installation[row.installation_id] = (row.timestamp, item.error_flags)
+        if lane is None or not lane.add_run(readings, latest_allowed, parsed, collect=not errors.total):
+            # Anything unusual: each reading through the full checks, with their messages.
+            for index, item in enumerate(readings, start):
+                row = _resolve_one(index, item, installations, latest_allowed, errors)
+                if row is not None and not errors.total:  # after an error, check on but collect nothing
+                    _collect(row, item.error_flags, parsed)
+        start = end
     return parsed
+
+
+_lane_key = attrgetter("meter_installation_id", "meter", "manufacturer", "unit", "meter_type")
+_timestamp_of = attrgetter("timestamp")
+_value_of = attrgetter("value")
+_battery_of = attrgetter("battery_level_pct")
+_rssi_of = attrgetter("rssi_dbm")
+_error_flags_of = attrgetter("error_flags")
+# ReadingRow(*fields) runs Python code per row (a NamedTuple's __new__); tuple.__new__ is C.
+_new_row = partial(tuple.__new__, ReadingRow)
+ZERO = Decimal(0)
+
+
+def _collect(row: ReadingRow, error_flags: int | None, parsed: ParsedPayload) -> None:
+    parsed.rows.append(row)
+    if error_flags is not None:
+        _note_error_flags(row.installation_id, row.timestamp, error_flags, parsed.error_flags)
+
+
+def _note_error_flags(installation_id: int, at: datetime, flags: int, latest: dict[int, tuple[datetime, int]]) -> None:
+    """Keeps each installation's latest error flags (of equal times, the later reading's)."""
+    known = latest.get(installation_id)
+    if known is None or known[0] <= at:
+        latest[installation_id] = (at, flags)
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,6 +397,43 @@ class _Lane:
         except UnitError:
             return None
         return cls(found.id, found.installed_at, found.removed_at, found.register_unit, found.meter_type)
+
+    def add_run(
+        self, readings: Sequence[ReadingIn], latest_allowed: datetime, parsed: ParsedPayload, *, collect: bool
+    ) -> bool:
+        """Adds the readings' rows to `parsed` (if `collect`) when every one of them is plainly valid.
+
+        False, adding nothing, when any reading needs the full checks: one
+        outside the installation's time or the clock's, or an odd value.
+        """
+        times = list(map(_timestamp_of, readings))
+        earliest, latest = min(times), max(times)
+        if earliest < self.installed_at or latest > latest_allowed:
+            return False
+        if self.removed_at is not None and latest >= self.removed_at:
+            return False
+        values = list(map(_value_of, readings))
+        if not all(map(Decimal.is_finite, values)) or min(values) < ZERO or max(values) > MAX_REGISTER:
+            return False
+        if not collect:
+            return True
+        quantized = map(Decimal.quantize, values, repeat(RESOLUTION), repeat(ROUND_HALF_EVEN))
+        fields = zip(
+            repeat(self.installation_id),
+            times,
+            quantized,
+            repeat(self.unit),
+            repeat(self.meter_type),
+            map(_battery_of, readings),
+            map(_rssi_of, readings),
+        )
+        parsed.rows.extend(map(_new_row, fields))
+        error_flags = list(map(_error_flags_of, readings))
+        if error_flags.count(None) < len(error_flags):
+            for at, flags in zip(times, error_flags, strict=True):
+                if flags is not None:
+                    _note_error_flags(self.installation_id, at, flags, parsed.error_flags)
+        return True
 
 
 def _resolve_one(

@@ -131,24 +131,21 @@ meter_references = st.sampled_from(
         {},
     ]
 )
-plausible_readings = st.builds(
-    lambda reference, reading: {**reference, **reading},
-    meter_references,
-    st.fixed_dictionaries(
-        {
-            "timestamp": st.datetimes(
-                min_value=datetime(2019, 6, 1), max_value=datetime(2027, 1, 1), timezones=st.just(UTC) | st.timezones()
-            ).map(datetime.isoformat),
-            "value": st.decimals(min_value=-1, max_value=Decimal("1e12") + 1, places=7),
-            "unit": st.sampled_from(["kWh", "kwh", "MWh", "GJ", "m3", "m³", "L", "units"]),
-        },
-        optional={
-            "meter_type": st.sampled_from(["heat", "cold_water", "bogus"]),
-            "battery_level_pct": st.integers(0, 100),
-            "error_flags": st.integers(0, 255),
-        },
-    ),
+reading_fields = st.fixed_dictionaries(
+    {
+        "timestamp": st.datetimes(
+            min_value=datetime(2019, 6, 1), max_value=datetime(2027, 1, 1), timezones=st.just(UTC) | st.timezones()
+        ).map(datetime.isoformat),
+        "value": st.decimals(min_value=-1, max_value=Decimal("1e12") + 1, places=7),
+        "unit": st.sampled_from(["kWh", "kwh", "MWh", "GJ", "m3", "m³", "L", "units"]),
+    },
+    optional={
+        "meter_type": st.sampled_from(["heat", "cold_water", "bogus"]),
+        "battery_level_pct": st.integers(0, 100),
+        "error_flags": st.integers(0, 255),
+    },
 )
+plausible_readings = st.builds(lambda reference, reading: {**reference, **reading}, meter_references, reading_fields)
 NUMBERS_AS_JSON_NUMBERS = msgspec.json.Encoder(decimal_format="number")
 
 
@@ -166,5 +163,23 @@ def outcome(body):
 def test_it_resolves_readings_on_the_per_meter_lane_as_the_full_checks_do(readings):
     body = NUMBERS_AS_JSON_NUMBERS.encode({"readings": readings})
     with patch("gateways.payload._Lane.of", return_value=None):  # every reading through the full checks
+        expected = outcome(body)
+    assert outcome(body) == expected
+
+
+# Runs: consecutive readings of one meter, unit and type, as gateways mostly send them.
+reading_runs = st.builds(
+    lambda reference, unit, readings: [{**reference, **reading, "unit": unit} for reading in readings],
+    meter_references,
+    st.sampled_from(["kWh", "MWh", "m3", "units"]),
+    st.lists(reading_fields, max_size=6),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(reading_runs, min_size=1, max_size=4).map(lambda runs: [reading for run in runs for reading in run]))
+def test_it_resolves_runs_of_one_meters_readings_as_the_full_checks_do(readings):
+    body = NUMBERS_AS_JSON_NUMBERS.encode({"readings": readings})
+    with patch("gateways.payload._Lane.of", return_value=None):
         expected = outcome(body)
     assert outcome(body) == expected
