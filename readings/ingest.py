@@ -7,27 +7,29 @@ caller's transaction when there is one (as a savepoint), else in its own.
 rollup on a synchronous connection inside the caller's Django transaction
 (the admin's meter replacement).
 
-First the months the batch needs are created, then one round trip checks
-the batch's installations (and locks them against deletion) and fetches
-the property's local midnights. Then two paths, one result:
+First the months the batch needs are created and, in the same round trip,
+the batch's installations are checked (and locked against deletion) and the
+property's local midnights fetched. Then two paths, one result:
 - fast: binary COPY straight into `reading` (a gateway's new readings, the
-  common case). The primary key is the check that every key is new: a
+  common case), encoded in C piece by piece while the server stores the
+  previous piece. The primary key is the check that every key is new: a
   duplicate or an existing key aborts the COPY (to a savepoint) and the
   batch takes the general path. The rollup is merged incrementally from
-  per-day aggregates of the batch, computed here;
-- general: the same COPY data into a temporary staging table, then one
-  `INSERT … ON CONFLICT DO UPDATE … WHERE the values differ` that folds
+  per-day aggregates of the batch, computed while the server stores;
+- general: the rows as one array per column, and one `INSERT … SELECT FROM
+  unnest … ON CONFLICT DO UPDATE … WHERE the values differ` that folds
   duplicates (the last row wins), skips unchanged rows and counts what it
-  did; the rollup of every touched (installation, local day) is then
-  recomputed from the readings themselves.
-The rows are encoded as binary COPY data once, in C, while the first COPY
-sends them, and replayed as they are if the general path needs them.
+  did; the rollup of every (installation, local day) it changed is then
+  recomputed from the readings themselves. A re-sent payload takes this
+  path at once (the batch's first or last key is stored already) and
+  writes nothing.
 """
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_right
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -85,29 +87,6 @@ COPY_TRAILER = b"\xff\xff"
 CHUNK_ROWS = 2000
 FIRST_CHUNK_ROWS = 500
 
-# seq (an identity) numbers rows in arrival order: the last of equal keys wins.
-# The tables are emptied first: two calls in one transaction must not see each
-# other's rows (DELETE, not TRUNCATE: they are nearly always empty already).
-STAGING = """
-CREATE TEMP TABLE IF NOT EXISTS reading_staging (
-    seq bigint GENERATED ALWAYS AS IDENTITY,
-    installation_id bigint NOT NULL,
-    "timestamp" timestamptz NOT NULL,
-    value numeric(18, 6) NOT NULL,
-    unit varchar(8) NOT NULL,
-    meter_type varchar(16) NOT NULL,
-    battery_level_pct smallint,
-    rssi_dbm smallint
-) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS reading_touched_day (
-    installation_id bigint NOT NULL,
-    day date NOT NULL
-) ON COMMIT DELETE ROWS;
-DELETE FROM reading_staging;
-DELETE FROM reading_touched_day;
-"""
-COPY_STAGING = f"COPY reading_staging ({COLUMNS}) FROM STDIN (FORMAT BINARY)"
-
 # The months the batch needs, created in a statement of their own: a
 # statement that also reads `reading` may (as a prepared statement with a
 # generic plan) hold it open, and PostgreSQL refuses to attach a partition
@@ -154,17 +133,24 @@ SELECT
 FROM local
 """
 
-# The general path. Rows identical to the stored ones are not written at
-# all, so a re-sent payload writes nothing. (RETURNING xmax cannot tell
-# inserts from updates on a partitioned table, hence the explicit comparison
-# with the stored row.) The bounds on "timestamp" let the executor prune
-# partitions; rows are written in key order so that concurrent ingests lock
-# them in the same order and cannot deadlock each other.
+# The general path: the rows go as arrays, one element per row in arrival
+# order, so that WITH ORDINALITY numbers them and the last of equal keys wins
+# (most as array literals, which str() writes far faster than psycopg dumps
+# Decimals; the cast to numeric(18, 6) rounds as the column would). Rows
+# identical to the stored ones are not written at all, so a re-sent payload
+# writes nothing. (RETURNING xmax cannot tell inserts from updates on a
+# partitioned table, hence the explicit comparison with the stored row.) The
+# bounds on "timestamp" let the executor prune partitions; rows are written in
+# key order so that concurrent ingests lock them in the same order and cannot
+# deadlock each other. It returns the counts and the (installation, local day)
+# pairs it changed, for ROLLUP.
 UPSERT = """
 WITH src AS MATERIALIZED (
     SELECT DISTINCT ON (installation_id, "timestamp")
-           installation_id, "timestamp", value, unit, meter_type, battery_level_pct, rssi_dbm
-    FROM reading_staging
+           installation_id, "timestamp", value::numeric(18, 6) AS value, unit, meter_type, battery_level_pct, rssi_dbm
+    FROM unnest(%(ids)s::bigint[], %(timestamps)b::timestamptz[], %(values)s::numeric[], %(units)s::text[],
+                %(meter_types)s::text[], %(battery_levels)s::smallint[], %(rssis)s::smallint[])
+         WITH ORDINALITY AS s(installation_id, "timestamp", value, unit, meter_type, battery_level_pct, rssi_dbm, seq)
     ORDER BY installation_id, "timestamp", seq DESC
 ), changed AS MATERIALIZED (
     SELECT s.*, r.installation_id IS NULL AS is_new
@@ -195,27 +181,30 @@ WITH src AS MATERIALIZED (
     RETURNING r.installation_id, r."timestamp"
 ), touched AS (
     -- The day a row counts in starts at or before it (see PREPARE on repeated midnights).
-    INSERT INTO reading_touched_day (installation_id, day)
     SELECT DISTINCT u.installation_id,
            CASE WHEN local.day::timestamp AT TIME ZONE %(tz)s > u."timestamp" THEN local.day - 1 ELSE local.day END
+               AS day
     FROM upserted u
     CROSS JOIN LATERAL (SELECT (u."timestamp" AT TIME ZONE %(tz)s)::date AS day) local
 )
 SELECT (SELECT count(*) FROM src),
        count(*) FILTER (WHERE c.is_new),
-       count(*) FILTER (WHERE NOT c.is_new)
+       count(*) FILTER (WHERE NOT c.is_new),
+       (SELECT coalesce(array_agg(installation_id ORDER BY installation_id, day), '{}') FROM touched),
+       (SELECT coalesce(array_agg(day ORDER BY installation_id, day), '{}') FROM touched)
 FROM upserted u
 JOIN changed c ON c.installation_id = u.installation_id AND c."timestamp" = u."timestamp"
 """
 
-# The general path's rollup: recompute every touched (installation, local
-# day) from the readings themselves, so corrections and out-of-order
-# arrivals come out right; in key order, again for a single lock order.
+# The general path's rollup: recompute every (installation, local day) that
+# UPSERT changed from the readings themselves, so corrections and
+# out-of-order arrivals come out right; in key order (as UPSERT returns
+# them), again for a single lock order.
 ROLLUP = """
 INSERT INTO reading_daily AS d
     (installation_id, day, first_at, first_value, last_at, last_value, reading_count)
 SELECT t.installation_id, t.day, agg.first_at, agg.first_value, agg.last_at, agg.last_value, agg.n
-FROM (SELECT DISTINCT installation_id, day FROM reading_touched_day ORDER BY 1, 2) t
+FROM unnest(%(touched_ids)s::bigint[], %(touched_days)s::date[]) AS t(installation_id, day)
 CROSS JOIN LATERAL (
     SELECT min(r."timestamp") AS first_at,
            (array_agg(r.value ORDER BY r."timestamp"))[1] AS first_value,
@@ -294,20 +283,51 @@ class _Batch:
         }
 
     def upsert_params(self, tz: str) -> dict[str, Any]:
-        return {"tz": tz, "first": self.first, "last": self.last}
+        """UPSERT's parameters: the rows as one array per column."""
+        ids, timestamps, values, units, meter_types, battery_levels, rssis = zip(*self.rows, strict=True)
+        return {
+            "tz": tz,
+            "first": self.first,
+            "last": self.last,
+            "ids": _array_literal(ids),
+            "timestamps": list(timestamps),
+            "values": _array_literal(values),
+            "units": _text_array(units),
+            "meter_types": _text_array(meter_types),
+            "battery_levels": _array_literal(battery_levels),
+            "rssis": _array_literal(rssis),
+        }
 
-    def copied_counts(self) -> tuple[int, int, int]:
-        """(distinct keys, inserted, updated) of the fast path: every row was new."""
-        return len(self.rows), len(self.rows), 0
+    def copied_result(self, battery: dict[int, int]) -> IngestResult:
+        """The fast path's result: every row was new."""
+        return IngestResult(len(self.rows), 0, 0, 0, battery)
 
-    def result(self, distinct: int, inserted: int, updated: int, data: _CopyData) -> IngestResult:
+    def upserted_result(self, upserted: _Upserted) -> IngestResult:
+        latest: dict[int, tuple[datetime, int]] = {}
+        _note_battery(self.rows, latest)
         return IngestResult(
-            inserted=inserted,
-            updated=updated,
-            unchanged=distinct - inserted - updated,
-            folded=len(self.rows) - distinct,
-            latest_battery_pct=data.latest_battery_pct(),
+            inserted=upserted.inserted,
+            updated=upserted.updated,
+            unchanged=upserted.distinct - upserted.inserted - upserted.updated,
+            folded=len(self.rows) - upserted.distinct,
+            latest_battery_pct=_battery_pct(latest),
         )
+
+
+def _array_literal(values: Iterable[int | Decimal | None]) -> str:
+    """An array literal of numbers, such as '{1,2.5,NULL}': str() writes a valid literal of each."""
+    return "{" + ",".join(map(str, values)).replace("None", "NULL") + "}"
+
+
+# An array literal's element that needs no quotes (nor is NULL).
+_PLAIN_ELEMENT = re.compile(r'[^\s{},"\\]+')
+
+
+def _text_array(values: Sequence[str]) -> str | list[str]:
+    """An array literal of the strings; where one needs quoting, the list for psycopg to quote."""
+    if all(_PLAIN_ELEMENT.fullmatch(value) and value.upper() != "NULL" for value in set(values)):
+        return "{" + ",".join(values) + "}"
+    return list(values)
 
 
 def _note_battery(rows: list[ReadingRow], latest: dict[int, tuple[datetime, int]]) -> None:
@@ -317,6 +337,29 @@ def _note_battery(rows: list[ReadingRow], latest: dict[int, tuple[datetime, int]
             known = latest.get(installation_id)
             if known is None or known[0] <= timestamp:
                 latest[installation_id] = (timestamp, level)
+
+
+def _battery_pct(latest: dict[int, tuple[datetime, int]]) -> dict[int, int]:
+    return {installation_id: level for installation_id, (_, level) in latest.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class _Upserted:
+    """What UPSERT did: distinct keys, rows inserted and updated, and the (installation, day) pairs it changed."""
+
+    distinct: int
+    inserted: int
+    updated: int
+    touched_ids: list[int]
+    touched_days: list[date]
+
+    @classmethod
+    def of(cls, found: Any) -> _Upserted:
+        distinct, inserted, updated, touched_ids, touched_days = found
+        return cls(int(distinct), int(inserted), int(updated), list(touched_ids), list(touched_days))
+
+    def rollup_params(self, tz: str) -> dict[str, Any]:
+        return {"tz": tz, "touched_ids": self.touched_ids, "touched_days": self.touched_days}
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,7 +439,7 @@ def _numeric_array_literal(values: Iterable[Decimal]) -> str:
 
 
 class _CopyData:
-    """The batch as binary COPY data: encoded while it is first sent, then kept for a second COPY.
+    """The batch as binary COPY data, encoded piece by piece as it is sent.
 
     Meanwhile it notes the latest battery level of each installation.
     """
@@ -404,21 +447,15 @@ class _CopyData:
     def __init__(self, conn: AsyncConnection[Any] | Connection[Any], rows: list[ReadingRow]):
         self._conn = conn
         self._rows = rows
-        self._pieces: list[tuple[bytes, list[ReadingRow]]] = []
-        self._complete = False
         self._battery: dict[int, tuple[datetime, int]] = {}
 
     def latest_battery_pct(self) -> dict[int, int]:
         """Battery level of each installation's latest row that has one (once the data was sent)."""
-        return {installation_id: level for installation_id, (_, level) in self._battery.items()}
+        return _battery_pct(self._battery)
 
     def chunks(self) -> Iterator[tuple[bytes, list[ReadingRow]]]:
         """Pieces of COPY data, each with the rows it holds."""
-        if self._complete:
-            yield from self._pieces
-            return
         rows = self._rows
-        self._pieces, self._battery = [], {}
         transformer = Transformer.from_context(self._conn)
         transformer.set_dumper_types([self._conn.adapters.types[name].oid for name in COLUMN_TYPES], Format.BINARY)
         bounds = [0, *range(min(FIRST_CHUNK_ROWS, len(rows)), len(rows), CHUNK_ROWS), len(rows)]
@@ -429,10 +466,8 @@ class _CopyData:
                 format_row_binary(row, transformer, chunk)
             if end == len(rows):
                 chunk += COPY_TRAILER
-            self._pieces.append((bytes(chunk), chunk_rows))
-            yield self._pieces[-1]
+            yield bytes(chunk), chunk_rows
             _note_battery(chunk_rows, self._battery)  # while the server stores this piece
-        self._complete = True
 
 
 async def ingest(conn: AsyncConnection[Any], *, property_id: int, rows: Iterable[ReadingRow]) -> IngestResult:
@@ -443,25 +478,25 @@ async def ingest(conn: AsyncConnection[Any], *, property_id: int, rows: Iterable
     batch = _Batch(rows)
     if not batch.rows:
         return IngestResult(0, 0, 0, 0)
-    data = _CopyData(conn, batch.rows)
     async with conn.transaction(), conn.cursor() as cur:
         async with conn.pipeline():  # one round trip for both
             await cur.execute(ENSURE_PARTITIONS, {"first": batch.first, "last": batch.last})
             await cur.execute(PREPARE, batch.prepare_params(property_id))
         prepared = _Prepared.of(property_id, await cur.fetchone())
-        daily = prepared.daily()
-        if not prepared.stored_already and await _copied_directly(conn, cur, data, daily):
-            distinct, inserted, updated = batch.copied_counts()
-            async with conn.pipeline():
-                await cur.execute(LOCK_ROLLUPS_TO_MERGE, {"property_id": property_id})
-                await cur.execute(MERGE_ROLLUP, daily.merge_params())
-        else:
-            distinct, inserted, updated = await _upsert_through_staging(cur, batch, data, prepared.time_zone)
-            if inserted or updated:
+        if not prepared.stored_already:
+            data, daily = _CopyData(conn, batch.rows), prepared.daily()
+            if await _copied_directly(conn, cur, data, daily):
                 async with conn.pipeline():
-                    await cur.execute(LOCK_ROLLUPS_TO_RECOMPUTE, {"property_id": property_id})
-                    await cur.execute(ROLLUP, {"tz": prepared.time_zone})
-    return batch.result(distinct, inserted, updated, data)
+                    await cur.execute(LOCK_ROLLUPS_TO_MERGE, {"property_id": property_id})
+                    await cur.execute(MERGE_ROLLUP, daily.merge_params())
+                return batch.copied_result(data.latest_battery_pct())
+        await cur.execute(UPSERT, batch.upsert_params(prepared.time_zone))
+        upserted = _Upserted.of(await cur.fetchone())
+        if upserted.touched_ids:
+            async with conn.pipeline():
+                await cur.execute(LOCK_ROLLUPS_TO_RECOMPUTE, {"property_id": property_id})
+                await cur.execute(ROLLUP, upserted.rollup_params(prepared.time_zone))
+    return batch.upserted_result(upserted)
 
 
 def ingest_sync(conn: Connection[Any], *, property_id: int, rows: Iterable[ReadingRow]) -> IngestResult:
@@ -472,34 +507,29 @@ def ingest_sync(conn: Connection[Any], *, property_id: int, rows: Iterable[Readi
     Same SQL, same two paths, same rollup, same errors as `ingest`.
     """
     if conn.autocommit:
-        # Each statement would commit on its own, and ON COMMIT DELETE ROWS would empty the staging between them.
+        # Each statement would commit on its own: a failure would leave a batch half written.
         raise RuntimeError("ingest_sync runs inside the caller's transaction (transaction.atomic)")
     batch = _Batch(rows)
     if not batch.rows:
         return IngestResult(0, 0, 0, 0)
-    data = _CopyData(conn, batch.rows)
     with conn.cursor() as cur:
         with conn.pipeline():
             cur.execute(ENSURE_PARTITIONS, {"first": batch.first, "last": batch.last})
             cur.execute(PREPARE, batch.prepare_params(property_id))
         prepared = _Prepared.of(property_id, cur.fetchone())
-        daily = prepared.daily()
-        if not prepared.stored_already and _copied_directly_sync(conn, cur, data, daily):
-            distinct, inserted, updated = batch.copied_counts()
-            with conn.pipeline():
-                cur.execute(LOCK_ROLLUPS_TO_MERGE, {"property_id": property_id})
-                cur.execute(MERGE_ROLLUP, daily.merge_params())
-        else:
-            cur.execute(STAGING)
-            _copy_sync(cur, COPY_STAGING, data)
-            distinct, inserted, updated = _upsert_counts(
-                cur.execute(UPSERT, batch.upsert_params(prepared.time_zone)).fetchone()
-            )
-            if inserted or updated:
+        if not prepared.stored_already:
+            data, daily = _CopyData(conn, batch.rows), prepared.daily()
+            if _copied_directly_sync(conn, cur, data, daily):
                 with conn.pipeline():
-                    cur.execute(LOCK_ROLLUPS_TO_RECOMPUTE, {"property_id": property_id})
-                    cur.execute(ROLLUP, {"tz": prepared.time_zone})
-    return batch.result(distinct, inserted, updated, data)
+                    cur.execute(LOCK_ROLLUPS_TO_MERGE, {"property_id": property_id})
+                    cur.execute(MERGE_ROLLUP, daily.merge_params())
+                return batch.copied_result(data.latest_battery_pct())
+        upserted = _Upserted.of(cur.execute(UPSERT, batch.upsert_params(prepared.time_zone)).fetchone())
+        if upserted.touched_ids:
+            with conn.pipeline():
+                cur.execute(LOCK_ROLLUPS_TO_RECOMPUTE, {"property_id": property_id})
+                cur.execute(ROLLUP, upserted.rollup_params(prepared.time_zone))
+    return batch.upserted_result(upserted)
 
 
 async def _copied_directly(conn: AsyncConnection[Any], cur: Any, data: _CopyData, daily: _DailyAggregates) -> bool:
@@ -508,8 +538,11 @@ async def _copied_directly(conn: AsyncConnection[Any], cur: Any, data: _CopyData
     False, with nothing written, when a key repeats or is stored already.
     """
     try:
-        async with conn.transaction():
-            await _copy(cur, COPY_DIRECT, data, daily)
+        async with conn.transaction(), cur.copy(COPY_DIRECT) as copy:
+            for chunk, rows in data.chunks():
+                await copy.write(chunk)
+                daily.add(rows)  # while the server stores this piece
+            daily.finish()
     except pg_errors.UniqueViolation:
         return False
     return True
@@ -518,42 +551,11 @@ async def _copied_directly(conn: AsyncConnection[Any], cur: Any, data: _CopyData
 def _copied_directly_sync(conn: Connection[Any], cur: Any, data: _CopyData, daily: _DailyAggregates) -> bool:
     """`_copied_directly` on a synchronous connection (the savepoint nests in the caller's transaction)."""
     try:
-        with conn.transaction():
-            _copy_sync(cur, COPY_DIRECT, data, daily)
+        with conn.transaction(), cur.copy(COPY_DIRECT) as copy:
+            for chunk, rows in data.chunks():
+                copy.write(chunk)
+                daily.add(rows)
+            daily.finish()
     except pg_errors.UniqueViolation:
         return False
     return True
-
-
-async def _upsert_through_staging(cur: Any, batch: _Batch, data: _CopyData, tz: str) -> tuple[int, int, int]:
-    """The general path; returns (distinct keys, inserted, updated)."""
-    await cur.execute(STAGING)
-    await _copy(cur, COPY_STAGING, data)
-    await cur.execute(UPSERT, batch.upsert_params(tz))
-    return _upsert_counts(await cur.fetchone())
-
-
-def _upsert_counts(found: Any) -> tuple[int, int, int]:
-    distinct, inserted, updated = found
-    return int(distinct), int(inserted), int(updated)
-
-
-async def _copy(cur: Any, statement: str, data: _CopyData, daily: _DailyAggregates | None = None) -> None:
-    """Send `data`; with `daily`, add up each piece's rows while the server stores it."""
-    async with cur.copy(statement) as copy:
-        for chunk, rows in data.chunks():
-            await copy.write(chunk)
-            if daily is not None:
-                daily.add(rows)
-        if daily is not None:
-            daily.finish()  # while the server stores the last piece
-
-
-def _copy_sync(cur: Any, statement: str, data: _CopyData, daily: _DailyAggregates | None = None) -> None:
-    with cur.copy(statement) as copy:
-        for chunk, rows in data.chunks():
-            copy.write(chunk)
-            if daily is not None:
-                daily.add(rows)
-        if daily is not None:
-            daily.finish()

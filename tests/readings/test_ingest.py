@@ -1,4 +1,4 @@
-"""readings.ingest: COPY into staging, one idempotent upsert, the daily rollup, partitions."""
+"""readings.ingest: COPY straight into reading, else one idempotent upsert; the daily rollup; partitions."""
 
 import asyncio
 from datetime import UTC, datetime, timedelta, timezone
@@ -142,10 +142,10 @@ async def rollups():
 def fast_path_only(monkeypatch):
     """Makes the general path fail, so that a test proves the fast path (COPY into reading, merge) ran."""
 
-    async def general_path(*args):
+    def general_path(*args):
         raise AssertionError("the general path ran")
 
-    monkeypatch.setattr("readings.ingest._upsert_through_staging", general_path)
+    monkeypatch.setattr("readings.ingest._Batch.upsert_params", general_path)
 
 
 async def test_it_merges_new_rows_into_stored_days_as_a_recomputation_would(prop, heat_meter, monkeypatch):
@@ -219,9 +219,11 @@ async def test_it_takes_the_general_path_when_only_a_middle_key_exists(prop, hea
     assert await Reading.objects.acount() == 5
 
 
-async def test_it_stores_exactly_what_psycopg_write_row_stores(prop, heat_meter):
-    # ingest encodes COPY rows by calling psycopg's row encoder itself: what it stores must be what
-    # psycopg's public Copy.write_row stores, for every kind of value a row can hold.
+@pytest.mark.parametrize("path", ["fast", "general"])
+async def test_it_stores_exactly_what_psycopg_write_row_stores(prop, heat_meter, path):
+    # ingest encodes COPY rows by calling psycopg's row encoder itself, and writes array literals
+    # for the general path: what it stores must be what psycopg's public Copy.write_row stores,
+    # for every kind of value a row can hold.
     plus_two = timezone(timedelta(hours=2))
     batch = [
         ReadingRow(heat_meter.pk, datetime(2025, 6, 1, 12, 0, 0, 1, tzinfo=plus_two), Decimal("0"), "kWh", "heat"),
@@ -229,8 +231,14 @@ async def test_it_stores_exactly_what_psycopg_write_row_stores(prop, heat_meter)
         ReadingRow(heat_meter.pk, T0 + timedelta(hours=1), Decimal("1.0000005"), "kWh", "heat", 0, -150),
         ReadingRow(heat_meter.pk, T0 + timedelta(hours=2), Decimal("12.5E+3"), "MWh", "heat", None, -71),
         ReadingRow(heat_meter.pk, T0 + timedelta(hours=3), Decimal("-0.000001"), "m³", "wärme", 7, None),
+        # Strings an array literal must quote, or would read as NULL.
+        ReadingRow(heat_meter.pk, T0 + timedelta(hours=4), Decimal("1.5"), 'k,"W\\h', "NULL", 1, 1),
+        ReadingRow(heat_meter.pk, T0 + timedelta(hours=5), Decimal("2.5"), "{}", " x y ", None, None),
+        ReadingRow(heat_meter.pk, T0 + timedelta(hours=6), Decimal("3.5"), "", "null", None, None),
     ]
-    await run(prop, batch)
+    sent = [*batch, batch[0]] if path == "general" else batch  # a repeated key takes the general path
+    result = await run(prop, sent)
+    assert (result.inserted, result.folded) == (len(batch), len(sent) - len(batch))
     async with await psycopg.AsyncConnection.connect(conninfo()) as conn:
         await conn.execute("CREATE TEMP TABLE expected (LIKE reading INCLUDING DEFAULTS)")
         async with conn.cursor().copy(COPY_DIRECT.replace("reading", "expected", 1)) as copy:
@@ -244,13 +252,13 @@ async def test_it_stores_exactly_what_psycopg_write_row_stores(prop, heat_meter)
         expected = await (await conn.execute(query.format(sql.Identifier("expected")))).fetchall()
         stored = await (await conn.execute(query.format(sql.Identifier("reading")))).fetchall()
     assert stored == expected
-    assert len(stored) == 5
+    assert len(stored) == len(batch)
 
 
-async def test_it_sends_batches_larger_than_one_copy_piece_again_to_the_general_path(prop, heat_meter):
+async def test_it_takes_the_general_path_when_a_batch_of_several_copy_pieces_fails(prop, heat_meter):
     batch = rows(heat_meter, [str(i) for i in range(CHUNK_ROWS * 2 + 1)], step=timedelta(minutes=1))
     await run(prop, batch[10:11])  # stored already: the COPY of all pieces into reading fails at its end
-    result = await run(prop, batch)  # and the same pieces go again into the staging table
+    result = await run(prop, batch)  # and the whole batch goes to the upsert
     assert result.as_dict() == {"inserted": CHUNK_ROWS * 2, "updated": 0, "unchanged": 1, "folded": 0}
     assert await Reading.objects.acount() == CHUNK_ROWS * 2 + 1
     assert await Reading.objects.filter(value=Decimal(CHUNK_ROWS * 2)).aexists()  # the last piece's row
