@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from functools import partial
 from itertools import groupby, repeat
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Annotated, Any, cast
 
 import msgspec
@@ -174,12 +174,15 @@ def parse_readings(body: bytes, *, installations: InstallationIndex, now: dateti
     return parsed
 
 
+_row_timestamp = itemgetter(1)
+
+
 def _check_span(rows: Sequence[ReadingRow], errors: Errors) -> None:
     """One payload may span at most MAX_PAYLOAD_SPAN (reading_ensure_partitions refuses more)."""
     if not rows:
         return
-    first = min(row.timestamp for row in rows)
-    last = max(row.timestamp for row in rows)
+    first = min(map(_row_timestamp, rows))
+    last = max(map(_row_timestamp, rows))
     if last - first > MAX_PAYLOAD_SPAN:
         errors.add(
             None,

@@ -63,6 +63,7 @@ SELECT i.id, i.meter_serial, i.manufacturer, i.meter_type, i.register_unit, i.in
 FROM readings_meterinstallation i
 JOIN readings_unit u ON u.id = i.unit_id
 WHERE u.property_id = %s
+ORDER BY i.id
 """
 
 COPY_RAW_FRAMES = """
@@ -155,9 +156,23 @@ async def gateway_by_serial(conn: AsyncConnection[Any], serial: str) -> Authenti
     return AuthenticatedGateway(*row) if row is not None else None
 
 
+# The last index built for each property, with the rows it was built from. A
+# gateway posts again and again and its property's meters seldom change: when
+# the rows read now equal those, the index is the same and need not be built
+# again (about a millisecond for 400 meters). Indexes are only read, never changed.
+_last_index: dict[int, tuple[list[tuple[Any, ...]], InstallationIndex]] = {}
+
+
 async def installation_index(conn: AsyncConnection[Any], property_id: int) -> InstallationIndex:
+    """The property's installations as they are now in the database."""
     cur = await conn.execute(INSTALLATIONS, [property_id])
-    return InstallationIndex(Installation(*row) for row in await cur.fetchall())
+    rows = await cur.fetchall()
+    last = _last_index.get(property_id)
+    if last is not None and last[0] == rows:
+        return last[1]
+    index = InstallationIndex(Installation(*row) for row in rows)
+    _last_index[property_id] = (rows, index)
+    return index
 
 
 async def keep_raw_frames(conn: AsyncConnection[Any], gateway_id: int, frames: list[RawFrameRow]) -> None:
@@ -213,10 +228,10 @@ async def kept_frames(
 
 async def record_delivery(conn: AsyncConnection[Any], gateway: AuthenticatedGateway, alarms: list[AlarmFact]) -> None:
     """Inside the ingest transaction: the gateway was seen, is not offline, and raised these alarms."""
-    await conn.execute(SEEN, [gateway.id])
-    await conn.execute(CLEAR_OFFLINE, [gateway.id, AlarmType.GATEWAY_OFFLINE])
-    if alarms:
-        async with conn.cursor() as cur:
+    async with conn.pipeline(), conn.cursor() as cur:  # one round trip
+        await cur.execute(SEEN, [gateway.id])
+        await cur.execute(CLEAR_OFFLINE, [gateway.id, AlarmType.GATEWAY_OFFLINE])
+        if alarms:
             await cur.executemany(
                 RAISE_ALARM,
                 [

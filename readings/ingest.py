@@ -387,27 +387,34 @@ class _Prepared:
 
 
 class _DailyAggregates:
-    """Each (installation, local day)'s first and last row and row count, added up chunk by chunk."""
+    """Each (installation, local day)'s first and last row, row count and latest battery level.
+
+    Added up piece by piece while the server stores the COPY data; a fast-path
+    batch has no repeated key, so no two of an installation's rows tie in time.
+    """
 
     def __init__(self, first_day: date, day_starts: list[datetime]):
         self._first_day = first_day
         self._day_starts = day_starts
+        # (installation, day index) -> [first_at, first_value, last_at, last_value, count, battery_at, battery]
         self._days: dict[tuple[int, int], list[Any]] = {}
         self._merge_params: dict[str, Any] | None = None
 
     def add(self, rows: list[ReadingRow]) -> None:
         day_starts, days = self._day_starts, self._days
-        for installation_id, timestamp, value, *_ in rows:
+        for installation_id, timestamp, value, _, _, level, _ in rows:
             key = (installation_id, bisect_right(day_starts, timestamp))
             day = days.get(key)
             if day is None:
-                days[key] = [timestamp, value, timestamp, value, 1]
+                days[key] = [timestamp, value, timestamp, value, 1, None if level is None else timestamp, level]
                 continue
             if timestamp < day[0]:
                 day[0], day[1] = timestamp, value
             elif timestamp > day[2]:
                 day[2], day[3] = timestamp, value
             day[4] += 1
+            if level is not None and (day[5] is None or timestamp > day[5]):
+                day[5], day[6] = timestamp, level
 
     def finish(self) -> None:
         """All rows are added: prepare MERGE_ROLLUP's parameters."""
@@ -418,40 +425,37 @@ class _DailyAggregates:
             raise RuntimeError("merge_params() before finish()")
         return self._merge_params
 
+    def latest_battery_pct(self) -> dict[int, int]:
+        """Battery level of each installation's latest row that has one."""
+        latest: dict[int, tuple[datetime, int]] = {}
+        for (installation_id, _), (*_, battery_at, level) in self._days.items():
+            if level is not None:
+                known = latest.get(installation_id)
+                if known is None or known[0] < battery_at:
+                    latest[installation_id] = (battery_at, level)
+        return _battery_pct(latest)
+
     def _params(self) -> dict[str, Any]:
         ids, day_offsets = zip(*self._days, strict=True)
-        first_ats, first_values, last_ats, last_values, counts = zip(*self._days.values(), strict=True)
+        first_ats, first_values, last_ats, last_values, counts, _, _ = zip(*self._days.values(), strict=True)
         return {
             "first_day": self._first_day,
             "ids": list(ids),
             "day_offsets": list(day_offsets),
             "first_ats": list(first_ats),
-            "first_values": _numeric_array_literal(first_values),
+            "first_values": _array_literal(first_values),
             "last_ats": list(last_ats),
-            "last_values": _numeric_array_literal(last_values),
+            "last_values": _array_literal(last_values),
             "counts": list(counts),
         }
 
 
-def _numeric_array_literal(values: Iterable[Decimal]) -> str:
-    """'{1.5,2}': a finite Decimal's str() is a valid numeric literal."""
-    return "{" + ",".join(map(str, values)) + "}"
-
-
 class _CopyData:
-    """The batch as binary COPY data, encoded piece by piece as it is sent.
-
-    Meanwhile it notes the latest battery level of each installation.
-    """
+    """The batch as binary COPY data, encoded piece by piece as it is sent."""
 
     def __init__(self, conn: AsyncConnection[Any] | Connection[Any], rows: list[ReadingRow]):
         self._conn = conn
         self._rows = rows
-        self._battery: dict[int, tuple[datetime, int]] = {}
-
-    def latest_battery_pct(self) -> dict[int, int]:
-        """Battery level of each installation's latest row that has one (once the data was sent)."""
-        return _battery_pct(self._battery)
 
     def chunks(self) -> Iterator[tuple[bytes, list[ReadingRow]]]:
         """Pieces of COPY data, each with the rows it holds."""
@@ -467,7 +471,6 @@ class _CopyData:
             if end == len(rows):
                 chunk += COPY_TRAILER
             yield bytes(chunk), chunk_rows
-            _note_battery(chunk_rows, self._battery)  # while the server stores this piece
 
 
 async def ingest(conn: AsyncConnection[Any], *, property_id: int, rows: Iterable[ReadingRow]) -> IngestResult:
@@ -489,7 +492,7 @@ async def ingest(conn: AsyncConnection[Any], *, property_id: int, rows: Iterable
                 async with conn.pipeline():
                     await cur.execute(LOCK_ROLLUPS_TO_MERGE, {"property_id": property_id})
                     await cur.execute(MERGE_ROLLUP, daily.merge_params())
-                return batch.copied_result(data.latest_battery_pct())
+                return batch.copied_result(daily.latest_battery_pct())
         await cur.execute(UPSERT, batch.upsert_params(prepared.time_zone))
         upserted = _Upserted.of(await cur.fetchone())
         if upserted.touched_ids:
@@ -523,7 +526,7 @@ def ingest_sync(conn: Connection[Any], *, property_id: int, rows: Iterable[Readi
                 with conn.pipeline():
                     cur.execute(LOCK_ROLLUPS_TO_MERGE, {"property_id": property_id})
                     cur.execute(MERGE_ROLLUP, daily.merge_params())
-                return batch.copied_result(data.latest_battery_pct())
+                return batch.copied_result(daily.latest_battery_pct())
         upserted = _Upserted.of(cur.execute(UPSERT, batch.upsert_params(prepared.time_zone)).fetchone())
         if upserted.touched_ids:
             with conn.pipeline():

@@ -127,6 +127,30 @@ async def test_it_routes_readings_across_a_meter_swap_in_one_payload(
     ]
 
 
+async def test_it_sees_a_meter_swap_made_between_two_posts(async_client, gateway_token, heat_meter, unit, gateway):
+    # The endpoint keeps the last index of the property's meters; a change must reach the next post.
+    first = await post(async_client, gateway_token, {"readings": [reading(1, "500")]})
+    assert first.status_code == 200, first.content
+    swap = T0 + timedelta(hours=2)
+    heat_meter.removed_at = swap
+    await heat_meter.asave()
+    new = await MeterInstallation.objects.acreate(
+        unit=unit,
+        gateway=gateway,
+        meter_serial="12345678",
+        manufacturer="KAM",
+        meter_type="heat",
+        register_unit="MWh",
+        installed_at=swap,
+    )
+    second = await post(async_client, gateway_token, {"readings": [reading(3, "4000")]})
+    assert second.status_code == 200, second.content
+    assert await stored() == [
+        (heat_meter.pk, T0 + timedelta(hours=1), Decimal("500")),
+        (new.pk, T0 + timedelta(hours=3), Decimal("4")),
+    ]
+
+
 async def test_it_accepts_a_meter_installation_id_and_gzip(async_client, gateway_token, heat_meter):
     item = {"meter_installation_id": heat_meter.pk, "timestamp": T0.isoformat(), "value": 5, "unit": "kWh"}
     response = await post(
