@@ -10,8 +10,9 @@ rollup on a synchronous connection inside the caller's Django transaction
 First the months the batch needs are created and, in the same round trip,
 the batch's installations are checked (and locked against deletion) and the
 property's local midnights fetched. Then two paths, one result:
-- fast: binary COPY straight into `reading` (a gateway's new readings, the
-  common case), encoded in C piece by piece while the server stores the
+- fast: binary COPY straight into `reading`, or into the month's partition
+  when the batch fits one (a gateway's new readings, the common case),
+  encoded in C piece by piece while the server stores the
   previous piece. The primary key is the check that every key is new: a
   duplicate or an existing key aborts the COPY (to a savepoint) and the
   batch takes the general path. The rollup is merged incrementally from
@@ -37,7 +38,7 @@ from itertools import pairwise
 from operator import itemgetter
 from typing import Any, NamedTuple
 
-from psycopg import AsyncConnection, Connection
+from psycopg import AsyncConnection, Connection, sql
 from psycopg import errors as pg_errors
 
 # psycopg's C encoder of one binary COPY row (what Copy.write_row calls per
@@ -79,6 +80,7 @@ class IngestResult:
 COLUMNS = 'installation_id, "timestamp", value, unit, meter_type, battery_level_pct, rssi_dbm'
 COLUMN_TYPES = ["int8", "timestamptz", "numeric", "varchar", "varchar", "int2", "int2"]
 COPY_DIRECT = f"COPY reading ({COLUMNS}) FROM STDIN (FORMAT BINARY)"
+COPY_INTO_PARTITION = sql.SQL("COPY {} (" + COLUMNS + ") FROM STDIN (FORMAT BINARY)")
 
 COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, header extension length
 COPY_TRAILER = b"\xff\xff"
@@ -101,7 +103,11 @@ ENSURE_PARTITIONS = "SELECT reading_ensure_partitions(%(first)s, %(last)s)"
 #   the instants at which each later local day of the batch starts (so that
 #   rows are put into days here exactly as PostgreSQL's AT TIME ZONE would);
 # - whether the batch's first or last key is stored already (a re-sent
-#   payload): then the COPY into `reading` would only fail, so skip it.
+#   payload): then the COPY into `reading` would only fail, so skip it;
+# - the monthly partition that holds the whole batch, when one does (a daily
+#   upload): COPY into it directly spares the server routing each row (the
+#   partitions are named and bounded by UTC month, see reading_ensure_partitions;
+#   a hypertable's chunks are named otherwise, so it gets `reading` itself).
 PREPARE = """
 WITH mine AS MATERIALIZED (
     SELECT i.id FROM readings_meterinstallation i
@@ -129,7 +135,14 @@ SELECT
     ARRAY(SELECT day AT TIME ZONE local.time_zone
           FROM generate_series((local.first_day + 1)::timestamp, local.last_day::timestamp, interval '1 day') AS day),
     EXISTS (SELECT 1 FROM reading r
-            WHERE (r.installation_id, r."timestamp") IN ((%(probe_id)s, %(probe_at)s), (%(probe2_id)s, %(probe2_at)s)))
+            WHERE (r.installation_id, r."timestamp") IN ((%(probe_id)s, %(probe_at)s), (%(probe2_id)s, %(probe2_at)s))),
+    (SELECT ARRAY[n.nspname::text, c.relname::text]
+     FROM pg_inherits h
+     JOIN pg_class c ON c.oid = h.inhrelid
+     JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE h.inhparent = 'reading'::regclass
+       AND date_trunc('month', %(first)s::timestamptz, 'UTC') = date_trunc('month', %(last)s::timestamptz, 'UTC')
+       AND c.relname = 'reading_' || to_char(%(first)s::timestamptz AT TIME ZONE 'UTC', 'YYYY_MM'))
 FROM local
 """
 
@@ -371,16 +384,19 @@ class _Prepared:
     # When each local day after `first_day` starts, in order.
     day_starts: list[datetime]
     stored_already: bool
+    # Where the fast path's COPY goes: the batch's monthly partition, else `reading`.
+    copy_statement: str | sql.Composed
 
     @classmethod
     def of(cls, property_id: int, found: Any) -> _Prepared:
         """Raises LookupError for a missing property, ValueError for installations of another one."""
         if found is None:
             raise LookupError(f"property {property_id} does not exist")
-        foreign, time_zone, first_day, day_starts, stored_already = found
+        foreign, time_zone, first_day, day_starts, stored_already, partition = found
         if foreign:
             raise ValueError(f"installations {foreign} do not belong to property {property_id}")
-        return cls(str(time_zone), first_day, list(day_starts), bool(stored_already))
+        copy_statement = COPY_DIRECT if partition is None else COPY_INTO_PARTITION.format(sql.Identifier(*partition))
+        return cls(str(time_zone), first_day, list(day_starts), bool(stored_already), copy_statement)
 
     def daily(self) -> _DailyAggregates:
         return _DailyAggregates(self.first_day, self.day_starts)
@@ -488,7 +504,7 @@ async def ingest(conn: AsyncConnection[Any], *, property_id: int, rows: Iterable
         prepared = _Prepared.of(property_id, await cur.fetchone())
         if not prepared.stored_already:
             data, daily = _CopyData(conn, batch.rows), prepared.daily()
-            if await _copied_directly(conn, cur, data, daily):
+            if await _copied_directly(conn, cur, prepared.copy_statement, data, daily):
                 async with conn.pipeline():
                     await cur.execute(LOCK_ROLLUPS_TO_MERGE, {"property_id": property_id})
                     await cur.execute(MERGE_ROLLUP, daily.merge_params())
@@ -522,7 +538,7 @@ def ingest_sync(conn: Connection[Any], *, property_id: int, rows: Iterable[Readi
         prepared = _Prepared.of(property_id, cur.fetchone())
         if not prepared.stored_already:
             data, daily = _CopyData(conn, batch.rows), prepared.daily()
-            if _copied_directly_sync(conn, cur, data, daily):
+            if _copied_directly_sync(conn, cur, prepared.copy_statement, data, daily):
                 with conn.pipeline():
                     cur.execute(LOCK_ROLLUPS_TO_MERGE, {"property_id": property_id})
                     cur.execute(MERGE_ROLLUP, daily.merge_params())
@@ -535,13 +551,15 @@ def ingest_sync(conn: Connection[Any], *, property_id: int, rows: Iterable[Readi
     return batch.upserted_result(upserted)
 
 
-async def _copied_directly(conn: AsyncConnection[Any], cur: Any, data: _CopyData, daily: _DailyAggregates) -> bool:
-    """The fast path: COPY into `reading`, adding up `daily` meanwhile.
+async def _copied_directly(
+    conn: AsyncConnection[Any], cur: Any, statement: str | sql.Composed, data: _CopyData, daily: _DailyAggregates
+) -> bool:
+    """The fast path: COPY into `reading` (or the batch's partition), adding up `daily` meanwhile.
 
     False, with nothing written, when a key repeats or is stored already.
     """
     try:
-        async with conn.transaction(), cur.copy(COPY_DIRECT) as copy:
+        async with conn.transaction(), cur.copy(statement) as copy:
             for chunk, rows in data.chunks():
                 await copy.write(chunk)
                 daily.add(rows)  # while the server stores this piece
@@ -551,10 +569,12 @@ async def _copied_directly(conn: AsyncConnection[Any], cur: Any, data: _CopyData
     return True
 
 
-def _copied_directly_sync(conn: Connection[Any], cur: Any, data: _CopyData, daily: _DailyAggregates) -> bool:
+def _copied_directly_sync(
+    conn: Connection[Any], cur: Any, statement: str | sql.Composed, data: _CopyData, daily: _DailyAggregates
+) -> bool:
     """`_copied_directly` on a synchronous connection (the savepoint nests in the caller's transaction)."""
     try:
-        with conn.transaction(), cur.copy(COPY_DIRECT) as copy:
+        with conn.transaction(), cur.copy(statement) as copy:
             for chunk, rows in data.chunks():
                 copy.write(chunk)
                 daily.add(rows)

@@ -401,3 +401,27 @@ def test_it_lets_concurrent_first_writers_of_a_month_all_succeed():
         assert found == (6,)
         for month in range(1, 7):
             conn.execute(f"DROP TABLE reading_2041_{month:02d}")
+
+
+async def test_it_copies_a_batch_of_one_month_straight_into_that_months_partition(prop, heat_meter, monkeypatch):
+    from readings import ingest as ingest_module
+
+    targets = []
+    copied_directly = ingest_module._copied_directly
+
+    async def noting_the_target(conn, cur, statement, data, daily):
+        targets.append(statement if isinstance(statement, str) else statement.as_string(conn))
+        return await copied_directly(conn, cur, statement, data, daily)
+
+    monkeypatch.setattr(ingest_module, "_copied_directly", noting_the_target)
+    in_april = datetime(2025, 4, 30, 20, tzinfo=UTC)
+    await run(prop, rows(heat_meter, ["1", "2", "3"], start=in_april))  # 20:00 to 22:00 UTC, all April
+    await run(prop, rows(heat_meter, ["4", "5", "6"], start=in_april + timedelta(hours=3)))  # into May
+    async with await psycopg.AsyncConnection.connect(conninfo()) as conn:
+        kind = await (await conn.execute("SELECT relkind FROM pg_class WHERE oid = 'reading'::regclass")).fetchone()
+    partitioned = kind == ("p",)  # else a TimescaleDB hypertable, whose chunks are named otherwise
+    assert targets[0].startswith('COPY "public"."reading_2025_04" (' if partitioned else "COPY reading (")
+    assert targets[1].startswith("COPY reading (")
+    assert [r.value async for r in Reading.objects.order_by("timestamp")] == [Decimal(n) for n in range(1, 7)]
+    stored, recomputed = await rollups()
+    assert stored == recomputed
