@@ -1,4 +1,4 @@
-"""Through a real daphne: the gateway API is served without the site's middleware, the site with it."""
+"""Through a real daphne: the gateway API is served with only the middleware an API needs, the site with all."""
 
 import http.client
 import json
@@ -10,8 +10,10 @@ from readings.models import Reading
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-# Headers that the site's middleware adds (clickjacking, locale, security).
-SITE_MIDDLEWARE_HEADERS = ("X-Frame-Options", "Content-Language", "Referrer-Policy")
+# Headers that only the site's middleware adds (clickjacking, locale).
+SITE_MIDDLEWARE_HEADERS = ("X-Frame-Options", "Content-Language")
+# What the API keeps: security headers and a Content-Length (embedded HTTP clients may not read chunked answers).
+API_HEADERS = ("X-Content-Type-Options", "Referrer-Policy", "Content-Length")
 
 
 def request(base, method, path, body=None, headers=None):
@@ -24,7 +26,7 @@ def request(base, method, path, body=None, headers=None):
         connection.close()
 
 
-def test_it_stores_a_payload_through_the_middleware_free_api(daphne_server, gateway_token, heat_meter):
+def test_it_stores_a_payload_through_the_lean_api_handler(daphne_server, gateway_token, heat_meter):
     body = {
         "readings": [
             {"meter": "12345678", "manufacturer": "KAM", "timestamp": f"2026-03-01T0{hour}:00:00+00:00", "value": hour}
@@ -42,9 +44,12 @@ def test_it_stores_a_payload_through_the_middleware_free_api(daphne_server, gate
     assert (status, json.loads(answer)) == (200, {"inserted": 3, "updated": 0, "unchanged": 0, "folded": 0})
     assert Reading.objects.filter(installation=heat_meter).count() == 3
     assert not [name for name in SITE_MIDDLEWARE_HEADERS if name in headers]
+    assert all(name in headers for name in API_HEADERS)
+    assert int(headers["Content-Length"]) == len(answer)
+    assert "Transfer-Encoding" not in headers
 
 
-def test_it_refuses_a_foreign_token_on_the_middleware_free_api(daphne_server):
+def test_it_refuses_a_foreign_token_on_the_lean_api_handler(daphne_server):
     status, headers, answer = request(
         daphne_server,
         "POST",
@@ -55,10 +60,22 @@ def test_it_refuses_a_foreign_token_on_the_middleware_free_api(daphne_server):
     assert status == 401
     assert "unknown or revoked" in json.loads(answer)["error"]
     assert "X-Frame-Options" not in headers
+    assert int(headers["Content-Length"]) == len(answer)
+
+
+def test_it_refuses_a_host_that_is_not_allowed_on_the_api(daphne_server):
+    status, _, _ = request(
+        daphne_server,
+        "POST",
+        "/api/v1/readings",
+        b"{}",
+        {"Host": "evil.example", "Authorization": "Bearer nope", "Content-Type": "application/json"},
+    )
+    assert status == 400
 
 
 def test_it_keeps_the_site_middleware_for_pages(daphne_server):
     status, headers, _ = request(daphne_server, "GET", "/admin/login/")
     assert status == 200
-    assert all(name in headers for name in SITE_MIDDLEWARE_HEADERS)
+    assert all(name in headers for name in (*SITE_MIDDLEWARE_HEADERS, *API_HEADERS))
     assert "csrftoken" in headers.get("Set-Cookie", "")
