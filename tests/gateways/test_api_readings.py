@@ -100,22 +100,25 @@ async def test_it_converts_litres_to_cubic_metres(async_client, gateway_token, w
     assert await stored() == [(water_meter.pk, T0, Decimal("1.2345"))]
 
 
+async def swap_meter(meter, unit, gateway, at, register_unit="kWh"):
+    """The same physical meter, refurbished and re-installed: a new installation from `at` on."""
+    meter.removed_at = at
+    await meter.asave()
+    return await MeterInstallation.objects.acreate(
+        unit=unit,
+        gateway=gateway,
+        meter_serial=meter.meter_serial,
+        manufacturer=meter.manufacturer,
+        meter_type=meter.meter_type,
+        register_unit=register_unit,
+        installed_at=at,
+    )
+
+
 async def test_it_routes_readings_across_a_meter_swap_in_one_payload(
     async_client, gateway_token, heat_meter, unit, gateway
 ):
-    swap = T0 + timedelta(hours=2)
-    heat_meter.removed_at = swap
-    await heat_meter.asave()
-    # The same physical meter, refurbished and re-installed: a new installation from the swap on.
-    new = await MeterInstallation.objects.acreate(
-        unit=unit,
-        gateway=gateway,
-        meter_serial="12345678",
-        manufacturer="KAM",
-        meter_type="heat",
-        register_unit="kWh",
-        installed_at=swap,
-    )
+    new = await swap_meter(heat_meter, unit, gateway, T0 + timedelta(hours=2))
     response = await post(
         async_client, gateway_token, {"readings": [reading(1, "500"), reading(2, "3"), reading(3, "4")]}
     )
@@ -131,18 +134,7 @@ async def test_it_sees_a_meter_swap_made_between_two_posts(async_client, gateway
     # The endpoint keeps the last index of the property's meters; a change must reach the next post.
     first = await post(async_client, gateway_token, {"readings": [reading(1, "500")]})
     assert first.status_code == 200, first.content
-    swap = T0 + timedelta(hours=2)
-    heat_meter.removed_at = swap
-    await heat_meter.asave()
-    new = await MeterInstallation.objects.acreate(
-        unit=unit,
-        gateway=gateway,
-        meter_serial="12345678",
-        manufacturer="KAM",
-        meter_type="heat",
-        register_unit="MWh",
-        installed_at=swap,
-    )
+    new = await swap_meter(heat_meter, unit, gateway, T0 + timedelta(hours=2), register_unit="MWh")
     second = await post(async_client, gateway_token, {"readings": [reading(3, "4000")]})
     assert second.status_code == 200, second.content
     assert await stored() == [
