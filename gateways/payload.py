@@ -29,7 +29,7 @@ from typing import Annotated, Any, cast
 
 import msgspec
 
-from readings.ingest import ReadingRow
+from readings.ingest import ReadingRow, keep_latest
 from readings.units import RESOLUTION, UnitError, canonical_unit, convert
 
 MAX_REGISTER = Decimal("999999999999")  # numeric(18, 6)
@@ -359,14 +359,7 @@ ZERO = Decimal(0)
 def _collect(row: ReadingRow, error_flags: int | None, parsed: ParsedPayload) -> None:
     parsed.rows.append(row)
     if error_flags is not None:
-        _note_error_flags(row.installation_id, row.timestamp, error_flags, parsed.error_flags)
-
-
-def _note_error_flags(installation_id: int, at: datetime, flags: int, latest: dict[int, tuple[datetime, int]]) -> None:
-    """Keeps each installation's latest error flags (of equal times, the later reading's)."""
-    known = latest.get(installation_id)
-    if known is None or known[0] <= at:
-        latest[installation_id] = (at, flags)
+        keep_latest(parsed.error_flags, row.installation_id, row.timestamp, error_flags)
 
 
 @dataclass(frozen=True, slots=True)
@@ -435,7 +428,7 @@ class _Lane:
         if error_flags.count(None) < len(error_flags):
             for at, flags in zip(times, error_flags, strict=True):
                 if flags is not None:
-                    _note_error_flags(self.installation_id, at, flags, parsed.error_flags)
+                    keep_latest(parsed.error_flags, self.installation_id, at, flags)
         return True
 
 

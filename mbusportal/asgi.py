@@ -34,7 +34,7 @@ if settings.DEBUG:
 # refuses oversized payloads before Django buffers them.
 http_app = PathPrefixRouter(
     prefix="/api/",
-    matched=BodyLimit(GatewayApiHandler(), limit=settings.INGEST["max_body_bytes"], path_prefix="/api/"),
+    matched=BodyLimit(GatewayApiHandler(), limit=settings.INGEST["max_body_bytes"]),
     other=http_app,
 )
 

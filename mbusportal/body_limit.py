@@ -17,13 +17,12 @@ Message = dict[str, Any]
 
 
 class BodyLimit:
-    def __init__(self, app: Any, *, limit: int, path_prefix: str):
+    def __init__(self, app: Any, *, limit: int):
         self.app = app
         self.limit = limit
-        self.path_prefix = path_prefix
 
     async def __call__(self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(self.path_prefix):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         if self._declared_length(scope) > self.limit:

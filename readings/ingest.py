@@ -343,13 +343,18 @@ def _text_array(values: Sequence[str]) -> str | list[str]:
     return list(values)
 
 
+def keep_latest(latest: dict[int, tuple[datetime, int]], installation_id: int, at: datetime, level: int) -> None:
+    """Keeps in `latest` each installation's latest (time, level); of equal times, the one kept last."""
+    known = latest.get(installation_id)
+    if known is None or known[0] <= at:
+        latest[installation_id] = (at, level)
+
+
 def _note_battery(rows: list[ReadingRow], latest: dict[int, tuple[datetime, int]]) -> None:
     """Keeps in `latest` each installation's latest row's battery level, of rows that have one."""
     for installation_id, timestamp, _, _, _, level, _ in rows:
         if level is not None:
-            known = latest.get(installation_id)
-            if known is None or known[0] <= timestamp:
-                latest[installation_id] = (timestamp, level)
+            keep_latest(latest, installation_id, timestamp, level)
 
 
 def _battery_pct(latest: dict[int, tuple[datetime, int]]) -> dict[int, int]:
@@ -446,9 +451,7 @@ class _DailyAggregates:
         latest: dict[int, tuple[datetime, int]] = {}
         for (installation_id, _), (*_, battery_at, level) in self._days.items():
             if level is not None:
-                known = latest.get(installation_id)
-                if known is None or known[0] < battery_at:
-                    latest[installation_id] = (battery_at, level)
+                keep_latest(latest, installation_id, battery_at, level)
         return _battery_pct(latest)
 
     def _params(self) -> dict[str, Any]:
