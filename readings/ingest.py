@@ -38,15 +38,18 @@ from itertools import pairwise
 from operator import itemgetter
 from typing import Any, NamedTuple
 
-from psycopg import AsyncConnection, Connection, sql
+from psycopg import AsyncConnection, Connection, abc, sql
 from psycopg import errors as pg_errors
 
 # psycopg's C encoder of one binary COPY row (what Copy.write_row calls per
-# row); calling it directly encodes a batch without a coroutine per row.
-# tests/readings/test_ingest.py checks its output against write_row's.
+# row), for the rows readings.copy_binary cannot encode; calling it directly
+# encodes a batch without a coroutine per row. tests/readings/test_ingest.py
+# checks what both store against write_row's.
 from psycopg._copy_base import format_row_binary
 from psycopg.adapt import Transformer
 from psycopg.pq import Format
+
+from readings.copy_binary import encode_rows
 
 
 class ReadingRow(NamedTuple):
@@ -470,7 +473,7 @@ class _DailyAggregates:
 
 
 class _CopyData:
-    """The batch as binary COPY data, encoded piece by piece as it is sent."""
+    """The batch as binary COPY data, encoded piece by piece as it is sent (see readings.copy_binary)."""
 
     def __init__(self, conn: AsyncConnection[Any] | Connection[Any], rows: list[ReadingRow]):
         self._conn = conn
@@ -484,12 +487,18 @@ class _CopyData:
         bounds = [0, *range(min(FIRST_CHUNK_ROWS, len(rows)), len(rows), CHUNK_ROWS), len(rows)]
         for start, end in pairwise(bounds):
             chunk_rows = rows[start:end]
-            chunk = bytearray(COPY_SIGNATURE if start == 0 else b"")
-            for row in chunk_rows:
-                format_row_binary(row, transformer, chunk)
-            if end == len(rows):
-                chunk += COPY_TRAILER
-            yield bytes(chunk), chunk_rows
+            encoded = encode_rows(chunk_rows) or _encoded_by_psycopg(chunk_rows, transformer)
+            header = COPY_SIGNATURE if start == 0 else b""
+            trailer = COPY_TRAILER if end == len(rows) else b""
+            yield b"".join((header, encoded, trailer)), chunk_rows
+
+
+def _encoded_by_psycopg(rows: list[ReadingRow], transformer: abc.Transformer) -> bytearray:
+    """The rows as binary COPY rows, for those readings.copy_binary cannot encode."""
+    encoded = bytearray()
+    for row in rows:
+        format_row_binary(row, transformer, encoded)
+    return encoded
 
 
 async def ingest(conn: AsyncConnection[Any], *, property_id: int, rows: Iterable[ReadingRow]) -> IngestResult:

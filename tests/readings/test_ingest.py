@@ -255,6 +255,15 @@ async def test_it_stores_exactly_what_psycopg_write_row_stores(prop, heat_meter,
     assert len(stored) == len(batch)
 
 
+async def test_it_copies_rows_the_column_wise_encoder_cannot_hold_through_psycopgs(prop, heat_meter):
+    # readings.copy_binary has no room for NaN, which numeric(18, 6) holds: psycopg encodes that piece.
+    result = await run(prop, rows(heat_meter, ["1.5", "NaN"]))
+    assert result.as_dict() == {"inserted": 2, "updated": 0, "unchanged": 0, "folded": 0}
+    values = [reading.value async for reading in Reading.objects.order_by("timestamp")]
+    assert values[0] == Decimal("1.5")
+    assert values[1].is_nan()
+
+
 async def test_it_takes_the_general_path_when_a_batch_of_several_copy_pieces_fails(prop, heat_meter):
     batch = rows(heat_meter, [str(i) for i in range(CHUNK_ROWS * 2 + 1)], step=timedelta(minutes=1))
     await run(prop, batch[10:11])  # stored already: the COPY of all pieces into reading fails at its end

@@ -1,0 +1,91 @@
+"""readings.copy_binary: what PostgreSQL stores from its COPY rows is what psycopg's write_row stores."""
+
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+
+import psycopg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from psycopg import sql
+
+from mbusportal.db import conninfo
+from readings.copy_binary import encode_rows
+from readings.ingest import COLUMN_TYPES, COPY_SIGNATURE, COPY_TRAILER, ReadingRow
+
+pytestmark = pytest.mark.django_db
+
+TABLE = """CREATE TEMP TABLE {} (installation_id int8, "timestamp" timestamptz, value numeric(18, 6),
+    unit varchar(8), meter_type varchar(16), battery_level_pct int2, rssi_dbm int2)"""
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+
+values = st.one_of(
+    # numeric(18, 6) holds 12 integer digits; more decimals are rounded, half away from zero.
+    st.decimals(min_value=Decimal("-999999999999.4"), max_value=Decimal("999999999999.4"), places=9),
+    st.sampled_from([Decimal(text) for text in ("0", "-0", "0.0000005", "-0.0000005", "1.0000015", "5E+2", "1E-7")]),
+)
+small_ints = st.none() | st.integers(min_value=-(2**15), max_value=2**15 - 1)
+timestamps = st.builds(
+    lambda offset, moment: moment.replace(tzinfo=UTC).astimezone(timezone(timedelta(minutes=offset))),
+    st.integers(min_value=-14 * 60, max_value=14 * 60),
+    st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2090, 1, 1)),
+)
+# PostgreSQL's text holds no NUL; lone surrogates are not UTF-8.
+characters = st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00")
+reading_rows = st.builds(
+    ReadingRow,
+    st.integers(min_value=1, max_value=2**63 - 1),
+    timestamps,
+    values,
+    # varchar(8) counts characters, of any width in UTF-8.
+    st.text(characters, max_size=8),
+    st.text(characters, min_size=1, max_size=16),
+    small_ints,
+    small_ints,
+)
+
+
+def stored(conn, table, write):
+    """What `table` holds after `write(copy)` into it, in key order."""
+    with conn.cursor().copy(sql.SQL("COPY {} FROM STDIN (FORMAT BINARY)").format(sql.Identifier(table))) as copy:
+        write(copy)
+    return conn.execute(sql.SQL("SELECT * FROM {} ORDER BY 1, 2, 3").format(sql.Identifier(table))).fetchall()
+
+
+def write_rows(rows):
+    def write(copy):
+        copy.set_types(COLUMN_TYPES)
+        for row in rows:
+            copy.write_row(row)
+
+    return write
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(reading_rows, min_size=1, max_size=40))
+def test_postgresql_stores_from_its_rows_what_it_stores_from_psycopgs(rows):
+    with psycopg.connect(conninfo(), autocommit=True) as conn:
+        conn.execute(TABLE.format("ours"))
+        conn.execute(TABLE.format("psycopgs"))
+        encoded = encode_rows(rows)
+        assert encoded is not None
+        ours = stored(conn, "ours", lambda copy: copy.write(COPY_SIGNATURE + encoded + COPY_TRAILER))
+        assert ours == stored(conn, "psycopgs", write_rows(rows))
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        {"value": Decimal("NaN")},
+        {"value": Decimal("Infinity")},
+        {"value": Decimal("1E+12")},
+        {"value": Decimal("-1E+12")},
+        {"battery_level_pct": 2**15},
+        {"rssi_dbm": -(2**15) - 1},
+        {"timestamp": datetime(2025, 1, 1)},  # naive
+    ],
+)
+def test_it_leaves_rows_it_cannot_hold_to_psycopgs_encoder(odd):
+    plain = ReadingRow(1, T0, Decimal("1.5"), "kWh", "heat", 90, -70)
+    assert encode_rows([plain]) is not None
+    assert encode_rows([plain, plain._replace(**odd)]) is None
