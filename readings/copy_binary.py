@@ -1,30 +1,22 @@
-"""`reading` rows as binary COPY data, encoded a column at a time with NumPy.
+"""Readings as binary COPY rows of `reading`, encoded a column at a time with NumPy.
 
-psycopg's encoder (`format_row_binary`, in C) takes about twice as long as
-the rest of storing a gateway's payload put together on the client: it
-calls into Python per value, and for every Decimal it builds
-`Decimal.as_tuple()`, a tuple of single digits. Here each column is turned
-into an array once and written into a row-major table of bytes in one go.
+psycopg's row encoder calls into Python per value, and for every Decimal
+builds `Decimal.as_tuple()`, a tuple of single digits: it took longer than
+the rest of storing a gateway's payload on the client put together. Here
+each column of a `ReadingColumns` piece becomes an array once and is written
+into a row-major table of bytes in one go.
 
-The numeric column uses a fixed layout: five base-10000 digits with weight
-2 and display scale 6, i.e. 12 integer and 6 decimal digits, the shape of
-`numeric(18, 6)`. PostgreSQL's numeric_recv takes digits that are not
+The numeric column has a fixed layout: five base-10000 digits with weight 2
+and display scale 6, i.e. 12 integer and 6 decimal digits, the shape of
+numeric(18, 6). PostgreSQL's numeric_recv takes digits that are not
 normalised (leading or trailing zero digits) and stores the value
-normalised, as it would have stored psycopg's encoding of the same number.
-Values are first rounded to 6 decimals half away from zero, as the
-column's typmod rounds them.
-
-`encode_rows` returns None for rows this layout cannot hold (a value that
-is not finite or too large, a small integer out of range, a naive
-timestamp); the caller then uses psycopg's encoder, and PostgreSQL says
-what is wrong as it always did.
+normalised, as it stores psycopg's encoding of the same number.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal, localcontext
 from itertools import repeat
 from operator import floordiv, sub
 from typing import Any
@@ -32,14 +24,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from readings.columns import DECIMALS, MicroUnits, ReadingColumns
+
 FIELD_COUNT = 7
 PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 ONE_MICROSECOND = timedelta(microseconds=1)
 NUMERIC_DIGITS = 5  # base-10000 digits: 3 before the decimal point, 2 after
 NUMERIC_WEIGHT = 2
-NUMERIC_SCALE = 6
 NUMERIC_POSITIVE, NUMERIC_NEGATIVE = 0x0000, 0x4000
-MICRO_UNITS_LIMIT = 10**18  # numeric(18, 6) in millionths
 INT2_RANGE = (-(2**15), 2**15 - 1)
 NULL_LENGTH = -1
 
@@ -48,59 +40,45 @@ IntArray = npt.NDArray[np.int64]
 SmallInts = tuple[npt.NDArray[np.int16], npt.NDArray[np.bool_]]
 
 
-def encode_rows(rows: Sequence[Sequence[Any]]) -> bytes | None:
-    """The rows (installation_id, timestamp, value, unit, meter_type, battery_level_pct,
-    rssi_dbm) as binary COPY rows, or None when one does not fit the layout."""
-    if not rows:
+def encode(columns: ReadingColumns) -> bytes:
+    """The readings as binary COPY rows (without the header and trailer).
+
+    Raises ValueError for a battery level or RSSI out of smallint's range,
+    TypeError for a timestamp without a time zone.
+    """
+    if not len(columns):
         return b""
-    ids, timestamps, values, units, meter_types, battery_levels, rssis = zip(*rows, strict=True)
-    try:
-        micros = _pg_microseconds(timestamps)
-        value_units = _micro_units(values)
-    except (TypeError, ValueError, ArithmeticError, OverflowError):
-        return None
-    batteries, rssi_values = _small_ints(battery_levels), _small_ints(rssis)
-    if value_units is None or batteries is None or rssi_values is None:
-        return None
-    unit_bytes, unit_lengths = _strings(units)
-    type_bytes, type_lengths = _strings(meter_types)
+    batteries = _small_ints("battery_level_pct", columns.battery_levels)
+    rssis = _small_ints("rssi_dbm", columns.rssi_dbm)
+    unit_bytes, unit_lengths = _strings(columns.units)
+    type_bytes, type_lengths = _strings(columns.meter_types)
     layout = _Layout(unit_bytes.shape[1], type_bytes.shape[1])
-    table = np.zeros(len(rows), dtype=layout.dtype)
+    table = np.zeros(len(columns), dtype=layout.dtype)
     table["fields"] = FIELD_COUNT
-    table["id_len"], table["id"] = 8, np.asarray(ids, dtype=np.int64)
-    table["ts_len"], table["ts"] = 8, micros
-    _put_numeric(table, value_units)
+    table["id_len"], table["id"] = 8, np.asarray(columns.installation_ids, dtype=np.int64)
+    table["ts_len"], table["ts"] = 8, _pg_microseconds(columns.timestamps)
+    _put_numeric(table, columns.micro_units)
     table["unit_len"], table["unit"] = unit_lengths, unit_bytes
     table["type_len"], table["type"] = type_lengths, type_bytes
     _put_small_int(table, "battery", batteries)
-    _put_small_int(table, "rssi", rssi_values)
-    return layout.compact(table, unit_lengths, type_lengths, batteries[1], rssi_values[1])
+    _put_small_int(table, "rssi", rssis)
+    return layout.compact(table, unit_lengths, type_lengths, batteries[1], rssis[1])
 
 
 def _pg_microseconds(timestamps: Sequence[datetime]) -> IntArray:
-    """Microseconds since 2000-01-01 UTC; TypeError for a naive timestamp."""
+    """Microseconds since 2000-01-01 UTC, PostgreSQL's epoch."""
     since_epoch = map(sub, timestamps, repeat(PG_EPOCH))
     return np.fromiter(map(floordiv, since_epoch, repeat(ONE_MICROSECOND)), dtype=np.int64, count=len(timestamps))
 
 
-def _micro_units(values: Sequence[Decimal]) -> IntArray | None:
-    """Each value in millionths, rounded half away from zero; None when one is out of range."""
-    with localcontext() as context:
-        context.rounding = ROUND_HALF_UP
-        scaled = map(Decimal.to_integral_value, map(Decimal.scaleb, values, repeat(NUMERIC_SCALE)))
-        units = np.fromiter(map(int, scaled), dtype=np.int64, count=len(values))
-    if np.any(np.abs(units) >= MICRO_UNITS_LIMIT):
-        return None
-    return units
-
-
-def _small_ints(values: Sequence[int | None]) -> SmallInts | None:
-    """The values as int2; None when one is out of range."""
+def _small_ints(name: str, values: Sequence[int | None]) -> SmallInts:
+    """The values as int2; ValueError for one out of its range."""
     as_float = np.array(values, dtype=np.float64)  # None becomes NaN
     nulls = np.isnan(as_float)
     present = as_float[~nulls]
     if present.size and (present.min() < INT2_RANGE[0] or present.max() > INT2_RANGE[1]):
-        return None
+        bad = next(value for value in values if value is not None and not INT2_RANGE[0] <= value <= INT2_RANGE[1])
+        raise ValueError(f"{name} {bad} does not fit smallint")
     return np.where(nulls, 0, as_float).astype(np.int16), nulls
 
 
@@ -118,14 +96,14 @@ def _strings(values: Sequence[str]) -> tuple[npt.NDArray[np.uint8], IntArray]:
     return table[rows], lengths[rows]
 
 
-def _put_numeric(table: npt.NDArray[Any], micro_units: IntArray) -> None:
+def _put_numeric(table: npt.NDArray[Any], micro_units: MicroUnits) -> None:
     magnitude = np.abs(micro_units)
-    whole, fraction = np.divmod(magnitude, 10**NUMERIC_SCALE)
+    whole, fraction = np.divmod(magnitude, 10**DECIMALS)
     table["value_len"] = 8 + 2 * NUMERIC_DIGITS
     table["ndigits"] = NUMERIC_DIGITS
     table["weight"] = NUMERIC_WEIGHT
     table["sign"] = np.where(micro_units < 0, NUMERIC_NEGATIVE, NUMERIC_POSITIVE)
-    table["dscale"] = NUMERIC_SCALE
+    table["dscale"] = DECIMALS
     digits = table["digits"]
     digits[:, 0] = whole // 10**8
     digits[:, 1] = whole // 10**4 % 10**4

@@ -1,7 +1,8 @@
 """Write readings fast, idempotently, and keep the daily rollup in step.
 
 The caller (an HTTP or MQTT endpoint, seed_demo) authenticates, validates and
-resolves meters to installations; this module only stores rows, inside the
+resolves meters to installations, and hands over rows or columns
+(readings.columns); this module only stores them, inside the
 caller's transaction when there is one (as a savepoint), else in its own.
 `ingest` is for the async pool; `ingest_sync` runs the same SQL, steps and
 rollup on a synchronous connection inside the caller's Django transaction
@@ -12,8 +13,8 @@ the batch's installations are checked (and locked against deletion) and the
 property's local midnights fetched. Then two paths, one result:
 - fast: binary COPY straight into `reading`, or into the month's partition
   when the batch fits one (a gateway's new readings, the common case),
-  encoded in C piece by piece while the server stores the
-  previous piece. The primary key is the check that every key is new: a
+  encoded a column at a time (readings.copy_binary) piece by piece while
+  the server stores the previous piece. The primary key is the check that every key is new: a
   duplicate or an existing key aborts the COPY (to a savepoint) and the
   batch takes the general path. The rollup is merged incrementally from
   per-day aggregates of the batch, computed while the server stores;
@@ -33,38 +34,15 @@ from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from decimal import Decimal
 from itertools import pairwise
-from operator import itemgetter
-from typing import Any, NamedTuple
+from typing import Any
 
-from psycopg import AsyncConnection, Connection, abc, sql
+from psycopg import AsyncConnection, Connection, sql
 from psycopg import errors as pg_errors
 
-# psycopg's C encoder of one binary COPY row (what Copy.write_row calls per
-# row), for the rows readings.copy_binary cannot encode; calling it directly
-# encodes a batch without a coroutine per row. tests/readings/test_ingest.py
-# checks what both store against write_row's.
-from psycopg._copy_base import format_row_binary
-from psycopg.adapt import Transformer
-from psycopg.pq import Format
-
-from readings.copy_binary import encode_rows
-
-
-class ReadingRow(NamedTuple):
-    """A validated reading, already converted to its installation's register unit.
-
-    A tuple in the column order of `reading`, so COPY writes it as it is.
-    """
-
-    installation_id: int
-    timestamp: datetime
-    value: Decimal
-    unit: str
-    meter_type: str
-    battery_level_pct: int | None = None
-    rssi_dbm: int | None = None
+from readings import copy_binary
+from readings.columns import ReadingColumns, micro_literal
+from readings.columns import ReadingRow as ReadingRow  # what callers build for ingest
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +59,6 @@ class IngestResult:
 
 
 COLUMNS = 'installation_id, "timestamp", value, unit, meter_type, battery_level_pct, rssi_dbm'
-COLUMN_TYPES = ["int8", "timestamptz", "numeric", "varchar", "varchar", "int2", "int2"]
 COPY_DIRECT = f"COPY reading ({COLUMNS}) FROM STDIN (FORMAT BINARY)"
 COPY_INTO_PARTITION = sql.SQL("COPY {} (" + COLUMNS + ") FROM STDIN (FORMAT BINARY)")
 
@@ -152,7 +129,7 @@ FROM local
 # The general path: the rows go as arrays, one element per row in arrival
 # order, so that WITH ORDINALITY numbers them and the last of equal keys wins
 # (most as array literals, which str() writes far faster than psycopg dumps
-# Decimals; the cast to numeric(18, 6) rounds as the column would). Rows
+# lists; values as whole millionths, see readings.columns). Rows
 # identical to the stored ones are not written at all, so a re-sent payload
 # writes nothing. (RETURNING xmax cannot tell inserts from updates on a
 # partitioned table, hence the explicit comparison with the stored row.) The
@@ -163,10 +140,11 @@ FROM local
 UPSERT = """
 WITH src AS MATERIALIZED (
     SELECT DISTINCT ON (installation_id, "timestamp")
-           installation_id, "timestamp", value::numeric(18, 6) AS value, unit, meter_type, battery_level_pct, rssi_dbm
-    FROM unnest(%(ids)s::bigint[], %(timestamps)b::timestamptz[], %(values)s::numeric[], %(units)s::text[],
+           installation_id, "timestamp", micro_units * 0.000001 AS value, unit, meter_type, battery_level_pct, rssi_dbm
+    FROM unnest(%(ids)s::bigint[], %(timestamps)b::timestamptz[], %(values)s::bigint[], %(units)s::text[],
                 %(meter_types)s::text[], %(battery_levels)s::smallint[], %(rssis)s::smallint[])
-         WITH ORDINALITY AS s(installation_id, "timestamp", value, unit, meter_type, battery_level_pct, rssi_dbm, seq)
+         WITH ORDINALITY AS s(installation_id, "timestamp", micro_units, unit, meter_type, battery_level_pct,
+                              rssi_dbm, seq)
     ORDER BY installation_id, "timestamp", seq DESC
 ), changed AS MATERIALIZED (
     SELECT s.*, r.installation_id IS NULL AS is_new
@@ -257,14 +235,14 @@ LOCK_ROLLUPS_TO_RECOMPUTE = "SELECT pg_advisory_xact_lock(72001, (%(property_id)
 # last, counts added). Concurrent merges into one day serialise on its row
 # and each adds to what the other committed. Most arrays go in binary (%b):
 # psycopg writes a list of datetimes as text ten times slower. The values go
-# as array literals, which str() writes ten times faster than psycopg dumps
-# them in binary (Decimal.as_tuple per value).
+# as an array literal of whole millionths (see readings.columns).
 MERGE_ROLLUP = """
 INSERT INTO reading_daily AS d
     (installation_id, day, first_at, first_value, last_at, last_value, reading_count)
-SELECT b.id, %(first_day)s::date + b.day_offset, b.first_at, b.first_value, b.last_at, b.last_value, b.n
-FROM unnest(%(ids)b::bigint[], %(day_offsets)b::int[], %(first_ats)b::timestamptz[], %(first_values)s::numeric[],
-            %(last_ats)b::timestamptz[], %(last_values)s::numeric[], %(counts)b::int[])
+SELECT b.id, %(first_day)s::date + b.day_offset, b.first_at, b.first_value * 0.000001, b.last_at,
+       b.last_value * 0.000001, b.n
+FROM unnest(%(ids)b::bigint[], %(day_offsets)b::int[], %(first_ats)b::timestamptz[], %(first_values)s::bigint[],
+            %(last_ats)b::timestamptz[], %(last_values)s::bigint[], %(counts)b::int[])
     AS b(id, day_offset, first_at, first_value, last_at, last_value, n)
 ORDER BY 1, 2
 ON CONFLICT (installation_id, day) DO UPDATE SET
@@ -277,60 +255,68 @@ ON CONFLICT (installation_id, day) DO UPDATE SET
 
 
 class _Batch:
-    """The rows and what the SQL needs of them: their installations, time span and probe keys."""
+    """The readings and what the SQL needs of them: their installations, time span and probe keys."""
 
-    def __init__(self, rows: Iterable[ReadingRow]):
-        self.rows = rows if isinstance(rows, list) else list(rows)
-        self.installation_ids = sorted(set(map(itemgetter(0), self.rows)))
-        self.first = min(map(itemgetter(1), self.rows), default=None)
-        self.last = max(map(itemgetter(1), self.rows), default=None)
+    def __init__(self, readings: Iterable[ReadingRow] | ReadingColumns):
+        self.columns = readings if isinstance(readings, ReadingColumns) else ReadingColumns.of_rows(readings)
+        self.installation_ids = sorted(set(self.columns.installation_ids))
+        self.first = min(self.columns.timestamps, default=None)
+        self.last = max(self.columns.timestamps, default=None)
+
+    def __len__(self) -> int:
+        return len(self.columns)
 
     def prepare_params(self, property_id: int) -> dict[str, Any]:
-        first_row, last_row = self.rows[0], self.rows[-1]
+        ids, timestamps = self.columns.installation_ids, self.columns.timestamps
         return {
             "ids": self.installation_ids,
             "property_id": property_id,
             "first": self.first,
             "last": self.last,
-            "probe_id": first_row[0],
-            "probe_at": first_row[1],
-            "probe2_id": last_row[0],
-            "probe2_at": last_row[1],
+            "probe_id": ids[0],
+            "probe_at": timestamps[0],
+            "probe2_id": ids[-1],
+            "probe2_at": timestamps[-1],
         }
 
     def upsert_params(self, tz: str) -> dict[str, Any]:
-        """UPSERT's parameters: the rows as one array per column."""
-        ids, timestamps, values, units, meter_types, battery_levels, rssis = zip(*self.rows, strict=True)
+        """UPSERT's parameters: the readings as one array per column."""
+        columns = self.columns
         return {
             "tz": tz,
             "first": self.first,
             "last": self.last,
-            "ids": _array_literal(ids),
-            "timestamps": list(timestamps),
-            "values": _array_literal(values),
-            "units": _text_array(units),
-            "meter_types": _text_array(meter_types),
-            "battery_levels": _array_literal(battery_levels),
-            "rssis": _array_literal(rssis),
+            "ids": _array_literal(columns.installation_ids),
+            "timestamps": columns.timestamps,
+            "values": micro_literal(columns.micro_units.tolist()),
+            "units": _text_array(columns.units),
+            "meter_types": _text_array(columns.meter_types),
+            "battery_levels": _array_literal(columns.battery_levels),
+            "rssis": _array_literal(columns.rssi_dbm),
         }
 
     def copied_result(self, battery: dict[int, int]) -> IngestResult:
         """The fast path's result: every row was new."""
-        return IngestResult(len(self.rows), 0, 0, 0, battery)
+        return IngestResult(len(self), 0, 0, 0, battery)
 
     def upserted_result(self, upserted: _Upserted) -> IngestResult:
         latest: dict[int, tuple[datetime, int]] = {}
-        _note_battery(self.rows, latest)
+        columns = self.columns
+        for installation_id, timestamp, level in zip(
+            columns.installation_ids, columns.timestamps, columns.battery_levels, strict=True
+        ):
+            if level is not None:
+                keep_latest(latest, installation_id, timestamp, level)
         return IngestResult(
             inserted=upserted.inserted,
             updated=upserted.updated,
             unchanged=upserted.distinct - upserted.inserted - upserted.updated,
-            folded=len(self.rows) - upserted.distinct,
+            folded=len(self) - upserted.distinct,
             latest_battery_pct=_battery_pct(latest),
         )
 
 
-def _array_literal(values: Iterable[int | Decimal | None]) -> str:
+def _array_literal(values: Iterable[int | None]) -> str:
     """An array literal of numbers, such as '{1,2.5,NULL}': str() writes a valid literal of each."""
     return "{" + ",".join(map(str, values)).replace("None", "NULL") + "}"
 
@@ -351,13 +337,6 @@ def keep_latest(latest: dict[int, tuple[datetime, int]], installation_id: int, a
     known = latest.get(installation_id)
     if known is None or known[0] <= at:
         latest[installation_id] = (at, level)
-
-
-def _note_battery(rows: list[ReadingRow], latest: dict[int, tuple[datetime, int]]) -> None:
-    """Keeps in `latest` each installation's latest row's battery level, of rows that have one."""
-    for installation_id, timestamp, _, _, _, level, _ in rows:
-        if level is not None:
-            keep_latest(latest, installation_id, timestamp, level)
 
 
 def _battery_pct(latest: dict[int, tuple[datetime, int]]) -> dict[int, int]:
@@ -424,9 +403,11 @@ class _DailyAggregates:
         self._days: dict[tuple[int, int], list[Any]] = {}
         self._merge_params: dict[str, Any] | None = None
 
-    def add(self, rows: list[ReadingRow]) -> None:
+    def add(self, piece: ReadingColumns) -> None:
         day_starts, days = self._day_starts, self._days
-        for installation_id, timestamp, value, _, _, level, _ in rows:
+        for installation_id, timestamp, value, level in zip(
+            piece.installation_ids, piece.timestamps, piece.micro_units.tolist(), piece.battery_levels, strict=True
+        ):
             key = (installation_id, bisect_right(day_starts, timestamp))
             day = days.get(key)
             if day is None:
@@ -465,9 +446,9 @@ class _DailyAggregates:
             "ids": list(ids),
             "day_offsets": list(day_offsets),
             "first_ats": list(first_ats),
-            "first_values": _array_literal(first_values),
+            "first_values": micro_literal(first_values),
             "last_ats": list(last_ats),
-            "last_values": _array_literal(last_values),
+            "last_values": micro_literal(last_values),
             "counts": list(counts),
         }
 
@@ -475,39 +456,30 @@ class _DailyAggregates:
 class _CopyData:
     """The batch as binary COPY data, encoded piece by piece as it is sent (see readings.copy_binary)."""
 
-    def __init__(self, conn: AsyncConnection[Any] | Connection[Any], rows: list[ReadingRow]):
-        self._conn = conn
-        self._rows = rows
+    def __init__(self, columns: ReadingColumns):
+        self._columns = columns
 
-    def chunks(self) -> Iterator[tuple[bytes, list[ReadingRow]]]:
-        """Pieces of COPY data, each with the rows it holds."""
-        rows = self._rows
-        transformer = Transformer.from_context(self._conn)
-        transformer.set_dumper_types([self._conn.adapters.types[name].oid for name in COLUMN_TYPES], Format.BINARY)
-        bounds = [0, *range(min(FIRST_CHUNK_ROWS, len(rows)), len(rows), CHUNK_ROWS), len(rows)]
+    def chunks(self) -> Iterator[tuple[bytes, ReadingColumns]]:
+        """Pieces of COPY data, each with the readings it holds."""
+        total = len(self._columns)
+        bounds = [0, *range(min(FIRST_CHUNK_ROWS, total), total, CHUNK_ROWS), total]
         for start, end in pairwise(bounds):
-            chunk_rows = rows[start:end]
-            encoded = encode_rows(chunk_rows) or _encoded_by_psycopg(chunk_rows, transformer)
+            piece = self._columns.piece(start, end)
             header = COPY_SIGNATURE if start == 0 else b""
-            trailer = COPY_TRAILER if end == len(rows) else b""
-            yield b"".join((header, encoded, trailer)), chunk_rows
+            trailer = COPY_TRAILER if end == total else b""
+            yield b"".join((header, copy_binary.encode(piece), trailer)), piece
 
 
-def _encoded_by_psycopg(rows: list[ReadingRow], transformer: abc.Transformer) -> bytearray:
-    """The rows as binary COPY rows, for those readings.copy_binary cannot encode."""
-    encoded = bytearray()
-    for row in rows:
-        format_row_binary(row, transformer, encoded)
-    return encoded
+async def ingest(
+    conn: AsyncConnection[Any], *, property_id: int, rows: Iterable[ReadingRow] | ReadingColumns
+) -> IngestResult:
+    """Store readings of one property's installations; returns what happened to them.
 
-
-async def ingest(conn: AsyncConnection[Any], *, property_id: int, rows: Iterable[ReadingRow]) -> IngestResult:
-    """Store rows of one property's installations; returns what happened to them.
-
-    Raises ValueError, writing nothing, for an installation of another property.
+    Raises ValueError, writing nothing, for an installation of another
+    property or a value numeric(18, 6) cannot hold.
     """
     batch = _Batch(rows)
-    if not batch.rows:
+    if not len(batch):
         return IngestResult(0, 0, 0, 0)
     async with conn.transaction(), conn.cursor() as cur:
         async with conn.pipeline():  # one round trip for both
@@ -515,7 +487,7 @@ async def ingest(conn: AsyncConnection[Any], *, property_id: int, rows: Iterable
             await cur.execute(PREPARE, batch.prepare_params(property_id))
         prepared = _Prepared.of(property_id, await cur.fetchone())
         if not prepared.stored_already:
-            data, daily = _CopyData(conn, batch.rows), prepared.daily()
+            data, daily = _CopyData(batch.columns), prepared.daily()
             if await _copied_directly(conn, cur, prepared.copy_statement, data, daily):
                 async with conn.pipeline():
                     await cur.execute(LOCK_ROLLUPS_TO_MERGE, {"property_id": property_id})
@@ -530,7 +502,9 @@ async def ingest(conn: AsyncConnection[Any], *, property_id: int, rows: Iterable
     return batch.upserted_result(upserted)
 
 
-def ingest_sync(conn: Connection[Any], *, property_id: int, rows: Iterable[ReadingRow]) -> IngestResult:
+def ingest_sync(
+    conn: Connection[Any], *, property_id: int, rows: Iterable[ReadingRow] | ReadingColumns
+) -> IngestResult:
     """`ingest` for synchronous callers (the admin's meter replacement); returns what happened to the rows.
 
     `conn` must already be inside the caller's transaction (Django's `atomic`),
@@ -541,7 +515,7 @@ def ingest_sync(conn: Connection[Any], *, property_id: int, rows: Iterable[Readi
         # Each statement would commit on its own: a failure would leave a batch half written.
         raise RuntimeError("ingest_sync runs inside the caller's transaction (transaction.atomic)")
     batch = _Batch(rows)
-    if not batch.rows:
+    if not len(batch):
         return IngestResult(0, 0, 0, 0)
     with conn.cursor() as cur:
         with conn.pipeline():
@@ -549,7 +523,7 @@ def ingest_sync(conn: Connection[Any], *, property_id: int, rows: Iterable[Readi
             cur.execute(PREPARE, batch.prepare_params(property_id))
         prepared = _Prepared.of(property_id, cur.fetchone())
         if not prepared.stored_already:
-            data, daily = _CopyData(conn, batch.rows), prepared.daily()
+            data, daily = _CopyData(batch.columns), prepared.daily()
             if _copied_directly_sync(conn, cur, prepared.copy_statement, data, daily):
                 with conn.pipeline():
                     cur.execute(LOCK_ROLLUPS_TO_MERGE, {"property_id": property_id})
@@ -572,9 +546,9 @@ async def _copied_directly(
     """
     try:
         async with conn.transaction(), cur.copy(statement) as copy:
-            for chunk, rows in data.chunks():
+            for chunk, piece in data.chunks():
                 await copy.write(chunk)
-                daily.add(rows)  # while the server stores this piece
+                daily.add(piece)  # while the server stores this piece
             daily.finish()
     except pg_errors.UniqueViolation:
         return False
@@ -587,9 +561,9 @@ def _copied_directly_sync(
     """`_copied_directly` on a synchronous connection (the savepoint nests in the caller's transaction)."""
     try:
         with conn.transaction(), cur.copy(statement) as copy:
-            for chunk, rows in data.chunks():
+            for chunk, piece in data.chunks():
                 copy.write(chunk)
-                daily.add(rows)
+                daily.add(piece)
             daily.finish()
     except pg_errors.UniqueViolation:
         return False

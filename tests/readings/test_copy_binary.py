@@ -1,7 +1,7 @@
-"""readings.copy_binary: what PostgreSQL stores from its COPY rows is what psycopg's write_row stores."""
+"""readings.copy_binary and readings.columns: PostgreSQL stores from their COPY rows what it stores from psycopg's."""
 
 from datetime import UTC, datetime, timedelta, timezone
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 import psycopg
 import pytest
@@ -10,14 +10,17 @@ from hypothesis import strategies as st
 from psycopg import sql
 
 from mbusportal.db import conninfo
-from readings.copy_binary import encode_rows
-from readings.ingest import COLUMN_TYPES, COPY_SIGNATURE, COPY_TRAILER, ReadingRow
+from readings.columns import ReadingColumns, ReadingRow
+from readings.copy_binary import encode
+from readings.ingest import COPY_SIGNATURE, COPY_TRAILER
 
 pytestmark = pytest.mark.django_db
 
 TABLE = """CREATE TEMP TABLE {} (installation_id int8, "timestamp" timestamptz, value numeric(18, 6),
     unit varchar(8), meter_type varchar(16), battery_level_pct int2, rssi_dbm int2)"""
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
+MILLIONTH = Decimal("0.000001")
+COLUMN_TYPES = ["int8", "timestamptz", "numeric", "varchar", "varchar", "int2", "int2"]
 
 values = st.one_of(
     # numeric(18, 6) holds 12 integer digits; more decimals are rounded, half away from zero.
@@ -67,25 +70,27 @@ def test_postgresql_stores_from_its_rows_what_it_stores_from_psycopgs(rows):
     with psycopg.connect(conninfo(), autocommit=True) as conn:
         conn.execute(TABLE.format("ours"))
         conn.execute(TABLE.format("psycopgs"))
-        encoded = encode_rows(rows)
-        assert encoded is not None
+        columns = ReadingColumns.of_rows(rows)
+        as_stored = [row._replace(value=row.value.quantize(MILLIONTH, ROUND_HALF_UP)) for row in rows]
+        assert columns.rows() == as_stored
+        encoded = encode(columns)
         ours = stored(conn, "ours", lambda copy: copy.write(COPY_SIGNATURE + encoded + COPY_TRAILER))
         assert ours == stored(conn, "psycopgs", write_rows(rows))
 
 
 @pytest.mark.parametrize(
-    "odd",
+    ("odd", "error", "message"),
     [
-        {"value": Decimal("NaN")},
-        {"value": Decimal("Infinity")},
-        {"value": Decimal("1E+12")},
-        {"value": Decimal("-1E+12")},
-        {"battery_level_pct": 2**15},
-        {"rssi_dbm": -(2**15) - 1},
-        {"timestamp": datetime(2025, 1, 1)},  # naive
+        ({"value": Decimal("NaN")}, ValueError, "reading value NaN does not fit numeric"),
+        ({"value": Decimal("-Infinity")}, ValueError, "reading value -Infinity does not fit numeric"),
+        ({"value": Decimal("1E+12")}, ValueError, "reading value 1E.12 does not fit numeric"),
+        ({"battery_level_pct": 2**15}, ValueError, "battery_level_pct 32768 does not fit smallint"),
+        ({"rssi_dbm": -(2**15) - 1}, ValueError, "rssi_dbm -32769 does not fit smallint"),
+        ({"timestamp": datetime(2025, 1, 1)}, TypeError, "offset-naive and offset-aware"),
     ],
 )
-def test_it_leaves_rows_it_cannot_hold_to_psycopgs_encoder(odd):
+def test_it_refuses_what_reading_cannot_hold(odd, error, message):
     plain = ReadingRow(1, T0, Decimal("1.5"), "kWh", "heat", 90, -70)
-    assert encode_rows([plain]) is not None
-    assert encode_rows([plain, plain._replace(**odd)]) is None
+    assert encode(ReadingColumns.of_rows([plain]))
+    with pytest.raises(error, match=message):
+        encode(ReadingColumns.of_rows([plain, plain._replace(**odd)]))

@@ -1,0 +1,132 @@
+"""Validated readings, one row each or column by column.
+
+`ReadingRow` is how most callers hand readings to readings.ingest: a tuple
+in the column order of `reading`, its value a Decimal. `ReadingColumns` is
+how ingest works on them, and how the gateway API's parser builds them
+without a Python object per value: values are whole millionths of the
+register unit (numeric(18, 6) is exactly that) in one NumPy array, which
+readings.copy_binary encodes for COPY and the SQL turns back into numeric.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal, localcontext
+from itertools import repeat
+from typing import NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+DECIMALS = 6
+# numeric(18, 6) in millionths: |value| < 10^12.
+MICRO_UNITS_LIMIT = 10**18
+
+MicroUnits = npt.NDArray[np.int64]
+
+
+class ReadingRow(NamedTuple):
+    """A validated reading, already converted to its installation's register unit.
+
+    A tuple in the column order of `reading`.
+    """
+
+    installation_id: int
+    timestamp: datetime
+    value: Decimal
+    unit: str
+    meter_type: str
+    battery_level_pct: int | None = None
+    rssi_dbm: int | None = None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ReadingColumns:
+    """Readings column by column; `micro_units[i]` is reading i's value in millionths of its unit."""
+
+    installation_ids: list[int]
+    timestamps: list[datetime]
+    micro_units: MicroUnits
+    units: list[str]
+    meter_types: list[str]
+    battery_levels: list[int | None]
+    rssi_dbm: list[int | None]
+
+    @classmethod
+    def of_rows(cls, rows: Iterable[ReadingRow]) -> ReadingColumns:
+        """Raises ValueError for a value numeric(18, 6) cannot hold (NaN, infinite, 10^12 or more)."""
+        columns = list(zip(*rows, strict=True))
+        if not columns:
+            return cls([], [], np.zeros(0, dtype=np.int64), [], [], [], [])
+        ids, timestamps, values, units, meter_types, battery_levels, rssis = map(list, columns)
+        return cls(ids, timestamps, micro_units_of(values), units, meter_types, battery_levels, rssis)
+
+    def __len__(self) -> int:
+        return len(self.installation_ids)
+
+    def piece(self, start: int, end: int) -> ReadingColumns:
+        return ReadingColumns(
+            self.installation_ids[start:end],
+            self.timestamps[start:end],
+            self.micro_units[start:end],
+            self.units[start:end],
+            self.meter_types[start:end],
+            self.battery_levels[start:end],
+            self.rssi_dbm[start:end],
+        )
+
+    def rows(self) -> list[ReadingRow]:
+        """The readings as rows, each value a Decimal with 6 decimals."""
+        values = map(decimal_of, self.micro_units.tolist())
+        return list(
+            map(
+                ReadingRow._make,
+                zip(
+                    self.installation_ids,
+                    self.timestamps,
+                    values,
+                    self.units,
+                    self.meter_types,
+                    self.battery_levels,
+                    self.rssi_dbm,
+                    strict=True,
+                ),
+            )
+        )
+
+
+def micro_units_of(values: list[Decimal]) -> MicroUnits:
+    """Each value in millionths, rounded half away from zero as numeric(18, 6) rounds it.
+
+    Raises ValueError for a value the column cannot hold.
+    """
+    with localcontext() as context:
+        context.rounding = ROUND_HALF_UP
+        try:
+            scaled = map(Decimal.to_integral_value, map(Decimal.scaleb, values, repeat(DECIMALS)))
+            units = np.fromiter(map(int, scaled), dtype=np.int64, count=len(values))
+        except (ValueError, OverflowError):
+            units = None
+        if units is None or np.any(np.abs(units) >= MICRO_UNITS_LIMIT):
+            bad = next(value for value in values if not _fits(value))
+            raise ValueError(f"reading value {bad} does not fit numeric(18, 6)")
+    return units
+
+
+def _micro_units(value: Decimal) -> int:
+    return int(value.scaleb(DECIMALS).to_integral_value())
+
+
+def _fits(value: Decimal) -> bool:
+    return value.is_finite() and abs(_micro_units(value)) < MICRO_UNITS_LIMIT
+
+
+def decimal_of(micro_units: int) -> Decimal:
+    return Decimal(micro_units).scaleb(-DECIMALS)
+
+
+def micro_literal(micro_units: Iterable[int]) -> str:
+    """A bigint array literal of millionths, such as '{1500000,0}' (SQL multiplies them by 0.000001)."""
+    return "{" + ",".join(map(str, micro_units)) + "}"
