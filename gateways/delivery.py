@@ -68,7 +68,7 @@ async def store(
     for attempt in range(1, ATTEMPTS_ON_CONFLICT + 1):
         try:
             async with pool.connection() as conn, conn.transaction():
-                result = await ingest(conn, property_id=gateway.property_id, rows=parsed.rows)
+                result = await ingest(conn, property_id=gateway.property_id, rows=parsed.readings)
                 if also is not None:
                     await also(conn)
                 if delivery:

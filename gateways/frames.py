@@ -154,7 +154,8 @@ def decode_stored(
 
 
 def _resolve(items: Sequence[_Item | FieldError], context: Context, max_errors: int) -> ParsedFrames:
-    parsed = ParsedFrames(payload=ParsedPayload(rows=[]), raw=[])
+    rows: list[ReadingRow] = []
+    parsed = ParsedFrames(payload=ParsedPayload(rows), raw=[])
     rejected = Errors(max_errors)
     for index, item in enumerate(items):
         if isinstance(item, FieldError):
@@ -168,7 +169,7 @@ def _resolve(items: Sequence[_Item | FieldError], context: Context, max_errors: 
             continue
         if warning:
             parsed.warnings.append(FieldError(index, "frame", warning))
-        parsed.payload.rows.append(row)
+        rows.append(row)
         parsed.raw.append(RawFrameRow(item.received_at, item.data, row.installation_id, row.timestamp, ""))
         _note_status(parsed.payload, row, status)
     parsed.rejected, parsed.rejected_total = rejected.kept, rejected.total

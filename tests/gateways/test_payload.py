@@ -2,14 +2,16 @@
 
 import json
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from unittest.mock import patch
 
 import msgspec
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateways.payload import Installation, InstallationIndex, Limits, MalformedJson, PayloadInvalid, parse_readings
+from readings.columns import ReadingColumns
 
 METERS = InstallationIndex(
     [
@@ -183,3 +185,33 @@ def test_it_resolves_runs_of_one_meters_readings_as_the_full_checks_do(readings)
     with patch("gateways.payload._Lane.of", return_value=None):
         expected = outcome(body)
     assert outcome(body) == expected
+
+
+# Plainly valid payloads are read with float values: where a float cannot tell what was written
+# to the millionth (a tie, or a value of 10^8 and more), the payload takes the full checks.
+@pytest.mark.parametrize(
+    ("written", "columns"),
+    [
+        ("0", True),
+        ("0.1", True),
+        ("0.7", True),
+        ("1e-06", True),
+        ("1234.567891", True),
+        ("1.23456789", True),  # rounds to 1.234568 whichever way ties break
+        ("99999999.999999", True),
+        ("0.0000005", False),  # a tie: Decimal rounds half to even, to 0
+        ("1.0000015", False),
+        ("0.00000050000001", False),  # close to a tie: 0.000001
+        ("100000000", False),
+        ("999999999999", False),
+    ],
+)
+def test_it_reads_values_as_floats_only_where_they_say_what_was_written(written, columns):
+    body = (
+        '{"readings": [{"meter": "12345678", "manufacturer": "KAM", "timestamp": "2026-01-01T00:00:00Z", '
+        f'"value": {written}, "unit": "kWh"}}]}}'
+    ).encode()
+    parsed = parse_readings(body, installations=METERS, now=NOW, limits=LIMITS)
+    assert isinstance(parsed.readings, ReadingColumns) is columns
+    expected = Decimal(written).quantize(Decimal("0.000001"), ROUND_HALF_EVEN)
+    assert [repr(row.value) for row in parsed.rows] == [repr(expected)]
