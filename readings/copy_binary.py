@@ -40,11 +40,11 @@ IntArray = npt.NDArray[np.int64]
 SmallInts = tuple[npt.NDArray[np.int16], npt.NDArray[np.bool_]]
 
 
-def encode(columns: ReadingColumns) -> bytes:
-    """The readings as binary COPY rows (without the header and trailer).
+def encode(columns: ReadingColumns, pg_microseconds: IntArray) -> bytes:
+    """The readings as binary COPY rows (without the header and trailer); `pg_microseconds` are
+    their times as `pg_microseconds(columns.timestamps)` gives them.
 
-    Raises ValueError for a battery level or RSSI out of smallint's range,
-    TypeError for a timestamp without a time zone.
+    Raises ValueError for a battery level or RSSI out of smallint's range.
     """
     if not len(columns):
         return b""
@@ -56,7 +56,7 @@ def encode(columns: ReadingColumns) -> bytes:
     table = np.zeros(len(columns), dtype=layout.dtype)
     table["fields"] = FIELD_COUNT
     table["id_len"], table["id"] = 8, np.asarray(columns.installation_ids, dtype=np.int64)
-    table["ts_len"], table["ts"] = 8, _pg_microseconds(columns.timestamps)
+    table["ts_len"], table["ts"] = 8, pg_microseconds
     _put_numeric(table, columns.micro_units)
     table["unit_len"], table["unit"] = unit_lengths, unit_bytes
     table["type_len"], table["type"] = type_lengths, type_bytes
@@ -65,8 +65,8 @@ def encode(columns: ReadingColumns) -> bytes:
     return layout.compact(table, unit_lengths, type_lengths, batteries[1], rssis[1])
 
 
-def _pg_microseconds(timestamps: Sequence[datetime]) -> IntArray:
-    """Microseconds since 2000-01-01 UTC, PostgreSQL's epoch."""
+def pg_microseconds(timestamps: Sequence[datetime]) -> IntArray:
+    """Microseconds since 2000-01-01 UTC, PostgreSQL's epoch; TypeError for a time without a zone."""
     since_epoch = map(sub, timestamps, repeat(PG_EPOCH))
     return np.fromiter(map(floordiv, since_epoch, repeat(ONE_MICROSECOND)), dtype=np.int64, count=len(timestamps))
 

@@ -30,19 +30,20 @@ property's local midnights fetched. Then two paths, one result:
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from itertools import pairwise
 from typing import Any
 
+import numpy as np
 from psycopg import AsyncConnection, Connection, sql
 from psycopg import errors as pg_errors
 
 from readings import copy_binary
 from readings.columns import ReadingColumns, micro_literal
 from readings.columns import ReadingRow as ReadingRow  # what callers build for ingest
+from readings.copy_binary import IntArray
 
 
 @dataclass(frozen=True, slots=True)
@@ -390,84 +391,79 @@ class _Prepared:
 
 
 class _DailyAggregates:
-    """Each (installation, local day)'s first and last row, row count and latest battery level.
+    """Each (installation, local day)'s first and last reading, reading count and latest battery level.
 
-    Added up piece by piece while the server stores the COPY data; a fast-path
-    batch has no repeated key, so no two of an installation's rows tie in time.
+    Added up at once with NumPy while the server stores the last piece of COPY
+    data; a fast-path batch has no repeated key, so no two of an
+    installation's readings tie in time.
     """
 
     def __init__(self, first_day: date, day_starts: list[datetime]):
         self._first_day = first_day
-        self._day_starts = day_starts
-        # (installation, day index) -> [first_at, first_value, last_at, last_value, count, battery_at, battery]
-        self._days: dict[tuple[int, int], list[Any]] = {}
+        self._day_starts = copy_binary.pg_microseconds(day_starts)
         self._merge_params: dict[str, Any] | None = None
+        self._latest_battery_pct: dict[int, int] = {}
 
-    def add(self, piece: ReadingColumns) -> None:
-        day_starts, days = self._day_starts, self._days
-        for installation_id, timestamp, value, level in zip(
-            piece.installation_ids, piece.timestamps, piece.micro_units.tolist(), piece.battery_levels, strict=True
-        ):
-            key = (installation_id, bisect_right(day_starts, timestamp))
-            day = days.get(key)
-            if day is None:
-                days[key] = [timestamp, value, timestamp, value, 1, None if level is None else timestamp, level]
-                continue
-            if timestamp < day[0]:
-                day[0], day[1] = timestamp, value
-            elif timestamp > day[2]:
-                day[2], day[3] = timestamp, value
-            day[4] += 1
-            if level is not None and (day[5] is None or timestamp > day[5]):
-                day[5], day[6] = timestamp, level
-
-    def finish(self) -> None:
-        """All rows are added: prepare MERGE_ROLLUP's parameters."""
-        self._merge_params = self._params()
+    def add_up(self, columns: ReadingColumns, pg_microseconds: IntArray) -> None:
+        """Prepares MERGE_ROLLUP's parameters and the latest battery levels of all the readings."""
+        ids = np.asarray(columns.installation_ids, dtype=np.int64)
+        days = np.searchsorted(self._day_starts, pg_microseconds, side="right")  # as bisect_right
+        order = np.lexsort((pg_microseconds, days, ids))  # by installation, day, time
+        ids, days = ids[order], days[order]
+        starts = np.flatnonzero(np.r_[True, (ids[1:] != ids[:-1]) | (days[1:] != days[:-1])])
+        ends = np.r_[starts[1:], len(order)] - 1
+        firsts, lasts = order[starts].tolist(), order[ends].tolist()
+        timestamps, micro_units = columns.timestamps, columns.micro_units
+        self._merge_params = {
+            "first_day": self._first_day,
+            "ids": ids[starts].tolist(),
+            "day_offsets": days[starts].tolist(),
+            "first_ats": [timestamps[row] for row in firsts],
+            "first_values": micro_literal(micro_units[firsts].tolist()),
+            "last_ats": [timestamps[row] for row in lasts],
+            "last_values": micro_literal(micro_units[lasts].tolist()),
+            "counts": (ends - starts + 1).tolist(),
+        }
+        self._latest_battery_pct = _latest_levels(ids, order, columns.battery_levels)
 
     def merge_params(self) -> dict[str, Any]:
         if self._merge_params is None:
-            raise RuntimeError("merge_params() before finish()")
+            raise RuntimeError("merge_params() before add_up()")
         return self._merge_params
 
     def latest_battery_pct(self) -> dict[int, int]:
-        """Battery level of each installation's latest row that has one."""
-        latest: dict[int, tuple[datetime, int]] = {}
-        for (installation_id, _), (*_, battery_at, level) in self._days.items():
-            if level is not None:
-                keep_latest(latest, installation_id, battery_at, level)
-        return _battery_pct(latest)
+        """Battery level of each installation's latest reading that has one."""
+        return self._latest_battery_pct
 
-    def _params(self) -> dict[str, Any]:
-        ids, day_offsets = zip(*self._days, strict=True)
-        first_ats, first_values, last_ats, last_values, counts, _, _ = zip(*self._days.values(), strict=True)
-        return {
-            "first_day": self._first_day,
-            "ids": list(ids),
-            "day_offsets": list(day_offsets),
-            "first_ats": list(first_ats),
-            "first_values": micro_literal(first_values),
-            "last_ats": list(last_ats),
-            "last_values": micro_literal(last_values),
-            "counts": list(counts),
-        }
+
+def _latest_levels(sorted_ids: IntArray, order: IntArray, levels: list[int | None]) -> dict[int, int]:
+    """Each installation's level of its latest reading that has one, of readings in `order` by installation and time."""
+    by_row = np.array(levels, dtype=np.float64)[order]  # None becomes NaN
+    known = ~np.isnan(by_row)
+    ids, known_levels = sorted_ids[known], by_row[known]
+    latest = np.flatnonzero(np.r_[ids[1:] != ids[:-1], True]) if ids.size else ids
+    return dict(zip(ids[latest].tolist(), known_levels[latest].astype(np.int64).tolist(), strict=True))
 
 
 class _CopyData:
     """The batch as binary COPY data, encoded piece by piece as it is sent (see readings.copy_binary)."""
 
     def __init__(self, columns: ReadingColumns):
-        self._columns = columns
+        self.columns = columns
+        # The readings' times as PostgreSQL stores them, once all pieces are encoded.
+        self.pg_microseconds = np.zeros(0, dtype=np.int64)
 
-    def chunks(self) -> Iterator[tuple[bytes, ReadingColumns]]:
-        """Pieces of COPY data, each with the readings it holds."""
-        total = len(self._columns)
+    def chunks(self) -> Iterator[bytes]:
+        total = len(self.columns)
         bounds = [0, *range(min(FIRST_CHUNK_ROWS, total), total, CHUNK_ROWS), total]
+        times = []
         for start, end in pairwise(bounds):
-            piece = self._columns.piece(start, end)
+            piece = self.columns.piece(start, end)
+            times.append(copy_binary.pg_microseconds(piece.timestamps))
             header = COPY_SIGNATURE if start == 0 else b""
             trailer = COPY_TRAILER if end == total else b""
-            yield b"".join((header, copy_binary.encode(piece), trailer)), piece
+            yield b"".join((header, copy_binary.encode(piece, times[-1]), trailer))
+        self.pg_microseconds = np.concatenate(times)
 
 
 async def ingest(
@@ -546,10 +542,9 @@ async def _copied_directly(
     """
     try:
         async with conn.transaction(), cur.copy(statement) as copy:
-            for chunk, piece in data.chunks():
+            for chunk in data.chunks():
                 await copy.write(chunk)
-                daily.add(piece)  # while the server stores this piece
-            daily.finish()
+            daily.add_up(data.columns, data.pg_microseconds)  # while the server stores the last piece
     except pg_errors.UniqueViolation:
         return False
     return True
@@ -561,10 +556,9 @@ def _copied_directly_sync(
     """`_copied_directly` on a synchronous connection (the savepoint nests in the caller's transaction)."""
     try:
         with conn.transaction(), cur.copy(statement) as copy:
-            for chunk, piece in data.chunks():
+            for chunk in data.chunks():
                 copy.write(chunk)
-                daily.add(piece)
-            daily.finish()
+            daily.add_up(data.columns, data.pg_microseconds)
     except pg_errors.UniqueViolation:
         return False
     return True

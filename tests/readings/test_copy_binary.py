@@ -11,7 +11,7 @@ from psycopg import sql
 
 from mbusportal.db import conninfo
 from readings.columns import ReadingColumns, ReadingRow
-from readings.copy_binary import encode
+from readings.copy_binary import encode, pg_microseconds
 from readings.ingest import COPY_SIGNATURE, COPY_TRAILER
 
 pytestmark = pytest.mark.django_db
@@ -73,7 +73,7 @@ def test_postgresql_stores_from_its_rows_what_it_stores_from_psycopgs(rows):
         columns = ReadingColumns.of_rows(rows)
         as_stored = [row._replace(value=row.value.quantize(MILLIONTH, ROUND_HALF_UP)) for row in rows]
         assert columns.rows() == as_stored
-        encoded = encode(columns)
+        encoded = encode(columns, pg_microseconds(columns.timestamps))
         ours = stored(conn, "ours", lambda copy: copy.write(COPY_SIGNATURE + encoded + COPY_TRAILER))
         assert ours == stored(conn, "psycopgs", write_rows(rows))
 
@@ -91,6 +91,11 @@ def test_postgresql_stores_from_its_rows_what_it_stores_from_psycopgs(rows):
 )
 def test_it_refuses_what_reading_cannot_hold(odd, error, message):
     plain = ReadingRow(1, T0, Decimal("1.5"), "kWh", "heat", 90, -70)
-    assert encode(ReadingColumns.of_rows([plain]))
+    assert encoded([plain])
     with pytest.raises(error, match=message):
-        encode(ReadingColumns.of_rows([plain, plain._replace(**odd)]))
+        encoded([plain, plain._replace(**odd)])
+
+
+def encoded(rows):
+    columns = ReadingColumns.of_rows(rows)
+    return encode(columns, pg_microseconds(columns.timestamps))

@@ -167,6 +167,28 @@ async def test_it_merges_new_rows_into_stored_days_as_a_recomputation_would(prop
     assert stored == recomputed
 
 
+async def test_it_merges_two_meters_shuffled_readings_and_keeps_each_ones_latest_battery_level(
+    prop, heat_meter, water_meter, monkeypatch
+):
+    # The fast path adds the batch's days up at once: readings of two meters in no order, over
+    # three local days (and the DST switch), battery levels on some; merged as a recomputation
+    # would, and each meter's latest level is the one of its latest reading that has one.
+    fast_path_only(monkeypatch)
+    hours = sorted(range(60), key=lambda hour: hour * 7 % 60)  # 7 and 60 are coprime: a permutation
+    batch = [
+        ReadingRow(meter.pk, T0 + timedelta(hours=h), Decimal(h) / 8, unit, kind, h if h % 3 == number else None)
+        for h in hours
+        for number, (meter, unit, kind) in enumerate([(heat_meter, "kWh", "heat"), (water_meter, "m3", "cold_water")])
+    ]
+    for first in (0, 60):
+        result = await run(prop, batch[first : first + 60])
+        assert result.inserted == 60
+    assert result.latest_battery_pct == {heat_meter.pk: 57, water_meter.pk: 58}
+    stored, recomputed = await rollups()
+    assert len(stored) == 8
+    assert stored == recomputed
+
+
 async def test_it_counts_a_reading_before_a_repeated_midnight_in_the_day_before(prop, heat_meter):
     # The Azores fall back from 01:00 to midnight on 2025-10-26: that day starts at the later
     # midnight, 01:00 UTC, so 00:30 and 00:40 UTC (00:30 and 00:40 local, summer time) are the 25th's.
