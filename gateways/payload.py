@@ -1,15 +1,19 @@
 """Validation of a gateway's readings payload: a tight loop, not forms.
 
-`parse_readings(body, …)` turns the request body into `ReadingRow`s resolved
-to the property's installations and converted to their register units, or
+`parse_readings(body, …)` turns the request body into readings resolved to
+the property's installations and converted to their register units, or
 raises `MalformedJson` (→ 400) or `PayloadInvalid` (→ 422) with every
 problem found (index, field, message). It raises nothing else.
 
-Two stages:
+First the common case: a payload whose every reading is plainly valid (see
+_plainly_valid) is read with float values and checked a run of one meter at
+a time, and its readings come out as `ReadingColumns`, values in whole
+millionths, with no Python object made per value. Any other payload goes
+through the full checks, in two stages, and comes out as `ReadingRow`s:
 1. shape and types: msgspec decodes the body straight into `ReadingIn`
-   structs (a few ms for 10,000 readings). Only when that fails do we parse
-   the JSON again with the standard library and check each reading field by
-   field, to report every type error rather than msgspec's first;
+   structs with Decimal values. Only when that fails do we parse the JSON
+   again with the standard library and check each reading field by field,
+   to report every type error rather than msgspec's first;
 2. meaning: each reading's meter is resolved to the installation that held
    it at its timestamp, its unit converted, its values bounded.
 """
