@@ -34,12 +34,12 @@ from typing import Annotated, Any, Generic, TypeVar, cast
 import msgspec
 import numpy as np
 
-from readings.columns import MicroUnits, ReadingColumns, ReadingRow
+from readings.columns import IntArray, ReadingColumns, ReadingRow
 from readings.ingest import keep_latest
 from readings.units import RESOLUTION, UnitError, canonical_unit, convert
 
 MAX_REGISTER = Decimal("999999999999")  # numeric(18, 6)
-# Below this, a float read from JSON is within 0.03 millionths of the number written there, so
+# Below this, a float read from JSON is within 0.02 millionths of the number written there, so
 # where it lies within 0.25 millionths of a whole one, that is the number rounded to 6 decimals
 # (see _plain_micro_units).
 FLOAT_EXACT_BELOW = 10**8
@@ -78,7 +78,7 @@ class PayloadIn(msgspec.Struct, Generic[Value]):
 
 KNOWN_FIELDS = frozenset(ReadingIn.__struct_fields__)
 _DECODER = msgspec.json.Decoder(PayloadIn[Decimal])
-# Values as floats: several times faster to decode than Decimals, and exact where plainly_valid says so.
+# Values as floats: several times faster to decode than Decimals, and exact where _plainly_valid says so.
 _FLOAT_DECODER = msgspec.json.Decoder(PayloadIn[float])
 
 
@@ -261,19 +261,22 @@ def _plainly_valid(
     return columns.payload(micro_units)
 
 
-def _plain_micro_units(items: Sequence[ReadingIn[float]]) -> MicroUnits | None:
+def _plain_micro_units(items: Sequence[ReadingIn[float]]) -> IntArray | None:
     """Each value in millionths, as Decimal(written value).quantize(RESOLUTION) would give it; None
     unless every value is in [0, FLOAT_EXACT_BELOW) and its float within tolerance of a millionth.
 
     A float read from JSON is the number written rounded to 53 bits: below 10^8 that is off by
-    less than 0.03 millionths, so a float within 0.25 millionths of a whole one was written less
-    than 0.5 millionths from it, and rounding to 6 decimals (any way of breaking ties) gives it.
+    less than 0.01 millionths, and multiplying by 10^6 adds less than 0.01 more, so a float within
+    0.25 millionths of a whole one was written less than 0.5 millionths from it, and rounding to
+    6 decimals (any way of breaking ties) gives it.
     """
     values = np.fromiter(map(_value_of, items), dtype=np.float64, count=len(items))
+    in_range = (values >= 0) & (values < FLOAT_EXACT_BELOW)
+    if not in_range.all():  # NaN compares False; checked first, as a huge value would overflow below
+        return None
     scaled = values * 1e6
     whole = np.rint(scaled)
-    plain = (values >= 0) & (values < FLOAT_EXACT_BELOW) & (np.abs(scaled - whole) < FLOAT_TOLERANCE_MICRO_UNITS)
-    if not plain.all():  # NaN compares False
+    if not (np.abs(scaled - whole) < FLOAT_TOLERANCE_MICRO_UNITS).all():
         return None
     return whole.astype(np.int64)
 
@@ -300,7 +303,7 @@ class _ColumnsBuilder:
         self.rssi_dbm.extend(map(_rssi_of, readings))
         lane.note_error_flags(readings, times, self.error_flags)
 
-    def payload(self, micro_units: MicroUnits) -> ParsedPayload:
+    def payload(self, micro_units: IntArray) -> ParsedPayload:
         columns = ReadingColumns(
             self.installation_ids,
             self.timestamps,

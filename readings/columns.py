@@ -13,18 +13,24 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal, localcontext
+from decimal import ROUND_HALF_UP, Context, Decimal
 from itertools import repeat
 from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
-DECIMALS = 6
-# numeric(18, 6) in millionths: |value| < 10^12.
-MICRO_UNITS_LIMIT = 10**18
+from readings.units import RESOLUTION
 
-MicroUnits = npt.NDArray[np.int64]
+DECIMALS = 6
+# numeric(18, 6): |value| < 10^12, in millionths |value| < 10^18.
+VALUE_LIMIT = Decimal(10) ** 12
+MICRO_UNITS_LIMIT = 10**18
+# Rounds once, half away from zero as numeric(18, 6) does, however many digits a value has:
+# quantize rounds the exact value, and 40 digits hold any |value| < 10^12 to the millionth.
+_ROUNDING = Context(prec=40, rounding=ROUND_HALF_UP)
+
+IntArray = npt.NDArray[np.int64]
 
 
 class ReadingRow(NamedTuple):
@@ -48,7 +54,7 @@ class ReadingColumns:
 
     installation_ids: list[int]
     timestamps: list[datetime]
-    micro_units: MicroUnits
+    micro_units: IntArray
     units: list[str]
     meter_types: list[str]
     battery_levels: list[int | None]
@@ -97,30 +103,28 @@ class ReadingColumns:
         )
 
 
-def micro_units_of(values: list[Decimal]) -> MicroUnits:
+def micro_units_of(values: list[Decimal]) -> IntArray:
     """Each value in millionths, rounded half away from zero as numeric(18, 6) rounds it.
 
     Raises ValueError for a value the column cannot hold.
     """
-    with localcontext() as context:
-        context.rounding = ROUND_HALF_UP
-        try:
-            scaled = map(Decimal.to_integral_value, map(Decimal.scaleb, values, repeat(DECIMALS)))
-            units = np.fromiter(map(int, scaled), dtype=np.int64, count=len(values))
-        except (ValueError, OverflowError):
-            units = None
-        if units is None or np.any(np.abs(units) >= MICRO_UNITS_LIMIT):
-            bad = next(value for value in values if not _fits(value))
-            raise ValueError(f"reading value {bad} does not fit numeric(18, 6)")
+    try:
+        quantized = map(Decimal.quantize, values, repeat(RESOLUTION), repeat(None), repeat(_ROUNDING))
+        scaled = map(Decimal.scaleb, quantized, repeat(DECIMALS), repeat(_ROUNDING))
+        units = np.fromiter(map(int, scaled), dtype=np.int64, count=len(values))
+    except (ArithmeticError, ValueError):  # NaN, infinite, or far too large for int64
+        units = None
+    if units is None or np.any((units >= MICRO_UNITS_LIMIT) | (units <= -MICRO_UNITS_LIMIT)):
+        bad = next(value for value in values if not _fits(value))
+        raise ValueError(f"reading value {bad} does not fit numeric(18, 6)")
     return units
 
 
-def _micro_units(value: Decimal) -> int:
-    return int(value.scaleb(DECIMALS).to_integral_value())
-
-
 def _fits(value: Decimal) -> bool:
-    return value.is_finite() and abs(_micro_units(value)) < MICRO_UNITS_LIMIT
+    # Compared before any arithmetic: quantizing 1E+999999 would raise, as would an sNaN.
+    if not (value.is_finite() and value.copy_abs() < VALUE_LIMIT):
+        return False
+    return abs(int(value.quantize(RESOLUTION, context=_ROUNDING).scaleb(DECIMALS))) < MICRO_UNITS_LIMIT
 
 
 def decimal_of(micro_units: int) -> Decimal:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from readings.columns import DECIMALS, MicroUnits, ReadingColumns
+from readings.columns import DECIMALS, IntArray, ReadingColumns
 
 FIELD_COUNT = 7
 PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
@@ -35,7 +35,6 @@ NUMERIC_POSITIVE, NUMERIC_NEGATIVE = 0x0000, 0x4000
 INT2_RANGE = (-(2**15), 2**15 - 1)
 NULL_LENGTH = -1
 
-IntArray = npt.NDArray[np.int64]
 # int2 values (0 where NULL) and where they are NULL
 SmallInts = tuple[npt.NDArray[np.int16], npt.NDArray[np.bool_]]
 
@@ -96,7 +95,7 @@ def _strings(values: Sequence[str]) -> tuple[npt.NDArray[np.uint8], IntArray]:
     return table[rows], lengths[rows]
 
 
-def _put_numeric(table: npt.NDArray[Any], micro_units: MicroUnits) -> None:
+def _put_numeric(table: npt.NDArray[Any], micro_units: IntArray) -> None:
     magnitude = np.abs(micro_units)
     whole, fraction = np.divmod(magnitude, 10**DECIMALS)
     table["value_len"] = 8 + 2 * NUMERIC_DIGITS

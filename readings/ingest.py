@@ -41,9 +41,8 @@ from psycopg import AsyncConnection, Connection, sql
 from psycopg import errors as pg_errors
 
 from readings import copy_binary
-from readings.columns import ReadingColumns, micro_literal
+from readings.columns import IntArray, ReadingColumns, micro_literal
 from readings.columns import ReadingRow as ReadingRow  # what callers build for ingest
-from readings.copy_binary import IntArray
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,7 +317,7 @@ class _Batch:
 
 
 def _array_literal(values: Iterable[int | None]) -> str:
-    """An array literal of numbers, such as '{1,2.5,NULL}': str() writes a valid literal of each."""
+    """An array literal of whole numbers, such as '{1,2,NULL}': str() writes a valid literal of each."""
     return "{" + ",".join(map(str, values)).replace("None", "NULL") + "}"
 
 

@@ -193,6 +193,9 @@ def test_it_resolves_runs_of_one_meters_readings_as_the_full_checks_do(readings)
     ("written", "columns"),
     [
         ("0", True),
+        ("-0", True),  # numeric has no negative zero: stored as 0 either way
+        ("5", True),
+        ("1.5e3", True),
         ("0.1", True),
         ("0.7", True),
         ("1e-06", True),
@@ -214,4 +217,15 @@ def test_it_reads_values_as_floats_only_where_they_say_what_was_written(written,
     parsed = parse_readings(body, installations=METERS, now=NOW, limits=LIMITS)
     assert isinstance(parsed.readings, ReadingColumns) is columns
     expected = Decimal(written).quantize(Decimal("0.000001"), ROUND_HALF_EVEN)
-    assert [repr(row.value) for row in parsed.rows] == [repr(expected)]
+    assert [(row.value, row.value.as_tuple().exponent) for row in parsed.rows] == [(expected, -6)]
+
+
+@pytest.mark.parametrize("written", ["1e303", "-1e308", "1.7976931348623157e308"])
+def test_a_value_too_large_for_the_float_path_is_refused_by_the_full_checks(written):
+    body = (
+        '{"readings": [{"meter": "12345678", "manufacturer": "KAM", "timestamp": "2026-01-01T00:00:00Z", '
+        f'"value": {written}, "unit": "kWh"}}]}}'
+    ).encode()
+    with pytest.raises(PayloadInvalid) as refused:  # not a RuntimeWarning (an error here) of float overflow
+        parse_readings(body, installations=METERS, now=NOW, limits=LIMITS)
+    assert [error.field for error in refused.value.errors] == ["value"]

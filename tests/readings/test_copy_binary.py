@@ -26,6 +26,8 @@ values = st.one_of(
     # numeric(18, 6) holds 12 integer digits; more decimals are rounded, half away from zero.
     st.decimals(min_value=Decimal("-999999999999.4"), max_value=Decimal("999999999999.4"), places=9),
     st.sampled_from([Decimal(text) for text in ("0", "-0", "0.0000005", "-0.0000005", "1.0000015", "5E+2", "1E-7")]),
+    # More digits than Decimal's default context holds: rounded once, not first to 28 digits.
+    st.sampled_from([Decimal("1.00000049999999999999999999995"), Decimal("-999999999999.4999994999999999999999")]),
 )
 small_ints = st.none() | st.integers(min_value=-(2**15), max_value=2**15 - 1)
 timestamps = st.builds(
@@ -83,7 +85,11 @@ def test_postgresql_stores_from_its_rows_what_it_stores_from_psycopgs(rows):
     [
         ({"value": Decimal("NaN")}, ValueError, "reading value NaN does not fit numeric"),
         ({"value": Decimal("-Infinity")}, ValueError, "reading value -Infinity does not fit numeric"),
+        ({"value": Decimal("sNaN")}, ValueError, "reading value sNaN does not fit numeric"),
         ({"value": Decimal("1E+12")}, ValueError, "reading value 1E.12 does not fit numeric"),
+        ({"value": Decimal("-1E+999999")}, ValueError, "reading value -1E.999999 does not fit numeric"),
+        ({"value": Decimal("999999999999.9999995")}, ValueError, "value 999999999999.9999995 does not fit"),
+        ({"value": Decimal("-9223372036854.775808")}, ValueError, "value -9223372036854.775808 does not fit"),
         ({"battery_level_pct": 2**15}, ValueError, "battery_level_pct 32768 does not fit smallint"),
         ({"rssi_dbm": -(2**15) - 1}, ValueError, "rssi_dbm -32769 does not fit smallint"),
         ({"timestamp": datetime(2025, 1, 1)}, TypeError, "offset-naive and offset-aware"),
