@@ -34,9 +34,9 @@ from typing import Annotated, Any, Generic, TypeVar, cast
 import msgspec
 import numpy as np
 
-from readings.columns import IntArray, ReadingColumns, ReadingRow
+from readings.columns import RESOLUTION, IntArray, ReadingColumns, ReadingRow
 from readings.ingest import keep_latest
-from readings.units import RESOLUTION, UnitError, canonical_unit, convert
+from readings.units import UnitError, canonical_unit, convert
 
 MAX_REGISTER = Decimal("999999999999")  # numeric(18, 6)
 # Below this, a float read from JSON is within 0.02 millionths of the number written there, so

@@ -20,12 +20,12 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from readings.units import RESOLUTION
-
 DECIMALS = 6
-# numeric(18, 6): |value| < 10^12, in millionths |value| < 10^18.
-VALUE_LIMIT = Decimal(10) ** 12
+RESOLUTION = Decimal(1).scaleb(-DECIMALS)  # the register's resolution: 0.000001
+# numeric(18, 6) holds |value| < 10^12 once rounded: in millionths |value| < 10^18, and the
+# least |value| that rounds (half up) to 10^12 is 999999999999.9999995.
 MICRO_UNITS_LIMIT = 10**18
+ROUNDS_UP_TO_LIMIT = Decimal(10) ** 12 - RESOLUTION / 2
 # Rounds once, half away from zero as numeric(18, 6) does, however many digits a value has:
 # quantize rounds the exact value, and 40 digits hold any |value| < 10^12 to the millionth.
 _ROUNDING = Context(prec=40, rounding=ROUND_HALF_UP)
@@ -121,10 +121,8 @@ def micro_units_of(values: list[Decimal]) -> IntArray:
 
 
 def _fits(value: Decimal) -> bool:
-    # Compared before any arithmetic: quantizing 1E+999999 would raise, as would an sNaN.
-    if not (value.is_finite() and value.copy_abs() < VALUE_LIMIT):
-        return False
-    return abs(int(value.quantize(RESOLUTION, context=_ROUNDING).scaleb(DECIMALS))) < MICRO_UNITS_LIMIT
+    # Compared, not rounded: rounding 1E+999999 would raise, as would an sNaN.
+    return value.is_finite() and value.copy_abs() < ROUNDS_UP_TO_LIMIT
 
 
 def decimal_of(micro_units: int) -> Decimal:

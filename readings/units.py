@@ -10,9 +10,8 @@ from __future__ import annotations
 from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
 
+from readings.columns import RESOLUTION
 from readings.models import RegisterUnit
-
-RESOLUTION = Decimal("0.000001")
 
 # unit -> (dimension, size in the dimension's base unit: Wh or L)
 _UNITS: dict[str, tuple[str, Fraction]] = {
