@@ -6,6 +6,8 @@ how ingest works on them, and how the gateway API's parser builds them
 without a Python object per value: values are whole millionths of the
 register unit (numeric(18, 6) is exactly that) in one NumPy array, which
 readings.copy_binary encodes for COPY and the SQL turns back into numeric.
+`DecimalColumns` is the step between: rows transposed, their values still
+Decimals, converted a piece at a time.
 """
 
 from __future__ import annotations
@@ -63,11 +65,8 @@ class ReadingColumns:
     @classmethod
     def of_rows(cls, rows: Iterable[ReadingRow]) -> ReadingColumns:
         """Raises ValueError for a value numeric(18, 6) cannot hold (NaN, infinite, 10^12 or more)."""
-        columns = list(zip(*rows, strict=True))
-        if not columns:
-            return cls([], [], np.zeros(0, dtype=np.int64), [], [], [], [])
-        ids, timestamps, values, units, meter_types, battery_levels, rssis = map(list, columns)
-        return cls(ids, timestamps, micro_units_of(values), units, meter_types, battery_levels, rssis)
+        decimal_columns = DecimalColumns.of_rows(rows)
+        return decimal_columns.piece(0, len(decimal_columns))
 
     def __len__(self) -> int:
         return len(self.installation_ids)
@@ -103,6 +102,47 @@ class ReadingColumns:
         )
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class DecimalColumns:
+    """Readings column by column, their values still Decimals.
+
+    Converting a Decimal to millionths is most of what storing a row costs
+    the client, so readings.ingest converts one piece of COPY data while the
+    server stores the previous one, rather than all of them before the first.
+    """
+
+    installation_ids: list[int]
+    timestamps: list[datetime]
+    values: list[Decimal]
+    units: list[str]
+    meter_types: list[str]
+    battery_levels: list[int | None]
+    rssi_dbm: list[int | None]
+
+    @classmethod
+    def of_rows(cls, rows: Iterable[ReadingRow]) -> DecimalColumns:
+        columns = list(zip(*rows, strict=True))
+        if not columns:
+            return cls([], [], [], [], [], [], [])
+        ids, timestamps, values, units, meter_types, battery_levels, rssis = map(list, columns)
+        return cls(ids, timestamps, values, units, meter_types, battery_levels, rssis)
+
+    def __len__(self) -> int:
+        return len(self.installation_ids)
+
+    def piece(self, start: int, end: int) -> ReadingColumns:
+        """Rows `start` to `end` with values in millionths; ValueError for one numeric(18, 6) cannot hold."""
+        return ReadingColumns(
+            self.installation_ids[start:end],
+            self.timestamps[start:end],
+            micro_units_of(self.values[start:end]),
+            self.units[start:end],
+            self.meter_types[start:end],
+            self.battery_levels[start:end],
+            self.rssi_dbm[start:end],
+        )
+
+
 def micro_units_of(values: list[Decimal]) -> IntArray:
     """Each value in millionths, rounded half away from zero as numeric(18, 6) rounds it.
 
@@ -127,8 +167,3 @@ def _fits(value: Decimal) -> bool:
 
 def decimal_of(micro_units: int) -> Decimal:
     return Decimal(micro_units).scaleb(-DECIMALS)
-
-
-def micro_literal(micro_units: Iterable[int]) -> str:
-    """A bigint array literal of millionths, such as '{1500000,0}' (SQL multiplies them by 0.000001)."""
-    return "{" + ",".join(map(str, micro_units)) + "}"

@@ -33,16 +33,18 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import cached_property
 from itertools import pairwise
 from typing import Any
 
 import numpy as np
-from psycopg import AsyncConnection, Connection, sql
+from psycopg import AsyncConnection, Connection, Cursor, sql
 from psycopg import errors as pg_errors
 
-from readings import copy_binary
-from readings.columns import IntArray, ReadingColumns, micro_literal
+from readings import copy_binary, pg_arrays
+from readings.columns import DecimalColumns, IntArray, ReadingColumns
 from readings.columns import ReadingRow as ReadingRow  # what callers build for ingest
+from readings.pg_arrays import BigintArray, TimestamptzArray
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,8 +130,9 @@ FROM local
 
 # The general path: the rows go as arrays, one element per row in arrival
 # order, so that WITH ORDINALITY numbers them and the last of equal keys wins
-# (most as array literals, which str() writes far faster than psycopg dumps
-# lists; values as whole millionths, see readings.columns). Rows
+# (numbers and times in binary from NumPy, see readings.pg_arrays, values as
+# whole millionths, see readings.columns; the rest as array literals, which
+# str() writes far faster than psycopg dumps lists). Rows
 # identical to the stored ones are not written at all, so a re-sent payload
 # writes nothing. (RETURNING xmax cannot tell inserts from updates on a
 # partitioned table, hence the explicit comparison with the stored row.) The
@@ -141,7 +144,7 @@ UPSERT = """
 WITH src AS MATERIALIZED (
     SELECT DISTINCT ON (installation_id, "timestamp")
            installation_id, "timestamp", micro_units * 0.000001 AS value, unit, meter_type, battery_level_pct, rssi_dbm
-    FROM unnest(%(ids)s::bigint[], %(timestamps)b::timestamptz[], %(values)s::bigint[], %(units)s::text[],
+    FROM unnest(%(ids)b::bigint[], %(timestamps)b::timestamptz[], %(values)b::bigint[], %(units)s::text[],
                 %(meter_types)s::text[], %(battery_levels)s::smallint[], %(rssis)s::smallint[])
          WITH ORDINALITY AS s(installation_id, "timestamp", micro_units, unit, meter_type, battery_level_pct,
                               rssi_dbm, seq)
@@ -233,16 +236,15 @@ LOCK_ROLLUPS_TO_RECOMPUTE = "SELECT pg_advisory_xact_lock(72001, (%(property_id)
 # The fast path's rollup: every row of the batch was new, so each day's
 # aggregate of the batch merges into the stored one (earliest first, latest
 # last, counts added). Concurrent merges into one day serialise on its row
-# and each adds to what the other committed. Most arrays go in binary (%b):
-# psycopg writes a list of datetimes as text ten times slower. The values go
-# as an array literal of whole millionths (see readings.columns).
+# and each adds to what the other committed. The arrays go in binary from
+# NumPy (readings.pg_arrays), the values as whole millionths (readings.columns).
 MERGE_ROLLUP = """
 INSERT INTO reading_daily AS d
     (installation_id, day, first_at, first_value, last_at, last_value, reading_count)
 SELECT b.id, %(first_day)s::date + b.day_offset, b.first_at, b.first_value * 0.000001, b.last_at,
        b.last_value * 0.000001, b.n
-FROM unnest(%(ids)b::bigint[], %(day_offsets)b::int[], %(first_ats)b::timestamptz[], %(first_values)s::bigint[],
-            %(last_ats)b::timestamptz[], %(last_values)s::bigint[], %(counts)b::int[])
+FROM unnest(%(ids)b::bigint[], %(day_offsets)b::int[], %(first_ats)b::timestamptz[], %(first_values)b::bigint[],
+            %(last_ats)b::timestamptz[], %(last_values)b::bigint[], %(counts)b::int[])
     AS b(id, day_offset, first_at, first_value, last_at, last_value, n)
 ORDER BY 1, 2
 ON CONFLICT (installation_id, day) DO UPDATE SET
@@ -258,16 +260,23 @@ class _Batch:
     """The readings and what the SQL needs of them: their installations, time span and probe keys."""
 
     def __init__(self, readings: Iterable[ReadingRow] | ReadingColumns):
-        self.columns = readings if isinstance(readings, ReadingColumns) else ReadingColumns.of_rows(readings)
-        self.installation_ids = sorted(set(self.columns.installation_ids))
-        self.first = min(self.columns.timestamps, default=None)
-        self.last = max(self.columns.timestamps, default=None)
+        # Rows keep their Decimal values until a piece of COPY data or the upsert needs them in millionths.
+        self.readings = readings if isinstance(readings, ReadingColumns) else DecimalColumns.of_rows(readings)
+        self.installation_ids = sorted(set(self.readings.installation_ids))
+        self.first = min(self.readings.timestamps, default=None)
+        self.last = max(self.readings.timestamps, default=None)
 
     def __len__(self) -> int:
-        return len(self.columns)
+        return len(self.readings)
+
+    @cached_property
+    def columns(self) -> ReadingColumns:
+        """All the readings, values in millionths; ValueError for one numeric(18, 6) cannot hold."""
+        readings = self.readings
+        return readings if isinstance(readings, ReadingColumns) else readings.piece(0, len(readings))
 
     def prepare_params(self, property_id: int) -> dict[str, Any]:
-        ids, timestamps = self.columns.installation_ids, self.columns.timestamps
+        ids, timestamps = self.readings.installation_ids, self.readings.timestamps
         return {
             "ids": self.installation_ids,
             "property_id": property_id,
@@ -286,9 +295,9 @@ class _Batch:
             "tz": tz,
             "first": self.first,
             "last": self.last,
-            "ids": _array_literal(columns.installation_ids),
-            "timestamps": columns.timestamps,
-            "values": micro_literal(columns.micro_units.tolist()),
+            "ids": BigintArray(np.asarray(columns.installation_ids, dtype=np.int64)),
+            "timestamps": TimestamptzArray(copy_binary.pg_microseconds(columns.timestamps)),
+            "values": BigintArray(columns.micro_units),
             "units": _text_array(columns.units),
             "meter_types": _text_array(columns.meter_types),
             "battery_levels": _array_literal(columns.battery_levels),
@@ -301,9 +310,9 @@ class _Batch:
 
     def upserted_result(self, upserted: _Upserted) -> IngestResult:
         latest: dict[int, tuple[datetime, int]] = {}
-        columns = self.columns
+        readings = self.readings
         for installation_id, timestamp, level in zip(
-            columns.installation_ids, columns.timestamps, columns.battery_levels, strict=True
+            readings.installation_ids, readings.timestamps, readings.battery_levels, strict=True
         ):
             if level is not None:
                 keep_latest(latest, installation_id, timestamp, level)
@@ -403,27 +412,27 @@ class _DailyAggregates:
         self._merge_params: dict[str, Any] | None = None
         self._latest_battery_pct: dict[int, int] = {}
 
-    def add_up(self, columns: ReadingColumns, pg_microseconds: IntArray) -> None:
-        """Prepares MERGE_ROLLUP's parameters and the latest battery levels of all the readings."""
-        ids = np.asarray(columns.installation_ids, dtype=np.int64)
+    def add_up(self, data: _CopyData) -> None:
+        """Prepares MERGE_ROLLUP's parameters and the latest battery levels of all the readings sent."""
+        readings, micro_units, pg_microseconds = data.readings, data.micro_units, data.pg_microseconds
+        ids = np.asarray(readings.installation_ids, dtype=np.int64)
         days = np.searchsorted(self._day_starts, pg_microseconds, side="right")  # as bisect_right
         order = np.lexsort((pg_microseconds, days, ids))  # by installation, day, time
         ids, days = ids[order], days[order]
         starts = np.flatnonzero(np.r_[True, (ids[1:] != ids[:-1]) | (days[1:] != days[:-1])])
         ends = np.r_[starts[1:], len(order)] - 1
-        firsts, lasts = order[starts].tolist(), order[ends].tolist()
-        timestamps, micro_units = columns.timestamps, columns.micro_units
+        firsts, lasts = order[starts], order[ends]
         self._merge_params = {
             "first_day": self._first_day,
-            "ids": ids[starts].tolist(),
-            "day_offsets": days[starts].tolist(),
-            "first_ats": [timestamps[row] for row in firsts],
-            "first_values": micro_literal(micro_units[firsts].tolist()),
-            "last_ats": [timestamps[row] for row in lasts],
-            "last_values": micro_literal(micro_units[lasts].tolist()),
-            "counts": (ends - starts + 1).tolist(),
+            "ids": BigintArray(ids[starts]),
+            "day_offsets": BigintArray(days[starts]),
+            "first_ats": TimestamptzArray(pg_microseconds[firsts]),
+            "first_values": BigintArray(micro_units[firsts]),
+            "last_ats": TimestamptzArray(pg_microseconds[lasts]),
+            "last_values": BigintArray(micro_units[lasts]),
+            "counts": BigintArray(ends - starts + 1),
         }
-        self._latest_battery_pct = _latest_levels(ids, order, columns.battery_levels)
+        self._latest_battery_pct = _latest_levels(ids, order, readings.battery_levels)
 
     def merge_params(self) -> dict[str, Any]:
         if self._merge_params is None:
@@ -445,24 +454,29 @@ def _latest_levels(sorted_ids: IntArray, order: IntArray, levels: list[int | Non
 
 
 class _CopyData:
-    """The batch as binary COPY data, encoded piece by piece as it is sent (see readings.copy_binary)."""
+    """The batch as binary COPY data, encoded piece by piece as it is sent (see readings.copy_binary).
 
-    def __init__(self, columns: ReadingColumns):
-        self.columns = columns
-        # The readings' times as PostgreSQL stores them, once all pieces are encoded.
+    Raises ValueError, from the piece that holds it, for a value numeric(18, 6) cannot hold.
+    """
+
+    def __init__(self, readings: ReadingColumns | DecimalColumns):
+        self.readings = readings
+        # The readings' values and times as PostgreSQL stores them, once all pieces are encoded.
+        self.micro_units = np.zeros(0, dtype=np.int64)
         self.pg_microseconds = np.zeros(0, dtype=np.int64)
 
     def chunks(self) -> Iterator[bytes]:
-        total = len(self.columns)
+        total = len(self.readings)
         bounds = [0, *range(min(FIRST_CHUNK_ROWS, total), total, CHUNK_ROWS), total]
-        times = []
+        values, times = [], []
         for start, end in pairwise(bounds):
-            piece = self.columns.piece(start, end)
+            piece = self.readings.piece(start, end)
+            values.append(piece.micro_units)
             times.append(copy_binary.pg_microseconds(piece.timestamps))
             header = COPY_SIGNATURE if start == 0 else b""
             trailer = COPY_TRAILER if end == total else b""
             yield b"".join((header, copy_binary.encode(piece, times[-1]), trailer))
-        self.pg_microseconds = np.concatenate(times)
+        self.micro_units, self.pg_microseconds = np.concatenate(values), np.concatenate(times)
 
 
 async def ingest(
@@ -477,12 +491,13 @@ async def ingest(
     if not len(batch):
         return IngestResult(0, 0, 0, 0)
     async with conn.transaction(), conn.cursor() as cur:
+        pg_arrays.register(cur)
         async with conn.pipeline():  # one round trip for both
             await cur.execute(ENSURE_PARTITIONS, {"first": batch.first, "last": batch.last})
             await cur.execute(PREPARE, batch.prepare_params(property_id))
         prepared = _Prepared.of(property_id, await cur.fetchone())
         if not prepared.stored_already:
-            data, daily = _CopyData(batch.columns), prepared.daily()
+            data, daily = _CopyData(batch.readings), prepared.daily()
             if await _copied_directly(conn, cur, prepared.copy_statement, data, daily):
                 async with conn.pipeline():
                     await cur.execute(LOCK_ROLLUPS_TO_MERGE, {"property_id": property_id})
@@ -512,13 +527,15 @@ def ingest_sync(
     batch = _Batch(rows)
     if not len(batch):
         return IngestResult(0, 0, 0, 0)
-    with conn.cursor() as cur:
+    # Django's connection makes client-side binding cursors, which send every value as text.
+    with Cursor(conn) as cur:
+        pg_arrays.register(cur)
         with conn.pipeline():
             cur.execute(ENSURE_PARTITIONS, {"first": batch.first, "last": batch.last})
             cur.execute(PREPARE, batch.prepare_params(property_id))
         prepared = _Prepared.of(property_id, cur.fetchone())
         if not prepared.stored_already:
-            data, daily = _CopyData(batch.columns), prepared.daily()
+            data, daily = _CopyData(batch.readings), prepared.daily()
             if _copied_directly_sync(conn, cur, prepared.copy_statement, data, daily):
                 with conn.pipeline():
                     cur.execute(LOCK_ROLLUPS_TO_MERGE, {"property_id": property_id})
@@ -543,7 +560,7 @@ async def _copied_directly(
         async with conn.transaction(), cur.copy(statement) as copy:
             for chunk in data.chunks():
                 await copy.write(chunk)
-            daily.add_up(data.columns, data.pg_microseconds)  # while the server stores the last piece
+            daily.add_up(data)  # while the server stores the last piece
     except pg_errors.UniqueViolation:
         return False
     return True
@@ -557,7 +574,7 @@ def _copied_directly_sync(
         with conn.transaction(), cur.copy(statement) as copy:
             for chunk in data.chunks():
                 copy.write(chunk)
-            daily.add_up(data.columns, data.pg_microseconds)
+            daily.add_up(data)
     except pg_errors.UniqueViolation:
         return False
     return True

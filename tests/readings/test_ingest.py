@@ -10,7 +10,7 @@ import pytest
 from psycopg import sql
 
 from mbusportal.db import conninfo
-from readings.ingest import CHUNK_ROWS, COPY_DIRECT, ReadingRow, ingest
+from readings.ingest import CHUNK_ROWS, COPY_DIRECT, FIRST_CHUNK_ROWS, ReadingRow, ingest
 from readings.models import Reading, ReadingDaily
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -286,6 +286,16 @@ async def test_it_refuses_a_value_numeric_18_6_cannot_hold_and_writes_nothing(pr
     assert await Reading.objects.acount() == 0
 
 
+async def test_it_refuses_a_value_in_a_later_piece_of_copy_data_and_writes_nothing(prop, heat_meter):
+    # Values are converted a piece at a time while the server stores the pieces before.
+    values = [str(i) for i in range(FIRST_CHUNK_ROWS + CHUNK_ROWS + 5)]
+    values[FIRST_CHUNK_ROWS + CHUNK_ROWS + 2] = "1E+12"
+    with pytest.raises(ValueError, match=re.escape("reading value 1E+12 does not fit numeric(18, 6)")):
+        await run(prop, rows(heat_meter, values, step=timedelta(minutes=1)))
+    assert await Reading.objects.acount() == 0
+    assert await ReadingDaily.objects.acount() == 0
+
+
 async def test_it_takes_the_general_path_when_a_batch_of_several_copy_pieces_fails(prop, heat_meter):
     batch = rows(heat_meter, [str(i) for i in range(CHUNK_ROWS * 2 + 1)], step=timedelta(minutes=1))
     await run(prop, batch[10:11])  # stored already: the COPY of all pieces into reading fails at its end
@@ -390,6 +400,23 @@ def test_it_takes_the_general_path_synchronously_when_keys_exist(prop, heat_mete
         mixed = ingest_sync(connection.connection, property_id=prop.pk, rows=again)
     assert mixed.as_dict() == {"inserted": 1, "updated": 1, "unchanged": 1, "folded": 1}
     assert [r.value for r in Reading.objects.order_by("timestamp")] == [Decimal(1), Decimal("2.5"), Decimal(3)]
+
+
+def test_it_refuses_synchronously_a_value_in_a_later_piece_and_keeps_what_the_caller_wrote(prop, heat_meter):
+    from django.db import connection, transaction
+
+    from readings.ingest import ingest_sync
+
+    values = [str(i) for i in range(FIRST_CHUNK_ROWS + 5)] + ["NaN"]
+    with transaction.atomic():
+        connection.ensure_connection()
+        one_day = rows(heat_meter, ["1", "2"], start=T0 + timedelta(hours=3))
+        ingest_sync(connection.connection, property_id=prop.pk, rows=one_day)
+        with pytest.raises(ValueError, match="reading value NaN does not fit"):
+            later = rows(heat_meter, values, start=T0 + timedelta(days=2), step=timedelta(minutes=1))
+            ingest_sync(connection.connection, property_id=prop.pk, rows=later)
+    assert [r.value for r in Reading.objects.order_by("timestamp")] == [Decimal(1), Decimal(2)]
+    assert ReadingDaily.objects.get().reading_count == 2
 
 
 def test_it_refuses_synchronously_another_propertys_installation_and_an_open_autocommit(prop, other_meter):
