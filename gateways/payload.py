@@ -35,7 +35,6 @@ import msgspec
 import numpy as np
 
 from readings.columns import RESOLUTION, IntArray, ReadingColumns, ReadingRow
-from readings.ingest import keep_latest
 from readings.units import UnitError, canonical_unit, convert
 
 MAX_REGISTER = Decimal("999999999999")  # numeric(18, 6)
@@ -604,6 +603,13 @@ def _resolve_one(
         item.battery_level_pct,
         item.rssi_dbm,
     )
+
+
+def keep_latest(latest: dict[int, tuple[datetime, int]], installation_id: int, at: datetime, level: int) -> None:
+    """Keeps in `latest` each installation's latest (time, level); of equal times, the one kept last."""
+    known = latest.get(installation_id)
+    if known is None or known[0] <= at:
+        latest[installation_id] = (at, level)
 
 
 def _installation(

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Context, Decimal
 from itertools import repeat
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -33,6 +33,7 @@ ROUNDS_UP_TO_LIMIT = Decimal(10) ** 12 - RESOLUTION / 2
 _ROUNDING = Context(prec=40, rounding=ROUND_HALF_UP)
 
 IntArray = npt.NDArray[np.int64]
+T = TypeVar("T")
 
 
 class ReadingRow(NamedTuple):
@@ -82,6 +83,23 @@ class ReadingColumns:
             self.rssi_dbm[start:end],
         )
 
+    def take(self, rows: IntArray) -> ReadingColumns:
+        """The readings at the positions `rows`, in that order."""
+        positions = rows.tolist()
+
+        def picked(column: list[T]) -> list[T]:
+            return [column[position] for position in positions]
+
+        return ReadingColumns(
+            picked(self.installation_ids),
+            picked(self.timestamps),
+            self.micro_units[rows],
+            picked(self.units),
+            picked(self.meter_types),
+            picked(self.battery_levels),
+            picked(self.rssi_dbm),
+        )
+
     def rows(self) -> list[ReadingRow]:
         """The readings as rows, each value a Decimal with 6 decimals."""
         values = map(decimal_of, self.micro_units.tolist())
@@ -106,9 +124,9 @@ class ReadingColumns:
 class DecimalColumns:
     """Readings column by column, their values still Decimals.
 
-    Converting a Decimal to millionths is most of what storing a row costs
-    the client, so readings.ingest converts one piece of COPY data while the
-    server stores the previous one, rather than all of them before the first.
+    Converting Decimals to millionths costs the client about as much as
+    encoding the rows for COPY, so readings.ingest converts one piece of COPY
+    data while the server stores the previous one, not all before the first.
     """
 
     installation_ids: list[int]

@@ -47,8 +47,8 @@ def encode(columns: ReadingColumns, pg_microseconds: IntArray) -> bytes:
     """
     if not len(columns):
         return b""
-    batteries = _small_ints("battery_level_pct", columns.battery_levels)
-    rssis = _small_ints("rssi_dbm", columns.rssi_dbm)
+    batteries = small_ints("battery_level_pct", columns.battery_levels)
+    rssis = small_ints("rssi_dbm", columns.rssi_dbm)
     unit_bytes, unit_lengths = _strings(columns.units)
     type_bytes, type_lengths = _strings(columns.meter_types)
     layout = _Layout(unit_bytes.shape[1], type_bytes.shape[1])
@@ -70,7 +70,7 @@ def pg_microseconds(timestamps: Sequence[datetime]) -> IntArray:
     return np.fromiter(map(floordiv, since_epoch, repeat(ONE_MICROSECOND)), dtype=np.int64, count=len(timestamps))
 
 
-def _small_ints(name: str, values: Sequence[int | None]) -> SmallInts:
+def small_ints(name: str, values: Sequence[int | None]) -> SmallInts:
     """The values as int2; ValueError for one out of its range."""
     as_float = np.array(values, dtype=np.float64)  # None becomes NaN
     nulls = np.isnan(as_float)

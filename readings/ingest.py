@@ -38,13 +38,13 @@ from itertools import pairwise
 from typing import Any
 
 import numpy as np
-from psycopg import AsyncConnection, Connection, Cursor, sql
+from psycopg import AsyncConnection, AsyncCursor, Connection, Cursor, sql
 from psycopg import errors as pg_errors
 
 from readings import copy_binary, pg_arrays
 from readings.columns import DecimalColumns, IntArray, ReadingColumns
 from readings.columns import ReadingRow as ReadingRow  # what callers build for ingest
-from readings.pg_arrays import BigintArray, TimestamptzArray
+from readings.pg_arrays import BigintArray, SmallintArray, TimestamptzArray
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,11 +128,11 @@ SELECT
 FROM local
 """
 
-# The general path: the rows go as arrays, one element per row in arrival
-# order, so that WITH ORDINALITY numbers them and the last of equal keys wins
+# The general path: the rows go as arrays, one element per key (rows of one
+# key are folded to the last beforehand, see _OneRowPerKey) in key order
 # (numbers and times in binary from NumPy, see readings.pg_arrays, values as
-# whole millionths, see readings.columns; the rest as array literals, which
-# str() writes far faster than psycopg dumps lists). Rows
+# whole millionths, see readings.columns; strings as array literals, which
+# str.join writes far faster than psycopg dumps lists). Rows
 # identical to the stored ones are not written at all, so a re-sent payload
 # writes nothing. (RETURNING xmax cannot tell inserts from updates on a
 # partitioned table, hence the explicit comparison with the stored row.) The
@@ -141,14 +141,12 @@ FROM local
 # deadlock each other. It returns the counts and the (installation, local day)
 # pairs it changed, for ROLLUP.
 UPSERT = """
-WITH src AS MATERIALIZED (
-    SELECT DISTINCT ON (installation_id, "timestamp")
-           installation_id, "timestamp", micro_units * 0.000001 AS value, unit, meter_type, battery_level_pct, rssi_dbm
+WITH src AS (
+    SELECT installation_id, "timestamp", micro_units * 0.000001 AS value, unit, meter_type, battery_level_pct,
+           rssi_dbm
     FROM unnest(%(ids)b::bigint[], %(timestamps)b::timestamptz[], %(values)b::bigint[], %(units)s::text[],
-                %(meter_types)s::text[], %(battery_levels)s::smallint[], %(rssis)s::smallint[])
-         WITH ORDINALITY AS s(installation_id, "timestamp", micro_units, unit, meter_type, battery_level_pct,
-                              rssi_dbm, seq)
-    ORDER BY installation_id, "timestamp", seq DESC
+                %(meter_types)s::text[], %(battery_levels)b::smallint[], %(rssis)b::smallint[])
+         AS s(installation_id, "timestamp", micro_units, unit, meter_type, battery_level_pct, rssi_dbm)
 ), changed AS MATERIALIZED (
     SELECT s.*, r.installation_id IS NULL AS is_new
     FROM src s
@@ -184,8 +182,7 @@ WITH src AS MATERIALIZED (
     FROM upserted u
     CROSS JOIN LATERAL (SELECT (u."timestamp" AT TIME ZONE %(tz)s)::date AS day) local
 )
-SELECT (SELECT count(*) FROM src),
-       count(*) FILTER (WHERE c.is_new),
+SELECT count(*) FILTER (WHERE c.is_new),
        count(*) FILTER (WHERE NOT c.is_new),
        (SELECT coalesce(array_agg(installation_id ORDER BY installation_id, day), '{}') FROM touched),
        (SELECT coalesce(array_agg(day ORDER BY installation_id, day), '{}') FROM touched)
@@ -288,46 +285,57 @@ class _Batch:
             "probe2_at": timestamps[-1],
         }
 
-    def upsert_params(self, tz: str) -> dict[str, Any]:
-        """UPSERT's parameters: the readings as one array per column."""
-        columns = self.columns
-        return {
-            "tz": tz,
-            "first": self.first,
-            "last": self.last,
-            "ids": BigintArray(np.asarray(columns.installation_ids, dtype=np.int64)),
-            "timestamps": TimestamptzArray(copy_binary.pg_microseconds(columns.timestamps)),
-            "values": BigintArray(columns.micro_units),
-            "units": _text_array(columns.units),
-            "meter_types": _text_array(columns.meter_types),
-            "battery_levels": _array_literal(columns.battery_levels),
-            "rssis": _array_literal(columns.rssi_dbm),
-        }
-
     def copied_result(self, battery: dict[int, int]) -> IngestResult:
         """The fast path's result: every row was new."""
         return IngestResult(len(self), 0, 0, 0, battery)
 
-    def upserted_result(self, upserted: _Upserted) -> IngestResult:
-        latest: dict[int, tuple[datetime, int]] = {}
-        readings = self.readings
-        for installation_id, timestamp, level in zip(
-            readings.installation_ids, readings.timestamps, readings.battery_levels, strict=True
-        ):
-            if level is not None:
-                keep_latest(latest, installation_id, timestamp, level)
+
+class _OneRowPerKey:
+    """The general path's rows: of the rows of one key the last, in key order, and UPSERT's parameters.
+
+    Folded here with one stable sort, the server neither sorts nor counts them.
+    """
+
+    def __init__(self, columns: ReadingColumns):
+        self._columns = columns
+        ids = np.asarray(columns.installation_ids, dtype=np.int64)
+        times = copy_binary.pg_microseconds(columns.timestamps)
+        order = np.lexsort((times, ids))  # stable: the rows of one key stay in arrival order
+        sorted_ids, sorted_times = ids[order], times[order]
+        last_of_key = np.r_[(sorted_ids[1:] != sorted_ids[:-1]) | (sorted_times[1:] != sorted_times[:-1]), True]
+        self.rows = order[last_of_key]
+        self._ids, self._times = sorted_ids[last_of_key], sorted_times[last_of_key]
+        self.latest_battery_pct = _latest_levels(sorted_ids, order, columns.battery_levels)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def upsert_params(self, tz: str, first: datetime | None, last: datetime | None) -> dict[str, Any]:
+        """UPSERT's parameters: the rows as one array per column."""
+        columns = self._columns
+        if len(self.rows) < len(columns) or np.any(self.rows[1:] < self.rows[:-1]):
+            columns = columns.take(self.rows)
+        return {
+            "tz": tz,
+            "first": first,
+            "last": last,
+            "ids": BigintArray(self._ids),
+            "timestamps": TimestamptzArray(self._times),
+            "values": BigintArray(columns.micro_units),
+            "units": _text_array(columns.units),
+            "meter_types": _text_array(columns.meter_types),
+            "battery_levels": SmallintArray(copy_binary.small_ints("battery_level_pct", columns.battery_levels)),
+            "rssis": SmallintArray(copy_binary.small_ints("rssi_dbm", columns.rssi_dbm)),
+        }
+
+    def result(self, upserted: _Upserted) -> IngestResult:
         return IngestResult(
             inserted=upserted.inserted,
             updated=upserted.updated,
-            unchanged=upserted.distinct - upserted.inserted - upserted.updated,
-            folded=len(self) - upserted.distinct,
-            latest_battery_pct=_battery_pct(latest),
+            unchanged=len(self) - upserted.inserted - upserted.updated,
+            folded=len(self._columns) - len(self),
+            latest_battery_pct=self.latest_battery_pct,
         )
-
-
-def _array_literal(values: Iterable[int | None]) -> str:
-    """An array literal of whole numbers, such as '{1,2,NULL}': str() writes a valid literal of each."""
-    return "{" + ",".join(map(str, values)).replace("None", "NULL") + "}"
 
 
 # An array literal's element that needs no quotes (nor is NULL).
@@ -341,22 +349,10 @@ def _text_array(values: Sequence[str]) -> str | list[str]:
     return list(values)
 
 
-def keep_latest(latest: dict[int, tuple[datetime, int]], installation_id: int, at: datetime, level: int) -> None:
-    """Keeps in `latest` each installation's latest (time, level); of equal times, the one kept last."""
-    known = latest.get(installation_id)
-    if known is None or known[0] <= at:
-        latest[installation_id] = (at, level)
-
-
-def _battery_pct(latest: dict[int, tuple[datetime, int]]) -> dict[int, int]:
-    return {installation_id: level for installation_id, (_, level) in latest.items()}
-
-
 @dataclass(frozen=True, slots=True)
 class _Upserted:
-    """What UPSERT did: distinct keys, rows inserted and updated, and the (installation, day) pairs it changed."""
+    """What UPSERT did: rows inserted and updated, and the (installation, day) pairs it changed."""
 
-    distinct: int
     inserted: int
     updated: int
     touched_ids: list[int]
@@ -364,8 +360,8 @@ class _Upserted:
 
     @classmethod
     def of(cls, found: Any) -> _Upserted:
-        distinct, inserted, updated, touched_ids, touched_days = found
-        return cls(int(distinct), int(inserted), int(updated), list(touched_ids), list(touched_days))
+        inserted, updated, touched_ids, touched_days = found
+        return cls(int(inserted), int(updated), list(touched_ids), list(touched_days))
 
     def rollup_params(self, tz: str) -> dict[str, Any]:
         return {"tz": tz, "touched_ids": self.touched_ids, "touched_days": self.touched_days}
@@ -490,7 +486,8 @@ async def ingest(
     batch = _Batch(rows)
     if not len(batch):
         return IngestResult(0, 0, 0, 0)
-    async with conn.transaction(), conn.cursor() as cur:
+    # A cursor that binds on the server, whatever the connection's factory: the binary arrays need it.
+    async with conn.transaction(), AsyncCursor(conn) as cur:
         pg_arrays.register(cur)
         async with conn.pipeline():  # one round trip for both
             await cur.execute(ENSURE_PARTITIONS, {"first": batch.first, "last": batch.last})
@@ -503,13 +500,14 @@ async def ingest(
                     await cur.execute(LOCK_ROLLUPS_TO_MERGE, {"property_id": property_id})
                     await cur.execute(MERGE_ROLLUP, daily.merge_params())
                 return batch.copied_result(daily.latest_battery_pct())
-        await cur.execute(UPSERT, batch.upsert_params(prepared.time_zone))
+        one_per_key = _OneRowPerKey(batch.columns)
+        await cur.execute(UPSERT, one_per_key.upsert_params(prepared.time_zone, batch.first, batch.last))
         upserted = _Upserted.of(await cur.fetchone())
         if upserted.touched_ids:
             async with conn.pipeline():
                 await cur.execute(LOCK_ROLLUPS_TO_RECOMPUTE, {"property_id": property_id})
                 await cur.execute(ROLLUP, upserted.rollup_params(prepared.time_zone))
-    return batch.upserted_result(upserted)
+    return one_per_key.result(upserted)
 
 
 def ingest_sync(
@@ -527,7 +525,7 @@ def ingest_sync(
     batch = _Batch(rows)
     if not len(batch):
         return IngestResult(0, 0, 0, 0)
-    # Django's connection makes client-side binding cursors, which send every value as text.
+    # As in `ingest`: Django's connection makes client-side binding cursors, which send values as text.
     with Cursor(conn) as cur:
         pg_arrays.register(cur)
         with conn.pipeline():
@@ -541,12 +539,14 @@ def ingest_sync(
                     cur.execute(LOCK_ROLLUPS_TO_MERGE, {"property_id": property_id})
                     cur.execute(MERGE_ROLLUP, daily.merge_params())
                 return batch.copied_result(daily.latest_battery_pct())
-        upserted = _Upserted.of(cur.execute(UPSERT, batch.upsert_params(prepared.time_zone)).fetchone())
+        one_per_key = _OneRowPerKey(batch.columns)
+        cur.execute(UPSERT, one_per_key.upsert_params(prepared.time_zone, batch.first, batch.last))
+        upserted = _Upserted.of(cur.fetchone())
         if upserted.touched_ids:
             with conn.pipeline():
                 cur.execute(LOCK_ROLLUPS_TO_RECOMPUTE, {"property_id": property_id})
                 cur.execute(ROLLUP, upserted.rollup_params(prepared.time_zone))
-    return batch.upserted_result(upserted)
+    return one_per_key.result(upserted)
 
 
 async def _copied_directly(

@@ -1,11 +1,12 @@
-"""Arrays of 8-byte numbers as query parameters, in PostgreSQL's binary array format, from NumPy.
+"""Arrays of numbers and times as query parameters, in PostgreSQL's binary array format, from NumPy.
 
 psycopg dumps a list one element at a time in Python: for the 10,000 times
 of a gateway's payload that took longer than the server's work with them.
-These wrap an int64 array and are dumped in one go: `BigintArray` as
+These wrap NumPy arrays and are dumped in one go: `BigintArray` as
 bigint[], `TimestamptzArray` as timestamptz[] from the times as PostgreSQL
-stores them (readings.copy_binary.pg_microseconds). Pass them with %b, on a
-cursor that `register` has seen.
+stores them (readings.copy_binary.pg_microseconds), `SmallintArray` as
+smallint[] with NULLs (readings.copy_binary.small_ints). Pass them with %b,
+on a cursor that `register` has seen.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ from psycopg.adapt import Dumper
 from psycopg.pq import Format
 
 from readings.columns import IntArray
+from readings.copy_binary import SmallInts
 
 # ndim, flags (1: has NULLs), element type; then per dimension its length and lower bound
 _HEADER = struct.Struct(">iii")
 _DIMENSION = struct.Struct(">ii")
-# each element: its length, then its 8 bytes
+# each element: its length, then its bytes (none for a NULL, whose length is -1)
 _ELEMENT = np.dtype([("length", ">i4"), ("value", ">i8")])
+_SMALL_ELEMENT = np.dtype([("length", ">i4"), ("value", ">i2")])
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -40,6 +43,13 @@ class TimestamptzArray:
     pg_microseconds: IntArray
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class SmallintArray:
+    """Values as int2, and where they are NULL."""
+
+    values: SmallInts
+
+
 def binary_array(element_oid: int, values: IntArray) -> bytes:
     """A one-dimensional array without NULLs of an 8-byte type, in PostgreSQL's binary format."""
     if not values.size:
@@ -50,6 +60,21 @@ def binary_array(element_oid: int, values: IntArray) -> bytes:
     return _HEADER.pack(1, 0, element_oid) + _DIMENSION.pack(values.size, 1) + elements.tobytes()
 
 
+def binary_smallint_array(values: SmallInts) -> bytes:
+    """A one-dimensional smallint array, NULLs where `values` says, in PostgreSQL's binary format."""
+    numbers, nulls = values
+    if not numbers.size:
+        return _HEADER.pack(0, 0, _INT2.oid)
+    elements = np.empty(numbers.size, dtype=_SMALL_ELEMENT)
+    elements["length"] = np.where(nulls, -1, 2)
+    elements["value"] = numbers
+    raw = elements.view(np.uint8).reshape(numbers.size, _SMALL_ELEMENT.itemsize)
+    has_nulls = bool(nulls.any())
+    data = raw[~nulls[:, None] | (np.arange(_SMALL_ELEMENT.itemsize) < 4)] if has_nulls else raw
+    return _HEADER.pack(1, int(has_nulls), _INT2.oid) + _DIMENSION.pack(numbers.size, 1) + data.tobytes()
+
+
+_INT2 = postgres.types["int2"]
 _INT8 = postgres.types["int8"]
 _TIMESTAMPTZ = postgres.types["timestamptz"]
 
@@ -70,7 +95,16 @@ class _TimestamptzArrayDumper(Dumper):
         return binary_array(_TIMESTAMPTZ.oid, obj.pg_microseconds)
 
 
+class _SmallintArrayDumper(Dumper):
+    format = Format.BINARY
+    oid = _INT2.array_oid
+
+    def dump(self, obj: SmallintArray) -> bytes:
+        return binary_smallint_array(obj.values)
+
+
 def register(context: AdaptContext) -> None:
     """Lets queries of `context` (a cursor, a connection) take these arrays."""
     context.adapters.register_dumper(BigintArray, _BigintArrayDumper)
     context.adapters.register_dumper(TimestamptzArray, _TimestamptzArrayDumper)
+    context.adapters.register_dumper(SmallintArray, _SmallintArrayDumper)

@@ -70,6 +70,51 @@ async def test_it_folds_rows_with_the_same_key_to_the_last(prop, heat_meter):
     assert first.value == Decimal("100.7")
 
 
+async def test_it_folds_shuffled_repeats_of_two_meters_to_the_last_of_each_key(prop, heat_meter, water_meter):
+    # Keys written once, twice or three times, shuffled, some with another UTC offset (the same
+    # instant): each key stores its last row, and each meter's latest battery level is that of its
+    # latest reading that has one (of equal times, the later row's). Sent again reversed, the first
+    # row of each key is now its last: a key written more than once is updated, the others unchanged.
+    meters = [(heat_meter, "kWh", "heat"), (water_meter, "m3", "cold_water")]
+    written = [
+        (meter, unit, kind, T0 + timedelta(hours=hour))
+        for hour in range(20)
+        for meter, unit, kind in meters
+        for _ in range(1 + hour % 3)
+    ]
+    shuffled = sorted(range(len(written)), key=lambda n: n * 37 % len(written))  # 37 is coprime to 78
+    batch = [
+        ReadingRow(
+            meter.pk,
+            at.astimezone(timezone(timedelta(hours=2))) if n % 3 else at,
+            Decimal(n),
+            unit,
+            kind,
+            n % 90 if n % 4 else None,
+        )
+        for n, (meter, unit, kind, at) in ((n, written[n]) for n in shuffled)
+    ]
+    assert len(batch) == 2 * (7 * 1 + 7 * 2 + 6 * 3)  # 78 rows of 40 keys, 26 of them repeated
+
+    def last_of_each_key(rows):
+        return {(row.installation_id, row.timestamp): row for row in rows}
+
+    result = await run(prop, batch)
+    assert result.as_dict() == {"inserted": 40, "updated": 0, "unchanged": 0, "folded": 38}
+    stored = {(r.installation_id, r.timestamp): r.value async for r in Reading.objects.all()}
+    assert stored == {key: row.value for key, row in last_of_each_key(batch).items()}
+    latest: dict[int, tuple[datetime, int]] = {}
+    for row in batch:
+        if row.battery_level_pct is not None and latest.get(row.installation_id, (row.timestamp,))[0] <= row.timestamp:
+            latest[row.installation_id] = (row.timestamp, row.battery_level_pct)
+    assert result.latest_battery_pct == {meter: level for meter, (_, level) in latest.items()}
+
+    again = await run(prop, batch[::-1])
+    assert again.as_dict() == {"inserted": 0, "updated": 26, "unchanged": 14, "folded": 38}
+    stored = {(r.installation_id, r.timestamp): r.value async for r in Reading.objects.all()}
+    assert stored == {key: row.value for key, row in last_of_each_key(batch[::-1]).items()}
+
+
 async def test_it_creates_a_missing_monthly_partition(prop, heat_meter):
     far = datetime(2031, 7, 15, 12, 0, tzinfo=UTC)
     async with await psycopg.AsyncConnection.connect(conninfo()) as conn:
@@ -147,7 +192,7 @@ def fast_path_only(monkeypatch):
     def general_path(*args):
         raise AssertionError("the general path ran")
 
-    monkeypatch.setattr("readings.ingest._Batch.upsert_params", general_path)
+    monkeypatch.setattr("readings.ingest._OneRowPerKey.upsert_params", general_path)
 
 
 async def test_it_merges_new_rows_into_stored_days_as_a_recomputation_would(prop, heat_meter, monkeypatch):

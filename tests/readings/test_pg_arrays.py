@@ -1,4 +1,4 @@
-"""readings.pg_arrays: PostgreSQL reads the binary arrays as the numbers and times they were made of."""
+"""readings.pg_arrays: PostgreSQL reads the binary arrays as the numbers, NULLs and times they were made of."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -7,8 +7,8 @@ import psycopg
 import pytest
 
 from mbusportal.db import conninfo
-from readings.copy_binary import pg_microseconds
-from readings.pg_arrays import BigintArray, TimestamptzArray, register
+from readings.copy_binary import pg_microseconds, small_ints
+from readings.pg_arrays import BigintArray, SmallintArray, TimestamptzArray, register
 
 pytestmark = pytest.mark.django_db
 
@@ -42,3 +42,13 @@ def test_postgresql_reads_a_timestamptz_array_as_its_times(cursor):
     ]
     (stored,) = cursor.execute("SELECT %b", [TimestamptzArray(pg_microseconds(times))]).fetchone()
     assert stored == times
+
+
+@pytest.mark.parametrize(
+    "numbers",
+    [[], [None], [7], [None, 1, None, None, -(2**15), 2**15 - 1, None], [n if n % 3 else None for n in range(1000)]],
+)
+def test_postgresql_reads_a_smallint_array_with_its_nulls(cursor, numbers):
+    array = SmallintArray(small_ints("battery_level_pct", numbers))
+    (stored,) = cursor.execute("SELECT %b::smallint[]", [array]).fetchone()
+    assert stored == numbers
