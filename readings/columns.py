@@ -73,15 +73,7 @@ class ReadingColumns:
         return len(self.installation_ids)
 
     def piece(self, start: int, end: int) -> ReadingColumns:
-        return ReadingColumns(
-            self.installation_ids[start:end],
-            self.timestamps[start:end],
-            self.micro_units[start:end],
-            self.units[start:end],
-            self.meter_types[start:end],
-            self.battery_levels[start:end],
-            self.rssi_dbm[start:end],
-        )
+        return _piece(self, start, end, self.micro_units[start:end])
 
     def take(self, rows: IntArray) -> ReadingColumns:
         """The readings at the positions `rows`, in that order."""
@@ -150,15 +142,20 @@ class DecimalColumns:
 
     def piece(self, start: int, end: int) -> ReadingColumns:
         """Rows `start` to `end` with values in millionths; ValueError for one numeric(18, 6) cannot hold."""
-        return ReadingColumns(
-            self.installation_ids[start:end],
-            self.timestamps[start:end],
-            micro_units_of(self.values[start:end]),
-            self.units[start:end],
-            self.meter_types[start:end],
-            self.battery_levels[start:end],
-            self.rssi_dbm[start:end],
-        )
+        return _piece(self, start, end, micro_units_of(self.values[start:end]))
+
+
+def _piece(readings: ReadingColumns | DecimalColumns, start: int, end: int, micro_units: IntArray) -> ReadingColumns:
+    """Rows `start` to `end` of `readings`, with these values."""
+    return ReadingColumns(
+        readings.installation_ids[start:end],
+        readings.timestamps[start:end],
+        micro_units,
+        readings.units[start:end],
+        readings.meter_types[start:end],
+        readings.battery_levels[start:end],
+        readings.rssi_dbm[start:end],
+    )
 
 
 def micro_units_of(values: list[Decimal]) -> IntArray:

@@ -18,9 +18,9 @@ property's local midnights fetched. Then two paths, one result:
   duplicate or an existing key aborts the COPY (to a savepoint) and the
   batch takes the general path. The rollup is merged incrementally from
   per-day aggregates of the batch, computed while the server stores;
-- general: the rows as one array per column, and one `INSERT … SELECT FROM
-  unnest … ON CONFLICT DO UPDATE … WHERE the values differ` that folds
-  duplicates (the last row wins), skips unchanged rows and counts what it
+- general: the rows of one key folded to the last, the rest as one array
+  per column, and one `INSERT … SELECT FROM unnest … ON CONFLICT DO UPDATE
+  … WHERE the values differ` that skips unchanged rows and counts what it
   did; the rollup of every (installation, local day) it changed is then
   recomputed from the readings themselves. A re-sent payload takes this
   path at once (the batch's first or last key is stored already) and
@@ -303,18 +303,18 @@ class _OneRowPerKey:
         order = np.lexsort((times, ids))  # stable: the rows of one key stay in arrival order
         sorted_ids, sorted_times = ids[order], times[order]
         last_of_key = np.r_[(sorted_ids[1:] != sorted_ids[:-1]) | (sorted_times[1:] != sorted_times[:-1]), True]
-        self.rows = order[last_of_key]
+        self._rows = order[last_of_key]
         self._ids, self._times = sorted_ids[last_of_key], sorted_times[last_of_key]
         self.latest_battery_pct = _latest_levels(sorted_ids, order, columns.battery_levels)
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return len(self._rows)
 
     def upsert_params(self, tz: str, first: datetime | None, last: datetime | None) -> dict[str, Any]:
         """UPSERT's parameters: the rows as one array per column."""
         columns = self._columns
-        if len(self.rows) < len(columns) or np.any(self.rows[1:] < self.rows[:-1]):
-            columns = columns.take(self.rows)
+        if not np.array_equal(self._rows, np.arange(len(columns))):  # rows folded or not in key order
+            columns = columns.take(self._rows)
         return {
             "tz": tz,
             "first": first,

@@ -23,12 +23,17 @@ from psycopg.pq import Format
 from readings.columns import IntArray
 from readings.copy_binary import SmallInts
 
+_INT2 = postgres.types["int2"]
+_INT8 = postgres.types["int8"]
+_TIMESTAMPTZ = postgres.types["timestamptz"]
+
 # ndim, flags (1: has NULLs), element type; then per dimension its length and lower bound
 _HEADER = struct.Struct(">iii")
 _DIMENSION = struct.Struct(">ii")
 # each element: its length, then its bytes (none for a NULL, whose length is -1)
 _ELEMENT = np.dtype([("length", ">i4"), ("value", ">i8")])
 _SMALL_ELEMENT = np.dtype([("length", ">i4"), ("value", ">i2")])
+_SMALL_VALUE_BYTES = np.arange(_SMALL_ELEMENT.itemsize) >= _SMALL_ELEMENT.fields["value"][1]  # type: ignore[index]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -50,7 +55,7 @@ class SmallintArray:
     values: SmallInts
 
 
-def binary_array(element_oid: int, values: IntArray) -> bytes:
+def _binary_array(element_oid: int, values: IntArray) -> bytes:
     """A one-dimensional array without NULLs of an 8-byte type, in PostgreSQL's binary format."""
     if not values.size:
         return _HEADER.pack(0, 0, element_oid)  # PostgreSQL's empty array has no dimensions
@@ -60,7 +65,7 @@ def binary_array(element_oid: int, values: IntArray) -> bytes:
     return _HEADER.pack(1, 0, element_oid) + _DIMENSION.pack(values.size, 1) + elements.tobytes()
 
 
-def binary_smallint_array(values: SmallInts) -> bytes:
+def _binary_smallint_array(values: SmallInts) -> bytes:
     """A one-dimensional smallint array, NULLs where `values` says, in PostgreSQL's binary format."""
     numbers, nulls = values
     if not numbers.size:
@@ -70,13 +75,8 @@ def binary_smallint_array(values: SmallInts) -> bytes:
     elements["value"] = numbers
     raw = elements.view(np.uint8).reshape(numbers.size, _SMALL_ELEMENT.itemsize)
     has_nulls = bool(nulls.any())
-    data = raw[~nulls[:, None] | (np.arange(_SMALL_ELEMENT.itemsize) < 4)] if has_nulls else raw
+    data = raw[~(nulls[:, None] & _SMALL_VALUE_BYTES)] if has_nulls else raw  # a NULL has no value bytes
     return _HEADER.pack(1, int(has_nulls), _INT2.oid) + _DIMENSION.pack(numbers.size, 1) + data.tobytes()
-
-
-_INT2 = postgres.types["int2"]
-_INT8 = postgres.types["int8"]
-_TIMESTAMPTZ = postgres.types["timestamptz"]
 
 
 class _BigintArrayDumper(Dumper):
@@ -84,7 +84,7 @@ class _BigintArrayDumper(Dumper):
     oid = _INT8.array_oid
 
     def dump(self, obj: BigintArray) -> bytes:
-        return binary_array(_INT8.oid, obj.values)
+        return _binary_array(_INT8.oid, obj.values)
 
 
 class _TimestamptzArrayDumper(Dumper):
@@ -92,7 +92,7 @@ class _TimestamptzArrayDumper(Dumper):
     oid = _TIMESTAMPTZ.array_oid
 
     def dump(self, obj: TimestamptzArray) -> bytes:
-        return binary_array(_TIMESTAMPTZ.oid, obj.pg_microseconds)
+        return _binary_array(_TIMESTAMPTZ.oid, obj.pg_microseconds)
 
 
 class _SmallintArrayDumper(Dumper):
@@ -100,7 +100,7 @@ class _SmallintArrayDumper(Dumper):
     oid = _INT2.array_oid
 
     def dump(self, obj: SmallintArray) -> bytes:
-        return binary_smallint_array(obj.values)
+        return _binary_smallint_array(obj.values)
 
 
 def register(context: AdaptContext) -> None:
