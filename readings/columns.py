@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Context, Decimal
 from itertools import repeat
-from typing import NamedTuple, TypeVar
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -33,7 +33,6 @@ ROUNDS_UP_TO_LIMIT = Decimal(10) ** 12 - RESOLUTION / 2
 _ROUNDING = Context(prec=40, rounding=ROUND_HALF_UP)
 
 IntArray = npt.NDArray[np.int64]
-T = TypeVar("T")
 
 
 class ReadingRow(NamedTuple):
@@ -74,23 +73,6 @@ class ReadingColumns:
 
     def piece(self, start: int, end: int) -> ReadingColumns:
         return _piece(self, start, end, self.micro_units[start:end])
-
-    def take(self, rows: IntArray) -> ReadingColumns:
-        """The readings at the positions `rows`, in that order."""
-        positions = rows.tolist()
-
-        def picked(column: list[T]) -> list[T]:
-            return [column[position] for position in positions]
-
-        return ReadingColumns(
-            picked(self.installation_ids),
-            picked(self.timestamps),
-            self.micro_units[rows],
-            picked(self.units),
-            picked(self.meter_types),
-            picked(self.battery_levels),
-            picked(self.rssi_dbm),
-        )
 
     def rows(self) -> list[ReadingRow]:
         """The readings as rows, each value a Decimal with 6 decimals."""

@@ -305,27 +305,31 @@ class _OneRowPerKey:
         last_of_key = np.r_[(sorted_ids[1:] != sorted_ids[:-1]) | (sorted_times[1:] != sorted_times[:-1]), True]
         self._rows = order[last_of_key]
         self._ids, self._times = sorted_ids[last_of_key], sorted_times[last_of_key]
-        self.latest_battery_pct = _latest_levels(sorted_ids, order, columns.battery_levels)
+        self._batteries = copy_binary.small_ints("battery_level_pct", columns.battery_levels)
+        self.latest_battery_pct = _latest_levels(sorted_ids, order, self._batteries)
 
     def __len__(self) -> int:
         return len(self._rows)
 
     def upsert_params(self, tz: str, first: datetime | None, last: datetime | None) -> dict[str, Any]:
         """UPSERT's parameters: the rows as one array per column."""
-        columns = self._columns
-        if not np.array_equal(self._rows, np.arange(len(columns))):  # rows folded or not in key order
-            columns = columns.take(self._rows)
+        columns, rows = self._columns, self._rows
+        batteries, battery_nulls = self._batteries
+        rssis, rssi_nulls = copy_binary.small_ints("rssi_dbm", columns.rssi_dbm)
+        units, meter_types = columns.units, columns.meter_types
+        if not np.array_equal(rows, np.arange(len(columns))):  # rows folded or not in key order
+            units, meter_types = _picked(units, rows), _picked(meter_types, rows)
         return {
             "tz": tz,
             "first": first,
             "last": last,
             "ids": BigintArray(self._ids),
             "timestamps": TimestamptzArray(self._times),
-            "values": BigintArray(columns.micro_units),
-            "units": _text_array(columns.units),
-            "meter_types": _text_array(columns.meter_types),
-            "battery_levels": SmallintArray(copy_binary.small_ints("battery_level_pct", columns.battery_levels)),
-            "rssis": SmallintArray(copy_binary.small_ints("rssi_dbm", columns.rssi_dbm)),
+            "values": BigintArray(columns.micro_units[rows]),
+            "units": _text_array(units),
+            "meter_types": _text_array(meter_types),
+            "battery_levels": SmallintArray((batteries[rows], battery_nulls[rows])),
+            "rssis": SmallintArray((rssis[rows], rssi_nulls[rows])),
         }
 
     def result(self, upserted: _Upserted) -> IngestResult:
@@ -336,6 +340,10 @@ class _OneRowPerKey:
             folded=len(self._columns) - len(self),
             latest_battery_pct=self.latest_battery_pct,
         )
+
+
+def _picked(values: list[str], rows: IntArray) -> list[str]:
+    return [values[row] for row in rows.tolist()]
 
 
 # An array literal's element that needs no quotes (nor is NULL).
@@ -428,7 +436,8 @@ class _DailyAggregates:
             "last_values": BigintArray(micro_units[lasts]),
             "counts": BigintArray(ends - starts + 1),
         }
-        self._latest_battery_pct = _latest_levels(ids, order, readings.battery_levels)
+        levels = copy_binary.small_ints("battery_level_pct", readings.battery_levels)
+        self._latest_battery_pct = _latest_levels(ids, order, levels)
 
     def merge_params(self) -> dict[str, Any]:
         if self._merge_params is None:
@@ -440,13 +449,13 @@ class _DailyAggregates:
         return self._latest_battery_pct
 
 
-def _latest_levels(sorted_ids: IntArray, order: IntArray, levels: list[int | None]) -> dict[int, int]:
+def _latest_levels(sorted_ids: IntArray, order: IntArray, levels: copy_binary.SmallInts) -> dict[int, int]:
     """Each installation's level of its latest reading that has one, of readings in `order` by installation and time."""
-    by_row = np.array(levels, dtype=np.float64)[order]  # None becomes NaN
-    known = ~np.isnan(by_row)
-    ids, known_levels = sorted_ids[known], by_row[known]
+    numbers, nulls = levels
+    known = ~nulls[order]
+    ids, known_levels = sorted_ids[known], numbers[order][known]
     latest = np.flatnonzero(np.r_[ids[1:] != ids[:-1], True]) if ids.size else ids
-    return dict(zip(ids[latest].tolist(), known_levels[latest].astype(np.int64).tolist(), strict=True))
+    return dict(zip(ids[latest].tolist(), known_levels[latest].tolist(), strict=True))
 
 
 class _CopyData:
