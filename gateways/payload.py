@@ -6,10 +6,11 @@ raises `MalformedJson` (→ 400) or `PayloadInvalid` (→ 422) with every
 problem found (index, field, message). It raises nothing else.
 
 First the common case: a payload whose every reading is plainly valid (see
-_plainly_valid) is read with float values and checked a run of one meter at
-a time, and its readings come out as `ReadingColumns`, values in whole
-millionths, with no Python object made per value. Any other payload goes
-through the full checks, in two stages, and comes out as `ReadingRow`s:
+_plainly_valid) is read with float values and its times as written, checked
+a column at a time, and its readings come out as `ReadingColumns` (times and
+values as PostgreSQL stores them) with no Python object made per reading.
+Any other payload goes through the full checks, in two stages, and comes
+out as `ReadingRow`s:
 1. shape and types: msgspec decodes the body straight into `ReadingIn`
    structs with Decimal values. Only when that fails do we parse the JSON
    again with the standard library and check each reading field by field,
@@ -22,9 +23,9 @@ from __future__ import annotations
 
 import bisect
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from functools import partial
 from itertools import groupby, repeat
@@ -33,33 +34,46 @@ from typing import Annotated, Any, Generic, TypeVar, cast
 
 import msgspec
 import numpy as np
+import numpy.typing as npt
 
-from readings.columns import RESOLUTION, IntArray, ReadingColumns, ReadingRow
+from gateways import iso_times
+from readings.columns import (
+    RESOLUTION,
+    IntArray,
+    ReadingColumns,
+    ReadingRow,
+    instant,
+    micro_units_of_floats,
+    pg_microseconds,
+    small_ints,
+)
 from readings.units import UnitError, canonical_unit, convert
 
 MAX_REGISTER = Decimal("999999999999")  # numeric(18, 6)
-# Below this, a float read from JSON is within 0.02 millionths of the number written there, so
-# where it lies within 0.25 millionths of a whole one, that is the number rounded to 6 decimals
-# (see _plain_micro_units).
-FLOAT_EXACT_BELOW = 10**8
-FLOAT_TOLERANCE_MICRO_UNITS = 0.25
 # The partition helper refuses to create more than ten years of monthly partitions at once.
 MAX_PAYLOAD_SPAN = timedelta(days=3650)
+# Removed never: later than any reading can be.
+END_OF_TIME = datetime(9999, 1, 1, tzinfo=UTC)
 BATTERY_RANGE = (0, 100)
 RSSI_RANGE = (-150, 0)
 FLAGS_RANGE = (0, 255)
 
+# Each installation's latest (time, error flags)
+LatestFlags = dict[int, tuple[datetime, int]]
 Value = TypeVar("Value", Decimal, float)
+Moment = TypeVar("Moment", datetime, str)
+AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
 
 
-class ReadingIn(msgspec.Struct, Generic[Value], forbid_unknown_fields=True, gc=False):
-    """One reading as a gateway sends it (see gateways/openapi.py), its value a Decimal or a float.
+class ReadingIn(msgspec.Struct, Generic[Value, Moment], forbid_unknown_fields=True, gc=False):
+    """One reading as a gateway sends it (see gateways/openapi.py): its value a Decimal or a float,
+    its time a datetime with a zone or the text written.
 
     gc=False: it holds only scalars, so it can be in no reference cycle, and
     the garbage collector need not track the 10,000 of a daily payload.
     """
 
-    timestamp: Annotated[datetime, msgspec.Meta(tz=True)]
+    timestamp: Moment
     value: Value
     unit: str
     meter: str | None = None
@@ -71,14 +85,19 @@ class ReadingIn(msgspec.Struct, Generic[Value], forbid_unknown_fields=True, gc=F
     error_flags: Annotated[int, msgspec.Meta(ge=FLAGS_RANGE[0], le=FLAGS_RANGE[1])] | None = None
 
 
-class PayloadIn(msgspec.Struct, Generic[Value]):
-    readings: list[ReadingIn[Value]]
+class PayloadIn(msgspec.Struct, Generic[Value, Moment]):
+    readings: list[ReadingIn[Value, Moment]]
 
+
+# What the full checks read: values exactly, times with their zones.
+CheckedReading = ReadingIn[Decimal, datetime]
+# What the common case reads: values as floats, several times faster to decode than Decimals and
+# exact where _plainly_valid says so; times as written, read all at once by gateways.iso_times.
+PlainReading = ReadingIn[float, str]
 
 KNOWN_FIELDS = frozenset(ReadingIn.__struct_fields__)
-_DECODER = msgspec.json.Decoder(PayloadIn[Decimal])
-# Values as floats: several times faster to decode than Decimals, and exact where _plainly_valid says so.
-_FLOAT_DECODER = msgspec.json.Decoder(PayloadIn[float])
+_DECODER = msgspec.json.Decoder(PayloadIn[Decimal, AwareDatetime])
+_PLAIN_DECODER = msgspec.json.Decoder(PayloadIn[float, str])
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +178,7 @@ class ParsedPayload:
 
     readings: list[ReadingRow] | ReadingColumns
     # Latest error flags per installation, for alarms.
-    error_flags: dict[int, tuple[datetime, int]] = field(default_factory=dict)
+    error_flags: LatestFlags = field(default_factory=dict)
 
     @property
     def rows(self) -> list[ReadingRow]:
@@ -229,96 +248,110 @@ def _plainly_valid(
     """The payload column by column when every reading in it is plainly valid, else None.
 
     Plainly valid: well formed, of a meter that only one installation of
-    this property had (see _Lane), in its register unit, at a time when it
-    was in place and not ahead of the clock, its value a number from 0 to
-    FLOAT_EXACT_BELOW that a float holds to the millionth. Values are read
-    as floats and checked all at once; no Python object is made per value.
+    this property had (see _Lane), in its register unit, at a time written
+    in the common shape (see gateways.iso_times) when it was in place and not
+    ahead of the clock, its value a number from 0 to 10^8 that a float
+    holds to the millionth (see micro_units_of_floats). All is checked a
+    column at a time; no Python object is made per reading.
     """
     try:
-        items = _FLOAT_DECODER.decode(body).readings
+        items = _PLAIN_DECODER.decode(body).readings
     except msgspec.MsgspecError:
         return None
     if not 0 < len(items) <= limits.max_readings:
         return None
-    columns = _ColumnsBuilder()
-    lanes: dict[tuple[Any, ...], _Lane | None] = {}
-    start = 0
-    for key, run in groupby(map(_lane_key, items)):
-        end = start + len(list(run))
-        readings = items[start:end]
-        if key not in lanes:
-            lanes[key] = _Lane.of(readings[0], installations)
-        lane = lanes[key]
-        times = list(map(_timestamp_of, readings))
-        if lane is None or not lane.held_at_all(times, latest_allowed):
-            return None
-        columns.add(lane, readings, times)
-        start = end
+    times = iso_times.pg_microseconds_of(list(map(_timestamp_of, items)))
+    if times is None:
+        return None
+    lanes = _Lanes.of(items, installations)
+    if lanes is None or not lanes.held_at_all(times, latest_allowed):
+        return None
     micro_units = _plain_micro_units(items)
-    if micro_units is None or _span_problem(min(columns.timestamps), max(columns.timestamps)):
+    if micro_units is None or _span_problem(instant(int(times.min())), instant(int(times.max()))):
         return None
-    return columns.payload(micro_units)
+    ids = lanes.installation_ids()
+    columns = ReadingColumns(
+        ids,
+        times,
+        micro_units,
+        lanes.units(),
+        lanes.meter_types(),
+        small_ints("battery_level_pct", list(map(_battery_of, items))),
+        small_ints("rssi_dbm", list(map(_rssi_of, items))),
+    )
+    return ParsedPayload(columns, _latest_error_flags(ids, times, list(map(_error_flags_of, items))))
 
 
-def _plain_micro_units(items: Sequence[ReadingIn[float]]) -> IntArray | None:
+def _plain_micro_units(items: Sequence[PlainReading]) -> IntArray | None:
     """Each value in millionths, as Decimal(written value).quantize(RESOLUTION) would give it; None
-    unless every value is in [0, FLOAT_EXACT_BELOW) and its float within tolerance of a millionth.
-
-    A float read from JSON is the number written rounded to 53 bits: below 10^8 that is off by
-    less than 0.01 millionths, and multiplying by 10^6 adds less than 0.01 more, so a float within
-    0.25 millionths of a whole one was written less than 0.5 millionths from it, and rounding to
-    6 decimals (any way of breaking ties) gives it.
-    """
+    unless every value is at least 0 and says so (see micro_units_of_floats)."""
     values = np.fromiter(map(_value_of, items), dtype=np.float64, count=len(items))
-    in_range = (values >= 0) & (values < FLOAT_EXACT_BELOW)
-    if not in_range.all():  # NaN compares False; checked first, as a huge value would overflow below
+    if not (values >= 0).all():
         return None
-    scaled = values * 1e6
-    whole = np.rint(scaled)
-    if not (np.abs(scaled - whole) < FLOAT_TOLERANCE_MICRO_UNITS).all():
-        return None
-    return whole.astype(np.int64)
+    return micro_units_of_floats(values)
 
 
-class _ColumnsBuilder:
-    """The columns of plainly valid readings, a run of one lane at a time."""
+class _Lanes:
+    """The lane (see _Lane) of each reading of a payload whose every reading is on one."""
 
-    def __init__(self) -> None:
-        self.installation_ids: list[int] = []
-        self.timestamps: list[datetime] = []
-        self.units: list[str] = []
-        self.meter_types: list[str] = []
-        self.battery_levels: list[int | None] = []
-        self.rssi_dbm: list[int | None] = []
-        self.error_flags: dict[int, tuple[datetime, int]] = {}
+    def __init__(self, lanes: list[_Lane], lane_of_reading: npt.NDArray[np.intp]):
+        self._lanes = lanes
+        self._of_reading = lane_of_reading
 
-    def add(self, lane: _Lane, readings: Sequence[ReadingIn[float]], times: list[datetime]) -> None:
-        count = len(readings)
-        self.installation_ids.extend(repeat(lane.installation_id, count))
-        self.timestamps.extend(times)
-        self.units.extend(repeat(lane.unit, count))
-        self.meter_types.extend(repeat(lane.meter_type, count))
-        self.battery_levels.extend(map(_battery_of, readings))
-        self.rssi_dbm.extend(map(_rssi_of, readings))
-        lane.note_error_flags(readings, times, self.error_flags)
+    @classmethod
+    def of(cls, items: Sequence[PlainReading], installations: InstallationIndex) -> _Lanes | None:
+        """None where a reading is on no lane."""
+        # Runs of consecutive readings of one key, as gateways mostly send them, are found in C.
+        run_keys, run_lengths = [], []
+        for key, run in groupby(map(_lane_key, items)):
+            run_keys.append(key)
+            run_lengths.append(len(list(run)))
+        number = {key: position for position, key in enumerate(dict.fromkeys(run_keys))}
+        lanes = [_Lane.of(key, installations) for key in number]
+        if None in lanes:
+            return None
+        lane_of_run = np.fromiter(map(number.__getitem__, run_keys), dtype=np.intp, count=len(run_keys))
+        return cls(cast("list[_Lane]", lanes), np.repeat(lane_of_run, run_lengths))
 
-    def payload(self, micro_units: IntArray) -> ParsedPayload:
-        columns = ReadingColumns(
-            self.installation_ids,
-            self.timestamps,
-            micro_units,
-            self.units,
-            self.meter_types,
-            self.battery_levels,
-            self.rssi_dbm,
-        )
-        return ParsedPayload(columns, self.error_flags)
+    def held_at_all(self, times: IntArray, latest_allowed: datetime) -> bool:
+        """Whether each reading's installation was in place at its time, none of them ahead of the clock."""
+        lanes = self._lanes
+        installed = pg_microseconds([lane.installed_at for lane in lanes])
+        removed = pg_microseconds([lane.removed_at or END_OF_TIME for lane in lanes])
+        in_place = (times >= installed[self._of_reading]) & (times < removed[self._of_reading])
+        return bool(in_place.all()) and int(times.max()) <= int(pg_microseconds([latest_allowed])[0])
+
+    def installation_ids(self) -> IntArray:
+        return np.array([lane.installation_id for lane in self._lanes], dtype=np.int64)[self._of_reading]
+
+    def units(self) -> list[str]:
+        return self._each(lane.unit for lane in self._lanes)
+
+    def meter_types(self) -> list[str]:
+        return self._each(lane.meter_type for lane in self._lanes)
+
+    def _each(self, of_lane: Iterable[str]) -> list[str]:
+        each: list[str] = np.array(list(of_lane), dtype=object)[self._of_reading].tolist()
+        return each
+
+
+def _latest_error_flags(ids: IntArray, times: IntArray, error_flags: list[int | None]) -> LatestFlags:
+    """Each installation's latest (time, error flags) as keep_latest keeps them, of the readings that have them."""
+    if error_flags.count(None) == len(error_flags):
+        return {}
+    flags, nulls = small_ints("error_flags", error_flags)
+    flagged = np.flatnonzero(~nulls)
+    # A stable sort by installation and time: of equal times, the one later in the payload comes last.
+    by_key = flagged[np.lexsort((times[flagged], ids[flagged]))]
+    sorted_ids = ids[by_key]
+    latest = by_key[np.r_[sorted_ids[1:] != sorted_ids[:-1], True]]
+    return {int(ids[row]): (instant(int(times[row])), int(flags[row])) for row in latest.tolist()}
 
 
 # --- stage 1: shape and types ---------------------------------------------------------
 
 
-def _decode(body: bytes, errors: Errors) -> tuple[Sequence[ReadingIn[Decimal] | None], int]:
+def _decode(body: bytes, errors: Errors) -> tuple[Sequence[CheckedReading | None], int]:
     """The readings, None where one is ill-typed, and how many the payload holds."""
     try:
         items = _DECODER.decode(body).readings
@@ -361,7 +394,7 @@ def _check_count(count: int, errors: Errors, limits: Limits) -> None:
         raise errors.invalid()
 
 
-def _typed_items(document: Any, errors: Errors) -> list[ReadingIn[Decimal] | None]:
+def _typed_items(document: Any, errors: Errors) -> list[CheckedReading | None]:
     """Each reading typed, or None where it has type errors (so indexes stay the payload's)."""
     if not isinstance(document, dict) or "readings" not in document:
         errors.add(None, "readings", 'the body must be a JSON object with a "readings" list')
@@ -372,7 +405,7 @@ def _typed_items(document: Any, errors: Errors) -> list[ReadingIn[Decimal] | Non
     return [_typed_item(index, item, errors) for index, item in enumerate(document["readings"])]
 
 
-def _typed_item(index: int, item: Any, errors: Errors) -> ReadingIn[Decimal] | None:
+def _typed_item(index: int, item: Any, errors: Errors) -> CheckedReading | None:
     if not isinstance(item, dict):
         errors.add(index, "", "each reading must be a JSON object")
         return None
@@ -439,7 +472,7 @@ def _optional_int(index: int, item: dict[str, Any], name: str, bounds: tuple[int
 
 
 def _resolve(
-    items: Sequence[ReadingIn[Decimal] | None],
+    items: Sequence[CheckedReading | None],
     installations: InstallationIndex,
     latest_allowed: datetime,
     errors: Errors,
@@ -454,13 +487,14 @@ def _resolve(
     # A payload lists many readings of each meter, mostly one meter after another. What the
     # readings of a run (consecutive readings of one meter, unit and type) share is checked once,
     # their times and values at once, and their rows built without Python code per reading.
-    lanes: dict[tuple[Any, ...], _Lane | None] = {}
+    checked = cast("Sequence[CheckedReading]", items)  # none ill-typed
+    lanes: dict[LaneKey, _Lane | None] = {}
     start = 0
-    for key, run in groupby(map(_lane_key, items)):
+    for key, run in groupby(map(_lane_key, checked)):
         end = start + len(list(run))
-        readings = cast("Sequence[ReadingIn[Decimal]]", items[start:end])
+        readings = checked[start:end]
         if key not in lanes:
-            lanes[key] = _Lane.of(readings[0], installations)
+            lanes[key] = _Lane.of(key, installations)
         lane = lanes[key]
         if lane is None or not lane.add_run(readings, latest_allowed, parsed, rows, collect=not errors.total):
             # Anything unusual: each reading through the full checks, with their messages.
@@ -474,7 +508,11 @@ def _resolve(
     return parsed
 
 
-_lane_key = attrgetter("meter_installation_id", "meter", "manufacturer", "unit", "meter_type")
+# What readings of one lane share: installation or meter and manufacturer, unit, type.
+LaneKey = tuple[int | None, str | None, str | None, str, str | None]
+_lane_key: Callable[[ReadingIn[Any, Any]], LaneKey] = attrgetter(
+    "meter_installation_id", "meter", "manufacturer", "unit", "meter_type"
+)
 _timestamp_of = attrgetter("timestamp")
 _value_of = attrgetter("value")
 _battery_of = attrgetter("battery_level_pct")
@@ -499,19 +537,20 @@ class _Lane:
     meter_type: str
 
     @classmethod
-    def of(cls, item: ReadingIn[Any], installations: InstallationIndex) -> _Lane | None:
-        """The lane of `item`'s meter, unit and type; None where a reading needs the full checks."""
-        if item.meter_installation_id is not None:
-            found = installations.by_id.get(item.meter_installation_id)
-        elif item.meter is not None and item.manufacturer is not None:
-            candidates = installations.by_meter.get((item.meter, item.manufacturer.upper()), [])
+    def of(cls, key: LaneKey, installations: InstallationIndex) -> _Lane | None:
+        """The lane of readings with this key (see _lane_key); None where they need the full checks."""
+        installation_id, meter, manufacturer, unit, meter_type = key
+        if installation_id is not None:
+            found = installations.by_id.get(installation_id)
+        elif meter is not None and manufacturer is not None:
+            candidates = installations.by_meter.get((meter, manufacturer.upper()), [])
             found = candidates[0] if len(candidates) == 1 else None  # a swapped meter routes by time
         else:
             found = None
-        if found is None or (item.meter_type or found.meter_type) != found.meter_type:
+        if found is None or (meter_type or found.meter_type) != found.meter_type:
             return None
         try:
-            if canonical_unit(item.unit) != found.register_unit:
+            if canonical_unit(unit) != found.register_unit:
                 return None
         except UnitError:
             return None
@@ -525,7 +564,7 @@ class _Lane:
         return self.removed_at is None or latest < self.removed_at
 
     def note_error_flags(
-        self, readings: Sequence[ReadingIn[Any]], times: list[datetime], latest: dict[int, tuple[datetime, int]]
+        self, readings: Sequence[ReadingIn[Any, Any]], times: list[datetime], latest: LatestFlags
     ) -> None:
         error_flags = list(map(_error_flags_of, readings))
         if error_flags.count(None) < len(error_flags):
@@ -535,7 +574,7 @@ class _Lane:
 
     def add_run(
         self,
-        readings: Sequence[ReadingIn[Decimal]],
+        readings: Sequence[CheckedReading],
         latest_allowed: datetime,
         parsed: ParsedPayload,
         rows: list[ReadingRow],
@@ -571,7 +610,7 @@ class _Lane:
 
 
 def _resolve_one(
-    index: int, item: ReadingIn[Decimal], installations: InstallationIndex, latest_allowed: datetime, errors: Errors
+    index: int, item: CheckedReading, installations: InstallationIndex, latest_allowed: datetime, errors: Errors
 ) -> ReadingRow | None:
     moment = item.timestamp
     if moment > latest_allowed:
@@ -605,7 +644,7 @@ def _resolve_one(
     )
 
 
-def keep_latest(latest: dict[int, tuple[datetime, int]], installation_id: int, at: datetime, level: int) -> None:
+def keep_latest(latest: LatestFlags, installation_id: int, at: datetime, level: int) -> None:
     """Keeps in `latest` each installation's latest (time, level); of equal times, the one kept last."""
     known = latest.get(installation_id)
     if known is None or known[0] <= at:
@@ -613,7 +652,7 @@ def keep_latest(latest: dict[int, tuple[datetime, int]], installation_id: int, a
 
 
 def _installation(
-    index: int, item: ReadingIn[Decimal], installations: InstallationIndex, errors: Errors
+    index: int, item: CheckedReading, installations: InstallationIndex, errors: Errors
 ) -> Installation | None:
     moment = item.timestamp
     if item.meter_installation_id is not None:

@@ -16,69 +16,37 @@ normalised, as it stores psycopg's encoding of the same number.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
-from itertools import repeat
-from operator import floordiv, sub
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from readings.columns import DECIMALS, IntArray, ReadingColumns
+from readings.columns import DECIMALS, IntArray, ReadingColumns, SmallInts
 
 FIELD_COUNT = 7
-PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
-ONE_MICROSECOND = timedelta(microseconds=1)
 NUMERIC_DIGITS = 5  # base-10000 digits: 3 before the decimal point, 2 after
 NUMERIC_WEIGHT = 2
 NUMERIC_POSITIVE, NUMERIC_NEGATIVE = 0x0000, 0x4000
-INT2_RANGE = (-(2**15), 2**15 - 1)
 NULL_LENGTH = -1
 
-# int2 values (0 where NULL) and where they are NULL
-SmallInts = tuple[npt.NDArray[np.int16], npt.NDArray[np.bool_]]
 
-
-def encode(columns: ReadingColumns, pg_microseconds: IntArray) -> bytes:
-    """The readings as binary COPY rows (without the header and trailer); `pg_microseconds` are
-    their times as `pg_microseconds(columns.timestamps)` gives them.
-
-    Raises ValueError for a battery level or RSSI out of smallint's range.
-    """
+def encode(columns: ReadingColumns) -> bytes:
+    """The readings as binary COPY rows (without the header and trailer)."""
     if not len(columns):
         return b""
-    batteries = small_ints("battery_level_pct", columns.battery_levels)
-    rssis = small_ints("rssi_dbm", columns.rssi_dbm)
     unit_bytes, unit_lengths = _strings(columns.units)
     type_bytes, type_lengths = _strings(columns.meter_types)
     layout = _Layout(unit_bytes.shape[1], type_bytes.shape[1])
     table = np.zeros(len(columns), dtype=layout.dtype)
     table["fields"] = FIELD_COUNT
-    table["id_len"], table["id"] = 8, np.asarray(columns.installation_ids, dtype=np.int64)
-    table["ts_len"], table["ts"] = 8, pg_microseconds
+    table["id_len"], table["id"] = 8, columns.installation_ids
+    table["ts_len"], table["ts"] = 8, columns.times
     _put_numeric(table, columns.micro_units)
     table["unit_len"], table["unit"] = unit_lengths, unit_bytes
     table["type_len"], table["type"] = type_lengths, type_bytes
-    _put_small_int(table, "battery", batteries)
-    _put_small_int(table, "rssi", rssis)
-    return layout.compact(table, unit_lengths, type_lengths, batteries[1], rssis[1])
-
-
-def pg_microseconds(timestamps: Sequence[datetime]) -> IntArray:
-    """Microseconds since 2000-01-01 UTC, PostgreSQL's epoch; TypeError for a time without a zone."""
-    since_epoch = map(sub, timestamps, repeat(PG_EPOCH))
-    return np.fromiter(map(floordiv, since_epoch, repeat(ONE_MICROSECOND)), dtype=np.int64, count=len(timestamps))
-
-
-def small_ints(name: str, values: Sequence[int | None]) -> SmallInts:
-    """The values as int2; ValueError for one out of its range."""
-    as_float = np.array(values, dtype=np.float64)  # None becomes NaN
-    nulls = np.isnan(as_float)
-    present = as_float[~nulls]
-    if present.size and (present.min() < INT2_RANGE[0] or present.max() > INT2_RANGE[1]):
-        bad = next(value for value in values if value is not None and not INT2_RANGE[0] <= value <= INT2_RANGE[1])
-        raise ValueError(f"{name} {bad} does not fit smallint")
-    return np.where(nulls, 0, as_float).astype(np.int16), nulls
+    _put_small_int(table, "battery", columns.battery_levels)
+    _put_small_int(table, "rssi", columns.rssi_dbm)
+    return layout.compact(table, unit_lengths, type_lengths, columns.battery_levels[1], columns.rssi_dbm[1])
 
 
 def _strings(values: Sequence[str]) -> tuple[npt.NDArray[np.uint8], IntArray]:

@@ -42,7 +42,7 @@ from psycopg import AsyncConnection, AsyncCursor, Connection, Cursor, sql
 from psycopg import errors as pg_errors
 
 from readings import copy_binary, pg_arrays
-from readings.columns import DecimalColumns, IntArray, ReadingColumns
+from readings.columns import DecimalColumns, IntArray, ReadingColumns, SmallInts, pg_microseconds
 from readings.columns import ReadingRow as ReadingRow  # what callers build for ingest
 from readings.pg_arrays import BigintArray, SmallintArray, TimestamptzArray
 
@@ -259,9 +259,11 @@ class _Batch:
     def __init__(self, readings: Iterable[ReadingRow] | ReadingColumns):
         # Rows keep their Decimal values until a piece of COPY data or the upsert needs them in millionths.
         self.readings = readings if isinstance(readings, ReadingColumns) else DecimalColumns.of_rows(readings)
-        self.installation_ids = sorted(set(self.readings.installation_ids))
-        self.first = min(self.readings.timestamps, default=None)
-        self.last = max(self.readings.timestamps, default=None)
+        self.installation_ids = self.readings.distinct_installation_ids()
+        self.first: datetime | None = None
+        self.last: datetime | None = None
+        if len(self.readings):
+            self.first, self.last = self.readings.span()
 
     def __len__(self) -> int:
         return len(self.readings)
@@ -273,16 +275,16 @@ class _Batch:
         return readings if isinstance(readings, ReadingColumns) else readings.piece(0, len(readings))
 
     def prepare_params(self, property_id: int) -> dict[str, Any]:
-        ids, timestamps = self.readings.installation_ids, self.readings.timestamps
+        (probe_id, probe_at), (probe2_id, probe2_at) = self.readings.key(0), self.readings.key(len(self) - 1)
         return {
             "ids": self.installation_ids,
             "property_id": property_id,
             "first": self.first,
             "last": self.last,
-            "probe_id": ids[0],
-            "probe_at": timestamps[0],
-            "probe2_id": ids[-1],
-            "probe2_at": timestamps[-1],
+            "probe_id": probe_id,
+            "probe_at": probe_at,
+            "probe2_id": probe2_id,
+            "probe2_at": probe2_at,
         }
 
     def copied_result(self, battery: dict[int, int]) -> IngestResult:
@@ -298,15 +300,13 @@ class _OneRowPerKey:
 
     def __init__(self, columns: ReadingColumns):
         self._columns = columns
-        ids = np.asarray(columns.installation_ids, dtype=np.int64)
-        times = copy_binary.pg_microseconds(columns.timestamps)
+        ids, times = columns.installation_ids, columns.times
         order = np.lexsort((times, ids))  # stable: the rows of one key stay in arrival order
         sorted_ids, sorted_times = ids[order], times[order]
         last_of_key = np.r_[(sorted_ids[1:] != sorted_ids[:-1]) | (sorted_times[1:] != sorted_times[:-1]), True]
         self._rows = order[last_of_key]
         self._ids, self._times = sorted_ids[last_of_key], sorted_times[last_of_key]
-        self._batteries = copy_binary.small_ints("battery_level_pct", columns.battery_levels)
-        self.latest_battery_pct = _latest_levels(sorted_ids, order, self._batteries)
+        self.latest_battery_pct = _latest_levels(sorted_ids, order, columns.battery_levels)
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -314,8 +314,7 @@ class _OneRowPerKey:
     def upsert_params(self, tz: str, first: datetime | None, last: datetime | None) -> dict[str, Any]:
         """UPSERT's parameters: the rows as one array per column."""
         columns, rows = self._columns, self._rows
-        batteries, battery_nulls = self._batteries
-        rssis, rssi_nulls = copy_binary.small_ints("rssi_dbm", columns.rssi_dbm)
+        (batteries, battery_nulls), (rssis, rssi_nulls) = columns.battery_levels, columns.rssi_dbm
         units, meter_types = columns.units, columns.meter_types
         if not np.array_equal(rows, np.arange(len(columns))):  # rows folded or not in key order
             units, meter_types = _picked(units, rows), _picked(meter_types, rows)
@@ -412,16 +411,15 @@ class _DailyAggregates:
 
     def __init__(self, first_day: date, day_starts: list[datetime]):
         self._first_day = first_day
-        self._day_starts = copy_binary.pg_microseconds(day_starts)
+        self._day_starts = pg_microseconds(day_starts)
         self._merge_params: dict[str, Any] | None = None
         self._latest_battery_pct: dict[int, int] = {}
 
-    def add_up(self, data: _CopyData) -> None:
+    def add_up(self, sent: ReadingColumns) -> None:
         """Prepares MERGE_ROLLUP's parameters and the latest battery levels of all the readings sent."""
-        readings, micro_units, pg_microseconds = data.readings, data.micro_units, data.pg_microseconds
-        ids = np.asarray(readings.installation_ids, dtype=np.int64)
-        days = np.searchsorted(self._day_starts, pg_microseconds, side="right")  # as bisect_right
-        order = np.lexsort((pg_microseconds, days, ids))  # by installation, day, time
+        ids, times, micro_units = sent.installation_ids, sent.times, sent.micro_units
+        days = np.searchsorted(self._day_starts, times, side="right")  # as bisect_right
+        order = np.lexsort((times, days, ids))  # by installation, day, time
         ids, days = ids[order], days[order]
         starts = np.flatnonzero(np.r_[True, (ids[1:] != ids[:-1]) | (days[1:] != days[:-1])])
         ends = np.r_[starts[1:], len(order)] - 1
@@ -430,14 +428,13 @@ class _DailyAggregates:
             "first_day": self._first_day,
             "ids": BigintArray(ids[starts]),
             "day_offsets": BigintArray(days[starts]),
-            "first_ats": TimestamptzArray(pg_microseconds[firsts]),
+            "first_ats": TimestamptzArray(times[firsts]),
             "first_values": BigintArray(micro_units[firsts]),
-            "last_ats": TimestamptzArray(pg_microseconds[lasts]),
+            "last_ats": TimestamptzArray(times[lasts]),
             "last_values": BigintArray(micro_units[lasts]),
             "counts": BigintArray(ends - starts + 1),
         }
-        levels = copy_binary.small_ints("battery_level_pct", readings.battery_levels)
-        self._latest_battery_pct = _latest_levels(ids, order, levels)
+        self._latest_battery_pct = _latest_levels(ids, order, sent.battery_levels)
 
     def merge_params(self) -> dict[str, Any]:
         if self._merge_params is None:
@@ -449,7 +446,7 @@ class _DailyAggregates:
         return self._latest_battery_pct
 
 
-def _latest_levels(sorted_ids: IntArray, order: IntArray, levels: copy_binary.SmallInts) -> dict[int, int]:
+def _latest_levels(sorted_ids: IntArray, order: IntArray, levels: SmallInts) -> dict[int, int]:
     """Each installation's level of its latest reading that has one, of readings in `order` by installation and time."""
     numbers, nulls = levels
     known = ~nulls[order]
@@ -461,27 +458,26 @@ def _latest_levels(sorted_ids: IntArray, order: IntArray, levels: copy_binary.Sm
 class _CopyData:
     """The batch as binary COPY data, encoded piece by piece as it is sent (see readings.copy_binary).
 
-    Raises ValueError, from the piece that holds it, for a value numeric(18, 6) cannot hold.
+    Raises ValueError, from the piece that holds it, for a value the columns cannot hold.
     """
+
+    # All the readings, as the pieces held them; set once the last piece is encoded.
+    sent: ReadingColumns
 
     def __init__(self, readings: ReadingColumns | DecimalColumns):
         self.readings = readings
-        # The readings' values and times as PostgreSQL stores them, once all pieces are encoded.
-        self.micro_units = np.zeros(0, dtype=np.int64)
-        self.pg_microseconds = np.zeros(0, dtype=np.int64)
 
     def chunks(self) -> Iterator[bytes]:
         total = len(self.readings)
         bounds = [0, *range(min(FIRST_CHUNK_ROWS, total), total, CHUNK_ROWS), total]
-        values, times = [], []
+        pieces = []
         for start, end in pairwise(bounds):
-            piece = self.readings.piece(start, end)
-            values.append(piece.micro_units)
-            times.append(copy_binary.pg_microseconds(piece.timestamps))
+            pieces.append(self.readings.piece(start, end))
             header = COPY_SIGNATURE if start == 0 else b""
             trailer = COPY_TRAILER if end == total else b""
-            yield b"".join((header, copy_binary.encode(piece, times[-1]), trailer))
-        self.micro_units, self.pg_microseconds = np.concatenate(values), np.concatenate(times)
+            yield b"".join((header, copy_binary.encode(pieces[-1]), trailer))
+        readings = self.readings
+        self.sent = readings if isinstance(readings, ReadingColumns) else ReadingColumns.concatenated(pieces)
 
 
 async def ingest(
@@ -569,7 +565,7 @@ async def _copied_directly(
         async with conn.transaction(), cur.copy(statement) as copy:
             for chunk in data.chunks():
                 await copy.write(chunk)
-            daily.add_up(data)  # while the server stores the last piece
+            daily.add_up(data.sent)  # while the server stores the last piece
     except pg_errors.UniqueViolation:
         return False
     return True
@@ -583,7 +579,7 @@ def _copied_directly_sync(
         with conn.transaction(), cur.copy(statement) as copy:
             for chunk in data.chunks():
                 copy.write(chunk)
-            daily.add_up(data)
+            daily.add_up(data.sent)
     except pg_errors.UniqueViolation:
         return False
     return True

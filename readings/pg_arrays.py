@@ -4,8 +4,8 @@ psycopg dumps a list one element at a time in Python: for the 10,000 times
 of a gateway's payload that took longer than the server's work with them.
 These wrap NumPy arrays and are dumped in one go: `BigintArray` as
 bigint[], `TimestamptzArray` as timestamptz[] from the times as PostgreSQL
-stores them (readings.copy_binary.pg_microseconds), `SmallintArray` as
-smallint[] with NULLs (readings.copy_binary.small_ints). Pass them with %b,
+stores them (readings.columns.pg_microseconds), `SmallintArray` as
+smallint[] with NULLs (readings.columns.small_ints). Pass them with %b,
 on a cursor that `register` has seen.
 """
 
@@ -20,8 +20,7 @@ from psycopg.abc import AdaptContext
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
 
-from readings.columns import IntArray
-from readings.copy_binary import SmallInts
+from readings.columns import IntArray, SmallInts
 
 _INT2 = postgres.types["int2"]
 _INT8 = postgres.types["int8"]

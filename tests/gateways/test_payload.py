@@ -157,7 +157,9 @@ def outcome(body):
         parsed = parse_readings(body, installations=LANE_METERS, now=NOW, limits=LIMITS)
     except PayloadInvalid as invalid:
         return "invalid", invalid.total, [error.as_dict() for error in invalid.errors]
-    return "parsed", [repr(row) for row in parsed.rows], parsed.error_flags
+    # The same instants, whichever zone each path gives them in.
+    rows = [repr(row._replace(timestamp=row.timestamp.astimezone(UTC))) for row in parsed.rows]
+    return "parsed", rows, parsed.error_flags
 
 
 @settings(max_examples=300, deadline=None)
@@ -229,3 +231,23 @@ def test_a_value_too_large_for_the_float_path_is_refused_by_the_full_checks(writ
     with pytest.raises(PayloadInvalid) as refused:  # not a RuntimeWarning (an error here) of float overflow
         parse_readings(body, installations=METERS, now=NOW, limits=LIMITS)
     assert [error.field for error in refused.value.errors] == ["value"]
+
+
+def test_readings_of_two_meters_taken_turn_about_are_read_column_by_column():
+    # Hour by hour, every meter in turn: no run of one meter's readings longer than one.
+    hours = [f"2024-0{month}-01T0{hour}:00:00+01:00" for month in (1, 3) for hour in (2, 1)]
+    flags = [None, 1, 2, 0]
+    readings = [
+        {"meter": meter, "manufacturer": maker, "timestamp": at, "value": n, "unit": unit, "error_flags": flags[n]}
+        for n, at in enumerate(hours)
+        for meter, maker, unit in (("12345678", "KAM", "kWh"), ("55550001", "AXI", "m3"))
+    ]
+    parsed = parse_readings(encode({"readings": readings}), installations=METERS, now=NOW, limits=LIMITS)
+    assert isinstance(parsed.readings, ReadingColumns)
+    expected = [
+        (installation, datetime.fromisoformat(at), Decimal(n)) for n, at in enumerate(hours) for installation in (1, 2)
+    ]
+    assert [(row.installation_id, row.timestamp, row.value) for row in parsed.rows] == expected
+    # Each meter's latest reading with flags is the third (01:00 UTC), though the fourth comes after it.
+    latest = (datetime(2024, 3, 1, 1, tzinfo=UTC), 2)
+    assert parsed.error_flags == {1: latest, 2: latest}

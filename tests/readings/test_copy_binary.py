@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from psycopg import sql
 
 from mbusportal.db import conninfo
-from readings.columns import ReadingColumns, ReadingRow
-from readings.copy_binary import encode, pg_microseconds
+from readings.columns import ReadingColumns, ReadingRow, micro_units_of
+from readings.copy_binary import encode
 from readings.ingest import COPY_SIGNATURE, COPY_TRAILER
 
 pytestmark = pytest.mark.django_db
@@ -75,7 +75,7 @@ def test_postgresql_stores_from_its_rows_what_it_stores_from_psycopgs(rows):
         columns = ReadingColumns.of_rows(rows)
         as_stored = [row._replace(value=row.value.quantize(MILLIONTH, ROUND_HALF_UP)) for row in rows]
         assert columns.rows() == as_stored
-        encoded = encode(columns, pg_microseconds(columns.timestamps))
+        encoded = encode(columns)
         ours = stored(conn, "ours", lambda copy: copy.write(COPY_SIGNATURE + encoded + COPY_TRAILER))
         assert ours == stored(conn, "psycopgs", write_rows(rows))
 
@@ -103,5 +103,24 @@ def test_it_refuses_what_reading_cannot_hold(odd, error, message):
 
 
 def encoded(rows):
-    columns = ReadingColumns.of_rows(rows)
-    return encode(columns, pg_microseconds(columns.timestamps))
+    return encode(ReadingColumns.of_rows(rows))
+
+
+def millionths_plus(nudge_limit):
+    """Values a whole number of millionths plus up to `nudge_limit` millionths either way."""
+    return st.builds(
+        lambda micro_units, nudge: (Decimal(micro_units) + nudge).scaleb(-6),
+        st.integers(min_value=-(10**15), max_value=10**15),
+        st.decimals(min_value=-nudge_limit, max_value=nudge_limit, places=20),
+    )
+
+
+# Said by their floats (within 0.25 millionths of a whole one, below 10^8), and not (ties, beyond).
+float_values = millionths_plus(Decimal("0.2")) | millionths_plus(Decimal(0)).map(lambda value: value + Decimal("5E-7"))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(float_values | st.decimals(min_value=-(10**9), max_value=10**9, places=12), min_size=1, max_size=50))
+def test_values_said_exactly_by_their_floats_come_out_as_the_exact_conversion_gives_them(values):
+    exact = [int(value.quantize(MILLIONTH, ROUND_HALF_UP).scaleb(6)) for value in values]
+    assert micro_units_of(values).tolist() == exact

@@ -7,7 +7,7 @@ import psycopg
 import pytest
 
 from mbusportal.db import conninfo
-from readings.copy_binary import pg_microseconds, small_ints
+from readings.columns import pg_microseconds, small_ints
 from readings.pg_arrays import BigintArray, SmallintArray, TimestamptzArray, register
 
 pytestmark = pytest.mark.django_db
