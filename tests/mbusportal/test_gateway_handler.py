@@ -2,6 +2,8 @@
 
 import http.client
 import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from urllib.parse import urlsplit
 
 import pytest
@@ -47,6 +49,28 @@ def test_it_stores_a_payload_through_the_lean_api_handler(daphne_server, gateway
     assert all(name in headers for name in API_HEADERS)
     assert int(headers["Content-Length"]) == len(answer)
     assert "Transfer-Encoding" not in headers
+
+
+def test_a_payload_that_arrives_in_many_pieces_is_read_whole(daphne_server, gateway_token, heat_meter):
+    # About 160 kB: daphne hands it on in pieces of 8 kB, which the handler gathers in order.
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    times = [start + timedelta(minutes=minutes) for minutes in range(1500)]
+    readings = [
+        {"meter": "12345678", "manufacturer": "KAM", "timestamp": at.isoformat(), "value": n, "unit": "kWh"}
+        for n, at in enumerate(times)
+    ]
+    body = json.dumps({"readings": readings}).encode()
+    assert len(body) > 20 * 8192
+    status, _, answer = request(
+        daphne_server,
+        "POST",
+        "/api/v1/readings",
+        body,
+        {"Authorization": f"Bearer {gateway_token}", "Content-Type": "application/json"},
+    )
+    assert (status, json.loads(answer)["inserted"]) == (200, 1500)
+    stored = Reading.objects.filter(installation=heat_meter).order_by("timestamp").values_list("timestamp", "value")
+    assert list(stored) == [(at, Decimal(n)) for n, at in enumerate(times)]
 
 
 def test_it_refuses_a_foreign_token_on_the_lean_api_handler(daphne_server):
