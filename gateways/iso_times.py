@@ -42,8 +42,7 @@ def pg_microseconds_of(texts: Sequence[str]) -> IntArray | None:
     times = np.zeros(len(texts), dtype=np.int64)
     for length in np.unique(lengths).tolist():
         rows = np.flatnonzero(lengths == length)
-        of_length = texts if rows.size == len(texts) else [texts[row] for row in rows.tolist()]
-        read = _of_length(of_length, length)
+        read = _of_length([texts[row] for row in rows.tolist()], length)
         if read is None:
             return None
         times[rows] = read
