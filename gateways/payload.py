@@ -43,6 +43,7 @@ from readings.columns import (
     ReadingColumns,
     ReadingRow,
     instant,
+    latest_present,
     micro_units_of_floats,
     pg_microseconds,
     small_ints,
@@ -340,11 +341,7 @@ def _latest_error_flags(ids: IntArray, times: IntArray, error_flags: list[int | 
     if error_flags.count(None) == len(error_flags):
         return {}
     flags, nulls = small_ints("error_flags", error_flags)
-    flagged = np.flatnonzero(~nulls)
-    # A stable sort by installation and time: of equal times, the one later in the payload comes last.
-    by_key = flagged[np.lexsort((times[flagged], ids[flagged]))]
-    sorted_ids = ids[by_key]
-    latest = by_key[np.r_[sorted_ids[1:] != sorted_ids[:-1], True]]
+    latest = latest_present(ids, np.lexsort((times, ids)), nulls)  # a stable sort, as keep_latest needs
     return {int(ids[row]): (instant(int(times[row])), int(flags[row])) for row in latest.tolist()}
 
 

@@ -221,6 +221,20 @@ def small_ints(name: str, values: Sequence[int | None]) -> SmallInts:
     return np.where(nulls, 0, as_float).astype(np.int16), nulls
 
 
+def latest_present(ids: IntArray, order: IntArray, nulls: npt.NDArray[np.bool_]) -> IntArray:
+    """The row of each installation's latest value that is not NULL.
+
+    `order` lists the rows by installation, then time, stably: of equal
+    times the row that came later comes last, and wins.
+    """
+    rows = order[~nulls[order]]
+    if not rows.size:
+        return rows
+    ids_of_rows = ids[rows]
+    latest: IntArray = rows[np.r_[ids_of_rows[1:] != ids_of_rows[:-1], True]]
+    return latest
+
+
 def _with_nulls(values: SmallInts) -> list[int | None]:
     numbers, nulls = values
     return [None if null else number for number, null in zip(numbers.tolist(), nulls.tolist(), strict=True)]

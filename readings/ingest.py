@@ -42,7 +42,7 @@ from psycopg import AsyncConnection, AsyncCursor, Connection, Cursor, sql
 from psycopg import errors as pg_errors
 
 from readings import copy_binary, pg_arrays
-from readings.columns import DecimalColumns, IntArray, ReadingColumns, SmallInts, pg_microseconds
+from readings.columns import DecimalColumns, IntArray, ReadingColumns, SmallInts, latest_present, pg_microseconds
 from readings.columns import ReadingRow as ReadingRow  # what callers build for ingest
 from readings.pg_arrays import BigintArray, SmallintArray, TimestamptzArray
 
@@ -306,7 +306,7 @@ class _OneRowPerKey:
         last_of_key = np.r_[(sorted_ids[1:] != sorted_ids[:-1]) | (sorted_times[1:] != sorted_times[:-1]), True]
         self._rows = order[last_of_key]
         self._ids, self._times = sorted_ids[last_of_key], sorted_times[last_of_key]
-        self.latest_battery_pct = _latest_levels(sorted_ids, order, columns.battery_levels)
+        self.latest_battery_pct = _latest_levels(ids, order, columns.battery_levels)
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -434,7 +434,7 @@ class _DailyAggregates:
             "last_values": BigintArray(micro_units[lasts]),
             "counts": BigintArray(ends - starts + 1),
         }
-        self._latest_battery_pct = _latest_levels(ids, order, sent.battery_levels)
+        self._latest_battery_pct = _latest_levels(sent.installation_ids, order, sent.battery_levels)
 
     def merge_params(self) -> dict[str, Any]:
         if self._merge_params is None:
@@ -446,13 +446,11 @@ class _DailyAggregates:
         return self._latest_battery_pct
 
 
-def _latest_levels(sorted_ids: IntArray, order: IntArray, levels: SmallInts) -> dict[int, int]:
+def _latest_levels(ids: IntArray, order: IntArray, levels: SmallInts) -> dict[int, int]:
     """Each installation's level of its latest reading that has one, of readings in `order` by installation and time."""
     numbers, nulls = levels
-    known = ~nulls[order]
-    ids, known_levels = sorted_ids[known], numbers[order][known]
-    latest = np.flatnonzero(np.r_[ids[1:] != ids[:-1], True]) if ids.size else ids
-    return dict(zip(ids[latest].tolist(), known_levels[latest].tolist(), strict=True))
+    latest = latest_present(ids, order, nulls)
+    return dict(zip(ids[latest].tolist(), numbers[latest].tolist(), strict=True))
 
 
 class _CopyData:
