@@ -1,7 +1,9 @@
-"""Through a real daphne: oversized API bodies get 413 as they arrive, whatever Content-Length says."""
+"""Oversized API bodies get 413 as they arrive, whatever Content-Length says: through a real daphne, and at
+the ASGI layer for a body longer than it declares."""
 
 import http.client
 import json
+from typing import Any
 
 import pytest
 
@@ -53,3 +55,32 @@ def test_it_lets_a_small_body_through_to_the_view(small_limit_server):
     status, body = send(small_limit_server, b"{}", {"Content-Type": "application/json", "Authorization": "Bearer nope"})
     assert status == 401
     assert "unknown or revoked" in body["error"]
+
+
+async def test_it_counts_the_bytes_that_arrive_whatever_content_length_says():
+    # Daphne frames a body by its Content-Length; this is the guard should a server hand on more.
+    from mbusportal.body_limit import BodyLimit
+    from mbusportal.gateway_handler import GatewayApiHandler
+
+    pieces = [{"type": "http.request", "body": b"x" * 4096, "more_body": True}] * 3
+    pieces.append({"type": "http.request", "body": b"", "more_body": False})
+    incoming = iter(pieces)
+    sent = []
+
+    async def receive():
+        return next(incoming)
+
+    async def send(message):
+        sent.append(message)
+
+    scope: Any = {  # the keys the handler reads
+        "type": "http",
+        "method": "POST",
+        "path": "/api/v1/readings",
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json"), (b"content-length", b"10"), (b"host", b"localhost")],
+        "server": ("localhost", 80),
+    }
+    await BodyLimit(GatewayApiHandler(), limit=LIMIT)(scope, receive, send)
+    assert [message["status"] for message in sent if message["type"] == "http.response.start"] == [413]
+    assert f"larger than {LIMIT} bytes" in json.loads(sent[-1]["body"])["error"]
