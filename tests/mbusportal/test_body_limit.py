@@ -3,10 +3,12 @@ the ASGI layer for a body longer than it declares."""
 
 import http.client
 import json
-from typing import Any
 
 import pytest
+from channels.testing import HttpCommunicator
 
+from mbusportal.body_limit import BodyLimit
+from mbusportal.gateway_handler import GatewayApiHandler
 from tests.conftest import start_daphne, stop_daphne
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -59,28 +61,8 @@ def test_it_lets_a_small_body_through_to_the_view(small_limit_server):
 
 async def test_it_counts_the_bytes_that_arrive_whatever_content_length_says():
     # Daphne frames a body by its Content-Length; this is the guard should a server hand on more.
-    from mbusportal.body_limit import BodyLimit
-    from mbusportal.gateway_handler import GatewayApiHandler
-
-    pieces = [{"type": "http.request", "body": b"x" * 4096, "more_body": True}] * 3
-    pieces.append({"type": "http.request", "body": b"", "more_body": False})
-    incoming = iter(pieces)
-    sent = []
-
-    async def receive():
-        return next(incoming)
-
-    async def send(message):
-        sent.append(message)
-
-    scope: Any = {  # the keys the handler reads
-        "type": "http",
-        "method": "POST",
-        "path": "/api/v1/readings",
-        "query_string": b"",
-        "headers": [(b"content-type", b"application/json"), (b"content-length", b"10"), (b"host", b"localhost")],
-        "server": ("localhost", 80),
-    }
-    await BodyLimit(GatewayApiHandler(), limit=LIMIT)(scope, receive, send)
-    assert [message["status"] for message in sent if message["type"] == "http.response.start"] == [413]
-    assert f"larger than {LIMIT} bytes" in json.loads(sent[-1]["body"])["error"]
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"10"), (b"host", b"localhost")]
+    api = BodyLimit(GatewayApiHandler(), limit=LIMIT)
+    response = await HttpCommunicator(api, "POST", "/api/v1/readings", b"x" * (LIMIT + 1), headers).get_response()
+    assert response["status"] == 413
+    assert f"larger than {LIMIT} bytes" in json.loads(response["body"])["error"]
