@@ -265,8 +265,8 @@ async def run_pages(requests: int, cookies: dict[str, str], overview_path: str) 
 
 
 def explain_heaviest() -> None:
-    """EXPLAIN ANALYZE of the heaviest query: the property's monthly sums (every meter x 14 month boundaries),
-    which the tenant page runs for closed months when they are not cached."""
+    """EXPLAIN ANALYZE of the heaviest query: the property's monthly amounts per meter (every meter x 14
+    month boundaries), which the tenant page runs for closed months when they are not cached."""
     from django.db import connection
 
     from readings import consumption
@@ -283,14 +283,14 @@ def explain_heaviest() -> None:
     with connection.cursor() as cursor:
         for _ in range(10):
             began = time.perf_counter()
-            cursor.execute(consumption.PROPERTY_TOTALS, params)
+            cursor.execute(consumption.INSTALLATION_AMOUNTS, params)
             rows = cursor.fetchall()
             timed.append((time.perf_counter() - began) * 1000)
-        cursor.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + consumption.PROPERTY_TOTALS, params)
+        cursor.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + consumption.INSTALLATION_AMOUNTS, params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
     meters = MeterInstallation.objects.filter(unit__property=prop).count()
     print(
-        f"\nheaviest query: the property's monthly sums, {meters} meters x {len(boundaries)} boundaries"
+        f"\nheaviest query: the property's monthly amounts per meter, {meters} meters x {len(boundaries)} boundaries"
         f" -> {len(rows)} rows, median {statistics.median(timed):.1f} ms over 10 runs\n{plan}"
     )
     raw_scan_baseline(prop.pk, boundaries[0], now)

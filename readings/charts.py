@@ -35,7 +35,7 @@ class Bar:
     value: Decimal | None
     reference: Decimal | None = None
     estimated: bool = False
-    backwards: bool = False
+    left_out: bool = False  # implausible readings were left out
     href: str = ""
     selected: bool = False
 
@@ -174,7 +174,7 @@ def render_svg(
             for name, on in (
                 ("bar", True),
                 ("estimated", bar.estimated),
-                ("backwards", bar.backwards),
+                ("left-out", bar.left_out),
                 ("selected", bar.selected),
             )
             if on
@@ -185,7 +185,7 @@ def render_svg(
             f' height="{_n(shape.height)}"{value}><title>{escape(bar.title)}</title></rect>'
         )
         parts.append(f'<a href="{escape(bar.href)}">{rect}</a>' if bar.href else rect)
-        if bar.backwards:
+        if bar.left_out:
             parts.append(f'<text class="flag" x="{_n(shape.centre)}" y="{_n(shape.flag_y)}">!</text>')
         if shape.reference_y is not None:
             y = _n(shape.reference_y)

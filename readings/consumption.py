@@ -18,10 +18,16 @@ The model, in four rules:
    (``installed_at`` .. ``removed_at``) and to *now*. A unit's consumption sums
    its installations, so a meter swap counts the old meter up to its removal
    and the new one from its installation and initial value.
-4. A register that goes backwards is *flagged* and never shows as negative
-   use: the amount is zero. In a series of consecutive periods the amounts are
-   taken from the running maximum of the register, so a single wrong reading
-   neither subtracts nor, once the meter recovers, counts twice.
+4. A register only counts up. Readings that contradict that are *left out*:
+   of all the installation's known points, one longest run that never goes
+   down is kept (``plausible``), so a single zero, a spike of garbage digits
+   or a short run of either is dropped and the register is interpolated
+   across it; the periods it touches are flagged. Since the kept points never
+   decrease, no amount is negative and the amounts of consecutive periods (a
+   month's days, a year's tenancies) add up exactly to the amount over all of
+   them: a bad reading on a move date cannot shift use between tenants. (A
+   meter that really restarted from zero needs a meter swap registered; until
+   then its readings after the drop are left out and flagged.)
 
 Days and months are local to the property's time zone: a day runs from one
 local midnight to the next, so the spring day has 23 hours and the autumn day
@@ -44,7 +50,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
+from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
 from django.db import connection as django_connection
@@ -129,15 +136,16 @@ class Amount:
     """Consumption over a period in the display unit: never negative.
 
     `estimated`: some of it was interpolated across a gap or held past the last
-    reading. `backwards`: a register went backwards in it; that part counts zero.
+    reading. `left_out`: readings in it contradicted the others (a register
+    that went down, a spike) and were not used; the amount comes from the rest.
     """
 
     value: Decimal
     estimated: bool = False
-    backwards: bool = False
+    left_out: bool = False
 
     def __add__(self, other: Amount) -> Amount:
-        return Amount(self.value + other.value, self.estimated or other.estimated, self.backwards or other.backwards)
+        return Amount(self.value + other.value, self.estimated or other.estimated, self.left_out or other.left_out)
 
 
 def add_amounts(amounts: Iterable[Amount | None]) -> Amount | None:
@@ -174,6 +182,7 @@ class Installation:
     installed_at: datetime
     removed_at: datetime | None
     initial_value: Decimal
+    meter_serial: str = ""
 
     @classmethod
     def of(cls, installation: MeterInstallation) -> Installation:
@@ -184,6 +193,7 @@ class Installation:
             installed_at=installation.installed_at,
             removed_at=installation.removed_at,
             initial_value=installation.initial_value,
+            meter_serial=installation.meter_serial,
         )
 
     def clamp(self, at: datetime) -> datetime:
@@ -199,6 +209,41 @@ class Installation:
 
 
 @dataclass(frozen=True, slots=True)
+class Point:
+    """A known value of a register: a reading (the first or last of its local day), or the installation's start."""
+
+    at: datetime
+    value: Decimal
+
+
+class CutMethod(StrEnum):
+    """How the register at an instant was obtained."""
+
+    READ = "read"  # a reading at exactly that instant
+    INSTALLED = "installed"  # the meter's initial value at its installation
+    INTERPOLATED = "interpolated"  # linearly between the readings before and after
+    HELD = "held"  # no reading after: the last one, held
+
+
+@dataclass(frozen=True, slots=True)
+class Cut:
+    """The register (in the register's own unit) at an instant, and how it was obtained.
+
+    `before` and `after` are the readings it was read, interpolated or held
+    from; `left_out` the implausible readings between them that were not used.
+    `estimated`: the readings around it are further apart than MAX_GAP.
+    """
+
+    at: datetime
+    value: Decimal
+    method: CutMethod
+    estimated: bool
+    before: Point | None = None
+    after: Point | None = None
+    left_out: tuple[Point, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Register:
     """A register value (in the register's own unit) at an instant."""
 
@@ -206,23 +251,57 @@ class Register:
     estimated: bool
 
 
+def plausible(values: Sequence[Decimal]) -> list[bool]:
+    """Which values to keep: one longest non-decreasing subsequence, the rest are implausible.
+
+    A register only counts up, so of readings that contradict each other we
+    keep the most that agree and leave out the fewest: a single zero, a
+    spike of garbage digits, a short run of either. Of equally long choices
+    the one ending lowest is kept (patience sorting, deterministic), so a
+    value above both neighbours that agree with each other counts as the
+    spike. Kept values never decrease.
+    """
+    tails: list[Decimal] = []  # the lowest last value of a kept run of each length
+    tail_index: list[int] = []
+    previous: list[int] = [-1] * len(values)
+    for index, value in enumerate(values):
+        length = bisect.bisect_right(tails, value)
+        if length == len(tails):
+            tails.append(value)
+            tail_index.append(index)
+        else:
+            tails[length] = value
+            tail_index[length] = index
+        previous[index] = tail_index[length - 1] if length else -1
+    keep = [False] * len(values)
+    index = tail_index[-1] if tail_index else -1
+    while index >= 0:
+        keep[index] = True
+        index = previous[index]
+    return keep
+
+
 class Series:
     """The known points of one installation's register, and what follows from them.
 
     Built from rollup rows: all of them, or (from the database) just the rows
     around the instants that will be asked about, which gives the same answers
-    because only the neighbours of an instant matter.
+    because only the neighbours of an instant matter — for a register that
+    never went down. One that did is loaded whole (`load_series` does), since
+    which readings are implausible depends on all of them (`plausible`).
     """
 
     def __init__(self, installation: Installation, rows: Iterable[DailyRow], *, max_gap: timedelta = MAX_GAP) -> None:
         self.installation = installation
         self.max_gap = max_gap
         self.factor = display_factor(installation.meter_type, installation.register_unit)
-        self._times: list[datetime] = []
-        self._values: list[Decimal] = []
-        # Whether the stretch from point i to point i + 1 is covered by readings
-        # (no gap); within one day's row the rollup's count tells the spacing.
+        # The kept points, in time order; the first is the installation's when no reading is earlier.
+        self._points: list[Point] = []
+        # Whether the stretch from kept point i to i + 1 is covered by readings (no gap).
         self._covered: list[bool] = []
+        self.left_out: list[Point] = []
+        # The installation's own point, when no reading is at or before its start.
+        self._start: Point | None = None
         self.has_readings = False
         self._build(sorted(rows, key=lambda row: row.day))
 
@@ -233,59 +312,88 @@ class Series:
             # Readings outside the installation's life are not this meter's.
             return at >= start and (end is None or at <= end)
 
-        points: list[tuple[datetime, Decimal, bool | None]] = []
+        points: list[Point] = []
+        # covered[i]: whether points i and i + 1 are close enough; within one day's
+        # row the rollup's count tells how far apart the readings were.
+        covered: list[bool] = []
         for row in rows:
             if alive(row.first_at):
-                points.append((row.first_at, row.first_value, None))
+                self._add(points, covered, Point(row.first_at, row.first_value))
             if row.last_at > row.first_at and alive(row.last_at):
-                # Within one day the count tells how far apart the readings were.
                 spacing = (row.last_at - row.first_at) / max(row.reading_count - 1, 1)
-                points.append((row.last_at, row.last_value, spacing <= self.max_gap if alive(row.first_at) else None))
+                within_day = spacing <= self.max_gap if alive(row.first_at) else None
+                self._add(points, covered, Point(row.last_at, row.last_value), within_day)
         self.has_readings = bool(points)
-        if not points or points[0][0] > start:
-            self._append(start, self.installation.initial_value)
-        for at, value, covered in points:
-            self._append(at, value, covered=covered)
+        if not points or points[0].at > start:
+            self._start = Point(start, self.installation.initial_value)
+            covered.insert(0, bool(points) and points[0].at - start <= self.max_gap)
+            points.insert(0, self._start)
+        self._keep_plausible(points, covered)
+        self._times = [point.at for point in self._points]
 
-    def _append(self, at: datetime, value: Decimal, *, covered: bool | None = None) -> None:
-        if self._times:
-            self._covered.append(at - self._times[-1] <= self.max_gap if covered is None else covered)
-        self._times.append(at)
-        self._values.append(value)
+    def _keep_plausible(self, points: list[Point], covered: list[bool]) -> None:
+        """Keep the plausible points; across the readings left out, coverage is judged by distance."""
+        keep = plausible([point.value for point in points])
+        previous: Point | None = None
+        skipped = False
+        for index, point in enumerate(points):
+            if not keep[index]:
+                self.left_out.append(point)
+                skipped = True
+                continue
+            if previous is not None:
+                self._covered.append(point.at - previous.at <= self.max_gap if skipped else covered[index - 1])
+            self._points.append(point)
+            previous, skipped = point, False
+
+    def _add(self, points: list[Point], covered: list[bool], point: Point, within_day: bool | None = None) -> None:
+        if points:
+            covered.append(point.at - points[-1].at <= self.max_gap if within_day is None else within_day)
+        points.append(point)
 
     @property
     def last_reading_at(self) -> datetime:
-        """The newest known point (the installation itself when there are no readings)."""
+        """The newest kept point (the installation itself when there are no readings)."""
         return self._times[-1]
+
+    def cut_at(self, at: datetime) -> Cut:
+        """The register at an instant of the installation's life (clamped into it), and how it was obtained."""
+        at = self.installation.clamp(at)
+        index = bisect.bisect_right(self._times, at) - 1
+        if index < 0:
+            # Before the first kept point (the installation's own value was implausible): hold it back.
+            first = self._points[0]
+            return Cut(at, first.value, CutMethod.HELD, first.at - at > self.max_gap, after=first)
+        before = self._points[index]
+        if before.at == at:
+            method = CutMethod.INSTALLED if before is self._start else CutMethod.READ
+            return Cut(at, before.value, method, False, before=before)
+        if index == len(self._points) - 1:
+            # Past the last reading: hold it; estimated once the silence is a gap.
+            left_out = tuple(point for point in self.left_out if point.at > before.at)
+            return Cut(at, before.value, CutMethod.HELD, at - before.at > self.max_gap, before, None, left_out)
+        after = self._points[index + 1]
+        fraction = Decimal((at - before.at) // timedelta(microseconds=1)) / Decimal(
+            (after.at - before.at) // timedelta(microseconds=1)
+        )
+        left_out = tuple(point for point in self.left_out if before.at < point.at < after.at)
+        value = before.value + (after.value - before.value) * fraction
+        return Cut(at, value, CutMethod.INTERPOLATED, not self._covered[index], before, after, left_out)
+
+    def display_value(self, cut: Cut) -> Decimal:
+        """The register at a cut in the display unit, rounded once: amounts are differences of these,
+        so consecutive ones add up exactly."""
+        # Half up, as PostgreSQL's round() does for the SQL twin (registers are never negative).
+        return (cut.value * self.factor).quantize(QUANTUM, rounding=ROUND_HALF_UP)
 
     def register_at(self, at: datetime) -> Register:
         """The register at an instant of the installation's life (clamped into it)."""
-        at = self.installation.clamp(at)
-        index = bisect.bisect_right(self._times, at) - 1
-        if index < 0:  # cannot happen after clamping; the installation point comes first
-            return Register(self.installation.initial_value, estimated=True)
-        before, value = self._times[index], self._values[index]
-        if before == at:
-            return Register(value, estimated=False)
-        if index == len(self._times) - 1:
-            # Past the last reading: hold it; estimated once the silence is a gap.
-            return Register(value, estimated=at - before > self.max_gap)
-        after, next_value = self._times[index + 1], self._values[index + 1]
-        fraction = Decimal((at - before) // timedelta(microseconds=1)) / Decimal(
-            (after - before) // timedelta(microseconds=1)
-        )
-        return Register(value + (next_value - value) * fraction, estimated=not self._covered[index])
+        cut = self.cut_at(at)
+        return Register(cut.value, cut.estimated)
 
-    def went_backwards_between(self, start: datetime, end: datetime) -> bool:
-        """Whether a known point in (start, end] lies below an earlier known point since start."""
-        lo = bisect.bisect_right(self._times, start)
-        hi = bisect.bisect_right(self._times, end)
-        high = self.register_at(start).value
-        for value in self._values[lo:hi]:
-            if value < high:
-                return True
-            high = value
-        return False
+    def left_out_between(self, start: datetime, end: datetime) -> list[Point]:
+        """The implausible readings in [start, end]."""
+        return [point for point in self.left_out if start <= point.at <= end]
 
     def consumption(self, start: datetime, end: datetime, *, now: datetime) -> Amount | None:
         """Consumption over [start, end) in the display unit; None if the meter was not there then."""
@@ -294,24 +402,22 @@ class Series:
     def consumption_series(self, boundaries: Sequence[datetime], *, now: datetime) -> list[Amount | None]:
         """Consumption over each [boundaries[i], boundaries[i + 1]); None where the meter was not there.
 
-        Amounts follow the running maximum of the register from the first
-        boundary on, so a wrong low reading neither subtracts nor counts twice.
+        The kept points never decrease, so neither does the register between
+        them: every amount is the register's rise, never negative, and the
+        amounts of consecutive periods add up to the amount over all of them.
         """
         amounts: list[Amount | None] = []
-        high: Decimal | None = None
         for start, end in itertools.pairwise(boundaries):
             end = min(end, now)
             if end <= start or not self.installation.overlaps(start, end):
                 amounts.append(None)
                 continue
-            a, b = self.register_at(start), self.register_at(end)
-            high = a.value if high is None else max(high, a.value)
-            backwards = a.value < high or b.value < high or self.went_backwards_between(start, end)
-            used = max(b.value - high, Decimal(0))
-            high = max(high, b.value)
+            a, b = self.cut_at(start), self.cut_at(end)
             amounts.append(
                 Amount(
-                    (used * self.factor).quantize(QUANTUM), estimated=a.estimated or b.estimated, backwards=backwards
+                    self.display_value(b) - self.display_value(a),
+                    estimated=a.estimated or b.estimated,
+                    left_out=bool(a.left_out or b.left_out or self.left_out_between(start, end)),
                 )
             )
         return amounts
@@ -325,13 +431,31 @@ def sum_series(series: Iterable[Series], boundaries: Sequence[datetime], *, now:
 
 # --- Reading the rollup -----------------------------------------------------------------------
 
+# The installations whose register ever went down (a row whose last value is
+# below its first, or whose first is below the row before or the initial
+# value): which of their readings are implausible depends on all of them, so
+# Series gets every row of these.
+# ({ids} is a query for the installations to look at.)
+_WENT_DOWN = """
+SELECT DISTINCT s.installation_id
+FROM (
+    SELECT d.installation_id, d.first_value, d.last_value,
+           coalesce(lag(d.last_value) OVER (PARTITION BY d.installation_id ORDER BY d.day), i.initial_value) AS previous
+    FROM reading_daily d
+    JOIN readings_meterinstallation i ON i.id = d.installation_id
+    WHERE d.installation_id IN ({ids})
+) s
+WHERE s.last_value < s.first_value OR s.first_value < s.previous
+"""
+
 # For every (installation, local day) asked about: the last rollup row before
 # that day and the first two from it on. These are the neighbours of any
-# instant of the day, so Series answers exactly as with the whole history;
-# each branch is one descent of reading_daily's primary key. Optionally also
-# every row of a range of days (a page's window), so that a register stepping
-# backwards inside a period is seen, not only one that ends lower.
-SERIES_ROWS = """
+# instant of the day, so for a register that never went down Series answers
+# exactly as with the whole history; each branch is one descent of
+# reading_daily's primary key. Every row of the installations that went down
+# (WENT_DOWN), and optionally every row of a range of days (an export's
+# days: all their neighbours at once).
+_SERIES_PROBES = """
 SELECT q.installation_id, r.day, r.first_at, r.first_value, r.last_at, r.last_value, r.reading_count
 FROM unnest(%(installation_ids)s::bigint[], %(days)s::date[]) AS q (installation_id, day)
 CROSS JOIN LATERAL (
@@ -345,12 +469,19 @@ CROSS JOIN LATERAL (
      WHERE d.installation_id = q.installation_id AND d.day >= q.day
      ORDER BY d.day LIMIT 2)
 ) r
+WHERE q.installation_id NOT IN (SELECT installation_id FROM went_down)
+UNION ALL
+SELECT d.installation_id, d.day, d.first_at, d.first_value, d.last_at, d.last_value, d.reading_count
+FROM reading_daily d
+WHERE d.installation_id IN (SELECT installation_id FROM went_down)
 UNION ALL
 SELECT d.installation_id, d.day, d.first_at, d.first_value, d.last_at, d.last_value, d.reading_count
 FROM reading_daily d
 WHERE d.installation_id = ANY (%(range_ids)s::bigint[])
+  AND d.installation_id NOT IN (SELECT installation_id FROM went_down)
   AND d.day >= %(range_from)s::date AND d.day < %(range_to)s::date
 """
+SERIES_ROWS = f"WITH went_down AS ({_WENT_DOWN.format(ids='SELECT unnest(%(all_ids)s::bigint[])')}) {_SERIES_PROBES}"
 
 # The newest reading of each installation on a local day before before_day,
 # and when it arrived (the one row of `reading` it needs, by primary key).
@@ -379,6 +510,7 @@ def _series_params(
     effective = [min(at, now) for at in instants] + [now]
     pairs = sorted({(one.id, local_day(one.clamp(at), zone)) for one in installations for at in effective})
     return {
+        "all_ids": [one.id for one in installations],
         "installation_ids": [pair[0] for pair in pairs],
         "days": [pair[1] for pair in pairs],
         "range_ids": [one.id for one in installations] if whole_days else [],
@@ -406,7 +538,8 @@ async def load_series(
 ) -> list[Series]:
     """Series of the installations that answer exactly at the given instants (one prepared query).
 
-    `whole_days` (from, to exclusive) also loads every rollup row of those days.
+    `whole_days` (from, to exclusive) also loads every rollup row of those days
+    (cheaper than probing for the neighbours of each of many instants).
     """
     if not installations:
         return []
@@ -458,12 +591,13 @@ async def latest_readings(
 # list of instants, evaluated where the rows are: per (installation, instant)
 # one probe for the nearest point at or before it and one for the nearest
 # after it (each a descent of reading_daily's primary key), interpolation,
-# then per installation the difference between neighbouring instants. Here a
-# register going backwards makes that period zero without the running maximum
-# of Series (which needs every point), and nothing but amounts comes back, so
-# a 400-meter property costs milliseconds. tests/readings/test_consumption_sql.py
-# holds it to Series.
-PERIOD_AMOUNTS = """
+# then per installation the difference between neighbouring instants. Nothing
+# but amounts comes back, so a 400-meter property costs milliseconds. This
+# holds for registers that never went down; the installations that did are
+# marked (went_down), and their amounts come from Series, which leaves out
+# their implausible readings. tests/readings/test_consumption_db.py holds
+# the two to each other.
+_PERIOD_AMOUNTS = """
 WITH boundary AS (
     SELECT b.at, b.n FROM unnest(%(instants)s::timestamptz[]) WITH ORDINALITY AS b (at, n)
 ), factor AS (
@@ -517,38 +651,18 @@ WITH boundary AS (
     FROM register r
 ), amount AS (
     SELECT v.id, v.meter_type, v.unit_id, v.area, v.n,
-        greatest(lead(v.value) OVER w - v.value, 0) * v.factor AS used,
-        coalesce(lead(v.value) OVER w < v.value, false) AS backwards,
+        round(lead(v.value) OVER w * v.factor, 6) - round(v.value * v.factor, 6) AS used,
         v.estimated OR lead(v.estimated) OVER w AS estimated,
         v.installed_at < lead(v.at) OVER w AND (v.removed_at IS NULL OR v.removed_at > v.at) AS present
     FROM valued v
     WINDOW w AS (PARTITION BY v.id ORDER BY v.n)
-)
+), went_down AS ({went_down})
+SELECT a.id, a.meter_type, a.unit_id, a.area, a.n, a.used, a.estimated,
+       a.id IN (SELECT installation_id FROM went_down) AS went_down
+FROM amount a
+WHERE a.present
 """
-
-# Per meter type and period: the property's consumption, the floor area of
-# the units that had such a meter then, and the marks.
-PROPERTY_TOTALS = (
-    PERIOD_AMOUNTS  # noqa: S608 (two constant strings joined)
-    + """
-SELECT meter_type, n, sum(used), sum(area), bool_or(estimated), bool_or(backwards)
-FROM (
-    SELECT meter_type, n, unit_id, sum(used) AS used, max(area) AS area,
-           bool_or(estimated) AS estimated, bool_or(backwards) AS backwards
-    FROM amount WHERE present
-    GROUP BY meter_type, n, unit_id
-) per_unit
-GROUP BY meter_type, n
-"""
-)
-
-# Per installation and period.
-INSTALLATION_AMOUNTS = (
-    PERIOD_AMOUNTS
-    + """
-SELECT id, n, used, estimated, backwards FROM amount WHERE present
-"""
-)
+INSTALLATION_AMOUNTS = _PERIOD_AMOUNTS.replace("{went_down}", _WENT_DOWN.format(ids="SELECT DISTINCT id FROM instant"))
 
 # When each installation last sent a reading (NULL: never).
 LAST_READING_AT = """
@@ -589,7 +703,47 @@ class PropertyAverage:
     def per_m2(self) -> Amount | None:
         if self.area <= 0:
             return None
-        return Amount(self.total.value / self.area, self.total.estimated, self.total.backwards)
+        return Amount(self.total.value / self.area, self.total.estimated, self.total.left_out)
+
+
+@dataclass(frozen=True, slots=True)
+class _InstallationPeriods:
+    """One installation of a property, and its amount in each period (None where it was absent)."""
+
+    meter_type: str
+    unit_id: int
+    area: Decimal
+    amounts: list[Amount | None]
+
+
+async def _installation_periods(
+    conn: AsyncConnection[Any],
+    *,
+    property_id: int,
+    meter_types: Sequence[str],
+    instants: Sequence[datetime],
+    zone: zoneinfo.ZoneInfo,
+    now: datetime,
+) -> dict[int, _InstallationPeriods]:
+    """Per installation of the property (of those types) with an amount in some period: its amounts."""
+    periods = len(instants) - 1
+    if periods < 1 or not meter_types:
+        return {}
+    params = _period_params(property_id=property_id, meter_types=meter_types, instants=instants, zone=zone, now=now)
+    cursor = await conn.execute(INSTALLATION_AMOUNTS, params, prepare=True)
+    result: dict[int, _InstallationPeriods] = {}
+    went_down: set[int] = set()
+    for installation_id, meter_type, unit_id, area, n, used, estimated, down in await cursor.fetchall():
+        one = result.setdefault(installation_id, _InstallationPeriods(meter_type, unit_id, area, [None] * periods))
+        one.amounts[n - 1] = Amount(Decimal(used).quantize(QUANTUM), bool(estimated))
+        if down:
+            went_down.add(installation_id)
+    if went_down:
+        installations = [Installation.of(one) async for one in MeterInstallation.objects.filter(pk__in=went_down)]
+        for series in await load_series(conn, installations, instants, zone=zone, now=now):
+            amounts = series.consumption_series(instants, now=now)
+            result[series.installation.id].amounts[:] = amounts
+    return result
 
 
 async def property_averages(
@@ -605,13 +759,18 @@ async def property_averages(
     result: dict[str, list[PropertyAverage | None]] = {
         meter_type: [None] * (len(instants) - 1) for meter_type in meter_types
     }
-    if len(instants) < 2 or not meter_types:
-        return result
-    params = _period_params(property_id=property_id, meter_types=meter_types, instants=instants, zone=zone, now=now)
-    cursor = await conn.execute(PROPERTY_TOTALS, params, prepare=True)
-    for meter_type, n, used, area, estimated, backwards in await cursor.fetchall():
-        total = Amount(Decimal(used).quantize(QUANTUM), bool(estimated), bool(backwards))
-        result[meter_type][n - 1] = PropertyAverage(total, Decimal(area))
+    per_installation = await _installation_periods(
+        conn, property_id=property_id, meter_types=meter_types, instants=instants, zone=zone, now=now
+    )
+    for meter_type in meter_types:
+        of_type = [one for one in per_installation.values() if one.meter_type == meter_type]
+        for n in range(len(instants) - 1):
+            present = [one for one in of_type if one.amounts[n] is not None]
+            total = add_amounts(one.amounts[n] for one in present)
+            if total is not None:
+                # A unit's area counts once, however many meters of the type it had then (a swap).
+                area = sum({one.unit_id: one.area for one in present}.values(), Decimal(0))
+                result[meter_type][n] = PropertyAverage(total, Decimal(area))
     return result
 
 
@@ -625,11 +784,11 @@ async def installation_amounts(
     now: datetime,
 ) -> dict[int, list[Amount | None]]:
     """Per installation of the property (of those types): its amount in each period, None where it was absent."""
-    params = _period_params(property_id=property_id, meter_types=meter_types, instants=instants, zone=zone, now=now)
-    cursor = await conn.execute(INSTALLATION_AMOUNTS, params, prepare=True)
+    per_installation = await _installation_periods(
+        conn, property_id=property_id, meter_types=meter_types, instants=instants, zone=zone, now=now
+    )
     result: dict[int, list[Amount | None]] = defaultdict(lambda: [None] * (len(instants) - 1))
-    for installation_id, n, used, estimated, backwards in await cursor.fetchall():
-        result[installation_id][n - 1] = Amount(Decimal(used).quantize(QUANTUM), bool(estimated), bool(backwards))
+    result.update({installation_id: one.amounts for installation_id, one in per_installation.items()})
     return result
 
 
@@ -643,13 +802,33 @@ async def last_reading_times(conn: AsyncConnection[Any], installation_ids: Seque
 
 
 @dataclass(frozen=True, slots=True)
+class MeterUse:
+    """One meter's use over a stretch, and the registers at its two ends that it is the difference of.
+
+    `silent_from`: the meter's last kept reading, when it sent none after it
+    and the end of the stretch is more than MAX_GAP later (a dead meter:
+    its register is held, so the use after it is missing, not zero).
+    """
+
+    installation: Installation
+    start: Cut
+    end: Cut
+    amount: Amount
+    silent_from: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class TenancyShare:
-    """The part of a period a tenancy (or nobody: tenancy None) held the unit, and its consumption."""
+    """The part of a period a tenancy (or nobody: tenancy None) held the unit, and its consumption.
+
+    `amount` sums `meters`, the use of each meter that hung in the unit then.
+    """
 
     tenancy: Tenancy | None
     start: date
     end: date
     amount: Amount | None
+    meters: list[MeterUse] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -702,11 +881,11 @@ def unit_consumption(
     """Consumption of a unit's meters of one type over the local days [start, end), split at move dates.
 
     Synchronous, on Django's database connection, so a settlement reads within
-    its own transaction. `total` sums all installations (meter swaps included);
-    `shares` cut the period at every move-in and move-out (vacant stretches
-    have tenancy None), and their amounts add up to the total unless a
-    register went backwards. Amounts are None where no meter was installed.
-    Raises ValueError when end is not after start.
+    its own transaction. `shares` cut the period at every move-in and move-out
+    (vacant stretches have tenancy None), each with its meters' uses; `total`
+    is their sum, which is also the use over the whole period, exactly (the
+    register is the same at every cut, whoever's stretch it ends). Amounts are
+    None where no meter was installed. Raises ValueError when end is not after start.
     """
     if end <= start:
         raise ValueError(f"the period must end after it starts, got {start} to {end}")
@@ -721,13 +900,19 @@ def unit_consumption(
     pieces = tenancy_splits(unit.tenancies.all(), start, end)
     boundaries = [day_start(piece[1], zone) for piece in pieces] + [period_end]
     series = load_series_sync(installations, boundaries, zone=zone, now=now)
-    per_piece = [
-        add_amounts(one.consumption(boundaries[i], boundaries[i + 1], now=now) for one in series)
-        for i in range(len(pieces))
-    ]
-    total = add_amounts(one.consumption(boundaries[0], boundaries[-1], now=now) for one in series)
-    shares = [
-        TenancyShare(tenancy, piece_start, piece_end, amount)
-        for (tenancy, piece_start, piece_end), amount in zip(pieces, per_piece, strict=True)
-    ]
+    shares = []
+    for (tenancy, piece_start, piece_end), begin, finish in zip(pieces, boundaries[:-1], boundaries[1:], strict=True):
+        meters = [use for one in series if (use := meter_use(one, begin, finish, now=now)) is not None]
+        shares.append(TenancyShare(tenancy, piece_start, piece_end, add_amounts(use.amount for use in meters), meters))
+    total = add_amounts(share.amount for share in shares)
     return UnitConsumption(unit, meter_type, DISPLAY_UNIT[meter_type], start, end, total, shares)
+
+
+def meter_use(series: Series, start: datetime, end: datetime, *, now: datetime) -> MeterUse | None:
+    """One meter's use over [start, end) with its cuts; None if it did not hang then."""
+    amount = series.consumption(start, end, now=now)
+    if amount is None:
+        return None
+    first, last = series.cut_at(start), series.cut_at(min(end, now))
+    silent = last.method == CutMethod.HELD and last.estimated and last.before is not None
+    return MeterUse(series.installation, first, last, amount, last.before.at if silent and last.before else None)

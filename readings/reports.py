@@ -194,8 +194,6 @@ async def unit_report(
             month_instants + [day_start(day, zone) for day in days],
             zone=zone,
             now=now,
-            # Every row of the window: a register stepping backwards inside a month is seen.
-            whole_days=(month_days[0], month_days[-1]) if month_days else None,
         )
         latest = await latest_readings(
             conn, [one.pk for one in own], before_day=min(visible_to, tomorrow) if visible_to else tomorrow
@@ -421,7 +419,7 @@ def _bar(period: Period, unit: str, area: Decimal, label: str, *, href: str = ""
         value=amount.value if amount else None,
         reference=average.value * area if average else None,
         estimated=bool(amount and amount.estimated),
-        backwards=bool(amount and amount.backwards),
+        left_out=bool(amount and amount.left_out),
         href=href,
         selected=selected,
     )
@@ -434,8 +432,8 @@ def _bar_title(period_text: str, amount: Amount | None, amount_text: str, unit: 
     title = f"{period_text}: {amount_text} {unit}"
     if amount.estimated:
         title += " " + _("(estimated)")
-    if amount.backwards:
-        title += " " + _("(register went backwards; counted as zero)")
+    if amount.left_out:
+        title += " " + _("(implausible readings left out)")
     return title
 
 
@@ -555,7 +553,7 @@ def meter_daily_chart(installation: MeterInstallation, *, now: datetime, days: i
             ),
             value=amount.value if amount else None,
             estimated=bool(amount and amount.estimated),
-            backwards=bool(amount and amount.backwards),
+            left_out=bool(amount and amount.left_out),
         )
         for day, amount in zip(shown, series.consumption_series(boundaries, now=now), strict=True)
     ]

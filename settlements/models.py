@@ -13,12 +13,20 @@ from django.db.models import F, Q
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from readings.models import MeterType
 from readings.scoping import AnyUser, managed_by
 
 
 class Utility(models.TextChoices):
     HEAT = "heat", _("Heat")
     WATER = "water", _("Water")
+
+
+class EstimateMethod(models.TextChoices):
+    """How a use that no meter measured was estimated."""
+
+    SCALED = "scaled", _("scaled up from the meter's own days with readings")
+    AVERAGE = "average", _("the property's average use per m² and day")
 
 
 class SettlementStatus(models.TextChoices):
@@ -123,6 +131,9 @@ class SettlementLine(models.Model):
     )
     estimated = models.BooleanField(_("estimated"), default=False)
     note = models.TextField(_("note"), blank=True)
+    # A unit without any meter of the utility: how its use was estimated (its meters' estimates are on them).
+    estimate_method = models.CharField(_("estimate method"), max_length=8, choices=EstimateMethod.choices, blank=True)
+    estimate_basis = models.JSONField(_("estimate basis"), default=dict, blank=True)
 
     objects = SettlementLineQuerySet.as_manager()
 
@@ -144,6 +155,43 @@ class SettlementLine(models.Model):
         if self.balance_dkk is None or self.balance_dkk >= 0:
             return None
         return -self.balance_dkk
+
+
+class SettlementLineMeter(models.Model):
+    """One meter's part of a settlement line, with everything its figure is derived from.
+
+    The registers at the start and end cut (`start_cut`, `end_cut`: the value,
+    the instant, how it was obtained — read, interpolated, held, the initial
+    value — the readings before and after it and the implausible readings
+    left out between them), the use they give (`measured`, in the display
+    unit), and what the line counts (`consumption`): the same, or an estimate
+    (`estimate_method`, `estimate_basis`) where the meter fell silent. The
+    meter's number and kind are copied, so a finalised statement never changes.
+    """
+
+    line = models.ForeignKey(SettlementLine, on_delete=models.CASCADE, related_name="meters", verbose_name=_("line"))
+    installation = models.ForeignKey(
+        "readings.MeterInstallation", on_delete=models.PROTECT, related_name="+", verbose_name=_("meter installation")
+    )
+    meter_serial = models.CharField(_("meter number"), max_length=32)
+    meter_type = models.CharField(_("meter type"), max_length=16, choices=MeterType.choices)
+    register_unit = models.CharField(_("register unit"), max_length=8)
+    start_cut = models.JSONField(_("register at the start"))
+    end_cut = models.JSONField(_("register at the end"))
+    measured = models.DecimalField(_("measured"), max_digits=18, decimal_places=6)
+    consumption = models.DecimalField(_("consumption"), max_digits=18, decimal_places=6)
+    estimated = models.BooleanField(_("estimated"), default=False)
+    left_out = models.BooleanField(_("implausible readings left out"), default=False)
+    estimate_method = models.CharField(_("estimate method"), max_length=8, choices=EstimateMethod.choices, blank=True)
+    estimate_basis = models.JSONField(_("estimate basis"), default=dict, blank=True)
+
+    class Meta:
+        verbose_name = _("meter of a settlement line")
+        verbose_name_plural = _("meters of settlement lines")
+        ordering = ("line", "meter_type", "start_cut__at")
+
+    def __str__(self) -> str:
+        return f"{self.meter_serial}: {self.consumption}"
 
 
 class AcontoPaymentQuerySet(models.QuerySet["AcontoPayment"]):

@@ -9,20 +9,28 @@ often as needed until `settlement_finalise` freezes the lines.
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
-from django.db.models import Max, Min
 
-from readings.consumption import Amount, unit_consumption
-from readings.models import MeterType, ReadingDaily, Tenancy, Unit
+from readings.consumption import QUANTUM, Cut, MeterUse, unit_consumption
+from readings.models import MeterType, Tenancy, Unit
 from settlements.allocation import Amounts, Share, allocate
-from settlements.models import Settlement, SettlementLine, SettlementStatus, Utility
+from settlements.models import (
+    EstimateMethod,
+    Settlement,
+    SettlementLine,
+    SettlementLineMeter,
+    SettlementStatus,
+    Utility,
+)
 
 OBJECTION_PERIOD = timedelta(weeks=6)
 BILLING_YEAR_START = (6, 1)  # 1 June
@@ -33,6 +41,8 @@ METER_TYPES: dict[str, tuple[str, ...]] = {
     Utility.WATER: (MeterType.COLD_WATER, MeterType.HOT_WATER),
 }
 HCA_FALLBACK = (MeterType.HEAT_COST_ALLOCATOR,)
+# A meter that reported for less than this in a stretch tells too little to scale up from.
+MIN_REPORTED = timedelta(days=1)
 
 
 class SettlementError(Exception):
@@ -46,17 +56,46 @@ def default_period(today: date) -> tuple[date, date]:
     return date(end_year - 1, month, day), date(end_year, month, day)
 
 
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """What replaced a meter's (or a meterless unit's) use, how, and from what."""
+
+    method: EstimateMethod
+    consumption: Decimal
+    reported_days: Decimal | None = None  # SCALED: the days the meter reported, scaled up from
+    missing_days: Decimal | None = None  # the days estimated
+    per_area_day: Decimal | None = None  # AVERAGE: the property's use per m² and day
+
+    def basis(self) -> dict[str, str]:
+        """The figures it was computed from, as text (for the line's JSON)."""
+        figures = {
+            "reported_days": self.reported_days,
+            "missing_days": self.missing_days,
+            "per_area_day": self.per_area_day,
+        }
+        return {name: str(value) for name, value in figures.items() if value is not None}
+
+
+@dataclass
+class _MeterPart:
+    """One meter's part of a piece: what it measured and, where it said too little, the estimate used instead."""
+
+    use: MeterUse
+    consumption: Decimal  # in the display unit, estimate included
+    estimate: Estimate | None = None
+
+
 @dataclass
 class _Piece:
-    """A unit, or one tenancy's stretch of it, with its consumption before allocation."""
+    """A unit, or one tenancy's stretch of it, with its meters' consumption before allocation."""
 
     unit: Unit
     tenancy: Tenancy | None
     start: date
     end: date
-    consumption: Decimal | None
-    estimated: bool
-    note: str = ""
+    meters: list[_MeterPart] = field(default_factory=list)
+    # A unit without any meter of the utility: the property's average (meter_type "" is the utility's).
+    no_meter_estimate: Estimate | None = None
     # Consumption after the heat correction factor: what the variable part is shared by.
     corrected: Decimal = Decimal(0)
 
@@ -67,6 +106,18 @@ class _Piece:
     @property
     def area_days(self) -> Fraction:
         return Fraction(self.unit.floor_area_m2) * self.days
+
+    @property
+    def consumption(self) -> Decimal:
+        if self.no_meter_estimate is not None:
+            return self.no_meter_estimate.consumption
+        return sum((part.consumption for part in self.meters), Decimal(0))
+
+    @property
+    def estimated(self) -> bool:
+        return self.no_meter_estimate is not None or any(
+            part.estimate is not None or part.use.amount.estimated for part in self.meters
+        )
 
 
 @transaction.atomic
@@ -81,7 +132,7 @@ def settlement_generate(*, settlement: Settlement, now: datetime | None = None) 
         raise SettlementError(f"{locked.property} has no units to settle")
     meter_types = _meter_types(locked)
     pieces = [piece for unit in units for piece in _pieces(unit, locked, meter_types, now)]
-    _fill_in_missing_data(pieces, _data_days(locked, meter_types))
+    _estimate_what_meters_did_not_tell(pieces)
     for piece in pieces:
         piece.corrected = _corrected(piece, locked.utility)
     shares = [Share(i, piece.unit.floor_area_m2, piece.days, piece.corrected) for i, piece in enumerate(pieces)]
@@ -90,6 +141,9 @@ def settlement_generate(*, settlement: Settlement, now: datetime | None = None) 
     lines = [_line(locked, piece, amounts[i], aconto) for i, piece in enumerate(pieces)]
     locked.lines.all().delete()
     SettlementLine.objects.bulk_create(lines)
+    SettlementLineMeter.objects.bulk_create(
+        _line_meter(line, part) for line, piece in zip(lines, pieces, strict=True) for part in piece.meters
+    )
     locked.generated_at = now
     locked.save(update_fields=["generated_at"])
     transaction.on_commit(lambda: _announce(locked))
@@ -128,82 +182,100 @@ def _meter_types(settlement: Settlement) -> tuple[str, ...]:
 
 
 def _pieces(unit: Unit, settlement: Settlement, meter_types: Sequence[str], now: datetime) -> list[_Piece]:
-    """The unit's stretches (tenancies and vacancies) with their summed consumption of the meter types."""
+    """The unit's stretches (tenancies and vacancies) with the use each of its meters measured in them."""
     pieces: list[_Piece] | None = None
     for meter_type in meter_types:
         measured = unit_consumption(
             unit=unit, meter_type=meter_type, start=settlement.period_start, end=settlement.period_end, now=now
         )
         if pieces is None:
-            pieces = [_Piece(unit, share.tenancy, share.start, share.end, None, False) for share in measured.shares]
+            pieces = [_Piece(unit, share.tenancy, share.start, share.end) for share in measured.shares]
         for piece, share in zip(pieces, measured.shares, strict=True):
-            _add(piece, share.amount)
+            piece.meters += [_MeterPart(use, use.amount.value) for use in share.meters]
     return pieces or []
 
 
-def _add(piece: _Piece, amount: Amount | None) -> None:
-    if amount is None:
-        return
-    piece.consumption = (piece.consumption or Decimal(0)) + amount.value
-    piece.estimated = piece.estimated or amount.estimated
-    if amount.backwards:
-        piece.note = "A register went backwards in this period; that stretch counts as no use."
+def _estimate_what_meters_did_not_tell(pieces: list[_Piece]) -> None:
+    """Replace what silent meters left out by estimates, each with its method and basis.
 
-
-def _data_days(settlement: Settlement, meter_types: Sequence[str]) -> dict[int, tuple[date, date]]:
-    """Per unit, the first and last local day in the period with readings of these meters."""
-    rows = (
-        ReadingDaily.objects.filter(
-            installation__unit__property=settlement.property,
-            installation__meter_type__in=meter_types,
-            day__gte=settlement.period_start,
-            day__lt=settlement.period_end,
-        )
-        .values("installation__unit_id")
-        .annotate(first=Min("day"), last=Max("day"))
-    )
-    return {row["installation__unit_id"]: (row["first"], row["last"]) for row in rows}
-
-
-def _fill_in_missing_data(pieces: list[_Piece], data_days: dict[int, tuple[date, date]]) -> None:
-    """Estimate what the meters did not tell.
-
-    A stretch whose meters reported on only part of its days gets its use
-    scaled up from the days that were covered; a stretch without any data
-    gets the property's average per m² and day (of the stretches measured in
-    full) times its area and days. Both are flagged as estimated.
+    A meter that fell silent within a stretch has its use over the rest of
+    the stretch estimated from its own average daily use over the days it
+    reported; one silent throughout the stretch gets the property's average
+    use of that kind of meter per m² and day (from the meters that reported
+    throughout theirs). A unit without any meter of the utility gets the
+    property's average for the utility. Use across a gap in the readings is
+    measured (the register's rise across it), only its split at a cut inside
+    the gap is interpolated: flagged, not replaced.
     """
-    no_data = []
+    silent_throughout: list[tuple[_Piece, _MeterPart]] = []
     for piece in pieces:
-        covered = _covered_days(piece, data_days.get(piece.unit.pk))
-        if covered == 0 or piece.consumption is None:
-            no_data.append(piece)
-        elif covered < piece.days - 1:
-            piece.consumption = piece.consumption * piece.days / covered
-            piece.estimated = True
-            piece.note = f"Meter data for {covered} of {piece.days} days; use scaled to the whole stretch."
-    if not no_data:
-        return
-    measured = [p for p in pieces if p not in no_data and not p.estimated and p.consumption is not None]
-    area_days = sum((p.area_days for p in measured), Fraction(0))
-    per_area_day = sum((Fraction(p.consumption or 0) for p in measured), Fraction(0)) / area_days if area_days else 0
-    for piece in no_data:
-        estimate = Fraction(per_area_day) * piece.area_days
-        piece.consumption = Decimal(estimate.numerator) / Decimal(estimate.denominator)
-        piece.estimated = True
-        piece.note = "No meter data: estimated from the property's average use per m²."
+        for part in piece.meters:
+            silent_from = part.use.silent_from
+            if silent_from is None:
+                continue
+            if silent_from - part.use.start.at < MIN_REPORTED:
+                silent_throughout.append((piece, part))
+            else:
+                part.estimate = _scaled_up(part.use, silent_from)
+    averages = _property_averages(pieces)
+    for piece, part in silent_throughout:
+        days = _days(part.use.end.at - part.use.start.at)
+        part.estimate = _average(averages.get(part.use.installation.meter_type, Fraction(0)), piece, days)
+    for piece in pieces:
+        if not piece.meters:
+            piece.no_meter_estimate = _average(averages.get("", Fraction(0)), piece, Decimal(piece.days))
+    for piece in pieces:
+        for part in piece.meters:
+            if part.estimate is not None:
+                part.consumption = part.estimate.consumption
 
 
-def _covered_days(piece: _Piece, unit_data: tuple[date, date] | None) -> int:
-    if unit_data is None:
-        return 0
-    first, last = unit_data
-    start, end = max(piece.start, first), min(piece.end, last + timedelta(days=1))
-    return max(0, (end - start).days)
+def _scaled_up(use: MeterUse, silent_from: datetime) -> Estimate:
+    """A meter's use over the whole stretch from its own rate over the part it reported (up to `silent_from`)."""
+    reported, whole = silent_from - use.start.at, use.end.at - use.start.at
+    scaled = use.amount.value * _microseconds(whole) / _microseconds(reported)
+    return Estimate(
+        EstimateMethod.SCALED,
+        scaled.quantize(QUANTUM),
+        reported_days=_days(reported),
+        missing_days=_days(whole - reported),
+    )
+
+
+def _microseconds(span: timedelta) -> Decimal:
+    return Decimal(span // timedelta(microseconds=1))
+
+
+def _average(per_area_day: Fraction, piece: _Piece, days: Decimal) -> Estimate:
+    """The property's average use per m² and day, for the piece's floor area and `days` days."""
+    consumption = _decimal(per_area_day * Fraction(piece.unit.floor_area_m2) * Fraction(days))
+    return Estimate(EstimateMethod.AVERAGE, consumption, per_area_day=_decimal(per_area_day), missing_days=days)
+
+
+def _property_averages(pieces: Sequence[_Piece]) -> dict[str, Fraction]:
+    """Use per m² and day, per meter type ("" for all of them), of the stretches measured without estimates."""
+    used: dict[str, Fraction] = defaultdict(Fraction)
+    area_days: dict[str, Fraction] = defaultdict(Fraction)
+    for piece in pieces:
+        if not piece.meters or piece.estimated:
+            continue
+        for meter_type in {part.use.installation.meter_type for part in piece.meters} | {""}:
+            parts = [part for part in piece.meters if meter_type in ("", part.use.installation.meter_type)]
+            used[meter_type] += sum((Fraction(part.consumption) for part in parts), Fraction(0))
+            area_days[meter_type] += piece.area_days
+    return {meter_type: used[meter_type] / area_days[meter_type] for meter_type in used if area_days[meter_type]}
+
+
+def _days(span: timedelta) -> Decimal:
+    return (_microseconds(span) / _microseconds(timedelta(days=1))).quantize(Decimal("0.01"))
+
+
+def _decimal(value: Fraction) -> Decimal:
+    return (Decimal(value.numerator) / Decimal(value.denominator)).quantize(QUANTUM)
 
 
 def _corrected(piece: _Piece, utility: str) -> Decimal:
-    used = piece.consumption or Decimal(0)
+    used = piece.consumption
     if utility == Utility.HEAT:
         used *= piece.unit.heat_correction_factor
     return used.quantize(CONSUMPTION_QUANTUM, rounding=ROUND_HALF_EVEN)
@@ -212,13 +284,14 @@ def _corrected(piece: _Piece, utility: str) -> Decimal:
 def _line(settlement: Settlement, piece: _Piece, amounts: Amounts, aconto: dict[int, Decimal]) -> SettlementLine:
     paid = aconto.get(piece.tenancy.pk) if piece.tenancy is not None else None
     total = amounts.total
+    meterless = piece.no_meter_estimate
     return SettlementLine(
         settlement=settlement,
         unit=piece.unit,
         tenancy=piece.tenancy,
         days=piece.days,
         floor_area_m2=piece.unit.floor_area_m2,
-        consumption=(piece.consumption or Decimal(0)).quantize(CONSUMPTION_QUANTUM, rounding=ROUND_HALF_EVEN),
+        consumption=piece.consumption.quantize(CONSUMPTION_QUANTUM, rounding=ROUND_HALF_EVEN),
         corrected_consumption=piece.corrected,
         fixed_amount_dkk=amounts.fixed,
         variable_amount_dkk=amounts.variable,
@@ -226,8 +299,44 @@ def _line(settlement: Settlement, piece: _Piece, amounts: Amounts, aconto: dict[
         aconto_dkk=paid,
         balance_dkk=None if paid is None else total - paid,
         estimated=piece.estimated,
-        note=piece.note,
+        estimate_method=meterless.method if meterless else "",
+        estimate_basis=meterless.basis() if meterless else {},
     )
+
+
+def _line_meter(line: SettlementLine, part: _MeterPart) -> SettlementLineMeter:
+    use = part.use
+    return SettlementLineMeter(
+        line=line,
+        installation_id=use.installation.id,
+        meter_serial=use.installation.meter_serial,
+        meter_type=use.installation.meter_type,
+        register_unit=use.installation.register_unit,
+        start_cut=_cut_json(use.start),
+        end_cut=_cut_json(use.end),
+        measured=use.amount.value,
+        consumption=part.consumption.quantize(QUANTUM),
+        estimated=use.amount.estimated or part.estimate is not None,
+        left_out=use.amount.left_out,
+        estimate_method=part.estimate.method if part.estimate else "",
+        estimate_basis=part.estimate.basis() if part.estimate else {},
+    )
+
+
+def _cut_json(cut: Cut) -> dict[str, Any]:
+    """A cut as the line keeps it: the register, how it was obtained, and the readings it came from."""
+
+    def point(at: datetime, value: Decimal) -> dict[str, str]:
+        return {"at": at.isoformat(), "value": str(value)}
+
+    return {
+        **point(cut.at, cut.value.quantize(QUANTUM)),
+        "method": cut.method.value,
+        "estimated": cut.estimated,
+        "before": point(cut.before.at, cut.before.value) if cut.before else None,
+        "after": point(cut.after.at, cut.after.value) if cut.after else None,
+        "left_out": [point(one.at, one.value) for one in cut.left_out],
+    }
 
 
 def _announce(settlement: Settlement) -> None:

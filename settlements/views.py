@@ -13,14 +13,19 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
 from readings.models import Property
+from settlements.derivation import estimate_text, line_meter_texts
 from settlements.models import Settlement, SettlementLine, SettlementStatus
-from settlements.services import objection_deadline
+from settlements.services import METER_TYPES, objection_deadline
 
 
 def _statement_lines(request: HttpRequest, settlement_id: int) -> tuple[Settlement, QuerySet[SettlementLine], bool]:
     """The settlement and the lines this user may read in it, and whether they read as its manager."""
     settlement = get_object_or_404(Settlement.objects.select_related("property__organisation"), pk=settlement_id)
-    lines = settlement.lines.select_related("unit", "tenancy__tenant").order_by("unit__label", "tenancy__move_in")
+    lines = (
+        settlement.lines.select_related("unit", "tenancy__tenant")
+        .prefetch_related("meters")
+        .order_by("unit__label", "tenancy__move_in")
+    )
     if Property.objects.for_manager(request.user).filter(pk=settlement.property_id).exists():
         asked = request.GET.get("line")
         if asked is not None:
@@ -47,7 +52,7 @@ def statement(request: HttpRequest, settlement_id: int) -> HttpResponse:
         "settlements/statement.html",
         {
             "settlement": settlement,
-            "lines": list(lines),
+            "lines": [_explained(line, settlement) for line in lines],
             "as_manager": as_manager,
             "totals": totals,
             "area_days": area_days,
@@ -55,3 +60,15 @@ def statement(request: HttpRequest, settlement_id: int) -> HttpResponse:
             "consumption_unit": "kWh" if settlement.utility == "heat" else "m³",
         },
     )
+
+
+def _explained(line: SettlementLine, settlement: Settlement) -> dict[str, object]:
+    """A line and the derivation of its consumption: each meter's cuts and estimates, in words."""
+    zone = settlement.property.zone
+    meterless = estimate_text(
+        line.estimate_method,
+        line.estimate_basis,
+        meter_type=METER_TYPES[settlement.utility][0],
+        area=line.floor_area_m2,
+    )
+    return {"line": line, "meters": line_meter_texts(line, zone), "meterless": meterless}

@@ -21,8 +21,10 @@ from hypothesis import strategies as st
 from readings.consumption import (
     MAX_GAP,
     Amount,
+    CutMethod,
     DailyRow,
     Installation,
+    Point,
     Series,
     add_amounts,
     add_months,
@@ -153,33 +155,49 @@ def test_it_counts_the_dst_months_by_their_hours():
     assert october == Amount(Decimal(31 * 24 + 1))
 
 
-def test_it_flags_a_register_going_backwards_and_never_shows_negative_use():
+def test_it_leaves_out_a_reset_register_and_never_shows_negative_use():
     start = at(2025, 1, 1)
     readings = hourly(start, at(2025, 1, 3))  # 0 .. 47
     readings += [(at(2025, 1, 3), Decimal(10))]  # a reset to 10
     readings += hourly(at(2025, 1, 3, 1), at(2025, 1, 6), first=Decimal(11))
     one = series_of(meter(start), readings)
-    days = one.consumption_series([day_start(date(2025, 1, d), CPH) for d in range(1, 6)], now=NOW)
+    boundaries = [day_start(date(2025, 1, d), CPH) for d in range(1, 6)]
+    days = one.consumption_series(boundaries, now=NOW)
     assert days[0] == Amount(Decimal(24))
-    assert days[1] is not None and days[1].backwards and days[1].value == 0
-    # The registers at midnight: 0, 24, 10 (after the drop), 34, 58. Only use above the
-    # highest earlier midnight counts, and the day that starts below it is flagged too.
-    assert days[2] is not None and days[2].backwards and days[2].value == Decimal(34 - 24)
-    assert days[3] == Amount(Decimal(58 - 34))
+    # Which side of the drop is implausible is a choice (a registered meter swap settles it);
+    # whichever is left out, the days it touches say so, none is negative, and they add up.
+    assert any(day is not None and day.left_out for day in days)
     assert all(day is not None and day.value >= 0 for day in days)
-    single = one.consumption(day_start(date(2025, 1, 2), CPH), day_start(date(2025, 1, 4), CPH), now=NOW)
-    assert single is not None and single.backwards and single.value == Decimal(34 - 24)
+    whole = one.consumption(boundaries[0], boundaries[-1], now=NOW)
+    assert whole is not None and whole.left_out
+    assert sum(day.value for day in days if day) == whole.value
 
 
-def test_it_does_not_count_a_single_wrong_low_reading_twice():
+def test_it_leaves_out_a_single_wrong_low_reading():
     start = at(2025, 1, 1)
     readings = hourly(start, at(2025, 1, 4))
     # One bad value, the last of the 2nd (the rollup keeps each day's first and last).
     readings[47] = (readings[47][0], Decimal(3))
     one = series_of(meter(start), readings)
     days = one.consumption_series([day_start(date(2025, 1, d), CPH) for d in range(1, 4)], now=NOW)
-    total = add_amounts(days)
-    assert total is not None and total.value == Decimal(48) and total.backwards
+    assert days == [Amount(Decimal(24)), Amount(Decimal(24), left_out=True)]
+    assert one.left_out == [Point(readings[47][0], Decimal(3))]
+
+
+@pytest.mark.parametrize("bad", [Decimal(0), Decimal(3), Decimal(99_999_999)], ids=["zero", "drop", "spike"])
+def test_it_interpolates_across_a_bad_reading_at_midnight(bad):
+    start = at(2025, 1, 1)
+    readings = hourly(start, at(2025, 1, 5))
+    midnight = at(2025, 1, 3)
+    readings = [(when, bad if when == midnight else value) for when, value in readings]
+    one = series_of(meter(start), readings)
+    cut = one.cut_at(midnight)
+    assert cut.method == CutMethod.INTERPOLATED and not cut.estimated
+    # The rollup keeps each day's first and last reading: the next one kept is the 3rd's last.
+    assert (cut.before, cut.after) == (Point(at(2025, 1, 2, 23), Decimal(47)), Point(at(2025, 1, 3, 23), Decimal(71)))
+    assert cut.left_out == (Point(midnight, bad),) and cut.value == Decimal(48)
+    days = one.consumption_series([day_start(date(2025, 1, d), CPH) for d in range(1, 5)], now=NOW)
+    assert [day.value for day in days if day] == [Decimal(24)] * 3
 
 
 def test_it_holds_the_last_reading_and_marks_a_silent_meter_estimated():
@@ -289,8 +307,9 @@ def test_it_adds_up_days_to_their_sum_and_is_never_negative(history, jumps):
     whole = one.consumption(boundaries[0], boundaries[-1], now=NOW)
     summed = add_amounts(parts)
     assert (whole is None) == (summed is None)
-    if whole is not None and summed is not None and not summed.backwards:
-        assert summed.value == pytest.approx(whole.value, abs=Decimal("0.0001"))
+    if whole is not None and summed is not None:
+        # The kept points never go down: consecutive periods add up to the whole, exactly.
+        assert summed.value == whole.value
     if whole is not None and summed is not None:
         # The running maximum never counts more than the register's highest rise.
         highest = max(value for _when, value in values) - min(Decimal(0), min(value for _w, value in values))

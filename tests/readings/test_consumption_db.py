@@ -162,14 +162,17 @@ async def test_it_sees_the_awkward_months_as_a_person_would(awkward, fresh_pool)
     from readings.consumption import sum_series
 
     january, february, march, *_ = sum_series(full, MONTHS, now=NOW)
-    # Old meter 14.5 days x 24 h; new meter from 5000 at the swap, 2 kWh/h to the midnight of 1 Feb,
-    # which lies in the gap (last 29 Jan 23:00 at 5002 + 2 x 346, next 3 Feb 00:00 at 7000, 97 h on).
+    # Old meter 14.5 days x 24 h; the new one counts from 5000 at the swap, 2 kWh/h. Its register drops
+    # from 8678 (9 Mar 23:00) to 6000 (10 Mar 00:00) and climbs on for eight months: the five weeks
+    # before the drop (3 Feb - 9 Mar, 7000 .. 8678) contradict the eight months after and are left
+    # out, so the midnight of 1 Feb is interpolated between 29 Jan 23:00 (5002 + 2 x 346) and
+    # 10 Mar 00:00 (6000), 937 h apart.
     last_before_gap = Decimal(5002 + 2 * 346)
-    at_midnight = last_before_gap + (7000 - last_before_gap) * Decimal(49) / Decimal(97)
+    at_midnight = last_before_gap + (6000 - last_before_gap) * Decimal(49) / Decimal(937)
     assert january is not None and january.estimated
     assert january.value == (Decimal(348) + at_midnight - 5000).quantize(Decimal("0.000001"))
-    assert february is not None and february.estimated
-    assert march is not None and march.backwards
+    assert february is not None and february.estimated and february.left_out
+    assert march is not None and march.left_out
 
 
 async def test_it_finds_the_latest_reading_and_when_it_arrived(consumption_building, fresh_pool):

@@ -8,8 +8,9 @@ import psycopg
 import pytest
 
 from mbusportal.db import conninfo
+from readings.consumption import QUANTUM
 from readings.models import MeterInstallation, Unit
-from settlements.models import AcontoPayment, SettlementStatus
+from settlements.models import AcontoPayment, EstimateMethod, SettlementStatus
 from settlements.services import SettlementError, default_period, settlement_finalise, settlement_generate
 from tests.conftest import hourly_rows, ingest_now
 
@@ -96,7 +97,8 @@ def test_it_estimates_a_unit_without_a_meter_from_the_property_average(heat_sett
     # Measured: 1080 + 1823 + 5806 = 8709 kWh over 72.5 × 121 + 50 × 121 = 14,822.5 m²·days.
     assert line.estimated
     assert line.consumption == (Decimal(8709) * 60 * 121 / Decimal("14822.5")).quantize(Decimal("0.001"))
-    assert "average" in line.note
+    assert line.estimate_method == EstimateMethod.AVERAGE
+    assert Decimal(line.estimate_basis["per_area_day"]) == (Decimal(8709) / Decimal("14822.5")).quantize(QUANTUM)
 
 
 def test_it_scales_up_a_meter_that_fell_silent(heat_settlement, prop, gateway):
@@ -117,8 +119,13 @@ def test_it_scales_up_a_meter_that_fell_silent(heat_settlement, prop, gateway):
     settlement_generate(settlement=heat_settlement, now=NOW)
     line = heat_settlement.lines.get(unit=silent)
     assert line.estimated
-    assert "31 of 121 days" in line.note
-    assert Decimal(2900) < line.consumption < Decimal(2920)  # about 744 kWh × 121 / 31
+    [part] = line.meters.all()
+    # Installed 1 Dec 01:00 local, last reading 31 Dec 23:00: it reported for 742 of the 2,902 hours to
+    # 1 Apr 00:00 (DST) and measured 743 kWh (from its initial 0 to 743), scaled up to all of them.
+    assert part.estimate_method == EstimateMethod.SCALED
+    assert part.estimate_basis == {"reported_days": "30.92", "missing_days": "90.00"}
+    assert part.measured == Decimal(743)
+    assert line.consumption == (Decimal(743) * 2902 / 742).quantize(Decimal("0.001"))
 
 
 @pytest.mark.parametrize(
