@@ -1,6 +1,6 @@
-"""Stream CSV exports of readings and daily consumption straight from PostgreSQL.
+"""Stream CSV exports of readings and daily consumption.
 
-SQL shapes every byte of the file: RFC 4180 quoting and CRLF line ends,
+Readings go straight from PostgreSQL: SQL shapes every byte of the file: RFC 4180 quoting and CRLF line ends,
 timestamps in ISO 8601 in the property's time zone (the transaction's
 TimeZone), and a leading apostrophe on text cells a spreadsheet would run as
 a formula. `COPY … TO STDOUT (FORMAT binary)` carries the result as blocks
@@ -11,6 +11,13 @@ Python, not PostgreSQL, was the limit: 2.8 s against 0.9 s for 1 M rows.)
 Python only glues blocks into chunks of about CHUNK_BYTES, so memory stays
 constant however many rows there are.
 
+Daily consumption is the pages' and the settlements' (readings.consumption:
+local midnight to local midnight, implausible readings left out, a swap
+counted in each meter's life), computed a batch of meters at a time, with
+the text cells shaped by the same SQL as the readings'. A day the meter hung
+but sent nothing is a line too (estimated, with 0 readings), so a month's
+lines add up to the month on the page.
+
 An export borrows one async-pool connection for as long as it streams, in one
 read-only REPEATABLE READ transaction (one consistent snapshot across its
 statements). If the consumer stops early (the client went away and the task
@@ -20,10 +27,12 @@ the transaction rolls back and the connection goes back to the pool idle.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable, Sequence
+import itertools
+import zoneinfo
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -31,6 +40,7 @@ from django.conf import settings
 from psycopg import AsyncCursor, sql
 
 from mbusportal import db
+from readings.consumption import DISPLAY_UNIT, Amount, Installation, Series, day_start, load_series, sum_series
 
 READINGS_COLUMNS = (
     "timestamp",
@@ -42,25 +52,22 @@ READINGS_COLUMNS = (
     "battery_pct",
     "rssi_dbm",
 )
-CONSUMPTION_COLUMNS = ("day", "unit", "meter_type", "consumption", "consumption_unit", "readings")
+CONSUMPTION_COLUMNS = (
+    "day",
+    "unit",
+    "meter_type",
+    "consumption",
+    "consumption_unit",
+    "readings",
+    "estimated",
+    "left_out",
+)
 UTF8_BOM = b"\xef\xbb\xbf"
 # Big enough that the per-chunk cost of the ASGI server is negligible, small
 # enough to be irrelevant for memory.
 CHUNK_BYTES = 64 * 1024
 # A spreadsheet runs a cell starting with one of these as a formula (OWASP "CSV injection").
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
-
-# Consumption of meters with different register units (a swap from an MWh to
-# a kWh meter, say) is summed in one unit per kind of quantity.
-CONSUMPTION_UNITS: dict[str, tuple[Decimal, str]] = {
-    "Wh": (Decimal("0.001"), "kWh"),
-    "kWh": (Decimal(1), "kWh"),
-    "MWh": (Decimal(1000), "kWh"),
-    "GJ": (Decimal(1_000_000) / Decimal(3600), "kWh"),
-    "L": (Decimal("0.001"), "m3"),
-    "m3": (Decimal(1), "m3"),
-    "units": (Decimal(1), "units"),
-}
 
 
 class ExportsBusy(Exception):
@@ -165,61 +172,40 @@ COPY (
     register_unit=csv_text(sql.SQL("r.unit")),
 )
 
-# Daily consumption per unit and meter type from the rollup, one CSV line per
-# row. An installation's use on a day is its last register of that day minus
-# its last register before that day (the previous day in the rollup, or at
-# installation: initial_value). Summing installations makes a meter swap come
-# out right: the old meter's use until removal plus the new one's from its
-# initial value.
-CONSUMPTION_COPY = sql.SQL("""
-COPY (
-    WITH conversion (register_unit, factor, consumption_unit) AS (VALUES {conversions}),
-    installation AS (
-        SELECT i.id, u.id AS unit_id, u.label, i.meter_type, i.initial_value,
-               coalesce(c.factor, 1) AS factor,
-               coalesce(c.consumption_unit, i.register_unit) AS consumption_unit
-        FROM readings_meterinstallation i
-        JOIN readings_unit u ON u.id = i.unit_id
-        LEFT JOIN conversion c ON c.register_unit = i.register_unit
-        WHERE u.property_id = %(property_id)s
-          AND (%(unit_id)s::bigint IS NULL OR u.id = %(unit_id)s::bigint)
-          AND (%(meter_type)s::text IS NULL OR i.meter_type = %(meter_type)s::text)
-    ),
-    used AS (
-        SELECT m.unit_id, m.label, m.meter_type, m.consumption_unit, d.day, d.reading_count,
-               (d.last_value - coalesce(
-                    lag(d.last_value) OVER (PARTITION BY d.installation_id ORDER BY d.day),
-                    before.last_value,
-                    m.initial_value
-               )) * m.factor AS amount
-        FROM installation m
-        JOIN reading_daily d
-          ON d.installation_id = m.id AND d.day >= %(first_day)s::date AND d.day <= %(last_day)s::date
-        LEFT JOIN LATERAL (
-            SELECT b.last_value
-            FROM reading_daily b
-            WHERE b.installation_id = m.id AND b.day < %(first_day)s::date
-            ORDER BY b.day DESC
-            LIMIT 1
-        ) before ON true
-    )
-    SELECT convert_to(concat(
-               day, ',', {label}, ',', {meter_type}, ',', trim_scale(round(sum(amount), 6)), ',',
-               {consumption_unit}, ',', sum(reading_count), E'\\r\\n'
-           ), 'UTF8')
-    FROM used
-    GROUP BY unit_id, label, meter_type, consumption_unit, day
-    ORDER BY label, meter_type, consumption_unit, day
-) TO STDOUT (FORMAT binary)
-""").format(
-    conversions=sql.SQL(", ").join(
-        sql.SQL("({}, {}::numeric, {})").format(sql.Literal(register_unit), sql.Literal(factor), sql.Literal(unit))
-        for register_unit, (factor, unit) in CONSUMPTION_UNITS.items()
-    ),
-    label=csv_text(sql.SQL("label")),
-    meter_type=csv_text(sql.SQL("meter_type")),
-    consumption_unit=csv_text(sql.SQL("consumption_unit")),
-)
+# The meters of a slice, with their unit's label and their type as finished CSV
+# cells, ordered as the consumption lines are: by unit label, type, installation.
+CONSUMPTION_METERS = sql.SQL("""
+SELECT i.id, i.unit_id, i.meter_type, i.register_unit, i.installed_at, i.removed_at, i.initial_value,
+       {label} AS label_cell, {meter_type} AS type_cell
+FROM readings_meterinstallation i
+JOIN readings_unit u ON u.id = i.unit_id
+WHERE u.property_id = %(property_id)s
+  AND (%(unit_id)s::bigint IS NULL OR u.id = %(unit_id)s::bigint)
+  AND (%(meter_type)s::text IS NULL OR i.meter_type = %(meter_type)s::text)
+  AND i.installed_at < (%(end_day)s::timestamp AT TIME ZONE %(tz)s)
+  AND (i.removed_at IS NULL OR i.removed_at > (%(first_day)s::timestamp AT TIME ZONE %(tz)s))
+ORDER BY u.label, i.unit_id, i.meter_type, i.installed_at, i.id
+""").format(label=csv_text(sql.SQL("u.label")), meter_type=csv_text(sql.SQL("i.meter_type")))
+
+# How many readings each of some installations sent per local day of a range.
+READINGS_PER_DAY = """
+SELECT installation_id, day, reading_count FROM reading_daily
+WHERE installation_id = ANY (%(installation_ids)s::bigint[]) AND day >= %(first_day)s AND day <= %(last_day)s
+"""
+# Installations whose days are computed at once: bounds the rows held in memory (~370 per meter-year).
+CONSUMPTION_BATCH = 50
+
+
+@dataclass(frozen=True, slots=True)
+class _Meter:
+    installation: Installation
+    unit_id: int
+    label_cell: str
+    type_cell: str
+
+    @property
+    def group(self) -> tuple[int, str]:
+        return self.unit_id, self.installation.meter_type
 
 
 def stream_readings(parts: Sequence[ExportSlice], *, bom: bool = False) -> AsyncGenerator[bytes]:
@@ -242,8 +228,85 @@ def _readings_of(cur: AsyncCursor[Any], part: ExportSlice) -> AsyncGenerator[byt
     return _copy_blocks(cur, READINGS_COPY, part.params())
 
 
-def _consumption_of(cur: AsyncCursor[Any], part: ExportSlice) -> AsyncGenerator[bytes]:
-    return _copy_blocks(cur, CONSUMPTION_COPY, part.params())
+async def _consumption_of(cur: AsyncCursor[Any], part: ExportSlice) -> AsyncGenerator[bytes]:
+    """Daily consumption lines per unit and meter type: the pages' numbers (readings.consumption), a day
+    from local midnight to local midnight, a meter swap counting each meter in its own life.
+
+    One block of lines per unit and type, computed a batch of meters at a time, so memory stays bounded.
+    """
+    await cur.execute(CONSUMPTION_METERS, part.params())
+    meters = [
+        _Meter(Installation(id_, meter_type, register_unit, installed, removed, initial), unit_id, label, kind)
+        for id_, unit_id, meter_type, register_unit, installed, removed, initial, label, kind in await cur.fetchall()
+    ]
+    zone = zoneinfo.ZoneInfo(part.time_zone)
+    days = [part.first_day + timedelta(days=n) for n in range((part.last_day - part.first_day).days + 1)]
+    instants = [day_start(day, zone) for day in [*days, part.last_day + timedelta(days=1)]]
+    now = datetime.now(UTC)
+    for batch in _whole_groups(meters, CONSUMPTION_BATCH):
+        ids = [meter.installation.id for meter in batch]
+        series = await load_series(
+            cur.connection,
+            [meter.installation for meter in batch],
+            [instants[0], instants[-1]],
+            zone=zone,
+            now=now,
+            whole_days=(part.first_day, part.last_day + timedelta(days=1)),
+        )
+        counted = await cur.execute(
+            READINGS_PER_DAY, {"installation_ids": ids, "first_day": part.first_day, "last_day": part.last_day}
+        )
+        readings: dict[tuple[int, date], int] = {(row[0], row[1]): row[2] for row in await counted.fetchall()}
+        by_group = itertools.groupby(zip(batch, series, strict=True), key=lambda pair: pair[0].group)
+        for _group, pairs in by_group:
+            block = _group_lines(list(pairs), days, instants, readings, now=now)
+            if block:
+                yield block
+
+
+def _group_lines(
+    pairs: list[tuple[_Meter, Series]],
+    days: list[date],
+    instants: list[datetime],
+    readings: dict[tuple[int, date], int],
+    *,
+    now: datetime,
+) -> bytes:
+    """The lines of one unit's meters of one type: a line per day any of them hung in."""
+    meter = pairs[0][0]
+    amounts = sum_series([series for _meter, series in pairs], instants, now=now)
+    counts = [sum(readings.get((one.installation.id, day), 0) for one, _series in pairs) for day in days]
+    return "".join(
+        _consumption_line(day, meter, amount, count)
+        for day, amount, count in zip(days, amounts, counts, strict=True)
+        if amount is not None
+    ).encode()
+
+
+def _whole_groups(meters: list[_Meter], size: int) -> Iterator[list[_Meter]]:
+    """The meters in batches of about `size`, never splitting one unit's meters of one type."""
+    batch: list[_Meter] = []
+    for _group, members in itertools.groupby(meters, key=lambda meter: meter.group):
+        batch += members
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _consumption_line(day: date, meter: _Meter, amount: Amount, readings: int) -> str:
+    unit = DISPLAY_UNIT[meter.installation.meter_type]
+    marks = f"{int(amount.estimated)},{int(amount.left_out)}"
+    return (
+        f"{day.isoformat()},{meter.label_cell},{meter.type_cell},{_plain(amount.value)},{unit},{readings},{marks}\r\n"
+    )
+
+
+def _plain(value: Decimal) -> str:
+    """A decimal without trailing zeros or exponent: 24, 0.5, 1234.000001."""
+    text = f"{value:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 async def _copy_blocks(cur: AsyncCursor[Any], statement: sql.Composed, params: dict[str, Any]) -> AsyncGenerator[bytes]:

@@ -135,7 +135,7 @@ def test_it_shapes_any_text_into_one_safe_csv_cell(db, text):
     assert parse_csv(row[0].encode()) == [["x", expected, "y"]]
 
 
-CONSUMPTION_HEADER = b"day,unit,meter_type,consumption,consumption_unit,readings\r\n"
+CONSUMPTION_HEADER = b"day,unit,meter_type,consumption,consumption_unit,readings,estimated,left_out\r\n"
 # Midnight, 1 January 2025, in Copenhagen.
 NEW_YEAR = datetime(2024, 12, 31, 23, 0, tzinfo=UTC)
 
@@ -160,12 +160,17 @@ async def test_it_sums_consumption_across_a_meter_swap(fresh_pool, prop, swapped
     whole = await body_of(stream_consumption([day_slice(prop, date(2025, 1, 1), date(2025, 1, 3))]))
     later = await body_of(stream_consumption([day_slice(prop, date(2025, 1, 2), date(2025, 1, 3))]))
 
-    # Day 2: 12 kWh on the old meter until removal + 24 kWh on the new one from its initial value.
+    # Days run from local midnight to local midnight, as on the pages. Day 2: the old meter from 1024 at
+    # midnight to its last reading, 1035 at 11:00, held to its removal at 11:30 (11 kWh), and the new one
+    # from its initial 0.005 MWh at 11:30 to 0.031 at midnight (26 kWh). Day 3: 0.031 to the last
+    # reading, 0.077 at 23:00, held to midnight.
     assert whole == CONSUMPTION_HEADER + (
-        b"2025-01-01,1 tv,heat,24,kWh,24\r\n2025-01-02,1 tv,heat,36,kWh,24\r\n2025-01-03,1 tv,heat,48,kWh,24\r\n"
+        b"2025-01-01,1 tv,heat,24,kWh,24,0,0\r\n"
+        b"2025-01-02,1 tv,heat,37,kWh,24,0,0\r\n"
+        b"2025-01-03,1 tv,heat,46,kWh,24,0,0\r\n"
     )
-    # A period starting mid-life measures from the register the day before it.
-    assert later == CONSUMPTION_HEADER + b"2025-01-02,1 tv,heat,36,kWh,24\r\n2025-01-03,1 tv,heat,48,kWh,24\r\n"
+    # A period starting mid-life measures from the register at its first midnight.
+    assert later == CONSUMPTION_HEADER + b"2025-01-02,1 tv,heat,37,kWh,24,0,0\r\n2025-01-03,1 tv,heat,46,kWh,24,0,0\r\n"
 
 
 @pytest.fixture

@@ -67,7 +67,9 @@ async def test_it_adds_a_byte_order_mark_for_excel(async_client, alice, prop, re
     await async_client.aforce_login(alice)
     response = await async_client.get(url(prop, "consumption", PERIOD + "&excel=1"))
     body = await body_of(response)
-    assert body.startswith(b"\xef\xbb\xbfday,unit,meter_type,consumption,consumption_unit,readings\r\n")
+    assert body.startswith(
+        b"\xef\xbb\xbfday,unit,meter_type,consumption,consumption_unit,readings,estimated,left_out\r\n"
+    )
     assert response["Content-Disposition"].endswith('filename="solvej-1-consumption-2025-03-29-2025-04-02.csv"')
 
 
@@ -175,10 +177,10 @@ async def test_it_gives_a_tenant_consumption_only_within_their_tenancy(async_cli
     response = await async_client.get(f"/my/consumption.csv?{PERIOD}")
     rows = parse_csv(await body_of(response))
     assert rows == [
-        ["day", "unit", "meter_type", "consumption", "consumption_unit", "readings"],
-        ["2025-03-29", "2 th", "cold_water", "24", "m3", "24"],
-        ["2025-03-30", "1 tv", "heat", "23", "kWh", "23"],
-        ["2025-03-31", "1 tv", "heat", "24", "kWh", "24"],
+        ["day", "unit", "meter_type", "consumption", "consumption_unit", "readings", "estimated", "left_out"],
+        ["2025-03-29", "2 th", "cold_water", "24", "m3", "24", "0", "0"],
+        ["2025-03-30", "1 tv", "heat", "23", "kWh", "23", "0", "0"],
+        ["2025-03-31", "1 tv", "heat", "24", "kWh", "24", "0", "0"],
     ]
 
 
