@@ -242,6 +242,37 @@ class Cut:
     after: Point | None = None
     left_out: tuple[Point, ...] = ()
 
+    def as_json(self) -> dict[str, Any]:
+        """The cut as JSON (what a settlement line keeps); `from_json` reads it back."""
+
+        def point(one: Point) -> dict[str, str]:
+            return {"at": one.at.isoformat(), "value": str(one.value)}
+
+        return {
+            "at": self.at.isoformat(),
+            "value": str(self.value.quantize(QUANTUM)),
+            "method": self.method.value,
+            "estimated": self.estimated,
+            "before": point(self.before) if self.before else None,
+            "after": point(self.after) if self.after else None,
+            "left_out": [point(one) for one in self.left_out],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Cut:
+        def point(one: dict[str, str] | None) -> Point | None:
+            return Point(datetime.fromisoformat(one["at"]), Decimal(one["value"])) if one else None
+
+        return cls(
+            at=datetime.fromisoformat(data["at"]),
+            value=Decimal(data["value"]),
+            method=CutMethod(data["method"]),
+            estimated=bool(data["estimated"]),
+            before=point(data.get("before")),
+            after=point(data.get("after")),
+            left_out=tuple(filter(None, map(point, data.get("left_out") or []))),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Register:

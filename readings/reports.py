@@ -16,14 +16,14 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
 from django.core.cache import cache
 from django.utils import formats
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, pgettext_lazy
+from django.utils.translation import gettext_lazy
 from psycopg import AsyncConnection
 
 from mbusportal import db
@@ -31,6 +31,7 @@ from readings import charts
 from readings.consumption import (
     DISPLAY_UNIT,
     Amount,
+    Cut,
     Installation,
     LatestReading,
     PropertyAverage,
@@ -48,6 +49,8 @@ from readings.consumption import (
     property_averages,
     sum_series,
 )
+from readings.derivation import cut_text
+from readings.formatting import format_number, unit_label
 from readings.models import MeterInstallation, MeterType, Property, ReadingDaily, Unit
 
 MONTHS_SHOWN = 13
@@ -61,32 +64,12 @@ METER_TYPE_LABELS = {
     MeterType.ELECTRICITY: gettext_lazy("Electricity"),
     MeterType.HEAT_COST_ALLOCATOR: gettext_lazy("Heat cost allocation"),
 }
-UNIT_LABELS = {
-    "kWh": "kWh",
-    "MWh": "MWh",
-    "Wh": "Wh",
-    "GJ": "GJ",
-    "L": "L",
-    "m3": "m³",
-    "units": pgettext_lazy("heat cost allocator units", "units"),
-}
 TYPE_ORDER: list[str] = list(METER_TYPE_LABELS)
 # Decimals shown per display unit: amounts, and amounts per m².
 DECIMALS = {"kWh": (1, 2), "m3": (3, 4), "units": (1, 3)}
 # The property's averages over closed periods are the same for every tenant of
 # the property and change only with late readings: kept this long (seconds).
 AVERAGE_CACHE_SECONDS = 15 * 60
-
-
-def unit_label(code: str) -> str:
-    return str(UNIT_LABELS.get(code, code))
-
-
-def format_number(value: Decimal, decimals: int) -> str:
-    """A number for people, rounded: the active language's decimal mark and thousands grouping."""
-    # number_format cuts digits off; round first.
-    rounded = value.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
-    return formats.number_format(rounded, decimals, use_l10n=True, force_grouping=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +106,19 @@ class LatestShown:
 
 
 @dataclass(frozen=True, slots=True)
+class MeterDerivation:
+    """How one meter's part of the chosen month came about: its register at the two ends, and its use."""
+
+    serial: str
+    start: Cut
+    start_text: str
+    end: Cut
+    end_text: str
+    register_unit: str  # as written
+    amount_text: str
+
+
+@dataclass(frozen=True, slots=True)
 class TypeReport:
     meter_type: str
     label: str
@@ -138,6 +134,7 @@ class TypeReport:
     daily_svg: str
     has_estimated: bool
     has_reference: bool
+    derivation: list[MeterDerivation]
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,7 +349,34 @@ def _type_report(
         ),
         has_estimated=monthly_chart.has_estimated or daily_chart.has_estimated,
         has_reference=monthly_chart.has_reference,
+        derivation=_derivation(chosen_month[0], own, zone=zone, now=now, decimals=decimals[0]) if chosen_month else [],
     )
+
+
+def _derivation(
+    month: Period, own: list[Series], *, zone: zoneinfo.ZoneInfo, now: datetime, decimals: int
+) -> list[MeterDerivation]:
+    """Per meter that hung in the shown part of the month: the registers its use there is the difference of."""
+    start, end = day_start(month.start, zone), min(day_start(month.end, zone), now)
+    rows = []
+    for series in own:
+        amount = series.consumption(start, end, now=now)
+        if amount is None:
+            continue
+        first, last = series.cut_at(start), series.cut_at(end)
+        unit = series.installation.register_unit
+        rows.append(
+            MeterDerivation(
+                serial=series.installation.meter_serial,
+                start=first,
+                start_text=cut_text(first, unit, zone),
+                end=last,
+                end_text=cut_text(last, unit, zone),
+                register_unit=unit_label(unit),
+                amount_text=format_number(amount.value, decimals),
+            )
+        )
+    return rows
 
 
 def _month_label(start: date, end: date) -> str:

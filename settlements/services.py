@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
-from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 
-from readings.consumption import QUANTUM, Cut, MeterUse, unit_consumption
+from readings.consumption import QUANTUM, MeterUse, unit_consumption
 from readings.models import MeterType, Tenancy, Unit
 from settlements.allocation import Amounts, Share, allocate
 from settlements.models import (
@@ -312,8 +311,8 @@ def _line_meter(line: SettlementLine, part: _MeterPart) -> SettlementLineMeter:
         meter_serial=use.installation.meter_serial,
         meter_type=use.installation.meter_type,
         register_unit=use.installation.register_unit,
-        start_cut=_cut_json(use.start),
-        end_cut=_cut_json(use.end),
+        start_cut=use.start.as_json(),
+        end_cut=use.end.as_json(),
         measured=use.amount.value,
         consumption=part.consumption.quantize(QUANTUM),
         estimated=use.amount.estimated or part.estimate is not None,
@@ -321,22 +320,6 @@ def _line_meter(line: SettlementLine, part: _MeterPart) -> SettlementLineMeter:
         estimate_method=part.estimate.method if part.estimate else "",
         estimate_basis=part.estimate.basis() if part.estimate else {},
     )
-
-
-def _cut_json(cut: Cut) -> dict[str, Any]:
-    """A cut as the line keeps it: the register, how it was obtained, and the readings it came from."""
-
-    def point(at: datetime, value: Decimal) -> dict[str, str]:
-        return {"at": at.isoformat(), "value": str(value)}
-
-    return {
-        **point(cut.at, cut.value.quantize(QUANTUM)),
-        "method": cut.method.value,
-        "estimated": cut.estimated,
-        "before": point(cut.before.at, cut.before.value) if cut.before else None,
-        "after": point(cut.after.at, cut.after.value) if cut.after else None,
-        "left_out": [point(one.at, one.value) for one in cut.left_out],
-    }
 
 
 def _announce(settlement: Settlement) -> None:

@@ -7,8 +7,10 @@ uses 1 kWh an hour, paul lived there until 15 January 2025.
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.test import AsyncClient
 
 from readings.models import Organisation, Property, Tenancy, Unit
@@ -46,6 +48,28 @@ async def test_it_shows_the_tenant_their_months_days_and_totals(consumption_buil
     assert data_total(html, "month-total") == "672.000000"
     assert "1,080.0 kWh" in html and "672.0 kWh" in html
     assert html.count('class="num amount"') == 2 + 28  # two months and the 28 days of February
+
+
+async def test_it_shows_the_tenant_where_each_register_of_the_month_came_from(consumption_building, tina, fresh_pool):
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from readings.ingest import ReadingRow
+    from tests.conftest import ingest_now
+
+    meter = consumption_building["meters"]["1 tv"]
+    # The reading at 1 Feb 00:00 (really 1,488 kWh) arrives as 0.
+    midnight = datetime(2025, 2, 1, tzinfo=ZoneInfo("Europe/Copenhagen"))
+    await sync_to_async(ingest_now)(meter.unit.property_id, [ReadingRow(meter.pk, midnight, Decimal(0), "kWh", "heat")])
+
+    html = text_of(await (await logged_in(tina)).get("/consumption/?month=2025-02"))
+
+    assert data_total(html, "month-total") == "672.000000"
+    assert "How February 2025 was measured" in html and "20000001" in html
+    assert "1,488.000 kWh" in html and "interpolated between the readings 1,487.000 kWh at" in html
+    assert "Left out as implausible" in html and "0.000 kWh at" in html
+    # The month ends at 1 Mar 00:00, where a reading was taken.
+    assert "2,160.000 kWh" in html and ": read<" in html
 
 
 async def test_it_compares_with_the_propertys_average_per_m2(consumption_building, tina, fresh_pool):

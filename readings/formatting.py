@@ -1,0 +1,29 @@
+"""Numbers and units for people: the active language's decimal mark and grouping, units as they are written."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.utils import formats
+from django.utils.translation import pgettext_lazy
+
+UNIT_LABELS = {
+    "kWh": "kWh",
+    "MWh": "MWh",
+    "Wh": "Wh",
+    "GJ": "GJ",
+    "L": "L",
+    "m3": "m³",
+    "units": pgettext_lazy("heat cost allocator units", "units"),
+}
+
+
+def unit_label(code: str) -> str:
+    return str(UNIT_LABELS.get(code, code))
+
+
+def format_number(value: Decimal, decimals: int) -> str:
+    """A number for people, rounded: the active language's decimal mark and thousands grouping."""
+    # number_format cuts digits off; round first.
+    rounded = value.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
+    return formats.number_format(rounded, decimals, use_l10n=True, force_grouping=True)
