@@ -462,31 +462,18 @@ def sum_series(series: Iterable[Series], boundaries: Sequence[datetime], *, now:
 
 # --- Reading the rollup -----------------------------------------------------------------------
 
-# The installations whose register ever went down (a row whose last value is
-# below its first, or whose first is below the row before or the initial
-# value): which of their readings are implausible depends on all of them, so
-# Series gets every row of these.
-# ({ids} is a query for the installations to look at.)
-_WENT_DOWN = """
-SELECT DISTINCT s.installation_id
-FROM (
-    SELECT d.installation_id, d.first_value, d.last_value,
-           coalesce(lag(d.last_value) OVER (PARTITION BY d.installation_id ORDER BY d.day), i.initial_value) AS previous
-    FROM reading_daily d
-    JOIN readings_meterinstallation i ON i.id = d.installation_id
-    WHERE d.installation_id IN ({ids})
-) s
-WHERE s.last_value < s.first_value OR s.first_value < s.previous
-"""
-
 # For every (installation, local day) asked about: the last rollup row before
 # that day and the first two from it on. These are the neighbours of any
 # instant of the day, so for a register that never went down Series answers
 # exactly as with the whole history; each branch is one descent of
-# reading_daily's primary key. Every row of the installations that went down
-# (WENT_DOWN), and optionally every row of a range of days (an export's
-# days: all their neighbours at once).
-_SERIES_PROBES = """
+# reading_daily's primary key. Every row of the installations whose register
+# went down (readings/went_down.py), and optionally every row of a range of
+# days (an export's days: all their neighbours at once).
+SERIES_ROWS = """
+WITH went_down AS (
+    SELECT id AS installation_id FROM readings_meterinstallation
+    WHERE id = ANY (%(all_ids)s::bigint[]) AND register_went_down
+)
 SELECT q.installation_id, r.day, r.first_at, r.first_value, r.last_at, r.last_value, r.reading_count
 FROM unnest(%(installation_ids)s::bigint[], %(days)s::date[]) AS q (installation_id, day)
 CROSS JOIN LATERAL (
@@ -512,7 +499,6 @@ WHERE d.installation_id = ANY (%(range_ids)s::bigint[])
   AND d.installation_id NOT IN (SELECT installation_id FROM went_down)
   AND d.day >= %(range_from)s::date AND d.day < %(range_to)s::date
 """
-SERIES_ROWS = f"WITH went_down AS ({_WENT_DOWN.format(ids='SELECT unnest(%(all_ids)s::bigint[])')}) {_SERIES_PROBES}"
 
 # The newest reading of each installation on a local day before before_day,
 # and when it arrived (the one row of `reading` it needs, by primary key).
@@ -625,17 +611,17 @@ async def latest_readings(
 # then per installation the difference between neighbouring instants. Nothing
 # but amounts comes back, so a 400-meter property costs milliseconds. This
 # holds for registers that never went down; the installations that did are
-# marked (went_down), and their amounts come from Series, which leaves out
-# their implausible readings. tests/readings/test_consumption_db.py holds
-# the two to each other.
-_PERIOD_AMOUNTS = """
+# marked (register_went_down, readings/went_down.py), and their amounts come
+# from Series, which leaves out their implausible readings.
+# tests/readings/test_consumption_db.py holds the two to each other.
+INSTALLATION_AMOUNTS = """
 WITH boundary AS (
     SELECT b.at, b.n FROM unnest(%(instants)s::timestamptz[]) WITH ORDINALITY AS b (at, n)
 ), factor AS (
     SELECT f.code, f.factor FROM unnest(%(unit_codes)s::text[], %(unit_factors)s::numeric[]) AS f (code, factor)
 ), instant AS (
     SELECT i.id, i.meter_type, i.unit_id, u.floor_area_m2 AS area, f.factor, i.installed_at, i.removed_at,
-           i.initial_value, b.n, b.at,
+           i.initial_value, i.register_went_down, b.n, b.at,
            least(greatest(b.at, i.installed_at), coalesce(i.removed_at, 'infinity')) AS t
     FROM readings_meterinstallation i
     JOIN readings_unit u ON u.id = i.unit_id
@@ -681,19 +667,17 @@ WITH boundary AS (
         END AS estimated
     FROM register r
 ), amount AS (
-    SELECT v.id, v.meter_type, v.unit_id, v.area, v.n,
+    SELECT v.id, v.meter_type, v.unit_id, v.area, v.n, v.register_went_down,
         round(lead(v.value) OVER w * v.factor, 6) - round(v.value * v.factor, 6) AS used,
         v.estimated OR lead(v.estimated) OVER w AS estimated,
         v.installed_at < lead(v.at) OVER w AND (v.removed_at IS NULL OR v.removed_at > v.at) AS present
     FROM valued v
     WINDOW w AS (PARTITION BY v.id ORDER BY v.n)
-), went_down AS ({went_down})
-SELECT a.id, a.meter_type, a.unit_id, a.area, a.n, a.used, a.estimated,
-       a.id IN (SELECT installation_id FROM went_down) AS went_down
+)
+SELECT a.id, a.meter_type, a.unit_id, a.area, a.n, a.used, a.estimated, a.register_went_down
 FROM amount a
 WHERE a.present
 """
-INSTALLATION_AMOUNTS = _PERIOD_AMOUNTS.replace("{went_down}", _WENT_DOWN.format(ids="SELECT DISTINCT id FROM instant"))
 
 # When each installation last sent a reading (NULL: never).
 LAST_READING_AT = """

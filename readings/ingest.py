@@ -41,7 +41,7 @@ import numpy as np
 from psycopg import AsyncConnection, AsyncCursor, Connection, Cursor, sql
 from psycopg import errors as pg_errors
 
-from readings import copy_binary, pg_arrays
+from readings import copy_binary, pg_arrays, went_down
 from readings.columns import DecimalColumns, IntArray, ReadingColumns, SmallInts, latest_present, pg_microseconds
 from readings.columns import ReadingRow as ReadingRow  # what callers build for ingest
 from readings.pg_arrays import BigintArray, SmallintArray, TimestamptzArray
@@ -501,7 +501,9 @@ async def ingest(
             if await _copied_directly(conn, cur, prepared.copy_statement, data, daily):
                 async with conn.pipeline():
                     await cur.execute(LOCK_ROLLUPS_TO_MERGE, {"property_id": property_id})
-                    await cur.execute(MERGE_ROLLUP, daily.merge_params())
+                    merge = daily.merge_params()
+                    await cur.execute(MERGE_ROLLUP, merge)
+                    await cur.execute(went_down.MARK_AFTER_MERGE, merge)
                 return batch.copied_result(daily.latest_battery_pct())
         one_per_key = _OneRowPerKey(batch.columns)
         await cur.execute(UPSERT, one_per_key.upsert_params(prepared.time_zone, batch.first, batch.last))
@@ -509,7 +511,9 @@ async def ingest(
         if upserted.touched_ids:
             async with conn.pipeline():
                 await cur.execute(LOCK_ROLLUPS_TO_RECOMPUTE, {"property_id": property_id})
-                await cur.execute(ROLLUP, upserted.rollup_params(prepared.time_zone))
+                rollup = upserted.rollup_params(prepared.time_zone)
+                await cur.execute(ROLLUP, rollup)
+                await cur.execute(went_down.MARK_AFTER_ROLLUP, rollup)
     return one_per_key.result(upserted)
 
 
@@ -540,7 +544,9 @@ def ingest_sync(
             if _copied_directly_sync(conn, cur, prepared.copy_statement, data, daily):
                 with conn.pipeline():
                     cur.execute(LOCK_ROLLUPS_TO_MERGE, {"property_id": property_id})
-                    cur.execute(MERGE_ROLLUP, daily.merge_params())
+                    merge = daily.merge_params()
+                    cur.execute(MERGE_ROLLUP, merge)
+                    cur.execute(went_down.MARK_AFTER_MERGE, merge)
                 return batch.copied_result(daily.latest_battery_pct())
         one_per_key = _OneRowPerKey(batch.columns)
         cur.execute(UPSERT, one_per_key.upsert_params(prepared.time_zone, batch.first, batch.last))
@@ -548,7 +554,9 @@ def ingest_sync(
         if upserted.touched_ids:
             with conn.pipeline():
                 cur.execute(LOCK_ROLLUPS_TO_RECOMPUTE, {"property_id": property_id})
-                cur.execute(ROLLUP, upserted.rollup_params(prepared.time_zone))
+                rollup = upserted.rollup_params(prepared.time_zone)
+                cur.execute(ROLLUP, rollup)
+                cur.execute(went_down.MARK_AFTER_ROLLUP, rollup)
     return one_per_key.result(upserted)
 
 

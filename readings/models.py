@@ -267,6 +267,9 @@ class MeterInstallation(models.Model):
     installed_at = models.DateTimeField(_("installed at"))
     removed_at = models.DateTimeField(_("removed at"), null=True, blank=True)
     initial_value = models.DecimalField(_("initial value"), max_digits=18, decimal_places=6, default=Decimal("0"))
+    # Kept by readings.ingest (readings/went_down.py): whether its register ever went down, so that its
+    # readings are screened for implausible ones (readings.consumption).
+    register_went_down = models.BooleanField(_("register went down"), default=False, editable=False)
 
     objects = MeterInstallationQuerySet.as_manager()
 

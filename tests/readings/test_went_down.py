@@ -1,0 +1,110 @@
+"""readings/went_down.py: ingest marks every installation whose register ever went down, as a fresh look at
+all its rows would, whichever path and in whatever order its readings arrive."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from readings import went_down
+from readings.ingest import ReadingRow
+from readings.models import MeterInstallation
+from tests.conftest import ingest_now
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+START = datetime(2025, 1, 1, tzinfo=UTC)
+serials = itertools.count(50_000_000)
+
+
+def rows(meter, values, *, first_hour=0, step=timedelta(hours=12)):
+    # Two readings a local day: each is its day's first or last, so the rollup shows all of them.
+    return [
+        ReadingRow(meter.pk, START + step * (first_hour + n), Decimal(value), "kWh", "heat")
+        for n, value in enumerate(values)
+    ]
+
+
+def marked(meter) -> bool:
+    meter.refresh_from_db(fields=["register_went_down"])
+    return meter.register_went_down
+
+
+def test_it_leaves_a_register_that_only_counts_up_unmarked(heat_meter, prop):
+    ingest_now(prop.pk, rows(heat_meter, range(100, 200)))
+    ingest_now(prop.pk, rows(heat_meter, range(200, 240), first_hour=100))
+    assert not marked(heat_meter)
+
+
+def test_it_marks_a_zero_that_arrives_in_a_fresh_payload(heat_meter, prop):
+    ingest_now(prop.pk, rows(heat_meter, range(100, 200)))
+    ingest_now(prop.pk, rows(heat_meter, [200, 0, 202], first_hour=100))
+    assert marked(heat_meter)
+
+
+def test_it_marks_a_correction_to_a_lower_value(heat_meter, prop):
+    ingest_now(prop.pk, rows(heat_meter, range(100, 200)))
+    ingest_now(prop.pk, rows(heat_meter, [3], first_hour=50))  # an existing key: the general path
+    assert marked(heat_meter)
+
+
+def test_it_marks_a_backfill_above_the_days_after_it(heat_meter, prop):
+    ingest_now(prop.pk, rows(heat_meter, range(100, 200), first_hour=50))
+    ingest_now(prop.pk, rows(heat_meter, [100, 9_999_999, 102], first_hour=10))
+    assert marked(heat_meter)
+
+
+def test_it_marks_a_first_reading_below_the_initial_value(heat_meter, prop):
+    heat_meter.initial_value = Decimal(150)
+    heat_meter.save()
+    ingest_now(prop.pk, rows(heat_meter, range(100, 110)))
+    assert marked(heat_meter)
+
+
+def test_a_recheck_clears_the_mark_once_the_reading_is_corrected(heat_meter, prop):
+    ingest_now(prop.pk, rows(heat_meter, [100, 101, 0, 103]))
+    assert marked(heat_meter)
+    ingest_now(prop.pk, rows(heat_meter, [102], first_hour=2))
+    assert marked(heat_meter)  # ingest only ever sets it
+    with connection.cursor() as cursor:
+        went_down.recheck(cursor, [heat_meter.pk])
+    assert not marked(heat_meter)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    rises=st.lists(st.integers(min_value=0, max_value=30), min_size=5, max_size=80),
+    spoiled=st.dictionaries(st.integers(min_value=0, max_value=79), st.sampled_from([0, -5, 10**6]), max_size=3),
+    payloads=st.integers(min_value=1, max_value=6),
+    randoms=st.randoms(use_true_random=False),
+)
+def test_ingest_marks_as_a_full_recheck_would(prop, gateway, rises, spoiled, payloads, randoms):
+    n = next(serials)
+    meter = MeterInstallation.objects.create(
+        unit=prop.units.create(label=f"u{n}", floor_area_m2=Decimal(50)),
+        gateway=gateway,
+        meter_serial=f"{n:08d}",
+        manufacturer="KAM",
+        meter_type="heat",
+        register_unit="kWh",
+        installed_at=START - timedelta(days=1),
+        initial_value=Decimal(100),
+    )
+    values = [100 + sum(rises[: n + 1]) for n in range(len(rises))]
+    values = [max(spoiled.get(n, value) + (value if spoiled.get(n) == -5 else 0), 0) for n, value in enumerate(values)]
+    readings = rows(meter, values)
+    # The readings arrive in a few payloads in any order, some of them twice (fresh and general paths).
+    randoms.shuffle(readings)
+    for n in range(payloads):
+        ingest_now(prop.pk, readings[n::payloads])
+    ingest_now(prop.pk, readings[: len(readings) // 3])
+    incremental = marked(meter)
+    with connection.cursor() as cursor:
+        went_down.recheck(cursor, [meter.pk])
+    assert incremental == marked(meter)
