@@ -33,7 +33,7 @@ def rows(meter, values, *, first_hour=0, step=timedelta(hours=12)):
 
 def marked(meter) -> bool:
     meter.refresh_from_db(fields=["register_went_down"])
-    return meter.register_went_down
+    return bool(meter.register_went_down)
 
 
 def test_it_leaves_a_register_that_only_counts_up_unmarked(heat_meter, prop):
