@@ -424,10 +424,11 @@ def _reading_time(frame: mbus.Frame, received_at: datetime, context: Context, ou
         ),
         None,
     )
-    outcome.time_source = TimeSource.RECEIVED_AT.value
     if found is None:
+        outcome.time_source = TimeSource.RECEIVED_AT.value
         return received_at
     index, clock = found
+    outcome.time_source = TimeSource.UNTRUSTED_CLOCK.value
     if not isinstance(clock.value, datetime):
         why = clock.problem or "it is a recurring date, not a point in time"
         outcome.warnings.append(

@@ -248,7 +248,9 @@ class RawFrameQuerySet(models.QuerySet["RawFrame"]):
 
 class TimeSource(models.TextChoices):
     METER = "meter", _("the meter's clock")
-    RECEIVED_AT = "received_at", _("received_at (the meter's clock was missing or not trusted)")
+    RECEIVED_AT = "received_at", _("received_at (the frame has no clock)")
+    # The frame had a clock, but marked invalid, no valid date, or too far from received_at.
+    UNTRUSTED_CLOCK = "untrusted_clock", _("received_at (the meter's clock was not trusted)")
 
 
 class RawFrame(models.Model):

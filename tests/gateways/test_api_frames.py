@@ -395,7 +395,7 @@ async def test_it_marks_a_reading_whose_meter_clock_it_could_not_trust(async_cli
         ("frame", True),
     ]
     kept = await RawFrame.objects.aget()
-    assert (kept.reading_at, kept.time_source) == (RECEIVED, "received_at")
+    assert (kept.reading_at, kept.time_source) == (RECEIVED, "untrusted_clock")
     assert kept.records[8]["problem"] == "the meter marks this date and time invalid"
     assert kept.warnings[1].startswith("the meter's clock (record 8) is not usable")
 

@@ -215,7 +215,7 @@ def test_it_warns_when_it_cannot_trust_the_meter_clock():
     received = datetime(2026, 3, 1, 6, 0, 20, tzinfo=UTC)
     parsed = parse([frame], index(("12345678", "KAM", "heat", "kWh")), received)
     assert [row.timestamp for row in parsed.payload.rows] == [received]
-    assert parsed.raw[0].time_source == "received_at"
+    assert parsed.raw[0].time_source == "untrusted_clock"
     assert parsed.raw[0].warnings == [
         "Time point (date and time): the meter marks this date and time invalid; not read",
         "the meter's clock (record 8) is not usable: the meter marks this date and time invalid; received_at was used",
