@@ -107,7 +107,9 @@ class RawFrameRow(NamedTuple):
 
     `records` is the decoder's result per record (see `record_result`),
     `warnings` what the answer warned about this frame, and `time_source`
-    whether the reading's time is the meter's clock or received_at.
+    where the reading's time came from (models.TimeSource: the meter's
+    clock, received_at for want of one, or received_at because it was not
+    trusted); "" for a rejected frame.
     """
 
     received_at: datetime
