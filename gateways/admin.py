@@ -20,12 +20,12 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.formats import localize
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from gateways.models import Alarm, AlarmQuerySet, Gateway, GatewayStatus
+from gateways.models import Alarm, AlarmQuerySet, Gateway, GatewayStatus, RawFrame, TimeSource
 from readings.admin_scoping import ScopedModelAdmin, ScopedTabularInline, count_of
 
 
@@ -403,3 +403,113 @@ class AlarmAdmin(ScopedModelAdmin[Alarm]):
             raise PermissionDenied
         action(request, self.get_queryset(request).filter(pk=alarm.pk))
         return HttpResponseRedirect(reverse("admin:gateways_alarm_change", args=[alarm.pk]))
+
+
+# --- Raw M-Bus frames -----------------------------------------------------------------------------
+
+
+@admin.register(RawFrame)
+class RawFrameAdmin(ScopedModelAdmin[RawFrame]):
+    """The frames gateways forwarded, read-only: what each record decoded to, which records were
+    flagged and not read, which gave the reading and its time, and whether that time is the
+    meter's clock or received_at (a clock we could not trust)."""
+
+    list_display = ("received_at", "gateway", "installation", "reading_at", "time_source_badge", "outcome")
+    list_filter = ("time_source", "gateway")
+    search_fields = ("gateway__serial", "installation__meter_serial", "error")
+    list_select_related = ("gateway", "installation__unit")
+    ordering = ("-received_at",)
+    show_full_result_count = False
+    fields = (
+        "gateway",
+        "received_at",
+        "stored_at",
+        "installation",
+        "reading_at",
+        "time_source_badge",
+        "error",
+        "warning_list",
+        "record_table",
+        "frame_hex",
+    )
+    readonly_fields = fields
+    csv_fields = ("received_at", "gateway__serial", "installation__meter_serial", "reading_at", "time_source", "error")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: RawFrame | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: RawFrame | None = None) -> bool:
+        return False
+
+    @admin.display(description=_("time of the reading from"), ordering="time_source")
+    def time_source_badge(self, frame: RawFrame) -> str:
+        if frame.time_source == TimeSource.UNTRUSTED_CLOCK:
+            return badge("warning", frame.get_time_source_display())
+        return frame.get_time_source_display() or "-"
+
+    @admin.display(description=_("outcome"))
+    def outcome(self, frame: RawFrame) -> str:
+        if frame.error:
+            return badge("critical", _("rejected"))
+        flagged = sum(1 for record in frame.records if record.get("problem"))
+        if flagged:
+            return badge(
+                "warning",
+                ngettext("stored; %(count)d record not read", "stored; %(count)d records not read", flagged)
+                % {"count": flagged},
+            )
+        return str(_("stored"))
+
+    @admin.display(description=_("warnings"))
+    def warning_list(self, frame: RawFrame) -> str:
+        if not frame.warnings:
+            return "-"
+        return format_html("<ul>{}</ul>", format_html_join("", "<li>{}</li>", ((text,) for text in frame.warnings)))
+
+    @admin.display(description=_("records"))
+    def record_table(self, frame: RawFrame) -> str:
+        if not frame.records:
+            return "-"
+        headers = (
+            _("#"),
+            _("function"),
+            _("storage"),
+            _("tariff"),
+            _("subunit"),
+            _("quantity"),
+            _("value"),
+            _("unit of measure"),
+            _("used for"),
+            _("not read because"),
+        )
+        used = {"register": _("the reading"), "clock": _("the reading's time")}
+        rows = format_html_join(
+            "",
+            "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
+            "<td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    format_html(' class="{}"', "flagged") if record.get("problem") else "",
+                    index,
+                    record.get("function", ""),
+                    record.get("storage", ""),
+                    record.get("tariff", ""),
+                    record.get("subunit", ""),
+                    " · ".join([record.get("quantity", ""), *record.get("qualifiers", [])]),
+                    "-" if record.get("value") is None else record["value"],
+                    record.get("unit") or "",
+                    used.get(record.get("used", ""), ""),
+                    record.get("problem", ""),
+                )
+                for index, record in enumerate(frame.records)
+            ),
+        )
+        head = format_html_join("", "<th>{}</th>", ((header,) for header in headers))
+        return format_html("<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table>", head, rows)
+
+    @admin.display(description=_("frame"))
+    def frame_hex(self, frame: RawFrame) -> str:
+        return format_html("<code>{}</code>", bytes(frame.frame).hex(" ").upper())

@@ -9,12 +9,17 @@ decodes each frame (gateways.mbus) and maps it to a `ReadingRow`:
 - the current-value register that fits the installation's type: energy for
   heat and electricity meters, volume for water meters, units for heat cost
   allocators; instantaneous, storage 0, tariff 0, subunit 0; converted
-  exactly to the installation's register unit;
-- the time: the frame's own date/time record (type F, the meter's wall clock
-  in the property's time zone) unless the meter marks it invalid or it is
-  further than FRAMES_MAX_METER_CLOCK_DRIFT_S from received_at; then
-  received_at;
+  exactly to the installation's register unit. An electricity meter that
+  counts only per tariff gives the sum of its tariff registers;
+- the time: the frame's own date/time record (type F or I, the meter's wall
+  clock in the property's time zone) unless the meter marks it invalid, it
+  is no valid date, or it is further than FRAMES_MAX_METER_CLOCK_DRIFT_S
+  from received_at; then received_at, with a warning;
 - the status byte, for alarms (delivery.store's error-flags path).
+
+A record the decoder flags (Record.problem) is never read: it becomes a
+warning, and the frame's other records still count. What became of every
+record is kept with the frame (RawFrameRow.records).
 
 A frame that cannot be used is rejected with its index, field and reason;
 the caller stores nothing then, or only the good frames with ?partial=1.
@@ -26,7 +31,7 @@ from __future__ import annotations
 
 import json
 import zoneinfo
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -35,6 +40,7 @@ from typing import Any, NamedTuple
 import msgspec
 
 from gateways import mbus
+from gateways.models import TimeSource
 from gateways.payload import (
     MAX_REGISTER,
     Errors,
@@ -51,6 +57,8 @@ from readings.units import UnitError, convert
 
 # Hex digits of the longest long frame, with a separator between bytes.
 MAX_HEX_CHARS = mbus.MAX_FRAME_BYTES * 3
+# The meter's clock: a date and time of type F (4 bytes) or I (6 bytes, with seconds).
+CLOCK_LENGTHS = frozenset({4, 6})
 
 # The register each type of installation is read from, and the units it may come in.
 REGISTERS: dict[str, tuple[str, frozenset[str]]] = {
@@ -62,14 +70,14 @@ REGISTERS: dict[str, tuple[str, frozenset[str]]] = {
 }
 # VIFE meanings that still make a record the meter's main register: a heat
 # or electricity meter that also counts cooling or export marks its main
-# register "only if positive"; "reserved for object actions" (0x00-0x0F)
-# carries no meaning in a meter's answer.
+# register "only if positive".
 PLAIN = ()
-MAIN_REGISTER_QUALIFIERS = {
-    PLAIN,
-    ("Accumulation only if value is positive",),
-    ("Reserved for object actions",),
-}
+MAIN_REGISTER_QUALIFIERS = {PLAIN, (mbus.ONLY_IF_POSITIVE,)}
+# Tariffs of an electricity meter split its energy by time of day (T1 day,
+# T2 night): their sum is the total. A heat meter's tariff registers count
+# energy under conditions (a high return temperature, say) that overlap the
+# total, so they are never added up.
+SUMMED_TARIFFS = frozenset({MeterType.ELECTRICITY})
 
 
 class FrameIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -95,13 +103,23 @@ class FrameLimits:
 
 
 class RawFrameRow(NamedTuple):
-    """A frame as it is kept (gateways_rawframe), with what became of it."""
+    """A frame as it is kept (gateways_rawframe), with what became of it.
+
+    `records` is the decoder's result per record (see `record_result`),
+    `warnings` what the answer warned about this frame, and `time_source`
+    where the reading's time came from (models.TimeSource: the meter's
+    clock, received_at for want of one, or received_at because it was not
+    trusted); "" for a rejected frame.
+    """
 
     received_at: datetime
     frame: bytes
     installation_id: int | None
     reading_at: datetime | None
     error: str
+    records: list[dict[str, Any]]
+    warnings: list[str]
+    time_source: str
 
 
 @dataclass
@@ -161,16 +179,16 @@ def _resolve(items: Sequence[_Item | FieldError], context: Context, max_errors: 
         if isinstance(item, FieldError):
             rejected.add(index, item.field, item.message)
             continue
+        outcome = _Outcome()
         try:
-            row, status, warning = _reading(item, context)
+            row, status = _reading(item, context, outcome)
         except Rejected as problem:
             rejected.add(index, problem.field, problem.message)
-            parsed.raw.append(RawFrameRow(item.received_at, item.data, None, None, problem.message))
+            parsed.raw.append(outcome.row(item, None, None, problem.message))
             continue
-        if warning:
-            parsed.warnings.append(FieldError(index, "frame", warning))
+        parsed.warnings.extend(FieldError(index, name, message) for name, message in outcome.warnings)
         rows.append(row)
-        parsed.raw.append(RawFrameRow(item.received_at, item.data, row.installation_id, row.timestamp, ""))
+        parsed.raw.append(outcome.row(item, row.installation_id, row.timestamp, ""))
         _note_status(parsed.payload, row, status)
     parsed.rejected, parsed.rejected_total = rejected.kept, rejected.total
     return parsed
@@ -262,20 +280,81 @@ def _frame_bytes(raw: Any) -> bytes | FieldError:
 # --- one frame ------------------------------------------------------------------------
 
 
-def _reading(item: _Item, context: Context) -> tuple[ReadingRow, int, str | None]:
-    """The reading a frame gives, its status byte, and a warning; raises Rejected."""
+@dataclass
+class _Outcome:
+    """What became of one frame's records, filled in while it is read."""
+
+    frame: mbus.Frame | None = None
+    used: dict[int, str] = field(default_factory=dict)  # record index -> "register" or "clock"
+    warnings: list[tuple[str, str]] = field(default_factory=list)  # (field, message)
+    time_source: str = ""
+
+    def row(self, item: _Item, installation_id: int | None, reading_at: datetime | None, error: str) -> RawFrameRow:
+        records = self.frame.records if self.frame is not None else ()
+        return RawFrameRow(
+            item.received_at,
+            item.data,
+            installation_id,
+            reading_at,
+            error,
+            [record_result(record, self.used.get(index, "")) for index, record in enumerate(records)],
+            [message for _, message in self.warnings],
+            self.time_source if not error else "",
+        )
+
+
+def record_result(record: mbus.Record, used: str = "") -> dict[str, Any]:
+    """One record as it is kept with its frame (JSON): what it is, its value as text, and
+    `problem` (why it was not read) or `used` ("register", "clock") where that applies."""
+    result: dict[str, Any] = {
+        "function": record.function.value,
+        "storage": record.storage_number,
+        "tariff": record.tariff,
+        "subunit": record.subunit,
+        "quantity": record.quantity,
+        "unit": record.unit,
+        "value": _as_text(record.value),
+    }
+    if record.qualifiers:
+        result["qualifiers"] = list(record.qualifiers)
+    if record.problem:
+        result["problem"] = record.problem
+    if used:
+        result["used"] = used
+    return result
+
+
+def _as_text(value: mbus.Value) -> str | None:
+    if isinstance(value, Decimal):
+        return f"{value:f}"
+    if isinstance(value, bytes):
+        return value.hex(" ").upper()
+    if value is None or isinstance(value, str):
+        return value
+    return value.isoformat()
+
+
+def _reading(item: _Item, context: Context, outcome: _Outcome) -> tuple[ReadingRow, int]:
+    """The reading a frame gives and its status byte; notes what became of its records in
+    `outcome`; raises Rejected."""
     if item.received_at > context.latest_allowed:
         raise Rejected("received_at", "is in the future")
     try:
         frame = mbus.decode(item.data)
     except mbus.DecodeError as error:
         raise Rejected("frame", str(error)) from None
-    moment, warning = _reading_time(frame, item.received_at, context)
+    outcome.frame = frame
+    for index, record in enumerate(frame.records):
+        if record.problem:
+            outcome.warnings.append((f"frame.records[{index}]", f"{record.quantity}: {record.problem}; not read"))
+    if frame.fixed_structure:
+        raise Rejected("frame", "a fixed data frame (CI 0x73) names no manufacturer, so its meter cannot be told apart")
+    moment = _reading_time(frame, item.received_at, context, outcome)
     meter = f"{frame.manufacturer} {frame.identification}"
     installation = context.installations.at(frame.identification, frame.manufacturer, moment)
     if installation is None:
         raise Rejected("frame", f"no meter {meter} installed at this property at {moment.isoformat()}")
-    value, unit = _register(frame, installation, meter)
+    value, unit = _register(frame, installation, meter, outcome)
     try:
         converted = convert(value, unit, installation.register_unit)
     except UnitError as error:
@@ -283,65 +362,95 @@ def _reading(item: _Item, context: Context) -> tuple[ReadingRow, int, str | None
     if not (0 <= converted <= MAX_REGISTER):
         raise Rejected("frame", f"meter {meter}: register value {converted} is outside 0 to {MAX_REGISTER}")
     row = ReadingRow(installation.id, moment, converted, installation.register_unit, installation.meter_type)
-    return row, frame.status, warning
+    return row, frame.status
 
 
-def _register(frame: mbus.Frame, installation: Installation, meter: str) -> tuple[Decimal, str]:
+def _register(frame: mbus.Frame, installation: Installation, meter: str, outcome: _Outcome) -> tuple[Decimal, str]:
     """The current value of the register that fits the installation, in a unit readings.units knows."""
     quantity, units = REGISTERS[installation.meter_type]
-    candidates = [
-        record
-        for record in frame.records
+    current = [
+        (index, record)
+        for index, record in enumerate(frame.records)
         if record.function == mbus.Function.INSTANTANEOUS
         and record.storage_number == 0
-        and record.tariff == 0
         and record.subunit == 0
         and record.quantity == quantity
-        and record.unit in units
         and record.qualifiers in MAIN_REGISTER_QUALIFIERS
-        and isinstance(record.value, Decimal)
     ]
-    if not candidates:
+    usable = [
+        (index, record) for index, record in current if record.unit in units and isinstance(record.value, Decimal)
+    ]
+    tariffs = sorted({record.tariff for _, record in current})
+    if installation.meter_type not in SUMMED_TARIFFS or 0 in tariffs:
+        tariffs = [0]
+    # Every tariff the meter counts must be read, or the sum would fall short of the total.
+    found = [_best(candidate for candidate in usable if candidate[1].tariff == tariff) for tariff in tariffs]
+    parts = [part for part in found if part is not None] if None not in found else []
+    if not parts or len({record.unit for _, record in parts}) > 1:
         kind = MeterType(installation.meter_type).label.lower()
+        flagged = [f"record {index}: {record.problem}" for index, record in current if record.problem]
+        why = f" ({'; '.join(flagged)})" if flagged else ""
+        wanted = "tariff 0, or every tariff" if installation.meter_type in SUMMED_TARIFFS else "tariff 0"
         raise Rejected(
             "frame",
             f"meter {meter} (a {kind} meter here): the frame has no current {quantity.lower()} register "
-            "(instantaneous, storage 0, tariff 0)",
+            f"(instantaneous, storage 0, {wanted}) that can be read{why}",
         )
-    # A plain register before one qualified "only if positive".
-    record = min(candidates, key=lambda found: found.qualifiers != PLAIN)
-    assert isinstance(record.value, Decimal)
-    if record.unit == "J":
-        return record.value.scaleb(-9), "GJ"
-    return record.value, str(record.unit)
+    for index, _ in parts:
+        outcome.used[index] = "register"
+    total = sum((record.value for _, record in parts if isinstance(record.value, Decimal)), Decimal(0))
+    unit = str(parts[0][1].unit)
+    if unit == "J":
+        return total.scaleb(-9), "GJ"
+    return total, unit
 
 
-def _reading_time(frame: mbus.Frame, received_at: datetime, context: Context) -> tuple[datetime, str | None]:
-    """The meter's own time where it has a valid one near received_at, else received_at; and a warning."""
-    clock = next(
+def _best(candidates: Iterable[tuple[int, mbus.Record]]) -> tuple[int, mbus.Record] | None:
+    """The first plain register, else the first "only if positive" one."""
+    return min(candidates, key=lambda found: found[1].qualifiers != PLAIN, default=None)
+
+
+def _reading_time(frame: mbus.Frame, received_at: datetime, context: Context, outcome: _Outcome) -> datetime:
+    """The meter's own time where it has a valid one near received_at, else received_at (with a warning
+    when the meter sent a clock we could not trust)."""
+    found = next(
         (
-            record
-            for record in frame.records
+            (index, record)
+            for index, record in enumerate(frame.records)
             if record.quantity == mbus.DATE_TIME
             and record.function == mbus.Function.INSTANTANEOUS
             and record.storage_number == 0
             and record.tariff == 0
             and record.subunit == 0
-            and isinstance(record.value, datetime)
-            and len(record.data) == mbus.TYPE_F_LENGTH
+            and len(record.data) in CLOCK_LENGTHS
         ),
         None,
     )
-    if clock is None or not isinstance(clock.value, datetime):
-        return received_at, None
+    if found is None:
+        outcome.time_source = TimeSource.RECEIVED_AT.value
+        return received_at
+    index, clock = found
+    outcome.time_source = TimeSource.UNTRUSTED_CLOCK.value
+    if not isinstance(clock.value, datetime):
+        why = clock.problem or "it is a recurring date, not a point in time"
+        outcome.warnings.append(
+            ("frame", f"the meter's clock (record {index}) is not usable: {why}; received_at was used")
+        )
+        return received_at
     # Meters keep wall-clock time; summer time (when the meter says) picks
     # the first of an hour that occurs twice.
     meter_time = clock.value.replace(tzinfo=context.zone, fold=0 if clock.summer_time else 1)
     if abs(meter_time - received_at) > context.max_drift:
-        return received_at, (
-            f"the meter's clock ({clock.value.isoformat(sep=' ')}) is far from received_at; received_at was used"
+        outcome.warnings.append(
+            (
+                "frame",
+                f"the meter's clock ({clock.value.isoformat(sep=' ')}) is far from received_at; received_at was used",
+            )
         )
-    return meter_time, None
+        return received_at
+    outcome.used[index] = "clock"
+    outcome.time_source = TimeSource.METER.value
+    return meter_time
 
 
 def _note_status(payload: ParsedPayload, row: ReadingRow, status: int) -> None:

@@ -241,27 +241,55 @@ class Alarm(models.Model):
         }
 
 
+class RawFrameQuerySet(models.QuerySet["RawFrame"]):
+    def for_manager(self, user: AnyUser) -> RawFrameQuerySet:
+        return managed_by(self, user, "gateway__property__organisation__")
+
+
+class TimeSource(models.TextChoices):
+    METER = "meter", _("the meter's clock")
+    RECEIVED_AT = "received_at", _("received_at (the frame has no clock)")
+    # The frame had a clock, but marked invalid, no valid date, or too far from received_at.
+    UNTRUSTED_CLOCK = "untrusted_clock", _("received_at (the meter's clock was not trusted)")
+
+
 class RawFrame(models.Model):
     """An M-Bus frame as a gateway forwarded it, kept FRAMES_RETENTION_DAYS for re-processing.
 
     Written by POST /api/v1/frames in the same transaction as the readings
     decoded from it; `error` says why a frame stored with ?partial=1 was
-    rejected. `reprocess_frames` decodes them again after a decoder fix.
+    rejected. `records` is what the decoder made of each record
+    (gateways.frames.record_result: its problem where it was flagged, which
+    one gave the reading and its time), `warnings` what the answer warned
+    about, `time_source` where the reading's time came from.
+    `reprocess_frames` decodes them again after a decoder fix.
     """
 
-    gateway = models.ForeignKey(Gateway, on_delete=models.CASCADE, related_name="raw_frames")
+    gateway = models.ForeignKey(Gateway, on_delete=models.CASCADE, related_name="raw_frames", verbose_name=_("gateway"))
     # When the gateway received the frame from the meter (its own clock).
-    received_at = models.DateTimeField()
-    stored_at = models.DateTimeField(db_default=Now())
-    frame = models.BinaryField()
+    received_at = models.DateTimeField(_("received at"))
+    stored_at = models.DateTimeField(_("stored at"), db_default=Now())
+    frame = models.BinaryField(_("frame"))
     installation = models.ForeignKey(
-        "readings.MeterInstallation", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        "readings.MeterInstallation",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("meter"),
     )
     # The timestamp of the reading stored from this frame (the meter's clock or received_at).
-    reading_at = models.DateTimeField(null=True, blank=True)
-    error = models.TextField(blank=True, default="")
+    reading_at = models.DateTimeField(_("reading at"), null=True, blank=True)
+    error = models.TextField(_("error"), blank=True, default="")
+    records = models.JSONField(_("records"), default=list, blank=True)
+    warnings = models.JSONField(_("warnings"), default=list, blank=True)
+    time_source = models.CharField(_("time of the reading from"), max_length=16, blank=True, choices=TimeSource.choices)
+
+    objects = RawFrameQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("raw M-Bus frame")
+        verbose_name_plural = _("raw M-Bus frames")
         indexes = [
             # purge_raw_frames (received_at < cut-off) and reprocess_frames --since.
             models.Index(fields=["received_at"], name="rawframe_received_idx"),

@@ -27,6 +27,7 @@ from django.contrib.auth import get_user_model
 from django.db.backends.utils import CursorWrapper
 from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 
 from gateways.frames import RawFrameRow
 from gateways.models import Alarm, AlarmType, Gateway, RelayCursor, Severity
@@ -67,16 +68,19 @@ ORDER BY i.id
 """
 
 COPY_RAW_FRAMES = """
-COPY gateways_rawframe (gateway_id, received_at, frame, installation_id, reading_at, error)
+COPY gateways_rawframe
+    (gateway_id, received_at, frame, installation_id, reading_at, error, records, warnings, time_source)
 FROM STDIN (FORMAT BINARY)
 """
-RAW_FRAME_TYPES = ["int8", "timestamptz", "bytea", "int8", "timestamptz", "text"]
+RAW_FRAME_TYPES = ["int8", "timestamptz", "bytea", "int8", "timestamptz", "text", "jsonb", "jsonb", "text"]
 
 # What a re-processed frame gave this time.
 UPDATE_RAW_FRAMES = """
 UPDATE gateways_rawframe f
-SET installation_id = n.installation_id, reading_at = n.reading_at, error = n.error
-FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[], %s::text[]) AS n(id, installation_id, reading_at, error)
+SET installation_id = n.installation_id, reading_at = n.reading_at, error = n.error,
+    records = n.records, warnings = n.warnings, time_source = n.time_source
+FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[], %s::text[], %s::jsonb[], %s::jsonb[], %s::text[])
+    AS n(id, installation_id, reading_at, error, records, warnings, time_source)
 WHERE f.id = n.id
 """
 
@@ -180,7 +184,8 @@ async def keep_raw_frames(conn: AsyncConnection[Any], gateway_id: int, frames: l
     async with conn.cursor() as cur, cur.copy(COPY_RAW_FRAMES) as copy:
         copy.set_types(RAW_FRAME_TYPES)
         for frame in frames:
-            await copy.write_row((gateway_id, *frame))
+            *columns, records, warnings, time_source = frame
+            await copy.write_row((gateway_id, *columns, Jsonb(records), Jsonb(warnings), time_source))
 
 
 async def update_raw_frames(conn: AsyncConnection[Any], ids: list[int], frames: list[RawFrameRow]) -> None:
@@ -192,6 +197,9 @@ async def update_raw_frames(conn: AsyncConnection[Any], ids: list[int], frames: 
             [frame.installation_id for frame in frames],
             [frame.reading_at for frame in frames],
             [frame.error for frame in frames],
+            [Jsonb(frame.records) for frame in frames],
+            [Jsonb(frame.warnings) for frame in frames],
+            [frame.time_source for frame in frames],
         ],
     )
 

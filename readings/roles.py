@@ -35,6 +35,7 @@ PERMISSIONS: dict[str, dict[str, list[str]]] = {
     "gateways": {
         "gateway": ["view", "add", "change"],
         "alarm": ["view", "change"],
+        "rawframe": ["view"],
     },
     "settlements": {
         "settlement": ["view", "add", "change", "delete"],

@@ -48,10 +48,12 @@ def long_frame(
     access_number: int = 1,
     status: int = 0,
     address: int = 1,
+    configuration: int = 0,
 ) -> bytes:
-    """68 L L 68, C = RSP_UD (0x08), A, CI = 0x72, the fixed header, the records, checksum, 16."""
+    """68 L L 68, C = RSP_UD (0x08), A, CI = 0x72, the fixed header (its last two bytes the
+    configuration field, formerly the signature), the records, checksum, 16."""
     header = bcd(identification, 4) + manufacturer_code(manufacturer) + bytes([version, medium, access_number, status])
-    body = bytes([0x08, address, 0x72]) + header + b"\x00\x00" + records
+    body = bytes([0x08, address, 0x72]) + header + configuration.to_bytes(2, "little") + records
     length = len(body)
     return bytes([0x68, length, length, 0x68]) + body + bytes([sum(body) & 0xFF, 0x16])
 

@@ -150,7 +150,17 @@ async def test_it_uses_received_at_when_the_meter_clock_is_invalid_absent_or_far
     ]
     response = await post(async_client, gateway_token, body)
     assert response.status_code == 200, response.content
-    assert [(w["index"], "far from received_at" in w["message"]) for w in response.json()["warnings"]] == [(2, True)]
+    # The clock the meter marks invalid is as visible as the one far off (it used to pass in silence).
+    assert [(w["index"], w["field"], w["message"]) for w in response.json()["warnings"]] == [
+        (0, "frame.records[8]", "Time point (date and time): the meter marks this date and time invalid; not read"),
+        (
+            0,
+            "frame",
+            "the meter's clock (record 8) is not usable: the meter marks this date and time invalid; "
+            "received_at was used",
+        ),
+        (2, "frame", "the meter's clock (2000-01-01 00:00:00) is far from received_at; received_at was used"),
+    ]
     assert [(at, value) for _, at, value, _ in await stored()] == [
         (RECEIVED, Decimal("1")),
         (RECEIVED + timedelta(hours=1), Decimal("2")),
@@ -245,7 +255,7 @@ async def test_it_stores_the_good_frames_with_partial_and_keeps_every_frame(asyn
     assert [value for _, _, value, _ in await stored()] == [Decimal("42")]
     kept = [(bytes(f.frame), f.installation_id, f.error) async for f in RawFrame.objects.order_by("id")]
     assert kept[0][1:] == (heat_meter.pk, "")
-    assert kept[1][0] == bad and kept[1][1] is None and "Insufficient data" in kept[1][2]
+    assert kept[1][0] == bad and kept[1][1] is None and "premature end of the record" in kept[1][2]
     assert len(kept) == 2  # an item that is not a frame at all has nothing to keep
 
 
@@ -325,3 +335,93 @@ async def test_it_rejects_every_error_frame_of_the_corpus_with_its_reason(async_
     assert answer["rejected"] == len(names) and answer["inserted"] == 0
     assert all(error["field"] == "frame" and len(error["message"]) > 20 for error in answer["errors"])
     assert await sync_to_async(RawFrame.objects.exclude(error="").count)() == len(names)
+
+
+# --- issue 22, item 6: good records of a frame with a bad one are stored; doubts are visible --
+
+# Elster F96 Plus / ABB F95 style: 12345 kWh, and a power during error state with invalid BCD digits.
+ERROR_STATE_BCD = bytes.fromhex(
+    "68 1B 1B 68 08 01 72 78 56 34 12 2D 2C 01 04 01 00 00 00 0C 06 45 23 01 00 3C 2B BD EB DD DD 32 16"
+)
+
+
+async def test_it_stores_the_energy_of_a_frame_whose_error_state_record_has_invalid_bcd(
+    async_client, gateway_token, heat_meter
+):
+    response = await post(async_client, gateway_token, [item(ERROR_STATE_BCD)])
+    assert response.status_code == 200, response.content
+    answer = response.json()
+    assert (answer["inserted"], answer["rejected"]) == (1, 0)
+    assert answer["warnings"] == [
+        {"index": 0, "field": "frame.records[1]", "message": "Power: invalid BCD digits (BD EB DD DD); not read"}
+    ]
+    assert await stored() == [(heat_meter.pk, RECEIVED, Decimal("12345"), "kWh")]
+    kept = await RawFrame.objects.aget()
+    assert [(record["quantity"], record.get("used"), record.get("problem")) for record in kept.records] == [
+        ("Energy", "register", None),
+        ("Power", None, "invalid BCD digits (BD EB DD DD)"),
+    ]
+    assert kept.warnings == ["Power: invalid BCD digits (BD EB DD DD); not read"]
+
+
+async def test_it_stores_a_frame_whose_signature_field_is_no_encryption_mode(async_client, gateway_token, heat_meter):
+    # CALEC MB style: FF FF where old meters had the signature.
+    frame = long_frame(
+        identification=12345678, manufacturer="KAM", medium=4, configuration=0xFFFF, records=b"\x04\x06\x39\x30\x00\x00"
+    )
+    response = await post(async_client, gateway_token, [item(frame)])
+    assert response.status_code == 200, response.content
+    assert await stored() == [(heat_meter.pk, RECEIVED, Decimal("12345"), "kWh")]
+
+
+async def test_it_stores_a_reading_at_the_meters_clock_on_the_31st(async_client, gateway_token, heat_meter):
+    # The meter read 2026-10-31 23:50 (Copenhagen, winter time: 22:50 UTC); the gateway got it at 00:05 on 1 November.
+    received = datetime(2026, 11, 1, 0, 5, tzinfo=COPENHAGEN)
+    frame = multical_602(12345678, energy_kwh=19650, clock=datetime(2026, 10, 31, 23, 50))
+    response = await post(async_client, gateway_token, [item(frame, received)])
+    assert response.status_code == 200, response.content
+    assert response.json()["warnings"] == []
+    assert [at for _, at, _, _ in await stored()] == [datetime(2026, 10, 31, 22, 50, tzinfo=UTC)]
+    kept = await RawFrame.objects.aget()
+    assert (kept.reading_at, kept.time_source) == (datetime(2026, 10, 31, 22, 50, tzinfo=UTC), "meter")
+
+
+async def test_it_marks_a_reading_whose_meter_clock_it_could_not_trust(async_client, gateway_token, heat_meter):
+    frame = multical_602(12345678, energy_kwh=7, clock=METER_CLOCK, clock_invalid=True)
+    response = await post(async_client, gateway_token, [item(frame)])
+    assert response.status_code == 200, response.content
+    assert [(w["field"], "received_at was used" in w["message"]) for w in response.json()["warnings"]] == [
+        ("frame.records[8]", False),
+        ("frame", True),
+    ]
+    kept = await RawFrame.objects.aget()
+    assert (kept.reading_at, kept.time_source) == (RECEIVED, "untrusted_clock")
+    assert kept.records[8]["problem"] == "the meter marks this date and time invalid"
+    assert kept.warnings[1].startswith("the meter's clock (record 8) is not usable")
+
+
+async def test_it_stores_an_electricity_meter_that_counts_only_per_tariff(async_client, gateway_token, unit, gateway):
+    meter = await install(unit, gateway, "40000001", manufacturer="EMH", meter_type="electricity", register_unit="kWh")
+    # T1 12,520 Wh and T2 17,744,330 Wh (8-digit BCD), no total register (EMH DIZ, Saia ALE3 style).
+    records = b"\x8c\x10\x03\x20\x25\x01\x00" + b"\x8c\x20\x03\x30\x43\x74\x17"
+    frame = long_frame(identification=40000001, manufacturer="EMH", medium=2, records=records)
+    response = await post(async_client, gateway_token, [item(frame)])
+    assert response.status_code == 200, response.content
+    assert await stored() == [(meter.pk, RECEIVED, Decimal("17756.85"), "kWh")]
+
+
+async def test_it_stores_the_good_records_of_a_frame_with_eleven_difes(async_client, gateway_token, heat_meter):
+    eleven_difes = b"\x84" + b"\x80" * 10 + b"\x00" + b"\x06" + b"\x05\x00\x00\x00"
+    frame = long_frame(
+        identification=12345678, manufacturer="KAM", medium=4, records=b"\x04\x06\x2a\x00\x00\x00" + eleven_difes
+    )
+    response = await post(async_client, gateway_token, [item(frame)])
+    assert response.status_code == 200, response.content
+    assert response.json()["warnings"] == [
+        {
+            "index": 0,
+            "field": "frame.records[1]",
+            "message": "Energy: 11 DIFEs; EN 13757-3 allows at most 10; not read",
+        }
+    ]
+    assert await stored() == [(heat_meter.pk, RECEIVED, Decimal("42"), "kWh")]

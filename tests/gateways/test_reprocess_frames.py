@@ -93,6 +93,27 @@ def test_it_neither_marks_the_gateway_seen_nor_raises_alarms(gateway, heat_meter
     assert Reading.objects.count() == 1
 
 
+def test_it_writes_what_the_decoder_makes_of_each_record_now(gateway, heat_meter):
+    # Kept before the decoder flagged records: the energy is read, the power with dashes for digits is not.
+    frame = keep(
+        gateway,
+        bytes.fromhex(
+            "68 1B 1B 68 08 01 72 78 56 34 12 2D 2C 01 04 01 00 00 00 0C 06 45 23 01 00 3C 2B BD EB DD DD 32 16"
+        ),
+        error="the frame could not be decoded completely: Invalid value information (at byte 6 of the records)",
+    )
+    output = reprocess("--since", "2026-03-01")
+    assert "1 inserted" in output and "1 decoded that were rejected" in output
+    frame.refresh_from_db()
+    assert (frame.error, frame.installation_id, frame.time_source) == ("", heat_meter.pk, "received_at")
+    assert [record.get("used") or record.get("problem") for record in frame.records] == [
+        "register",
+        "invalid BCD digits (BD EB DD DD)",
+    ]
+    assert frame.warnings == ["Power: invalid BCD digits (BD EB DD DD); not read"]
+    assert [r.value for r in Reading.objects.all()] == [Decimal("12345")]
+
+
 def test_it_changes_nothing_in_a_dry_run(gateway, heat_meter):
     frame = keep(gateway, multical_602(12345678, energy_kwh=5), error="an old decoder's complaint")
     output = reprocess("--since", "2026-03-01", "--dry-run")

@@ -16,7 +16,7 @@ from django.contrib.auth.models import Group
 from django.forms import HiddenInput
 from django.urls import reverse
 
-from gateways.models import Alarm
+from gateways.models import Alarm, RawFrame
 from readings.models import MeterInstallation, Property, Tenancy, Unit
 from settlements.models import AcontoPayment, Settlement, SettlementLine
 
@@ -51,6 +51,9 @@ def world_a(organisation, prop, unit, gateway, heat_meter, tenancy, tina, alice)
         total_amount_dkk=Decimal(2),
     )
     AcontoPayment.objects.create(settlement=settlement, tenancy=tenancy, amount_dkk=Decimal("1200"))
+    frame = RawFrame.objects.create(
+        gateway=gateway, received_at=datetime(2026, 3, 1, tzinfo=UTC), frame=b"\x68", installation=heat_meter
+    )
     return {
         "readings.organisation": organisation,
         "readings.property": prop,
@@ -59,6 +62,7 @@ def world_a(organisation, prop, unit, gateway, heat_meter, tenancy, tina, alice)
         "readings.meterinstallation": heat_meter,
         "gateways.gateway": gateway,
         "gateways.alarm": alarm,
+        "gateways.rawframe": frame,
         "settlements.settlement": settlement,
         "settlements.settlementline": line,
         "settlements.acontopayment": settlement.aconto_payments.get(),
@@ -96,6 +100,9 @@ def world_b(other_organisation, other_prop, other_gateway, other_meter, django_u
         "readings.meterinstallation": other_meter,
         "gateways.gateway": other_gateway,
         "gateways.alarm": alarm,
+        "gateways.rawframe": RawFrame.objects.create(
+            gateway=other_gateway, received_at=datetime(2026, 3, 1, tzinfo=UTC), frame=b"\x68", installation=other_meter
+        ),
         "settlements.settlement": settlement,
     }
 
