@@ -82,7 +82,6 @@ LINE_COLUMNS = (
     ("aconto_dkk", _("paid on account (DKK)")),
     ("balance_dkk", _("balance (DKK)")),
     ("estimated", _("estimated")),
-    ("note", _("note")),
 )
 
 

@@ -130,7 +130,6 @@ class SettlementLine(models.Model):
         help_text=_("Positive: to pay; negative: refund."),
     )
     estimated = models.BooleanField(_("estimated"), default=False)
-    note = models.TextField(_("note"), blank=True)
     # A unit without any meter of the utility: how its use was estimated (its meters' estimates are on them).
     estimate_method = models.CharField(_("estimate method"), max_length=8, choices=EstimateMethod.choices, blank=True)
     estimate_basis = models.JSONField(_("estimate basis"), default=dict, blank=True)
