@@ -34,7 +34,7 @@ def client_ip(request: HttpRequest) -> str | None:
     each appends the address it was reached from to X-Forwarded-For, so the
     client is that many entries from the right. Entries further left are
     whatever the client wrote and are never believed. A header that did not
-    come through every proxy (too short, or not an address) counts as the peer.
+    come through every proxy (too short, or not a plain address) counts as the peer.
     """
     peer: str | None = request.META.get("REMOTE_ADDR")
     proxies: int = settings.TRUSTED_PROXY_COUNT
@@ -44,9 +44,11 @@ def client_ip(request: HttpRequest) -> str | None:
     if len(forwarded) < proxies:
         return peer
     try:
-        return str(ipaddress.ip_address(forwarded[-proxies]))
+        address = ipaddress.ip_address(forwarded[-proxies])
     except ValueError:
         return peer
+    # A zone (fe80::1%eth0) names an interface of the proxy's own, never a client's address.
+    return peer if getattr(address, "scope_id", None) else str(address)
 
 
 def locked_out(request: HttpRequest, *args: Any) -> HttpResponse:

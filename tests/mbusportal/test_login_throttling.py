@@ -162,12 +162,22 @@ def test_it_takes_the_peers_address_and_ignores_x_forwarded_for_by_default():
         (2, "203.0.113.5", "192.0.2.10"),  # did not come through both proxies: the peer
         (1, "", "192.0.2.10"),
         (1, "not-an-address", "192.0.2.10"),
+        (1, "fe80::1%eth0", "192.0.2.10"),  # a zone, which PostgreSQL's inet refuses
         (1, None, "192.0.2.10"),
     ],
 )
 def test_it_believes_as_many_x_forwarded_for_entries_as_proxies_are_configured(settings, proxies, forwarded, expected):
     settings.TRUSTED_PROXY_COUNT = proxies
     assert client_ip(request_from("192.0.2.10", forwarded)) == expected
+
+
+@pytest.mark.django_db
+def test_it_records_a_failure_whatever_a_client_writes_into_x_forwarded_for(settings, client):
+    # TRUSTED_PROXY_COUNT set one too high makes the entry the client's own; still no 500.
+    settings.TRUSTED_PROXY_COUNT = 2
+    for forwarded in ("fe80::1%eth0, 10.0.0.1", "999.1.1.1, 10.0.0.1", "x" * 300 + ", 10.0.0.1"):
+        assert log_in(client, "guess", "wrong", HTTP_X_FORWARDED_FOR=forwarded).status_code == 200
+    assert set(AccessAttempt.objects.values_list("ip_address", flat=True)) == {"127.0.0.1"}
 
 
 @pytest.mark.django_db
