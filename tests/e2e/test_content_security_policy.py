@@ -102,7 +102,7 @@ def test_it_keeps_the_admin_working_under_the_policy(page, violations, daphne_se
     log_in(page, daphne_server, "alice", "alice-password-1")
     page.wait_for_url("**/admin/")
 
-    # A form with an autocomplete (select2), a select and the date widgets (calendar, "Today").
+    # A form with an autocomplete (select2), a select and the calendar of a date field.
     open_under_policy(page, f"{daphne_server}/admin/readings/tenancy/add/")
     page.click("#id_unit + .select2 .select2-selection")
     page.fill(".select2-search__field", "3 tv")
@@ -117,7 +117,7 @@ def test_it_keeps_the_admin_working_under_the_policy(page, violations, daphne_se
     page.wait_for_selector(".messagelist .success")
     assert Tenancy.objects.filter(unit__label="3 tv", tenant=tina).exists()
 
-    # The change list: actions, the date hierarchy, the filter, and the language switch (admin-portal.js).
+    # The change list (actions, the date hierarchy) and the language switch (admin-portal.js).
     assert page.locator("#changelist-form select[name=action]").is_visible()
     assert page.locator("nav.toplinks").is_visible()
     with page.expect_navigation():
