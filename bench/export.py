@@ -82,7 +82,7 @@ def ensure_data(env: dict[str, str], days: int) -> None:
 
 def baseline_select(property_id: int, first_day: date, last_day: date) -> sql.Composed:
     """The endpoint's rows and cells, in its order, as one row-level SELECT for PostgreSQL's CSV writer."""
-    from readings.export import neutralised
+    from readings.csv_safety import neutralised_sql
 
     bounds = {"first": first_day, "end": last_day + timedelta(days=1), "tz": TIME_ZONE}
     return sql.SQL("""
@@ -102,10 +102,10 @@ def baseline_select(property_id: int, first_day: date, last_day: date) -> sql.Co
             ORDER BY r."timestamp"
         ) r
     """).format(
-        unit=neutralised(sql.SQL("r.unit")),
-        label=neutralised(sql.SQL("u.label")),
-        serial=neutralised(sql.SQL("i.meter_serial")),
-        type=neutralised(sql.SQL("i.meter_type")),
+        unit=neutralised_sql(sql.SQL("r.unit")),
+        label=neutralised_sql(sql.SQL("u.label")),
+        serial=neutralised_sql(sql.SQL("i.meter_serial")),
+        type=neutralised_sql(sql.SQL("i.meter_type")),
         property=sql.Literal(property_id),
         **{name: sql.Literal(value) for name, value in bounds.items()},
     )

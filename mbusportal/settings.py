@@ -62,6 +62,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "channels",
+    # django-axes (login throttling), under its admin name
+    "mbusportal.login_throttling.LoginThrottlingConfig",
     "readings",
     "gateways",
     "settlements",
@@ -69,6 +71,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "mbusportal.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -76,6 +79,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a refused login into the lock-out page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "mbusportal.urls"
@@ -155,6 +160,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# The throttle first: it refuses a locked-out login before any password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 # One login page for tenants and staff (the admin's own accepts staff only).
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -184,6 +191,17 @@ if env.bool("SECURE_PROXY_SSL_HEADER", default=False):
     # Only behind a proxy that sets X-Forwarded-Proto itself.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 X_FRAME_OPTIONS = "DENY"
+# Proxies in front of daphne that append the client's address to X-Forwarded-For; 0: believe no such header.
+TRUSTED_PROXY_COUNT = _positive_int("TRUSTED_PROXY_COUNT", 0)
+# Content-Security-Policy (mbusportal/csp.py; the shape of Django 6.0's SECURE_CSP). Every script and
+# style is a first-party file, so no 'unsafe-inline'; 'self' also covers the dashboard's ws(s):// socket.
+SECURE_CSP = {
+    "default-src": ["'self'"],
+    "object-src": ["'none'"],
+    "base-uri": ["'none'"],
+    "form-action": ["'self'"],
+    "frame-ancestors": ["'none'"],
+}
 
 LOGGING = {
     "version": 1,
@@ -300,6 +318,22 @@ if _pool_max_size <= EXPORT_MAX_CONCURRENT:
     )
 # Statement timeout of one export's queries (the pool's default suits short queries, not a 5 M-row COPY).
 EXPORT_STATEMENT_TIMEOUT_S = _int_at_least("EXPORT_STATEMENT_TIMEOUT_S", 3600, 1)
+
+# --- Login throttling (django-axes; mbusportal/login_throttling.py) ------------------------
+# A user name, or a client address, that failed this many logins within the cool-off is refused (even
+# with the right password) until the cool-off has passed since its last attempt. Counted in the
+# database, so across processes; staff see and lift lock-outs in the admin ("Access attempts").
+LOGIN_FAILURE_LIMIT = _at_least_one("LOGIN_FAILURE_LIMIT", 5)
+LOGIN_COOLOFF_MINUTES = _at_least_one("LOGIN_COOLOFF_MINUTES", 15)
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_COOLOFF_MINUTES)
+# Each on its own: one user name from many addresses, and one address trying many user names.
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# A login to one's own account must not wipe an address's count of guesses at other accounts.
+AXES_RESET_ON_SUCCESS = False
+AXES_CLIENT_IP_CALLABLE = "mbusportal.login_throttling.client_ip"
+AXES_LOCKOUT_CALLABLE = "mbusportal.login_throttling.locked_out"
+AXES_VERBOSE = False  # no banner on every start of every manage.py command
 
 # --- Property managers' admin ---------------------------------------------------
 # Admin and form classes are generic for the type checker (ModelAdmin[Unit]); make them so at run time.

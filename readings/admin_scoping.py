@@ -31,6 +31,7 @@ from django.utils import timezone
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
+from readings.csv_safety import neutralised
 from readings.scoping import AnyUser, is_superuser
 
 _M = TypeVar("_M", bound=models.Model)
@@ -127,15 +128,11 @@ def csv_lines(header: list[str], rows: Iterable[tuple[Any, ...]]) -> Iterator[st
         yield writer.writerow([_csv_value(value) for value in row])
 
 
-# Spreadsheets run a cell that starts with one of these as a formula.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
 def _csv_value(value: Any) -> Any:
     if isinstance(value, datetime):
         return timezone.localtime(value).isoformat()
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value  # shown as text, never run (names and notes are typed by people)
+    if isinstance(value, str):
+        return neutralised(value)  # names and notes are typed by people
     return value
 
 

@@ -3,6 +3,8 @@
 Every object comes through a helper that scopes by the user: a tenant reaches
 only units of their own tenancies and only the days of that tenancy; a
 manager only the properties of their organisations. Anything else answers 404.
+The pages are sent with `never_cache` (`Cache-Control: no-store, private, …`):
+a household's consumption must not stay in a shared browser's or a proxy's cache.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import formats, timezone
 from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from readings.consumption import first_of_month, local_day
@@ -92,6 +95,7 @@ async def _current_user(request: HttpRequest) -> None:
     request.user = await request.auser()
 
 
+@never_cache
 @require_GET
 @login_required
 async def tenant_consumption(request: HttpRequest) -> HttpResponse:
@@ -131,6 +135,7 @@ async def _managed_property(request: HttpRequest, property_id: int) -> Property:
     return prop
 
 
+@never_cache
 @require_GET
 @login_required
 async def manager_unit_consumption(request: HttpRequest, property_id: int, unit_id: int) -> HttpResponse:
@@ -157,6 +162,7 @@ async def manager_unit_consumption(request: HttpRequest, property_id: int, unit_
     return render(request, "readings/consumption.html", {"report": report, "manager": True, "tenancies": tenancies})
 
 
+@never_cache
 @require_GET
 @login_required
 async def manager_property_overview(request: HttpRequest, property_id: int) -> HttpResponse:

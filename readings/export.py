@@ -41,6 +41,7 @@ from psycopg import AsyncCursor, sql
 
 from mbusportal import db
 from readings.consumption import DISPLAY_UNIT, Amount, Installation, Series, day_start, load_series, sum_series
+from readings.csv_safety import neutralised_sql
 
 READINGS_COLUMNS = (
     "timestamp",
@@ -66,8 +67,6 @@ UTF8_BOM = b"\xef\xbb\xbf"
 # Big enough that the per-chunk cost of the ASGI server is negligible, small
 # enough to be irrelevant for memory.
 CHUNK_BYTES = 64 * 1024
-# A spreadsheet runs a cell starting with one of these as a formula (OWASP "CSV injection").
-FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 
 class ExportsBusy(Exception):
@@ -104,14 +103,6 @@ def csv_header(columns: Sequence[str], *, bom: bool) -> bytes:
     return (UTF8_BOM if bom else b"") + (",".join(columns) + "\r\n").encode()
 
 
-def neutralised(expression: sql.Composable) -> sql.Composed:
-    """SQL for a text cell no spreadsheet runs as a formula: a leading trigger gets an apostrophe."""
-    triggers = sql.SQL(", ").join(sql.Literal(trigger) for trigger in FORMULA_TRIGGERS)
-    return sql.SQL("(CASE WHEN left({e}, 1) IN ({triggers}) THEN '''' || {e} ELSE {e} END)").format(
-        e=expression, triggers=triggers
-    )
-
-
 def csv_text(expression: sql.Composable) -> sql.Composed:
     """SQL for a CSV text cell: neutralised, then quoted per RFC 4180 where needed.
 
@@ -119,7 +110,7 @@ def csv_text(expression: sql.Composable) -> sql.Composed:
     quotes doubled; anything else stays as it is.
     """
     return sql.SQL(r"""(CASE WHEN {n} ~ '[",\r\n]' THEN '"' || replace({n}, '"', '""') || '"' ELSE {n} END)""").format(
-        n=neutralised(expression)
+        n=neutralised_sql(expression)
     )
 
 

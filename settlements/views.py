@@ -10,6 +10,7 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import QuerySet, Sum
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from readings.models import Property
@@ -39,6 +40,7 @@ def _statement_lines(request: HttpRequest, settlement_id: int) -> tuple[Settleme
     return settlement, own, False
 
 
+@never_cache  # what a tenant owes: no copy in a shared browser's or a proxy's cache
 @require_GET
 @login_required
 def statement(request: HttpRequest, settlement_id: int) -> HttpResponse:

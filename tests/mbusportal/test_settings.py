@@ -108,3 +108,17 @@ def test_it_runs_the_alarm_relay_in_process_only_without_redis():
     ]
     with_redis = manage("shell", "--no-imports", "-c", show, DEBUG="true", REDIS_URL="redis://127.0.0.1:1/0")
     assert with_redis.stdout.split() == ["False", "channels_redis.core.RedisChannelLayer"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("LOGIN_FAILURE_LIMIT", "0", "LOGIN_FAILURE_LIMIT must be at least 1, got 0"),
+        ("LOGIN_COOLOFF_MINUTES", "soon", "LOGIN_COOLOFF_MINUTES must be a whole number, got 'soon'"),
+        ("TRUSTED_PROXY_COUNT", "-1", "TRUSTED_PROXY_COUNT must be zero or positive, got -1"),
+    ],
+)
+def test_it_refuses_bad_login_throttling_settings(name, value, message):
+    result = manage("check", **{**PRODUCTION, name: value})
+    assert result.returncode != 0
+    assert message in result.stderr

@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.forms import HiddenInput
@@ -54,6 +55,8 @@ def world_a(organisation, prop, unit, gateway, heat_meter, tenancy, tina, alice)
     frame = RawFrame.objects.create(
         gateway=gateway, received_at=datetime(2026, 3, 1, tzinfo=UTC), frame=b"\x68", installation=heat_meter
     )
+    access = {"user_agent": "Firefox", "http_accept": "text/html", "path_info": "/login/"}
+    login_record = {**access, "get_data": "", "post_data": "username=tina"}
     return {
         "readings.organisation": organisation,
         "readings.property": prop,
@@ -68,6 +71,12 @@ def world_a(organisation, prop, unit, gateway, heat_meter, tenancy, tina, alice)
         "settlements.acontopayment": settlement.aconto_payments.get(),
         "auth.user": tina,
         "auth.group": Group.objects.get(name="Property managers"),
+        # tina's logins, as the login throttle (django-axes) records them
+        "axes.accessattempt": AccessAttempt.objects.create(
+            username="tina", ip_address="198.51.100.1", failures_since_start=1, **login_record
+        ),
+        "axes.accesslog": AccessLog.objects.create(username="tina", ip_address="198.51.100.1", **access),
+        "axes.accessfailurelog": AccessFailureLog.objects.create(username="tina", ip_address="198.51.100.1", **access),
     }
 
 
@@ -443,7 +452,7 @@ def test_it_shows_organisation_a_to_its_own_manager(client, alice, property_mana
     """The other side of the matrix: the same URLs work for alice, so the refusals above mean something."""
     client.force_login(alice)
     for model, _model_admin in registered():
-        if model._meta.app_label == "auth":
+        if model._meta.app_label in {"auth", "axes"}:  # user accounts and login records: superusers only
             continue
         a_object = world_a[model._meta.label_lower]
         response = client.get(changelist(model))

@@ -122,5 +122,6 @@ def test_it_keeps_an_installation_with_readings_from_being_deleted_or_reassigned
 def test_it_keeps_spreadsheets_from_running_typed_text_as_formulas():
     from readings.admin_scoping import csv_lines
 
-    text = "".join(csv_lines(["name", "amount"], [("=HYPERLINK(1)", -5), ("@sum", "x"), ("plain", 3)]))
-    assert text.splitlines() == ["\ufeffname,amount", "'=HYPERLINK(1),-5", "'@sum,x", "plain,3"]
+    rows = [("=HYPERLINK(1)", -5), ("@sum", "x"), ("\u00a0+1", "y"), ("plain", 3)]
+    text = "".join(csv_lines(["name", "amount"], rows))
+    assert text.splitlines() == ["\ufeffname,amount", "'=HYPERLINK(1),-5", "'@sum,x", "'\u00a0+1,y", "plain,3"]

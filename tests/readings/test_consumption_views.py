@@ -133,6 +133,28 @@ async def test_it_speaks_danish(consumption_building, tina, fresh_pool):
     assert "1.080,0 kWh" in html  # Danish decimal comma and thousands point
 
 
+def forbids_storing(response) -> bool:
+    """Browsers and proxies keep no copy: nobody at a shared computer finds the page again in the cache."""
+    directives = {part.strip() for part in response.get("Cache-Control", "").split(",")}
+    return {"no-store", "private"} <= directives
+
+
+async def test_it_tells_browsers_and_proxies_not_to_store_any_consumption_page(
+    consumption_building, prop, tina, alice, fresh_pool
+):
+    unit = consumption_building["unit"]
+    tenant, manager = await logged_in(tina), await logged_in(alice)
+    for client, path, status in [
+        (tenant, "/consumption/?month=2025-02", 200),
+        (tenant, "/consumption/?month=2025-13", 400),
+        (manager, f"/properties/{prop.pk}/units/{unit.pk}/consumption/?month=2025-01", 200),
+        (manager, f"/properties/{prop.pk}/", 200),
+    ]:
+        response = await client.get(path)
+        assert response.status_code == status, path
+        assert forbids_storing(response), (path, response.get("Cache-Control"))
+
+
 async def test_it_tells_a_tenant_whose_tenancy_has_not_begun(unit, tina, fresh_pool):
     await Tenancy.objects.acreate(unit=unit, tenant=tina, move_in="2099-01-01")
     html = text_of(await (await logged_in(tina)).get("/consumption/"))

@@ -15,6 +15,7 @@ from psycopg import sql
 from mbusportal import db
 from mbusportal.db import conninfo
 from readings import export
+from readings.csv_safety import neutralised
 from readings.export import ExportSlice, csv_text, stream_consumption, stream_readings
 from readings.models import Unit
 from tests.readings.export_helpers import (
@@ -83,7 +84,19 @@ async def test_it_adds_a_byte_order_mark_for_excel(fresh_pool, prop, heat_meter)
 
 @pytest.fixture
 def hostile_units(prop, gateway):
-    labels = ['=HYPERLINK("http://evil","x")', "+1", "-1", "@SUM(A1)", "\tTab", "\rCR", 'a,b "c"', "Plain", "1=1"]
+    labels = [
+        '=HYPERLINK("http://evil","x")',
+        "+1",
+        "-1",
+        "@SUM(A1)",
+        "\tTab",
+        "\rCR",
+        "\n=LF",
+        "\u00a0+NBSP",
+        'a,b "c"',
+        "Plain",
+        "1=1",
+    ]
     return [
         add_meter(
             Unit.objects.create(property=prop, label=label, floor_area_m2=Decimal(50)),
@@ -112,6 +125,8 @@ async def test_it_neutralises_formula_cells_and_keeps_numbers(fresh_pool, prop, 
         "'@SUM(A1)",
         "'\tTab",
         "'\rCR",
+        "'\n=LF",
+        "'\u00a0+NBSP",
         'a,b "c"',
         "Plain",
         "1=1",
@@ -131,7 +146,7 @@ def test_it_shapes_any_text_into_one_safe_csv_cell(db, text):
         query = sql.SQL("SELECT concat('x,', {cell}, ',y')").format(cell=csv_text(sql.Literal(text)))
         row = conn.execute(query).fetchone()
     assert row is not None
-    expected = "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    expected = neutralised(text)  # the rule itself is tested in test_csv_safety.py
     assert parse_csv(row[0].encode()) == [["x", expected, "y"]]
 
 

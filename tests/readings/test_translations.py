@@ -10,7 +10,7 @@ CATALOGUE = Path(settings.BASE_DIR) / "locale" / "da" / "LC_MESSAGES"
 
 
 def po_entries(path: Path) -> dict[str, str]:
-    """msgid -> msgstr of a .po file (no plurals or contexts needed here)."""
+    """msgid -> msgstr of a .po file's singular entries."""
     entries = {}
     for block in path.read_text().split("\n\n"):
         fields: dict[str, str] = {}
@@ -22,6 +22,8 @@ def po_entries(path: Path) -> dict[str, str]:
                 fields[current] = match[2]
             elif line.startswith('"') and current:
                 fields[current] += line[1:-1]
+        if "msgid_plural" in block:
+            continue  # plural forms: tests/mbusportal/test_translations.py checks those
         if fields.get("msgid"):
             key = fields["msgid"] if "msgctxt" not in fields else f"{fields['msgctxt']}\x04{fields['msgid']}"
             entries[key.encode().decode("unicode_escape").encode("latin-1").decode()] = (

@@ -37,6 +37,14 @@ def test_it_shows_the_tenant_their_share_and_how_it_was_computed(client, finalis
     assert "You may object to this statement until" in page
 
 
+def test_it_tells_browsers_and_proxies_not_to_store_the_statement(client, finalised, tina):
+    client.force_login(tina)
+    response = client.get(url(finalised))
+    assert response.status_code == 200
+    directives = {part.strip() for part in response["Cache-Control"].split(",")}
+    assert {"no-store", "private"} <= directives
+
+
 def test_it_refuses_a_tenant_of_another_unit(client, finalised, django_user_model, prop):
     from readings.models import Tenancy, Unit
 

@@ -328,6 +328,8 @@
 
   propertyFilter.addEventListener("change", applyFilters);
   severityFilter.addEventListener("change", applyFilters);
+  // The filters apply as they change; the form is never sent.
+  document.getElementById("alarm-filters").addEventListener("submit", function (event) { event.preventDefault(); });
   restoreFilters();
   connect();
 })();
