@@ -15,7 +15,9 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from gateways.topics import validate_serial
 from readings.scoping import AnyUser, managed_by
+from readings.validators import validate_no_control_characters
 
 TOKEN_BYTES = 32
 
@@ -64,8 +66,8 @@ class Gateway(models.Model):
     property = models.ForeignKey(
         "readings.Property", on_delete=models.PROTECT, related_name="gateways", verbose_name=_("property")
     )
-    serial = models.CharField(_("serial"), max_length=64, unique=True)
-    name = models.CharField(_("name"), max_length=200)
+    serial = models.CharField(_("serial"), max_length=64, unique=True, validators=[validate_serial])
+    name = models.CharField(_("name"), max_length=200, validators=[validate_no_control_characters])
     # Only the hash is stored; the token itself is shown once when issued.
     token_hash = models.CharField(_("token hash"), max_length=64, unique=True, null=True, blank=True, editable=False)
     token_issued_at = models.DateTimeField(_("token issued at"), null=True, blank=True, editable=False)

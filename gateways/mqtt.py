@@ -48,39 +48,17 @@ from psycopg_pool import PoolTimeout
 
 from gateways import delivery, intake, sql
 from gateways.payload import InstallationIndex, MalformedJson, PayloadInvalid
+from gateways.topics import READINGS_FILTER, ack_topic, serial_of
 from mbusportal import db
 
 logger = logging.getLogger(__name__)
 
-TOPIC_ROOT = "mbus"
-READINGS_FILTER = f"{TOPIC_ROOT}/+/readings"
 QOS_AT_LEAST_ONCE = 1
 # Backoff while the database is unavailable, and while the broker is.
 RETRY_FIRST_S = 0.5
 RETRY_MAX_S = 30.0
 # On shutdown, messages being stored get this long to finish and be acknowledged.
 SHUTDOWN_GRACE_S = 10.0
-
-
-def readings_topic(serial: str) -> str:
-    return f"{TOPIC_ROOT}/{serial}/readings"
-
-
-def ack_topic(serial: str) -> str:
-    return f"{TOPIC_ROOT}/{serial}/ack"
-
-
-def serial_of(topic: str) -> str | None:
-    """The gateway serial in mbus/<serial>/readings; None for any other topic."""
-    parts = topic.split("/")
-    if len(parts) == 3 and parts[0] == TOPIC_ROOT and parts[2] == "readings" and parts[1]:
-        return parts[1]
-    return None
-
-
-def usable_serial(serial: str) -> bool:
-    """Whether a serial can be one topic level (and a Mosquitto user name)."""
-    return bool(serial) and not any(character in serial for character in "/+#: \t\n\0")
 
 
 class Unavailable(Exception):

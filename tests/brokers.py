@@ -22,7 +22,7 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from gateways.mqtt import ack_topic, readings_topic
+from gateways.topics import ack_topic, readings_topic
 
 MOSQUITTO = os.environ.get("MOSQUITTO_BINARY", "/usr/sbin/mosquitto")
 

@@ -23,7 +23,7 @@ from asgiref.sync import sync_to_async
 from paho.mqtt.enums import CallbackAPIVersion
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from gateways import mqtt
+from gateways import mqtt, topics
 from gateways.models import Alarm, Gateway
 from mbusportal import db
 from readings.models import Reading, ReadingDaily
@@ -175,7 +175,7 @@ def publish_with_paho(port, username, password, serial):
     client.connect("127.0.0.1", port)
     client.loop_start()
     try:
-        client.publish(mqtt.readings_topic(serial), json.dumps(payload([1])), qos=1)
+        client.publish(topics.readings_topic(serial), json.dumps(payload([1])), qos=1)
         assert answered.wait(10), "no PUBACK"
     finally:
         client.disconnect()

@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from gateways.models import Gateway, mosquitto_password_hash
-from gateways.mqtt import READINGS_FILTER, ack_topic, readings_topic, usable_serial
+from gateways.topics import READINGS_FILTER, ack_topic, readings_topic, usable_serial
 
 # Mosquitto reads the files; nobody else needs to.
 FILE_MODE = 0o640

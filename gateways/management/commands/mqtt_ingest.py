@@ -9,13 +9,13 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from gateways import mqtt
+from gateways import mqtt, topics
 from mbusportal import db
 
 
 class Command(BaseCommand):
     help = (
-        f"Store the readings gateways publish to {mqtt.READINGS_FILTER} at MQTT_URL and answer on "
+        f"Store the readings gateways publish to {topics.READINGS_FILTER} at MQTT_URL and answer on "
         "mbus/<serial>/ack. Runs until SIGINT or SIGTERM; reconnects to the broker and the database on its own."
     )
 
