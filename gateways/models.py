@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import secrets
 from datetime import datetime
 
@@ -45,6 +46,21 @@ def mosquitto_password_hash(password: str, *, salt: bytes | None = None) -> str:
     salt = salt if salt is not None else secrets.token_bytes(MOSQUITTO_SALT_BYTES)
     digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, MOSQUITTO_ITERATIONS)
     return f"$7${MOSQUITTO_ITERATIONS}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
+_MOSQUITTO_HASH = re.compile(r"\$7\$([1-9][0-9]{0,6})\$([A-Za-z0-9+/]{16})\$([A-Za-z0-9+/]{86}==)")
+
+
+def parse_mosquitto_hash(password_hash: str) -> tuple[int, str, str] | None:
+    """(iterations, base64 salt, base64 digest) of a hash in mosquitto_password_hash's format; None otherwise.
+
+    Whatever else a database row holds is no password hash, and must never
+    be written where Mosquitto reads one.
+    """
+    match = _MOSQUITTO_HASH.fullmatch(password_hash)
+    if match is None:
+        return None
+    return int(match[1]), match[2], match[3]
 
 
 class GatewayQuerySet(models.QuerySet["Gateway"]):
