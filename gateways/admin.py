@@ -168,6 +168,13 @@ class GatewayAdmin(ScopedModelAdmin[Gateway]):
         url = reverse("admin:gateways_alarm_changelist") + f"?gateway__id__exact={obj.pk}"
         return format_html('<a href="{}">{}</a>', url, count)
 
+    def save_model(self, request: HttpRequest, obj: Gateway, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change and "active" in form.changed_data and not obj.active:
+            # Unticking "active" is deactivating: the token must stop working too, as with the action.
+            obj.deactivate()
+            self.log_change(request, obj, _("Deactivated."))
+
     def response_add(self, request: HttpRequest, obj: Gateway, post_url_continue: str | None = None) -> HttpResponse:
         token = obj.issue_token()
         self.log_change(request, obj, _("Issued an API token."))

@@ -87,6 +87,19 @@ def test_it_deactivates_gateways_and_revokes_their_tokens(alice_client, gateway)
     assert not Gateway.objects.for_token(token).exists()
 
 
+def test_it_revokes_the_token_when_active_is_unticked(alice_client, prop, gateway):
+    token = gateway.issue_token()
+    response = alice_client.post(
+        reverse("admin:gateways_gateway_change", args=[gateway.pk]),
+        {"property": prop.pk, "serial": gateway.serial, "name": gateway.name, **NO_INLINE_FORMS},  # no "active"
+    )
+    assert response.status_code == 302
+    gateway.refresh_from_db()
+    assert not gateway.active
+    assert gateway.token_hash is None and gateway.mqtt_password_hash == ""
+    assert not Gateway.objects.for_token(token).exists()
+
+
 def test_it_refuses_a_gateway_name_or_serial_with_control_characters(alice_client, prop, gateway):
     response = alice_client.post(
         reverse("admin:gateways_gateway_change", args=[gateway.pk]),
