@@ -297,6 +297,8 @@ def client(options: dict[str, Any] | None = None) -> aiomqtt.Client:
 async def run(stop: asyncio.Event, *, subscribed: asyncio.Event | None = None) -> None:
     """Subscribe and store until `stop` is set, reconnecting to the broker with backoff."""
     options = settings.MQTT
+    if not options["configured"]:
+        raise ValueError("MQTT_URL is not set: there is no broker to subscribe to")
     delay = RETRY_FIRST_S
     while not stop.is_set():
         connection = client(options)
@@ -322,6 +324,8 @@ async def run(stop: asyncio.Event, *, subscribed: asyncio.Event | None = None) -
 def broker_reachable(options: dict[str, Any] | None = None, timeout: float = 2.0) -> bool:
     """Whether something accepts TCP connections at the broker's address."""
     options = options or settings.MQTT
+    if not options["configured"]:
+        return False
     try:
         with socket.create_connection((options["host"], options["port"]), timeout=timeout):
             return True

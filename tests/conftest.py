@@ -329,6 +329,7 @@ def mosquitto(tmp_path, settings, gateway_token):
     broker = Mosquitto(binary, tmp_path / "mosquitto", password_file=tmp_path / "passwd", acl_file=tmp_path / "acl")
     settings.MQTT = {
         **settings.MQTT,
+        "configured": True,
         "host": "127.0.0.1",
         "port": broker.port,
         "display": f"mqtt://{MQTT_SUBSCRIBER_USER}@127.0.0.1:{broker.port}",

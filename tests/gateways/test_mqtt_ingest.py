@@ -419,6 +419,32 @@ def test_it_says_whether_a_broker_is_reachable(mosquitto):
     assert absent.returncode == 1 and "no MQTT broker is reachable at mqtt://127.0.0.1:" in absent.stderr
 
 
+@pytest.mark.parametrize("arguments", [["--probe"], []])
+def test_it_joins_no_broker_it_was_not_given(arguments):
+    """Without MQTT_URL nothing connects, even with a broker listening on 127.0.0.1:1883 (another portal's)."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", "mqtt_ingest", *arguments],
+        cwd=PROJECT,
+        env={
+            **{name: value for name, value in os.environ.items() if not name.startswith("MQTT_")},
+            "DJANGO_SETTINGS_MODULE": "mbusportal.settings",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "MQTT_URL is not set, so there is no broker to subscribe to (MQTT ingestion is off)" in result.stderr
+    assert "subscribed" not in result.stdout + result.stderr
+
+
+async def test_it_refuses_to_run_without_a_broker(settings):
+    settings.MQTT = {**settings.MQTT, "configured": False, "host": None, "port": None}
+    assert not mqtt.broker_reachable()
+    with pytest.raises(ValueError, match="MQTT_URL is not set"):
+        await mqtt.run(asyncio.Event())
+
+
 def test_it_derives_the_message_id_from_the_payload_or_the_correlation_data():
     assert mqtt.message_id(b"{}", None) == "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
     assert mqtt.message_id(b"{}", b"upload-1") == "upload-1"

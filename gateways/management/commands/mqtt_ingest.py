@@ -23,10 +23,15 @@ class Command(BaseCommand):
         parser.add_argument(
             "--probe",
             action="store_true",
-            help="only say whether a broker is reachable at MQTT_URL (exit status 0) or not (1)",
+            help="only say whether a broker is reachable at MQTT_URL (exit status 0) or not, or MQTT_URL is unset (1)",
         )
 
     def handle(self, *args: Any, probe: bool, **options: Any) -> None:
+        if not settings.MQTT["configured"]:
+            # Never a broker we were not given: another deployment's may listen on this machine.
+            raise CommandError(
+                "MQTT_URL is not set, so there is no broker to subscribe to (MQTT ingestion is off)", returncode=1
+            )
         where = settings.MQTT["display"]
         if probe:
             if not mqtt.broker_reachable():
