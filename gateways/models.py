@@ -92,6 +92,10 @@ class Gateway(models.Model):
     mqtt_password_hash = models.CharField(
         _("MQTT password hash"), max_length=200, blank=True, default="", editable=False
     )
+    # The MQTT broker has not confirmed the gateway's latest change yet (gateways/broker.py), and
+    # the token issued last, encrypted, while the broker does not have it.
+    mqtt_pending = models.BooleanField(_("change pending at the MQTT broker"), default=False, editable=False)
+    mqtt_password_sealed = models.TextField(blank=True, default="", editable=False)
     last_seen_at = models.DateTimeField(_("last seen at"), null=True, blank=True)
     active = models.BooleanField(_("active"), default=True)
     # Fixed-window request counter of the ingestion API (see gateways/sql.py).
@@ -119,25 +123,47 @@ class Gateway(models.Model):
         return GatewayStatus.ONLINE
 
     def deactivate(self) -> None:
-        """Refuse the gateway's payloads from now on: inactive, and its token no longer works."""
-        self.active = False
-        self.token_hash = None
-        self.mqtt_password_hash = ""
-        self.save(update_fields=["active", "token_hash", "mqtt_password_hash"])
+        """Refuse the gateway's payloads from now on: inactive, and its token no longer works (also at the broker)."""
+        with transaction.atomic():
+            self.active = False
+            self.save(update_fields=["active"])
+            self.revoke_token()
 
     def issue_token(self) -> str:
         """Replace the gateway's token with a new one and return it (the only time it is visible)."""
         token = secrets.token_urlsafe(TOKEN_BYTES)
-        self.token_hash = hash_token(token)
-        self.mqtt_password_hash = mosquitto_password_hash(token)
-        self.token_issued_at = timezone.now()
-        self.save(update_fields=["token_hash", "mqtt_password_hash", "token_issued_at"])
+        with transaction.atomic():
+            self.token_hash = hash_token(token)
+            self.mqtt_password_hash = mosquitto_password_hash(token)
+            self.token_issued_at = timezone.now()
+            self.save(update_fields=["token_hash", "mqtt_password_hash", "token_issued_at"])
+            self.sync_with_broker(token=token)
         return token
 
     def revoke_token(self) -> None:
-        self.token_hash = None
-        self.mqtt_password_hash = ""
-        self.save(update_fields=["token_hash", "mqtt_password_hash"])
+        with transaction.atomic():
+            self.token_hash = None
+            self.mqtt_password_hash = ""
+            self.mqtt_password_sealed = ""
+            self.save(update_fields=["token_hash", "mqtt_password_hash", "mqtt_password_sealed"])
+            self.sync_with_broker()
+
+    def sync_with_broker(self, *, token: str | None = None, previous_serial: str | None = None) -> None:
+        """Mark the gateway pending at the MQTT broker and push it there after the commit.
+
+        `token`: the one just issued, kept sealed until the broker has it;
+        `previous_serial`: the broker client to remove after a rename. Does
+        nothing unless the portal manages the broker (gateways/broker.py).
+        """
+        from gateways import broker  # it imports this module
+
+        if not broker.enabled():
+            return
+        self.mqtt_pending = True
+        if token is not None:
+            self.mqtt_password_sealed = broker.seal(token)
+        self.save(update_fields=["mqtt_pending", "mqtt_password_sealed"])
+        broker.push_on_commit([self.serial] if previous_serial is None else [self.serial, previous_serial])
 
 
 class AlarmType(models.TextChoices):

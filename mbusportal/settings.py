@@ -282,6 +282,20 @@ def _deployment_client_id() -> str:
     return "mbusportal-" + hashlib.sha256(database.encode()).hexdigest()[:12]
 
 
+def _mqtt_dynsec() -> dict[str, Any]:
+    """The broker admin account of the dynamic security plugin (gateways/broker.py); empty: not managed."""
+    username, password = env.str("MQTT_DYNSEC_USERNAME", default=""), env.str("MQTT_DYNSEC_PASSWORD", default="")
+    if bool(username) != bool(password):
+        raise ImproperlyConfigured("MQTT_DYNSEC_USERNAME and MQTT_DYNSEC_PASSWORD must be set together")
+    if username and not env.str("MQTT_URL", default=""):
+        raise ImproperlyConfigured("MQTT_DYNSEC_USERNAME needs MQTT_URL: the broker whose clients the portal manages")
+    return {
+        "dynsec_username": username or None,
+        "dynsec_password": password or None,
+        "dynsec_timeout_s": _positive_float("MQTT_DYNSEC_TIMEOUT_S", 5.0),
+    }
+
+
 MQTT = {
     **_mqtt_url("MQTT_URL"),
     # Fixed per deployment, so that the broker finds the persistent session (and the
@@ -291,6 +305,7 @@ MQTT = {
     "session_expiry_s": _mqtt_session_expiry("MQTT_SESSION_EXPIRY_S", 7 * 24 * 3600),
     # Messages being stored at once (one at a time per gateway, in order).
     "concurrency": _at_least_one("MQTT_CONCURRENCY", 4),
+    **_mqtt_dynsec(),
 }
 # --- Raw M-Bus frames (POST /api/v1/frames) ------------------------------------------
 FRAMES = {

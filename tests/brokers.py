@@ -13,12 +13,15 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -217,3 +220,56 @@ class MqttGateway:
 
     async def acks_for(self, count: int, wait_s: float = 60.0) -> list[dict[str, Any]]:
         return [await self.ack(wait_s) for _ in range(count)]
+
+
+def login(port: int, username: str, password: str, timeout: float = 5.0) -> str:
+    """The broker's answer to a CONNECT with these credentials: "Success", "Not authorized", …"""
+    answered = threading.Event()
+    reasons: list[str] = []
+    client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5, reconnect_on_failure=False)
+    client.username_pw_set(username, password)
+
+    def on_connect(_client, _userdata, _flags, reason, _properties):
+        reasons.append(str(reason))
+        answered.set()
+
+    client.on_connect = on_connect
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        if not answered.wait(timeout):
+            raise TimeoutError("no CONNACK")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return reasons[0]
+
+
+class Session:
+    """A gateway's live connection (paho, MQTT 5); `dropped` is set when the broker ends it."""
+
+    def __init__(self, port: int, username: str, password: str):
+        self.connected = threading.Event()
+        self.dropped = threading.Event()
+        self.reason = ""
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5, reconnect_on_failure=False)
+        self.client.username_pw_set(username, password)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        if not self.connected.wait(5):
+            self.close()
+            raise RuntimeError(f"{username} could not connect")
+
+    def _on_connect(self, _client, _userdata, _flags, reason, _properties):
+        if not reason.is_failure:
+            self.connected.set()
+
+    def _on_disconnect(self, _client, _userdata, _flags, reason, _properties):
+        self.reason = str(reason)
+        self.dropped.set()
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()

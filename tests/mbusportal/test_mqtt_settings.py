@@ -70,9 +70,17 @@ def test_it_reads_credentials_and_tls_from_the_url_and_keeps_the_password_out_of
         ("MQTT_CLIENT_ID", "a/b", "MQTT_CLIENT_ID must be a non-empty id without spaces"),
         ("MQTT_SESSION_EXPIRY_S", "0", "MQTT_SESSION_EXPIRY_S must be from 1 to 4294967295 seconds"),
         ("MQTT_CONCURRENCY", "0", "MQTT_CONCURRENCY must be at least 1"),
+        ("MQTT_DYNSEC_USERNAME", "admin", "MQTT_DYNSEC_USERNAME and MQTT_DYNSEC_PASSWORD must be set together"),
+        ("MQTT_DYNSEC_TIMEOUT_S", "0", "MQTT_DYNSEC_TIMEOUT_S must be positive"),
     ],
 )
 def test_it_refuses_bad_values(name, value, message):
     result = settings_with(**{"MQTT_URL": "mqtt://127.0.0.1:1883", name: value})
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def test_it_refuses_a_broker_admin_without_a_broker():
+    result = settings_with(MQTT_DYNSEC_USERNAME="admin", MQTT_DYNSEC_PASSWORD="admin-password-1")
+    assert result.returncode != 0
+    assert "MQTT_DYNSEC_USERNAME needs MQTT_URL" in result.stderr

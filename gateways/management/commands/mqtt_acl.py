@@ -1,5 +1,8 @@
 """Write Mosquitto's password and ACL files: each gateway may publish only under its own serial.
 
+For a broker without the dynamic security plugin; with it, the portal keeps
+the broker's clients in step by itself (gateways/broker.py, `mqtt_sync`).
+
 Every line written is one of the generator's own: names only ever appear in
 comments, with their control characters replaced, and user names and
 password hashes are checked before they are written.
@@ -16,7 +19,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from gateways.models import Gateway, mosquitto_password_hash, parse_mosquitto_hash
+from gateways.broker import why_not_at_broker
+from gateways.models import Gateway, mosquitto_password_hash
 from gateways.topics import READINGS_FILTER, ack_topic, readings_topic, usable_serial
 from readings.validators import has_control_characters, one_line
 
@@ -49,7 +53,7 @@ class Command(BaseCommand):
         ]
         written = 0
         for gateway in Gateway.objects.filter(active=True).select_related("property").order_by("serial"):
-            problem = _why_left_out(gateway, subscriber)
+            problem = why_not_at_broker(gateway, {subscriber})
             if problem:
                 self.stderr.write(f"left out gateway {gateway.serial!r}: {problem}")
                 continue
@@ -83,19 +87,6 @@ class Command(BaseCommand):
                 f"the MQTT user name {username!r} must not contain '/', '+', '#', ':', spaces or control characters"
             )
         return username, password
-
-
-def _why_left_out(gateway: Gateway, subscriber: str) -> str | None:
-    """Why an active gateway cannot be in the files; None when it can."""
-    if not usable_serial(gateway.serial):
-        return "its serial cannot be an MQTT topic level (it contains '/', '+', '#', ':', spaces or control characters)"
-    if gateway.serial == subscriber:
-        return "its serial is the subscriber's user name"
-    if gateway.token_hash is None:
-        return "it has no token; issue one with `manage.py gateway_token SERIAL`"
-    if parse_mosquitto_hash(gateway.mqtt_password_hash) is None:
-        return "its token predates MQTT; issue a new one with `manage.py gateway_token SERIAL`"
-    return None
 
 
 def _write(path: Path, lines: list[str]) -> None:
