@@ -273,3 +273,81 @@ class Session:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+class RetryingGateway:
+    """A gateway that keeps the gateway contract (README: "Gateway contract").
+
+    Each message is published with QoS 1 under its idempotency key (MQTT 5
+    correlation data) and published again, unchanged, every `retry_s` until
+    its verdict arrives, across lost connections; a 429 verdict waits its
+    retry_after_s, and only 200 and the other 4xx verdicts are final.
+    """
+
+    def __init__(self, port: int, serial: str, password: str, *, retry_s: float):
+        self.port, self.serial, self.password, self.retry_s = port, serial, password, retry_s
+        self.pending: dict[str, bytes] = {}
+        self.verdicts: dict[str, dict[str, Any]] = {}
+        self.publishes: dict[str, int] = {}
+        self.first_round_sent = asyncio.Event()
+        self._due: dict[str, float] = {}
+
+    async def deliver(self, messages: dict[str, bytes], timeout_s: float) -> dict[str, dict[str, Any]]:
+        """Publish every message until each has its final verdict; the verdicts by key."""
+        self.pending = dict(messages)
+        self._due = dict.fromkeys(messages, 0.0)
+        deadline = time.monotonic() + timeout_s
+        while self.pending:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(self.pending)} message(s) still without a verdict")
+            with contextlib.suppress(aiomqtt.MqttError):
+                await self._session(deadline)
+            await asyncio.sleep(0.2)  # the broker is away: try again
+        return self.verdicts
+
+    async def _session(self, deadline: float) -> None:
+        async with aiomqtt.Client(
+            "127.0.0.1",
+            self.port,
+            username=self.serial,
+            password=self.password,
+            identifier=f"gateway-{self.serial}-{uuid.uuid4().hex[:8]}",
+            protocol=aiomqtt.ProtocolVersion.V5,
+        ) as client:
+            await client.subscribe(ack_topic(self.serial), qos=1)
+            reader = asyncio.create_task(self._read(client))
+            try:
+                while self.pending and time.monotonic() < deadline:
+                    if reader.done():
+                        reader.result()  # the connection was lost: raise it
+                    now = time.monotonic()
+                    for key in [key for key in self.pending if self._due[key] <= now]:
+                        payload = self.pending.get(key)
+                        if payload is None:
+                            continue  # its verdict came while we were publishing
+                        properties = Properties(PacketTypes.PUBLISH)
+                        properties.CorrelationData = key.encode()
+                        self._due[key] = now + self.retry_s
+                        self.publishes[key] = self.publishes.get(key, 0) + 1
+                        await client.publish(readings_topic(self.serial), payload, qos=1, properties=properties)
+                    if len(self.publishes) == len(self._due):
+                        self.first_round_sent.set()
+                    await asyncio.sleep(0.05)
+            finally:
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                    await reader
+
+    async def _read(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            answer = json.loads(message.payload if isinstance(message.payload, bytes) else b"null")
+            key = answer.get("message_id")
+            if key not in self.pending:
+                continue  # a verdict on a copy already answered
+            if answer["status"] == 429:
+                self._due[key] = time.monotonic() + answer.get("retry_after_s", self.retry_s)
+            elif answer["status"] >= 500:
+                continue  # retried when due
+            else:
+                self.verdicts[key] = answer
+                del self.pending[key]
