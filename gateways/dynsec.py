@@ -18,6 +18,7 @@ import json
 import queue
 import ssl
 import threading
+import time
 import uuid
 from typing import Any
 
@@ -98,17 +99,19 @@ class DynsecAdmin:
             info = self._client.publish(CONTROL_TOPIC, json.dumps({"commands": tagged}), qos=1)
             if info.rc != paho.MQTT_ERR_SUCCESS:
                 raise BrokerUnavailable(f"the command could not be sent: {paho.error_string(info.rc)}")
+            deadline = time.monotonic() + self._timeout
             while True:
-                answer = self._wait(self._answers, "the plugin's answer")
+                answer = self._wait(self._answers, "the plugin's answer", until=deadline)
                 responses = answer.get("responses", [])
                 by_tag = {response.get("correlationData"): response for response in responses}
                 if all(command["correlationData"] in by_tag for command in tagged):
                     return [by_tag[command["correlationData"]] for command in tagged]
                 # Someone else's answer (every admin receives every answer): keep waiting for ours.
 
-    def _wait(self, source: queue.Queue[Any], what: str) -> Any:
+    def _wait(self, source: queue.Queue[Any], what: str, *, until: float | None = None) -> Any:
+        timeout = self._timeout if until is None else max(0.0, until - time.monotonic())
         try:
-            return source.get(timeout=self._timeout)
+            return source.get(timeout=timeout)
         except queue.Empty:
             raise BrokerUnavailable(f"no answer from the broker within {self._timeout} s ({what})") from None
 
