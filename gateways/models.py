@@ -93,9 +93,12 @@ class Gateway(models.Model):
         _("MQTT password hash"), max_length=200, blank=True, default="", editable=False
     )
     # The MQTT broker has not confirmed the gateway's latest change yet (gateways/broker.py), and
-    # the token issued last, encrypted, while the broker does not have it.
-    mqtt_pending = models.BooleanField(_("change pending at the MQTT broker"), default=False, editable=False)
-    mqtt_password_sealed = models.TextField(blank=True, default="", editable=False)
+    # the token issued last, encrypted, while the broker does not have it. (Database defaults too,
+    # for rows inserted in SQL.)
+    mqtt_pending = models.BooleanField(
+        _("change pending at the MQTT broker"), default=False, db_default=False, editable=False
+    )
+    mqtt_password_sealed = models.TextField(blank=True, default="", db_default="", editable=False)
     last_seen_at = models.DateTimeField(_("last seen at"), null=True, blank=True)
     active = models.BooleanField(_("active"), default=True)
     # Fixed-window request counter of the ingestion API (see gateways/sql.py).

@@ -12,11 +12,13 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="gateway",
             name="mqtt_password_sealed",
-            field=models.TextField(blank=True, default="", editable=False),
+            field=models.TextField(blank=True, db_default="", default="", editable=False),
         ),
         migrations.AddField(
             model_name="gateway",
             name="mqtt_pending",
-            field=models.BooleanField(default=False, editable=False, verbose_name="change pending at the MQTT broker"),
+            field=models.BooleanField(
+                db_default=False, default=False, editable=False, verbose_name="change pending at the MQTT broker"
+            ),
         ),
     ]
