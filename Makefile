@@ -30,13 +30,18 @@ run: db
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py seed_demo
 	@echo "Portal: http://$(HOST):$(PORT)/admin/  alarms: http://$(HOST):$(PORT)/alarms/  health: http://$(HOST):$(PORT)/health"
-	@# MQTT ingestion runs beside daphne when a broker answers at MQTT_URL, and stops with it.
-	@if $(BIN)/python manage.py mqtt_ingest --probe; then \
+	@# MQTT only with a broker we were given (MQTT_URL) or start ourselves: a project-local Mosquitto
+	@# from deploy/mosquitto/ (.mosquitto/, a port derived from the path) when mosquitto is installed.
+	@# The subscriber (and that broker) stop with daphne; without either it is HTTP only.
+	@if [ -z "$$MQTT_URL" ] && $(BIN)/python manage.py mqtt_broker start; then \
+		eval "$$($(BIN)/python manage.py mqtt_broker env)"; local_broker=1; \
+	fi; \
+	if [ -n "$$MQTT_URL" ] && $(BIN)/python manage.py mqtt_ingest --probe; then \
 		echo "MQTT: starting the subscriber (python manage.py mqtt_ingest)"; \
 		$(BIN)/python manage.py mqtt_ingest & mqtt_pid=$$!; \
-		trap 'kill $$mqtt_pid 2>/dev/null; wait $$mqtt_pid' EXIT INT TERM; \
+		trap 'kill $$mqtt_pid 2>/dev/null; wait $$mqtt_pid; [ -z "$$local_broker" ] || $(BIN)/python manage.py mqtt_broker stop' EXIT INT TERM; \
 	else \
-		echo "MQTT: no broker, so no MQTT ingestion (HTTP only). Start one (e.g. mosquitto -p 1883) or set MQTT_URL, then run python manage.py mqtt_ingest"; \
+		echo "MQTT: off (HTTP only). Install mosquitto, or set MQTT_URL to your broker"; \
 	fi; \
 	$(BIN)/daphne -b $(HOST) -p $(PORT) mbusportal.asgi:application
 
@@ -59,4 +64,5 @@ messages: $(BIN)/.installed
 	DEBUG=true $(BIN)/python manage.py compilemessages -l da --ignore=.venv
 
 clean: db-stop
-	rm -rf $(VENV) .pgdata .mypy_cache .ruff_cache
+	-$(BIN)/python manage.py mqtt_broker stop
+	rm -rf $(VENV) .pgdata .mosquitto .mypy_cache .ruff_cache

@@ -134,7 +134,7 @@ async def publish_all(
     """Every gateway publishes its bodies; returns the seconds until every verdict was back."""
     import aiomqtt
 
-    from gateways.mqtt import ack_topic, readings_topic
+    from gateways.topics import ack_topic, readings_topic
 
     async def gateway_run(serial: str, token: str, payloads: list[bytes]) -> None:
         async with aiomqtt.Client(

@@ -25,6 +25,7 @@ from django.utils.timesince import timesince
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from gateways import broker
 from gateways.models import Alarm, AlarmQuerySet, Gateway, GatewayStatus, RawFrame, TimeSource
 from readings.admin_scoping import ScopedModelAdmin, ScopedTabularInline, count_of
 
@@ -167,6 +168,36 @@ class GatewayAdmin(ScopedModelAdmin[Gateway]):
             return "0"
         url = reverse("admin:gateways_alarm_changelist") + f"?gateway__id__exact={obj.pk}"
         return format_html('<a href="{}">{}</a>', url, count)
+
+    def save_model(self, request: HttpRequest, obj: Gateway, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if not change:
+            return  # response_add issues the token
+        if "active" in form.changed_data and not obj.active:
+            # Unticking "active" is deactivating: the token must stop working too, as with the action.
+            obj.deactivate()
+            self.log_change(request, obj, _("Deactivated."))
+        elif "serial" in form.changed_data:
+            # The serial is the gateway's MQTT user name: the broker client under the old one must go,
+            # and the broker (which holds only a hash) can take the token under the new one only when issued.
+            obj.sync_with_broker(previous_serial=form.initial.get("serial"))
+            if broker.enabled():
+                self.message_user(
+                    request,
+                    _("The serial is also the gateway's MQTT user name: rotate its token to use MQTT under it."),
+                    messages.WARNING,
+                )
+        elif "active" in form.changed_data:
+            obj.sync_with_broker()
+
+    def delete_model(self, request: HttpRequest, obj: Gateway) -> None:
+        super().delete_model(request, obj)
+        broker.push_on_commit([obj.serial])
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Gateway]) -> None:
+        serials = list(queryset.values_list("serial", flat=True))
+        super().delete_queryset(request, queryset)
+        broker.push_on_commit(serials)
 
     def response_add(self, request: HttpRequest, obj: Gateway, post_url_continue: str | None = None) -> HttpResponse:
         token = obj.issue_token()

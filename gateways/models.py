@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import secrets
 from datetime import datetime
 
@@ -15,7 +16,9 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from gateways.topics import validate_serial
 from readings.scoping import AnyUser, managed_by
+from readings.validators import validate_no_control_characters
 
 TOKEN_BYTES = 32
 
@@ -45,6 +48,21 @@ def mosquitto_password_hash(password: str, *, salt: bytes | None = None) -> str:
     return f"$7${MOSQUITTO_ITERATIONS}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
 
 
+_MOSQUITTO_HASH = re.compile(r"\$7\$([1-9][0-9]{0,6})\$([A-Za-z0-9+/]{16})\$([A-Za-z0-9+/]{86}==)")
+
+
+def parse_mosquitto_hash(password_hash: str) -> tuple[int, str, str] | None:
+    """(iterations, base64 salt, base64 digest) of a hash in mosquitto_password_hash's format; None otherwise.
+
+    Whatever else a database row holds is no password hash, and must never
+    be written where Mosquitto reads one.
+    """
+    match = _MOSQUITTO_HASH.fullmatch(password_hash)
+    if match is None:
+        return None
+    return int(match[1]), match[2], match[3]
+
+
 class GatewayQuerySet(models.QuerySet["Gateway"]):
     def for_token(self, token: str) -> GatewayQuerySet:
         return self.filter(token_hash=hash_token(token))
@@ -64,8 +82,8 @@ class Gateway(models.Model):
     property = models.ForeignKey(
         "readings.Property", on_delete=models.PROTECT, related_name="gateways", verbose_name=_("property")
     )
-    serial = models.CharField(_("serial"), max_length=64, unique=True)
-    name = models.CharField(_("name"), max_length=200)
+    serial = models.CharField(_("serial"), max_length=64, unique=True, validators=[validate_serial])
+    name = models.CharField(_("name"), max_length=200, validators=[validate_no_control_characters])
     # Only the hash is stored; the token itself is shown once when issued.
     token_hash = models.CharField(_("token hash"), max_length=64, unique=True, null=True, blank=True, editable=False)
     token_issued_at = models.DateTimeField(_("token issued at"), null=True, blank=True, editable=False)
@@ -74,6 +92,13 @@ class Gateway(models.Model):
     mqtt_password_hash = models.CharField(
         _("MQTT password hash"), max_length=200, blank=True, default="", editable=False
     )
+    # The MQTT broker has not confirmed the gateway's latest change yet (gateways/broker.py), and
+    # the token issued last, encrypted, while the broker does not have it. (Database defaults too,
+    # for rows inserted in SQL.)
+    mqtt_pending = models.BooleanField(
+        _("change pending at the MQTT broker"), default=False, db_default=False, editable=False
+    )
+    mqtt_password_sealed = models.TextField(blank=True, default="", db_default="", editable=False)
     last_seen_at = models.DateTimeField(_("last seen at"), null=True, blank=True)
     active = models.BooleanField(_("active"), default=True)
     # Fixed-window request counter of the ingestion API (see gateways/sql.py).
@@ -101,25 +126,47 @@ class Gateway(models.Model):
         return GatewayStatus.ONLINE
 
     def deactivate(self) -> None:
-        """Refuse the gateway's payloads from now on: inactive, and its token no longer works."""
-        self.active = False
-        self.token_hash = None
-        self.mqtt_password_hash = ""
-        self.save(update_fields=["active", "token_hash", "mqtt_password_hash"])
+        """Refuse the gateway's payloads from now on: inactive, and its token no longer works (also at the broker)."""
+        with transaction.atomic():
+            self.active = False
+            self.save(update_fields=["active"])
+            self.revoke_token()
 
     def issue_token(self) -> str:
         """Replace the gateway's token with a new one and return it (the only time it is visible)."""
         token = secrets.token_urlsafe(TOKEN_BYTES)
-        self.token_hash = hash_token(token)
-        self.mqtt_password_hash = mosquitto_password_hash(token)
-        self.token_issued_at = timezone.now()
-        self.save(update_fields=["token_hash", "mqtt_password_hash", "token_issued_at"])
+        with transaction.atomic():
+            self.token_hash = hash_token(token)
+            self.mqtt_password_hash = mosquitto_password_hash(token)
+            self.token_issued_at = timezone.now()
+            self.save(update_fields=["token_hash", "mqtt_password_hash", "token_issued_at"])
+            self.sync_with_broker(token=token)
         return token
 
     def revoke_token(self) -> None:
-        self.token_hash = None
-        self.mqtt_password_hash = ""
-        self.save(update_fields=["token_hash", "mqtt_password_hash"])
+        with transaction.atomic():
+            self.token_hash = None
+            self.mqtt_password_hash = ""
+            self.mqtt_password_sealed = ""
+            self.save(update_fields=["token_hash", "mqtt_password_hash", "mqtt_password_sealed"])
+            self.sync_with_broker()
+
+    def sync_with_broker(self, *, token: str | None = None, previous_serial: str | None = None) -> None:
+        """Mark the gateway pending at the MQTT broker and push it there after the commit.
+
+        `token`: the one just issued, kept sealed until the broker has it;
+        `previous_serial`: the broker client to remove after a rename. Does
+        nothing unless the portal manages the broker (gateways/broker.py).
+        """
+        from gateways import broker  # it imports this module
+
+        if not broker.enabled():
+            return
+        self.mqtt_pending = True
+        if token is not None:
+            self.mqtt_password_sealed = broker.seal(token)
+        self.save(update_fields=["mqtt_pending", "mqtt_password_sealed"])
+        broker.push_on_commit([self.serial] if previous_serial is None else [self.serial, previous_serial])
 
 
 class AlarmType(models.TextChoices):

@@ -41,46 +41,26 @@ from typing import Any
 
 import aiomqtt
 import psycopg
+from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import connection
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from psycopg_pool import PoolTimeout
 
-from gateways import delivery, intake, sql
+from gateways import broker, delivery, dynsec, intake, sql
 from gateways.payload import InstallationIndex, MalformedJson, PayloadInvalid
+from gateways.topics import READINGS_FILTER, ack_topic, serial_of
 from mbusportal import db
 
 logger = logging.getLogger(__name__)
 
-TOPIC_ROOT = "mbus"
-READINGS_FILTER = f"{TOPIC_ROOT}/+/readings"
 QOS_AT_LEAST_ONCE = 1
 # Backoff while the database is unavailable, and while the broker is.
 RETRY_FIRST_S = 0.5
 RETRY_MAX_S = 30.0
 # On shutdown, messages being stored get this long to finish and be acknowledged.
 SHUTDOWN_GRACE_S = 10.0
-
-
-def readings_topic(serial: str) -> str:
-    return f"{TOPIC_ROOT}/{serial}/readings"
-
-
-def ack_topic(serial: str) -> str:
-    return f"{TOPIC_ROOT}/{serial}/ack"
-
-
-def serial_of(topic: str) -> str | None:
-    """The gateway serial in mbus/<serial>/readings; None for any other topic."""
-    parts = topic.split("/")
-    if len(parts) == 3 and parts[0] == TOPIC_ROOT and parts[2] == "readings" and parts[1]:
-        return parts[1]
-    return None
-
-
-def usable_serial(serial: str) -> bool:
-    """Whether a serial can be one topic level (and a Mosquitto user name)."""
-    return bool(serial) and not any(character in serial for character in "/+#: \t\n\0")
 
 
 class Unavailable(Exception):
@@ -317,33 +297,84 @@ def client(options: dict[str, Any] | None = None) -> aiomqtt.Client:
 
 
 async def run(stop: asyncio.Event, *, subscribed: asyncio.Event | None = None) -> None:
-    """Subscribe and store until `stop` is set, reconnecting to the broker with backoff."""
+    """Subscribe and store until `stop` is set, reconnecting to the broker with backoff.
+
+    Where the portal manages the broker's clients (gateways/broker.py), they
+    are brought in step with the database before every connection, and
+    changes the broker missed are retried meanwhile.
+    """
     options = settings.MQTT
+    if not options["configured"]:
+        raise ValueError("MQTT_URL is not set: there is no broker to subscribe to")
+    keeper = asyncio.create_task(_keep_broker_in_step(stop)) if broker.enabled() else None
     delay = RETRY_FIRST_S
-    while not stop.is_set():
-        connection = client(options)
-        try:
-            async with connection:
-                await connection.subscribe(READINGS_FILTER, qos=QOS_AT_LEAST_ONCE)
-                logger.info(
-                    "mqtt: subscribed to %s at %s as %s", READINGS_FILTER, options["display"], options["client_id"]
-                )
-                delay = RETRY_FIRST_S
+    try:
+        while not stop.is_set():
+            if broker.enabled():
+                await _reconcile_broker()
+            connection = client(options)
+            try:
+                async with connection:
+                    await connection.subscribe(READINGS_FILTER, qos=QOS_AT_LEAST_ONCE)
+                    logger.info(
+                        "mqtt: subscribed to %s at %s as %s", READINGS_FILTER, options["display"], options["client_id"]
+                    )
+                    delay = RETRY_FIRST_S
+                    if subscribed is not None:
+                        subscribed.set()
+                    await Subscriber(connection, concurrency=options["concurrency"]).run(stop)
+            except aiomqtt.MqttError as error:
                 if subscribed is not None:
-                    subscribed.set()
-                await Subscriber(connection, concurrency=options["concurrency"]).run(stop)
-        except aiomqtt.MqttError as error:
-            if subscribed is not None:
-                subscribed.clear()
-            logger.warning("mqtt: no connection to %s (%s); retrying in %.1f s", options["display"], error, delay)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
-            delay = min(delay * 2, RETRY_MAX_S)
+                    subscribed.clear()
+                logger.warning("mqtt: no connection to %s (%s); retrying in %.1f s", options["display"], error, delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+    finally:
+        if keeper is not None:
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
+
+
+async def _reconcile_broker(*, only_if_pending: bool = False) -> None:
+    """broker.reconcile() in a worker thread. A failure is logged and leaves the changes pending: it must
+    never stop ingestion (the database may be down too)."""
+    try:
+        report = await sync_to_async(_reconcile)(only_if_pending)
+    except (dynsec.BrokerUnavailable, dynsec.CommandFailed) as error:
+        logger.warning("mqtt: the broker's clients could not be brought in step with the database: %s", error)
+        return
+    except Exception:
+        logger.exception("mqtt: the broker's clients could not be brought in step with the database")
+        return
+    if report is not None:
+        logger.info("mqtt: the broker's clients and roles match the database (%d change(s))", len(report.commands))
+
+
+def _reconcile(only_if_pending: bool) -> broker.Report | None:
+    try:
+        if only_if_pending and not broker.anything_pending():
+            return None
+        return broker.reconcile()
+    finally:
+        # A long-running process has no request cycle to hand its ORM connection back (and drop a broken one).
+        connection.close()
+
+
+async def _keep_broker_in_step(stop: asyncio.Event) -> None:
+    """Every broker.RETRY_S: apply the gateway changes the broker has not confirmed yet."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), broker.RETRY_S)
+        if not stop.is_set():
+            await _reconcile_broker(only_if_pending=True)
 
 
 def broker_reachable(options: dict[str, Any] | None = None, timeout: float = 2.0) -> bool:
     """Whether something accepts TCP connections at the broker's address."""
     options = options or settings.MQTT
+    if not options["configured"]:
+        return False
     try:
         with socket.create_connection((options["host"], options["port"]), timeout=timeout):
             return True

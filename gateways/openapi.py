@@ -164,6 +164,20 @@ def _frames_path(limits: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# The same contract as README's "Gateway contract", for whoever builds a gateway from this document.
+GATEWAY_CONTRACT = (
+    "Gateway contract (HTTP and MQTT alike): a payload is delivered only when its verdict came back, the HTTP "
+    "answer or, over MQTT (publish to mbus/<serial>/readings with QoS 1), the acknowledgement on "
+    "mbus/<serial>/ack. Until then send it again, unchanged, after a while and after every reconnection: a "
+    "broker that crashes loses what it held, messages and verdicts alike. Retrying is safe: readings already "
+    "stored are counted `unchanged`. Over MQTT a verdict names its message by `message_id`, the MQTT 5 "
+    "correlation data (one key per message, kept for its retries) or else `sha256:` and the SHA-256 of the "
+    "payload. 200 and the other 4xx answers are final; after 429 wait `Retry-After` (MQTT: `retry_after_s`), "
+    "after 503 or a network error back off, then send it again. The rate limit counts HTTP requests and MQTT "
+    "messages together, per gateway and minute."
+)
+
+
 def document() -> dict[str, Any]:
     limits = settings.INGEST
     return {
@@ -172,7 +186,7 @@ def document() -> dict[str, Any]:
             "title": "M-Bus portal gateway API",
             "version": "1.0.0",
             "description": "Gateways post their meters' readings. Every request is all-or-nothing and "
-            "idempotent: re-sending a payload changes nothing and says so.",
+            "idempotent: re-sending a payload changes nothing and says so.\n\n" + GATEWAY_CONTRACT,
         },
         "servers": [{"url": "/"}],
         "components": {

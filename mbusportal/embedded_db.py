@@ -73,12 +73,19 @@ def port() -> int:
 
 
 def _derived_port() -> int:
-    digest = hashlib.sha256(str(data_dir()).encode()).digest()
-    return PORT_RANGE_START + int.from_bytes(digest[:2], "big") % PORT_RANGE_SIZE
+    return derived_port(data_dir(), PORT_RANGE_START, PORT_RANGE_SIZE)
 
 
-def _port_is_free(candidate: int) -> bool:
+def derived_port(path: Path, start: int, size: int) -> int:
+    """A port in [start, start + size) that depends only on `path` (also for the project-local MQTT broker)."""
+    digest = hashlib.sha256(str(path).encode()).digest()
+    return start + int.from_bytes(digest[:2], "big") % size
+
+
+def port_is_free(candidate: int) -> bool:
     with socket.socket() as probe:
+        # As servers bind: a port whose last connections linger in TIME_WAIT is free, a listened-on one is not.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", candidate))
         except OSError:
@@ -96,7 +103,7 @@ def _choose_port() -> int:
         return port()
     derived = _derived_port()
     for candidate in range(derived, derived + 50):
-        if _port_is_free(candidate):
+        if port_is_free(candidate):
             (data_dir() / PORT_FILE).write_text(str(candidate))
             return candidate
     raise RuntimeError(f"no free port from {derived} to {derived + 49}; set EMBEDDED_PG_PORT")

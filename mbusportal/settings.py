@@ -6,6 +6,7 @@ Each variable, its default and its meaning is listed in README.md
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -228,9 +229,23 @@ INGEST = {
 MQTT_SESSION_EXPIRY_MAX_S = 0xFFFFFFFF  # MQTT 5's largest value: the session never expires
 
 
-def _mqtt_url(name: str, default: str) -> dict[str, Any]:
-    """mqtt://[user:password@]host[:port] (or mqtts:// for TLS), split into its parts."""
-    raw = env.str(name, default=default)
+def _mqtt_url(name: str) -> dict[str, Any]:
+    """mqtt://[user:password@]host[:port] (or mqtts:// for TLS), split into its parts; "configured" False when unset.
+
+    There is no default broker: a portal subscribes only to the broker it is
+    told about, never to whatever happens to listen on this machine.
+    """
+    raw = env.str(name, default="")
+    if not raw:
+        return {
+            "configured": False,
+            "display": "",
+            "host": None,
+            "port": None,
+            "tls": False,
+            "username": None,
+            "password": None,
+        }
     parts = urlsplit(raw)
     try:
         port = parts.port
@@ -242,6 +257,7 @@ def _mqtt_url(name: str, default: str) -> dict[str, Any]:
     port = port or (8883 if tls else 1883)
     username = unquote(parts.username) if parts.username else None
     return {
+        "configured": True,
         # Safe to log: the password is left out.
         "display": f"{parts.scheme}://{username + '@' if username else ''}{parts.hostname}:{port}",
         "host": parts.hostname,
@@ -273,15 +289,41 @@ def _at_least_one(name: str, default: int) -> int:
     return value
 
 
+def _deployment_client_id() -> str:
+    """A client id of this deployment: the same for every start against the same database, never another's.
+
+    (A fixed id shared by two deployments on one broker made each take over
+    the other's session and store the other's readings.) At most 23
+    characters, the length every broker must accept.
+    """
+    database = f"{_database.get('HOST')}:{_database.get('PORT')}/{_database.get('NAME')}"
+    return "mbusportal-" + hashlib.sha256(database.encode()).hexdigest()[:12]
+
+
+def _mqtt_dynsec() -> dict[str, Any]:
+    """The broker admin account of the dynamic security plugin (gateways/broker.py); empty: not managed."""
+    username, password = env.str("MQTT_DYNSEC_USERNAME", default=""), env.str("MQTT_DYNSEC_PASSWORD", default="")
+    if bool(username) != bool(password):
+        raise ImproperlyConfigured("MQTT_DYNSEC_USERNAME and MQTT_DYNSEC_PASSWORD must be set together")
+    if username and not env.str("MQTT_URL", default=""):
+        raise ImproperlyConfigured("MQTT_DYNSEC_USERNAME needs MQTT_URL: the broker whose clients the portal manages")
+    return {
+        "dynsec_username": username or None,
+        "dynsec_password": password or None,
+        "dynsec_timeout_s": _positive_float("MQTT_DYNSEC_TIMEOUT_S", 5.0),
+    }
+
+
 MQTT = {
-    **_mqtt_url("MQTT_URL", "mqtt://127.0.0.1:1883"),
-    # Fixed, so that the broker finds the persistent session (and the messages
-    # queued while the subscriber was away) again. One per subscriber process.
-    "client_id": _mqtt_client_id("MQTT_CLIENT_ID", "mbusportal-ingest"),
+    **_mqtt_url("MQTT_URL"),
+    # Fixed per deployment, so that the broker finds the persistent session (and the
+    # messages queued while the subscriber was away) again. One per subscriber process.
+    "client_id": _mqtt_client_id("MQTT_CLIENT_ID", _deployment_client_id()),
     # How long the broker keeps the session, and queues messages, while the subscriber is away.
     "session_expiry_s": _mqtt_session_expiry("MQTT_SESSION_EXPIRY_S", 7 * 24 * 3600),
     # Messages being stored at once (one at a time per gateway, in order).
     "concurrency": _at_least_one("MQTT_CONCURRENCY", 4),
+    **_mqtt_dynsec(),
 }
 # --- Raw M-Bus frames (POST /api/v1/frames) ------------------------------------------
 FRAMES = {

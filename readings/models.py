@@ -18,6 +18,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from readings.scoping import AnyUser, managed_by
+from readings.validators import validate_no_control_characters
 
 
 def validate_time_zone(value: str) -> None:
@@ -74,7 +75,7 @@ class OrganisationQuerySet(models.QuerySet["Organisation"]):
 class Organisation(models.Model):
     """A housing association or property management company."""
 
-    name = models.CharField(_("name"), max_length=200, unique=True)
+    name = models.CharField(_("name"), max_length=200, unique=True, validators=[validate_no_control_characters])
     managers = models.ManyToManyField(
         settings.AUTH_USER_MODEL, related_name="managed_organisations", blank=True, verbose_name=_("managers")
     )
@@ -99,7 +100,7 @@ class Property(models.Model):
     organisation = models.ForeignKey(
         Organisation, on_delete=models.PROTECT, related_name="properties", verbose_name=_("organisation")
     )
-    name = models.CharField(_("name"), max_length=200)
+    name = models.CharField(_("name"), max_length=200, validators=[validate_no_control_characters])
     address = models.TextField(_("address"), blank=True)
     time_zone = models.CharField(
         _("time zone"), max_length=64, default="Europe/Copenhagen", validators=[validate_time_zone]
@@ -131,7 +132,12 @@ class Unit(models.Model):
     """An apartment (or shop) that consumes and is settled."""
 
     property = models.ForeignKey(Property, on_delete=models.PROTECT, related_name="units", verbose_name=_("property"))
-    label = models.CharField(_("label"), max_length=50, help_text=_("As on the door, e.g. '3 tv'."))
+    label = models.CharField(
+        _("label"),
+        max_length=50,
+        help_text=_("As on the door, e.g. '3 tv'."),
+        validators=[validate_no_control_characters],
+    )
     floor_area_m2 = models.DecimalField(
         _("floor area (m²)"), max_digits=8, decimal_places=2, validators=[MinValueValidator(Decimal("0"))]
     )

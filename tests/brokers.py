@@ -13,16 +13,19 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from gateways.mqtt import ack_topic, readings_topic
+from gateways.topics import ack_topic, readings_topic
 
 MOSQUITTO = os.environ.get("MOSQUITTO_BINARY", "/usr/sbin/mosquitto")
 
@@ -217,3 +220,134 @@ class MqttGateway:
 
     async def acks_for(self, count: int, wait_s: float = 60.0) -> list[dict[str, Any]]:
         return [await self.ack(wait_s) for _ in range(count)]
+
+
+def login(port: int, username: str, password: str, timeout: float = 5.0) -> str:
+    """The broker's answer to a CONNECT with these credentials: "Success", "Not authorized", …"""
+    answered = threading.Event()
+    reasons: list[str] = []
+    client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5, reconnect_on_failure=False)
+    client.username_pw_set(username, password)
+
+    def on_connect(_client, _userdata, _flags, reason, _properties):
+        reasons.append(str(reason))
+        answered.set()
+
+    client.on_connect = on_connect
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        if not answered.wait(timeout):
+            raise TimeoutError("no CONNACK")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return reasons[0]
+
+
+class Session:
+    """A gateway's live connection (paho, MQTT 5); `dropped` is set when the broker ends it."""
+
+    def __init__(self, port: int, username: str, password: str):
+        self.connected = threading.Event()
+        self.dropped = threading.Event()
+        self.reason = ""
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5, reconnect_on_failure=False)
+        self.client.username_pw_set(username, password)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        if not self.connected.wait(5):
+            self.close()
+            raise RuntimeError(f"{username} could not connect")
+
+    def _on_connect(self, _client, _userdata, _flags, reason, _properties):
+        if not reason.is_failure:
+            self.connected.set()
+
+    def _on_disconnect(self, _client, _userdata, _flags, reason, _properties):
+        self.reason = str(reason)
+        self.dropped.set()
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+class RetryingGateway:
+    """A gateway that keeps the gateway contract (README: "Gateway contract").
+
+    Each message is published with QoS 1 under its idempotency key (MQTT 5
+    correlation data) and published again, unchanged, every `retry_s` until
+    its verdict arrives, across lost connections; a 429 verdict waits its
+    retry_after_s, and only 200 and the other 4xx verdicts are final.
+    """
+
+    def __init__(self, port: int, serial: str, password: str, *, retry_s: float):
+        self.port, self.serial, self.password, self.retry_s = port, serial, password, retry_s
+        self.pending: dict[str, bytes] = {}
+        self.verdicts: dict[str, dict[str, Any]] = {}
+        self.publishes: dict[str, int] = {}
+        self.first_round_sent = asyncio.Event()
+        self._due: dict[str, float] = {}
+
+    async def deliver(self, messages: dict[str, bytes], timeout_s: float) -> dict[str, dict[str, Any]]:
+        """Publish every message until each has its final verdict; the verdicts by key."""
+        self.pending = dict(messages)
+        self._due = dict.fromkeys(messages, 0.0)
+        deadline = time.monotonic() + timeout_s
+        while self.pending:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(self.pending)} message(s) still without a verdict")
+            with contextlib.suppress(aiomqtt.MqttError):
+                await self._session(deadline)
+            await asyncio.sleep(0.2)  # the broker is away: try again
+        return self.verdicts
+
+    async def _session(self, deadline: float) -> None:
+        async with aiomqtt.Client(
+            "127.0.0.1",
+            self.port,
+            username=self.serial,
+            password=self.password,
+            identifier=f"gateway-{self.serial}-{uuid.uuid4().hex[:8]}",
+            protocol=aiomqtt.ProtocolVersion.V5,
+        ) as client:
+            await client.subscribe(ack_topic(self.serial), qos=1)
+            reader = asyncio.create_task(self._read(client))
+            try:
+                while self.pending and time.monotonic() < deadline:
+                    if reader.done():
+                        reader.result()  # the connection was lost: raise it
+                    now = time.monotonic()
+                    for key in [key for key in self.pending if self._due[key] <= now]:
+                        payload = self.pending.get(key)
+                        if payload is None:
+                            continue  # its verdict came while we were publishing
+                        properties = Properties(PacketTypes.PUBLISH)
+                        properties.CorrelationData = key.encode()
+                        self._due[key] = now + self.retry_s
+                        self.publishes[key] = self.publishes.get(key, 0) + 1
+                        await client.publish(readings_topic(self.serial), payload, qos=1, properties=properties)
+                    if len(self.publishes) == len(self._due):
+                        self.first_round_sent.set()
+                    await asyncio.sleep(0.05)
+            finally:
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                    await reader
+
+    async def _read(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            answer = json.loads(message.payload if isinstance(message.payload, bytes) else b"null")
+            key = answer.get("message_id")
+            if key not in self.pending:
+                continue  # a verdict on a copy already answered
+            if answer["status"] == 429:
+                self._due[key] = time.monotonic() + answer.get("retry_after_s", self.retry_s)
+            elif answer["status"] >= 500:
+                continue  # retried when due
+            else:
+                self.verdicts[key] = answer
+                del self.pending[key]

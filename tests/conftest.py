@@ -329,6 +329,7 @@ def mosquitto(tmp_path, settings, gateway_token):
     broker = Mosquitto(binary, tmp_path / "mosquitto", password_file=tmp_path / "passwd", acl_file=tmp_path / "acl")
     settings.MQTT = {
         **settings.MQTT,
+        "configured": True,
         "host": "127.0.0.1",
         "port": broker.port,
         "display": f"mqtt://{MQTT_SUBSCRIBER_USER}@127.0.0.1:{broker.port}",
@@ -340,6 +341,40 @@ def mosquitto(tmp_path, settings, gateway_token):
     broker.start()
     yield broker
     broker.stop()
+
+
+@pytest.fixture
+def dynsec_broker(tmp_path, settings):
+    """A project-local Mosquitto (gateways/local_broker.py: the shipped configuration, the dynamic security
+    plugin), its first file written from the database as it is now. settings.MQTT points at it, with the
+    subscriber's and the admin's accounts: the portal manages its clients."""
+    from gateways.local_broker import LocalBroker, mosquitto_binary, plugin_path
+
+    if mosquitto_binary() is None or plugin_path() is None:
+        if os.environ.get("REQUIRE_MQTT") == "1":
+            pytest.fail(
+                "REQUIRE_MQTT=1 but mosquitto or its dynamic security plugin is missing (apt-get install mosquitto)"
+            )
+        pytest.skip("no mosquitto with its dynamic security plugin (apt-get install mosquitto)")
+    local = LocalBroker(tmp_path / "broker")
+    local.start()
+    admin, subscriber = local.accounts()
+    settings.MQTT = {
+        **settings.MQTT,
+        "configured": True,
+        "host": "127.0.0.1",
+        "port": local.port,
+        "tls": False,
+        "display": f"mqtt://{subscriber.username}@127.0.0.1:{local.port}",
+        "username": subscriber.username,
+        "password": subscriber.password,
+        "client_id": "test-ingest",
+        "dynsec_username": admin.username,
+        "dynsec_password": admin.password,
+        "dynsec_timeout_s": 5.0,
+    }
+    yield local
+    local.stop()
 
 
 def write_mqtt_accounts(broker, *, reload=False):

@@ -87,6 +87,33 @@ def test_it_deactivates_gateways_and_revokes_their_tokens(alice_client, gateway)
     assert not Gateway.objects.for_token(token).exists()
 
 
+def test_it_revokes_the_token_when_active_is_unticked(alice_client, prop, gateway):
+    token = gateway.issue_token()
+    response = alice_client.post(
+        reverse("admin:gateways_gateway_change", args=[gateway.pk]),
+        {"property": prop.pk, "serial": gateway.serial, "name": gateway.name, **NO_INLINE_FORMS},  # no "active"
+    )
+    assert response.status_code == 302
+    gateway.refresh_from_db()
+    assert not gateway.active
+    assert gateway.token_hash is None and gateway.mqtt_password_hash == ""
+    assert not Gateway.objects.for_token(token).exists()
+
+
+def test_it_refuses_a_gateway_name_or_serial_with_control_characters(alice_client, prop, gateway):
+    response = alice_client.post(
+        reverse("admin:gateways_gateway_change", args=[gateway.pk]),
+        {"property": prop.pk, "serial": "GW+1", "name": "x\nuser GW-B001", "active": "on", **NO_INLINE_FORMS},
+        HTTP_ACCEPT_LANGUAGE="da",
+    )
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert errors["name"] == ["Må ikke indeholde linjeskift, tabulatorer eller andre kontroltegn."]
+    assert errors["serial"][0].startswith("Et gateway-serienummer må ikke indeholde '/', '+', '#', ':'")
+    gateway.refresh_from_db()
+    assert (gateway.serial, gateway.name) == ("GW-0001", "Stairwell A")
+
+
 def test_it_shows_status_and_last_seen_age(alice_client, prop, gateway, settings):
     settings.GATEWAY_OFFLINE_AFTER = timedelta(hours=26)
     now = timezone.now()

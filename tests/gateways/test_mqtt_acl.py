@@ -10,6 +10,7 @@ from asgiref.sync import sync_to_async
 from django.core.management import CommandError, call_command
 
 from gateways.models import Gateway
+from readings.models import Property
 from tests.brokers import MqttGateway
 from tests.conftest import MQTT_SUBSCRIBER_PASSWORD, MQTT_SUBSCRIBER_USER, write_mqtt_accounts
 
@@ -103,3 +104,54 @@ async def test_it_lets_mosquitto_keep_a_gateway_off_other_gateways_topics(mosqui
         assert await portal.ack() == {"readings": []}
         await asyncio.sleep(0.5)
         assert snoop.acks.empty()
+
+
+INJECTION = "x\nuser GW-B001\ntopic readwrite mbus/#\n#"
+
+
+def test_it_writes_only_its_own_lines_whatever_a_name_holds(subscriber_account, tmp_path, prop, gateway, gateway_token):
+    # Names from before they were validated: the database may hold anything.
+    Gateway.objects.filter(pk=gateway.pk).update(name="A\r\ntopic readwrite #\u2028x")
+    Property.objects.filter(pk=prop.pk).update(name="Solvej\n1")
+    _, acl, _, _ = run(tmp_path)
+    assert acl.splitlines()[2:] == [
+        "# The portal's subscriber: every gateway's readings in, every verdict out.",
+        "user mbusportal",
+        "topic read mbus/+/readings",
+        "topic write mbus/+/ack",
+        "",
+        "# A??topic readwrite #?x, Solvej?1",
+        "user GW-0001",
+        "topic write mbus/GW-0001/readings",
+        "topic read mbus/GW-0001/ack",
+    ]
+
+
+def test_it_leaves_out_a_gateway_whose_password_hash_is_not_one(subscriber_account, tmp_path, gateway, gateway_token):
+    Gateway.objects.filter(pk=gateway.pk).update(mqtt_password_hash="$7$101$x\nGW-B001:$7$101$y")
+    passwords, _, _, err = run(tmp_path)
+    assert [line.split(":")[0] for line in passwords.splitlines()] == [MQTT_SUBSCRIBER_USER]
+    assert "left out gateway 'GW-0001': its token predates MQTT" in err
+
+
+async def test_it_keeps_a_gateway_named_to_inject_acl_lines_off_other_organisations_topics(
+    mosquitto, prop, gateway, gateway_token, other_gateway
+):
+    """Charlie's gateway (organisation B) named so that the ACL file would grant it readwrite on mbus/#."""
+    await Gateway.objects.filter(pk=other_gateway.pk).aupdate(name=INJECTION)
+    intruder_token = await sync_to_async(other_gateway.issue_token)()
+    await sync_to_async(write_mqtt_accounts)(mosquitto, reload=True)
+    async with (
+        MqttGateway(mosquitto.port, "GW-B001", intruder_token) as intruder,
+        MqttGateway(mosquitto.port, gateway.serial, gateway_token) as victim,
+        MqttGateway(mosquitto.port, "GW-0001", MQTT_SUBSCRIBER_PASSWORD, username=MQTT_SUBSCRIBER_USER) as portal,
+    ):
+        await intruder.client.subscribe("mbus/+/ack", qos=1)
+        await portal.client.subscribe("mbus/+/readings", qos=1)
+        await intruder.publish({"readings": ["onto organisation A's meters"]}, serial="GW-0001")
+        await victim.publish({"readings": []})
+        assert await portal.ack() == {"readings": []}  # only the victim's own message reached the portal
+        await portal.client.publish("mbus/GW-0001/ack", b'{"status": 200}', qos=1)
+        assert await victim.ack() == {"status": 200}
+        await asyncio.sleep(0.5)
+        assert portal.acks.empty() and intruder.acks.empty()

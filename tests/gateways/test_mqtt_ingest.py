@@ -23,7 +23,7 @@ from asgiref.sync import sync_to_async
 from paho.mqtt.enums import CallbackAPIVersion
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from gateways import mqtt
+from gateways import mqtt, topics
 from gateways.models import Alarm, Gateway
 from mbusportal import db
 from readings.models import Reading, ReadingDaily
@@ -175,7 +175,7 @@ def publish_with_paho(port, username, password, serial):
     client.connect("127.0.0.1", port)
     client.loop_start()
     try:
-        client.publish(mqtt.readings_topic(serial), json.dumps(payload([1])), qos=1)
+        client.publish(topics.readings_topic(serial), json.dumps(payload([1])), qos=1)
         assert answered.wait(10), "no PUBACK"
     finally:
         client.disconnect()
@@ -417,6 +417,32 @@ def test_it_says_whether_a_broker_is_reachable(mosquitto):
     assert reachable.returncode == 0 and "an MQTT broker is reachable at" in reachable.stdout
     absent = probe(free_port())
     assert absent.returncode == 1 and "no MQTT broker is reachable at mqtt://127.0.0.1:" in absent.stderr
+
+
+@pytest.mark.parametrize("arguments", [["--probe"], []])
+def test_it_joins_no_broker_it_was_not_given(arguments):
+    """Without MQTT_URL nothing connects, even with a broker listening on 127.0.0.1:1883 (another portal's)."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", "mqtt_ingest", *arguments],
+        cwd=PROJECT,
+        env={
+            **{name: value for name, value in os.environ.items() if not name.startswith("MQTT_")},
+            "DJANGO_SETTINGS_MODULE": "mbusportal.settings",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "MQTT_URL is not set, so there is no broker to subscribe to (MQTT ingestion is off)" in result.stderr
+    assert "subscribed" not in result.stdout + result.stderr
+
+
+async def test_it_refuses_to_run_without_a_broker(settings):
+    settings.MQTT = {**settings.MQTT, "configured": False, "host": None, "port": None}
+    assert not mqtt.broker_reachable()
+    with pytest.raises(ValueError, match="MQTT_URL is not set"):
+        await mqtt.run(asyncio.Event())
 
 
 def test_it_derives_the_message_id_from_the_payload_or_the_correlation_data():

@@ -45,3 +45,17 @@ def test_it_describes_the_frames_endpoint(client):
     assert set(operation["responses"]) == {"200", "400", "401", "403", "413", "415", "422", "429", "503"}
     assert {parameter["name"] for parameter in operation["parameters"]} == {"partial", "Content-Encoding"}
     assert set(document["components"]["schemas"]["Frame"]["properties"]) == KNOWN_FIELDS
+
+
+def test_it_states_the_gateway_contract(client):
+    description = client.get("/api/v1/openapi.json").json()["info"]["description"]
+    for promise in (
+        "send it again, unchanged",
+        "after every reconnection",
+        "`message_id`",
+        "correlation data",
+        "200 and the other 4xx answers are final",
+        "after 429 wait `Retry-After`",
+        "rate limit counts HTTP requests and MQTT messages together",
+    ):
+        assert promise in description

@@ -8,7 +8,10 @@ from gateways.models import Gateway
 
 
 class Command(BaseCommand):
-    help = "Issue a new API token for the gateway with SERIAL, replacing its old one, and print it."
+    help = (
+        "Issue a new API token for the gateway with SERIAL, replacing its old one, and print it. Where the portal "
+        "manages the MQTT broker (MQTT_DYNSEC_*), the broker takes the new token at once."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("serial")
@@ -21,3 +24,9 @@ class Command(BaseCommand):
         token = gateway.issue_token()
         self.stderr.write(f"New token for {gateway}; the old one no longer works. It is not stored, copy it now:")
         self.stdout.write(token)
+        gateway.refresh_from_db(fields=["mqtt_pending"])
+        if gateway.mqtt_pending:
+            self.stderr.write(
+                "The MQTT broker could not be reached: over MQTT the new token works (and the old one stops) once "
+                "`manage.py mqtt_ingest` or `manage.py mqtt_sync` reaches it. Over HTTP it works now."
+            )

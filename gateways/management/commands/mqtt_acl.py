@@ -1,4 +1,12 @@
-"""Write Mosquitto's password and ACL files: each gateway may publish only under its own serial."""
+"""Write Mosquitto's password and ACL files: each gateway may publish only under its own serial.
+
+For a broker without the dynamic security plugin; with it, the portal keeps
+the broker's clients in step by itself (gateways/broker.py, `mqtt_sync`).
+
+Every line written is one of the generator's own: names only ever appear in
+comments, with their control characters replaced, and user names and
+password hashes are checked before they are written.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +19,10 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from gateways.broker import why_not_at_broker
 from gateways.models import Gateway, mosquitto_password_hash
-from gateways.mqtt import READINGS_FILTER, ack_topic, readings_topic, usable_serial
+from gateways.topics import READINGS_FILTER, ack_topic, readings_topic, usable_serial
+from readings.validators import has_control_characters, one_line
 
 # Mosquitto reads the files; nobody else needs to.
 FILE_MODE = 0o640
@@ -43,12 +53,14 @@ class Command(BaseCommand):
         ]
         written = 0
         for gateway in Gateway.objects.filter(active=True).select_related("property").order_by("serial"):
-            if not self._admissible(gateway, subscriber):
+            problem = why_not_at_broker(gateway, {subscriber})
+            if problem:
+                self.stderr.write(f"left out gateway {gateway.serial!r}: {problem}")
                 continue
             passwords.append(f"{gateway.serial}:{gateway.mqtt_password_hash}")
             acl += [
                 "",
-                f"# {gateway.name}, {gateway.property.name}",
+                f"# {one_line(gateway.name)}, {one_line(gateway.property.name)}",
                 f"user {gateway.serial}",
                 f"topic write {readings_topic(gateway.serial)}",
                 f"topic read {ack_topic(gateway.serial)}",
@@ -71,26 +83,17 @@ class Command(BaseCommand):
                 "refuses anonymous clients. Set e.g. MQTT_URL=mqtt://mbusportal:<password>@127.0.0.1:1883"
             )
         if not usable_serial(username):
-            raise CommandError(f"the MQTT user name {username!r} must not contain '/', '+', '#', ':' or spaces")
+            raise CommandError(
+                f"the MQTT user name {username!r} must not contain '/', '+', '#', ':', spaces or control characters"
+            )
         return username, password
-
-    def _admissible(self, gateway: Gateway, subscriber: str) -> bool:
-        problem = None
-        if not usable_serial(gateway.serial):
-            problem = "its serial cannot be an MQTT topic level (it contains '/', '+', '#', ':' or spaces)"
-        elif gateway.serial == subscriber:
-            problem = "its serial is the subscriber's user name"
-        elif gateway.token_hash is None:
-            problem = "it has no token; issue one with `manage.py gateway_token SERIAL`"
-        elif not gateway.mqtt_password_hash:
-            problem = "its token predates MQTT; issue a new one with `manage.py gateway_token SERIAL`"
-        if problem:
-            self.stderr.write(f"left out gateway {gateway.serial!r}: {problem}")
-        return problem is None
 
 
 def _write(path: Path, lines: list[str]) -> None:
     """Replace the file in one rename, so Mosquitto never reads half of it."""
+    if any(has_control_characters(line) for line in lines):
+        # Unreachable through the checks above; if it ever is, write nothing rather than a line of someone else's.
+        raise CommandError(f"refusing to write {path}: a line holds a control character")
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:

@@ -9,13 +9,13 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from gateways import mqtt
+from gateways import mqtt, topics
 from mbusportal import db
 
 
 class Command(BaseCommand):
     help = (
-        f"Store the readings gateways publish to {mqtt.READINGS_FILTER} at MQTT_URL and answer on "
+        f"Store the readings gateways publish to {topics.READINGS_FILTER} at MQTT_URL and answer on "
         "mbus/<serial>/ack. Runs until SIGINT or SIGTERM; reconnects to the broker and the database on its own."
     )
 
@@ -23,10 +23,15 @@ class Command(BaseCommand):
         parser.add_argument(
             "--probe",
             action="store_true",
-            help="only say whether a broker is reachable at MQTT_URL (exit status 0) or not (1)",
+            help="only say whether a broker is reachable at MQTT_URL (exit status 0) or not, or MQTT_URL is unset (1)",
         )
 
     def handle(self, *args: Any, probe: bool, **options: Any) -> None:
+        if not settings.MQTT["configured"]:
+            # Never a broker we were not given: another deployment's may listen on this machine.
+            raise CommandError(
+                "MQTT_URL is not set, so there is no broker to subscribe to (MQTT ingestion is off)", returncode=1
+            )
         where = settings.MQTT["display"]
         if probe:
             if not mqtt.broker_reachable():
