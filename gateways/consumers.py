@@ -12,9 +12,10 @@ Protocol (JSON text frames):
 A client that leaves more than ALARM_WS_MAX_PENDING_FRAMES frames
 unacknowledged is closed with 4008 rather than buffered for; one for which the
 channel layer dropped a message is closed with 4009; one whose access changed
-with 4010 (or 4403 when it has none left). After any of these the browser
-reconnects and starts again from a snapshot. Anonymous users, users who may
-not watch alarms and foreign origins never get past the handshake.
+with 4010 (or 4403 when it has none left); one whose snapshot failed with
+4500. After any of these the browser reconnects and starts again from a
+snapshot (after 4500 with backoff). Anonymous users, users who may not watch
+alarms and foreign origins never get past the handshake.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ CLOSE_TOO_SLOW = 4008
 CLOSE_MISSED_EVENTS = 4009
 CLOSE_ACCESS_CHANGED = 4010
 CLOSE_NO_ACCESS = 4403
-CLOSE_SERVER_ERROR = 1011
+# Not 1011: daphne (autobahn) sends only 1000 and 3000-4999, and refuses the rest.
+CLOSE_SERVER_ERROR = 4500
 # How often a connection re-reads what its user may see and renews its group
 # memberships (which the channel layer expires after a day).
 RECHECK_SECONDS = 300.0
