@@ -9,11 +9,14 @@ Protocol (JSON text frames):
   or ``{"type": "settlement.generated", "settlement": {...}}``;
 - client → server: ``{"type": "ack", "frames": K}`` after handling its K-th frame.
 
-A client that leaves more than ALARM_WS_MAX_PENDING_FRAMES frames
-unacknowledged is closed with 4008 rather than buffered for; one for which the
-channel layer dropped a message is closed with 4009; one whose access changed
-with 4010 (or 4403 when it has none left); one whose snapshot failed with
-4500. After any of these the browser reconnects and starts again from a
+A client that leaves more than ALARM_WS_MAX_PENDING_FRAMES frames or
+ALARM_WS_MAX_PENDING_BYTES bytes unacknowledged is closed with 4008 rather
+than buffered for. The server counts the bytes itself, from what it sent: an
+acknowledgement covers at most the frames sent, and never bytes that daphne
+still holds because the client is not reading its socket. A client for which
+the channel layer dropped a message is closed with 4009; one whose access
+changed with 4010 (or 4403 when it has none left); one whose snapshot failed
+with 4500. After any of these the browser reconnects and starts again from a
 snapshot (after 4500 with backoff). Anonymous users, users who may not watch
 alarms and foreign origins never get past the handshake.
 """
@@ -24,6 +27,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections import deque
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -34,6 +38,7 @@ from django.contrib.auth import get_user_model
 from gateways import access, sql
 from gateways.relay import ALL_GROUP, GROUP_MESSAGE_TYPE, local_relay_started, property_group
 from mbusportal import db
+from mbusportal.flow_control import unsent_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +62,10 @@ class AlarmConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channe
     progress: dict[str, tuple[str, int]]
     frames_sent = 0
     frames_acked = 0
+    bytes_sent = 0
+    bytes_acked = 0
+    # bytes_sent after each frame not yet acknowledged, oldest first.
+    frame_ends: deque[int]
     closing = False
     recheck_task: asyncio.Task[None] | None = None
 
@@ -82,7 +91,7 @@ class AlarmConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channe
             return
         self.scope_of_user = watch
         self.groups = groups_for(watch)
-        self.floors, self.progress = {}, {}
+        self.floors, self.progress, self.frame_ends = {}, {}, deque()
         # Join before the snapshot: whatever changes after it is then queued for us.
         for group in self.groups:
             await self.channel_layer.group_add(group, self.channel_name)
@@ -113,7 +122,9 @@ class AlarmConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channe
             content = None
         if isinstance(content, dict) and content.get("type") == "ack" and isinstance(content.get("frames"), int):
             # A client cannot acknowledge frames it was never sent.
-            self.frames_acked = max(self.frames_acked, min(content["frames"], self.frames_sent))
+            while self.frames_acked < min(content["frames"], self.frames_sent):
+                self.frames_acked += 1
+                self.bytes_acked = self.frame_ends.popleft()
 
     async def alarm_events(self, message: dict[str, Any]) -> None:
         """A batch of events for one group, from the relay (see gateways.relay.group_message)."""
@@ -145,16 +156,26 @@ class AlarmConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channe
     async def _send_frame(self, content: dict[str, Any] | None = None, *, text: str | None = None) -> None:
         if self.closing:
             return
-        if self.frames_sent - self.frames_acked >= settings.ALARM_WS_MAX_PENDING_FRAMES:
+        frames, size = self.frames_sent - self.frames_acked, self._unacknowledged_bytes()
+        if frames >= settings.ALARM_WS_MAX_PENDING_FRAMES or size > settings.ALARM_WS_MAX_PENDING_BYTES:
             logger.info(
-                "alarm websocket: client %s has %d frames unacknowledged; dropping it",
+                "alarm websocket: client %s has %d frames (%d bytes) unacknowledged; dropping it",
                 self.scope.get("client"),
-                self.frames_sent - self.frames_acked,
+                frames,
+                size,
             )
             await self._close(CLOSE_TOO_SLOW)
             return
+        if text is None:
+            text = await self.encode_json(content)
         self.frames_sent += 1
-        await self.send(text_data=text if text is not None else await self.encode_json(content))
+        self.bytes_sent += len(text)  # json.dumps writes ASCII (ensure_ascii): a character is a byte
+        self.frame_ends.append(self.bytes_sent)
+        await self.send(text_data=text)
+
+    def _unacknowledged_bytes(self) -> int:
+        """Bytes sent and not acknowledged; what daphne still holds for the client counts whatever it acknowledged."""
+        return max(self.bytes_sent - self.bytes_acked, unsent_bytes(self.scope))
 
     async def _close(self, code: int) -> None:
         """Close from our side and stop listening at once (the disconnect follows later)."""

@@ -1,16 +1,33 @@
 """/ws/alarms/ under a real daphne: clients that lie about what they read, and a snapshot that fails."""
 
+import contextlib
+import json
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
 import psycopg
 import pytest
+from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 from websockets.sync.client import connect
 from websockets.typing import Origin
+from websockets.uri import parse_uri
 
 from gateways import consumers
+from gateways.models import Alarm
 from mbusportal import db
-from tests.conftest import session_cookie, start_daphne
+from tests.conftest import create_alarm, session_cookie, start_daphne, stop_daphne
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+MAX_PENDING_BYTES = 1 << 20
+FRAME_BYTES = 256 * 1024
+FLOOD_FRAMES = 40  # 10 MB: ten times the bound
+# Above the bound: a frame in flight, the transient copies of one (row, JSON, UTF-8, websocket frame), the allocator.
+RSS_SLACK = 2 << 20
 
 
 def browser_like(base: str, cookie: str):
@@ -22,6 +39,115 @@ def browser_like(base: str, cookie: str):
         proxy=None,
         max_size=None,
     )
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of a process (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise LookupError("no VmRSS")
+
+
+class NonReadingClient:
+    """A websocket client on a plain socket that never reads after the handshake (websockets' sans-I/O protocol).
+
+    Its receive buffer is made small before connecting, so that the kernel
+    soon stops taking what daphne sends: the rest waits in daphne's memory.
+    """
+
+    def __init__(self, base: str, cookie: str) -> None:
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.sock.connect(("127.0.0.1", int(base.rsplit(":", 1)[1])))
+        self.protocol = ClientProtocol(parse_uri(base.replace("http://", "ws://") + "/ws/alarms/"), origin=Origin(base))
+        request = self.protocol.connect()
+        request.headers["Cookie"] = cookie
+        self.protocol.send_request(request)
+        self._flush()
+        self.sock.settimeout(10)
+        while self.protocol.state is State.CONNECTING:
+            self.protocol.receive_data(self.sock.recv(512))
+        assert self.protocol.state is State.OPEN, self.protocol.handshake_exc
+
+    def _flush(self) -> None:
+        self.sock.sendall(b"".join(self.protocol.data_to_send()))
+
+    def send_json(self, content: dict[str, object]) -> None:
+        """Send a text frame; nothing if the server has dropped us already."""
+        self.protocol.send_text(json.dumps(content).encode())
+        with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+            self._flush()
+
+    def dropped_by_server(self, quiet_s: float = 3.0) -> bool:
+        """Read at last; True if the server ended the connection, False if it kept it open."""
+        self.sock.settimeout(quiet_s)
+        try:
+            while self.sock.recv(1 << 16):
+                pass
+        except TimeoutError:
+            return False
+        except ConnectionResetError:
+            pass
+        return True
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def daphne_with_relay():
+    base, process = start_daphne(ALARM_WS_MAX_PENDING_BYTES=str(MAX_PENDING_BYTES))
+    yield base, process
+    stop_daphne(process)
+
+
+@pytest.mark.parametrize("lie", ["never_acknowledges", "acknowledges_unread_frames"])
+def test_it_drops_a_client_that_does_not_read_and_gives_the_memory_back(daphne_with_relay, alice, gateway, lie):
+    base, process = daphne_with_relay
+    cookie = session_cookie(alice)
+    alarm = create_alarm(gateway, message="x")
+
+    def change_alarm(n: int) -> None:
+        """One event of about FRAME_BYTES for every watcher, numbered n."""
+        Alarm.objects.filter(pk=alarm.pk).update(message=f"{n:08d}" + "x" * FRAME_BYTES)
+
+    with browser_like(base, cookie) as honest:
+        received = 0
+
+        def honest_reads_one() -> Any:
+            nonlocal received
+            frame = json.loads(honest.recv(timeout=10))
+            received += 1
+            honest.send(json.dumps({"type": "ack", "frames": received}))
+            return frame
+
+        honest_reads_one()  # the snapshot
+        for n in range(3):  # warm up: what handling a frame of this size needs is allocated once
+            change_alarm(n)
+            honest_reads_one()
+        baseline = peak = rss_bytes(process.pid)
+
+        liar = NonReadingClient(base, cookie)
+        for n in range(3, 3 + FLOOD_FRAMES):
+            change_alarm(n)
+            # The client that reads gets every frame, whatever the other one does.
+            assert honest_reads_one()["events"][0]["alarm"]["message"].startswith(f"{n:08d}")
+            if lie == "acknowledges_unread_frames":
+                liar.send_json({"type": "ack", "frames": 1_000_000_000})
+            peak = max(peak, rss_bytes(process.pid))
+        dropped = liar.dropped_by_server()
+        liar.close()
+        time.sleep(1.0)  # daphne's periodic clean-up of closed connections
+        after = rss_bytes(process.pid)
+    print(
+        f"daphne RSS: baseline {baseline / 2**20:.1f} MiB, peak +{(peak - baseline) / 2**20:.1f} MiB,"
+        f" after the drop +{(after - baseline) / 2**20:.1f} MiB"
+        f" ({FLOOD_FRAMES * FRAME_BYTES / 2**20:.0f} MiB sent, bound {MAX_PENDING_BYTES / 2**20:.0f} MiB)"
+    )
+    assert dropped
+    assert peak - baseline < MAX_PENDING_BYTES + RSS_SLACK
+    assert after - baseline < MAX_PENDING_BYTES + RSS_SLACK
 
 
 def test_it_closes_with_a_code_daphne_accepts_when_the_snapshot_fails(alice, gateway):
