@@ -15,10 +15,11 @@ than buffered for. The server counts the bytes itself, from what it sent: an
 acknowledgement covers at most the frames sent, and never bytes that daphne
 still holds because the client is not reading its socket. A client for which
 the channel layer dropped a message is closed with 4009; one whose access
-changed with 4010 (or 4403 when it has none left); one whose snapshot failed
-with 4500. After any of these the browser reconnects and starts again from a
-snapshot (after 4500 with backoff). Anonymous users, users who may not watch
-alarms and foreign origins never get past the handshake.
+changed with 4010 (or 4403 when it has none left), within moments of the
+change (gateways/access_changes.py); one whose snapshot failed with 4500.
+After any of these the browser reconnects and starts again from a snapshot
+(after 4500 with backoff). Anonymous users, users who may not watch alarms
+and foreign origins never get past the handshake.
 """
 
 from __future__ import annotations
@@ -85,15 +86,23 @@ class AlarmConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channe
 
     async def connect(self) -> None:
         user = self.scope.get("user")
-        watch = await database_sync_to_async(access.watch_scope)(user) if user is not None else None
-        if watch is None:
+        if user is None or not user.is_authenticated:
             await self.close()  # before accept: the handshake is refused (403)
             return
-        self.scope_of_user = watch
-        self.groups = groups_for(watch)
         self.floors, self.progress, self.frame_ends = {}, {}, deque()
+        # Join the user's group before reading their access: a change committed from
+        # now on reaches us (access_changed), one committed before shows in what we read.
+        self.groups = [access.user_group(user.pk)]
+        await self.channel_layer.group_add(self.groups[0], self.channel_name)
+        watch = await database_sync_to_async(access.watch_scope)(user)
+        if watch is None:
+            await self._close(CLOSE_NO_ACCESS)  # before accept: the handshake is refused (403)
+            return
+        self.scope_of_user = watch
+        alarm_groups = groups_for(watch)
+        self.groups += alarm_groups
         # Join before the snapshot: whatever changes after it is then queued for us.
-        for group in self.groups:
+        for group in alarm_groups:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
         try:
@@ -105,7 +114,7 @@ class AlarmConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channe
             logger.exception("alarm websocket: snapshot failed")
             await self._close(CLOSE_SERVER_ERROR)
             return
-        self.floors = dict.fromkeys(self.groups, watermark)
+        self.floors = dict.fromkeys(alarm_groups, watermark)
         await self._send_frame({"type": "snapshot", "seq": watermark, "alarms": alarms, "total": total})
         self.recheck_task = asyncio.ensure_future(self._recheck_periodically())
 
@@ -125,6 +134,10 @@ class AlarmConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channe
             while self.frames_acked < min(content["frames"], self.frames_sent):
                 self.frames_acked += 1
                 self.bytes_acked = self.frame_ends.popleft()
+
+    async def access_changed(self, message: dict[str, Any]) -> None:
+        """What the user may watch may have changed (gateways.access_changes): check now."""
+        await self._recheck()
 
     async def alarm_events(self, message: dict[str, Any]) -> None:
         """A batch of events for one group, from the relay (see gateways.relay.group_message)."""
@@ -187,15 +200,18 @@ class AlarmConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channe
     async def _recheck_periodically(self) -> None:
         while not self.closing:
             await asyncio.sleep(RECHECK_SECONDS)
-            try:
-                await self._recheck()
-            except Exception:  # the database away for a moment: try again next time
-                logger.exception("alarm websocket: access recheck failed")
+            await self._recheck()
 
     async def _recheck(self) -> None:
         """Close if the user's access changed (they reconnect to a new snapshot); else renew memberships."""
-        user = await database_sync_to_async(_reload_user)(self.scope["user"])
-        watch = await database_sync_to_async(access.watch_scope)(user) if user is not None else None
+        if self.closing:
+            return
+        try:
+            user = await database_sync_to_async(_reload_user)(self.scope["user"])
+            watch = await database_sync_to_async(access.watch_scope)(user) if user is not None else None
+        except Exception:  # the database away for a moment: the next recheck tries again
+            logger.exception("alarm websocket: access recheck failed")
+            return
         if watch is None:
             await self._close(CLOSE_NO_ACCESS)
         elif watch != self.scope_of_user:
