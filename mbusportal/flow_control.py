@@ -95,7 +95,7 @@ def _twisted_unsent_bytes(protocol: Any) -> int:
     unsent rest of `dataBuffer` plus the `_tempDataLen` bytes written since.
     tests/gateways/test_alarm_consumer_under_daphne.py holds it to a real daphne.
     """
-    transport = protocol.transport
+    transport = getattr(protocol, "transport", None)
     # Under TLS the protocol writes through a wrapper; its bytes wait in the TCP transport below.
     while transport is not None and not hasattr(transport, "_tempDataLen"):
         transport = getattr(transport, "transport", None)
