@@ -93,8 +93,11 @@ def _managers_changed(
         tell_after_commit(users=instance.managers.values_list("pk", flat=True))
 
 
-def _user_changed(sender: Any, instance: Any, created: bool = False, **kwargs: Any) -> None:
-    if not created:  # a new user has no sockets yet
+def _user_changed(
+    sender: Any, instance: Any, created: bool = False, update_fields: frozenset[str] | None = None, **kwargs: Any
+) -> None:
+    # A new user has no sockets yet; a login (which saves last_login alone) changes nothing they may watch.
+    if not created and update_fields != frozenset({"last_login"}):
         tell_after_commit(users=[instance.pk])
 
 
