@@ -88,20 +88,38 @@ def unsent_bytes(scope: Scope) -> int:
     return int(measure()) if measure is not None else 0
 
 
-def _twisted_unsent_bytes(protocol: Any) -> int:
-    """The write buffer of the TCP connection under a daphne protocol.
-
-    Twisted has no public call for this; it is abstract.FileDescriptor's
-    unsent rest of `dataBuffer` plus the `_tempDataLen` bytes written since.
-    tests/gateways/test_alarm_consumer_under_daphne.py holds it to a real daphne.
-    """
+def _tcp_transport(protocol: Any) -> Any | None:
+    """The Twisted TCP connection under a daphne protocol (through a TLS wrapper, if any), or None."""
     transport = getattr(protocol, "transport", None)
-    # Under TLS the protocol writes through a wrapper; its bytes wait in the TCP transport below.
     while transport is not None and not hasattr(transport, "_tempDataLen"):
         transport = getattr(transport, "transport", None)
-    if transport is None:  # the connection is gone
+    return transport
+
+
+# Twisted has no public API for its write buffer; these read and clear abstract.FileDescriptor's:
+# the unsent rest of `dataBuffer` (from `offset`) and the `_tempDataLen` bytes in `_tempDataBuffer`
+# written since. tests/gateways/test_alarm_consumer_under_daphne.py holds them to a real daphne.
+
+
+def _twisted_unsent_bytes(protocol: Any) -> int:
+    transport = _tcp_transport(protocol)
+    if transport is None:
         return 0
     return int(len(transport.dataBuffer) - transport.offset + transport._tempDataLen)
+
+
+def _free_unsent(protocol: Any) -> None:
+    """Once the connection is closed, let go of what its client never read.
+
+    Twisted keeps the buffer after the connection is lost, and daphne's
+    protocol (which holds the transport) lives on until Python's cyclic
+    garbage collector runs, since autobahn's `is_closed` Deferred refers
+    back to it: minutes on a quiet server, and megabytes per dropped client.
+    """
+    transport = _tcp_transport(protocol)
+    if transport is not None and transport.disconnected:
+        transport.dataBuffer, transport.offset = b"", 0
+        transport._tempDataBuffer, transport._tempDataLen = [], 0
 
 
 class FlowControlMiddleware:
@@ -113,9 +131,15 @@ class FlowControlMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
             protocol = _daphne_target(send)
-            if protocol is not None:
-                scope = {**scope, UNSENT_BYTES: functools.partial(_twisted_unsent_bytes, protocol)}
-            await self.app(scope, receive, send)
+            if protocol is None:
+                await self.app(scope, receive, send)
+                return
+            try:
+                await self.app(
+                    {**scope, UNSENT_BYTES: functools.partial(_twisted_unsent_bytes, protocol)}, receive, send
+                )
+            finally:
+                _free_unsent(protocol)
             return
         request = daphne_request(send) if scope["type"] == "http" else None
         if request is None:
