@@ -36,3 +36,8 @@ def watch_scope(user: AbstractBaseUser | AnonymousUser) -> WatchScope | None:
         return None
     ids = Property.objects.for_manager(user).values_list("pk", flat=True)
     return WatchScope(everything=False, property_ids=frozenset(ids))
+
+
+def user_group(user_id: int) -> str:
+    """The Channels group of one user's alarm websockets, told when what the user may watch may have changed."""
+    return f"user.{int(user_id)}"

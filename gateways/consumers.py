@@ -9,12 +9,17 @@ Protocol (JSON text frames):
   or ``{"type": "settlement.generated", "settlement": {...}}``;
 - client → server: ``{"type": "ack", "frames": K}`` after handling its K-th frame.
 
-A client that leaves more than ALARM_WS_MAX_PENDING_FRAMES frames
-unacknowledged is closed with 4008 rather than buffered for; one for which the
-channel layer dropped a message is closed with 4009; one whose access changed
-with 4010 (or 4403 when it has none left). After any of these the browser
-reconnects and starts again from a snapshot. Anonymous users, users who may
-not watch alarms and foreign origins never get past the handshake.
+A client that leaves more than ALARM_WS_MAX_PENDING_FRAMES frames or
+ALARM_WS_MAX_PENDING_BYTES bytes unacknowledged is closed with 4008 rather
+than buffered for. The server counts the bytes itself, from what it sent: an
+acknowledgement covers at most the frames sent, and never bytes that daphne
+still holds because the client is not reading its socket. A client for which
+the channel layer dropped a message is closed with 4009; one whose access
+changed with 4010 (or 4403 when it has none left), within moments of the
+change (gateways/access_changes.py); one whose snapshot failed with 4500.
+After any of these the browser reconnects and starts again from a snapshot
+(after 4500 with backoff). Anonymous users, users who may not watch alarms
+and foreign origins never get past the handshake.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections import deque
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -33,6 +39,7 @@ from django.contrib.auth import get_user_model
 from gateways import access, sql
 from gateways.relay import ALL_GROUP, GROUP_MESSAGE_TYPE, local_relay_started, property_group
 from mbusportal import db
+from mbusportal.flow_control import unsent_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +47,8 @@ CLOSE_TOO_SLOW = 4008
 CLOSE_MISSED_EVENTS = 4009
 CLOSE_ACCESS_CHANGED = 4010
 CLOSE_NO_ACCESS = 4403
-CLOSE_SERVER_ERROR = 1011
+# Not 1011: daphne (autobahn) sends only 1000 and 3000-4999, and refuses the rest.
+CLOSE_SERVER_ERROR = 4500
 # How often a connection re-reads what its user may see and renews its group
 # memberships (which the channel layer expires after a day).
 RECHECK_SECONDS = 300.0
@@ -55,6 +63,10 @@ class AlarmConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channe
     progress: dict[str, tuple[str, int]]
     frames_sent = 0
     frames_acked = 0
+    bytes_sent = 0
+    bytes_acked = 0
+    # bytes_sent after each frame not yet acknowledged, oldest first.
+    frame_ends: deque[int]
     closing = False
     recheck_task: asyncio.Task[None] | None = None
 
@@ -74,15 +86,23 @@ class AlarmConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channe
 
     async def connect(self) -> None:
         user = self.scope.get("user")
-        watch = await database_sync_to_async(access.watch_scope)(user) if user is not None else None
-        if watch is None:
+        if user is None or not user.is_authenticated:
             await self.close()  # before accept: the handshake is refused (403)
             return
+        self.floors, self.progress, self.frame_ends = {}, {}, deque()
+        # Join the user's group before reading their access: a change committed from
+        # now on reaches us (access_changed), one committed before shows in what we read.
+        self.groups = [access.user_group(user.pk)]
+        await self.channel_layer.group_add(self.groups[0], self.channel_name)
+        watch = await database_sync_to_async(access.watch_scope)(user)
+        if watch is None:
+            await self._close(CLOSE_NO_ACCESS)  # before accept: the handshake is refused (403)
+            return
         self.scope_of_user = watch
-        self.groups = groups_for(watch)
-        self.floors, self.progress = {}, {}
+        alarm_groups = groups_for(watch)
+        self.groups += alarm_groups
         # Join before the snapshot: whatever changes after it is then queued for us.
-        for group in self.groups:
+        for group in alarm_groups:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
         try:
@@ -94,7 +114,7 @@ class AlarmConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channe
             logger.exception("alarm websocket: snapshot failed")
             await self._close(CLOSE_SERVER_ERROR)
             return
-        self.floors = dict.fromkeys(self.groups, watermark)
+        self.floors = dict.fromkeys(alarm_groups, watermark)
         await self._send_frame({"type": "snapshot", "seq": watermark, "alarms": alarms, "total": total})
         self.recheck_task = asyncio.ensure_future(self._recheck_periodically())
 
@@ -111,7 +131,13 @@ class AlarmConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channe
             content = None
         if isinstance(content, dict) and content.get("type") == "ack" and isinstance(content.get("frames"), int):
             # A client cannot acknowledge frames it was never sent.
-            self.frames_acked = max(self.frames_acked, min(content["frames"], self.frames_sent))
+            while self.frames_acked < min(content["frames"], self.frames_sent):
+                self.frames_acked += 1
+                self.bytes_acked = self.frame_ends.popleft()
+
+    async def access_changed(self, message: dict[str, Any]) -> None:
+        """What the user may watch may have changed (gateways.access_changes): check now."""
+        await self._recheck()
 
     async def alarm_events(self, message: dict[str, Any]) -> None:
         """A batch of events for one group, from the relay (see gateways.relay.group_message)."""
@@ -143,16 +169,26 @@ class AlarmConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channe
     async def _send_frame(self, content: dict[str, Any] | None = None, *, text: str | None = None) -> None:
         if self.closing:
             return
-        if self.frames_sent - self.frames_acked >= settings.ALARM_WS_MAX_PENDING_FRAMES:
+        frames, size = self.frames_sent - self.frames_acked, self._unacknowledged_bytes()
+        if frames >= settings.ALARM_WS_MAX_PENDING_FRAMES or size > settings.ALARM_WS_MAX_PENDING_BYTES:
             logger.info(
-                "alarm websocket: client %s has %d frames unacknowledged; dropping it",
+                "alarm websocket: client %s has %d frames (%d bytes) unacknowledged; dropping it",
                 self.scope.get("client"),
-                self.frames_sent - self.frames_acked,
+                frames,
+                size,
             )
             await self._close(CLOSE_TOO_SLOW)
             return
+        if text is None:
+            text = await self.encode_json(content)
         self.frames_sent += 1
-        await self.send(text_data=text if text is not None else await self.encode_json(content))
+        self.bytes_sent += len(text)  # json.dumps writes ASCII (ensure_ascii): a character is a byte
+        self.frame_ends.append(self.bytes_sent)
+        await self.send(text_data=text)
+
+    def _unacknowledged_bytes(self) -> int:
+        """Bytes sent and not acknowledged; what daphne still holds for the client counts whatever it acknowledged."""
+        return max(self.bytes_sent - self.bytes_acked, unsent_bytes(self.scope))
 
     async def _close(self, code: int) -> None:
         """Close from our side and stop listening at once (the disconnect follows later)."""
@@ -164,15 +200,18 @@ class AlarmConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channe
     async def _recheck_periodically(self) -> None:
         while not self.closing:
             await asyncio.sleep(RECHECK_SECONDS)
-            try:
-                await self._recheck()
-            except Exception:  # the database away for a moment: try again next time
-                logger.exception("alarm websocket: access recheck failed")
+            await self._recheck()
 
     async def _recheck(self) -> None:
         """Close if the user's access changed (they reconnect to a new snapshot); else renew memberships."""
-        user = await database_sync_to_async(_reload_user)(self.scope["user"])
-        watch = await database_sync_to_async(access.watch_scope)(user) if user is not None else None
+        if self.closing:
+            return
+        try:
+            user = await database_sync_to_async(_reload_user)(self.scope["user"])
+            watch = await database_sync_to_async(access.watch_scope)(user) if user is not None else None
+        except Exception:  # the database away for a moment: the next recheck tries again
+            logger.exception("alarm websocket: access recheck failed")
+            return
         if watch is None:
             await self._close(CLOSE_NO_ACCESS)
         elif watch != self.scope_of_user:

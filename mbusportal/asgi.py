@@ -40,9 +40,12 @@ http_app = PathPrefixRouter(
 
 application = ProtocolTypeRouter(
     {
-        # Streamed responses (CSV exports) wait for slow clients instead of piling up in memory.
+        # Streamed responses (CSV exports) wait for slow clients instead of piling up in memory;
+        # websocket consumers learn how much piles up for theirs.
         "http": FlowControlMiddleware(http_app),
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": FlowControlMiddleware(
+            AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
+        ),
     }
 )
 

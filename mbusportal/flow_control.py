@@ -17,6 +17,15 @@ a complete-looking file.
 Daphne builds `send` as `functools.partial(server.handle_reply, request)`;
 that is how we find the request. Under any other server (tests, uvicorn)
 the middleware passes messages through untouched.
+
+Websockets have the same hole: every frame goes to Twisted at once, and
+what the client does not read piles up in the connection's buffer. A
+websocket cannot wait for a slow client the way a download can (it would
+stall every other event), so the middleware only tells the application how
+much is piling up (`unsent_bytes(scope)`), and the application drops the
+client (gateways/consumers.py). It does so through the scope because the
+`send` an application gets is wrapped by the middleware in between
+(Channels' sessions), which hides daphne's.
 """
 
 from __future__ import annotations
@@ -55,22 +64,83 @@ class _SendBufferGate:
         await self._open.wait()
 
 
-def daphne_request(send: Send) -> Any | None:
-    """The Twisted request behind daphne's `send`, or None under another server."""
+def _daphne_target(send: Send) -> Any | None:
+    """What daphne's `send` replies through (a Twisted request or websocket protocol), or None."""
     if isinstance(send, functools.partial) and send.args:
-        request = send.args[0]
-        if callable(getattr(request, "registerProducer", None)) and hasattr(request, "channel"):
-            return request
+        return send.args[0]
     return None
 
 
+def daphne_request(send: Send) -> Any | None:
+    """The Twisted request behind daphne's `send`, or None under another server."""
+    request = _daphne_target(send)
+    if callable(getattr(request, "registerProducer", None)) and hasattr(request, "channel"):
+        return request
+    return None
+
+
+UNSENT_BYTES = "mbusportal.unsent_bytes"
+
+
+def unsent_bytes(scope: Scope) -> int:
+    """Bytes daphne holds for this websocket's client that the kernel has not taken yet (0 under another server)."""
+    measure = scope.get(UNSENT_BYTES)
+    return int(measure()) if measure is not None else 0
+
+
+def _tcp_transport(protocol: Any) -> Any | None:
+    """The Twisted TCP connection under a daphne protocol (through a TLS wrapper, if any), or None."""
+    transport = getattr(protocol, "transport", None)
+    while transport is not None and not hasattr(transport, "_tempDataLen"):
+        transport = getattr(transport, "transport", None)
+    return transport
+
+
+# Twisted has no public API for its write buffer; these read and clear abstract.FileDescriptor's:
+# the unsent rest of `dataBuffer` (from `offset`) and the `_tempDataLen` bytes in `_tempDataBuffer`
+# written since. tests/gateways/test_alarm_consumer_under_daphne.py holds them to a real daphne.
+
+
+def _twisted_unsent_bytes(protocol: Any) -> int:
+    transport = _tcp_transport(protocol)
+    if transport is None:
+        return 0
+    return int(len(transport.dataBuffer) - transport.offset + transport._tempDataLen)
+
+
+def _free_unsent(protocol: Any) -> None:
+    """Once the connection is closed, let go of what its client never read.
+
+    Twisted keeps the buffer after the connection is lost, and daphne's
+    protocol (which holds the transport) lives on until Python's cyclic
+    garbage collector runs, since autobahn's `is_closed` Deferred refers
+    back to it: minutes on a quiet server, and megabytes per dropped client.
+    """
+    transport = _tcp_transport(protocol)
+    if transport is not None and transport.disconnected:
+        transport.dataBuffer, transport.offset = b"", 0
+        transport._tempDataBuffer, transport._tempDataLen = [], 0
+
+
 class FlowControlMiddleware:
-    """Make `send()` of streamed HTTP bodies wait while the client is not reading."""
+    """Make `send()` of streamed HTTP bodies wait while the client is not reading; tell websockets how much waits."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            protocol = _daphne_target(send)
+            if protocol is None:
+                await self.app(scope, receive, send)
+                return
+            try:
+                await self.app(
+                    {**scope, UNSENT_BYTES: functools.partial(_twisted_unsent_bytes, protocol)}, receive, send
+                )
+            finally:
+                _free_unsent(protocol)
+            return
         request = daphne_request(send) if scope["type"] == "http" else None
         if request is None:
             await self.app(scope, receive, send)

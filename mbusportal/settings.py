@@ -396,6 +396,10 @@ ALARM_RELAY_IDLE_CHECK = _positive_float("ALARM_RELAY_IDLE_CHECK", 30.0)
 ALARM_WS_MAX_PENDING_FRAMES = _positive_int("ALARM_WS_MAX_PENDING_FRAMES", 100)
 if ALARM_WS_MAX_PENDING_FRAMES < 1:
     raise ImproperlyConfigured("ALARM_WS_MAX_PENDING_FRAMES must be at least 1")
+# Bytes a websocket client may leave unacknowledged before it is dropped, counted
+# from what was sent; what daphne still holds for the client counts as unread,
+# whatever it acknowledges. Room for a full snapshot (2,000 alarms, about 1 MB).
+ALARM_WS_MAX_PENDING_BYTES = _int_at_least("ALARM_WS_MAX_PENDING_BYTES", 4 * 1024 * 1024, 1)
 if not REDIS_URL:
     # Channels' own in-memory layer costs O(clients²) per group message.
     CHANNEL_LAYERS["default"]["BACKEND"] = "mbusportal.channel_layers.LocalChannelLayer"
