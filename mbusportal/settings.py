@@ -111,8 +111,11 @@ _database = env.db_url_config(DATABASE_URL)
 if _database["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured(f"DATABASE_URL must be a PostgreSQL URL, got engine {_database['ENGINE']}")
 
-# Django's own psycopg pool serves the ORM (admin, pages, bookkeeping).
+# Django's own psycopg pool serves the ORM (admin, pages, bookkeeping); this
+# backend is Django's, with a pool that never hands out a dead connection.
+_database["ENGINE"] = "mbusportal.postgresql"
 _database.setdefault("OPTIONS", {})["pool"] = {
+    "name": "mbusportal-orm",
     "min_size": _positive_int("ORM_POOL_MIN_SIZE", 1),
     "max_size": _positive_int("ORM_POOL_MAX_SIZE", 8),
     "timeout": _positive_float("ORM_POOL_TIMEOUT", 10.0),
