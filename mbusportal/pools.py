@@ -17,6 +17,15 @@ connection before handing it out (one round trip, an empty query). A dead one
 is closed, which makes the pool open a replacement, and since its idle
 neighbours most likely died with it, all the idle connections are tested at
 once (`check()`) before the next try, without waiting.
+
+Reconnecting. While the server is down, psycopg_pool retries opening each
+connection after 1, 2, 4, 8… s for up to 5 minutes, so after an outage of
+10 s the next attempt may come 5 s after the server is back, and requests
+time out meanwhile. These pools give up on a connection after
+RECONNECT_TIMEOUT_S (attempts at about 0, 1 and 2 s) and, when requests are
+waiting, start on another at once: the server is tried about once a second
+for as long as someone waits, and not at all while nobody does (the next
+request starts it again).
 """
 
 from __future__ import annotations
@@ -30,9 +39,21 @@ import psycopg_pool
 
 logger = logging.getLogger(__name__)
 
+# How long the pool tries to open one connection before it gives up on it (see the module).
+RECONNECT_TIMEOUT_S = 2.0
+
 
 class ConnectionPool(psycopg_pool.ConnectionPool[psycopg.Connection[Any]]):
     """psycopg_pool.ConnectionPool whose getconn() returns only connections that answer (see the module)."""
+
+    def __init__(self, *args: Any, reconnect_timeout: float = RECONNECT_TIMEOUT_S, **kwargs: Any) -> None:
+        super().__init__(*args, reconnect_timeout=reconnect_timeout, **kwargs)
+
+    def reconnect_failed(self) -> None:
+        """Called when opening a connection failed for RECONNECT_TIMEOUT_S: try another if it is waited for."""
+        super().reconnect_failed()
+        if self.get_stats().get("requests_waiting", 0):
+            self.check()  # which also starts opening a connection when the pool has room
 
     def getconn(self, timeout: float | None = None) -> psycopg.Connection[Any]:
         deadline = monotonic() + (self.timeout if timeout is None else timeout)
@@ -54,6 +75,15 @@ class ConnectionPool(psycopg_pool.ConnectionPool[psycopg.Connection[Any]]):
 
 class AsyncConnectionPool(psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[Any]]):
     """psycopg_pool.AsyncConnectionPool whose getconn() returns only connections that answer (see the module)."""
+
+    def __init__(self, *args: Any, reconnect_timeout: float = RECONNECT_TIMEOUT_S, **kwargs: Any) -> None:
+        super().__init__(*args, reconnect_timeout=reconnect_timeout, **kwargs)
+
+    async def reconnect_failed(self) -> None:
+        """Called when opening a connection failed for RECONNECT_TIMEOUT_S: try another if it is waited for."""
+        await super().reconnect_failed()
+        if self.get_stats().get("requests_waiting", 0):
+            await self.check()  # which also starts opening a connection when the pool has room
 
     async def getconn(self, timeout: float | None = None) -> psycopg.AsyncConnection[Any]:  # noqa: ASYNC109 (psycopg_pool's)
         deadline = monotonic() + (self.timeout if timeout is None else timeout)

@@ -12,6 +12,8 @@ from email.message import Message
 from typing import Any
 
 import psycopg
+from django.conf import settings
+from psycopg import sql
 from websockets.asyncio.client import connect
 from websockets.typing import Origin
 
@@ -134,3 +136,13 @@ def terminate_connections(application_name: str, *, only_idle: bool = False) -> 
                 raise AssertionError(f"backends {pids} outlived pg_terminate_backend")
             time.sleep(0.02)
     return len(pids)
+
+
+def allow_connections(allowed: bool) -> None:
+    """Let the test database take new connections, or refuse them (as a database that is not up does)."""
+    with psycopg.connect(db.conninfo(), dbname="postgres", autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS {}").format(
+                sql.Identifier(settings.DATABASES["default"]["NAME"]), sql.Literal(allowed)
+            )
+        )
