@@ -138,6 +138,23 @@ def terminate_connections(application_name: str, *, only_idle: bool = False) -> 
     return len(pids)
 
 
+def terminate_when_waiting_for_a_lock(application_name: str, timeout: float = 20.0) -> int:
+    """Wait until a connection of `application_name` waits for a lock, then terminate it; its pid."""
+    with psycopg.connect(db.conninfo(), dbname="postgres", autocommit=True) as conn:
+        deadline = time.monotonic() + timeout
+        while True:
+            row = conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = %s AND wait_event_type = 'Lock'",
+                [application_name],
+            ).fetchone()
+            if row is not None:
+                conn.execute("SELECT pg_terminate_backend(%s)", [row[0]])
+                return int(row[0])
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no connection of {application_name} waited for a lock")
+            time.sleep(0.02)
+
+
 def allow_connections(allowed: bool) -> None:
     """Let the test database take new connections, or refuse them (as a database that is not up does)."""
     with psycopg.connect(db.conninfo(), dbname="postgres", autocommit=True) as conn:
