@@ -138,6 +138,8 @@ ASYNC_POOL = {
 }
 if ASYNC_POOL["min_size"] > ASYNC_POOL["max_size"]:
     raise ImproperlyConfigured("DB_POOL_MIN_SIZE must not exceed DB_POOL_MAX_SIZE")
+# /health shows the pool's figures to staff; to everyone (a monitoring scraper) with this on.
+HEALTH_POOL_DETAILS = env.bool("HEALTH_POOL_DETAILS", default=False)
 
 # "auto": a hypertable where TimescaleDB is preloaded, else monthly partitions.
 READING_STORAGE = env.str("READING_STORAGE", default="auto")
