@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.http import HttpRequest, HttpResponseRedirect, JsonResponse
 from django.shortcuts import resolve_url
@@ -28,9 +30,7 @@ async def health(request: HttpRequest) -> JsonResponse:
     """
     headers = {"Cache-Control": "no-store"}
     try:
-        pool = await db.get_pool()
-        async with pool.connection(timeout=HEALTH_TIMEOUT_S) as conn:
-            await conn.execute("SELECT 1")
+        await _database_answers(within=HEALTH_TIMEOUT_S)
     except Exception as exc:  # any failure to reach the database means "down"
         logger.warning("health check: database unreachable: %s", exc)
         # Without the database nobody can be recognised as staff.
@@ -42,6 +42,28 @@ async def health(request: HttpRequest) -> JsonResponse:
     if settings.HEALTH_POOL_DETAILS or await _is_staff(request):
         up["pool"] = db.pool_stats()
     return JsonResponse(up, headers=headers)
+
+
+async def _database_answers(*, within: float) -> None:
+    """Return once SELECT 1 went through; raise when it could not `within` seconds.
+
+    A connection can die under the query itself, even one the pool has just
+    checked (pg_terminate_backend of all the portal's connections reaches
+    them one after the other; a failover). That says nothing about the
+    database, so the query goes again, on another connection, until the time
+    is up. No connection in that time (PoolTimeout), any other error, or a
+    connection dying at the end reads as down.
+    """
+    pool = await db.get_pool()
+    deadline = time.monotonic() + within
+    while True:
+        async with pool.connection(timeout=max(deadline - time.monotonic(), 0.0)) as conn:
+            try:
+                await conn.execute("SELECT 1")
+                return
+            except psycopg.OperationalError:
+                if not conn.broken or time.monotonic() >= deadline:
+                    raise
 
 
 async def _is_staff(request: HttpRequest) -> bool:

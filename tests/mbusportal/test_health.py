@@ -3,6 +3,8 @@
 import pytest
 
 from mbusportal import db
+from tests.conftest import session_cookie
+from tests.faults import Server, request, terminate_connections, wait_for_connections
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -65,3 +67,25 @@ async def test_it_says_why_with_health_pool_details(async_client, unreachable_da
 async def test_it_refuses_other_methods(async_client):
     response = await async_client.post("/health")
     assert response.status_code == 405
+
+
+def test_it_answers_200_at_once_after_the_pools_idle_connections_died(alice, prop):
+    """The database is up, so /health must say so, however many dead connections the pool holds."""
+    pool_size = 10
+    server = Server(DB_POOL_MIN_SIZE=str(pool_size), ALARM_RELAY_IN_PROCESS="false")
+    try:
+        cookie = session_cookie(alice)
+        wait_for_connections(server.application_name, at_least=pool_size)
+        assert terminate_connections(server.application_name, only_idle=True) == pool_size
+        # (psycopg_pool's own check= answered 503 PoolTimeout here for about 6 s.)
+        answers = [request(server.base + "/health", cookie=cookie) for _ in range(5)]
+        assert [answer.status for answer in answers] == [200] * 5
+        # Staff see that the dead connections were found and replaced, and no longer count as idle.
+        pool = answers[-1].json()["pool"]
+        assert pool["connections_lost"] == pool_size and pool["size"] <= pool_size
+        assert wait_for_connections(server.application_name, at_least=pool_size)
+
+        terminate_connections(server.application_name, only_idle=True)
+        assert server.watch_alarms(cookie)["type"] == "snapshot"
+    finally:
+        print(server.stop())
