@@ -22,6 +22,7 @@ from mbusportal.body_limit import BodyLimit  # noqa: E402
 from mbusportal.db import close_pool_at_daphne_shutdown  # noqa: E402
 from mbusportal.flow_control import FlowControlMiddleware  # noqa: E402
 from mbusportal.gateway_handler import GatewayApiHandler, PathPrefixRouter  # noqa: E402
+from mbusportal.unavailable import WebsocketDatabaseUnavailable  # noqa: E402
 
 http_app: Any = django_asgi_app
 if settings.DEBUG:
@@ -44,7 +45,9 @@ application = ProtocolTypeRouter(
         # websocket consumers learn how much piles up for theirs.
         "http": FlowControlMiddleware(http_app),
         "websocket": FlowControlMiddleware(
-            AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
+            AllowedHostsOriginValidator(
+                WebsocketDatabaseUnavailable(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
+            )
         ),
     }
 )

@@ -16,7 +16,8 @@ from typing import Any, TypedDict
 import psycopg
 from django.conf import settings
 from psycopg.conninfo import make_conninfo
-from psycopg_pool import AsyncConnectionPool
+
+from mbusportal.pools import AsyncConnectionPool
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +81,6 @@ def _build_pool() -> AsyncConnectionPool:
         max_lifetime=options["max_lifetime"],
         max_idle=options["max_idle"],
         configure=_configure,
-        check=AsyncConnectionPool.check_connection,
         name="mbusportal-async",
     )
 
@@ -133,7 +133,8 @@ def pool_stats() -> PoolStats | None:
         "in_use": in_use,
         "waiting": stats.get("requests_waiting", 0),
         "utilisation_pct": round(100.0 * in_use / max_size, 1) if max_size else 0.0,
-        "connections_lost": stats.get("connections_lost", 0),
+        # Found dead in the pool, or given back broken (a query's connection died under it).
+        "connections_lost": stats.get("connections_lost", 0) + stats.get("returns_bad", 0),
     }
 
 

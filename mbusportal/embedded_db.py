@@ -66,10 +66,8 @@ def port() -> int:
     configured = os.environ.get("EMBEDDED_PG_PORT")
     if configured:
         return int(configured)
-    try:
-        return int((data_dir() / PORT_FILE).read_text())
-    except (OSError, ValueError):
-        return _derived_port()
+    remembered = _remembered_port()
+    return _derived_port() if remembered is None else remembered
 
 
 def _derived_port() -> int:
@@ -84,7 +82,8 @@ def derived_port(path: Path, start: int, size: int) -> int:
 
 def port_is_free(candidate: int) -> bool:
     with socket.socket() as probe:
-        # As servers bind: a port whose last connections linger in TIME_WAIT is free, a listened-on one is not.
+        # As servers bind: a port whose last connections linger in TIME_WAIT (or FIN_WAIT2, while their
+        # clients still hold them open) is free, a listened-on one is not.
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", candidate))
@@ -93,18 +92,31 @@ def port_is_free(candidate: int) -> bool:
     return True
 
 
-def _choose_port() -> int:
-    """The port to start on: EMBEDDED_PG_PORT as given, else the derived one or the next free after it.
+def _remembered_port() -> int | None:
+    try:
+        return int((data_dir() / PORT_FILE).read_text())
+    except (OSError, ValueError):
+        return None
 
-    (Something else may hold the derived port: say, a server left running by
-    an earlier checkout at the same path that has since been deleted.)
+
+def _choose_port() -> int:
+    """The port to start on: EMBEDDED_PG_PORT as given, else the port of the last start, else the
+    derived one or the next free after it.
+
+    The port of the last start comes first: daphne, the relay and mqtt_ingest
+    read it when they started, and keep connecting there. (Something else may
+    hold the derived port: say, a server left running by an earlier checkout
+    at the same path that has since been deleted.)
     """
     if os.environ.get("EMBEDDED_PG_PORT"):
         return port()
     derived = _derived_port()
-    for candidate in range(derived, derived + 50):
+    remembered = _remembered_port()
+    first = [] if remembered is None else [remembered]
+    for candidate in first + list(range(derived, derived + 50)):
         if port_is_free(candidate):
-            (data_dir() / PORT_FILE).write_text(str(candidate))
+            if candidate != remembered:
+                (data_dir() / PORT_FILE).write_text(str(candidate))
             return candidate
     raise RuntimeError(f"no free port from {derived} to {derived + 49}; set EMBEDDED_PG_PORT")
 

@@ -71,6 +71,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # A page whose database fails answers 503 with Retry-After, not 500.
+    "mbusportal.unavailable.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "mbusportal.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -111,8 +113,11 @@ _database = env.db_url_config(DATABASE_URL)
 if _database["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured(f"DATABASE_URL must be a PostgreSQL URL, got engine {_database['ENGINE']}")
 
-# Django's own psycopg pool serves the ORM (admin, pages, bookkeeping).
+# Django's own psycopg pool serves the ORM (admin, pages, bookkeeping); this
+# backend is Django's, with a pool that never hands out a dead connection.
+_database["ENGINE"] = "mbusportal.postgresql"
 _database.setdefault("OPTIONS", {})["pool"] = {
+    "name": "mbusportal-orm",
     "min_size": _positive_int("ORM_POOL_MIN_SIZE", 1),
     "max_size": _positive_int("ORM_POOL_MAX_SIZE", 8),
     "timeout": _positive_float("ORM_POOL_TIMEOUT", 10.0),
@@ -133,6 +138,8 @@ ASYNC_POOL = {
 }
 if ASYNC_POOL["min_size"] > ASYNC_POOL["max_size"]:
     raise ImproperlyConfigured("DB_POOL_MIN_SIZE must not exceed DB_POOL_MAX_SIZE")
+# /health shows the pool's figures to staff; to everyone (a monitoring scraper) with this on.
+HEALTH_POOL_DETAILS = env.bool("HEALTH_POOL_DETAILS", default=False)
 
 # "auto": a hypertable where TimescaleDB is preloaded, else monthly partitions.
 READING_STORAGE = env.str("READING_STORAGE", default="auto")

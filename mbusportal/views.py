@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import logging
+import time
+from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.http import HttpRequest, HttpResponseRedirect, JsonResponse
 from django.shortcuts import resolve_url
 from django.views.decorators.http import require_GET
 
 from mbusportal import db
+from mbusportal.unavailable import UNAVAILABLE
 
 logger = logging.getLogger(__name__)
 
@@ -19,21 +23,56 @@ HEALTH_TIMEOUT_S = 2.0
 
 @require_GET
 async def health(request: HttpRequest) -> JsonResponse:
-    """200 with pool stats when the database answers, 503 with the reason when not."""
+    """200 when the database answers, 503 when not; the pool's figures only for staff or with HEALTH_POOL_DETAILS.
+
+    A load balancer needs only the status; the figures (and the reason the
+    database is unreachable) are for the people who run the portal.
+    """
+    headers = {"Cache-Control": "no-store"}
     try:
-        pool = await db.get_pool()
-        async with pool.connection(timeout=HEALTH_TIMEOUT_S) as conn:
-            await conn.execute("SELECT 1")
+        await _database_answers(within=HEALTH_TIMEOUT_S)
     except Exception as exc:  # any failure to reach the database means "down"
         logger.warning("health check: database unreachable: %s", exc)
-        return JsonResponse(
-            {"status": "unavailable", "database": f"unreachable: {type(exc).__name__}", "pool": db.pool_stats()},
-            status=503,
-            headers={"Retry-After": "5", "Cache-Control": "no-store"},
-        )
-    return JsonResponse(
-        {"status": "ok", "database": "ok", "pool": db.pool_stats()}, headers={"Cache-Control": "no-store"}
-    )
+        # Without the database nobody can be recognised as staff.
+        down: dict[str, Any] = {"status": "unavailable", "database": "unreachable"}
+        if settings.HEALTH_POOL_DETAILS:
+            down |= {"database": f"unreachable: {type(exc).__name__}", "pool": db.pool_stats()}
+        return JsonResponse(down, status=503, headers={**headers, "Retry-After": "5"})
+    up: dict[str, Any] = {"status": "ok", "database": "ok"}
+    if settings.HEALTH_POOL_DETAILS or await _is_staff(request):
+        up["pool"] = db.pool_stats()
+    return JsonResponse(up, headers=headers)
+
+
+async def _database_answers(*, within: float) -> None:
+    """Return once SELECT 1 went through; raise when it could not `within` seconds.
+
+    A connection can die under the query itself, even one the pool has just
+    checked (pg_terminate_backend of all the portal's connections reaches
+    them one after the other; a failover). That says nothing about the
+    database, so the query goes again, on another connection, until the time
+    is up. No connection in that time (PoolTimeout), any other error, or a
+    connection dying at the end reads as down.
+    """
+    pool = await db.get_pool()
+    deadline = time.monotonic() + within
+    while True:
+        async with pool.connection(timeout=max(deadline - time.monotonic(), 0.0)) as conn:
+            try:
+                await conn.execute("SELECT 1")
+                return
+            except psycopg.OperationalError:
+                if not conn.broken or time.monotonic() >= deadline:
+                    raise
+
+
+async def _is_staff(request: HttpRequest) -> bool:
+    """Whether the request comes from a logged-in member of staff (False when that cannot be read now)."""
+    try:
+        user = await request.auser()
+    except UNAVAILABLE:
+        return False
+    return user.is_active and user.is_staff
 
 
 @require_GET

@@ -1,11 +1,13 @@
 """The async pool: lazy, single, configured, self-healing."""
 
 import asyncio
+import time
 
 import psycopg
 import pytest
 
 from mbusportal import db
+from tests.faults import allow_connections, connections_of, terminate_connections
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -47,6 +49,42 @@ async def test_it_serves_again_after_its_connections_are_terminated(fresh_pool):
             assert (await cur.fetchone())[0] != old_pid
     stats = db.pool_stats()
     assert stats is not None and stats["connections_lost"] >= 1
+
+
+async def test_it_hands_out_a_live_connection_at_once_when_all_its_idle_ones_died(fresh_pool):
+    # As after a busy spell: the pool at its largest, every connection idle.
+    held = [await fresh_pool.getconn() for _ in range(fresh_pool.max_size)]
+    for conn in held:
+        await fresh_pool.putconn(conn)
+    assert await asyncio.to_thread(terminate_connections, "mbusportal") == fresh_pool.max_size
+
+    # (psycopg_pool's own check= waited 0 s, 1 s, 2 s… between dead ones: PoolTimeout after 2 s.)
+    async with fresh_pool.connection(timeout=2.0) as conn:
+        await conn.execute("SELECT 1")
+    stats = db.pool_stats()
+    assert stats is not None and stats["connections_lost"] == fresh_pool.max_size
+    # The dead ones no longer count as idle: each idle one has a live backend.
+    assert stats["idle"] <= len(await asyncio.to_thread(connections_of, "mbusportal"))
+
+
+# Long enough for psycopg_pool's own reconnection backoff to wait 8 s before its next attempt.
+OUTAGE_S = 8.0
+
+
+async def test_it_connects_again_at_once_when_the_database_takes_connections_again(fresh_pool):
+    await fresh_pool.wait(timeout=5)
+    await asyncio.to_thread(allow_connections, False)
+    try:
+        await asyncio.to_thread(terminate_connections, "mbusportal")
+        waiting = asyncio.ensure_future(fresh_pool.getconn(timeout=30))
+        await asyncio.sleep(OUTAGE_S)
+        assert not waiting.done()
+    finally:
+        await asyncio.to_thread(allow_connections, True)
+    back = time.monotonic()
+    await fresh_pool.putconn(await waiting)
+    # (psycopg_pool alone tries again 1, 3, 7 and 15 s after the first failure: 7 s after this.)
+    assert time.monotonic() - back < 2.5
 
 
 async def test_it_reports_pool_stats(fresh_pool):

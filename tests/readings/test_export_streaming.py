@@ -49,8 +49,10 @@ def backend_state(pid: int) -> str | None:
     return None if row is None else str(row[0])
 
 
-def pool_in_use(base: str) -> int:
-    with urllib.request.urlopen(base + "/health", timeout=5) as response:
+def pool_in_use(base: str, cookie: str) -> int:
+    """The async pool's connections in use, from /health (which shows them to staff)."""
+    request = urllib.request.Request(base + "/health", headers={"Cookie": cookie})
+    with urllib.request.urlopen(request, timeout=5) as response:
         return int(json.load(response)["pool"]["in_use"])
 
 
@@ -63,20 +65,19 @@ def big_property(prop, gateway):
 
 
 def test_it_frees_the_connection_at_once_when_the_client_disconnects(daphne_server, alice, big_property):
+    cookie = session_cookie(alice)
     response = get(
-        daphne_server,
-        f"/export/properties/{big_property.pk}/readings.csv?from=2025-01-01&to=2025-06-30",
-        session_cookie(alice),
+        daphne_server, f"/export/properties/{big_property.pk}/readings.csv?from=2025-01-01&to=2025-06-30", cookie
     )
     assert response.status == 200
     assert len(response.read(100_000)) == 100_000
     # Mid-stream: the COPY runs, held back by the client that reads no more.
     [export_backend] = running_copies()
-    assert pool_in_use(daphne_server) == 1
+    assert pool_in_use(daphne_server, cookie) == 1
 
     response.close()
     hung_up = time.monotonic()
-    while running_copies() or pool_in_use(daphne_server):
+    while running_copies() or pool_in_use(daphne_server, cookie):
         assert time.monotonic() - hung_up < 2.0, "the export still holds its connection 2 s after the client left"
         time.sleep(0.02)
     print(f"connection back in the pool {1000 * (time.monotonic() - hung_up):.0f} ms after the hang-up")
@@ -128,18 +129,15 @@ def test_it_keeps_memory_flat_for_a_large_export_to_a_stalled_client(own_daphne,
 
 def test_it_breaks_the_download_when_the_database_fails_mid_stream(alice, big_property):
     base, process = start_daphne(EXPORT_STATEMENT_TIMEOUT_S="1")
+    cookie = session_cookie(alice)
     try:
-        response = get(
-            base,
-            f"/export/properties/{big_property.pk}/readings.csv?from=2025-01-01&to=2025-06-30",
-            session_cookie(alice),
-        )
+        response = get(base, f"/export/properties/{big_property.pk}/readings.csv?from=2025-01-01&to=2025-06-30", cookie)
         assert response.status == 200
         response.read(100_000)
         time.sleep(1.5)  # the client stalls, the COPY waits on it, the statement timeout cancels it
         with pytest.raises(http.client.IncompleteRead):
             while response.read(1 << 16):
                 pass
-        assert pool_in_use(base) == 0
+        assert pool_in_use(base, cookie) == 0
     finally:
         stop_daphne(process)

@@ -1,0 +1,1 @@
+"""Django's PostgreSQL backend, with the portal's connection pool (ENGINE = "mbusportal.postgresql")."""
