@@ -40,6 +40,7 @@ from gateways import access, sql
 from gateways.relay import ALL_GROUP, GROUP_MESSAGE_TYPE, local_relay_started, property_group
 from mbusportal import db
 from mbusportal.flow_control import unsent_bytes
+from mbusportal.unavailable import WEBSOCKET_CLOSE_SERVER_ERROR
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +48,7 @@ CLOSE_TOO_SLOW = 4008
 CLOSE_MISSED_EVENTS = 4009
 CLOSE_ACCESS_CHANGED = 4010
 CLOSE_NO_ACCESS = 4403
-# Not 1011: daphne (autobahn) sends only 1000 and 3000-4999, and refuses the rest.
-CLOSE_SERVER_ERROR = 4500
+CLOSE_SERVER_ERROR = WEBSOCKET_CLOSE_SERVER_ERROR
 # How often a connection re-reads what its user may see and renews its group
 # memberships (which the channel layer expires after a day).
 RECHECK_SECONDS = 300.0

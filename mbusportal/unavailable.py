@@ -28,8 +28,9 @@ from django.utils.translation import gettext as _
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER_S = 5
-# The websocket close code for "internal error": the dashboard reconnects with backoff, as after a failed snapshot.
-WEBSOCKET_CLOSE_SERVER_ERROR = 1011
+# The websocket close code for "internal error": the dashboard reconnects with backoff, as after a failed
+# snapshot. Not 1011: daphne (autobahn) sends only 1000 and 3000-4999, and refuses the rest.
+WEBSOCKET_CLOSE_SERVER_ERROR = 4500
 # Django's wrappers of the driver's errors, and the driver's own from the async pool (PoolTimeout is one).
 UNAVAILABLE = (OperationalError, InterfaceError, psycopg.OperationalError)
 
@@ -49,7 +50,7 @@ class DatabaseUnavailableMiddleware(MiddlewareMixin):
 
 
 class WebsocketDatabaseUnavailable:
-    """ASGI middleware for websockets: a database failure anywhere in the connection closes it with 1011.
+    """ASGI middleware for websockets: a database failure anywhere in the connection closes it with 4500.
 
     Unhandled, daphne answers a failure before the handshake's acceptance with
     HTTP 500. The connection is accepted first if need be (nothing is sent on
