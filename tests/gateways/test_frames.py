@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from gateways.frames import FrameLimits, parse_frames
 from gateways.payload import Installation, InstallationIndex, MalformedJson, PayloadInvalid
-from tests.gateways import mbus_corpus
+from tests.gateways import mbus_corpus, unreadable_bodies
 from tests.gateways.mbus_frames import long_frame, multical_602
 
 SINCE = datetime(2000, 1, 1, tzinfo=UTC)
@@ -118,3 +118,9 @@ def test_it_raises_nothing_but_its_two_errors(document):
 def test_it_raises_malformed_json_for_what_is_not_json():
     with pytest.raises(MalformedJson, match="line 1"):
         parse_frames(b"[{", installations=index(), time_zone="UTC", now=NOW, limits=LIMITS)
+
+
+@pytest.mark.parametrize(("body", "reason"), unreadable_bodies.FRAMES.values(), ids=unreadable_bodies.FRAMES)
+def test_it_raises_malformed_json_with_the_reason_for_an_unreadable_body(body, reason):
+    with pytest.raises(MalformedJson, match=reason):
+        parse_frames(body, installations=index(), time_zone="UTC", now=NOW, limits=LIMITS)
