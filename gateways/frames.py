@@ -29,7 +29,6 @@ raise MalformedJson or PayloadInvalid. Nothing else is raised.
 
 from __future__ import annotations
 
-import json
 import zoneinfo
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -49,7 +48,8 @@ from gateways.payload import (
     InstallationIndex,
     ParsedPayload,
     PayloadInvalid,
-    malformed_json,
+    decode_json,
+    loads_json,
 )
 from readings.ingest import ReadingRow
 from readings.models import MeterType
@@ -206,12 +206,13 @@ class _Item:
 def _decode(body: bytes, limits: FrameLimits) -> list[_Item | FieldError]:
     """Each frame's bytes and time, or the problem with it; raises for problems of the whole document."""
     try:
-        typed = _LIST_DECODER.decode(body) if body.lstrip()[:1] == b"[" else _OBJECT_DECODER.decode(body).frames
+        if body.lstrip()[:1] == b"[":
+            typed = decode_json(_LIST_DECODER, body)
+        else:
+            typed = decode_json(_OBJECT_DECODER, body).frames
         documents: list[Any] = [{"frame": item.frame, "received_at": item.received_at} for item in typed]
     except msgspec.ValidationError:
         documents = _untyped(body)
-    except msgspec.DecodeError:
-        raise malformed_json(body) from None
     problems = Errors(limits.max_errors)
     if not documents:
         problems.add(None, "frames", "must not be empty")
@@ -223,10 +224,7 @@ def _decode(body: bytes, limits: FrameLimits) -> list[_Item | FieldError]:
 
 
 def _untyped(body: bytes) -> list[Any]:
-    try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise malformed_json(body) from None
+    document = loads_json(body)
     if isinstance(document, dict) and isinstance(document.get("frames"), list):
         document = document["frames"]
     if not isinstance(document, list):

@@ -37,6 +37,7 @@ def _refusals(limits: dict[str, Any]) -> dict[str, Any]:
     return {
         "401": _error("missing, unknown or revoked token"),
         "403": _error("the gateway is deactivated"),
+        "408": _error(f"no part of the body arrived for {settings.HTTP_BODY_TIMEOUT_S:g} s; nothing stored"),
         "413": _error(f"body over {limits['max_body_bytes']} bytes decompressed"),
         "415": _error("not application/json, or an unsupported Content-Encoding"),
         "429": _retry(f"more than {limits['rate_per_minute']} requests a minute from this gateway"),

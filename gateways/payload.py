@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -63,6 +64,7 @@ FLAGS_RANGE = (0, 255)
 LatestFlags = dict[int, tuple[datetime, int]]
 Value = TypeVar("Value", Decimal, float)
 Moment = TypeVar("Moment", datetime, str)
+Decoded = TypeVar("Decoded")
 AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
 
 
@@ -122,8 +124,12 @@ class PayloadInvalid(Exception):
         self.hint = hint
 
 
+# Deeper than the interpreter's recursion limit (about 1,000 levels; a payload needs 3).
+NESTED_TOO_DEEPLY = "the JSON is nested too deeply"
+
+
 class MalformedJson(ValueError):
-    """The body is not JSON (or not UTF-8); the message says where."""
+    """The body is not JSON (or not UTF-8, or nested too deeply); the message says where or why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +263,8 @@ def _plainly_valid(
     """
     try:
         items = _PLAIN_DECODER.decode(body).readings
-    except msgspec.MsgspecError:
+    # Not JSON, or not UTF-8, or nested too deeply: the full checks say which.
+    except (msgspec.MsgspecError, UnicodeDecodeError, RecursionError):
         return None
     if not 0 < len(items) <= limits.max_readings:
         return None
@@ -351,34 +358,55 @@ def _latest_error_flags(ids: IntArray, times: IntArray, error_flags: list[int | 
 def _decode(body: bytes, errors: Errors) -> tuple[Sequence[CheckedReading | None], int]:
     """The readings, None where one is ill-typed, and how many the payload holds."""
     try:
-        items = _DECODER.decode(body).readings
+        items = decode_json(_DECODER, body).readings
         return items, len(items)
     except msgspec.ValidationError as error:
         first_problem = str(error)
-    except msgspec.DecodeError:
-        raise malformed_json(body) from None
     # Rare: find every problem, not just msgspec's first; the well-typed
     # readings still go through stage 2 so that its problems are reported too.
-    typed = _typed_items(_loads(body), errors)
+    typed = _typed_items(loads_json(body, parse_float=Decimal), errors)
     if errors.total == 0:  # our checks and msgspec's disagree: report msgspec's words
         errors.add(None, "readings", first_problem)
     return typed, len(typed)
 
 
-def _loads(body: bytes) -> Any:
+def decode_json(decoder: msgspec.json.Decoder[Decoded], body: bytes) -> Decoded:
+    """The body decoded by `decoder`; raises msgspec.ValidationError for JSON of another shape and
+    MalformedJson for a body that is no JSON document at all."""
     try:
-        return json.loads(body, parse_float=Decimal)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        return decoder.decode(body)
+    except msgspec.ValidationError:
+        raise
+    # msgspec reports nesting past the interpreter's recursion limit, and invalid UTF-8 inside a
+    # string, with Python's own errors rather than DecodeError.
+    except RecursionError:
+        raise MalformedJson(NESTED_TOO_DEEPLY) from None
+    except (msgspec.DecodeError, UnicodeDecodeError):
         raise malformed_json(body) from None
 
 
-def malformed_json(body: bytes) -> MalformedJson:
+def loads_json(body: bytes, *, parse_float: Callable[[str], Any] = float) -> Any:
+    """The body read by the standard library's json module; raises MalformedJson saying where or why."""
     try:
-        json.loads(body)
+        return json.loads(body, parse_float=parse_float)
     except UnicodeDecodeError as error:
-        return MalformedJson(f"the body is not UTF-8 (byte {error.start})")
+        raise MalformedJson(f"the body is not UTF-8 (byte {error.start})") from None
     except json.JSONDecodeError as error:
-        return MalformedJson(f"malformed JSON at line {error.lineno} column {error.colno}: {error.msg}")
+        raise MalformedJson(f"malformed JSON at line {error.lineno} column {error.colno}: {error.msg}") from None
+    except RecursionError:
+        raise MalformedJson(NESTED_TOO_DEEPLY) from None
+    except ValueError:
+        # The only other ValueError json raises: Python reads no integer of more than this many digits.
+        raise MalformedJson(f"a number has more than {sys.get_int_max_str_digits()} digits") from None
+
+
+def malformed_json(body: bytes) -> MalformedJson:
+    """What is wrong with a body msgspec could not read, in the standard library's words (line and column)."""
+    try:
+        loads_json(body)
+    except MalformedJson as error:
+        return error
+    # Readable after all: msgspec refused what the standard library accepts (NaN, say).
     return MalformedJson("malformed JSON")
 
 

@@ -18,7 +18,8 @@ from django.conf import settings  # noqa: E402
 
 from gateways.relay import start_in_daphne as start_alarm_relay_in_daphne  # noqa: E402
 from gateways.routing import websocket_urlpatterns  # noqa: E402
-from mbusportal.body_limit import BodyLimit  # noqa: E402
+from mbusportal.body_limit import API_PREFIX, BodyLimit  # noqa: E402
+from mbusportal.daphne_limits import install as install_daphne_body_limits  # noqa: E402
 from mbusportal.db import close_pool_at_daphne_shutdown  # noqa: E402
 from mbusportal.flow_control import FlowControlMiddleware  # noqa: E402
 from mbusportal.gateway_handler import GatewayApiHandler, PathPrefixRouter  # noqa: E402
@@ -31,13 +32,10 @@ if settings.DEBUG:
 
     http_app = ASGIStaticFilesHandler(django_asgi_app)
 
-# The gateway API runs with only the middleware an API needs (see mbusportal/gateway_handler.py), and
-# refuses oversized payloads before Django buffers them.
-http_app = PathPrefixRouter(
-    prefix="/api/",
-    matched=BodyLimit(GatewayApiHandler(), limit=settings.INGEST["max_body_bytes"]),
-    other=http_app,
-)
+# The gateway API runs with only the middleware an API needs (see mbusportal/gateway_handler.py).
+# Every route refuses oversized bodies before Django buffers them; under daphne, before daphne does.
+http_app = BodyLimit(PathPrefixRouter(prefix=API_PREFIX, matched=GatewayApiHandler(), other=http_app))
+install_daphne_body_limits()
 
 application = ProtocolTypeRouter(
     {

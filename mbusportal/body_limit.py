@@ -1,32 +1,124 @@
-"""ASGI middleware that refuses oversized request bodies with 413 as they arrive.
+"""How large a request body may be, and the answer to one that is too large or stops arriving.
 
-Django's ASGI handler spools a whole body to disk before any view runs, so
-a view alone cannot stop a client that sends gigabytes (or lies in, or
-omits, Content-Length). This counts the bytes as they arrive and answers
-413 as soon as the limit is passed.
+The gateway API (under /api/) takes a gateway's payload, up to
+INGEST_MAX_BODY_BYTES; every other route takes forms and the admin's CSV
+uploads, up to SITE_MAX_BODY_BYTES. Under daphne, mbusportal/daphne_limits.py
+applies these limits while the body arrives, before daphne would store it;
+`BodyLimit` applies them again at the ASGI layer, for any other server and
+for a body longer than its Content-Length says.
+
+Refusals speak to whoever sent the request: a gateway gets JSON in English
+like the API's other errors, a person plain text in their language (the
+language cookie, else the browser's Accept-Language), since Django's
+middleware, which would pick it, never runs for them.
 """
 
 from __future__ import annotations
 
+import io
 import json
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 
-from asgiref.typing import ASGIReceiveCallable, ASGISendCallable, Scope
+from django.conf import settings
+from django.core.handlers.asgi import ASGIRequest
+from django.template.defaultfilters import filesizeformat
+from django.utils import translation
+from django.utils.translation import gettext as _
 
-Message = dict[str, Any]
+API_PREFIX = "/api/"
+
+Scope = Mapping[str, Any]
+Receive = Callable[[], Awaitable[Any]]
+Send = Callable[[Any], Awaitable[None]]
+
+
+def max_body_bytes(path: str) -> int:
+    """The largest request body taken at `path`."""
+    limit: int = settings.INGEST["max_body_bytes"] if path.startswith(API_PREFIX) else settings.SITE_MAX_BODY_BYTES
+    return limit
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """An answer given before the application saw the request; the connection closes after it."""
+
+    status: int
+    content_type: str
+    body: bytes
+    language: str
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        return [
+            (b"content-type", self.content_type.encode()),
+            (b"content-length", str(len(self.body)).encode()),
+            (b"content-language", self.language.encode()),
+            (b"connection", b"close"),
+        ]
+
+    def http11(self) -> bytes:
+        """The whole answer as it goes over the wire."""
+        status = f"HTTP/1.1 {self.status} {HTTPStatus(self.status).phrase}\r\n".encode()
+        headers = b"".join(name.title() + b": " + value + b"\r\n" for name, value in self.headers())
+        return status + headers + b"\r\n" + self.body
+
+
+def too_large(scope: Scope) -> Refusal:
+    """413 for a body over max_body_bytes(path)."""
+    limit = max_body_bytes(scope["path"])
+    if scope["path"].startswith(API_PREFIX):
+        return _for_a_gateway(413, f"the body is larger than {limit} bytes; split the payload")
+
+    def text() -> str:
+        return _("The request is larger than %(size)s; nothing was saved.") % {"size": filesizeformat(limit)}
+
+    return _for_a_person(scope, 413, text)
+
+
+def stalled(scope: Scope) -> Refusal:
+    """408 for a body of which nothing arrived for HTTP_BODY_TIMEOUT_S."""
+    seconds = f"{settings.HTTP_BODY_TIMEOUT_S:g}"
+    if scope["path"].startswith(API_PREFIX):
+        return _for_a_gateway(408, f"no part of the body arrived for {seconds} s; nothing was stored")
+
+    def text() -> str:
+        message = _("The request stopped arriving (nothing for %(seconds)s seconds); nothing was saved. Try again.")
+        return message % {"seconds": seconds}
+
+    return _for_a_person(scope, 408, text)
+
+
+def _for_a_gateway(status: int, message: str) -> Refusal:
+    return Refusal(status, "application/json", json.dumps({"error": message}).encode(), "en")
+
+
+def _for_a_person(scope: Scope, status: int, message: Callable[[], str]) -> Refusal:
+    """`message()` in the language the request asks for."""
+    language = translation.get_language_from_request(ASGIRequest(dict(scope), io.BytesIO()))
+    with translation.override(language):
+        text = message()
+    return Refusal(status, "text/plain; charset=utf-8", text.encode(), language)
 
 
 class BodyLimit:
-    def __init__(self, app: Any, *, limit: int):
-        self.app = app
-        self.limit = limit
+    """ASGI middleware that answers 413 as soon as a body passes max_body_bytes(path).
 
-    async def __call__(self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+    Whatever Content-Length says: it is checked first, and the bytes are
+    counted as they arrive.
+    """
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if self._declared_length(scope) > self.limit:
-            await self._refuse(send)
+        limit = max_body_bytes(scope["path"])
+        if self._declared_length(scope) > limit:
+            await self._refuse(scope, send)
             return
         received = 0
         exceeded = False
@@ -36,7 +128,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
+                if received > limit:
                     exceeded = True
                     # Django stops reading and abandons the request.
                     return {"type": "http.disconnect"}
@@ -48,28 +140,19 @@ class BodyLimit:
 
         await self.app(scope, counting_receive, guarded_send)
         if exceeded:
-            await self._refuse(send)
+            await self._refuse(scope, send)
 
     @staticmethod
     def _declared_length(scope: Scope) -> int:
-        headers: list[tuple[bytes, bytes]] = list(scope.get("headers", []))  # type: ignore[call-overload]
-        for name, value in headers:
+        for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit():
                 return int(value)
         return 0
 
-    async def _refuse(self, send: ASGISendCallable) -> None:
-        body = json.dumps({"error": f"the body is larger than {self.limit} bytes; split the payload"}).encode()
+    @staticmethod
+    async def _refuse(scope: Scope, send: Send) -> None:
+        refusal = too_large(scope)
         await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-                "trailers": False,
-            }
+            {"type": "http.response.start", "status": refusal.status, "headers": refusal.headers(), "trailers": False}
         )
-        await send({"type": "http.response.body", "body": body, "more_body": False})
+        await send({"type": "http.response.body", "body": refusal.body, "more_body": False})

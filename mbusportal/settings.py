@@ -344,6 +344,13 @@ FRAMES = {
 for _name, _key in (("FRAMES_MAX_PER_REQUEST", "max_per_request"), ("FRAMES_RETENTION_DAYS", "retention_days")):
     if FRAMES[_key] < 1:
         raise ImproperlyConfigured(f"{_name} must be at least 1, got {FRAMES[_key]}")
+# --- Request bodies (mbusportal/body_limit.py, mbusportal/daphne_limits.py) ----------
+# The largest body of a request to the site's pages and the admin (the gateway API's is
+# INGEST_MAX_BODY_BYTES). Well above the CSV import's 1 MB, so that a file somewhat too big
+# still reaches the import form and its message.
+SITE_MAX_BODY_BYTES = _at_least_one("SITE_MAX_BODY_BYTES", 10 * 1024 * 1024)
+# Longest pause while a request body arrives under daphne; then 408 and the connection closes.
+HTTP_BODY_TIMEOUT_S = _positive_float("HTTP_BODY_TIMEOUT_S", 10.0)
 # --- CSV export of readings (readings/export.py) ----------------------------------
 
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from gateways.frames import FrameLimits, parse_frames
 from gateways.payload import Installation, InstallationIndex, MalformedJson, PayloadInvalid
-from tests.gateways import mbus_corpus
+from tests.gateways import mbus_corpus, unreadable_bodies
 from tests.gateways.mbus_frames import bcd, long_frame, multical_602
 
 SINCE = datetime(2000, 1, 1, tzinfo=UTC)
@@ -233,3 +233,8 @@ def test_it_refuses_a_fixed_data_frame_it_cannot_tell_the_meter_of():
     parsed = parse([mbus_corpus.frame_bytes("frames", "sen_pollusonic_2")], index(("90919293", "", "heat", "kWh")))
     assert parsed.payload.rows == []
     assert "fixed data frame (CI 0x73) names no manufacturer" in parsed.rejected[0].message
+
+@pytest.mark.parametrize(("body", "reason"), unreadable_bodies.FRAMES.values(), ids=unreadable_bodies.FRAMES)
+def test_it_raises_malformed_json_with_the_reason_for_an_unreadable_body(body, reason):
+    with pytest.raises(MalformedJson, match=reason):
+        parse_frames(body, installations=index(), time_zone="UTC", now=NOW, limits=LIMITS)

@@ -10,7 +10,7 @@ def test_it_serves_a_valid_openapi_document(client):
     document = response.json()
     validate(document)
     operation = document["paths"]["/api/v1/readings"]["post"]
-    assert set(operation["responses"]) == {"200", "400", "401", "403", "413", "415", "422", "429", "503"}
+    assert set(operation["responses"]) == {"200", "400", "401", "403", "408", "413", "415", "422", "429", "503"}
 
 
 @pytest.mark.parametrize(
@@ -42,7 +42,7 @@ def test_it_describes_the_frames_endpoint(client):
     document = client.get("/api/v1/openapi.json").json()
     validate(document)
     operation = document["paths"]["/api/v1/frames"]["post"]
-    assert set(operation["responses"]) == {"200", "400", "401", "403", "413", "415", "422", "429", "503"}
+    assert set(operation["responses"]) == {"200", "400", "401", "403", "408", "413", "415", "422", "429", "503"}
     assert {parameter["name"] for parameter in operation["parameters"]} == {"partial", "Content-Encoding"}
     assert set(document["components"]["schemas"]["Frame"]["properties"]) == KNOWN_FIELDS
 

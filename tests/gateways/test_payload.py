@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from gateways.payload import Installation, InstallationIndex, Limits, MalformedJson, PayloadInvalid, parse_readings
 from readings.columns import ReadingColumns
+from tests.gateways import unreadable_bodies
 
 METERS = InstallationIndex(
     [
@@ -251,3 +252,9 @@ def test_readings_of_two_meters_taken_turn_about_are_read_column_by_column():
     # Each meter's latest reading with flags is the third (01:00 UTC), though the fourth comes after it.
     latest = (datetime(2024, 3, 1, 1, tzinfo=UTC), 2)
     assert parsed.error_flags == {1: latest, 2: latest}
+
+
+@pytest.mark.parametrize(("body", "reason"), unreadable_bodies.READINGS.values(), ids=unreadable_bodies.READINGS)
+def test_it_raises_malformed_json_with_the_reason_for_an_unreadable_body(body, reason):
+    with pytest.raises(MalformedJson, match=reason):
+        parse_readings(body, installations=METERS, now=NOW, limits=LIMITS)

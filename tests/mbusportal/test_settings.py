@@ -60,6 +60,8 @@ def test_it_requires_a_secret_key_when_debug_is_off():
         ("GATEWAY_OFFLINE_AFTER_HOURS", "0", "GATEWAY_OFFLINE_AFTER_HOURS must be positive"),
         ("FRAMES_RETENTION_DAYS", "0", "FRAMES_RETENTION_DAYS must be at least 1"),
         ("FRAMES_MAX_PER_REQUEST", "lots", "FRAMES_MAX_PER_REQUEST must be a whole number, got 'lots'"),
+        ("SITE_MAX_BODY_BYTES", "0", "SITE_MAX_BODY_BYTES must be at least 1, got 0"),
+        ("HTTP_BODY_TIMEOUT_S", "0", "HTTP_BODY_TIMEOUT_S must be positive"),
     ],
 )
 def test_it_refuses_bad_values_loudly(name, value, message):
