@@ -234,6 +234,7 @@ def test_it_refuses_a_fixed_data_frame_it_cannot_tell_the_meter_of():
     assert parsed.payload.rows == []
     assert "fixed data frame (CI 0x73) names no manufacturer" in parsed.rejected[0].message
 
+
 @pytest.mark.parametrize(("body", "reason"), unreadable_bodies.FRAMES.values(), ids=unreadable_bodies.FRAMES)
 def test_it_raises_malformed_json_with_the_reason_for_an_unreadable_body(body, reason):
     with pytest.raises(MalformedJson, match=reason):
