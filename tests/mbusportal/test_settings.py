@@ -60,6 +60,9 @@ def test_it_requires_a_secret_key_when_debug_is_off():
         ("GATEWAY_OFFLINE_AFTER_HOURS", "0", "GATEWAY_OFFLINE_AFTER_HOURS must be positive"),
         ("FRAMES_RETENTION_DAYS", "0", "FRAMES_RETENTION_DAYS must be at least 1"),
         ("FRAMES_MAX_PER_REQUEST", "lots", "FRAMES_MAX_PER_REQUEST must be a whole number, got 'lots'"),
+        ("SUPPLY_IMBALANCE_JUMP_PCT", "0", "SUPPLY_IMBALANCE_JUMP_PCT must be more than 0 and at most 100"),
+        ("SUPPLY_IMBALANCE_JUMP_PCT", "150", "SUPPLY_IMBALANCE_JUMP_PCT must be more than 0 and at most 100"),
+        ("SUPPLY_IMBALANCE_JUMP_PCT", "ten", "SUPPLY_IMBALANCE_JUMP_PCT must be a number of percentage points"),
     ],
 )
 def test_it_refuses_bad_values_loudly(name, value, message):
