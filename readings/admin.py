@@ -370,7 +370,7 @@ class UnitAdmin(CsvImportAdminMixin[Unit]):
     ordering = ("property__name", "label")
     inlines = (InstallationInline, TenancyInline)
     change_list_template = "admin/readings/change_list_with_import.html"
-    csv_fields = ("property__name", "label", "kind", "floor_area_m2", "heat_correction_factor")
+    csv_fields = ("property__name", "label", "floor_area_m2", "heat_correction_factor", "kind")
     import_columns_help = _(
         "Columns: label, area (m², e.g. 72.5 or 72,5) and optionally correction_factor (default 1) and kind "
         "(dwelling, the default, or supply for the building's own supply meter). "
