@@ -176,6 +176,7 @@ class AlarmType(models.TextChoices):
     METER_SILENT = "meter_silent", _("Meter not reporting")
     REGISTER_BACKWARDS = "register_backwards", _("Register went backwards")
     LEAK_SUSPECTED = "leak_suspected", _("Leak suspected")
+    SUPPLY_IMBALANCE = "supply_imbalance", _("Supply and units disagree")
 
 
 class Severity(models.TextChoices):

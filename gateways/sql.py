@@ -548,3 +548,56 @@ def clear_offline_alarms(cursor: CursorWrapper) -> list[int]:
         [AlarmType.GATEWAY_OFFLINE.value],
     )
     return [row[0] for row in cursor.fetchall()]
+
+
+# --- check_supply_balance (sync, on the ORM's connection) ---------------------------
+
+
+def raise_supply_imbalance_alarms(cursor: CursorWrapper, alarms: Sequence[tuple[int, str]]) -> list[int]:
+    """Open a warning "supply and units disagree" alarm per (supply meter installation id, message).
+
+    The alarm belongs to the meter's gateway and its property; a meter with an
+    open one keeps it as it is (the one-open-alarm constraint), so running
+    twice changes nothing. Returns the new alarms' ids.
+    """
+    if not alarms:
+        return []
+    cursor.execute(
+        sql.SQL(
+            """
+            INSERT INTO {alarm} (gateway_id, property_id, installation_id, type, severity, message, raised_at)
+            SELECT i.gateway_id, g.property_id, i.id, %(type)s, %(severity)s, a.message, now()
+            FROM unnest(%(installation_ids)s::bigint[], %(messages)s::text[]) AS a (installation_id, message)
+            JOIN {installation} i ON i.id = a.installation_id
+            JOIN {gateway} g ON g.id = i.gateway_id
+            ON CONFLICT (gateway_id, installation_id, type) WHERE cleared_at IS NULL DO NOTHING
+            RETURNING id
+            """
+        ).format(alarm=_table(Alarm), installation=_table(MeterInstallation), gateway=_table(Gateway)),
+        {
+            "type": AlarmType.SUPPLY_IMBALANCE.value,
+            "severity": Severity.WARNING.value,
+            "installation_ids": [installation_id for installation_id, _ in alarms],
+            "messages": [message for _, message in alarms],
+        },
+    )
+    return [row[0] for row in cursor.fetchall()]
+
+
+def clear_supply_imbalance_alarms(cursor: CursorWrapper, *, still_holding: Sequence[int]) -> list[int]:
+    """Clear the open "supply and units disagree" alarms of every supply meter not in `still_holding`.
+
+    Returns the cleared alarms' ids.
+    """
+    cursor.execute(
+        sql.SQL(
+            """
+            UPDATE {alarm} SET cleared_at = now()
+            WHERE type = %(type)s AND cleared_at IS NULL
+              AND NOT (installation_id = ANY (%(still_holding)s::bigint[]))
+            RETURNING id
+            """
+        ).format(alarm=_table(Alarm)),
+        {"type": AlarmType.SUPPLY_IMBALANCE.value, "still_holding": list(still_holding)},
+    )
+    return [row[0] for row in cursor.fetchall()]

@@ -398,6 +398,22 @@ django_stubs_ext.monkeypatch()
 # and check_gateways raises a "gateway offline" alarm for it (daily payloads, with slack).
 GATEWAY_OFFLINE_AFTER = timedelta(hours=_positive_float("GATEWAY_OFFLINE_AFTER_HOURS", 26.0))
 
+
+def _percentage_points(name: str, default: float) -> float:
+    try:
+        value: float = env.float(name, default=default)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number of percentage points, got {env.str(name)!r}") from None
+    if not 0 < value <= 100:
+        raise ImproperlyConfigured(f"{name} must be more than 0 and at most 100 percentage points, got {value:g}")
+    return value
+
+
+# check_supply_balance raises a "supply and units disagree" alarm when the last month's unaccounted
+# share (supply meter minus the dwellings' meters, of the supply) exceeds the median of the 6 months
+# before by more than this many percentage points.
+SUPPLY_IMBALANCE_JUMP_PCT = _percentage_points("SUPPLY_IMBALANCE_JUMP_PCT", 10.0)
+
 # --- Live alarm dashboard (gateways/relay.py, gateways/consumers.py) --------------
 # The relay runs inside each daphne process by default with the in-memory
 # layer (`make run`); with Redis it runs once per deployment as

@@ -128,7 +128,7 @@ class OrganisationAdmin(ScopedModelAdmin[Organisation]):
 
 class UnitInline(ScopedTabularInline[Unit]):
     model = Unit
-    fields = ("label", "floor_area_m2", "heat_correction_factor")
+    fields = ("label", "kind", "floor_area_m2", "heat_correction_factor")
     extra = 0
     show_change_link = True
 
@@ -362,17 +362,18 @@ class CsvImportAdminMixin(ScopedModelAdmin[_M]):
 
 @admin.register(Unit)
 class UnitAdmin(CsvImportAdminMixin[Unit]):
-    list_display = ("label", "property", "floor_area_m2", "heat_correction_factor", "current_tenant")
-    list_filter = ("property",)
+    list_display = ("label", "property", "kind", "floor_area_m2", "heat_correction_factor", "current_tenant")
+    list_filter = ("property", "kind")
     search_fields = ("label", "property__name")
     autocomplete_fields = ("property",)
     list_select_related = ("property",)
     ordering = ("property__name", "label")
     inlines = (InstallationInline, TenancyInline)
     change_list_template = "admin/readings/change_list_with_import.html"
-    csv_fields = ("property__name", "label", "floor_area_m2", "heat_correction_factor")
+    csv_fields = ("property__name", "label", "floor_area_m2", "heat_correction_factor", "kind")
     import_columns_help = _(
-        "Columns: label, area (m², e.g. 72.5 or 72,5) and optionally correction_factor (default 1). "
+        "Columns: label, area (m², e.g. 72.5 or 72,5) and optionally correction_factor (default 1) and kind "
+        "(dwelling, the default, or supply for the building's own supply meter). "
         "Separated by commas or semicolons; the first line names the columns."
     )
 

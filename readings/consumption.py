@@ -57,7 +57,7 @@ from typing import Any, Protocol, TypeVar
 from django.db import connection as django_connection
 from psycopg import AsyncConnection
 
-from readings.models import MeterInstallation, MeterType, RegisterUnit, Tenancy, Unit
+from readings.models import MeterInstallation, MeterType, RegisterUnit, Tenancy, Unit, UnitKind
 
 # A gap is a missed day: hourly and daily meters alike have readings closer
 # together than this (25-hour days included) unless something went wrong.
@@ -620,7 +620,7 @@ WITH boundary AS (
 ), factor AS (
     SELECT f.code, f.factor FROM unnest(%(unit_codes)s::text[], %(unit_factors)s::numeric[]) AS f (code, factor)
 ), instant AS (
-    SELECT i.id, i.meter_type, i.unit_id, u.floor_area_m2 AS area, f.factor, i.installed_at, i.removed_at,
+    SELECT i.id, i.meter_type, i.unit_id, u.kind, u.floor_area_m2 AS area, f.factor, i.installed_at, i.removed_at,
            i.initial_value, i.register_went_down, b.n, b.at,
            least(greatest(b.at, i.installed_at), coalesce(i.removed_at, 'infinity')) AS t
     FROM readings_meterinstallation i
@@ -667,14 +667,14 @@ WITH boundary AS (
         END AS estimated
     FROM register r
 ), amount AS (
-    SELECT v.id, v.meter_type, v.unit_id, v.area, v.n, v.register_went_down,
+    SELECT v.id, v.meter_type, v.unit_id, v.kind, v.area, v.n, v.register_went_down,
         round(lead(v.value) OVER w * v.factor, 6) - round(v.value * v.factor, 6) AS used,
         v.estimated OR lead(v.estimated) OVER w AS estimated,
         v.installed_at < lead(v.at) OVER w AND (v.removed_at IS NULL OR v.removed_at > v.at) AS present
     FROM valued v
     WINDOW w AS (PARTITION BY v.id ORDER BY v.n)
 )
-SELECT a.id, a.meter_type, a.unit_id, a.area, a.n, a.used, a.estimated, a.register_went_down
+SELECT a.id, a.meter_type, a.unit_id, a.kind, a.area, a.n, a.used, a.estimated, a.register_went_down
 FROM amount a
 WHERE a.present
 """
@@ -727,8 +727,23 @@ class _InstallationPeriods:
 
     meter_type: str
     unit_id: int
+    kind: str  # the unit's (UnitKind)
     area: Decimal
     amounts: list[Amount | None]
+
+
+def _periods_from_rows(rows: Iterable[Sequence[Any]], periods: int) -> tuple[dict[int, _InstallationPeriods], set[int]]:
+    """INSTALLATION_AMOUNTS' rows per installation, and the installations whose register went down."""
+    result: dict[int, _InstallationPeriods] = {}
+    went_down: set[int] = set()
+    for installation_id, meter_type, unit_id, kind, area, n, used, estimated, down in rows:
+        one = result.setdefault(
+            installation_id, _InstallationPeriods(meter_type, unit_id, kind, area, [None] * periods)
+        )
+        one.amounts[n - 1] = Amount(Decimal(used).quantize(QUANTUM), bool(estimated))
+        if down:
+            went_down.add(installation_id)
+    return result, went_down
 
 
 async def _installation_periods(
@@ -746,18 +761,35 @@ async def _installation_periods(
         return {}
     params = _period_params(property_id=property_id, meter_types=meter_types, instants=instants, zone=zone, now=now)
     cursor = await conn.execute(INSTALLATION_AMOUNTS, params, prepare=True)
-    result: dict[int, _InstallationPeriods] = {}
-    went_down: set[int] = set()
-    for installation_id, meter_type, unit_id, area, n, used, estimated, down in await cursor.fetchall():
-        one = result.setdefault(installation_id, _InstallationPeriods(meter_type, unit_id, area, [None] * periods))
-        one.amounts[n - 1] = Amount(Decimal(used).quantize(QUANTUM), bool(estimated))
-        if down:
-            went_down.add(installation_id)
+    result, went_down = _periods_from_rows(await cursor.fetchall(), periods)
     if went_down:
         installations = [Installation.of(one) async for one in MeterInstallation.objects.filter(pk__in=went_down)]
         for series in await load_series(conn, installations, instants, zone=zone, now=now):
             amounts = series.consumption_series(instants, now=now)
             result[series.installation.id].amounts[:] = amounts
+    return result
+
+
+def _installation_periods_sync(
+    *,
+    property_id: int,
+    meter_types: Sequence[str],
+    instants: Sequence[datetime],
+    zone: zoneinfo.ZoneInfo,
+    now: datetime,
+) -> dict[int, _InstallationPeriods]:
+    """As _installation_periods, on Django's connection (inside the caller's transaction)."""
+    periods = len(instants) - 1
+    if periods < 1 or not meter_types:
+        return {}
+    params = _period_params(property_id=property_id, meter_types=meter_types, instants=instants, zone=zone, now=now)
+    with django_connection.cursor() as cursor:
+        cursor.execute(INSTALLATION_AMOUNTS, params)
+        result, went_down = _periods_from_rows(cursor.fetchall(), periods)
+    if went_down:
+        installations = [Installation.of(one) for one in MeterInstallation.objects.filter(pk__in=went_down)]
+        for series in load_series_sync(installations, instants, zone=zone, now=now):
+            result[series.installation.id].amounts[:] = series.consumption_series(instants, now=now)
     return result
 
 
@@ -770,7 +802,7 @@ async def property_averages(
     zone: zoneinfo.ZoneInfo,
     now: datetime,
 ) -> dict[str, list[PropertyAverage | None]]:
-    """Per meter type, per period [instants[i], instants[i + 1]): the property's total and metered floor area."""
+    """Per meter type, per period [instants[i], instants[i + 1]): the dwellings' total and metered floor area."""
     result: dict[str, list[PropertyAverage | None]] = {
         meter_type: [None] * (len(instants) - 1) for meter_type in meter_types
     }
@@ -778,7 +810,10 @@ async def property_averages(
         conn, property_id=property_id, meter_types=meter_types, instants=instants, zone=zone, now=now
     )
     for meter_type in meter_types:
-        of_type = [one for one in per_installation.values() if one.meter_type == meter_type]
+        # The building's supply meters measure the dwellings again: they are compared, never averaged.
+        of_type = [
+            one for one in per_installation.values() if one.meter_type == meter_type and one.kind == UnitKind.DWELLING
+        ]
         for n in range(len(instants) - 1):
             present = [one for one in of_type if one.amounts[n] is not None]
             total = add_amounts(one.amounts[n] for one in present)
@@ -805,6 +840,118 @@ async def installation_amounts(
     result: dict[int, list[Amount | None]] = defaultdict(lambda: [None] * (len(instants) - 1))
     result.update({installation_id: one.amounts for installation_id, one in per_installation.items()})
     return result
+
+
+# --- The building's supply meter against its dwellings ------------------------------------------------
+
+# Which of the dwellings' meter types a supply meter of each type measures again:
+# hot water is made from the building's cold water.
+SUPPLY_MATCHES: dict[str, tuple[str, ...]] = {
+    MeterType.HEAT: (MeterType.HEAT,),
+    MeterType.COLD_WATER: (MeterType.COLD_WATER, MeterType.HOT_WATER),
+    MeterType.ELECTRICITY: (MeterType.ELECTRICITY,),
+}
+SHARE_QUANTUM = Decimal("0.01")
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    """The supply meters' amount over a period against the dwellings' meters of the matching types.
+
+    `difference` is supply - units (what the dwellings' meters did not
+    account for: losses, a broken unit meter, tampering; negative when the
+    units measured more); `share_pct` is that in per cent of the supply, None
+    when there is no supply amount or it is 0.
+    """
+
+    supply: Amount | None
+    units: Amount | None
+
+    @property
+    def difference(self) -> Decimal | None:
+        if self.supply is None:
+            return None
+        return self.supply.value - (self.units.value if self.units else Decimal(0))
+
+    @property
+    def share_pct(self) -> Decimal | None:
+        difference = self.difference
+        if difference is None or self.supply is None or self.supply.value == 0:
+            return None
+        return (difference * 100 / self.supply.value).quantize(SHARE_QUANTUM, rounding=ROUND_HALF_UP)
+
+    @property
+    def estimated(self) -> bool:
+        return any(amount.estimated for amount in (self.supply, self.units) if amount is not None)
+
+    @property
+    def left_out(self) -> bool:
+        return any(amount.left_out for amount in (self.supply, self.units) if amount is not None)
+
+    def as_json(self) -> dict[str, Any]:
+        """The balance as JSON (what a settlement keeps): amounts and share as strings, None where absent."""
+
+        def text(value: Decimal | None) -> str | None:
+            return None if value is None else str(value.quantize(QUANTUM))
+
+        share = self.share_pct
+        return {
+            "supply": text(self.supply.value if self.supply else None),
+            "units": text(self.units.value if self.units else None),
+            "difference": text(self.difference),
+            "share_pct": None if share is None else str(share),
+            "estimated": self.estimated,
+            "left_out": self.left_out,
+        }
+
+
+def _balances(per_installation: dict[int, _InstallationPeriods], periods: int) -> dict[str, list[Balance]]:
+    supply = [one for one in per_installation.values() if one.kind == UnitKind.SUPPLY]
+    dwellings = [one for one in per_installation.values() if one.kind == UnitKind.DWELLING]
+    result: dict[str, list[Balance]] = {}
+    for meter_type, matches in SUPPLY_MATCHES.items():
+        of_type = [one for one in supply if one.meter_type == meter_type]
+        if not of_type:
+            continue
+        matching = [one for one in dwellings if one.meter_type in matches]
+        result[meter_type] = [
+            Balance(add_amounts(one.amounts[n] for one in of_type), add_amounts(one.amounts[n] for one in matching))
+            for n in range(periods)
+        ]
+    return result
+
+
+def _balance_types() -> list[str]:
+    return sorted({meter_type for matches in SUPPLY_MATCHES.values() for meter_type in matches} | set(SUPPLY_MATCHES))
+
+
+async def supply_balance(
+    conn: AsyncConnection[Any],
+    *,
+    property_id: int,
+    instants: Sequence[datetime],
+    zone: zoneinfo.ZoneInfo,
+    now: datetime,
+) -> dict[str, list[Balance]]:
+    """Per meter type of the property's supply meters, per period [instants[i], instants[i + 1]): its Balance.
+
+    The same amounts as everywhere else (INSTALLATION_AMOUNTS, Series for
+    registers that went down); types without a supply meter are absent.
+    """
+    per_installation = await _installation_periods(
+        conn, property_id=property_id, meter_types=_balance_types(), instants=instants, zone=zone, now=now
+    )
+    return _balances(per_installation, len(instants) - 1)
+
+
+def supply_balance_sync(
+    *, property_id: int, instants: Sequence[datetime], zone: zoneinfo.ZoneInfo, now: datetime
+) -> dict[str, list[Balance]]:
+    """As supply_balance, on Django's connection (management commands, settlements)."""
+    per_installation = _installation_periods_sync(
+        property_id=property_id, meter_types=_balance_types(), instants=instants, zone=zone, now=now
+    )
+    return _balances(per_installation, max(len(instants) - 1, 0))
 
 
 async def last_reading_times(conn: AsyncConnection[Any], installation_ids: Sequence[int]) -> dict[int, datetime | None]:

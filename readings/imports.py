@@ -24,7 +24,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from readings.models import DEFAULT_REGISTER_UNIT, MeterInstallation, MeterType, Property, RegisterUnit, Unit
+from readings.models import DEFAULT_REGISTER_UNIT, MeterInstallation, MeterType, Property, RegisterUnit, Unit, UnitKind
 
 MAX_BYTES = 1_000_000
 MAX_ROWS = 5_000
@@ -83,6 +83,7 @@ UNIT_COLUMNS = [
         False,
         ("heat_correction_factor", "correction"),
     ),
+    Column("kind", gettext_lazy("kind"), False, ("unit_kind",)),
 ]
 
 INSTALLATION_COLUMNS = [
@@ -188,6 +189,7 @@ def parse_decimal(value: str, column: str, default: Decimal | None = None) -> De
 
 def import_units(*, prop: Property, content: str, dry_run: bool) -> ImportReport:
     """Create the file's units in `prop`; nothing at all if any row fails or `dry_run`."""
+    kinds = _choice_lookup(UnitKind.choices)
 
     def build(values: dict[str, str]) -> Unit:
         return Unit(
@@ -195,6 +197,7 @@ def import_units(*, prop: Property, content: str, dry_run: bool) -> ImportReport
             label=values["label"],
             floor_area_m2=parse_decimal(values["area"], "area"),
             heat_correction_factor=parse_decimal(values.get("correction_factor", ""), "correction_factor", Decimal(1)),
+            kind=_choice(values["kind"], kinds, "kind") if values.get("kind") else UnitKind.DWELLING,
         )
 
     return _import(read_csv(content, UNIT_COLUMNS), UNIT_COLUMNS, build, dry_run)
@@ -328,6 +331,7 @@ FIELD_COLUMNS = {
     "label": "label",
     "floor_area_m2": "area",
     "heat_correction_factor": "correction_factor",
+    "kind": "kind",
     "meter_serial": "serial",
     "manufacturer": "manufacturer",
     "meter_type": "type",

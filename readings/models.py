@@ -123,13 +123,33 @@ class Property(models.Model):
         return zoneinfo.ZoneInfo(self.time_zone)
 
 
+class UnitKind(models.TextChoices):
+    """What a unit is: a dwelling (settled, lived in) or the building's supply (the meter the utility bills by)."""
+
+    DWELLING = "dwelling", _("Dwelling")
+    SUPPLY = "supply", _("Building supply")
+
+
 class UnitQuerySet(models.QuerySet["Unit"]):
     def for_manager(self, user: AnyUser) -> UnitQuerySet:
         return managed_by(self, user, "property__organisation__")
 
+    def dwellings(self) -> UnitQuerySet:
+        """The units that are lived in, settled and compared (not the building's supply)."""
+        return self.filter(kind=UnitKind.DWELLING)
+
+    def supply(self) -> UnitQuerySet:
+        """The building's supply units: where the meters the utility bills the property by hang."""
+        return self.filter(kind=UnitKind.SUPPLY)
+
 
 class Unit(models.Model):
-    """An apartment (or shop) that consumes and is settled."""
+    """An apartment (or shop) that consumes and is settled, or (kind SUPPLY) the building's own supply.
+
+    A supply unit holds the meters the utility bills the whole property by; it
+    is never lived in (no tenancies), settled or counted in averages, only
+    compared with the dwellings (readings.consumption.supply_balance).
+    """
 
     property = models.ForeignKey(Property, on_delete=models.PROTECT, related_name="units", verbose_name=_("property"))
     label = models.CharField(
@@ -149,6 +169,16 @@ class Unit(models.Model):
         validators=[MinValueValidator(Decimal("0"))],
         help_text=_("Multiplies heat consumption in settlements (exposed apartments get less than 1)."),
     )
+    kind = models.CharField(
+        _("kind"),
+        max_length=16,
+        choices=UnitKind.choices,
+        default=UnitKind.DWELLING,
+        help_text=_(
+            "“Building supply” holds the meters the utility bills the property by; it has no tenants "
+            "and is not settled (floor area may be 0)."
+        ),
+    )
 
     objects = UnitQuerySet.as_manager()
 
@@ -163,6 +193,11 @@ class Unit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.property} · {self.label}"
+
+    def clean(self) -> None:
+        super().clean()
+        if self.kind == UnitKind.SUPPLY and self.pk is not None and self.tenancies.exists():
+            raise ValidationError({"kind": _("A unit with tenancies cannot be the building supply; it is lived in.")})
 
 
 class TenancyQuerySet(models.QuerySet["Tenancy"]):
@@ -221,6 +256,13 @@ class Tenancy(models.Model):
             "unit": self.unit,
             "move_in": self.move_in,
         }
+
+    def clean(self) -> None:
+        super().clean()
+        if self.unit_id is not None and Unit.objects.filter(pk=self.unit_id).supply().exists():
+            raise ValidationError(
+                {"unit": _("The building supply is not lived in and cannot have a tenancy; choose a dwelling.")}
+            )
 
     def days_within(self, first_day: date, last_day: date) -> tuple[date, date] | None:
         """The days of first_day..last_day (inclusive) the tenant lived here, as (first, last); None if none."""

@@ -30,7 +30,9 @@ from mbusportal import db
 from readings import charts
 from readings.consumption import (
     DISPLAY_UNIT,
+    SUPPLY_MATCHES,
     Amount,
+    Balance,
     Cut,
     Installation,
     LatestReading,
@@ -48,12 +50,15 @@ from readings.consumption import (
     local_day,
     property_averages,
     sum_series,
+    supply_balance,
 )
 from readings.derivation import cut_text
 from readings.formatting import format_number, unit_label
-from readings.models import MeterInstallation, MeterType, Property, ReadingDaily, Unit
+from readings.models import MeterInstallation, MeterType, Property, ReadingDaily, Unit, UnitKind
 
 MONTHS_SHOWN = 13
+# Months of the supply meter's balance on the property overview (the running one included).
+SUPPLY_MONTHS = 12
 # A meter that has sent nothing for this long is listed on the property overview.
 SILENT_AFTER = timedelta(days=2)
 
@@ -484,6 +489,31 @@ class SilentMeter:
 
 
 @dataclass(frozen=True, slots=True)
+class BalanceMonth:
+    """One local month of a supply meter's balance, formatted for the page's language."""
+
+    month: date
+    label: str
+    balance: Balance
+    partial: bool  # the running month, so far
+    supply_text: str
+    units_text: str
+    difference_text: str
+    share_text: str
+
+
+@dataclass(frozen=True, slots=True)
+class SupplyBalanceReport:
+    """A supply meter type against the dwellings' meters it measures again, month by month."""
+
+    meter_type: str
+    label: str
+    units_label: str  # the dwellings' meter types it is compared with
+    unit: str
+    months: list[BalanceMonth]
+
+
+@dataclass(frozen=True, slots=True)
 class PropertyOverview:
     property: Property
     year_start: date
@@ -492,27 +522,39 @@ class PropertyOverview:
     totals: list[Amount | None]
     silent: list[SilentMeter]
     now: datetime
+    supply: list[SupplyBalanceReport]
 
 
 async def property_overview(*, prop: Property, now: datetime) -> PropertyOverview:
-    """Every unit's consumption since 1 January (local) per meter type, and the meters silent for two days."""
+    """Every dwelling's consumption since 1 January (local) per meter type, the meters silent for two days,
+    and the supply meters against the dwellings' over the last SUPPLY_MONTHS months."""
     zone = prop.zone
-    year_start = date(local_day(now, zone).year, 1, 1)
+    today = local_day(now, zone)
+    year_start = date(today.year, 1, 1)
     installations = [
         one
         async for one in MeterInstallation.objects.filter(unit__property=prop)
         .select_related("unit", "gateway")
         .order_by("unit__label", "meter_type", "installed_at")
     ]
-    units = {unit.pk: unit async for unit in Unit.objects.filter(property=prop).order_by("label")}
+    # The building's supply unit is not a dwelling: it has its own section (its meters are still watched).
+    units = {unit.pk: unit async for unit in Unit.objects.filter(property=prop).dwellings().order_by("label")}
     instants = [day_start(year_start, zone), now]
-    types = sorted({one.meter_type for one in installations}, key=TYPE_ORDER.index)
+    types = sorted({one.meter_type for one in installations if one.unit_id in units}, key=TYPE_ORDER.index)
+    months = [add_months(first_of_month(today), offset) for offset in range(-SUPPLY_MONTHS + 1, 2)]
     pool = await db.get_pool()
     async with pool.connection() as conn:
         per_installation = await installation_amounts(
             conn, property_id=prop.pk, meter_types=types, instants=instants, zone=zone, now=now
         )
         heard = await last_reading_times(conn, [one.pk for one in installations if one.removed_at is None])
+        balances = (
+            await supply_balance(
+                conn, property_id=prop.pk, instants=[day_start(m, zone) for m in months], zone=zone, now=now
+            )
+            if any(one.unit.kind == UnitKind.SUPPLY for one in installations)
+            else {}
+        )
     amounts: dict[tuple[int, str], list[Amount | None]] = defaultdict(list)
     for one in installations:
         amounts[(one.unit_id, one.meter_type)].append(per_installation[one.pk][0])
@@ -537,6 +579,41 @@ async def property_overview(*, prop: Property, now: datetime) -> PropertyOvervie
         totals=totals,
         silent=sorted(silent, key=lambda meter: meter.last_reading_at or meter.installation.installed_at),
         now=now,
+        supply=[_supply_report(meter_type, rows, months) for meter_type, rows in balances.items()],
+    )
+
+
+def _supply_report(meter_type: str, balances: list[Balance], months: list[date]) -> SupplyBalanceReport:
+    """The months (oldest first) in which the supply meter measured something, formatted."""
+    display = DISPLAY_UNIT[meter_type]
+    decimals = DECIMALS[display][0]
+
+    def text(value: Decimal | None) -> str:
+        return "" if value is None else format_number(value, decimals)
+
+    rows = []
+    for index, balance in enumerate(balances):
+        if balance.supply is None:
+            continue
+        share = balance.share_pct
+        rows.append(
+            BalanceMonth(
+                month=months[index],
+                label=formats.date_format(months[index], "YEAR_MONTH_FORMAT"),
+                balance=balance,
+                partial=index == len(balances) - 1,
+                supply_text=text(balance.supply.value),
+                units_text=text(balance.units.value if balance.units else Decimal(0)),
+                difference_text=text(balance.difference),
+                share_text="" if share is None else format_number(share, 1),
+            )
+        )
+    return SupplyBalanceReport(
+        meter_type=meter_type,
+        label=str(METER_TYPE_LABELS[MeterType(meter_type)]),
+        units_label=", ".join(str(METER_TYPE_LABELS[MeterType(one)]).lower() for one in SUPPLY_MATCHES[meter_type]),
+        unit=unit_label(display),
+        months=rows,
     )
 
 

@@ -68,6 +68,10 @@ class Settlement(models.Model):
         related_name="+",
         verbose_name=_("finalised by"),
     )
+    # Set at generation (settlements.services): the building's supply meter over the period against the
+    # units' measured sum (readings.consumption.Balance.as_json); None where the property has no supply
+    # meter of the utility.
+    supply_balance = models.JSONField(_("supply balance"), null=True, blank=True, editable=False)
 
     objects = SettlementQuerySet.as_manager()
 

@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 
-from readings.consumption import QUANTUM, MeterUse, unit_consumption
+from readings.consumption import QUANTUM, Balance, MeterUse, add_amounts, unit_consumption
 from readings.models import MeterType, Tenancy, Unit
 from settlements.allocation import Amounts, Share, allocate
 from settlements.models import (
@@ -40,6 +41,9 @@ METER_TYPES: dict[str, tuple[str, ...]] = {
     Utility.WATER: (MeterType.COLD_WATER, MeterType.HOT_WATER),
 }
 HCA_FALLBACK = (MeterType.HEAT_COST_ALLOCATOR,)
+# The building's supply meter of each utility (readings.consumption.SUPPLY_MATCHES: the units' heat meters,
+# and their cold and hot water meters, measure it again).
+SUPPLY_METER_TYPE: dict[str, str] = {Utility.HEAT: MeterType.HEAT, Utility.WATER: MeterType.COLD_WATER}
 # A meter that reported for less than this in a stretch tells too little to scale up from.
 MIN_REPORTED = timedelta(days=1)
 
@@ -126,7 +130,8 @@ def settlement_generate(*, settlement: Settlement, now: datetime | None = None) 
     locked = Settlement.objects.select_for_update().select_related("property").get(pk=settlement.pk)
     if locked.status == SettlementStatus.FINAL:
         raise SettlementError(f"settlement {locked.pk} is finalised; its lines can no longer change")
-    units = list(locked.property.units.order_by("label").prefetch_related("tenancies"))
+    # The building's supply unit is compared with the dwellings (supply_balance), never settled.
+    units = list(locked.property.units.dwellings().order_by("label").prefetch_related("tenancies"))
     if not units:
         raise SettlementError(f"{locked.property} has no units to settle")
     meter_types = _meter_types(locked)
@@ -144,7 +149,8 @@ def settlement_generate(*, settlement: Settlement, now: datetime | None = None) 
         _line_meter(line, part) for line, piece in zip(lines, pieces, strict=True) for part in piece.meters
     )
     locked.generated_at = now
-    locked.save(update_fields=["generated_at"])
+    locked.supply_balance = _supply_balance(locked, pieces, meter_types, now)
+    locked.save(update_fields=["generated_at", "supply_balance"])
     transaction.on_commit(lambda: _announce(locked))
     return lines
 
@@ -174,10 +180,40 @@ def objection_deadline(settlement: Settlement) -> date | None:
 def _meter_types(settlement: Settlement) -> tuple[str, ...]:
     """The meters that measure this utility at this property (heat cost allocators where no heat meters hang)."""
     wanted = METER_TYPES[settlement.utility]
-    installed = set(settlement.property.units.values_list("installations__meter_type", flat=True).distinct())
+    installed = set(
+        settlement.property.units.dwellings().values_list("installations__meter_type", flat=True).distinct()
+    )
     if settlement.utility == Utility.HEAT and not installed & set(wanted) and installed & set(HCA_FALLBACK):
         return HCA_FALLBACK
     return wanted
+
+
+def _supply_balance(
+    settlement: Settlement, pieces: Sequence[_Piece], meter_types: Sequence[str], now: datetime
+) -> dict[str, Any] | None:
+    """The supply meter over the period against the units' measured sum (Balance.as_json); None without one.
+
+    The units' side is what their meters measured, as the lines show it
+    (estimates for silent meters left aside): the difference is what the
+    meters did not account for. Heat cost allocators count no kWh, so a
+    property settled by them has no balance.
+    """
+    supply_type = SUPPLY_METER_TYPE[settlement.utility]
+    if supply_type not in meter_types:
+        return None
+    supply_units = list(settlement.property.units.supply().filter(installations__meter_type=supply_type).distinct())
+    if not supply_units:
+        return None
+    supply = add_amounts(
+        unit_consumption(
+            unit=unit, meter_type=supply_type, start=settlement.period_start, end=settlement.period_end, now=now
+        ).total
+        for unit in supply_units
+    )
+    if supply is None:
+        return None
+    measured = add_amounts(part.use.amount for piece in pieces for part in piece.meters)
+    return Balance(supply, measured).as_json()
 
 
 def _pieces(unit: Unit, settlement: Settlement, meter_types: Sequence[str], now: datetime) -> list[_Piece]:

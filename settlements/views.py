@@ -6,6 +6,8 @@ else answers 404.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.contrib.auth.decorators import login_required
 from django.db.models import QuerySet, Sum
 from django.http import Http404, HttpRequest, HttpResponse
@@ -13,6 +15,7 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from readings.formatting import format_number
 from readings.models import Property
 from settlements.derivation import estimate_text, line_meter_texts
 from settlements.models import Settlement, SettlementLine, SettlementStatus
@@ -60,8 +63,31 @@ def statement(request: HttpRequest, settlement_id: int) -> HttpResponse:
             "area_days": area_days,
             "deadline": objection_deadline(settlement),
             "consumption_unit": "kWh" if settlement.utility == "heat" else "m³",
+            # The building's supply meter against the units: the manager's concern, not the tenants'.
+            "supply": _supply_balance_texts(settlement) if as_manager else None,
         },
     )
+
+
+def _supply_balance_texts(settlement: Settlement) -> dict[str, object] | None:
+    """The settlement's stored supply balance, formatted for the page's language; None without one."""
+    stored = settlement.supply_balance
+    if not stored or stored.get("supply") is None:
+        return None
+    decimals = 1 if settlement.utility == "heat" else 3
+
+    def text(value: str | None) -> str:
+        return "" if value is None else format_number(Decimal(value), decimals)
+
+    share = stored.get("share_pct")
+    return {
+        "supply": text(stored["supply"]),
+        "units": text(stored.get("units") or "0"),
+        "difference": text(stored.get("difference")),
+        "share": "" if share is None else format_number(Decimal(share), 1),
+        "estimated": bool(stored.get("estimated")),
+        "left_out": bool(stored.get("left_out")),
+    }
 
 
 def _explained(line: SettlementLine, settlement: Settlement) -> dict[str, object]:

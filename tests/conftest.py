@@ -566,3 +566,64 @@ def redis_url(tmp_path):
     yield f"redis://127.0.0.1:{port}/0"
     process.terminate()
     process.communicate(timeout=10)
+
+
+# --- The building's own supply meter --------------------------------------------------------------
+
+
+def add_supply_heat_meter(prop, gateway, start, end, *, per_hour=Decimal(4), serial="20000009"):
+    """A supply unit (area 0) with a heat meter read every hour in [start, end), rising `per_hour` from 0."""
+    from readings.models import MeterInstallation, Unit, UnitKind
+
+    supply = Unit.objects.create(property=prop, label="Forsyning", floor_area_m2=Decimal(0), kind=UnitKind.SUPPLY)
+    meter = MeterInstallation.objects.create(
+        unit=supply,
+        gateway=gateway,
+        meter_serial=serial,
+        manufacturer="KAM",
+        meter_type="heat",
+        register_unit="kWh",
+        installed_at=start,
+    )
+    ingest_now(prop.pk, hourly_rows(meter, start, end, per_hour=per_hour))
+    return meter
+
+
+@pytest.fixture
+def supply_building(consumption_building, prop, gateway):
+    """consumption_building with the building's supply heat meter, rising 4 kWh an hour over the same hours
+    (the units' meters together 3): a quarter of the supply is unaccounted for."""
+    import zoneinfo
+
+    cph = zoneinfo.ZoneInfo("Europe/Copenhagen")
+    meter = add_supply_heat_meter(prop, gateway, datetime(2024, 12, 1, tzinfo=cph), datetime(2025, 4, 2, tzinfo=cph))
+    return {**consumption_building, "supply_meter": meter, "supply": meter.unit}
+
+
+def recent_supply_building(prop, unit, gateway, *, months=8, dead_from=None):
+    """Up to now: 1 tv's heat meter rising 1 kWh an hour, 2 th's 2 and the supply meter 4, hourly from the
+    local first of the month `months` months ago. 2 th's meter stops at `dead_from` (when given)."""
+    from datetime import timedelta
+
+    from readings.consumption import add_months, first_of_month, local_day
+    from readings.models import MeterInstallation, Unit
+
+    zone = prop.zone
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    start = datetime.combine(add_months(first_of_month(local_day(now, zone)), -months), datetime.min.time(), zone)
+    neighbour = Unit.objects.create(property=prop, label="2 th", floor_area_m2=Decimal("50"))
+    meters = {}
+    for per_hour, (owner, serial) in enumerate([(unit, "20000001"), (neighbour, "20000002")], start=1):
+        meters[owner.label] = MeterInstallation.objects.create(
+            unit=owner,
+            gateway=gateway,
+            meter_serial=serial,
+            manufacturer="KAM",
+            meter_type="heat",
+            register_unit="kWh",
+            installed_at=start,
+        )
+        end = dead_from if dead_from is not None and owner is neighbour else now + timedelta(hours=1)
+        ingest_now(prop.pk, hourly_rows(meters[owner.label], start, end, per_hour=Decimal(per_hour)))
+    supply = add_supply_heat_meter(prop, gateway, start, now + timedelta(hours=1))
+    return {"start": start, "now": now, "neighbour": neighbour, "meters": meters, "supply_meter": supply}

@@ -62,6 +62,9 @@ def test_it_requires_a_secret_key_when_debug_is_off():
         ("FRAMES_MAX_PER_REQUEST", "lots", "FRAMES_MAX_PER_REQUEST must be a whole number, got 'lots'"),
         ("SITE_MAX_BODY_BYTES", "0", "SITE_MAX_BODY_BYTES must be at least 1, got 0"),
         ("HTTP_BODY_TIMEOUT_S", "0", "HTTP_BODY_TIMEOUT_S must be positive"),
+        ("SUPPLY_IMBALANCE_JUMP_PCT", "0", "SUPPLY_IMBALANCE_JUMP_PCT must be more than 0 and at most 100"),
+        ("SUPPLY_IMBALANCE_JUMP_PCT", "150", "SUPPLY_IMBALANCE_JUMP_PCT must be more than 0 and at most 100"),
+        ("SUPPLY_IMBALANCE_JUMP_PCT", "ten", "SUPPLY_IMBALANCE_JUMP_PCT must be a number of percentage points"),
     ],
 )
 def test_it_refuses_bad_values_loudly(name, value, message):

@@ -29,8 +29,8 @@ def test_it_exports_only_the_users_selected_rows(client, alice, property_manager
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert "attachment;" in response["Content-Disposition"]
     header, *rows = csv_rows(response)
-    assert header == ["Property name", "Label", "Floor area (m²)", "Heat correction factor"]
-    assert rows == [["Solvej 1", "1 tv", "72.50", "1.000"]]
+    assert header == ["Property name", "Label", "Floor area (m²)", "Heat correction factor", "Kind"]
+    assert rows == [["Solvej 1", "1 tv", "72.50", "1.000", "dwelling"]]
 
 
 def test_it_exports_local_times(client, alice, property_managers, heat_meter):
