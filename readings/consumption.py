@@ -764,9 +764,7 @@ async def _installation_periods(
     result, went_down = _periods_from_rows(await cursor.fetchall(), periods)
     if went_down:
         installations = [Installation.of(one) async for one in MeterInstallation.objects.filter(pk__in=went_down)]
-        for series in await load_series(conn, installations, instants, zone=zone, now=now):
-            amounts = series.consumption_series(instants, now=now)
-            result[series.installation.id].amounts[:] = amounts
+        _screened(result, await load_series(conn, installations, instants, zone=zone, now=now), instants, now)
     return result
 
 
@@ -788,9 +786,16 @@ def _installation_periods_sync(
         result, went_down = _periods_from_rows(cursor.fetchall(), periods)
     if went_down:
         installations = [Installation.of(one) for one in MeterInstallation.objects.filter(pk__in=went_down)]
-        for series in load_series_sync(installations, instants, zone=zone, now=now):
-            result[series.installation.id].amounts[:] = series.consumption_series(instants, now=now)
+        _screened(result, load_series_sync(installations, instants, zone=zone, now=now), instants, now)
     return result
+
+
+def _screened(
+    result: dict[int, _InstallationPeriods], series: Iterable[Series], instants: Sequence[datetime], now: datetime
+) -> None:
+    """Put the amounts of Series, which leave implausible readings out, in place of the SQL twin's."""
+    for one in series:
+        result[one.installation.id].amounts[:] = one.consumption_series(instants, now=now)
 
 
 async def property_averages(

@@ -268,6 +268,29 @@ def hourly_rows(installation, start, end, *, first=Decimal(0), per_hour=Decimal(
     return rows
 
 
+def two_heated_units(prop, unit, gateway, start, end, neighbour_end):
+    """`unit` and a new 2 th (50 m²) with a kWh heat meter each, read every hour from `start`: 1 kWh an hour
+    to `end` in `unit`, 2 kWh an hour to `neighbour_end` in 2 th. Returns 2 th and the meters by unit label."""
+    from readings.models import MeterInstallation, Unit
+
+    neighbour = Unit.objects.create(property=prop, label="2 th", floor_area_m2=Decimal("50"))
+    meters = {}
+    for per_hour, (owner, serial, until) in enumerate(
+        [(unit, "20000001", end), (neighbour, "20000002", neighbour_end)], start=1
+    ):
+        meters[owner.label] = MeterInstallation.objects.create(
+            unit=owner,
+            gateway=gateway,
+            meter_serial=serial,
+            manufacturer="KAM",
+            meter_type="heat",
+            register_unit="kWh",
+            installed_at=start,
+        )
+        ingest_now(prop.pk, hourly_rows(meters[owner.label], start, until, per_hour=Decimal(per_hour)))
+    return neighbour, meters
+
+
 @pytest.fixture
 def paul(django_user_model):
     """The tenant who lived in tina's unit before her."""
@@ -284,24 +307,12 @@ def consumption_building(prop, unit, gateway, tina, paul):
     """
     import zoneinfo
 
-    from readings.models import MeterInstallation, Tenancy, Unit
+    from readings.models import Tenancy
 
     cph = zoneinfo.ZoneInfo("Europe/Copenhagen")
     start = datetime(2024, 12, 1, tzinfo=cph)
     end = datetime(2025, 4, 2, tzinfo=cph)
-    neighbour = Unit.objects.create(property=prop, label="2 th", floor_area_m2=Decimal("50"))
-    meters = {}
-    for number, (owner, serial) in enumerate([(unit, "20000001"), (neighbour, "20000002")], start=1):
-        meters[owner.label] = MeterInstallation.objects.create(
-            unit=owner,
-            gateway=gateway,
-            meter_serial=serial,
-            manufacturer="KAM",
-            meter_type="heat",
-            register_unit="kWh",
-            installed_at=start,
-        )
-        ingest_now(prop.pk, hourly_rows(meters[owner.label], start, end, per_hour=Decimal(number)))
+    neighbour, meters = two_heated_units(prop, unit, gateway, start, end, end)
     Tenancy.objects.create(unit=unit, tenant=paul, move_in=date(2024, 6, 1), move_out=date(2025, 1, 15))
     Tenancy.objects.create(unit=unit, tenant=tina, move_in=date(2025, 1, 15))
     return {"unit": unit, "neighbour": neighbour, "meters": meters}
@@ -606,24 +617,11 @@ def recent_supply_building(prop, unit, gateway, *, months=8, dead_from=None):
     from datetime import timedelta
 
     from readings.consumption import add_months, first_of_month, local_day
-    from readings.models import MeterInstallation, Unit
 
     zone = prop.zone
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     start = datetime.combine(add_months(first_of_month(local_day(now, zone)), -months), datetime.min.time(), zone)
-    neighbour = Unit.objects.create(property=prop, label="2 th", floor_area_m2=Decimal("50"))
-    meters = {}
-    for per_hour, (owner, serial) in enumerate([(unit, "20000001"), (neighbour, "20000002")], start=1):
-        meters[owner.label] = MeterInstallation.objects.create(
-            unit=owner,
-            gateway=gateway,
-            meter_serial=serial,
-            manufacturer="KAM",
-            meter_type="heat",
-            register_unit="kWh",
-            installed_at=start,
-        )
-        end = dead_from if dead_from is not None and owner is neighbour else now + timedelta(hours=1)
-        ingest_now(prop.pk, hourly_rows(meters[owner.label], start, end, per_hour=Decimal(per_hour)))
+    end = now + timedelta(hours=1)
+    neighbour, meters = two_heated_units(prop, unit, gateway, start, end, dead_from or end)
     supply = add_supply_heat_meter(prop, gateway, start, now + timedelta(hours=1))
     return {"start": start, "now": now, "neighbour": neighbour, "meters": meters, "supply_meter": supply}
