@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "readings",
     "gateways",
     "settlements",
+    "tenants",
 ]
 
 MIDDLEWARE = [
@@ -186,6 +187,23 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "mbusportal" / "static"]
 STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
+
+# --- E-mail -------------------------------------------------------------------
+# Where mail goes, as a URL: smtp://user:password@host:587 (STARTTLS with ?tls=True or
+# smtp+tls://), smtp+ssl://host:465, or consolemail:// (printed to the console: the default,
+# so that nothing is sent to a mail server the portal was not told to use).
+_email = env.email_url("EMAIL_URL", default="consolemail://")
+EMAIL_BACKEND: str = _email["EMAIL_BACKEND"]
+EMAIL_HOST = _email.get("EMAIL_HOST") or "localhost"
+EMAIL_PORT = _email.get("EMAIL_PORT") or 25
+EMAIL_HOST_USER = _email.get("EMAIL_HOST_USER") or ""
+EMAIL_HOST_PASSWORD = _email.get("EMAIL_HOST_PASSWORD") or ""
+EMAIL_USE_TLS = bool(_email.get("EMAIL_USE_TLS"))
+EMAIL_USE_SSL = bool(_email.get("EMAIL_USE_SSL"))
+# A mail server that does not answer must not hold a request or a job for long.
+EMAIL_TIMEOUT = _positive_float("EMAIL_TIMEOUT_S", 10.0)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="M-Bus portal <noreply@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # --- Security -------------------------------------------------------------------
 # Cookies are secure unless we are developing over plain http.

@@ -21,6 +21,7 @@ urlpatterns = [
     path("", include("readings.urls")),
     path("", include("gateways.urls")),
     path("", include("settlements.urls")),
+    path("", include("tenants.urls")),
     # Browsers ask for /favicon.ico on every page, whatever the HTML says.
     path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
 ]

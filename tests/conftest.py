@@ -625,3 +625,20 @@ def recent_supply_building(prop, unit, gateway, *, months=8, dead_from=None):
     neighbour, meters = two_heated_units(prop, unit, gateway, start, end, dead_from or end)
     supply = add_supply_heat_meter(prop, gateway, start, now + timedelta(hours=1))
     return {"start": start, "now": now, "neighbour": neighbour, "meters": meters, "supply_meter": supply}
+
+
+@pytest.fixture
+def smtp_server(settings):
+    """A real SMTP server the portal sends to for this test; `.messages` is what it received."""
+    from tests.smtp import SMTPServer
+
+    server = SMTPServer()
+    server.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", server.port
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+    try:
+        yield server
+    finally:
+        server.stop()
