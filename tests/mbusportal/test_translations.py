@@ -35,11 +35,12 @@ def po_entries(path):
     return entries
 
 
-def test_it_has_the_four_catalogues():
+def test_it_has_the_five_catalogues():
     assert {path.relative_to(PROJECT).parts[0] for path in CATALOGUES} == {
         "readings",
         "gateways",
         "settlements",
+        "tenants",
         "locale",  # the project's own templates
     }
 
