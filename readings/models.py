@@ -224,6 +224,15 @@ class Tenancy(models.Model):
     move_out = models.DateField(
         _("move-out"), null=True, blank=True, help_text=_("First day no longer living there; empty if current.")
     )
+    # How to reach the tenant besides the e-mail address on their login: the statement's letter, a call.
+    phone = models.CharField(_("phone"), max_length=32, blank=True)
+    language = models.CharField(
+        _("language"),
+        max_length=8,
+        choices=settings.LANGUAGES,
+        default="da",
+        help_text=_("The language of e-mails and letters to this tenant."),
+    )
 
     objects = TenancyQuerySet.as_manager()
 

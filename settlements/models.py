@@ -3,6 +3,7 @@ settlements issue; the schema is here so the domain is whole."""
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -15,6 +16,9 @@ from django.utils.translation import gettext_lazy as _
 
 from readings.models import MeterType
 from readings.scoping import AnyUser, managed_by
+
+# Lejeloven § 77: a tenant may object to a heat or water statement within six weeks of receiving it.
+OBJECTION_PERIOD = timedelta(weeks=6)
 
 
 class Utility(models.TextChoices):
@@ -101,6 +105,14 @@ class SettlementLineQuerySet(models.QuerySet["SettlementLine"]):
     def for_manager(self, user: AnyUser) -> SettlementLineQuerySet:
         return managed_by(self, user, "settlement__property__organisation__")
 
+    def for_tenant(self, user: AnyUser) -> SettlementLineQuerySet:
+        """The user's own lines of finalised settlements, newest period first: what a tenant may read."""
+        return (
+            self.filter(tenancy__tenant_id=user.pk, settlement__status=SettlementStatus.FINAL)
+            .select_related("settlement__property", "unit", "tenancy")
+            .order_by("-settlement__period_start", "settlement__utility", "tenancy__move_in")
+        )
+
 
 class SettlementLine(models.Model):
     """One unit's (or, where tenants moved, one tenancy's) share of a settlement."""
@@ -151,6 +163,15 @@ class SettlementLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.unit}: {self.total_amount_dkk} DKK"
+
+    def objection_deadline(self) -> date | None:
+        """The last day this line's tenant may object (Lejeloven § 77: six weeks from receipt).
+
+        Counted from the settlement's finalisation until statements record their own delivery.
+        """
+        if self.settlement.finalised_at is None:
+            return None
+        return (self.settlement.finalised_at + OBJECTION_PERIOD).date()
 
     @property
     def refund_dkk(self) -> Decimal | None:

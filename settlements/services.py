@@ -24,6 +24,7 @@ from readings.consumption import QUANTUM, Balance, MeterUse, add_amounts, unit_c
 from readings.models import MeterType, Tenancy, Unit
 from settlements.allocation import Amounts, Share, allocate
 from settlements.models import (
+    OBJECTION_PERIOD,
     EstimateMethod,
     Settlement,
     SettlementLine,
@@ -32,7 +33,6 @@ from settlements.models import (
     Utility,
 )
 
-OBJECTION_PERIOD = timedelta(weeks=6)
 BILLING_YEAR_START = (6, 1)  # 1 June
 CONSUMPTION_QUANTUM = Decimal("0.001")
 
