@@ -57,7 +57,7 @@ def test_it_logs_in_the_printed_users(client):
     assert log_in(client, "manager", "manager-demo-2026")["Location"] == "/"
     assert client.get("/").url == "/admin/"
     assert log_in(client, "tenant", "tenant-demo-2026")["Location"] == "/"
-    assert client.get("/").url == "/consumption/"
+    assert client.get("/").url == "/home/"
 
 
 def test_it_lets_the_demo_manager_work_in_the_admin(client):
