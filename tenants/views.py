@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
@@ -18,7 +19,9 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from readings.consumption import first_of_month
 from readings.models import Property
+from readings.reports import UnitReport, unit_report
 from readings.scoping import AnyUser
 from settlements.models import SettlementLine
 from tenants.forms import DownloadForm, export_url
@@ -85,20 +88,46 @@ def _tenancy_downloads(tenancies: list[TenancyDays]) -> list[TenancyDownloads]:
     return links
 
 
+async def _consumption_summary(days: TenancyDays) -> UnitReport:
+    """What /consumption/ shows first for this tenancy (its latest month): the totals and the latest readings.
+
+    The consumption page's own report, so that the two can never disagree.
+    """
+    assert days.last_day is not None
+    tenancy = days.tenancy
+    return await unit_report(
+        unit=tenancy.unit,
+        month=first_of_month(days.last_day),
+        visible_from=tenancy.move_in,
+        visible_to=tenancy.move_out,
+        now=timezone.now(),
+    )
+
+
 @never_cache
 @require_GET
 @login_required
-def home(request: HttpRequest) -> HttpResponse:
+async def home(request: HttpRequest) -> HttpResponse:
     """The tenant's units and tenancies, consumption, statements, downloads and whom to contact."""
-    tenancies = tenant_tenancies(request.user)
+    # Async, as the consumption report runs on the async pool; templates read request.user, so resolve it here.
+    user = request.user = await request.auser()
+    tenancies = await sync_to_async(tenant_tenancies)(user)
     context = {"tenancies": tenancies, "contacts": _contacts(tenancies)}
-    if not any(days.started for days in tenancies):
+    lived = [days for days in tenancies if days.started]
+    if not lived:
         # Nothing lived yet (no tenancy, or one that starts later): say so, and whom to ask.
         return render(request, "tenants/not_started.html", context)
     return render(
         request,
         "tenants/home.html",
-        context | {"statements": _statements(request.user), "downloads": _tenancy_downloads(tenancies)},
+        context
+        | {
+            # Newest first: the current tenancy, else the latest that ended, as /consumption/ chooses.
+            "consumption": await _consumption_summary(lived[0]),
+            "consumption_tenancy": lived[0].tenancy,
+            "statements": await sync_to_async(_statements)(user),
+            "downloads": _tenancy_downloads(tenancies),
+        },
     )
 
 
