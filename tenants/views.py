@@ -124,7 +124,6 @@ async def home(request: HttpRequest) -> HttpResponse:
         | {
             # Newest first: the current tenancy, else the latest that ended, as /consumption/ chooses.
             "consumption": await _consumption_summary(lived[0]),
-            "consumption_tenancy": lived[0].tenancy,
             "statements": await sync_to_async(_statements)(user),
             "downloads": _tenancy_downloads(tenancies),
         },
