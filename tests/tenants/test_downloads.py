@@ -66,6 +66,16 @@ def test_it_refuses_days_outside_her_tenancies(client, tina, tina_home):
 
 
 @pytest.mark.django_db
+def test_it_refuses_paul_the_days_tina_lived_in_his_flat(client, paul, tina_home):
+    # tina lived in 3 th until 1 June 2024; paul lives there since.
+    response = ask(client, paul, first_day="2023-03-01", last_day="2024-05-31", kind="readings")
+    assert "Location" not in response
+    errors = errors_of(response)
+    assert errors["first_day"][0].startswith("Choose a day from June 1, 2024 to ")
+    assert errors["last_day"] == errors["first_day"]
+
+
+@pytest.mark.django_db
 def test_it_refuses_a_reversed_period(client, tina, tina_home):
     response = ask(client, tina, first_day="2024-05-01", last_day="2024-04-01", kind="consumption")
     assert response.status_code == 200
