@@ -105,6 +105,23 @@ class Property(models.Model):
     time_zone = models.CharField(
         _("time zone"), max_length=64, default="Europe/Copenhagen", validators=[validate_time_zone]
     )
+    # Whom the property's tenants contact (shown on their home page). On the property rather than the
+    # organisation: managers edit properties, and one organisation often has a caretaker per building.
+    contact_name = models.CharField(
+        _("contact name"),
+        max_length=200,
+        blank=True,
+        validators=[validate_no_control_characters],
+        help_text=_("Whom tenants contact about this property, e.g. the caretaker or the administration."),
+    )
+    contact_email = models.EmailField(_("contact e-mail"), blank=True)
+    contact_phone = models.CharField(
+        _("contact phone"), max_length=32, blank=True, validators=[validate_no_control_characters]
+    )
+    contact_address = models.TextField(_("contact postal address"), blank=True)
+    office_hours = models.TextField(
+        _("office hours"), blank=True, help_text=_("When tenants can call or come by, e.g. “Mon–Thu 9–12”.")
+    )
 
     objects = PropertyQuerySet.as_manager()
 
@@ -121,6 +138,11 @@ class Property(models.Model):
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.time_zone)
+
+    @property
+    def has_contact(self) -> bool:
+        """Whether the managers said anything about how tenants reach them."""
+        return any((self.contact_name, self.contact_email, self.contact_phone, self.contact_address, self.office_hours))
 
 
 class UnitKind(models.TextChoices):
