@@ -76,6 +76,8 @@ class Organisation(models.Model):
     """A housing association or property management company."""
 
     name = models.CharField(_("name"), max_length=200, unique=True, validators=[validate_no_control_characters])
+    # Where tenants write to the landlord, e.g. to object to a settlement statement (which prints it).
+    address = models.TextField(_("address"), blank=True, help_text=_("Postal address for tenants' letters."))
     managers = models.ManyToManyField(
         settings.AUTH_USER_MODEL, related_name="managed_organisations", blank=True, verbose_name=_("managers")
     )
