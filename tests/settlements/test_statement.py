@@ -30,11 +30,11 @@ def test_it_shows_the_tenant_their_share_and_how_it_was_computed(client, finalis
     response = client.get(url(finalised))
     assert response.status_code == 200
     page = response.content.decode()
-    assert "2685.13 DKK" in page  # tina's share (see test_services)
-    assert "314.87 DKK" in page and "To be refunded" in page  # 3000.00 paid on account
-    assert "1590.38" not in page  # paul's share is not hers to see
-    assert "10000.00 DKK" in page  # the property's total
-    assert "You may object to this statement until" in page
+    assert "DKK 2,685.13" in page  # tina's share (see test_services)
+    assert "DKK 314.87" in page and "To receive" in page  # 3000.00 paid on account
+    assert "1,590.38" not in page  # paul's share is not hers to see
+    assert "DKK 10,000.00" in page  # the property's total
+    assert "Deadline to object" in page
 
 
 def test_it_tells_browsers_and_proxies_not_to_store_the_statement(client, finalised, tina):
@@ -72,10 +72,10 @@ def test_it_refuses_a_manager_of_another_organisation(client, finalised, charlie
 def test_it_shows_the_manager_every_line_or_one(client, finalised, alice):
     client.force_login(alice)
     page = client.get(url(finalised)).content.decode()
-    assert "1590.38" in page and "2685.13" in page and "5724.49" in page
+    assert "DKK 1,590.38" in page and "DKK 2,685.13" in page and "DKK 5,724.49" in page
     line = finalised.lines.get(total_amount_dkk=Decimal("5724.49"))
     one = client.get(url(finalised), {"line": line.pk}).content.decode()
-    assert "5724.49" in one and "2685.13 DKK" not in one
+    assert "DKK 5,724.49" in one and "DKK 2,685.13" not in one
 
 
 def test_it_sends_anonymous_visitors_to_log_in(client, finalised):
