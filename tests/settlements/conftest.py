@@ -53,12 +53,12 @@ def full_statement(heat_settlement, organisation, prop, alice, tina, paul):
     heat_settlement.total_cost_dkk = Decimal("250000.00")
     heat_settlement.payment_due_date = date(2025, 9, 1)
     heat_settlement.save()
-    SettlementCost.objects.create(
-        settlement=heat_settlement, position=1, description="District heating, supplier's bill", amount_dkk=Decimal("235000.00")
-    )
-    SettlementCost.objects.create(
-        settlement=heat_settlement, position=2, description="Meter reading and settlement", amount_dkk=Decimal("15000.00")
-    )
+    for position, (description, amount) in enumerate(
+        [("District heating, supplier's bill", "235000.00"), ("Meter reading and settlement", "15000.00")]
+    ):
+        SettlementCost.objects.create(
+            settlement=heat_settlement, position=position, description=description, amount_dkk=Decimal(amount)
+        )
     unit = prop.units.get(label="1 tv")
     for user, paid in ((tina, "60000.00"), (paul, "42000.00")):
         AcontoPayment.objects.create(
