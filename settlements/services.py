@@ -24,7 +24,6 @@ from readings.consumption import QUANTUM, Balance, MeterUse, add_amounts, unit_c
 from readings.models import MeterType, Tenancy, Unit
 from settlements.allocation import Amounts, Share, allocate
 from settlements.models import (
-    OBJECTION_PERIOD,
     EstimateMethod,
     Settlement,
     SettlementLine,
@@ -175,13 +174,6 @@ def settlement_finalise(*, settlement: Settlement, user: AbstractBaseUser) -> Se
     locked.finalised_by_id = user.pk
     locked.save(update_fields=["status", "finalised_at", "finalised_by"])
     return locked
-
-
-def objection_deadline(settlement: Settlement) -> date | None:
-    """The last day a tenant may object: six weeks after finalisation."""
-    if settlement.finalised_at is None:
-        return None
-    return (settlement.finalised_at + OBJECTION_PERIOD).date()
 
 
 def _meter_types(settlement: Settlement) -> tuple[str, ...]:

@@ -118,9 +118,9 @@ def _explained(line: SettlementLine, settlement: Settlement, total: Decimal) -> 
         "meterless": meterless,
         "correction_factor": factor,
         "share_pct": _share_pct(line.total_amount_dkk, total),
-        # Set by the delivery of statements where it is known; the partial shows it when it is.
+        # The day the statement reached the tenant, where its delivery is recorded (None until statements are
+        # delivered); _statement_delivery.html shows it. The deadline comes from line.objection_deadline().
         "delivered_on": None,
-        "objection_deadline": line.objection_deadline(),
     }
 
 

@@ -158,3 +158,11 @@ def test_it_shows_a_tenant_only_his_own_line_whatever_line_he_asks_for(client, f
     tinas = full_statement.lines.get(tenancy__tenant__username="tina")
     page = text(client.get(url(full_statement), {"line": tinas.pk}).content.decode())
     assert "Tina Hansen" not in page and "Paul Jensen" in page
+
+
+def test_it_shows_the_manager_a_draft_as_not_yet_issued(client, heat_settlement, alice):
+    settlement_generate(settlement=heat_settlement, now=NOW)
+    client.force_login(alice)
+    page = text(client.get(url(heat_settlement), HTTP_ACCEPT_LANGUAGE="en").content.decode())
+    assert "Draft: these figures may still change." in page
+    assert "Issued not yet: this is a draft" in page and "Deadline to object" not in page
