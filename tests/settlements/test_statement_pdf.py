@@ -107,3 +107,13 @@ def test_it_hides_a_drafts_pdf_from_its_tenant(client, heat_settlement, tina):
 def test_it_sends_anonymous_visitors_to_log_in(client, full_statement):
     response = client.get(pdf_url(full_statement))
     assert response.status_code == 302 and "login" in response["Location"]
+
+
+def test_it_prints_a_draft_without_lines_for_its_manager(client, heat_settlement, alice):
+    client.force_login(alice)
+    page = client.get(f"/settlements/{heat_settlement.pk}/statement/", HTTP_ACCEPT_LANGUAGE="en")
+    assert page.status_code == 200 and "This settlement has no lines yet." in page.content.decode()
+    response = client.get(pdf_url(heat_settlement), HTTP_ACCEPT_LANGUAGE="en")
+    assert response.status_code == 200
+    assert "This settlement has no lines yet." in text_of(response.content)
+    assert "nothing was consumed" not in text_of(response.content)
