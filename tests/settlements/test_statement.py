@@ -166,3 +166,26 @@ def test_it_shows_the_manager_a_draft_as_not_yet_issued(client, heat_settlement,
     page = text(client.get(url(heat_settlement), HTTP_ACCEPT_LANGUAGE="en").content.decode())
     assert "Draft: these figures may still change." in page
     assert "Issued not yet: this is a draft" in page and "Deadline to object" not in page
+
+
+def test_it_states_a_water_settlement_in_m3_without_correction_factors(client, consumption_building, prop, alice, tina):
+    # The building has heat meters only: every unit's water is the property's average (none), so the
+    # variable part is shared by area × days, and the statement says so.
+    from settlements.models import Settlement
+
+    water = Settlement.objects.create(
+        property=prop,
+        utility="water",
+        period_start=datetime(2024, 12, 1).date(),
+        period_end=datetime(2025, 4, 1).date(),
+        total_cost_dkk=Decimal("1000.00"),
+    )
+    settlement_generate(settlement=water, now=NOW)
+    settlement_finalise(settlement=water, user=alice)
+    client.force_login(tina)
+    response = client.get(url(water), HTTP_ACCEPT_LANGUAGE="en")
+    assert response.status_code == 200
+    page = text(response.content.decode())
+    assert "Water settlement" in page and "0.000 m³" in page
+    assert "nothing was consumed: shared by floor area × days" in page
+    assert "Correction factor" not in page
