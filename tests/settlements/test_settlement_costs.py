@@ -75,3 +75,13 @@ def test_it_generates_with_cost_items_that_add_up(settlement, unit, tenancy):
     SettlementCost.objects.create(settlement=settlement, description="Supplier's bill", amount_dkk=Decimal("1000"))
     lines = settlement_generate(settlement=settlement, now=NOW)
     assert sum(line.total_amount_dkk for line in lines) == Decimal("1000.00")
+
+
+def test_it_freezes_the_cost_items_of_a_final_settlement(client, alice, property_managers, settlement):
+    SettlementCost.objects.create(settlement=settlement, description="Supplier's bill", amount_dkk=Decimal("1000"))
+    client.force_login(alice)
+    change = reverse("admin:settlements_settlement_change", args=[settlement.pk])
+    assert 'name="costs-0-amount_dkk"' in client.get(change).content.decode()
+    Settlement.objects.filter(pk=settlement.pk).update(status="final")
+    page = client.get(change).content.decode()
+    assert "Supplier&#x27;s bill" in page and 'name="costs-0-amount_dkk"' not in page
