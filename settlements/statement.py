@@ -21,6 +21,7 @@ from django.db.models import Sum
 from readings.formatting import format_number
 from settlements.derivation import estimate_text, line_meter_texts
 from settlements.models import Settlement, SettlementLine, Utility
+from settlements.services import METER_TYPES
 
 # Unit prices are shown (not used to compute amounts) with this many decimals: enough that price × quantity
 # gives the line's amount to within the øre its rounding moved.
@@ -93,9 +94,6 @@ def statement_context(
 
 def _explained(line: SettlementLine, settlement: Settlement, total: Decimal) -> dict[str, Any]:
     """A line and what the statement says about it: who, where, when, each meter's cuts, the share."""
-    # Imported here: services imports models, and the statement needs only its meter types.
-    from settlements.services import METER_TYPES
-
     meterless = estimate_text(
         line.estimate_method,
         line.estimate_basis,
