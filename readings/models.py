@@ -323,6 +323,14 @@ class MeterInstallation(models.Model):
     )
     meter_type = models.CharField(_("meter type"), max_length=16, choices=MeterType.choices)
     register_unit = models.CharField(_("register unit"), max_length=8, choices=RegisterUnit.choices)
+    # Where in the unit it hangs, so that a tenant can find it and check it against a statement.
+    location = models.CharField(
+        _("location"),
+        max_length=100,
+        blank=True,
+        validators=[validate_no_control_characters],
+        help_text=_("Where in the unit the meter hangs, e.g. 'Bathroom, under the sink'."),
+    )
     installed_at = models.DateTimeField(_("installed at"))
     removed_at = models.DateTimeField(_("removed at"), null=True, blank=True)
     initial_value = models.DecimalField(_("initial value"), max_digits=18, decimal_places=6, default=Decimal("0"))

@@ -29,7 +29,7 @@ def _statement_lines(request: HttpRequest, settlement_id: int) -> tuple[Settleme
     settlement = get_object_or_404(Settlement.objects.select_related("property__organisation"), pk=settlement_id)
     lines = (
         settlement.lines.select_related("unit", "tenancy__tenant")
-        .prefetch_related("meters")
+        .prefetch_related("meters__installation")
         .order_by("unit__label", "tenancy__move_in")
     )
     if Property.objects.for_manager(request.user).filter(pk=settlement.property_id).exists():

@@ -60,6 +60,7 @@ def full_statement(heat_settlement, organisation, prop, alice, tina, paul):
             settlement=heat_settlement, position=position, description=description, amount_dkk=Decimal(amount)
         )
     unit = prop.units.get(label="1 tv")
+    unit.installations.update(location="Badeværelse, under vasken")
     for user, paid in ((tina, "60000.00"), (paul, "42000.00")):
         AcontoPayment.objects.create(
             settlement=heat_settlement, tenancy=unit.tenancies.get(tenant=user), amount_dkk=Decimal(paid)

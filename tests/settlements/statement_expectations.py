@@ -6,7 +6,7 @@ days, 2 th 50 m² × 121) = 5.059875 DKK per m² and day; 175,000.00 over
 8,128.4 kWh (paul 1,080, tina 1,823, 2 th 5,806 × 0.9) = 21.529452 DKK per kWh.
 tina: 72.5 × 76 days → 27,879.91; 1,823 kWh → 39,248.19; together 67,128.10,
 26.85 % of the total; 60,000.00 paid on account, 7,128.10 to pay.
-Her meter 20000001 rises 1 kWh an hour from 0 on 1 Dec: 1,080 at her move-in
+Her meter 20000001 (in the bathroom) rises 1 kWh an hour from 0 on 1 Dec: 1,080 at her move-in
 (15 Jan, 00:00), 2,903 at the end (1 Apr, 00:00), both read.
 """
 
@@ -60,7 +60,7 @@ TINA = {
         ("tenant's full name", "Tina Hansen"),
         ("unit address", "Address Solvej 1 2100 København Ø, 1 tv"),
         ("tenancy dates", "Your tenancy in the period Jan. 15, 2025 – March 31, 2025 (76 days)"),
-        ("meter number and type", "No. 20000001 Heat"),
+        ("meter number, type and location", "No. 20000001 Heat Badeværelse, under vasken"),
         ("register at the start, how obtained", "1,080.000 kWh Jan. 15, 2025, midnight: read"),
         ("register at the end, how obtained", "2,903.000 kWh April 1, 2025, midnight: read"),
         ("meter consumption", "read 1,823.000 kWh"),
@@ -88,7 +88,7 @@ TINA = {
         ("tenant's full name", "Tina Hansen"),
         ("unit address", "Adresse Solvej 1 2100 København Ø, 1 tv"),
         ("tenancy dates", "Dit lejemål i perioden 15. januar 2025 – 31. marts 2025 (76 dage)"),
-        ("meter number and type", "Nr. 20000001 Varme"),
+        ("meter number, type and location", "Nr. 20000001 Varme Badeværelse, under vasken"),
         ("register at the start, how obtained", "1.080,000 kWh 15. januar 2025 00:00: aflæst"),
         ("register at the end, how obtained", "2.903,000 kWh 1. april 2025 00:00: aflæst"),
         ("meter consumption", "aflæst 1.823,000 kWh"),
