@@ -479,6 +479,7 @@ class MeterInstallationForm(forms.ModelForm[MeterInstallation]):
             "manufacturer",
             "meter_type",
             "register_unit",
+            "location",
             "installed_at",
             "removed_at",
             "initial_value",

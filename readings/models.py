@@ -76,6 +76,8 @@ class Organisation(models.Model):
     """A housing association or property management company."""
 
     name = models.CharField(_("name"), max_length=200, unique=True, validators=[validate_no_control_characters])
+    # Where tenants write to the landlord, e.g. to object to a settlement statement (which prints it).
+    address = models.TextField(_("address"), blank=True, help_text=_("Postal address for tenants' letters."))
     managers = models.ManyToManyField(
         settings.AUTH_USER_MODEL, related_name="managed_organisations", blank=True, verbose_name=_("managers")
     )
@@ -343,6 +345,14 @@ class MeterInstallation(models.Model):
     )
     meter_type = models.CharField(_("meter type"), max_length=16, choices=MeterType.choices)
     register_unit = models.CharField(_("register unit"), max_length=8, choices=RegisterUnit.choices)
+    # Where in the unit it hangs, so that a tenant can find it and check it against a statement.
+    location = models.CharField(
+        _("location"),
+        max_length=100,
+        blank=True,
+        validators=[validate_no_control_characters],
+        help_text=_("Where in the unit the meter hangs, e.g. 'Bathroom, under the sink'."),
+    )
     installed_at = models.DateTimeField(_("installed at"))
     removed_at = models.DateTimeField(_("removed at"), null=True, blank=True)
     initial_value = models.DecimalField(_("initial value"), max_digits=18, decimal_places=6, default=Decimal("0"))
