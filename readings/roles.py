@@ -41,6 +41,8 @@ PERMISSIONS: dict[str, dict[str, list[str]]] = {
         "settlement": ["view", "add", "change", "delete"],
         "settlementline": ["view"],
         "acontopayment": ["view", "add", "change", "delete"],
+        # Objections come from tenants; a manager reads them and responds (change), never adds or deletes.
+        "objection": ["view", "change"],
     },
 }
 
