@@ -143,6 +143,9 @@ def settlement_generate(*, settlement: Settlement, now: datetime | None = None) 
     locked = Settlement.objects.select_for_update().select_related("property").get(pk=settlement.pk)
     if locked.status == SettlementStatus.FINAL:
         raise SettlementError(f"settlement {locked.pk} is finalised; its lines can no longer change")
+    if Objection.objects.filter(line__settlement=locked).exists():
+        # Objections are part of the record and point at their lines; never regenerate them away.
+        raise SettlementError(f"settlement {locked.pk} has objections to its lines; correct it in a new version")
     # The building's supply unit is compared with the dwellings (supply_balance), never settled.
     units = list(locked.property.units.dwellings().order_by("label").prefetch_related("tenancies"))
     if not units:
