@@ -193,7 +193,7 @@ class SettlementAdmin(ScopedModelAdmin[Settlement]):
         ]
         if not rows:
             return "–"
-        return format_html("<ul>{}</ul>", format_html_join("", '<li><a href="{}">{}</a>, {}: {}{}</li>', rows))
+        return format_html_join(format_html("<br>"), '<a href="{}">{}</a>, {}: {}{}', rows)
 
     @admin.display(description=_("statements"))
     def statement(self, settlement: Settlement) -> str:
@@ -370,7 +370,7 @@ class ObjectionAdmin(ScopedModelAdmin[Objection]):
     def disputed(self, objection: Objection) -> str:
         wanted = set(objection.figures)
         figures = [figure for figure in line_figures(objection.line) if figure.key in wanted]
-        return format_html("<ul>{}</ul>", format_html_join("", "<li>{}: {}</li>", ((f.label, f.text) for f in figures)))
+        return format_html_join(format_html("<br>"), "{}: {}", ((f.label, f.text) for f in figures))
 
     @admin.display(description=_("attachments"))
     def attachment_links(self, objection: Objection) -> str:
@@ -389,7 +389,8 @@ class ObjectionAdmin(ScopedModelAdmin[Objection]):
     @admin.display(description=_("timeline"))
     def timeline(self, objection: Objection) -> str:
         return render_to_string(
-            "settlements/_objection_timeline.html", {"events": objection.events.select_related("by", "version")}
+            "settlements/_objection_timeline.html",
+            {"events": objection.events.select_related("by", "version"), "bare": True},
         )
 
     def save_model(self, request: HttpRequest, obj: Objection, form: Any, change: bool) -> None:

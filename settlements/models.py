@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
-from django.utils.translation import gettext
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from readings.models import MeterType
@@ -286,7 +286,7 @@ TRIBUNAL_WARNING = timedelta(days=14)
 
 
 class ObjectionStatus(models.TextChoices):
-    OPEN = "open", _("Open")
+    OPEN = "open", pgettext_lazy("objection status", "Open")
     ANSWERED = "answered", _("Answered")
     REJECTED = "rejected", _("Rejected")
     CORRECTED = "corrected", _("Corrected")

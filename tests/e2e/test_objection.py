@@ -1,6 +1,7 @@
 """In a real browser: tina objects from her statement (a figure, an attachment), alice answers in the admin,
 tina reads the answer; in English and in Danish, tina on a phone-sized screen, alice on a laptop's."""
 
+import os
 import re
 from datetime import date
 from decimal import Decimal
@@ -79,6 +80,12 @@ def watched_context(browser, problems, **options):
     return context
 
 
+def shot(page, name):
+    """With SCREENSHOT_DIR set, a full-page screenshot to look at (not an assertion)."""
+    if os.environ.get("SCREENSHOT_DIR"):
+        page.screenshot(path=os.path.join(os.environ["SCREENSHOT_DIR"], f"{name}.png"), full_page=True)
+
+
 def fits(page):
     """Nothing on the page is wider than the window (no sideways scrolling)."""
     return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
@@ -101,6 +108,7 @@ def test_it_lets_tina_object_and_alice_answer(browser, page, server, statement, 
     tenant.get_by_role("link", name=texts["object"]).click()
     tenant.wait_for_selector("form.objection-form")
     assert fits(tenant)
+    shot(tenant, f"form-{language}")
     tenant.check(f"input[name=figures][value='{figure}']")
     tenant.fill("textarea[name=text]", "The end register is 40 kWh too high.")
     tenant.set_input_files(
@@ -113,6 +121,7 @@ def test_it_lets_tina_object_and_alice_answer(browser, page, server, statement, 
     assert tenant.locator("dl.receipt .number").inner_text() == objection.number
     assert tenant.get_by_role("link", name="meter.pdf").is_visible()
     assert fits(tenant)
+    shot(tenant, f"receipt-{language}")
     assert smtp_server.to("alice@example.com")  # the managers were told
 
     # alice answers in the admin, on a laptop's screen.
@@ -127,6 +136,7 @@ def test_it_lets_tina_object_and_alice_answer(browser, page, server, statement, 
     page.get_by_role("link", name=objection.number).click()
     page.wait_for_selector("textarea[name=response_text]")
     assert "The end register is 40 kWh too high." in page.content()
+    shot(page, f"admin-{language}")
     page.check("input[name=response][value=answered]")
     page.fill("textarea[name=response_text]", "We read the meter again: the register is right.")
     page.click("input[name=_save]")
@@ -142,6 +152,7 @@ def test_it_lets_tina_object_and_alice_answer(browser, page, server, statement, 
     assert "We read the meter again: the register is right." in timeline.inner_text()
     tenant.goto(f"{server}/settlements/{statement.pk}/statement/")
     panel = tenant.locator(f"#objections-{line.pk}")
+    shot(tenant, f"statement-{language}")
     assert re.search(re.escape(objection.number) + r".*" + texts["answered"], panel.inner_text(), re.S)
     assert smtp_server.to("tina@example.com")
     phone.close()
