@@ -157,3 +157,45 @@ def test_it_lets_tina_object_and_alice_answer(browser, page, server, statement, 
     assert smtp_server.to("tina@example.com")
     phone.close()
     assert problems == []
+
+
+def test_it_shows_tina_what_the_corrected_version_changed_on_a_phone(browser, server, statement, tina, alice):
+    from settlements.models import ObjectionEventKind
+    from settlements.services import objection_respond, objection_submit
+
+    line = statement.lines.get(tenancy__tenant=tina)
+    objection = objection_submit(
+        line=line, user=tina, figures=["aconto"], text="I paid 3,500 DKK.", files=[], base_url=server
+    )
+    event = objection_respond(
+        objection=objection, user=alice, kind=ObjectionEventKind.CORRECTED, text="Right: corrected.", base_url=server
+    )
+    version = event.version
+    assert version is not None
+    payment = version.aconto_payments.get()
+    payment.amount_dkk = Decimal("3500")
+    payment.save()
+    settlement_generate(settlement=version, now=NOW)
+    settlement_finalise(settlement=version, user=alice, base_url=server)
+
+    problems: list[str] = []
+    phone = watched_context(browser, problems, locale="da", viewport={"width": 390, "height": 844})
+    tenant = phone.new_page()
+    tenant.goto(f"{server}/settlements/{statement.pk}/statement/")
+    tenant.fill("input[name=username]", "tina")
+    tenant.fill("input[name=password]", "tina-password-1")
+    tenant.click("form.login button[type=submit]")
+    assert "erstattet af en rettet version (version 2)" in tenant.locator(".notice.superseded").inner_text()
+    tenant.get_by_role("link", name="Læs det rettede regnskab").first.click()
+    difference = tenant.locator("section.difference").first
+    difference.wait_for()
+    assert "Hvad version 2 ændrede" in difference.inner_text()
+    assert "Betalt a conto: 3.000,00 DKK → 3.500,00 DKK" in difference.inner_text()
+    # The section fits the phone's width (a wide table scrolls inside its own box).
+    assert difference.evaluate("el => el.getBoundingClientRect().right <= window.innerWidth")
+    shot(tenant, "difference-da")
+    tenant.get_by_role("link", name=objection.number).click()
+    timeline = tenant.locator("ol.timeline").inner_text()
+    assert "Udlejer retter regnskabet" in timeline and "Rettet version leveret" in timeline
+    phone.close()
+    assert problems == []

@@ -378,3 +378,29 @@ def test_it_shows_the_tribunal_warning_in_the_admin(client, objection, alice, fi
     assert "bring the dispute before the rent tribunal by then" in listing
     page = client.get(reverse("settlements:objection", args=[objection.pk])).content.decode()
     assert 'class="notice clock warning"' in page
+
+
+def test_it_keeps_the_objection_when_the_mail_server_refuses_the_managers_address(
+    client, tina, tina_line, alice, bob, smtp_server
+):
+    from tests.smtp import REFUSED_DOMAIN
+
+    for user in (alice, bob):
+        user.email = f"{user.username}@{REFUSED_DOMAIN}"
+        user.save()
+    client.force_login(tina)
+    response = object_to(client, tina_line)
+    assert response.status_code == 302  # the tenant's objection counts, whatever the mail server says
+    event = ObjectionEvent.objects.get()
+    assert event.notified_at is None and "550" in event.notify_error
+    assert smtp_server.messages == []
+
+
+def test_it_never_regenerates_the_lines_objections_point_at(objection, finalised):
+    from settlements.services import SettlementError
+
+    Settlement.objects.filter(pk=finalised.pk).update(status=SettlementStatus.DRAFT)
+    finalised.refresh_from_db()
+    with pytest.raises(SettlementError, match="objections"):
+        settlement_generate(settlement=finalised, now=NOW)
+    assert objection.line.settlement_id == finalised.pk and Objection.objects.filter(pk=objection.pk).exists()
