@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
 from readings.admin_scoping import ScopedModelAdmin, ScopedTabularInline, count_of, csv_lines
@@ -85,6 +86,9 @@ class AcontoPaymentInline(ScopedTabularInline[AcontoPayment]):
 def _final(settlement: Settlement | None) -> bool:
     return settlement is not None and settlement.status == SettlementStatus.FINAL
 
+
+# Separates the lines of a read-only field (a constant: no text of anyone's in it).
+BR = mark_safe("<br>")
 
 LINE_COLUMNS = (
     ("settlement_id", _("settlement")),
@@ -171,7 +175,7 @@ class SettlementAdmin(ScopedModelAdmin[Settlement]):
             url = reverse("admin:settlements_settlement_change", args=[successor.pk])
             label = _("superseded by") if settlement.is_superseded() else _("being corrected in")
             parts.append(format_html('{} <a href="{}">{}</a>', label, url, successor))
-        return format_html_join(format_html("<br>"), "{}", ((part,) for part in parts))
+        return format_html_join(BR, "{}", ((part,) for part in parts))
 
     @admin.display(description=_("objections"))
     def objections(self, settlement: Settlement) -> str:
@@ -193,7 +197,7 @@ class SettlementAdmin(ScopedModelAdmin[Settlement]):
         ]
         if not rows:
             return "–"
-        return format_html_join(format_html("<br>"), '<a href="{}">{}</a>, {}: {}{}', rows)
+        return format_html_join(BR, '<a href="{}">{}</a>, {}: {}{}', rows)
 
     @admin.display(description=_("statements"))
     def statement(self, settlement: Settlement) -> str:
@@ -278,6 +282,9 @@ class ObjectionResponseForm(forms.ModelForm[Objection]):
         response, text = cleaned.get("response"), (cleaned.get("response_text") or "").strip()
         if response and self.instance.status == ObjectionStatus.CORRECTED:
             self.add_error("response", _("This objection has been corrected; it needs no further response."))
+        elif response == ObjectionEventKind.CORRECTED and self.instance.line.settlement.is_superseded():
+            # Version 2 is already final: a further correction is version 3, made on version 2's objections.
+            self.add_error("response", _("This version has already been replaced; respond on the latest one."))
         elif response and not text:
             self.add_error("response_text", _("Write the text the tenant will read."))
         elif text and not response:
@@ -370,7 +377,7 @@ class ObjectionAdmin(ScopedModelAdmin[Objection]):
     def disputed(self, objection: Objection) -> str:
         wanted = set(objection.figures)
         figures = [figure for figure in line_figures(objection.line) if figure.key in wanted]
-        return format_html_join(format_html("<br>"), "{}: {}", ((f.label, f.text) for f in figures))
+        return format_html_join(BR, "{}: {}", ((f.label, f.text) for f in figures))
 
     @admin.display(description=_("attachments"))
     def attachment_links(self, objection: Objection) -> str:
@@ -378,7 +385,7 @@ class ObjectionAdmin(ScopedModelAdmin[Objection]):
         if not attachments:
             return "–"
         return format_html_join(
-            format_html("<br>"),
+            BR,
             '<a href="{}">{}</a>',
             (
                 (reverse("settlements:objection_attachment", args=[objection.pk, one.pk]), one.original_name)

@@ -404,3 +404,18 @@ def test_it_never_regenerates_the_lines_objections_point_at(objection, finalised
     with pytest.raises(SettlementError, match="objections"):
         settlement_generate(settlement=finalised, now=NOW)
     assert objection.line.settlement_id == finalised.pk and Objection.objects.filter(pk=objection.pk).exists()
+
+
+def test_it_refuses_to_correct_a_version_that_has_already_been_replaced(client, objection, alice, finalised):
+    from settlements.services import settlement_new_version
+
+    version = settlement_new_version(settlement=finalised)
+    settlement_generate(settlement=version, now=NOW)
+    settlement_finalise(settlement=version, user=alice)
+    client.force_login(alice)
+    refused = respond(client, objection, "corrected", "We correct it.")
+    assert refused.status_code == 200
+    assert "already been replaced" in " ".join(refused.context["adminform"].form.errors["response"])
+    assert respond(client, objection, "rejected", "The figures stand.").status_code == 302
+    objection.refresh_from_db()
+    assert objection.status == ObjectionStatus.REJECTED and objection.corrected_in is None
