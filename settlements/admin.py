@@ -151,9 +151,9 @@ class SettlementAdmin(ScopedModelAdmin[Settlement]):
         return not _final(obj) and super().has_change_permission(request, obj)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Settlement]:
-        # Objections not yet corrected: what the manager still has to deal with (the tribunal clock runs).
-        unresolved = Objection.objects.unresolved()
-        return super().get_queryset(request).annotate(open_objections=count_of(unresolved, "line__settlement"))
+        # Objections nobody has responded to yet: what the manager has to deal with first.
+        waiting = Objection.objects.filter(status=ObjectionStatus.OPEN)
+        return super().get_queryset(request).annotate(open_objections=count_of(waiting, "line__settlement"))
 
     @admin.display(description=_("open objections"), ordering="open_objections")
     def open_objections(self, settlement: Settlement) -> str:
@@ -161,7 +161,9 @@ class SettlementAdmin(ScopedModelAdmin[Settlement]):
         if not count:
             return "0"
         url = reverse("admin:settlements_objection_changelist")
-        return format_html('<a href="{}?line__settlement__id__exact={}">{}</a>', url, settlement.pk, count)
+        return format_html(
+            '<a href="{}?status__exact=open&amp;line__settlement__id__exact={}">{}</a>', url, settlement.pk, count
+        )
 
     @admin.display(description=_("versions"))
     def versions(self, settlement: Settlement) -> str:

@@ -300,10 +300,6 @@ class ObjectionQuerySet(models.QuerySet["Objection"]):
         """The objections the user made to their own lines: all a tenant may read."""
         return self.filter(tenant_id=user.pk, line__tenancy__tenant_id=user.pk)
 
-    def unresolved(self) -> ObjectionQuerySet:
-        """Objections the landlord has not corrected: the tribunal clock runs for them."""
-        return self.exclude(status=ObjectionStatus.CORRECTED)
-
 
 class Objection(models.Model):
     """A tenant's written objection to their statement (one settlement line), with the figures they dispute."""

@@ -350,7 +350,7 @@ def test_it_counts_open_objections_in_the_settlement_list_and_lists_them_on_the_
 ):
     client.force_login(alice)
     listing = client.get(reverse("admin:settlements_settlement_changelist")).content.decode()
-    assert f'?line__settlement__id__exact={finalised.pk}">1</a>' in listing
+    assert f'?status__exact=open&amp;line__settlement__id__exact={finalised.pk}">1</a>' in listing
     change = client.get(reverse("admin:settlements_settlement_change", args=[finalised.pk])).content.decode()
     assert objection.number in change
     filtered = client.get(reverse("admin:settlements_objection_changelist"), {"status__exact": "open"}).content.decode()
@@ -359,6 +359,9 @@ def test_it_counts_open_objections_in_the_settlement_list_and_lists_them_on_the_
         reverse("admin:settlements_objection_changelist"), {"status__exact": "answered"}
     ).content.decode()
     assert objection.number not in answered
+    respond(client, objection, "answered", "We look into it.")
+    listing = client.get(reverse("admin:settlements_settlement_changelist")).content.decode()
+    assert "line__settlement__id__exact" not in listing  # nothing left waiting for a response
 
 
 def test_it_warns_the_manager_when_the_tribunal_deadline_is_near_and_the_objection_unresolved(objection):
