@@ -3,6 +3,7 @@ tenancies' aconto payments inline; a final settlement (sent to tenants) is read-
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django import forms
@@ -18,6 +19,7 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
 from readings.admin_scoping import ScopedModelAdmin, ScopedTabularInline, count_of, csv_lines
+from readings.formatting import format_number
 from settlements.models import (
     AcontoPayment,
     Objection,
@@ -27,7 +29,7 @@ from settlements.models import (
     SettlementLine,
     SettlementStatus,
 )
-from settlements.objections import line_figures
+from settlements.objections import line_difference, line_figures
 from settlements.services import (
     ObjectionError,
     SettlementError,
@@ -87,6 +89,10 @@ def _final(settlement: Settlement | None) -> bool:
     return settlement is not None and settlement.status == SettlementStatus.FINAL
 
 
+def _number(value: Decimal | None, decimals: int) -> str:
+    return "–" if value is None else format_number(value, decimals)
+
+
 # Separates the lines of a read-only field (a constant: no text of anyone's in it).
 BR = mark_safe("<br>")
 
@@ -132,6 +138,7 @@ class SettlementAdmin(ScopedModelAdmin[Settlement]):
         "finalised_by",
         "statement",
         "versions",
+        "differences",
         "objections",
     )
     inlines = (AcontoPaymentInline, SettlementLineInline)
@@ -178,6 +185,46 @@ class SettlementAdmin(ScopedModelAdmin[Settlement]):
             label = _("superseded by") if settlement.is_superseded() else _("being corrected in")
             parts.append(format_html('{} <a href="{}">{}</a>', label, url, successor))
         return format_html_join(BR, "{}", ((part,) for part in parts))
+
+    @admin.display(description=_("changes from the previous version"))
+    def differences(self, settlement: Settlement) -> str:
+        """Per line of a corrected version: share, consumption and balance before and now, the figures changed."""
+        if settlement.pk is None or settlement.supersedes_id is None or not settlement.lines.exists():
+            return "–"
+        rows = []
+        for line in settlement.lines.select_related("unit", "settlement__supersedes").prefetch_related("meters"):
+            difference = line_difference(line)
+            if difference is None:
+                continue
+            old_amount, new_amount = difference.amount
+            old_use, new_use = difference.consumption
+            old_balance, new_balance = difference.balance
+            rows.append(
+                (
+                    line.unit.label,
+                    _number(old_amount, 2),
+                    _number(new_amount, 2),
+                    _number(old_use, 3),
+                    _number(new_use, 3),
+                    _number(old_balance, 2),
+                    _number(new_balance, 2),
+                    ", ".join(change.label for change in difference.changes) or "–",
+                )
+            )
+        header = format_html(
+            "<tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
+            _("unit"),
+            _("share (DKK)"),
+            _("consumption"),
+            _("balance (DKK)"),
+            _("figures changed"),
+        )
+        body = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{} → {}</td><td>{} → {}</td><td>{} → {}</td><td>{}</td></tr>",
+            rows,
+        )
+        return format_html('<table class="version-differences">{}{}</table>', header, body)
 
     @admin.display(description=_("objections"))
     def objections(self, settlement: Settlement) -> str:

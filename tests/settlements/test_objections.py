@@ -315,6 +315,12 @@ def test_it_corrects_with_a_new_version_that_keeps_the_old_and_shows_the_differe
     kinds = [event.kind for event in objection.events.all()]
     assert kinds == [ObjectionEventKind.RECEIVED, ObjectionEventKind.CORRECTED, ObjectionEventKind.DELIVERED]
 
+    # The manager sees the same per line in the admin.
+    admin_page = client.get(reverse("admin:settlements_settlement_change", args=[version.pk])).content.decode()
+    assert "version-differences" in admin_page
+    assert "<td>1 tv</td><td>1,590.38 → " in admin_page  # paul's line, its share moved with the total
+    assert "2,685.13 → " in admin_page and "Paid on account" in admin_page
+
     client.force_login(tina)
     old = client.get(reverse("settlements:statement", args=[finalised.pk])).content.decode()
     assert "replaced by a corrected version (version 2)" in old and "2685.13 DKK" in old
