@@ -187,6 +187,15 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "mbusportal" / "static"]
 STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
+# Uploaded files (tenants' attachments to objections). NEVER served by the proxy or daphne as such:
+# settlements views hand each file out only to who may see its objection. MEDIA_URL is Django's
+# required setting; no route answers under it.
+MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
+MEDIA_URL = env.str("MEDIA_URL", default="/media/")
+# An attachment to an objection: at most this many bytes, and this many files per objection
+# (all of them within SITE_MAX_BODY_BYTES).
+OBJECTION_ATTACHMENT_MAX_BYTES = _positive_int("OBJECTION_ATTACHMENT_MAX_BYTES", 5 * 1024 * 1024)
+OBJECTION_MAX_ATTACHMENTS = _positive_int("OBJECTION_MAX_ATTACHMENTS", 5)
 
 # --- E-mail -------------------------------------------------------------------
 # Where mail goes, as a URL: smtp://user:password@host:587 (STARTTLS with ?tls=True or

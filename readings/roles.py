@@ -42,6 +42,8 @@ PERMISSIONS: dict[str, dict[str, list[str]]] = {
         "settlementline": ["view"],
         "acontopayment": ["view", "add", "change", "delete"],
         "settlementcost": ["view", "add", "change", "delete"],
+        # Objections come from tenants; a manager reads them and responds (change), never adds or deletes.
+        "objection": ["view", "change"],
     },
 }
 

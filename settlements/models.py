@@ -3,16 +3,18 @@ settlements issue; the schema is here so the domain is whole."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from datetime import date, timedelta
 from decimal import Decimal
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
-from django.utils.translation import gettext
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from readings.models import MeterType
@@ -87,6 +89,19 @@ class Settlement(models.Model):
             "received the statement, as the statement then says."
         ),
     )
+    # A correction (after an objection) is a new version that keeps the one it replaces readable:
+    # version 2 supersedes version 1, and version 1 is marked superseded once version 2 is final.
+    version = models.PositiveIntegerField(_("version"), default=1, editable=False)
+    supersedes = models.OneToOneField(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="superseded_by",
+        verbose_name=_("supersedes"),
+    )
+    superseded_at = models.DateTimeField(_("superseded at"), null=True, blank=True, editable=False)
 
     objects = SettlementQuerySet.as_manager()
 
@@ -99,17 +114,25 @@ class Settlement(models.Model):
                 condition=Q(fixed_share_pct__gte=0) & Q(fixed_share_pct__lte=100), name="settlement_fixed_share_pct"
             ),
             models.UniqueConstraint(
-                fields=["property", "utility", "period_start"], name="settlement_one_per_property_utility_period"
+                fields=["property", "utility", "period_start", "version"],
+                name="settlement_one_per_property_utility_period_version",
             ),
         ]
 
     def __str__(self) -> str:
-        return gettext("%(utility)s %(start)s to %(end)s · %(property)s") % {
+        text = gettext("%(utility)s %(start)s to %(end)s · %(property)s") % {
             "utility": self.get_utility_display(),
             "start": self.period_start,
             "end": self.period_end,
             "property": self.property,
         }
+        if self.version > 1:
+            text += " · " + gettext("version %(version)d") % {"version": self.version}
+        return text
+
+    def is_superseded(self) -> bool:
+        """A later version of this settlement has been finalised: this one is history, kept readable."""
+        return self.superseded_at is not None
 
     def issue_date(self) -> date | None:
         """The day the statements were issued: when the settlement was finalised (in the property's time)."""
@@ -322,3 +345,160 @@ class AcontoPayment(models.Model):
             return
         if self.tenancy.unit.property_id != self.settlement.property_id:
             raise ValidationError({"tenancy": _("This tenancy is not in the settlement's property.")})
+
+
+# Lejeloven § 77: after the tenant's objection deadline the landlord has six weeks to bring the dispute
+# before the rent tribunal (huslejenævnet); otherwise the objection stands.
+TRIBUNAL_PERIOD = timedelta(weeks=6)
+# The manager is warned this long before the tribunal deadline of an objection that is not resolved.
+TRIBUNAL_WARNING = timedelta(days=14)
+
+
+class ObjectionStatus(models.TextChoices):
+    OPEN = "open", pgettext_lazy("objection status", "Open")
+    ANSWERED = "answered", _("Answered")
+    REJECTED = "rejected", _("Rejected")
+    CORRECTED = "corrected", _("Corrected")
+
+
+class ObjectionQuerySet(models.QuerySet["Objection"]):
+    def for_manager(self, user: AnyUser) -> ObjectionQuerySet:
+        return managed_by(self, user, "line__settlement__property__organisation__")
+
+    def for_tenant(self, user: AnyUser) -> ObjectionQuerySet:
+        """The objections the user made to their own lines: all a tenant may read."""
+        return self.filter(tenant_id=user.pk, line__tenancy__tenant_id=user.pk)
+
+
+class Objection(models.Model):
+    """A tenant's written objection to their statement (one settlement line), with the figures they dispute."""
+
+    line = models.ForeignKey(
+        SettlementLine, on_delete=models.PROTECT, related_name="objections", verbose_name=_("settlement line")
+    )
+    tenant = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("tenant")
+    )
+    received_at = models.DateTimeField(_("received at"))
+    # Keys of settlements.objections.line_figures ("total", "meter:<installation id>:end", …): stable across
+    # versions, so a correction can say whether a disputed figure changed.
+    figures = ArrayField(models.CharField(max_length=64), verbose_name=_("disputed figures"))
+    text = models.TextField(_("objection"), max_length=5000)
+    status = models.CharField(_("status"), max_length=10, choices=ObjectionStatus.choices, default=ObjectionStatus.OPEN)
+    # The draft or final version that corrects this objection's settlement (status corrected).
+    corrected_in = models.ForeignKey(
+        Settlement,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="corrected_objections",
+        verbose_name=_("corrected in"),
+    )
+
+    objects = ObjectionQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("objection")
+        verbose_name_plural = _("objections")
+        ordering = ("-received_at",)
+        indexes = [
+            # The admin's list of open objections, and each settlement's count of them.
+            models.Index(fields=["status", "received_at"], name="objection_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return gettext("Objection %(number)s") % {"number": self.number}
+
+    @property
+    def number(self) -> str:
+        """The number on the tenant's receipt: the year received and the id."""
+        return f"{self.received_at:%Y}-{self.pk:05d}"
+
+    def tribunal_deadline(self) -> date | None:
+        """The last day the landlord may bring the dispute before the rent tribunal (§ 77: six weeks after
+        the tenant's objection deadline); None where the line has no objection deadline."""
+        deadline = self.line.objection_deadline()
+        return None if deadline is None else deadline + TRIBUNAL_PERIOD
+
+    def tribunal_warning(self, today: date) -> bool:
+        """Whether the manager must be warned: not corrected, and the tribunal deadline near or passed."""
+        deadline = self.tribunal_deadline()
+        return (
+            self.status != ObjectionStatus.CORRECTED and deadline is not None and today >= deadline - TRIBUNAL_WARNING
+        )
+
+
+ATTACHMENT_EXTENSIONS = {"application/pdf": ".pdf", "image/jpeg": ".jpg", "image/png": ".png"}
+
+
+def attachment_path(content_type: str) -> str:
+    """Where an attachment is stored under MEDIA_ROOT: never the uploader's name, a random one with the
+    extension of the type its content was verified to be."""
+    return f"objections/{uuid.uuid4().hex}{ATTACHMENT_EXTENSIONS.get(content_type, '')}"
+
+
+def _attachment_upload_to(instance: ObjectionAttachment, filename: str) -> str:
+    return attachment_path(instance.content_type)
+
+
+class ObjectionAttachment(models.Model):
+    """A file the tenant attached (PDF, JPEG, PNG), under MEDIA_ROOT; served only through an access check."""
+
+    objection = models.ForeignKey(
+        Objection, on_delete=models.CASCADE, related_name="attachments", verbose_name=_("objection")
+    )
+    file = models.FileField(_("file"), upload_to=_attachment_upload_to, max_length=200)
+    original_name = models.CharField(_("file name"), max_length=255)
+    content_type = models.CharField(_("content type"), max_length=32)
+    size = models.PositiveIntegerField(_("size (bytes)"))
+
+    class Meta:
+        verbose_name = _("attachment")
+        verbose_name_plural = _("attachments")
+
+    def __str__(self) -> str:
+        return self.original_name
+
+
+class ObjectionEventKind(models.TextChoices):
+    RECEIVED = "received", _("Objection received")
+    ANSWERED = "answered", _("Answered")
+    REJECTED = "rejected", _("Rejected")
+    CORRECTED = "corrected", _("The landlord corrects the statement")
+    DELIVERED = "delivered", _("Corrected version delivered")
+
+
+class ObjectionEvent(models.Model):
+    """One step of an objection's timeline, as both sides see it."""
+
+    objection = models.ForeignKey(
+        Objection, on_delete=models.CASCADE, related_name="events", verbose_name=_("objection")
+    )
+    kind = models.CharField(_("kind"), max_length=10, choices=ObjectionEventKind.choices)
+    at = models.DateTimeField(_("at"))
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("by"),
+    )
+    # The landlord's answer or reason (shown to the tenant); empty for receipt and delivery.
+    text = models.TextField(_("text"), max_length=5000, blank=True)
+    # CORRECTED and DELIVERED: the version that corrects the statement.
+    version = models.ForeignKey(
+        Settlement, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("version")
+    )
+    # The e-mail to the other side (managers for a receipt, the tenant otherwise): when it was sent, or
+    # why not, so "who was told" is a query.
+    notified_at = models.DateTimeField(_("notified at"), null=True, blank=True)
+    notify_error = models.TextField(_("notification error"), blank=True)
+
+    class Meta:
+        verbose_name = _("objection event")
+        verbose_name_plural = _("objection events")
+        ordering = ("at", "pk")
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.at:%Y-%m-%d %H:%M}"

@@ -18,20 +18,33 @@ from fractions import Fraction
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import UploadedFile
 from django.db import connection, transaction
+from django.utils import timezone
+from django.utils.translation import gettext
 
 from readings.consumption import QUANTUM, Balance, MeterUse, add_amounts, unit_consumption
 from readings.models import MeterType, Tenancy, Unit
 from settlements.allocation import Amounts, Share, allocate
 from settlements.models import (
+    AcontoPayment,
     EstimateMethod,
+    Objection,
+    ObjectionAttachment,
+    ObjectionEvent,
+    ObjectionEventKind,
+    ObjectionStatus,
     Settlement,
     SettlementLine,
     SettlementLineMeter,
     SettlementStatus,
     Utility,
+    attachment_path,
     cost_items_mismatch,
 )
+from settlements.notifications import notify_objection_event
+from settlements.objections import line_figures, sniff_type
 
 BILLING_YEAR_START = (6, 1)  # 1 June
 CONSUMPTION_QUANTUM = Decimal("0.001")
@@ -136,6 +149,9 @@ def settlement_generate(*, settlement: Settlement, now: datetime | None = None) 
             f"the cost items of settlement {locked.pk} differ from its total cost by {mismatch} DKK; "
             "the statement would not add up"
         )
+    if Objection.objects.filter(line__settlement=locked).exists():
+        # Objections are part of the record and point at their lines; never regenerate them away.
+        raise SettlementError(f"settlement {locked.pk} has objections to its lines; correct it in a new version")
     # The building's supply unit is compared with the dwellings (supply_balance), never settled.
     units = list(locked.property.units.dwellings().order_by("label").prefetch_related("tenancies"))
     if not units:
@@ -162,8 +178,13 @@ def settlement_generate(*, settlement: Settlement, now: datetime | None = None) 
 
 
 @transaction.atomic
-def settlement_finalise(*, settlement: Settlement, user: AbstractBaseUser) -> Settlement:
-    """Freeze a generated draft; tenants can then read their statements."""
+def settlement_finalise(*, settlement: Settlement, user: AbstractBaseUser, base_url: str = "") -> Settlement:
+    """Freeze a generated draft; tenants can then read their statements.
+
+    A corrected version (one that supersedes another) marks the old one
+    superseded and is delivered again (`deliver_corrected_version`, after
+    commit); `base_url` is the site's address for the links in its e-mails.
+    """
     locked = Settlement.objects.select_for_update().get(pk=settlement.pk)
     if locked.status == SettlementStatus.FINAL:
         raise SettlementError(f"settlement {locked.pk} is already finalised")
@@ -173,7 +194,184 @@ def settlement_finalise(*, settlement: Settlement, user: AbstractBaseUser) -> Se
     locked.finalised_at = datetime.now(UTC)
     locked.finalised_by_id = user.pk
     locked.save(update_fields=["status", "finalised_at", "finalised_by"])
+    if locked.supersedes_id is not None:
+        _supersede(locked, user=user, base_url=base_url)
     return locked
+
+
+def _supersede(version: Settlement, *, user: AbstractBaseUser, base_url: str) -> None:
+    """The finalised `version` replaces the one it supersedes: that one is marked, and the objections it
+    corrects get "corrected version delivered" on their timelines."""
+    assert version.finalised_at is not None and version.supersedes_id is not None
+    Settlement.objects.filter(pk=version.supersedes_id).update(superseded_at=version.finalised_at)
+    events = [
+        ObjectionEvent(
+            objection=objection,
+            kind=ObjectionEventKind.DELIVERED,
+            at=version.finalised_at,
+            by_id=user.pk,
+            version=version,
+        )
+        for objection in Objection.objects.filter(corrected_in=version)
+    ]
+    ObjectionEvent.objects.bulk_create(events)
+    transaction.on_commit(lambda: deliver_corrected_version(settlement=version, events=events, base_url=base_url))
+
+
+def deliver_corrected_version(*, settlement: Settlement, events: Sequence[ObjectionEvent], base_url: str) -> None:
+    """After commit: deliver a corrected version to its tenants again, and tell each objector.
+
+    THE LEAD WIRES `deliver_statements(settlement=settlement, base_url=base_url)` (the delivery branch)
+    IN HERE, before the notices, so every tenant of the new version receives it like a first version
+    and its lines' objection deadlines count from that delivery.
+    """
+    for event in events:
+        notify_objection_event(event_id=event.pk, base_url=base_url)
+
+
+class ObjectionError(Exception):
+    """An objection or a response that cannot be made as asked; `field` is the form field it belongs to."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+def objection_submit(
+    *,
+    line: SettlementLine,
+    user: AbstractBaseUser,
+    figures: Sequence[str],
+    text: str,
+    files: Sequence[UploadedFile],
+    base_url: str,
+    now: datetime | None = None,
+) -> Objection:
+    """Record a tenant's objection to their line, with its attachments; returns it.
+
+    Refused (ObjectionError, nothing written) outside the objection period,
+    on a superseded version, or for figures that are not on the line. The
+    files are stored before the transaction (no transaction held across file
+    I/O) and removed again if it fails. The line's managers are told after commit.
+    """
+    now = now or datetime.now(UTC)
+    if line.tenancy is None or line.tenancy.tenant_id != user.pk:
+        raise ObjectionError(gettext("Only the tenant of this statement can object to it."))
+    deadline = line.objection_deadline()
+    if deadline is None or timezone.localdate(now) > deadline:
+        raise ObjectionError(gettext("The deadline for objecting to this statement has passed."))
+    if line.settlement.is_superseded():
+        raise ObjectionError(gettext("This statement has been replaced by a corrected version."))
+    offered = {figure.key for figure in line_figures(line)}
+    if not figures or not set(figures) <= offered:
+        raise ObjectionError(gettext("Choose the figures you dispute from the statement."), field="figures")
+    kinds = [sniff_type(file) for file in files]
+    if None in kinds:
+        raise ObjectionError(gettext("Attach PDF, JPEG or PNG files only."), field="attachments")
+    stored = [
+        (default_storage.save(attachment_path(kind), file), kind, file)
+        for file, kind in zip(files, kinds, strict=True)
+        if kind is not None
+    ]
+    try:
+        with transaction.atomic():
+            objection = Objection.objects.create(
+                line=line, tenant_id=user.pk, received_at=now, figures=list(figures), text=text
+            )
+            ObjectionAttachment.objects.bulk_create(
+                ObjectionAttachment(
+                    objection=objection,
+                    file=name,
+                    original_name=(file.name or "")[-255:],
+                    content_type=kind,
+                    size=file.size or 0,
+                )
+                for name, kind, file in stored
+            )
+            event = ObjectionEvent.objects.create(
+                objection=objection, kind=ObjectionEventKind.RECEIVED, at=now, by_id=user.pk
+            )
+            transaction.on_commit(lambda: notify_objection_event(event_id=event.pk, base_url=base_url))
+    except BaseException:
+        for name, _kind, _file in stored:
+            default_storage.delete(name)
+        raise
+    return objection
+
+
+# What a manager's response does to an objection.
+_RESPONSES = {
+    ObjectionEventKind.ANSWERED: ObjectionStatus.ANSWERED,
+    ObjectionEventKind.REJECTED: ObjectionStatus.REJECTED,
+    ObjectionEventKind.CORRECTED: ObjectionStatus.CORRECTED,
+}
+
+
+@transaction.atomic
+def objection_respond(
+    *,
+    objection: Objection,
+    user: AbstractBaseUser,
+    kind: ObjectionEventKind,
+    text: str,
+    base_url: str,
+    now: datetime | None = None,
+) -> ObjectionEvent:
+    """A manager answers, rejects (with a reason) or corrects an objection; returns the timeline event.
+
+    Correcting starts the settlement's next version (`settlement_new_version`,
+    a draft for the manager to regenerate and finalise). A corrected objection
+    is settled: no further response. The tenant is told after commit.
+    """
+    now = now or datetime.now(UTC)
+    locked = Objection.objects.select_for_update().select_related("line__settlement").get(pk=objection.pk)
+    if kind not in _RESPONSES:
+        raise ObjectionError(f"{kind} is no response", field="response")
+    if locked.status == ObjectionStatus.CORRECTED:
+        raise ObjectionError(gettext("This objection has been corrected; it needs no further response."))
+    if not text.strip():
+        raise ObjectionError(gettext("Write the text the tenant will read."), field="response_text")
+    version = None
+    if kind == ObjectionEventKind.CORRECTED:
+        version = settlement_new_version(settlement=locked.line.settlement)
+        locked.corrected_in = version
+    locked.status = _RESPONSES[kind]
+    locked.save(update_fields=["status", "corrected_in"])
+    event = ObjectionEvent.objects.create(
+        objection=locked, kind=kind, at=now, by_id=user.pk, text=text.strip(), version=version
+    )
+    transaction.on_commit(lambda: notify_objection_event(event_id=event.pk, base_url=base_url))
+    return event
+
+
+@transaction.atomic
+def settlement_new_version(*, settlement: Settlement) -> Settlement:
+    """The draft that will correct a final settlement: the same terms and aconto payments, the next
+    version number. Returns the existing draft if a correction is already under way."""
+    locked = Settlement.objects.select_for_update().get(pk=settlement.pk)
+    existing = Settlement.objects.filter(supersedes=locked).first()
+    if existing is not None:
+        if existing.status == SettlementStatus.FINAL:
+            raise ObjectionError(gettext("This version has already been replaced; respond on the latest one."))
+        return existing
+    if locked.status != SettlementStatus.FINAL:
+        raise ObjectionError(gettext("Only a final settlement can be corrected."))
+    version = Settlement.objects.create(
+        property_id=locked.property_id,
+        utility=locked.utility,
+        period_start=locked.period_start,
+        period_end=locked.period_end,
+        total_cost_dkk=locked.total_cost_dkk,
+        fixed_share_pct=locked.fixed_share_pct,
+        version=locked.version + 1,
+        supersedes=locked,
+    )
+    AcontoPayment.objects.bulk_create(
+        AcontoPayment(settlement=version, tenancy_id=payment.tenancy_id, amount_dkk=payment.amount_dkk)
+        for payment in locked.aconto_payments.all()
+    )
+    return version
 
 
 def _meter_types(settlement: Settlement) -> tuple[str, ...]:

@@ -19,7 +19,7 @@ from django.urls import reverse
 
 from gateways.models import Alarm, RawFrame
 from readings.models import MeterInstallation, Property, Tenancy, Unit
-from settlements.models import AcontoPayment, Settlement, SettlementLine
+from settlements.models import AcontoPayment, Objection, Settlement, SettlementLine
 
 pytestmark = pytest.mark.django_db
 
@@ -69,6 +69,9 @@ def world_a(organisation, prop, unit, gateway, heat_meter, tenancy, tina, alice)
         "settlements.settlement": settlement,
         "settlements.settlementline": line,
         "settlements.acontopayment": settlement.aconto_payments.get(),
+        "settlements.objection": Objection.objects.create(
+            line=line, tenant=tina, received_at=datetime(2025, 2, 1, tzinfo=UTC), figures=["total"], text="A"
+        ),
         "auth.user": tina,
         "auth.group": Group.objects.get(name="Property managers"),
         # tina's logins, as the login throttle (django-axes) records them
@@ -101,6 +104,21 @@ def world_b(other_organisation, other_prop, other_gateway, other_meter, django_u
         period_end=date(2025, 1, 1),
         total_cost_dkk=Decimal("500"),
     )
+    line = SettlementLine.objects.create(
+        settlement=settlement,
+        unit=other_meter.unit,
+        tenancy=tenancy,
+        days=366,
+        floor_area_m2=Decimal("60"),
+        consumption=Decimal(1),
+        corrected_consumption=Decimal(1),
+        fixed_amount_dkk=Decimal(1),
+        variable_amount_dkk=Decimal(1),
+        total_amount_dkk=Decimal(2),
+    )
+    objection = Objection.objects.create(
+        line=line, tenant=tenancy.tenant, received_at=datetime(2025, 2, 1, tzinfo=UTC), figures=["total"], text="B"
+    )
     return {
         "readings.organisation": other_organisation,
         "readings.property": other_prop,
@@ -113,6 +131,7 @@ def world_b(other_organisation, other_prop, other_gateway, other_meter, django_u
             gateway=other_gateway, received_at=datetime(2026, 3, 1, tzinfo=UTC), frame=b"\x68", installation=other_meter
         ),
         "settlements.settlement": settlement,
+        "settlements.objection": objection,
     }
 
 

@@ -1,0 +1,43 @@
+"""`{% objection_panel line %}`: on the statement, per line, everything about objections and versions.
+
+A tag, so the statement's view and template (another part of the app) need
+only one include line: it finds what the reader may see by itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+from django.utils import timezone
+
+from settlements.models import Objection, Settlement, SettlementLine
+from settlements.objections import consumption_unit, line_difference, objection_closed_reason
+
+register = template.Library()
+
+
+@register.inclusion_tag("settlements/_objection_panel.html", takes_context=True)
+def objection_panel(context: template.Context, line: SettlementLine) -> dict[str, Any]:
+    request = context["request"]
+    as_manager = bool(context.get("as_manager"))
+    settlement = line.settlement
+    successor = Settlement.objects.filter(supersedes=settlement).first() if settlement.is_superseded() else None
+    difference = line_difference(line)
+    lines = [line.pk] + ([difference.old_line.pk] if difference and difference.old_line else [])
+    # A manager sees every objection to the line; a tenant only their own (the statement already
+    # showed them only their own lines).
+    visible = Objection.objects.for_manager(request.user) if as_manager else Objection.objects.for_tenant(request.user)
+    objections = list(visible.filter(line_id__in=lines).select_related("line__settlement"))
+    today = timezone.localdate()
+    for objection in objections:
+        objection.warning = objection.tribunal_warning(today)  # type: ignore[attr-defined]
+    return {
+        "line": line,
+        "as_manager": as_manager,
+        "successor": successor,
+        "difference": difference,
+        "unit": consumption_unit(settlement),
+        "objections": objections,
+        "closed": objection_closed_reason(line, today),
+    }
