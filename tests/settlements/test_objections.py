@@ -323,7 +323,7 @@ def test_it_corrects_with_a_new_version_that_keeps_the_old_and_shows_the_differe
 
     client.force_login(tina)
     old = client.get(reverse("settlements:statement", args=[finalised.pk])).content.decode()
-    assert "replaced by a corrected version (version 2)" in old and "2685.13 DKK" in old
+    assert "replaced by a corrected version (version 2)" in old and "DKK 2,685.13" in old
     assert "Object to this statement" not in old
     new_line = version.lines.get(tenancy__tenant=tina)
     new = client.get(reverse("settlements:statement", args=[version.pk])).content.decode()
