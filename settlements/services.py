@@ -9,6 +9,7 @@ often as needed until `settlement_finalise` freezes the lines.
 from __future__ import annotations
 
 import json
+import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,9 +23,9 @@ from django.db import connection, transaction
 
 from readings.consumption import QUANTUM, Balance, MeterUse, add_amounts, unit_consumption
 from readings.models import MeterType, Tenancy, Unit
+from settlements.delivery import deliver_statements
 from settlements.allocation import Amounts, Share, allocate
 from settlements.models import (
-    OBJECTION_PERIOD,
     EstimateMethod,
     Settlement,
     SettlementLine,
@@ -33,6 +34,8 @@ from settlements.models import (
     Utility,
     cost_items_mismatch,
 )
+
+log = logging.getLogger(__name__)
 
 BILLING_YEAR_START = (6, 1)  # 1 June
 CONSUMPTION_QUANTUM = Decimal("0.001")
@@ -163,8 +166,13 @@ def settlement_generate(*, settlement: Settlement, now: datetime | None = None) 
 
 
 @transaction.atomic
-def settlement_finalise(*, settlement: Settlement, user: AbstractBaseUser) -> Settlement:
-    """Freeze a generated draft; tenants can then read their statements."""
+def settlement_finalise(*, settlement: Settlement, user: AbstractBaseUser, base_url: str | None = None) -> Settlement:
+    """Freeze a generated draft; tenants can then read their statements.
+
+    With `base_url` (the portal's address for the link, e.g. "https://portal.example/"), each tenant with
+    an e-mail address is sent their statement after commit (settlements.delivery); without, statements
+    wait for the manager's "Deliver the statements" (a command or test finalising on its own).
+    """
     locked = Settlement.objects.select_for_update().get(pk=settlement.pk)
     if locked.status == SettlementStatus.FINAL:
         raise SettlementError(f"settlement {locked.pk} is already finalised")
@@ -174,14 +182,19 @@ def settlement_finalise(*, settlement: Settlement, user: AbstractBaseUser) -> Se
     locked.finalised_at = datetime.now(UTC)
     locked.finalised_by_id = user.pk
     locked.save(update_fields=["status", "finalised_at", "finalised_by"])
+    if base_url is not None:
+        url = base_url
+        transaction.on_commit(lambda: _deliver_after_commit(locked, url))
     return locked
 
 
-def objection_deadline(settlement: Settlement) -> date | None:
-    """The last day a tenant may object: six weeks after finalisation."""
-    if settlement.finalised_at is None:
-        return None
-    return (settlement.finalised_at + OBJECTION_PERIOD).date()
+def _deliver_after_commit(settlement: Settlement, base_url: str) -> None:
+    # The settlement is final whatever happens here; a failure leaves its e-mails queued (pending) for the
+    # manager's "Deliver the statements", rather than failing the finalisation the manager just saw succeed.
+    try:
+        deliver_statements(settlement=settlement, base_url=base_url)
+    except Exception:
+        log.exception("delivering the statements of settlement %s failed", settlement.pk)
 
 
 def _meter_types(settlement: Settlement) -> tuple[str, ...]:

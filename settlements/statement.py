@@ -118,8 +118,8 @@ def _explained(line: SettlementLine, settlement: Settlement, total: Decimal) -> 
         "meterless": meterless,
         "correction_factor": factor,
         "share_pct": _share_pct(line.total_amount_dkk, total),
-        # Set by the delivery of statements where it is known; the partial shows it when it is.
-        "delivered_on": None,
+        # The day the statement reached the tenant (settlements.delivery); None until it has.
+        "delivered_on": line.delivered_on(),
         "objection_deadline": line.objection_deadline(),
     }
 
