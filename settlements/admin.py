@@ -3,20 +3,35 @@ tenancies' aconto payments inline; a final settlement (sent to tenants) is read-
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
-from django.http import HttpRequest, StreamingHttpResponse
-from django.urls import reverse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from readings.admin_scoping import ScopedModelAdmin, ScopedTabularInline, csv_lines
+from readings.formatting import format_dkk
+from settlements import deadlines
+from settlements.delivery import (
+    DeliveryError,
+    DeliveryReport,
+    deliver_statements,
+    delivery_overview,
+    letters_pdf,
+    needing_paper,
+    record_paper_delivery,
+    resend,
+)
 from settlements.models import (
     AcontoPayment,
     Settlement,
@@ -135,15 +150,32 @@ LINE_COLUMNS = (
 
 @admin.register(Settlement)
 class SettlementAdmin(ScopedModelAdmin[Settlement]):
-    list_display = ("__str__", "property", "utility", "period_start", "period_end", "total_cost_dkk", "status")
+    list_display = (
+        "__str__",
+        "property",
+        "utility",
+        "period_start",
+        "period_end",
+        "total_cost_dkk",
+        "status",
+        "statement_deadline",
+    )
     list_filter = ("status", "utility", "property")
     search_fields = ("property__name",)
     autocomplete_fields = ("property",)
     list_select_related = ("property",)
     ordering = ("-period_start", "property__name")
-    readonly_fields = ("status", "generated_at", "finalised_at", "finalised_by", "statement")
+    readonly_fields = (
+        "status",
+        "generated_at",
+        "finalised_at",
+        "finalised_by",
+        "statement",
+        "statement_deadline",
+        "delivery",
+    )
     inlines = (SettlementCostInline, AcontoPaymentInline, SettlementLineInline)
-    actions = ("generate_lines", "finalise", "export_lines", "export_as_csv")
+    actions = ("generate_lines", "finalise", "deliver", "export_lines", "export_as_csv")
     csv_fields = (
         "property__name",
         "utility",
@@ -188,11 +220,27 @@ class SettlementAdmin(ScopedModelAdmin[Settlement]):
     def finalise(self, request: HttpRequest, queryset: QuerySet[Settlement]) -> None:
         for settlement in queryset:
             try:
-                settlement_finalise(settlement=settlement, user=request.user)  # type: ignore[arg-type]
+                settlement_finalise(
+                    settlement=settlement,
+                    user=request.user,  # type: ignore[arg-type]
+                    # E-mails to the tenants (after commit) link back to the portal at the address in use.
+                    base_url=request.build_absolute_uri("/"),
+                )
             except SettlementError as error:
                 self.message_user(request, str(error), messages.ERROR)
             else:
                 self.message_user(request, _("%(settlement)s is final.") % {"settlement": settlement})
+
+    @admin.action(description=_("Deliver the statements by e-mail (those not yet sent)"), permissions=["view"])
+    def deliver(self, request: HttpRequest, queryset: QuerySet[Settlement]) -> None:
+        # "view": a final settlement is read-only, yet its statements still have to go out.
+        for settlement in queryset:
+            try:
+                report = deliver_statements(settlement=settlement, base_url=request.build_absolute_uri("/"))
+            except DeliveryError as error:
+                self.message_user(request, str(error), messages.ERROR)
+                continue
+            self.message_user(request, _report_text(settlement, report), _report_level(report))
 
     @admin.action(description=_("Export the lines as CSV"), permissions=["view"])
     def export_lines(self, request: HttpRequest, queryset: QuerySet[Settlement]) -> StreamingHttpResponse:
@@ -205,3 +253,178 @@ class SettlementAdmin(ScopedModelAdmin[Settlement]):
             f'attachment; filename="settlement-lines-{timezone.localdate().isoformat()}.csv"'
         )
         return response
+
+    @admin.display(description=_("deadline for the statements (§ 75)"))
+    def statement_deadline(self, settlement: Settlement) -> str:
+        if settlement.pk is None:
+            return "–"
+        warning = _deadline_warning(settlement, timezone.localdate())
+        day = date_format(settlement.statement_deadline(), "DATE_FORMAT")
+        if warning is None:
+            return day
+        return format_html('{} <strong class="deadline-warning">{}</strong>', day, warning)
+
+    @admin.display(description=_("delivery to the tenants"))
+    def delivery(self, settlement: Settlement) -> str:
+        if settlement.pk is None or settlement.status != SettlementStatus.FINAL:
+            return str(_("After finalising: each tenant is e-mailed their statement, or needs a letter."))
+        overview = delivery_overview(settlement, today=timezone.localdate())
+        delivered = sum(entry.delivered_on is not None for entry in overview.lines)
+        url = reverse("admin:settlements_settlement_delivery", args=[settlement.pk])
+        return format_html(
+            '{} <a href="{}">{}</a>',
+            _("%(delivered)d of %(lines)d tenants received their statement; %(paper)d need a letter.")
+            % {"delivered": delivered, "lines": len(overview.lines), "paper": len(overview.needs_paper)},
+            url,
+            _("Delivery, letters and resending"),
+        )
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        settlement = self.get_object(request, object_id)
+        warning = _deadline_warning(settlement, timezone.localdate())
+        if warning is not None and request.method == "GET":
+            self.message_user(request, warning, messages.WARNING)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def get_urls(self) -> list[URLPattern]:
+        info = self.opts.app_label, self.opts.model_name
+        return [
+            path(
+                "<path:object_id>/delivery/",
+                self.admin_site.admin_view(self.delivery_view),
+                name="{}_{}_delivery".format(*info),
+            ),
+            path(
+                "<path:object_id>/letters.pdf",
+                self.admin_site.admin_view(self.letters_view),
+                name="{}_{}_letters".format(*info),
+            ),
+            *super().get_urls(),
+        ]
+
+    def delivery_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Each tenant's deliveries; the letters still to send (mark one handed over or posted on a day);
+        "Resend" for a refused e-mail once the tenant's address is corrected."""
+        settlement = self.get_object(request, object_id)
+        if not self.has_view_permission(request, settlement):
+            raise PermissionDenied
+        if request.method == "POST":
+            # The model-level right to change settlements (a final one is read-only, its delivery is not).
+            if not super().has_change_permission(request):
+                raise PermissionDenied
+            self._delivery_post(request, settlement)
+            return HttpResponseRedirect(request.path)
+        overview = delivery_overview(settlement, today=timezone.localdate())
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": _("Delivery of the statements"),
+            "subtitle": str(settlement),
+            "settlement": settlement,
+            "overview": overview,
+            "final": settlement.status == SettlementStatus.FINAL,
+            "warning": _deadline_warning(settlement, timezone.localdate()),
+            "today": timezone.localdate(),
+        }
+        return TemplateResponse(request, "admin/settlements/settlement/delivery.html", context)
+
+    def _delivery_post(self, request: HttpRequest, settlement: Settlement) -> None:
+        line = settlement.lines.filter(pk=_int(request.POST.get("line")), tenancy__isnull=False).first()
+        if line is None:
+            raise Http404(_("No such line in this settlement."))
+        try:
+            if request.POST.get("do") == "resend":
+                report = resend(line=line, base_url=request.build_absolute_uri("/"))
+                self.message_user(request, _report_text(settlement, report), _report_level(report))
+            else:
+                delivered_on = _date(request.POST.get("delivered_on"))
+                if delivered_on is None:
+                    raise DeliveryError(str(_("Enter the day the letter was handed over or posted.")))
+                record_paper_delivery(line=line, delivered_on=delivered_on, user=request.user)
+                self.message_user(
+                    request,
+                    _("%(unit)s: delivered on paper on %(day)s.")
+                    % {"unit": line.unit.label, "day": date_format(delivered_on, "DATE_FORMAT")},
+                )
+        except DeliveryError as error:
+            self.message_user(request, str(error), messages.ERROR)
+
+    def letters_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The letters of every line that needs paper, as one PDF to print (each letter on new pages)."""
+        settlement = self.get_object(request, object_id)
+        if not self.has_view_permission(request, settlement):
+            raise PermissionDenied
+        lines = needing_paper(settlement)
+        pdf = letters_pdf(settlement=settlement, lines=lines, base_url=request.build_absolute_uri("/"))
+        response = HttpResponse(pdf, content_type="application/pdf")
+        response["Content-Disposition"] = f'inline; filename="letters-{settlement.pk}.pdf"'
+        return response
+
+
+def _deadline_warning(settlement: Settlement, today: date) -> str | None:
+    """What the manager must know about the § 75 deadline today: it is near, it passed, or tenants got
+    their statement late and what that costs the landlord; None when all is well."""
+    deadline = settlement.statement_deadline()
+    day = date_format(deadline, "DATE_FORMAT")
+    if settlement.status != SettlementStatus.FINAL:
+        if today > deadline:
+            return str(
+                _(
+                    "The statements had to reach the tenants by %(day)s (Lejeloven § 75). Delivered now, they are "
+                    "late: the landlord cannot claim the additional payments, and the tenants keep their refunds."
+                )
+                % {"day": day}
+            )
+        if deadlines.deadline_is_near(today=today, deadline=deadline):
+            return str(
+                _("The statements must reach the tenants by %(day)s (Lejeloven § 75): %(days)d days left.")
+                % {"day": day, "days": (deadline - today).days}
+            )
+        return None
+    overview = delivery_overview(settlement, today=today)
+    if overview.late:
+        return str(
+            _(
+                "%(late)d tenants received their statement after %(day)s, or have not received it and the deadline "
+                "has passed (Lejeloven § 75): the landlord cannot claim their additional payments (%(lost)s in "
+                "all); refunds are still owed."
+            )
+            % {"late": len(overview.late), "day": day, "lost": format_dkk(overview.lost_dkk)}
+        )
+    undelivered = [entry for entry in overview.lines if entry.delivered_on is None]
+    if undelivered and deadlines.deadline_is_near(today=today, deadline=deadline):
+        return str(
+            _("%(count)d tenants have not received their statement; it must reach them by %(day)s (Lejeloven § 75).")
+            % {"count": len(undelivered), "day": day}
+        )
+    return None
+
+
+def _report_text(settlement: Settlement, report: DeliveryReport) -> str:
+    return str(
+        _("%(settlement)s: %(sent)d e-mails sent, %(bounced)d refused, %(failed)d not sent; %(paper)d need a letter.")
+        % {
+            "settlement": settlement,
+            "sent": len(report.sent),
+            "bounced": len(report.bounced),
+            "failed": len(report.failed),
+            "paper": len(report.needs_paper),
+        }
+    )
+
+
+def _report_level(report: DeliveryReport) -> int:
+    return messages.WARNING if report.bounced or report.failed or report.needs_paper else messages.SUCCESS
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value is not None and value.isdigit() else None
+
+
+def _date(value: str | None) -> date | None:
+    try:
+        return date.fromisoformat(value or "")
+    except ValueError:
+        return None

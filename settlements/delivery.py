@@ -21,6 +21,7 @@ import smtplib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal
 from io import BytesIO
 
 import weasyprint
@@ -28,7 +29,7 @@ from django.conf import settings as django_settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
@@ -36,7 +37,6 @@ from pypdf import PdfReader, PdfWriter
 
 from settlements import deadlines
 from settlements.models import (
-    LIVE_DELIVERY,
     DeliveryChannel,
     DeliveryStatus,
     Settlement,
@@ -48,6 +48,9 @@ from settlements.pdf import DEFAULT_BASE_URL, StaticFilesOnly, statement_pdf
 from settlements.statement import statement_filename
 
 log = logging.getLogger(__name__)
+
+# Under way or done (the unique index's condition, settlements.models.LIVE_DELIVERY).
+LIVE_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.SENT)
 
 
 class DeliveryError(Exception):
@@ -66,15 +69,10 @@ class DeliveryReport:
 
 
 def needing_paper(settlement: Settlement, *, version: int = 1) -> list[SettlementLine]:
-    """The settlement's tenancy lines without a live e-mail and without a paper letter of `version`: no
-    address, refused, or the mail server could not be reached."""
-    live = StatementDelivery.objects.filter(LIVE_DELIVERY, line=OuterRef("pk"), version=version)
-    return list(
-        settlement.lines.filter(tenancy__isnull=False)
-        .exclude(Exists(live))
-        .select_related("unit__property", "tenancy__tenant")
-        .order_by("unit__label", "tenancy__move_in")
-    )
+    """The settlement's tenancy lines without a live e-mail or paper letter of `version`: no address,
+    refused, or the mail server could not be reached."""
+    overview = delivery_overview(settlement, today=timezone.localdate(), version=version)
+    return [entry.line for entry in overview.needs_paper]
 
 
 def deliver_statements(
@@ -117,6 +115,7 @@ def deliver_statements(
     report = DeliveryReport()
     connection = get_connection()
     try:
+        connection.open()  # one session with the mail server for the batch
         for delivery in pending:
             _send(delivery, settlement, base_url, connection, report)
     finally:
@@ -149,7 +148,8 @@ def _send(
         report.failed.append(delivery)
     else:
         now = timezone.now()
-        _finish(delivery, DeliveryStatus.SENT, sent_at=now, delivered_on=now.astimezone(settlement.property.zone).date())
+        delivered_on = now.astimezone(settlement.property.zone).date()
+        _finish(delivery, DeliveryStatus.SENT, sent_at=now, delivered_on=delivered_on)
         report.sent.append(delivery)
 
 
@@ -223,15 +223,13 @@ def record_paper_delivery(
 ) -> StatementDelivery:
     """The letter with the line's statement was handed over or posted on `delivered_on`; returns the row.
     Entered again, the date is corrected (one paper delivery per line and version)."""
-    settlement = line.settlement
+    settlement = Settlement.objects.select_related("property").get(pk=line.settlement_id)
     issued = settlement.issue_date()
     if settlement.status != SettlementStatus.FINAL or issued is None or line.tenancy is None:
         raise DeliveryError(translation.gettext("Only a final settlement's tenants receive statements."))
     today = timezone.now().astimezone(settlement.property.zone).date()
     if not issued <= delivered_on <= today:
-        raise DeliveryError(
-            translation.gettext("The delivery date must lie between the issue date and today.")
-        )
+        raise DeliveryError(translation.gettext("The delivery date must lie between the issue date and today."))
     delivery, _created = StatementDelivery.objects.update_or_create(
         line=line,
         version=version,
@@ -279,7 +277,12 @@ def letters_pdf(*, settlement: Settlement, lines: Iterable[SettlementLine], base
         with translation.override(language):
             html = render_to_string(
                 "settlements/letter.html",
-                {"settlement": settlement, "line": line, "address": postal_address(line), "today": timezone.localdate()},
+                {
+                    "settlement": settlement,
+                    "line": line,
+                    "address": postal_address(line),
+                    "today": timezone.localdate(),
+                },
             )
             cover = weasyprint.HTML(
                 string=html, base_url=base_url or DEFAULT_BASE_URL, url_fetcher=StaticFilesOnly()
@@ -290,3 +293,77 @@ def letters_pdf(*, settlement: Settlement, lines: Iterable[SettlementLine], base
     out = BytesIO()
     writer.write(out)
     return out.getvalue()
+
+
+@dataclass(frozen=True)
+class LineDelivery:
+    """One tenancy line as the manager's delivery page shows it."""
+
+    line: SettlementLine
+    deliveries: list[StatementDelivery]
+    delivered_on: date | None
+    objection_deadline: date | None
+    late: bool
+    needs_paper: bool
+    can_resend: bool
+
+
+@dataclass(frozen=True)
+class DeliveryOverview:
+    """Where a settlement's statements stand against the § 75 deadline (settlements.deadlines)."""
+
+    deadline: date
+    lines: list[LineDelivery]
+    # Lines delivered after the deadline, or not delivered when it has passed: the landlord cannot claim
+    # their additional payments (a refund is still owed).
+    late: list[LineDelivery]
+    lost_dkk: Decimal
+
+    @property
+    def needs_paper(self) -> list[LineDelivery]:
+        return [entry for entry in self.lines if entry.needs_paper]
+
+
+def delivery_overview(settlement: Settlement, *, today: date, version: int = 1) -> DeliveryOverview:
+    """Each tenancy line's deliveries, delivery day and deadline to object; which are late under § 75 and
+    what additional payments that costs the landlord."""
+    # As stored now: the caller's copy may predate the finalisation.
+    settlement = Settlement.objects.select_related("property").get(pk=settlement.pk)
+    deadline = settlement.statement_deadline()
+    lines = (
+        settlement.lines.filter(tenancy__isnull=False)
+        .select_related("unit__property", "tenancy__tenant")
+        .prefetch_related("deliveries")
+        .order_by("unit__label", "tenancy__move_in")
+    )
+    entries = []
+    for line in lines:
+        rows = [row for row in line.deliveries.all() if row.version == version]
+        delivered_on = line.delivered_on()
+        live = [row for row in rows if row.status in LIVE_STATUSES]
+        emails = [row for row in rows if row.channel == DeliveryChannel.EMAIL]
+        last_email = emails[-1] if emails else None
+        late = (
+            deadlines.is_late(delivered_on=delivered_on, deadline=deadline)
+            if delivered_on is not None
+            else settlement.status == SettlementStatus.FINAL and today > deadline
+        )
+        entries.append(
+            LineDelivery(
+                line=line,
+                deliveries=rows,
+                delivered_on=delivered_on,
+                objection_deadline=line.objection_deadline(),
+                late=late,
+                needs_paper=settlement.status == SettlementStatus.FINAL and not live,
+                can_resend=last_email is not None
+                and last_email.status in (DeliveryStatus.BOUNCED, DeliveryStatus.FAILED)
+                and not any(row.channel == DeliveryChannel.EMAIL for row in live),
+            )
+        )
+    late_entries = [entry for entry in entries if entry.late]
+    lost = sum(
+        (entry.line.balance_dkk for entry in late_entries if entry.line.balance_dkk and entry.line.balance_dkk > 0),
+        Decimal(0),
+    )
+    return DeliveryOverview(deadline=deadline, lines=entries, late=late_entries, lost_dkk=lost)

@@ -4,7 +4,7 @@ settlements issue; the schema is here so the domain is whole."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 
 from django.conf import settings
@@ -18,7 +18,6 @@ from django.utils.translation import gettext_lazy as _
 from readings.models import MeterType
 from readings.scoping import AnyUser, managed_by
 from readings.validators import validate_no_control_characters
-
 from settlements import deadlines
 
 

@@ -23,8 +23,8 @@ from django.db import connection, transaction
 
 from readings.consumption import QUANTUM, Balance, MeterUse, add_amounts, unit_consumption
 from readings.models import MeterType, Tenancy, Unit
-from settlements.delivery import deliver_statements
 from settlements.allocation import Amounts, Share, allocate
+from settlements.delivery import deliver_statements
 from settlements.models import (
     EstimateMethod,
     Settlement,

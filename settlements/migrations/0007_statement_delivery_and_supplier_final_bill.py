@@ -6,40 +6,101 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('settlements', '0006_statement_costs_dates_and_due_date'),
+        ("settlements", "0006_statement_costs_dates_and_due_date"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='settlement',
-            name='supplier_final_bill_on',
-            field=models.DateField(blank=True, help_text="The day the supplier's final bill for the period arrived. When it came late, the statement may reach the tenants up to three months after it instead of four months after the period (Lejeloven § 75).", null=True, verbose_name="supplier's final bill received"),
+            model_name="settlement",
+            name="supplier_final_bill_on",
+            field=models.DateField(
+                blank=True,
+                help_text="The day the supplier's final bill for the period arrived. When it came late, the statement may reach the tenants up to three months after it instead of four months after the period (Lejeloven § 75).",
+                null=True,
+                verbose_name="supplier's final bill received",
+            ),
         ),
         migrations.CreateModel(
-            name='StatementDelivery',
+            name="StatementDelivery",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('version', models.PositiveSmallIntegerField(default=1, verbose_name='version')),
-                ('channel', models.CharField(choices=[('email', 'E-mail'), ('paper', 'Paper')], max_length=8, verbose_name='channel')),
-                ('status', models.CharField(choices=[('pending', 'Waiting to be sent'), ('sending', 'Being sent'), ('sent', 'Delivered'), ('bounced', 'Refused by the mail server'), ('failed', 'Not sent (mail server unreachable)')], max_length=8, verbose_name='status')),
-                ('address', models.TextField(help_text='The e-mail address, or the postal address of a letter.', verbose_name='address')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created at')),
-                ('sent_at', models.DateTimeField(blank=True, null=True, verbose_name='sent at')),
-                ('error', models.TextField(blank=True, verbose_name='error')),
-                ('delivered_on', models.DateField(blank=True, null=True, verbose_name='delivered on')),
-                ('opened_at', models.DateTimeField(blank=True, null=True, verbose_name='opened at')),
-                ('line', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='deliveries', to='settlements.settlementline', verbose_name='settlement line')),
-                ('recorded_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='recorded by')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("version", models.PositiveSmallIntegerField(default=1, verbose_name="version")),
+                (
+                    "channel",
+                    models.CharField(
+                        choices=[("email", "E-mail"), ("paper", "Paper")], max_length=8, verbose_name="channel"
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Waiting to be sent"),
+                            ("sending", "Being sent"),
+                            ("sent", "Delivered"),
+                            ("bounced", "Refused by the mail server"),
+                            ("failed", "Not sent (mail server unreachable)"),
+                        ],
+                        max_length=8,
+                        verbose_name="status",
+                    ),
+                ),
+                (
+                    "address",
+                    models.TextField(
+                        help_text="The e-mail address, or the postal address of a letter.", verbose_name="address"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),
+                ("sent_at", models.DateTimeField(blank=True, null=True, verbose_name="sent at")),
+                ("error", models.TextField(blank=True, verbose_name="error")),
+                ("delivered_on", models.DateField(blank=True, null=True, verbose_name="delivered on")),
+                ("opened_at", models.DateTimeField(blank=True, null=True, verbose_name="opened at")),
+                (
+                    "line",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="deliveries",
+                        to="settlements.settlementline",
+                        verbose_name="settlement line",
+                    ),
+                ),
+                (
+                    "recorded_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="recorded by",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'statement delivery',
-                'verbose_name_plural': 'statement deliveries',
-                'ordering': ('line', 'created_at', 'pk'),
-                'indexes': [models.Index(condition=models.Q(('status', 'pending')), fields=['created_at'], name='statement_delivery_pending')],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('status__in', ['pending', 'sending', 'sent'])), fields=('line', 'version', 'channel'), name='statement_delivery_one_live'), models.CheckConstraint(condition=models.Q(('status', 'sent'), ('delivered_on__isnull', True), _connector='OR'), name='statement_delivery_delivered_only_when_sent')],
+                "verbose_name": "statement delivery",
+                "verbose_name_plural": "statement deliveries",
+                "ordering": ("line", "created_at", "pk"),
+                "indexes": [
+                    models.Index(
+                        condition=models.Q(("status", "pending")),
+                        fields=["created_at"],
+                        name="statement_delivery_pending",
+                    )
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("status__in", ["pending", "sending", "sent"])),
+                        fields=("line", "version", "channel"),
+                        name="statement_delivery_one_live",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("status", "sent"), ("delivered_on__isnull", True), _connector="OR"),
+                        name="statement_delivery_delivered_only_when_sent",
+                    ),
+                ],
             },
         ),
     ]
