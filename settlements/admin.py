@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from readings.admin_scoping import ScopedModelAdmin, ScopedTabularInline, csv_lines
 from readings.formatting import format_dkk
@@ -273,7 +274,7 @@ class SettlementAdmin(ScopedModelAdmin[Settlement]):
         url = reverse("admin:settlements_settlement_delivery", args=[settlement.pk])
         return format_html(
             '{} <a href="{}">{}</a>',
-            _("%(delivered)d of %(lines)d tenants received their statement; %(paper)d need a letter.")
+            _("Delivered: %(delivered)d of %(lines)d statements. Letters to send: %(paper)d.")
             % {"delivered": delivered, "lines": len(overview.lines), "paper": len(overview.needs_paper)},
             url,
             _("Delivery, letters and resending"),
@@ -331,7 +332,8 @@ class SettlementAdmin(ScopedModelAdmin[Settlement]):
         return TemplateResponse(request, "admin/settlements/settlement/delivery.html", context)
 
     def _delivery_post(self, request: HttpRequest, settlement: Settlement) -> None:
-        line = settlement.lines.filter(pk=_int(request.POST.get("line")), tenancy__isnull=False).first()
+        line_id = _int(request.POST.get("line"))
+        line = None if line_id is None else settlement.lines.filter(pk=line_id, tenancy__isnull=False).first()
         if line is None:
             raise Http404(_("No such line in this settlement."))
         try:
@@ -378,17 +380,19 @@ def _deadline_warning(settlement: Settlement, today: date) -> str | None:
                 % {"day": day}
             )
         if deadlines.deadline_is_near(today=today, deadline=deadline):
-            return str(
-                _("The statements must reach the tenants by %(day)s (Lejeloven § 75): %(days)d days left.")
-                % {"day": day, "days": (deadline - today).days}
-            )
+            days = (deadline - today).days
+            return ngettext(
+                "The statements must reach the tenants by %(day)s (Lejeloven § 75): %(days)d day left.",
+                "The statements must reach the tenants by %(day)s (Lejeloven § 75): %(days)d days left.",
+                days,
+            ) % {"day": day, "days": days}
         return None
     overview = delivery_overview(settlement, today=today)
     if overview.late:
         return str(
             _(
-                "%(late)d tenants received their statement after %(day)s, or have not received it and the deadline "
-                "has passed (Lejeloven § 75): the landlord cannot claim their additional payments (%(lost)s in "
+                "Statements that reached their tenants after %(day)s, or not at all by then (Lejeloven § 75): "
+                "%(late)d. From these tenants the landlord cannot claim their additional payments (%(lost)s in "
                 "all); refunds are still owed."
             )
             % {"late": len(overview.late), "day": day, "lost": format_dkk(overview.lost_dkk)}
@@ -396,7 +400,7 @@ def _deadline_warning(settlement: Settlement, today: date) -> str | None:
     undelivered = [entry for entry in overview.lines if entry.delivered_on is None]
     if undelivered and deadlines.deadline_is_near(today=today, deadline=deadline):
         return str(
-            _("%(count)d tenants have not received their statement; it must reach them by %(day)s (Lejeloven § 75).")
+            _("Statements not yet delivered: %(count)d. They must reach the tenants by %(day)s (Lejeloven § 75).")
             % {"count": len(undelivered), "day": day}
         )
     return None
@@ -404,7 +408,7 @@ def _deadline_warning(settlement: Settlement, today: date) -> str | None:
 
 def _report_text(settlement: Settlement, report: DeliveryReport) -> str:
     return str(
-        _("%(settlement)s: %(sent)d e-mails sent, %(bounced)d refused, %(failed)d not sent; %(paper)d need a letter.")
+        _("%(settlement)s: e-mails sent %(sent)d, refused %(bounced)d, not sent %(failed)d; letters to send %(paper)d.")
         % {
             "settlement": settlement,
             "sent": len(report.sent),

@@ -28,6 +28,7 @@ import weasyprint
 from django.conf import settings as django_settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail.backends.base import BaseEmailBackend
 from django.db import transaction
 from django.db.models import Q
 from django.template.loader import render_to_string
@@ -125,7 +126,7 @@ def deliver_statements(
 
 
 def _send(
-    delivery: StatementDelivery, settlement: Settlement, base_url: str, connection: object, report: DeliveryReport
+    delivery: StatementDelivery, settlement: Settlement, base_url: str, connection: BaseEmailBackend, report: DeliveryReport
 ) -> None:
     # The claim: only the caller whose update changed the row sends it.
     if not StatementDelivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.PENDING).update(
@@ -137,7 +138,7 @@ def _send(
     try:
         with translation.override(line.tenancy.language):
             message = _message(delivery, settlement, base_url)
-        message.connection = connection  # type: ignore[assignment]
+        message.connection = connection
         message.send()
     except smtplib.SMTPRecipientsRefused as error:
         _finish(delivery, DeliveryStatus.BOUNCED, error=_refusal(error))

@@ -39,16 +39,16 @@ def test_it_gives_four_months_after_the_period(period_end, expected):
 
 def test_it_gives_three_months_after_a_late_supplier_bill():
     # Period to 31 May (4 months: 30 September); the bill came 15 August → 15 November.
-    assert deadlines.statement_deadline(
-        period_end=date(2025, 6, 1), supplier_final_bill_on=date(2025, 8, 15)
-    ) == date(2025, 11, 15)
+    assert deadlines.statement_deadline(period_end=date(2025, 6, 1), supplier_final_bill_on=date(2025, 8, 15)) == date(
+        2025, 11, 15
+    )
 
 
 def test_it_keeps_four_months_when_the_supplier_bill_came_early():
     # A bill on 20 June gives 20 September, earlier than 30 September: the four months count.
-    assert deadlines.statement_deadline(
-        period_end=date(2025, 6, 1), supplier_final_bill_on=date(2025, 6, 20)
-    ) == date(2025, 9, 30)
+    assert deadlines.statement_deadline(period_end=date(2025, 6, 1), supplier_final_bill_on=date(2025, 6, 20)) == date(
+        2025, 9, 30
+    )
 
 
 @pytest.mark.parametrize(

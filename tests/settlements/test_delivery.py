@@ -2,7 +2,7 @@
 addresses, paper letters, resending, and the objection deadline counted from each line's delivery."""
 
 import threading
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from io import BytesIO
 
 import pytest
@@ -70,7 +70,7 @@ def test_it_writes_in_the_tenancys_language(smtp_server, generated, alice, tina)
 
     settlement_finalise(settlement=generated, user=alice, base_url=BASE)
 
-    assert "Din varmeopgørelse" in str(smtp_server.to("tina@example.org")[0]["Subject"])
+    assert "Dit varmeregnskab" in str(smtp_server.to("tina@example.org")[0]["Subject"])
     assert "Your heat statement" in str(smtp_server.to("paul@example.org")[0]["Subject"])
 
 
@@ -83,7 +83,7 @@ def test_it_records_a_refused_address_and_lists_the_line_for_paper(smtp_server, 
     bounced = StatementDelivery.objects.get(line=line_of(generated, paul))
     assert bounced.status == DeliveryStatus.BOUNCED and bounced.bounced
     assert "550" in bounced.error and bounced.delivered_on is None
-    assert [line.tenancy.tenant.username for line in needing_paper(generated)] == ["paul"]
+    assert [line.pk for line in needing_paper(generated)] == [line_of(generated, paul).pk]
     assert line_of(generated, paul).objection_deadline() is None
     assert len(smtp_server.messages) == 1
 
@@ -93,7 +93,7 @@ def test_it_lists_a_tenant_without_an_address_for_paper(smtp_server, generated, 
     paul.save()
     settlement_finalise(settlement=generated, user=alice, base_url=BASE)
     assert not StatementDelivery.objects.filter(line=line_of(generated, paul)).exists()
-    assert [line.tenancy.tenant.username for line in needing_paper(generated)] == ["paul"]
+    assert [line.pk for line in needing_paper(generated)] == [line_of(generated, paul).pk]
 
 
 def test_it_counts_the_objection_deadline_from_the_day_the_email_was_sent(smtp_server, generated, alice, tina):
@@ -174,7 +174,7 @@ def test_it_sends_once_when_two_deliveries_run_at_the_same_time(smtp_server, gen
         try:
             barrier.wait(timeout=10)
             deliver_statements(settlement=generated, base_url=BASE)
-        except Exception as error:  # noqa: BLE001  # reported by the assertion below
+        except Exception as error:  # reported by the assertion below
             errors.append(error)
         finally:
             connections.close_all()

@@ -162,3 +162,20 @@ def test_it_records_opened_when_the_tenant_follows_the_link(client, generated, a
     StatementDelivery.objects.update(opened_at=None)
     client.get(reverse("settlements:statement", args=[generated.pk]))
     assert not StatementDelivery.objects.filter(opened_at__isnull=False).exists()
+
+
+def test_it_shows_the_tenant_the_day_of_delivery_and_their_deadline(client, generated, alice, tina, smtp_server):
+    from django.utils.formats import date_format
+
+    from settlements.delivery import deliver_statements
+
+    settlement_finalise(settlement=generated, user=alice)  # not e-mailed yet
+    client.force_login(tina)
+    page = client.get(reverse("settlements:statement", args=[generated.pk])).content.decode()
+    assert "not yet delivered" in page and "six weeks after you receive this statement" in page
+
+    deliver_statements(settlement=generated, base_url="http://testserver/")
+    page = client.get(reverse("settlements:statement", args=[generated.pk])).content.decode()
+    deadline = timezone.localdate() + timedelta(weeks=6)
+    assert "not yet delivered" not in page
+    assert date_format(deadline, "DATE_FORMAT") in page
