@@ -126,7 +126,11 @@ def deliver_statements(
 
 
 def _send(
-    delivery: StatementDelivery, settlement: Settlement, base_url: str, connection: BaseEmailBackend, report: DeliveryReport
+    delivery: StatementDelivery,
+    settlement: Settlement,
+    base_url: str,
+    connection: BaseEmailBackend,
+    report: DeliveryReport,
 ) -> None:
     # The claim: only the caller whose update changed the row sends it.
     if not StatementDelivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.PENDING).update(
