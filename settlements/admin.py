@@ -172,7 +172,7 @@ class SettlementAdmin(ScopedModelAdmin[Settlement]):
         "finalised_at",
         "finalised_by",
         "statement",
-        "statement_deadline",
+        "statement_deadline_detail",
         "delivery",
     )
     inlines = (SettlementCostInline, AcontoPaymentInline, SettlementLineInline)
@@ -190,6 +190,11 @@ class SettlementAdmin(ScopedModelAdmin[Settlement]):
 
     def has_change_permission(self, request: HttpRequest, obj: Settlement | None = None) -> bool:
         return not _final(obj) and super().has_change_permission(request, obj)
+
+    def has_deliver_permission(self, request: HttpRequest, obj: Settlement | None = None) -> bool:
+        """Sending statements, recording letters: the right to change settlements, although a final one (whose
+        statements go out) is otherwise read-only."""
+        return super().has_change_permission(request)
 
     @admin.display(description=_("statements"))
     def statement(self, settlement: Settlement) -> str:
@@ -230,11 +235,26 @@ class SettlementAdmin(ScopedModelAdmin[Settlement]):
             except SettlementError as error:
                 self.message_user(request, str(error), messages.ERROR)
             else:
-                self.message_user(request, _("%(settlement)s is final.") % {"settlement": settlement})
+                # The e-mails went out after the commit, before this line: say where delivery stands.
+                overview = delivery_overview(settlement, today=timezone.localdate())
+                delivered = sum(entry.delivered_on is not None for entry in overview.lines)
+                self.message_user(
+                    request,
+                    _(
+                        "%(settlement)s is final. Delivered: %(delivered)d of %(lines)d statements. Letters to send: "
+                        "%(paper)d."
+                    )
+                    % {
+                        "settlement": settlement,
+                        "delivered": delivered,
+                        "lines": len(overview.lines),
+                        "paper": len(overview.needs_paper),
+                    },
+                    messages.WARNING if overview.needs_paper else messages.SUCCESS,
+                )
 
-    @admin.action(description=_("Deliver the statements by e-mail (those not yet sent)"), permissions=["view"])
+    @admin.action(description=_("Deliver the statements by e-mail (those not yet sent)"), permissions=["deliver"])
     def deliver(self, request: HttpRequest, queryset: QuerySet[Settlement]) -> None:
-        # "view": a final settlement is read-only, yet its statements still have to go out.
         for settlement in queryset:
             try:
                 report = deliver_statements(settlement=settlement, base_url=request.build_absolute_uri("/"))
@@ -259,7 +279,18 @@ class SettlementAdmin(ScopedModelAdmin[Settlement]):
     def statement_deadline(self, settlement: Settlement) -> str:
         if settlement.pk is None:
             return "–"
-        warning = _deadline_warning(settlement, timezone.localdate())
+        # The list warns about drafts only: a final settlement's warning reads every line's deliveries, which
+        # its own page does, not a list of many settlements.
+        final = settlement.status == SettlementStatus.FINAL
+        return self._deadline_with_warning(settlement, None if final else _deadline_warning(settlement))
+
+    @admin.display(description=_("deadline for the statements (§ 75)"))
+    def statement_deadline_detail(self, settlement: Settlement) -> str:
+        if settlement.pk is None:
+            return "–"
+        return self._deadline_with_warning(settlement, _deadline_warning(settlement))
+
+    def _deadline_with_warning(self, settlement: Settlement, warning: str | None) -> str:
         day = date_format(settlement.statement_deadline(), "DATE_FORMAT")
         if warning is None:
             return day
@@ -284,7 +315,7 @@ class SettlementAdmin(ScopedModelAdmin[Settlement]):
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         settlement = self.get_object(request, object_id)
-        warning = _deadline_warning(settlement, timezone.localdate())
+        warning = _deadline_warning(settlement)
         if warning is not None and request.method == "GET":
             self.message_user(request, warning, messages.WARNING)
         return super().change_view(request, object_id, form_url, extra_context)
@@ -312,8 +343,7 @@ class SettlementAdmin(ScopedModelAdmin[Settlement]):
         if not self.has_view_permission(request, settlement):
             raise PermissionDenied
         if request.method == "POST":
-            # The model-level right to change settlements (a final one is read-only, its delivery is not).
-            if not super().has_change_permission(request):
+            if not self.has_deliver_permission(request, settlement):
                 raise PermissionDenied
             self._delivery_post(request, settlement)
             return HttpResponseRedirect(request.path)
@@ -326,7 +356,7 @@ class SettlementAdmin(ScopedModelAdmin[Settlement]):
             "settlement": settlement,
             "overview": overview,
             "final": settlement.status == SettlementStatus.FINAL,
-            "warning": _deadline_warning(settlement, timezone.localdate()),
+            "warning": _deadline_warning(settlement),
             "today": timezone.localdate(),
         }
         return TemplateResponse(request, "admin/settlements/settlement/delivery.html", context)
@@ -365,9 +395,10 @@ class SettlementAdmin(ScopedModelAdmin[Settlement]):
         return response
 
 
-def _deadline_warning(settlement: Settlement, today: date) -> str | None:
+def _deadline_warning(settlement: Settlement, today: date | None = None) -> str | None:
     """What the manager must know about the § 75 deadline today: it is near, it passed, or tenants got
     their statement late and what that costs the landlord; None when all is well."""
+    today = today or timezone.localdate()
     deadline = settlement.statement_deadline()
     day = date_format(deadline, "DATE_FORMAT")
     if settlement.status != SettlementStatus.FINAL:

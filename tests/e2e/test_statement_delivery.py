@@ -22,7 +22,18 @@ def fits(page) -> bool:
 
 @pytest.mark.parametrize(
     ("language", "expected"),
-    [("en", ["Letters to send", "Resend by e-mail", "not yet delivered"]), ("da", ["Breve, der skal sendes"])],
+    [
+        (
+            "en",
+            [
+                "Letters to send",
+                "Resend by e-mail",
+                "not yet delivered",
+                "the landlord cannot claim their additional payments",
+            ],
+        ),
+        ("da", ["Breve, der skal sendes", "Send igen med e-mail", "kan udlejeren ikke kræve efterbetaling"]),
+    ],
 )
 def test_it_shows_the_delivery_page_on_a_phone_and_a_laptop(
     page,
