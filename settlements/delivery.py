@@ -117,12 +117,30 @@ def deliver_statements(
     connection = get_connection()
     try:
         connection.open()  # one session with the mail server for the batch
+    except (smtplib.SMTPException, OSError) as error:
+        # No server to talk to: every queued e-mail is recorded as not sent (and can be sent again), rather
+        # than each waiting for its own connection timeout.
+        log.warning("mail server unreachable, statements of settlement %s not sent: %s", settlement.pk, error)
         for delivery in pending:
-            _send(delivery, settlement, base_url, connection, report)
-    finally:
-        connection.close()
+            if _claim(delivery):
+                _finish(delivery, DeliveryStatus.FAILED, error=str(error) or type(error).__name__)
+                report.failed.append(delivery)
+    else:
+        try:
+            for delivery in pending:
+                _send(delivery, settlement, base_url, connection, report)
+        finally:
+            connection.close()
     report.needs_paper = needing_paper(settlement, version=version)
     return report
+
+
+def _claim(delivery: StatementDelivery) -> bool:
+    """Whether this caller took the queued e-mail (a conditional update: only one caller's changes the row)."""
+    claimed = StatementDelivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.PENDING).update(
+        status=DeliveryStatus.SENDING
+    )
+    return claimed == 1
 
 
 def _send(
@@ -132,10 +150,7 @@ def _send(
     connection: BaseEmailBackend,
     report: DeliveryReport,
 ) -> None:
-    # The claim: only the caller whose update changed the row sends it.
-    if not StatementDelivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.PENDING).update(
-        status=DeliveryStatus.SENDING
-    ):
+    if not _claim(delivery):
         return
     line = delivery.line
     assert line.tenancy is not None

@@ -218,3 +218,47 @@ def test_it_prints_one_letter_per_line_addressed_to_the_tenant(generated, alice,
     assert "Solvej 1, 1 tv" in text and "2100 København Ø" in text
     assert text.count("Solvej 1, 1 tv") >= 2  # tina's and paul's letters
     assert len(reader.pages) >= 2 * len(lines)
+
+
+def test_it_sends_once_when_two_managers_finalise_at_the_same_time(smtp_server, generated, alice, bob):
+    barrier = threading.Barrier(2)
+    outcomes = []
+
+    def finalise(user):
+        try:
+            barrier.wait(timeout=10)
+            settlement_finalise(settlement=generated, user=user, base_url=BASE)
+            outcomes.append("final")
+        except SettlementError:
+            outcomes.append("refused")
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=finalise, args=(user,)) for user in (alice, bob)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert sorted(outcomes) == ["final", "refused"]
+    assert sorted(str(m["To"]) for m in smtp_server.messages) == ["paul@example.org", "tina@example.org"]
+
+
+def test_it_records_an_unreachable_mail_server_and_sends_later(settings, smtp_server, generated, alice, tina):
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        settings.EMAIL_PORT = probe.getsockname()[1]
+    settlement_finalise(settlement=generated, user=alice, base_url=BASE)
+
+    delivery = line_of(generated, tina).deliveries.get()
+    assert delivery.status == DeliveryStatus.FAILED and delivery.error
+    assert line_of(generated, tina).pk in [line.pk for line in needing_paper(generated)]
+    assert smtp_server.messages == []
+
+    settings.EMAIL_PORT = smtp_server.port  # the server is back
+    report = resend(line=line_of(generated, tina), base_url=BASE)
+
+    assert [d.address for d in report.sent] == ["tina@example.org"]
+    assert len(smtp_server.to("tina@example.org")) == 1
