@@ -16,7 +16,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -303,12 +303,18 @@ class SettlementAdmin(ScopedModelAdmin[Settlement]):
         overview = delivery_overview(settlement, today=timezone.localdate())
         delivered = sum(entry.delivered_on is not None for entry in overview.lines)
         url = reverse("admin:settlements_settlement_delivery", args=[settlement.pk])
+        paper = format_html_join(
+            "",
+            '<li class="needs-paper">{}: {}</li>',
+            ((entry.line.unit.label, _tenant_name(entry.line)) for entry in overview.needs_paper),
+        )
         return format_html(
-            '{} <a href="{}">{}</a>',
+            '{} <a href="{}">{}</a>{}',
             _("Delivered: %(delivered)d of %(lines)d statements. Letters to send: %(paper)d.")
             % {"delivered": delivered, "lines": len(overview.lines), "paper": len(overview.needs_paper)},
             url,
             _("Delivery, letters and resending"),
+            format_html("<ul>{}</ul>", paper) if overview.needs_paper else "",
         )
 
     def change_view(
@@ -435,6 +441,13 @@ def _deadline_warning(settlement: Settlement, today: date | None = None) -> str 
             % {"count": len(undelivered), "day": day}
         )
     return None
+
+
+def _tenant_name(line: SettlementLine) -> str:
+    if line.tenancy is None:
+        return ""
+    tenant = line.tenancy.tenant
+    return str(tenant.get_full_name().strip() or tenant.get_username())
 
 
 def _report_text(settlement: Settlement, report: DeliveryReport) -> str:

@@ -37,13 +37,20 @@ def delivery_url(settlement):
 
 
 def test_it_emails_the_tenants_when_finalised_in_the_admin(alice_client, generated, smtp_server):
-    alice_client.post(reverse(CHANGELIST), {"action": "finalise", "_selected_action": [generated.pk]}, follow=True)
+    response = alice_client.post(
+        reverse(CHANGELIST), {"action": "finalise", "_selected_action": [generated.pk]}, follow=True
+    )
 
+    assert "is final. Delivered: 1 of 2 statements. Letters to send: 1." in response.content.decode()
     assert [str(m["To"]) for m in smtp_server.messages] == ["tina@example.org"]
     assert "http://testserver/settlements/" in smtp_server.messages[0].get_body(("plain",)).get_content()
     page = alice_client.get(delivery_url(generated)).content.decode()
     assert "550 5.1.1 No such user here" in page and "Resend by e-mail" in page
     assert reverse("admin:settlements_settlement_letters", args=[generated.pk]) in page
+    # The settlement's own page lists whom a letter must reach.
+    change = alice_client.get(reverse("admin:settlements_settlement_change", args=[generated.pk])).content.decode()
+    assert '<li class="needs-paper">1 tv: paul</li>' in change
+    assert "Delivered: 1 of 2 statements. Letters to send: 1." in change
 
 
 def test_it_shows_the_deadline_and_warns_when_it_is_near(alice_client, prop):
