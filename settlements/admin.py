@@ -49,9 +49,12 @@ class SettlementLineInline(ScopedTabularInline[SettlementLine]):
     fields = (
         "unit",
         "tenancy",
+        "start_date",
+        "end_date",
         "days",
         "floor_area_m2",
         "consumption",
+        "correction_factor",
         "corrected_consumption",
         "fixed_amount_dkk",
         "variable_amount_dkk",

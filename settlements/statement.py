@@ -118,9 +118,9 @@ def _explained(line: SettlementLine, settlement: Settlement, total: Decimal) -> 
         "meterless": meterless,
         "correction_factor": factor,
         "share_pct": _share_pct(line.total_amount_dkk, total),
-        # The day the statement reached the tenant (settlements.delivery); None until it has.
+        # The day the statement reached the tenant (settlements.delivery; None until it has);
+        # _statement_delivery.html shows it. The deadline comes from line.objection_deadline().
         "delivered_on": line.delivered_on(),
-        "objection_deadline": line.objection_deadline(),
     }
 
 
