@@ -93,7 +93,10 @@ def deliver_statements(
         raise DeliveryError("deliver statements after the transaction commits (transaction.on_commit)")
     settlement = Settlement.objects.select_related("property__organisation").get(pk=settlement.pk)
     if settlement.status != SettlementStatus.FINAL:
-        raise DeliveryError(f"settlement {settlement.pk} is not final; its statements cannot be delivered")
+        raise DeliveryError(
+            translation.gettext("%(settlement)s is not final; its statements cannot be delivered yet.")
+            % {"settlement": settlement}
+        )
     chosen = settlement.lines.filter(tenancy__isnull=False).select_related("tenancy__tenant", "unit")
     if lines is not None:
         chosen = chosen.filter(pk__in=[line.pk for line in lines])
@@ -206,6 +209,7 @@ def _message(delivery: StatementDelivery, settlement: Settlement, base_url: str)
         "tenant_name": line.tenancy.tenant.get_full_name().strip() or line.tenancy.tenant.get_username(),
         "organisation": settlement.property.organisation,
         "link": link,
+        "LANGUAGE_CODE": translation.get_language(),  # <html lang>: no request, so no context processor
         # The e-mail arrives today; the tenant's six weeks start now (SettlementLine.objection_deadline).
         "objection_deadline": deadlines.objection_deadline(today),
     }

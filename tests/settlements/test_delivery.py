@@ -55,6 +55,7 @@ def test_it_emails_each_tenant_their_statement_with_the_pdf_and_the_link(smtp_se
     link = f"https://portal.example/settlements/{generated.pk}/statement/"
     assert link in mail.get_body(("plain",)).get_content()
     assert f'href="{link}"' in mail.get_body(("html",)).get_content()
+    assert '<html lang="da">' in mail.get_body(("html",)).get_content()  # the tenancy's language, by default Danish
     delivery = StatementDelivery.objects.get(line=line_of(generated, tina))
     assert (delivery.channel, delivery.status, delivery.address) == ("email", "sent", "tina@example.org")
     assert delivery.delivered_on == timezone.localdate() and delivery.sent_at is not None
@@ -191,7 +192,7 @@ def test_it_sends_once_when_two_deliveries_run_at_the_same_time(smtp_server, gen
 
 
 def test_it_refuses_to_deliver_a_draft(generated):
-    with pytest.raises(DeliveryError, match="not final"):
+    with pytest.raises(DeliveryError, match="is not final"):
         deliver_statements(settlement=generated, base_url=BASE)
 
 

@@ -186,3 +186,12 @@ def test_it_shows_the_tenant_the_day_of_delivery_and_their_deadline(client, gene
     deadline = timezone.localdate() + timedelta(weeks=6)
     assert "not yet delivered" not in page
     assert date_format(deadline, "DATE_FORMAT") in page
+
+
+def test_it_says_a_draft_cannot_be_delivered_yet_in_danish(alice_client, generated, smtp_server):
+    alice_client.cookies["django_language"] = "da"
+    response = alice_client.post(
+        reverse(CHANGELIST), {"action": "deliver", "_selected_action": [generated.pk]}, follow=True
+    )
+    assert "er ikke endelig; dens regnskaber kan ikke leveres endnu." in response.content.decode()
+    assert smtp_server.messages == []
