@@ -3,25 +3,39 @@ tenancies' aconto payments inline; a final settlement (sent to tenants) is read-
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
-from django.http import HttpRequest, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.template.loader import render_to_string
-from django.urls import reverse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from readings.admin_scoping import ScopedModelAdmin, ScopedTabularInline, count_of, csv_lines
-from readings.formatting import format_number
+from readings.formatting import format_dkk, format_number
+from settlements import deadlines
+from settlements.delivery import (
+    DeliveryError,
+    DeliveryReport,
+    deliver_statements,
+    delivery_overview,
+    letters_pdf,
+    needing_paper,
+    record_paper_delivery,
+    resend,
+)
 from settlements.models import (
     AcontoPayment,
     Objection,
@@ -170,6 +184,7 @@ class SettlementAdmin(ScopedModelAdmin[Settlement]):
         "status",
         "version",
         "open_objections",
+        "statement_deadline",
     )
     list_filter = ("status", "utility", "property")
     search_fields = ("property__name",)
@@ -185,9 +200,11 @@ class SettlementAdmin(ScopedModelAdmin[Settlement]):
         "versions",
         "differences",
         "objections",
+        "statement_deadline_detail",
+        "delivery",
     )
     inlines = (SettlementCostInline, AcontoPaymentInline, SettlementLineInline)
-    actions = ("generate_lines", "finalise", "export_lines", "export_as_csv")
+    actions = ("generate_lines", "finalise", "deliver", "export_lines", "export_as_csv")
     csv_fields = (
         "property__name",
         "utility",
@@ -293,6 +310,11 @@ class SettlementAdmin(ScopedModelAdmin[Settlement]):
             return "–"
         return format_html_join(BR, '<a href="{}">{}</a>, {}: {}{}', rows)
 
+    def has_deliver_permission(self, request: HttpRequest, obj: Settlement | None = None) -> bool:
+        """Sending statements, recording letters: the right to change settlements, although a final one (whose
+        statements go out) is otherwise read-only."""
+        return super().has_change_permission(request)
+
     @admin.display(description=_("statements"))
     def statement(self, settlement: Settlement) -> str:
         if settlement.pk is None or settlement.generated_at is None:
@@ -326,12 +348,39 @@ class SettlementAdmin(ScopedModelAdmin[Settlement]):
                 settlement_finalise(
                     settlement=settlement,
                     user=request.user,  # type: ignore[arg-type]
+                    # E-mails to the tenants (after commit) link back to the portal at the address in use.
                     base_url=request.build_absolute_uri("/"),
                 )
             except SettlementError as error:
                 self.message_user(request, str(error), messages.ERROR)
             else:
-                self.message_user(request, _("%(settlement)s is final.") % {"settlement": settlement})
+                # The e-mails went out after the commit, before this line: say where delivery stands.
+                overview = delivery_overview(settlement, today=timezone.localdate())
+                delivered = sum(entry.delivered_on is not None for entry in overview.lines)
+                self.message_user(
+                    request,
+                    _(
+                        "%(settlement)s is final. Delivered: %(delivered)d of %(lines)d statements. Letters to send: "
+                        "%(paper)d."
+                    )
+                    % {
+                        "settlement": settlement,
+                        "delivered": delivered,
+                        "lines": len(overview.lines),
+                        "paper": len(overview.needs_paper),
+                    },
+                    messages.WARNING if overview.needs_paper else messages.SUCCESS,
+                )
+
+    @admin.action(description=_("Deliver the statements by e-mail (those not yet sent)"), permissions=["deliver"])
+    def deliver(self, request: HttpRequest, queryset: QuerySet[Settlement]) -> None:
+        for settlement in queryset:
+            try:
+                report = deliver_statements(settlement=settlement, base_url=request.build_absolute_uri("/"))
+            except DeliveryError as error:
+                self.message_user(request, str(error), messages.ERROR)
+                continue
+            self.message_user(request, _report_text(settlement, report), _report_level(report))
 
     @admin.action(description=_("Export the lines as CSV"), permissions=["view"])
     def export_lines(self, request: HttpRequest, queryset: QuerySet[Settlement]) -> StreamingHttpResponse:
@@ -343,6 +392,131 @@ class SettlementAdmin(ScopedModelAdmin[Settlement]):
         response["Content-Disposition"] = (
             f'attachment; filename="settlement-lines-{timezone.localdate().isoformat()}.csv"'
         )
+        return response
+
+    @admin.display(description=_("deadline for the statements (§ 75)"))
+    def statement_deadline(self, settlement: Settlement) -> str:
+        if settlement.pk is None:
+            return "–"
+        # The list warns about drafts only: a final settlement's warning reads every line's deliveries, which
+        # its own page does, not a list of many settlements.
+        final = settlement.status == SettlementStatus.FINAL
+        return self._deadline_with_warning(settlement, None if final else _deadline_warning(settlement))
+
+    @admin.display(description=_("deadline for the statements (§ 75)"))
+    def statement_deadline_detail(self, settlement: Settlement) -> str:
+        if settlement.pk is None:
+            return "–"
+        return self._deadline_with_warning(settlement, _deadline_warning(settlement))
+
+    def _deadline_with_warning(self, settlement: Settlement, warning: str | None) -> str:
+        day = date_format(settlement.statement_deadline(), "DATE_FORMAT")
+        if warning is None:
+            return day
+        return format_html('{} <strong class="deadline-warning">{}</strong>', day, warning)
+
+    @admin.display(description=_("delivery to the tenants"))
+    def delivery(self, settlement: Settlement) -> str:
+        if settlement.pk is None or settlement.status != SettlementStatus.FINAL:
+            return str(_("After finalising: each tenant is e-mailed their statement, or needs a letter."))
+        overview = delivery_overview(settlement, today=timezone.localdate())
+        delivered = sum(entry.delivered_on is not None for entry in overview.lines)
+        url = reverse("admin:settlements_settlement_delivery", args=[settlement.pk])
+        paper = format_html_join(
+            "",
+            '<li class="needs-paper">{}: {}</li>',
+            ((entry.line.unit.label, _tenant_name(entry.line)) for entry in overview.needs_paper),
+        )
+        return format_html(
+            '{} <a href="{}">{}</a>{}',
+            _("Delivered: %(delivered)d of %(lines)d statements. Letters to send: %(paper)d.")
+            % {"delivered": delivered, "lines": len(overview.lines), "paper": len(overview.needs_paper)},
+            url,
+            _("Delivery, letters and resending"),
+            format_html("<ul>{}</ul>", paper) if overview.needs_paper else "",
+        )
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        settlement = self.get_object(request, object_id)
+        warning = _deadline_warning(settlement)
+        if warning is not None and request.method == "GET":
+            self.message_user(request, warning, messages.WARNING)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def get_urls(self) -> list[URLPattern]:
+        info = self.opts.app_label, self.opts.model_name
+        return [
+            path(
+                "<path:object_id>/delivery/",
+                self.admin_site.admin_view(self.delivery_view),
+                name="{}_{}_delivery".format(*info),
+            ),
+            path(
+                "<path:object_id>/letters.pdf",
+                self.admin_site.admin_view(self.letters_view),
+                name="{}_{}_letters".format(*info),
+            ),
+            *super().get_urls(),
+        ]
+
+    def delivery_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Each tenant's deliveries; the letters still to send (mark one handed over or posted on a day);
+        "Resend" for a refused e-mail once the tenant's address is corrected."""
+        settlement = self.get_object(request, object_id)
+        if not self.has_view_permission(request, settlement):
+            raise PermissionDenied
+        if request.method == "POST":
+            if not self.has_deliver_permission(request, settlement):
+                raise PermissionDenied
+            self._delivery_post(request, settlement)
+            return HttpResponseRedirect(request.path)
+        overview = delivery_overview(settlement, today=timezone.localdate())
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": _("Delivery of the statements"),
+            "subtitle": str(settlement),
+            "settlement": settlement,
+            "overview": overview,
+            "final": settlement.status == SettlementStatus.FINAL,
+            "warning": _deadline_warning(settlement),
+            "today": timezone.localdate(),
+        }
+        return TemplateResponse(request, "admin/settlements/settlement/delivery.html", context)
+
+    def _delivery_post(self, request: HttpRequest, settlement: Settlement) -> None:
+        line_id = _int(request.POST.get("line"))
+        line = None if line_id is None else settlement.lines.filter(pk=line_id, tenancy__isnull=False).first()
+        if line is None:
+            raise Http404(_("No such line in this settlement."))
+        try:
+            if request.POST.get("do") == "resend":
+                report = resend(line=line, base_url=request.build_absolute_uri("/"))
+                self.message_user(request, _report_text(settlement, report), _report_level(report))
+            else:
+                delivered_on = _date(request.POST.get("delivered_on"))
+                if delivered_on is None:
+                    raise DeliveryError(str(_("Enter the day the letter was handed over or posted.")))
+                record_paper_delivery(line=line, delivered_on=delivered_on, user=request.user)
+                self.message_user(
+                    request,
+                    _("%(unit)s: delivered on paper on %(day)s.")
+                    % {"unit": line.unit.label, "day": date_format(delivered_on, "DATE_FORMAT")},
+                )
+        except DeliveryError as error:
+            self.message_user(request, str(error), messages.ERROR)
+
+    def letters_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The letters of every line that needs paper, as one PDF to print (each letter on new pages)."""
+        settlement = self.get_object(request, object_id)
+        if not self.has_view_permission(request, settlement):
+            raise PermissionDenied
+        lines = needing_paper(settlement)
+        pdf = letters_pdf(settlement=settlement, lines=lines, base_url=request.build_absolute_uri("/"))
+        response = HttpResponse(pdf, content_type="application/pdf")
+        response["Content-Disposition"] = f'inline; filename="letters-{settlement.pk}.pdf"'
         return response
 
 
@@ -525,3 +699,80 @@ class ObjectionAdmin(ScopedModelAdmin[Objection]):
                 ),
                 messages.WARNING,
             )
+
+
+def _deadline_warning(settlement: Settlement, today: date | None = None) -> str | None:
+    """What the manager must know about the § 75 deadline today: it is near, it passed, or tenants got
+    their statement late and what that costs the landlord; None when all is well."""
+    today = today or timezone.localdate()
+    deadline = settlement.statement_deadline()
+    day = date_format(deadline, "DATE_FORMAT")
+    if settlement.status != SettlementStatus.FINAL:
+        if today > deadline:
+            return str(
+                _(
+                    "The statements had to reach the tenants by %(day)s (Lejeloven § 75). Delivered now, they are "
+                    "late: the landlord cannot claim the additional payments, and the tenants keep their refunds."
+                )
+                % {"day": day}
+            )
+        if deadlines.deadline_is_near(today=today, deadline=deadline):
+            days = (deadline - today).days
+            return ngettext(
+                "The statements must reach the tenants by %(day)s (Lejeloven § 75): %(days)d day left.",
+                "The statements must reach the tenants by %(day)s (Lejeloven § 75): %(days)d days left.",
+                days,
+            ) % {"day": day, "days": days}
+        return None
+    overview = delivery_overview(settlement, today=today)
+    if overview.late:
+        return str(
+            _(
+                "Statements that reached their tenants after %(day)s, or not at all by then (Lejeloven § 75): "
+                "%(late)d. From these tenants the landlord cannot claim their additional payments (%(lost)s in "
+                "all); refunds are still owed."
+            )
+            % {"late": len(overview.late), "day": day, "lost": format_dkk(overview.lost_dkk)}
+        )
+    undelivered = [entry for entry in overview.lines if entry.delivered_on is None]
+    if undelivered and deadlines.deadline_is_near(today=today, deadline=deadline):
+        return str(
+            _("Statements not yet delivered: %(count)d. They must reach the tenants by %(day)s (Lejeloven § 75).")
+            % {"count": len(undelivered), "day": day}
+        )
+    return None
+
+
+def _tenant_name(line: SettlementLine) -> str:
+    if line.tenancy is None:
+        return ""
+    tenant = line.tenancy.tenant
+    return str(tenant.get_full_name().strip() or tenant.get_username())
+
+
+def _report_text(settlement: Settlement, report: DeliveryReport) -> str:
+    return str(
+        _("%(settlement)s: e-mails sent %(sent)d, refused %(bounced)d, not sent %(failed)d; letters to send %(paper)d.")
+        % {
+            "settlement": settlement,
+            "sent": len(report.sent),
+            "bounced": len(report.bounced),
+            "failed": len(report.failed),
+            "paper": len(report.needs_paper),
+        }
+    )
+
+
+def _report_level(report: DeliveryReport) -> int:
+    return messages.WARNING if report.bounced or report.failed or report.needs_paper else messages.SUCCESS
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value is not None and value.isdigit() else None
+
+
+def _date(value: str | None) -> date | None:
+    try:
+        return date.fromisoformat(value or "")
+    except ValueError:
+        return None

@@ -20,14 +20,19 @@ from django.utils.translation import gettext_lazy as _
 from readings.models import MeterType
 from readings.scoping import AnyUser, managed_by
 from readings.validators import validate_no_control_characters
-
-# Lejeloven § 77: a tenant may object to a heat or water statement within six weeks of receiving it.
-OBJECTION_PERIOD = timedelta(weeks=6)
+from settlements import deadlines
 
 
 class Utility(models.TextChoices):
     HEAT = "heat", _("Heat")
     WATER = "water", _("Water")
+
+
+# The meters that measure each utility in a dwelling (heat cost allocators stand in where no heat meters hang).
+METER_TYPES: dict[str, tuple[str, ...]] = {
+    Utility.HEAT: (MeterType.HEAT,),
+    Utility.WATER: (MeterType.COLD_WATER, MeterType.HOT_WATER),
+}
 
 
 class EstimateMethod(models.TextChoices):
@@ -103,6 +108,16 @@ class Settlement(models.Model):
     )
     superseded_at = models.DateTimeField(_("superseded at"), null=True, blank=True, editable=False)
 
+    supplier_final_bill_on = models.DateField(
+        _("supplier's final bill received"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "The day the supplier's final bill for the period arrived. When it came late, the statement may reach "
+            "the tenants up to three months after it instead of four months after the period (Lejeloven § 75)."
+        ),
+    )
+
     objects = SettlementQuerySet.as_manager()
 
     class Meta:
@@ -139,6 +154,12 @@ class Settlement(models.Model):
         if self.finalised_at is None:
             return None
         return self.finalised_at.astimezone(self.property.zone).date()
+
+    def statement_deadline(self) -> date:
+        """The last day the statements may reach the tenants (Lejeloven § 75; settlements.deadlines)."""
+        return deadlines.statement_deadline(
+            period_end=self.period_end, supplier_final_bill_on=self.supplier_final_bill_on
+        )
 
 
 def cost_items_mismatch(total: Decimal | None, items: Iterable[Decimal]) -> Decimal | None:
@@ -256,14 +277,25 @@ class SettlementLine(models.Model):
     def __str__(self) -> str:
         return f"{self.unit}: {self.total_amount_dkk} DKK"
 
-    def objection_deadline(self) -> date | None:
-        """The last day this line's tenant may object (Lejeloven § 77: six weeks from receipt).
+    def delivered_on(self) -> date | None:
+        """The day this line's statement reached its tenant: the first delivery (e-mail sent, or paper handed
+        over or posted) of its latest version; None until one did.
 
-        Counted from the settlement's finalisation until statements record their own delivery.
+        Reads the `deliveries` prefetch where the caller made one (lists of lines ask per line).
         """
-        if self.settlement.finalised_at is None:
+        cache = getattr(self, "_prefetched_objects_cache", {})
+        rows = cache["deliveries"] if "deliveries" in cache else self.deliveries.all()
+        delivered = [row for row in rows if row.delivered_on is not None]
+        if not delivered:
             return None
-        return (self.settlement.finalised_at + OBJECTION_PERIOD).date()
+        latest = max(row.version for row in delivered)
+        return min(row.delivered_on for row in delivered if row.version == latest and row.delivered_on)
+
+    def objection_deadline(self) -> date | None:
+        """The last day this line's tenant may object (Lejeloven § 77: six weeks from receipt); None while the
+        statement has not reached them ("not yet delivered")."""
+        delivered_on = self.delivered_on()
+        return None if delivered_on is None else deadlines.objection_deadline(delivered_on)
 
     @property
     def refund_dkk(self) -> Decimal | None:
@@ -347,9 +379,6 @@ class AcontoPayment(models.Model):
             raise ValidationError({"tenancy": _("This tenancy is not in the settlement's property.")})
 
 
-# Lejeloven § 77: after the tenant's objection deadline the landlord has six weeks to bring the dispute
-# before the rent tribunal (huslejenævnet); otherwise the objection stands.
-TRIBUNAL_PERIOD = timedelta(weeks=6)
 # The manager is warned this long before the tribunal deadline of an objection that is not resolved.
 TRIBUNAL_WARNING = timedelta(days=14)
 
@@ -417,8 +446,8 @@ class Objection(models.Model):
     def tribunal_deadline(self) -> date | None:
         """The last day the landlord may bring the dispute before the rent tribunal (§ 77: six weeks after
         the tenant's objection deadline); None where the line has no objection deadline."""
-        deadline = self.line.objection_deadline()
-        return None if deadline is None else deadline + TRIBUNAL_PERIOD
+        delivered_on = self.line.delivered_on()
+        return None if delivered_on is None else deadlines.tribunal_deadline(delivered_on)
 
     def tribunal_warning(self, today: date) -> bool:
         """Whether the manager must be warned: not corrected, and the tribunal deadline near or passed."""
@@ -502,3 +531,85 @@ class ObjectionEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.at:%Y-%m-%d %H:%M}"
+
+
+class DeliveryChannel(models.TextChoices):
+    EMAIL = "email", _("E-mail")
+    PAPER = "paper", _("Paper")
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", _("Waiting to be sent")
+    SENDING = "sending", _("Being sent")
+    SENT = "sent", _("Delivered")
+    BOUNCED = "bounced", _("Refused by the mail server")
+    FAILED = "failed", _("Not sent (mail server unreachable)")
+
+
+# A delivery that is under way or done: at most one per line, version and channel (a bounced or failed
+# attempt leaves room for the next one).
+LIVE_DELIVERY = Q(status__in=[DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.SENT])
+
+
+class StatementDeliveryQuerySet(models.QuerySet["StatementDelivery"]):
+    def for_manager(self, user: AnyUser) -> StatementDeliveryQuerySet:
+        return managed_by(self, user, "line__settlement__property__organisation__")
+
+
+class StatementDelivery(models.Model):
+    """One attempt to bring a line's statement to its tenant: an e-mail (sent or refused) or a paper letter.
+
+    Every attempt is a row, so "who received their statement, when, and who did not" is a query. The day
+    it reached the tenant (`delivered_on`) starts their six weeks to object (SettlementLine.delivered_on).
+    """
+
+    line = models.ForeignKey(
+        SettlementLine, on_delete=models.CASCADE, related_name="deliveries", verbose_name=_("settlement line")
+    )
+    # A corrected statement (after an objection) is delivered again as the next version.
+    version = models.PositiveSmallIntegerField(_("version"), default=1)
+    channel = models.CharField(_("channel"), max_length=8, choices=DeliveryChannel.choices)
+    status = models.CharField(_("status"), max_length=8, choices=DeliveryStatus.choices)
+    address = models.TextField(_("address"), help_text=_("The e-mail address, or the postal address of a letter."))
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+    error = models.TextField(_("error"), blank=True)
+    delivered_on = models.DateField(_("delivered on"), null=True, blank=True)
+    opened_at = models.DateTimeField(_("opened at"), null=True, blank=True)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("recorded by"),
+    )
+
+    objects = StatementDeliveryQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("statement delivery")
+        verbose_name_plural = _("statement deliveries")
+        ordering = ("line", "created_at", "pk")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["line", "version", "channel"], condition=LIVE_DELIVERY, name="statement_delivery_one_live"
+            ),
+            models.CheckConstraint(
+                condition=Q(status=DeliveryStatus.SENT) | Q(delivered_on__isnull=True),
+                name="statement_delivery_delivered_only_when_sent",
+            ),
+        ]
+        indexes = [
+            # The sender's scan: "which e-mails are waiting?" (few rows among many delivered ones).
+            models.Index(
+                fields=["created_at"], condition=Q(status=DeliveryStatus.PENDING), name="statement_delivery_pending"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_channel_display()} {self.address}: {self.get_status_display()}"
+
+    @property
+    def bounced(self) -> bool:
+        return self.status == DeliveryStatus.BOUNCED

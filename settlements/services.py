@@ -9,6 +9,7 @@ often as needed until `settlement_finalise` freezes the lines.
 from __future__ import annotations
 
 import json
+import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,7 +28,9 @@ from django.utils.translation import gettext
 from readings.consumption import QUANTUM, Balance, MeterUse, add_amounts, unit_consumption
 from readings.models import MeterType, Tenancy, Unit
 from settlements.allocation import Amounts, Share, allocate
+from settlements.delivery import deliver_statements
 from settlements.models import (
+    METER_TYPES,
     AcontoPayment,
     EstimateMethod,
     Objection,
@@ -46,13 +49,11 @@ from settlements.models import (
 from settlements.notifications import notify_objection_event
 from settlements.objections import line_figures, sniff_type
 
+log = logging.getLogger(__name__)
+
 BILLING_YEAR_START = (6, 1)  # 1 June
 CONSUMPTION_QUANTUM = Decimal("0.001")
 
-METER_TYPES: dict[str, tuple[str, ...]] = {
-    Utility.HEAT: (MeterType.HEAT,),
-    Utility.WATER: (MeterType.COLD_WATER, MeterType.HOT_WATER),
-}
 HCA_FALLBACK = (MeterType.HEAT_COST_ALLOCATOR,)
 # The building's supply meter of each utility (readings.consumption.SUPPLY_MATCHES: the units' heat meters,
 # and their cold and hot water meters, measure it again).
@@ -178,12 +179,14 @@ def settlement_generate(*, settlement: Settlement, now: datetime | None = None) 
 
 
 @transaction.atomic
-def settlement_finalise(*, settlement: Settlement, user: AbstractBaseUser, base_url: str = "") -> Settlement:
+def settlement_finalise(*, settlement: Settlement, user: AbstractBaseUser, base_url: str | None = None) -> Settlement:
     """Freeze a generated draft; tenants can then read their statements.
 
-    A corrected version (one that supersedes another) marks the old one
-    superseded and is delivered again (`deliver_corrected_version`, after
-    commit); `base_url` is the site's address for the links in its e-mails.
+    With `base_url` (the portal's address for the link, e.g. "https://portal.example/"), each tenant with
+    an e-mail address is sent their statement after commit (settlements.delivery); without, statements
+    wait for the manager's "Deliver the statements" (a command or test finalising on its own). A corrected
+    version (one that supersedes another) also marks the old one superseded and tells each objector
+    (`deliver_corrected_version`).
     """
     locked = Settlement.objects.select_for_update().get(pk=settlement.pk)
     if locked.status == SettlementStatus.FINAL:
@@ -196,10 +199,13 @@ def settlement_finalise(*, settlement: Settlement, user: AbstractBaseUser, base_
     locked.save(update_fields=["status", "finalised_at", "finalised_by"])
     if locked.supersedes_id is not None:
         _supersede(locked, user=user, base_url=base_url)
+    elif base_url is not None:
+        url = base_url
+        transaction.on_commit(lambda: _deliver_after_commit(locked, url))
     return locked
 
 
-def _supersede(version: Settlement, *, user: AbstractBaseUser, base_url: str) -> None:
+def _supersede(version: Settlement, *, user: AbstractBaseUser, base_url: str | None) -> None:
     """The finalised `version` replaces the one it supersedes: that one is marked, and the objections it
     corrects get "corrected version delivered" on their timelines."""
     assert version.finalised_at is not None and version.supersedes_id is not None
@@ -218,15 +224,18 @@ def _supersede(version: Settlement, *, user: AbstractBaseUser, base_url: str) ->
     transaction.on_commit(lambda: deliver_corrected_version(settlement=version, events=events, base_url=base_url))
 
 
-def deliver_corrected_version(*, settlement: Settlement, events: Sequence[ObjectionEvent], base_url: str) -> None:
+def deliver_corrected_version(
+    *, settlement: Settlement, events: Sequence[ObjectionEvent], base_url: str | None
+) -> None:
     """After commit: deliver a corrected version to its tenants again, and tell each objector.
 
-    THE LEAD WIRES `deliver_statements(settlement=settlement, base_url=base_url)` (the delivery branch)
-    IN HERE, before the notices, so every tenant of the new version receives it like a first version
-    and its lines' objection deadlines count from that delivery.
+    Every tenant of the new version receives it like a first version (its lines' objection deadlines
+    count from that delivery); without `base_url` it waits for the manager's "Deliver the statements".
     """
+    if base_url is not None:
+        _deliver_after_commit(settlement, base_url)
     for event in events:
-        notify_objection_event(event_id=event.pk, base_url=base_url)
+        notify_objection_event(event_id=event.pk, base_url=base_url or "")
 
 
 class ObjectionError(Exception):
@@ -372,6 +381,15 @@ def settlement_new_version(*, settlement: Settlement) -> Settlement:
         for payment in locked.aconto_payments.all()
     )
     return version
+
+
+def _deliver_after_commit(settlement: Settlement, base_url: str) -> None:
+    # The settlement is final whatever happens here; a failure leaves its e-mails queued (pending) for the
+    # manager's "Deliver the statements", rather than failing the finalisation the manager just saw succeed.
+    try:
+        deliver_statements(settlement=settlement, base_url=base_url)
+    except Exception:
+        log.exception("delivering the statements of settlement %s failed", settlement.pk)
 
 
 def _meter_types(settlement: Settlement) -> tuple[str, ...]:

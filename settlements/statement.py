@@ -20,8 +20,7 @@ from django.db.models import Sum
 
 from readings.formatting import format_number
 from settlements.derivation import estimate_text, line_meter_texts
-from settlements.models import Settlement, SettlementLine, Utility
-from settlements.services import METER_TYPES
+from settlements.models import METER_TYPES, Settlement, SettlementLine, Utility
 
 # Unit prices are shown (not used to compute amounts) with this many decimals: enough that price × quantity
 # gives the line's amount to within the øre its rounding moved.
@@ -116,9 +115,9 @@ def _explained(line: SettlementLine, settlement: Settlement, total: Decimal) -> 
         "meterless": meterless,
         "correction_factor": factor,
         "share_pct": _share_pct(line.total_amount_dkk, total),
-        # The day the statement reached the tenant, where its delivery is recorded (None until statements are
-        # delivered); _statement_delivery.html shows it. The deadline comes from line.objection_deadline().
-        "delivered_on": None,
+        # The day the statement reached the tenant (settlements.delivery; None until it has);
+        # _statement_delivery.html shows it. The deadline comes from line.objection_deadline().
+        "delivered_on": line.delivered_on(),
     }
 
 

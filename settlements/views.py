@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET
 
 from readings.formatting import format_number
 from readings.models import Property
+from settlements.delivery import record_opened
 from settlements.models import Settlement, SettlementLine, SettlementStatus
 from settlements.pdf import statement_pdf
 from settlements.statement import statement_context, statement_filename
@@ -50,6 +51,9 @@ def _statement_lines(request: HttpRequest, settlement_id: int) -> tuple[Settleme
 @login_required
 def statement(request: HttpRequest, settlement_id: int) -> HttpResponse:
     settlement, lines, as_manager = _statement_lines(request, settlement_id)
+    if not as_manager:
+        # The tenant's first look at their statement (the e-mail's link leads here, through the login).
+        record_opened(settlement=settlement, user=request.user)
     context = statement_context(settlement=settlement, lines=lines, as_manager=as_manager)
     # The building's supply meter against the units: the manager's concern, not the tenants'.
     context["supply"] = _supply_balance_texts(settlement) if as_manager else None

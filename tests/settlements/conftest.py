@@ -36,10 +36,12 @@ def full_statement(heat_settlement, organisation, prop, alice, tina, paul):
     Exact shares (settlements.allocation; worked out by hand in
     tests/settlements/statement_expectations.py): paul 39,759.65, tina
     67,128.10, the vacant 2 th 143,112.25. tina paid 60,000.00 on account
-    (7,128.10 to pay), paul 42,000.00 (2,240.35 to receive). Issued 2 June 2025.
+    (7,128.10 to pay), paul 42,000.00 (2,240.35 to receive). Issued 2 June 2025, handed over
+    on paper 3 June.
     """
     from datetime import UTC, datetime
 
+    from settlements.delivery import record_paper_delivery
     from settlements.models import AcontoPayment, SettlementCost
     from settlements.services import settlement_finalise, settlement_generate
 
@@ -69,4 +71,7 @@ def full_statement(heat_settlement, organisation, prop, alice, tina, paul):
     settlement = settlement_finalise(settlement=heat_settlement, user=alice)
     settlement.finalised_at = datetime(2025, 6, 2, 10, 0, tzinfo=UTC)
     settlement.save(update_fields=["finalised_at"])
+    # Handed over on 3 June 2025 (settlements.delivery): the deadline to object, 15 July 2025, counts from it.
+    for line in settlement.lines.filter(tenancy__isnull=False):
+        record_paper_delivery(line=line, delivered_on=date(2025, 6, 3), user=alice)
     return settlement
