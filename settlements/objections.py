@@ -18,8 +18,11 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from readings.consumption import DISPLAY_UNIT, Cut
-from readings.formatting import format_number, unit_label
+from readings.formatting import format_dkk, format_number, unit_label
 from settlements.models import Settlement, SettlementLine
+
+# The unit of a figure in kroner: shown in the reader's money format (readings.formatting.format_dkk).
+MONEY = "DKK"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +38,8 @@ class Figure:
         """The value for people, in the active language, with its unit."""
         if self.value is None:
             return "–"
+        if self.unit == MONEY:
+            return format_dkk(self.value, self.decimals)
         return f"{format_number(self.value, self.decimals)} {self.unit}".strip()
 
 
@@ -74,8 +79,8 @@ def line_figures(line: SettlementLine) -> list[Figure]:
         Figure("days", _("Days in the period"), Decimal(line.days), "", 0),
     ]
     if line.aconto_dkk is not None:
-        figures.append(Figure("aconto", _("Paid on account"), line.aconto_dkk, "DKK", 2))
-    figures.append(Figure("total", _("Your share"), line.total_amount_dkk, "DKK", 2))
+        figures.append(Figure("aconto", _("Paid on account"), line.aconto_dkk, MONEY, 2))
+    figures.append(Figure("total", _("Your share"), line.total_amount_dkk, MONEY, 2))
     return figures
 
 

@@ -19,7 +19,7 @@ register = template.Library()
 
 @register.inclusion_tag("settlements/_objection_panel.html", takes_context=True)
 def objection_panel(context: template.Context, line: SettlementLine) -> dict[str, Any]:
-    request = context["request"]
+    request = context.get("request")  # None when the statement is printed (settlements.pdf)
     as_manager = bool(context.get("as_manager"))
     settlement = line.settlement
     successor = Settlement.objects.filter(supersedes=settlement).first() if settlement.is_superseded() else None
@@ -27,14 +27,21 @@ def objection_panel(context: template.Context, line: SettlementLine) -> dict[str
     lines = [line.pk] + ([difference.old_line.pk] if difference and difference.old_line else [])
     # A manager sees every objection to the line; a tenant only their own (the statement already
     # showed them only their own lines).
-    visible = Objection.objects.for_manager(request.user) if as_manager else Objection.objects.for_tenant(request.user)
-    objections = list(visible.filter(line_id__in=lines).select_related("line__settlement"))
+    # A printed statement shows what changed, but neither objections nor the way to the form.
+    if request is None:
+        objections: list[Objection] = []
+    else:
+        visible = (
+            Objection.objects.for_manager(request.user) if as_manager else Objection.objects.for_tenant(request.user)
+        )
+        objections = list(visible.filter(line_id__in=lines).select_related("line__settlement"))
     today = timezone.localdate()
     for objection in objections:
         objection.warning = objection.tribunal_warning(today)  # type: ignore[attr-defined]
     return {
         "line": line,
         "as_manager": as_manager,
+        "printed": request is None,
         "successor": successor,
         "difference": difference,
         "unit": consumption_unit(settlement),

@@ -12,7 +12,7 @@ from settlements.models import AcontoPayment, Objection, ObjectionStatus, Settle
 from settlements.services import settlement_finalise, settlement_generate
 from tests.conftest import start_daphne, stop_daphne
 from tests.e2e.conftest import log_in
-from tests.settlements.test_objections import NOW, PDF
+from tests.settlements.test_objections import NOW, PDF, hand_over_the_letters
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -64,7 +64,9 @@ def statement(consumption_building, prop, alice, tina, property_managers):
     tenancy = heat_settlement.property.units.get(label="1 tv").tenancies.get(tenant=tina)
     AcontoPayment.objects.create(settlement=heat_settlement, tenancy=tenancy, amount_dkk=3000)
     settlement_generate(settlement=heat_settlement, now=NOW)
-    return settlement_finalise(settlement=heat_settlement, user=alice)
+    settlement = settlement_finalise(settlement=heat_settlement, user=alice)
+    hand_over_the_letters(settlement, alice)
+    return settlement
 
 
 def watched_context(browser, problems, **options):
@@ -190,7 +192,7 @@ def test_it_shows_tina_what_the_corrected_version_changed_on_a_phone(browser, se
     difference = tenant.locator("section.difference").first
     difference.wait_for()
     assert "Hvad version 2 ændrede" in difference.inner_text()
-    assert "Betalt a conto: 3.000,00 DKK → 3.500,00 DKK" in difference.inner_text()
+    assert "Betalt a conto: 3.000,00 kr. → 3.500,00 kr." in difference.inner_text()
     # The section fits the phone's width (a wide table scrolls inside its own box).
     assert difference.evaluate("el => el.getBoundingClientRect().right <= window.innerWidth")
     shot(tenant, "difference-da")

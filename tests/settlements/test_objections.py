@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
+from django.utils import timezone
 
+from settlements.delivery import record_paper_delivery
 from settlements.models import (
     AcontoPayment,
     Objection,
@@ -17,6 +19,7 @@ from settlements.models import (
     ObjectionStatus,
     Settlement,
     SettlementStatus,
+    StatementDelivery,
 )
 from settlements.services import settlement_finalise, settlement_generate
 
@@ -41,7 +44,22 @@ def finalised(heat_settlement, alice, bob, tina, property_managers):
     tenancy = heat_settlement.property.units.get(label="1 tv").tenancies.get(tenant=tina)
     AcontoPayment.objects.create(settlement=heat_settlement, tenancy=tenancy, amount_dkk=Decimal("3000"))
     settlement_generate(settlement=heat_settlement, now=NOW)
-    return settlement_finalise(settlement=heat_settlement, user=alice)
+    settlement = settlement_finalise(settlement=heat_settlement, user=alice)
+    hand_over_the_letters(settlement, alice)
+    return settlement
+
+
+def hand_over_the_letters(settlement, manager):
+    """The statements reached their tenants today, on paper: the six weeks to object run from now."""
+    for line in settlement.lines.filter(tenancy__isnull=False):
+        record_paper_delivery(line=line, delivered_on=timezone.localdate(), user=manager)
+
+
+def delivered_weeks_ago(settlement, weeks):
+    """The statements were issued and reached their tenants `weeks` ago (deadlines count from delivery)."""
+    then = datetime.now(UTC) - timedelta(weeks=weeks)
+    Settlement.objects.filter(pk=settlement.pk).update(finalised_at=then)
+    StatementDelivery.objects.filter(line__settlement=settlement).update(delivered_on=timezone.localdate(then))
 
 
 @pytest.fixture
@@ -98,12 +116,12 @@ def test_it_accepts_an_objection_within_the_deadline_with_a_receipt(client, tina
 
     receipt = client.get(response["Location"]).content.decode()
     assert objection.number in receipt and "has been received" in receipt
-    assert "2,685.13 DKK" in receipt  # the disputed total, as it stood
+    assert "DKK 2,685.13" in receipt  # the disputed total, as it stood
     assert "Objection received" in receipt  # the timeline's first step
 
 
 def test_it_refuses_an_objection_after_the_deadline_and_writes_nothing(client, tina, tina_line, finalised):
-    Settlement.objects.filter(pk=finalised.pk).update(finalised_at=datetime.now(UTC) - timedelta(weeks=7))
+    delivered_weeks_ago(finalised, 7)
     client.force_login(tina)
 
     page = client.get(reverse("settlements:objection_new", args=[tina_line.pk])).content.decode()
@@ -118,7 +136,7 @@ def test_it_refuses_an_objection_after_the_deadline_and_writes_nothing(client, t
 
 
 def test_it_refuses_the_deadline_in_danish(client, tina, tina_line, finalised):
-    Settlement.objects.filter(pk=finalised.pk).update(finalised_at=datetime.now(UTC) - timedelta(weeks=7))
+    delivered_weeks_ago(finalised, 7)
     client.force_login(tina)
     response = client.post(
         reverse("settlements:objection_new", args=[tina_line.pk]),
@@ -328,18 +346,17 @@ def test_it_corrects_with_a_new_version_that_keeps_the_old_and_shows_the_differe
     new_line = version.lines.get(tenancy__tenant=tina)
     new = client.get(reverse("settlements:statement", args=[version.pk])).content.decode()
     assert "What version 2 changed" in new
-    assert f'2685.13 DKK</td><td class="num">{new_line.total_amount_dkk} DKK' in new
+    assert f'DKK 2,685.13</td><td class="num">DKK {new_line.total_amount_dkk:,}' in new
     assert new_line.total_amount_dkk > Decimal("2685.13")
-    assert f"{new_line.total_amount_dkk - Decimal('2685.13')} DKK" in new  # the difference
-    assert 'Paid on account: <span class="num">3,000.00 DKK</span> → <span class="num">3,500.00 DKK' in new
+    assert f"DKK {new_line.total_amount_dkk - Decimal('2685.13')}" in new  # the difference
+    assert 'Paid on account: <span class="num">DKK 3,000.00</span> → <span class="num">DKK 3,500.00' in new
     assert "Object to this statement" in new  # the new version has its own deadline
-    # tina was told of the correction and of the delivery, with a link to her objection.
-    subjects = [message["Subject"] for message in smtp_server.to("tina@example.com")]
-    assert len(subjects) == 2
-    assert (
-        "http://portal.test/settlements/objections/"
-        in smtp_server.to("tina@example.com")[1].get_body(("plain",)).get_content()
-    )
+    # tina was told of the correction, received the corrected statement (its PDF attached), and was told
+    # of the delivery, with a link to her objection.
+    received = smtp_server.to("tina@example.com")
+    assert len(received) == 3
+    assert [part.get_content_type() for part in received[1].iter_attachments()] == ["application/pdf"]
+    assert "http://portal.test/settlements/objections/" in received[2].get_body(("plain",)).get_content()
 
 
 def test_it_refuses_a_response_to_a_corrected_objection(client, objection, alice):
@@ -381,7 +398,7 @@ def test_it_warns_the_manager_when_the_tribunal_deadline_is_near_and_the_objecti
 
 def test_it_shows_the_tribunal_warning_in_the_admin(client, objection, alice, finalised):
     # Finalised long enough ago that the landlord's six weeks are nearly over.
-    Settlement.objects.filter(pk=finalised.pk).update(finalised_at=datetime.now(UTC) - timedelta(weeks=11))
+    delivered_weeks_ago(finalised, 11)
     client.force_login(alice)
     listing = client.get(reverse("admin:settlements_objection_changelist")).content.decode()
     assert "bring the dispute before the rent tribunal by then" in listing
