@@ -35,13 +35,13 @@ phone_validator = RegexValidator(
 class NewTenantForm(forms.Form):
     """The fields of the person a new tenancy is for, mixed into the tenancy admin's own form."""
 
-    name = forms.CharField(label=_("tenant's name"), max_length=150)
+    name = forms.CharField(label=_("Tenant's name"), max_length=150)
     email = forms.EmailField(
-        label=_("e-mail"),
+        label=_("E-mail"),
         required=False,
         help_text=_("Without an e-mail address the tenant gets letters on paper and no login."),
     )
-    send_invitation = forms.BooleanField(label=_("send an invitation to log in now"), required=False, initial=True)
+    send_invitation = forms.BooleanField(label=_("Send an invitation to log in now"), required=False, initial=True)
 
     def clean_email(self) -> str:
         email: str = self.cleaned_data["email"]
@@ -49,7 +49,7 @@ class NewTenantForm(forms.Form):
 
 
 class PhoneForm(forms.Form):
-    phone = forms.CharField(label=_("phone"), max_length=32, required=False, validators=[phone_validator])
+    phone = forms.CharField(label=_("Phone"), max_length=32, required=False, validators=[phone_validator])
 
 
 class AccountStatusFilter(admin.SimpleListFilter):
