@@ -87,8 +87,13 @@ def test_it_takes_a_new_tenant_from_invitation_to_logged_in(
 
     tenant = browser.new_context(locale=texts["locale"], viewport={"width": 390, "height": 844})
     page = tenant.new_page()
-    server_errors = []
-    page.on("response", lambda response: response.status >= 500 and server_errors.append(response.url))
+    server_errors: list[str] = []
+
+    def note_server_errors(response):
+        if response.status >= 500:
+            server_errors.append(response.url)
+
+    page.on("response", note_server_errors)
     page.goto(link)
     assert page.locator("h1").inner_text() == texts["heading"]
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")

@@ -21,7 +21,7 @@ def link_in(message: EmailMessage) -> str:
     text, html = parts_of(message)
     links = set(re.findall(r"https?://\S+", text))
     assert len(links) == 1, links
-    (link,) = links
+    link = str(links.pop())
     assert link in html
     return link
 

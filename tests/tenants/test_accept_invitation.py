@@ -103,12 +103,13 @@ def test_it_refuses_a_password_reset_token_as_an_invitation(client, tove_tenancy
     assert "This link can no longer be used" in client.get(link, follow=True).content.decode()
 
 
-def test_it_answers_a_garbled_link_with_the_clear_page(client):
-    for link in ["/invitation/MQ/not-a-token/", "/invitation/%%%/1-2/", "/invitation/zzzzzzzzzzzzzzzzzz/x-y/"]:
-        response = client.get(link, follow=True)
-        assert response.status_code in (200, 404), link
-        if response.status_code == 200:
-            assert "This link can no longer be used" in response.content.decode()
+@pytest.mark.parametrize(
+    "link", ["/invitation/MQ/not-a-token/", "/invitation/%25%25/1-2/", "/invitation/zzzzzzzzzzzzzzzzzz/x-y/"]
+)
+def test_it_answers_a_garbled_link_with_the_clear_page(client, link):
+    response = client.get(link, follow=True)
+    assert response.status_code == 200
+    assert "This link can no longer be used" in response.content.decode()
 
 
 def test_it_rejects_a_weak_password_with_a_field_error(client, invitation_link, tove_tenancy):

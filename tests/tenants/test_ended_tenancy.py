@@ -9,6 +9,10 @@ from tests.readings.export_helpers import parse_csv
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+async def body_of(response) -> bytes:
+    return b"".join([chunk async for chunk in response.streaming_content])
+
+
 async def logged_in(user) -> AsyncClient:
     client = AsyncClient()
     await client.aforce_login(user)
@@ -27,7 +31,7 @@ async def test_it_lets_a_tenant_who_moved_out_log_in_and_see_his_page(consumptio
 async def test_it_exports_only_the_days_before_the_move_out(consumption_building, paul, fresh_pool):
     client = await logged_in(paul)
     response = await client.get("/my/consumption.csv?from=2024-12-01&to=2025-03-31")
-    rows = parse_csv(b"".join([chunk async for chunk in response.streaming_content]))
+    rows = parse_csv(await body_of(response))
     days = sorted({row[0] for row in rows[1:]})
     assert days[0] == "2024-12-01" and days[-1] == "2025-01-14"
     assert len(days) == 31 + 14
