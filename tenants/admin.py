@@ -27,6 +27,8 @@ from readings.models import Tenancy
 from tenants.invitations import can_be_invited, send_invitation, tenant_for_new_tenancy
 
 # Loose on purpose: people write numbers as "+45 12 34 56 78" or "12-34-56-78".
+EMAIL_MAX_LENGTH = 254  # the User's column
+
 phone_validator = RegexValidator(
     r"^\+?[0-9][0-9 \-]*[0-9]$", _("Enter a phone number of digits, spaces, + and - only.")
 )
@@ -39,9 +41,30 @@ class NewTenantForm(forms.Form):
     email = forms.EmailField(
         label=_("E-mail"),
         required=False,
+        max_length=EMAIL_MAX_LENGTH,
         help_text=_("Without an e-mail address the tenant gets letters on paper and no login."),
     )
     send_invitation = forms.BooleanField(label=_("Send an invitation to log in now"), required=False, initial=True)
+
+    def clean_email(self) -> str:
+        email: str = self.cleaned_data["email"]
+        return email.strip().lower()
+
+
+class TenantEmailForm(forms.Form):
+    """The tenant's address, on a tenancy whose tenant has not chosen a password yet (a typo, or paper
+    tenant who now has an address); after that it is theirs."""
+
+    email = forms.EmailField(
+        label=_("E-mail"),
+        required=False,
+        max_length=EMAIL_MAX_LENGTH,
+        help_text=_("Can be corrected until the tenant has chosen a password."),
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["email"].initial = self.instance.tenant.email  # type: ignore[attr-defined]
 
     def clean_email(self) -> str:
         email: str = self.cleaned_data["email"]
@@ -78,14 +101,18 @@ class TenancyAccountAdmin(TenancyAdmin):
     def get_fields(self, request: HttpRequest, obj: Tenancy | None = None) -> Any:
         if obj is None:
             return ("unit", "name", "email", "phone", "language", "move_in", "move_out", "send_invitation")
-        return ("unit", "tenant_name", "tenant_email", "account_status", "phone", "language", "move_in", "move_out")
+        email = "email" if _email_editable(obj) else "tenant_email"
+        return ("unit", "tenant_name", email, "account_status", "phone", "language", "move_in", "move_out")
 
     def get_readonly_fields(self, request: HttpRequest, obj: Tenancy | None = None) -> Any:
         # The tenant of a tenancy is who it was made for; a manager sees their login, never edits it.
         return ("tenant_name", "tenant_email", "account_status") if obj is not None else ()
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
-        extra = (PhoneForm,) if obj is not None else (NewTenantForm, PhoneForm)
+        if obj is None:
+            extra: tuple[type[forms.Form], ...] = (NewTenantForm, PhoneForm)
+        else:
+            extra = (TenantEmailForm, PhoneForm) if _email_editable(obj) else (PhoneForm,)
         kwargs["form"] = type("TenancyAccountForm", (*extra, self.form), {})
         return super().get_form(request, obj, change, **kwargs)
 
@@ -93,6 +120,9 @@ class TenancyAccountAdmin(TenancyAdmin):
         if not change:
             data = form.cleaned_data
             obj.tenant = tenant_for_new_tenancy(manager=request.user, name=data["name"], email=data["email"])
+        elif "email" in form.cleaned_data and form.cleaned_data["email"] != obj.tenant.email:
+            obj.tenant.email = form.cleaned_data["email"]
+            obj.tenant.save(update_fields=["email"])
         super().save_model(request, obj, form, change)
         if not change and form.cleaned_data.get("send_invitation") and send_invitation(tenancy=obj, request=request):
             self.message_user(request, _("The invitation is sent to %(email)s.") % {"email": obj.tenant.email})
@@ -174,6 +204,10 @@ class TenancyAccountAdmin(TenancyAdmin):
         obj = context.get("original")
         context["can_invite"] = obj is not None and can_be_invited(obj.tenant)
         return super().render_change_form(request, context, *args, **kwargs)
+
+
+def _email_editable(tenancy: Tenancy) -> bool:
+    return not tenancy.tenant.has_usable_password()
 
 
 admin.site.unregister(Tenancy)

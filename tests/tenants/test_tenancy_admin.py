@@ -100,6 +100,11 @@ def test_it_never_reuses_or_reveals_a_login_of_another_organisation(manager, uni
         ({"name": ""}, "name", "This field is required."),
         ({"name": "   "}, "name", "This field is required."),
         ({"email": "not-an-address"}, "email", "Enter a valid email address."),
+        (
+            {"email": "x" * 64 + "@" + "a" * 190 + ".dk"},
+            "email",
+            "Ensure this value has at most 254 characters (it has 258).",
+        ),
         ({"phone": "call me"}, "phone", "Enter a phone number of digits, spaces, + and - only."),
         ({"language": "xx"}, "language", "Select a valid choice. xx is not one of the available choices."),
         ({"move_in": "31.02.2025"}, "move_in", "Enter a valid date."),
@@ -250,3 +255,43 @@ def test_it_lists_and_counts_the_current_tenants_without_email_for_paper(manager
     assert set(on_paper.context["cl"].result_list) == {tenancy, paperless}
     with_email = manager.get(changelist, {"account": "email"})
     assert list(with_email.context["cl"].result_list) == [tove_tenancy]
+
+
+def change_post(tenancy, **overrides):
+    data = {
+        "unit": tenancy.unit_id,
+        "phone": "",
+        "language": tenancy.language,
+        "move_in": tenancy.move_in.isoformat(),
+        "move_out": "",
+    }
+    return {**data, **overrides}
+
+
+def test_it_corrects_the_email_of_a_tenant_who_has_not_chosen_a_password(
+    manager, tove_tenancy, smtp_server, django_capture_on_commit_callbacks
+):
+    change = reverse("admin:readings_tenancy_change", args=[tove_tenancy.pk])
+    assert 'name="email"' in manager.get(change).content.decode()
+    assert manager.post(change, change_post(tove_tenancy, email="Tove.Hansen@example.org")).status_code == 302
+    with django_capture_on_commit_callbacks(execute=True):
+        manager.post(invite_url(tove_tenancy))
+    assert len(smtp_server.to("tove.hansen@example.org")) == 1
+
+
+def test_it_keeps_the_email_of_a_tenant_with_a_password_out_of_a_managers_hands(manager, tenancy, tina):
+    tina.email = "tina@example.org"
+    tina.save()
+    change = reverse("admin:readings_tenancy_change", args=[tenancy.pk])
+    assert 'name="email"' not in manager.get(change).content.decode()
+    assert manager.post(change, change_post(tenancy, email="mallory@example.org")).status_code == 302
+    tina.refresh_from_db()
+    assert tina.email == "tina@example.org"
+
+
+def test_it_refuses_a_bad_phone_on_the_change_page(manager, tenancy):
+    change = reverse("admin:readings_tenancy_change", args=[tenancy.pk])
+    response = manager.post(change, change_post(tenancy, phone="+45 ring"))
+    assert response.context["adminform"].form.errors["phone"] == [
+        "Enter a phone number of digits, spaces, + and - only."
+    ]
