@@ -95,3 +95,24 @@ def test_it_does_not_lift_a_lock_out_of_the_login_throttle(client, tina_with_ema
     client.post(opened.redirect_chain[-1][0], {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD})
     login = client.post(reverse("login"), {"username": "tina", "password": NEW_PASSWORD})
     assert login.status_code == 429
+
+
+@pytest.mark.parametrize(
+    ("page", "heading"),
+    [
+        ("tenants:password_reset", "Glemt din adgangskode?"),
+        ("tenants:password_reset_done", "Se din e-mail"),
+        ("tenants:password_reset_complete", "Adgangskoden er gemt"),
+        ("login", "Glemt din adgangskode?"),
+    ],
+)
+def test_it_shows_the_pages_in_danish(client, page, heading):
+    html = client.get(reverse(page), HTTP_ACCEPT_LANGUAGE="da").content.decode()
+    assert heading in html
+    assert "Forgot your password?" not in html and "Check your e-mail" not in html
+
+
+def test_it_marks_the_html_mail_with_its_language(client, tina_with_email, smtp_server):
+    ask_for_reset(client, "tina@example.org", HTTP_ACCEPT_LANGUAGE="da")
+    (message,) = smtp_server.to("tina@example.org")
+    assert '<html lang="da">' in parts_of(message)[1]

@@ -45,6 +45,7 @@ def test_it_creates_the_tenants_login_and_sends_the_invitation_in_their_language
     assert message["Subject"] == "Dit login til M-Bus-portalen hos Organisation A"
     text, html = parts_of(message)
     assert "Kære Tove Hansen" in text and "Kære Tove Hansen" in html
+    assert '<html lang="da">' in html
     assert "tove@example.org" in text  # the user name to log in with
     assert link_in(message).startswith("http://testserver/invitation/")
 
