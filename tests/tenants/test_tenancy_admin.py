@@ -296,3 +296,16 @@ def test_it_refuses_a_bad_phone_on_the_change_page(manager, tenancy):
     assert response.context["adminform"].form.errors["phone"] == [
         "Enter a phone number of digits, spaces, + and - only."
     ]
+
+
+def test_it_answers_a_refused_address_without_an_error_page(
+    manager, tove_tenancy, smtp_server, django_capture_on_commit_callbacks, caplog
+):
+    tove = tove_tenancy.tenant
+    tove.email = "tove@refused.invalid"
+    tove.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = manager.post(invite_url(tove_tenancy))
+    assert response.status_code == 302
+    assert smtp_server.messages == []
+    assert any("on_commit" in record.getMessage() for record in caplog.records)  # the failure is logged
