@@ -235,6 +235,9 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # WeasyPrint (settlement statement PDFs) reports every screen-only CSS rule of portal.css it skips, and
+    # its progress, on every PDF: errors only.
+    "loggers": {"weasyprint": {"level": "ERROR"}},
 }
 
 # --- Gateway ingestion API ---------------------------------------------------------

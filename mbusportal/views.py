@@ -77,7 +77,8 @@ async def _is_staff(request: HttpRequest) -> bool:
 
 @require_GET
 def home(request: HttpRequest) -> HttpResponseRedirect:
-    """Send people where they work: staff to the admin, everyone else to their consumption."""
+    """Send people where they work: staff to the admin, everyone else (tenants) to their home."""
     if not request.user.is_authenticated:
         return HttpResponseRedirect(resolve_url(settings.LOGIN_URL))
-    return HttpResponseRedirect("/admin/" if request.user.is_staff else "/consumption/")
+    # A URL name, not an import: the ground imports no app.
+    return HttpResponseRedirect("/admin/" if request.user.is_staff else resolve_url("tenants:home"))

@@ -143,7 +143,17 @@ class PropertyForm(forms.ModelForm[Property]):
 
     class Meta:
         model = Property
-        fields = ("organisation", "name", "address", "time_zone")
+        fields = (
+            "organisation",
+            "name",
+            "address",
+            "time_zone",
+            "contact_name",
+            "contact_email",
+            "contact_phone",
+            "contact_address",
+            "office_hours",
+        )
 
 
 @admin.register(Property)
@@ -154,7 +164,16 @@ class PropertyAdmin(ScopedModelAdmin[Property]):
     search_fields = ("name", "address", "organisation__name")
     autocomplete_fields = ("organisation",)
     readonly_fields = ("overview",)
-    fields = ("organisation", "name", "address", "time_zone", "overview")
+    fieldsets = (
+        (None, {"fields": ("organisation", "name", "address", "time_zone", "overview")}),
+        (
+            _("Contact for tenants"),
+            {
+                "fields": ("contact_name", "contact_email", "contact_phone", "contact_address", "office_hours"),
+                "description": _("Shown to the property's tenants on their home page."),
+            },
+        ),
+    )
     inlines = (UnitInline,)
     ordering = ("name",)
     actions = ("export_as_csv", export_readings, export_consumption)
@@ -465,6 +484,7 @@ class MeterInstallationForm(forms.ModelForm[MeterInstallation]):
             "manufacturer",
             "meter_type",
             "register_unit",
+            "location",
             "installed_at",
             "removed_at",
             "initial_value",

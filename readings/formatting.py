@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.utils import formats
-from django.utils.translation import pgettext_lazy
+from django.utils.translation import pgettext, pgettext_lazy
 
 UNIT_LABELS = {
     "kWh": "kWh",
@@ -27,3 +27,12 @@ def format_number(value: Decimal, decimals: int) -> str:
     # number_format cuts digits off; round first.
     rounded = value.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
     return formats.number_format(rounded, decimals, use_l10n=True, force_grouping=True)
+
+
+def format_dkk(value: Decimal, decimals: int = 2) -> str:
+    """An amount in Danish kroner for people: "DKK 250,000.00" in English, "250.000,00 kr." in Danish.
+
+    The one home of the money format (statements, e-mails); the amount is
+    already exact to the øre; unit prices ask for more `decimals`.
+    """
+    return pgettext("money", "DKK %(amount)s") % {"amount": format_number(value, decimals)}

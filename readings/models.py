@@ -76,6 +76,8 @@ class Organisation(models.Model):
     """A housing association or property management company."""
 
     name = models.CharField(_("name"), max_length=200, unique=True, validators=[validate_no_control_characters])
+    # Where tenants write to the landlord, e.g. to object to a settlement statement (which prints it).
+    address = models.TextField(_("address"), blank=True, help_text=_("Postal address for tenants' letters."))
     managers = models.ManyToManyField(
         settings.AUTH_USER_MODEL, related_name="managed_organisations", blank=True, verbose_name=_("managers")
     )
@@ -105,6 +107,23 @@ class Property(models.Model):
     time_zone = models.CharField(
         _("time zone"), max_length=64, default="Europe/Copenhagen", validators=[validate_time_zone]
     )
+    # Whom the property's tenants contact (shown on their home page). On the property rather than the
+    # organisation: managers edit properties, and one organisation often has a caretaker per building.
+    contact_name = models.CharField(
+        _("contact name"),
+        max_length=200,
+        blank=True,
+        validators=[validate_no_control_characters],
+        help_text=_("Whom tenants contact about this property, e.g. the caretaker or the administration."),
+    )
+    contact_email = models.EmailField(_("contact e-mail"), blank=True)
+    contact_phone = models.CharField(
+        _("contact phone"), max_length=32, blank=True, validators=[validate_no_control_characters]
+    )
+    contact_address = models.TextField(_("contact postal address"), blank=True)
+    office_hours = models.TextField(
+        _("office hours"), blank=True, help_text=_("When tenants can call or come by, e.g. “Mon–Thu 9–12”.")
+    )
 
     objects = PropertyQuerySet.as_manager()
 
@@ -121,6 +140,11 @@ class Property(models.Model):
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.time_zone)
+
+    @property
+    def has_contact(self) -> bool:
+        """Whether the managers said anything about how tenants reach them."""
+        return any((self.contact_name, self.contact_email, self.contact_phone, self.contact_address, self.office_hours))
 
 
 class UnitKind(models.TextChoices):
@@ -321,6 +345,14 @@ class MeterInstallation(models.Model):
     )
     meter_type = models.CharField(_("meter type"), max_length=16, choices=MeterType.choices)
     register_unit = models.CharField(_("register unit"), max_length=8, choices=RegisterUnit.choices)
+    # Where in the unit it hangs, so that a tenant can find it and check it against a statement.
+    location = models.CharField(
+        _("location"),
+        max_length=100,
+        blank=True,
+        validators=[validate_no_control_characters],
+        help_text=_("Where in the unit the meter hangs, e.g. 'Bathroom, under the sink'."),
+    )
     installed_at = models.DateTimeField(_("installed at"))
     removed_at = models.DateTimeField(_("removed at"), null=True, blank=True)
     initial_value = models.DecimalField(_("initial value"), max_digits=18, decimal_places=6, default=Decimal("0"))

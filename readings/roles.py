@@ -41,6 +41,7 @@ PERMISSIONS: dict[str, dict[str, list[str]]] = {
         "settlement": ["view", "add", "change", "delete"],
         "settlementline": ["view"],
         "acontopayment": ["view", "add", "change", "delete"],
+        "settlementcost": ["view", "add", "change", "delete"],
     },
 }
 

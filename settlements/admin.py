@@ -3,10 +3,13 @@ tenancies' aconto payments inline; a final settlement (sent to tenants) is read-
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
+from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, StreamingHttpResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -14,7 +17,14 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from readings.admin_scoping import ScopedModelAdmin, ScopedTabularInline, csv_lines
-from settlements.models import AcontoPayment, Settlement, SettlementLine, SettlementStatus
+from settlements.models import (
+    AcontoPayment,
+    Settlement,
+    SettlementCost,
+    SettlementLine,
+    SettlementStatus,
+    cost_items_mismatch,
+)
 from settlements.services import SettlementError, settlement_finalise, settlement_generate
 
 
@@ -23,9 +33,12 @@ class SettlementLineInline(ScopedTabularInline[SettlementLine]):
     fields = (
         "unit",
         "tenancy",
+        "start_date",
+        "end_date",
         "days",
         "floor_area_m2",
         "consumption",
+        "correction_factor",
         "corrected_consumption",
         "fixed_amount_dkk",
         "variable_amount_dkk",
@@ -54,6 +67,44 @@ class AcontoPaymentInline(ScopedTabularInline[AcontoPayment]):
         return super().get_queryset(request).select_related("tenancy__unit__property", "tenancy__tenant")
 
     # A final settlement has been sent to tenants: its payments are history.
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return not _final(obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return not _final(obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return not _final(obj) and super().has_delete_permission(request, obj)
+
+
+class SettlementCostFormSet(BaseInlineFormSet):  # type: ignore[type-arg]
+    """The cost items must add up to the settlement's total cost (settlements.models.cost_items_mismatch)."""
+
+    def clean(self) -> None:
+        super().clean()
+        total = getattr(self.instance, "total_cost_dkk", None)
+        amounts = [
+            form.cleaned_data["amount_dkk"]
+            for form in self.forms
+            if form.cleaned_data.get("amount_dkk") is not None and not form.cleaned_data.get("DELETE")
+        ]
+        mismatch = cost_items_mismatch(total, amounts)
+        if mismatch is not None:
+            raise ValidationError(
+                _("The cost items add up to %(items)s DKK, not the total cost of %(total)s DKK.")
+                % {"items": sum(amounts, Decimal(0)), "total": total}
+            )
+
+
+class SettlementCostInline(ScopedTabularInline[SettlementCost]):
+    """What the total cost is made of (the supplier's bill, other costs), as the statement itemises it."""
+
+    model = SettlementCost
+    formset = SettlementCostFormSet
+    fields = ("position", "description", "amount_dkk")
+    extra = 0
+
+    # Like the payments: a final settlement's costs are what the tenants were sent.
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return not _final(obj) and super().has_add_permission(request, obj)
 
@@ -94,7 +145,7 @@ class SettlementAdmin(ScopedModelAdmin[Settlement]):
     list_select_related = ("property",)
     ordering = ("-period_start", "property__name")
     readonly_fields = ("status", "generated_at", "finalised_at", "finalised_by", "statement")
-    inlines = (AcontoPaymentInline, SettlementLineInline)
+    inlines = (SettlementCostInline, AcontoPaymentInline, SettlementLineInline)
     actions = ("generate_lines", "finalise", "export_lines", "export_as_csv")
     csv_fields = (
         "property__name",

@@ -3,6 +3,7 @@ settlements issue; the schema is here so the domain is whole."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -16,6 +17,7 @@ from django.utils.translation import gettext_lazy as _
 
 from readings.models import MeterType
 from readings.scoping import AnyUser, managed_by
+from readings.validators import validate_no_control_characters
 
 # Lejeloven § 77: a tenant may object to a heat or water statement within six weeks of receiving it.
 OBJECTION_PERIOD = timedelta(weeks=6)
@@ -76,6 +78,15 @@ class Settlement(models.Model):
     # units' measured sum (readings.consumption.Balance.as_json); None where the property has no supply
     # meter of the utility.
     supply_balance = models.JSONField(_("supply balance"), null=True, blank=True, editable=False)
+    payment_due_date = models.DateField(
+        _("payment due date"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "When a balance to pay falls due. Empty: with the first rent payment three months after the tenant "
+            "received the statement, as the statement then says."
+        ),
+    )
 
     objects = SettlementQuerySet.as_manager()
 
@@ -99,6 +110,56 @@ class Settlement(models.Model):
             "end": self.period_end,
             "property": self.property,
         }
+
+    def issue_date(self) -> date | None:
+        """The day the statements were issued: when the settlement was finalised (in the property's time)."""
+        if self.finalised_at is None:
+            return None
+        return self.finalised_at.astimezone(self.property.zone).date()
+
+
+def cost_items_mismatch(total: Decimal | None, items: Iterable[Decimal]) -> Decimal | None:
+    """How far cost items are from a settlement's total cost; None when they add up (or there are none).
+
+    The one rule between the two: the total is what is distributed, the items
+    explain it on the statement, so where items are given they must add up to it exactly.
+    """
+    amounts = list(items)
+    if not amounts or total is None:
+        return None
+    difference = total - sum(amounts, Decimal(0))
+    return difference or None
+
+
+class SettlementCostQuerySet(models.QuerySet["SettlementCost"]):
+    def for_manager(self, user: AnyUser) -> SettlementCostQuerySet:
+        return managed_by(self, user, "settlement__property__organisation__")
+
+
+class SettlementCost(models.Model):
+    """One item of a settlement's total cost as the statement shows it: the supplier's bill, meter reading, …"""
+
+    settlement = models.ForeignKey(
+        Settlement, on_delete=models.CASCADE, related_name="costs", verbose_name=_("settlement")
+    )
+    description = models.CharField(
+        _("description"),
+        max_length=200,
+        validators=[validate_no_control_characters],
+        help_text=_("As the tenants should read it, e.g. 'District heating, supplier's bill'."),
+    )
+    amount_dkk = models.DecimalField(_("amount (DKK)"), max_digits=12, decimal_places=2)
+    position = models.PositiveSmallIntegerField(_("position"), default=0)
+
+    objects = SettlementCostQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("cost item")
+        verbose_name_plural = _("cost items")
+        ordering = ("position", "pk")
+
+    def __str__(self) -> str:
+        return self.description
 
 
 class SettlementLineQuerySet(models.QuerySet["SettlementLine"]):
@@ -129,10 +190,18 @@ class SettlementLine(models.Model):
         related_name="+",
         verbose_name=_("tenancy"),
     )
+    # The line's stretch of the period: the tenancy's days within it, or a vacancy's (null on lines generated
+    # before statements showed them).
+    start_date = models.DateField(_("from"), null=True, blank=True)
+    end_date = models.DateField(_("until"), null=True, blank=True, help_text=_("First day after the stretch."))
     days = models.PositiveIntegerField(_("days"))
     floor_area_m2 = models.DecimalField(_("floor area (m²)"), max_digits=8, decimal_places=2)
     consumption = models.DecimalField(_("consumption"), max_digits=18, decimal_places=6)
     corrected_consumption = models.DecimalField(_("corrected consumption"), max_digits=18, decimal_places=6)
+    # The unit's heat correction factor as generation used it, so that a later change leaves the statement be.
+    correction_factor = models.DecimalField(
+        _("correction factor"), max_digits=5, decimal_places=3, null=True, blank=True
+    )
     fixed_amount_dkk = models.DecimalField(_("fixed amount (DKK)"), max_digits=12, decimal_places=2)
     variable_amount_dkk = models.DecimalField(_("variable amount (DKK)"), max_digits=12, decimal_places=2)
     total_amount_dkk = models.DecimalField(_("total (DKK)"), max_digits=12, decimal_places=2)

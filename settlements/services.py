@@ -24,13 +24,13 @@ from readings.consumption import QUANTUM, Balance, MeterUse, add_amounts, unit_c
 from readings.models import MeterType, Tenancy, Unit
 from settlements.allocation import Amounts, Share, allocate
 from settlements.models import (
-    OBJECTION_PERIOD,
     EstimateMethod,
     Settlement,
     SettlementLine,
     SettlementLineMeter,
     SettlementStatus,
     Utility,
+    cost_items_mismatch,
 )
 
 BILLING_YEAR_START = (6, 1)  # 1 June
@@ -130,6 +130,12 @@ def settlement_generate(*, settlement: Settlement, now: datetime | None = None) 
     locked = Settlement.objects.select_for_update().select_related("property").get(pk=settlement.pk)
     if locked.status == SettlementStatus.FINAL:
         raise SettlementError(f"settlement {locked.pk} is finalised; its lines can no longer change")
+    mismatch = cost_items_mismatch(locked.total_cost_dkk, locked.costs.values_list("amount_dkk", flat=True))
+    if mismatch is not None:
+        raise SettlementError(
+            f"the cost items of settlement {locked.pk} differ from its total cost by {mismatch} DKK; "
+            "the statement would not add up"
+        )
     # The building's supply unit is compared with the dwellings (supply_balance), never settled.
     units = list(locked.property.units.dwellings().order_by("label").prefetch_related("tenancies"))
     if not units:
@@ -168,13 +174,6 @@ def settlement_finalise(*, settlement: Settlement, user: AbstractBaseUser) -> Se
     locked.finalised_by_id = user.pk
     locked.save(update_fields=["status", "finalised_at", "finalised_by"])
     return locked
-
-
-def objection_deadline(settlement: Settlement) -> date | None:
-    """The last day a tenant may object: six weeks after finalisation."""
-    if settlement.finalised_at is None:
-        return None
-    return (settlement.finalised_at + OBJECTION_PERIOD).date()
 
 
 def _meter_types(settlement: Settlement) -> tuple[str, ...]:
@@ -324,10 +323,13 @@ def _line(settlement: Settlement, piece: _Piece, amounts: Amounts, aconto: dict[
         settlement=settlement,
         unit=piece.unit,
         tenancy=piece.tenancy,
+        start_date=piece.start,
+        end_date=piece.end,
         days=piece.days,
         floor_area_m2=piece.unit.floor_area_m2,
         consumption=piece.consumption.quantize(CONSUMPTION_QUANTUM, rounding=ROUND_HALF_EVEN),
         corrected_consumption=piece.corrected,
+        correction_factor=piece.unit.heat_correction_factor if settlement.utility == Utility.HEAT else None,
         fixed_amount_dkk=amounts.fixed,
         variable_amount_dkk=amounts.variable,
         total_amount_dkk=total,

@@ -8,4 +8,5 @@ app_name = "settlements"
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("settlements/<int:settlement_id>/statement/", views.statement, name="statement"),
+    path("settlements/<int:settlement_id>/statement.pdf", views.statement_pdf_download, name="statement-pdf"),
 ]

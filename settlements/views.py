@@ -7,19 +7,21 @@ else answers 404.
 from __future__ import annotations
 
 from decimal import Decimal
+from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import QuerySet, Sum
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.utils.http import content_disposition_header
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from readings.formatting import format_number
 from readings.models import Property
-from settlements.derivation import estimate_text, line_meter_texts
 from settlements.models import Settlement, SettlementLine, SettlementStatus
-from settlements.services import METER_TYPES, objection_deadline
+from settlements.pdf import statement_pdf
+from settlements.statement import statement_context, statement_filename
 
 
 def _statement_lines(request: HttpRequest, settlement_id: int) -> tuple[Settlement, QuerySet[SettlementLine], bool]:
@@ -27,7 +29,7 @@ def _statement_lines(request: HttpRequest, settlement_id: int) -> tuple[Settleme
     settlement = get_object_or_404(Settlement.objects.select_related("property__organisation"), pk=settlement_id)
     lines = (
         settlement.lines.select_related("unit", "tenancy__tenant")
-        .prefetch_related("meters")
+        .prefetch_related("meters__installation")
         .order_by("unit__label", "tenancy__move_in")
     )
     if Property.objects.for_manager(request.user).filter(pk=settlement.property_id).exists():
@@ -48,25 +50,32 @@ def _statement_lines(request: HttpRequest, settlement_id: int) -> tuple[Settleme
 @login_required
 def statement(request: HttpRequest, settlement_id: int) -> HttpResponse:
     settlement, lines, as_manager = _statement_lines(request, settlement_id)
-    totals = settlement.lines.aggregate(
-        fixed=Sum("fixed_amount_dkk"), variable=Sum("variable_amount_dkk"), corrected=Sum("corrected_consumption")
-    )
-    area_days = sum(line.floor_area_m2 * line.days for line in settlement.lines.all())
-    return render(
-        request,
-        "settlements/statement.html",
-        {
-            "settlement": settlement,
-            "lines": [_explained(line, settlement) for line in lines],
-            "as_manager": as_manager,
-            "totals": totals,
-            "area_days": area_days,
-            "deadline": objection_deadline(settlement),
-            "consumption_unit": "kWh" if settlement.utility == "heat" else "m³",
-            # The building's supply meter against the units: the manager's concern, not the tenants'.
-            "supply": _supply_balance_texts(settlement) if as_manager else None,
-        },
-    )
+    context = statement_context(settlement=settlement, lines=lines, as_manager=as_manager)
+    # The building's supply meter against the units: the manager's concern, not the tenants'.
+    context["supply"] = _supply_balance_texts(settlement) if as_manager else None
+    context["pdf_query"] = _one_line_query(request)
+    return render(request, "settlements/statement.html", context)
+
+
+@never_cache  # personal, as the page
+@require_GET
+@login_required
+def statement_pdf_download(request: HttpRequest, settlement_id: int) -> HttpResponse:
+    """The page's statement as a PDF download (same lines, same access)."""
+    settlement, lines, _as_manager = _statement_lines(request, settlement_id)
+    chosen = list(lines)
+    units = {line.unit_id for line in chosen}
+    filename = statement_filename(settlement, chosen[0] if len(units) == 1 else None)
+    pdf = statement_pdf(settlement=settlement, lines=chosen, base_url=request.build_absolute_uri("/"))
+    response = HttpResponse(pdf, content_type="application/pdf")
+    response["Content-Disposition"] = content_disposition_header(as_attachment=True, filename=filename) or ""
+    return response
+
+
+def _one_line_query(request: HttpRequest) -> str:
+    """`?line=<id>` when the page shows one line, so its PDF does too."""
+    asked = request.GET.get("line")
+    return urlencode({"line": asked}) if asked and asked.isdigit() else ""
 
 
 def _supply_balance_texts(settlement: Settlement) -> dict[str, object] | None:
@@ -88,15 +97,3 @@ def _supply_balance_texts(settlement: Settlement) -> dict[str, object] | None:
         "estimated": bool(stored.get("estimated")),
         "left_out": bool(stored.get("left_out")),
     }
-
-
-def _explained(line: SettlementLine, settlement: Settlement) -> dict[str, object]:
-    """A line and the derivation of its consumption: each meter's cuts and estimates, in words."""
-    zone = settlement.property.zone
-    meterless = estimate_text(
-        line.estimate_method,
-        line.estimate_basis,
-        meter_type=METER_TYPES[settlement.utility][0],
-        area=line.floor_area_m2,
-    )
-    return {"line": line, "meters": line_meter_texts(line, zone), "meterless": meterless}

@@ -2,11 +2,13 @@
 
 from django.urls import URLPattern, URLResolver, path
 
-from tenants import accounts
+from tenants import accounts, views
 
 app_name = "tenants"
 
 urlpatterns: list[URLPattern | URLResolver] = [
+    path("home/", views.home, name="home"),
+    path("home/downloads/", views.downloads, name="downloads"),
     # Accounts (tenants/accounts.py)
     path("invitation/<uidb64>/<token>/", accounts.AcceptInvitationView.as_view(), name="invitation"),
     path("password-reset/", accounts.PasswordResetView.as_view(), name="password_reset"),

@@ -9,6 +9,9 @@ import shutil
 
 import pytest
 
+# The settlement statement's browser tests (test_statement.py) read the settlements tests' settlement.
+from tests.settlements.conftest import full_statement, heat_settlement  # noqa: F401
+
 CHROMIUM_FLAGS = [
     "--headless=new",
     "--no-sandbox",  # CI runs as root

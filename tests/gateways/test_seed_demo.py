@@ -8,7 +8,7 @@ from django.apps import apps
 from django.core.management import call_command
 
 from gateways.models import Alarm, Gateway
-from readings.models import MeterInstallation, Reading, ReadingDaily, Unit
+from readings.models import MeterInstallation, Property, Reading, ReadingDaily, Unit
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -34,6 +34,7 @@ def test_it_builds_the_demo_building():
     assert "manager / manager-demo-2026" in output
     assert "tenant / tenant-demo-2026" in output
     assert output.count("token (shown once)") == 4
+    assert Property.objects.get().contact_email == "kontor@solgaarden.example"  # on the tenant's home
 
 
 def test_it_changes_no_row_count_when_run_twice():
@@ -57,7 +58,7 @@ def test_it_logs_in_the_printed_users(client):
     assert log_in(client, "manager", "manager-demo-2026")["Location"] == "/"
     assert client.get("/").url == "/admin/"
     assert log_in(client, "tenant", "tenant-demo-2026")["Location"] == "/"
-    assert client.get("/").url == "/consumption/"
+    assert client.get("/").url == "/home/"
 
 
 def test_it_lets_the_demo_manager_work_in_the_admin(client):

@@ -27,3 +27,46 @@ def heat_settlement(consumption_building, prop):
         total_cost_dkk=Decimal("10000.00"),
         fixed_share_pct=Decimal("30"),
     )
+
+
+@pytest.fixture
+def full_statement(heat_settlement, organisation, prop, alice, tina, paul):
+    """heat_settlement as tenants get it: 250,000.00 DKK in two cost items, names, addresses, a due date.
+
+    Exact shares (settlements.allocation; worked out by hand in
+    tests/settlements/statement_expectations.py): paul 39,759.65, tina
+    67,128.10, the vacant 2 th 143,112.25. tina paid 60,000.00 on account
+    (7,128.10 to pay), paul 42,000.00 (2,240.35 to receive). Issued 2 June 2025.
+    """
+    from datetime import UTC, datetime
+
+    from settlements.models import AcontoPayment, SettlementCost
+    from settlements.services import settlement_finalise, settlement_generate
+
+    organisation.address = "Nørregade 1\n1165 København K"
+    organisation.save()
+    prop.address = "Solvej 1\n2100 København Ø"
+    prop.save()
+    for user, first, last in ((tina, "Tina", "Hansen"), (paul, "Paul", "Jensen")):
+        user.first_name, user.last_name = first, last
+        user.save()
+    heat_settlement.total_cost_dkk = Decimal("250000.00")
+    heat_settlement.payment_due_date = date(2025, 9, 1)
+    heat_settlement.save()
+    for position, (description, amount) in enumerate(
+        [("District heating, supplier's bill", "235000.00"), ("Meter reading and settlement", "15000.00")]
+    ):
+        SettlementCost.objects.create(
+            settlement=heat_settlement, position=position, description=description, amount_dkk=Decimal(amount)
+        )
+    unit = prop.units.get(label="1 tv")
+    unit.installations.update(location="Badeværelse, under vasken")
+    for user, paid in ((tina, "60000.00"), (paul, "42000.00")):
+        AcontoPayment.objects.create(
+            settlement=heat_settlement, tenancy=unit.tenancies.get(tenant=user), amount_dkk=Decimal(paid)
+        )
+    settlement_generate(settlement=heat_settlement, now=datetime(2025, 6, 1, tzinfo=UTC))
+    settlement = settlement_finalise(settlement=heat_settlement, user=alice)
+    settlement.finalised_at = datetime(2025, 6, 2, 10, 0, tzinfo=UTC)
+    settlement.save(update_fields=["finalised_at"])
+    return settlement

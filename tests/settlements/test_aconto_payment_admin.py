@@ -42,6 +42,8 @@ def post_payment(client, settlement, tenancy, amount):
             "fixed_share_pct": "30",
             "lines-TOTAL_FORMS": "0",
             "lines-INITIAL_FORMS": "0",
+            "costs-TOTAL_FORMS": "0",
+            "costs-INITIAL_FORMS": "0",
             "aconto_payments-TOTAL_FORMS": "1",
             "aconto_payments-INITIAL_FORMS": "0",
             "aconto_payments-0-tenancy": tenancy.pk,

@@ -4,9 +4,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from django.utils import formats, translation
 
 from settlements.models import AcontoPayment
 from settlements.services import settlement_finalise, settlement_generate
+from tests.settlements.statement_expectations import NOT_TINAS, missing, text
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,11 +32,11 @@ def test_it_shows_the_tenant_their_share_and_how_it_was_computed(client, finalis
     response = client.get(url(finalised))
     assert response.status_code == 200
     page = response.content.decode()
-    assert "2685.13 DKK" in page  # tina's share (see test_services)
-    assert "314.87 DKK" in page and "To be refunded" in page  # 3000.00 paid on account
-    assert "1590.38" not in page  # paul's share is not hers to see
-    assert "10000.00 DKK" in page  # the property's total
-    assert "You may object to this statement until" in page
+    assert "DKK 2,685.13" in page  # tina's share (see test_services)
+    assert "DKK 314.87" in page and "To receive" in page  # 3000.00 paid on account
+    assert "1,590.38" not in page  # paul's share is not hers to see
+    assert "DKK 10,000.00" in page  # the property's total
+    assert "Deadline to object" in page
 
 
 def test_it_tells_browsers_and_proxies_not_to_store_the_statement(client, finalised, tina):
@@ -72,10 +74,10 @@ def test_it_refuses_a_manager_of_another_organisation(client, finalised, charlie
 def test_it_shows_the_manager_every_line_or_one(client, finalised, alice):
     client.force_login(alice)
     page = client.get(url(finalised)).content.decode()
-    assert "1590.38" in page and "2685.13" in page and "5724.49" in page
+    assert "DKK 1,590.38" in page and "DKK 2,685.13" in page and "DKK 5,724.49" in page
     line = finalised.lines.get(total_amount_dkk=Decimal("5724.49"))
     one = client.get(url(finalised), {"line": line.pk}).content.decode()
-    assert "5724.49" in one and "2685.13 DKK" not in one
+    assert "DKK 5,724.49" in one and "DKK 2,685.13" not in one
 
 
 def test_it_sends_anonymous_visitors_to_log_in(client, finalised):
@@ -86,3 +88,104 @@ def test_it_sends_anonymous_visitors_to_log_in(client, finalised):
 def test_it_answers_404_for_an_unknown_settlement(client, alice):
     client.force_login(alice)
     assert client.get("/settlements/999999/statement/").status_code == 404
+
+
+# --- Everything a statement must say (Lejeloven § 73), against full_statement (tests/settlements/conftest.py) ---
+
+
+def tinas_line(settlement, tina):
+    return settlement.lines.get(tenancy__tenant=tina)
+
+
+@pytest.mark.parametrize("language", ["en", "da"])
+def test_it_tells_the_tenant_every_item_of_her_statement(client, full_statement, tina, language):
+    client.force_login(tina)
+    response = client.get(url(full_statement), HTTP_ACCEPT_LANGUAGE=language)
+    assert response.status_code == 200
+    page = text(response.content.decode())
+    with translation.override(language):
+        deadline = formats.date_format(tinas_line(full_statement, tina).objection_deadline(), "DATE_FORMAT")
+    assert missing(page, language, deadline) == []
+    assert [other for other in NOT_TINAS if other in page] == []
+    assert ("Download PDF" if language == "en" else "Hent PDF") in page
+
+
+def test_it_tells_a_tenant_who_paid_too_much_what_she_gets_back(client, full_statement, paul):
+    client.force_login(paul)
+    page = text(client.get(url(full_statement), HTTP_ACCEPT_LANGUAGE="en").content.decode())
+    assert "Your tenancy in the period Dec. 1, 2024 – Jan. 14, 2025 (45 days)" in page
+    assert "Paid on account DKK 42,000.00 To receive DKK 2,240.35" in page
+    assert "deducts the amount from your first rent payment" in page
+    assert "To pay" not in page and "Tina Hansen" not in page
+
+
+def test_it_labels_a_vacancy_as_the_landlords_never_as_a_share(client, full_statement, alice):
+    client.force_login(alice)
+    page = text(client.get(url(full_statement), HTTP_ACCEPT_LANGUAGE="en").content.decode())
+    vacancy = page[page.index("Vacant — borne by the landlord") :]
+    assert "Address Solvej 1 2100 København Ø, 2 th" in vacancy
+    assert "Vacant Dec. 1, 2024 – March 31, 2025 (121 days)" in vacancy
+    assert "Correction factor 0.900" in vacancy and "5,225.400 kWh" in vacancy
+    assert "Borne by the landlord (57.24 % of the total cost) DKK 143,112.25" in vacancy
+    assert "Your share" not in vacancy and "To pay" not in vacancy and "object" not in vacancy
+
+
+def test_it_shows_the_manager_every_tenant_by_name(client, full_statement, alice):
+    client.force_login(alice)
+    page = text(client.get(url(full_statement), HTTP_ACCEPT_LANGUAGE="en").content.decode())
+    assert "Paul Jensen" in page and "Tina Hansen" in page and "Vacant — borne by the landlord" in page
+    assert "DKK 39,759.65" in page and "DKK 67,128.10" in page and "DKK 143,112.25" in page
+
+
+def test_it_keeps_the_correction_factor_the_line_was_computed_with(client, full_statement, alice):
+    full_statement.property.units.filter(label="2 th").update(heat_correction_factor=Decimal("0.5"))
+    client.force_login(alice)
+    page = text(client.get(url(full_statement), HTTP_ACCEPT_LANGUAGE="en").content.decode())
+    assert "Correction factor 0.900" in page and "Correction factor 0.500" not in page
+
+
+def test_it_says_when_an_amount_falls_due_without_a_due_date(client, full_statement, tina):
+    type(full_statement).objects.filter(pk=full_statement.pk).update(payment_due_date=None)
+    client.force_login(tina)
+    page = text(client.get(url(full_statement), HTTP_ACCEPT_LANGUAGE="en").content.decode())
+    assert "falls due with the first rent payment three months after you received this statement" in page
+    assert "Please pay by" not in page
+
+
+def test_it_shows_a_tenant_only_his_own_line_whatever_line_he_asks_for(client, full_statement, paul):
+    # ?line= narrows a manager's page; a tenant's page is his own lines, whichever id he sends.
+    client.force_login(paul)
+    tinas = full_statement.lines.get(tenancy__tenant__username="tina")
+    page = text(client.get(url(full_statement), {"line": tinas.pk}).content.decode())
+    assert "Tina Hansen" not in page and "Paul Jensen" in page
+
+
+def test_it_shows_the_manager_a_draft_as_not_yet_issued(client, heat_settlement, alice):
+    settlement_generate(settlement=heat_settlement, now=NOW)
+    client.force_login(alice)
+    page = text(client.get(url(heat_settlement), HTTP_ACCEPT_LANGUAGE="en").content.decode())
+    assert "Draft: these figures may still change." in page
+    assert "Issued not yet: this is a draft" in page and "Deadline to object" not in page
+
+
+def test_it_states_a_water_settlement_in_m3_without_correction_factors(client, consumption_building, prop, alice, tina):
+    # The building has heat meters only: every unit's water is the property's average (none), so the
+    # variable part is shared by area × days, and the statement says so.
+    from settlements.models import Settlement
+
+    water = Settlement.objects.create(
+        property=prop,
+        utility="water",
+        period_start=datetime(2024, 12, 1).date(),
+        period_end=datetime(2025, 4, 1).date(),
+        total_cost_dkk=Decimal("1000.00"),
+    )
+    settlement_generate(settlement=water, now=NOW)
+    settlement_finalise(settlement=water, user=alice)
+    client.force_login(tina)
+    response = client.get(url(water), HTTP_ACCEPT_LANGUAGE="en")
+    assert response.status_code == 200
+    page = text(response.content.decode())
+    assert "Water settlement" in page and "0.000 m³" in page
+    assert "nothing was consumed: shared by floor area × days" in page
+    assert "Correction factor" not in page

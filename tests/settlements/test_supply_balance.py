@@ -64,5 +64,5 @@ def test_it_does_not_show_the_tenant_the_supply_balance(client, finalised, tina)
     response = client.get(f"/settlements/{finalised.pk}/statement/")
     assert response.status_code == 200
     page = response.content.decode()
-    assert "2685.13 DKK" in page
+    assert "DKK 2,685.13" in page
     assert "Supply meter and units" not in page and "11,612" not in page and "tampering" not in page

@@ -28,6 +28,14 @@ from readings.roles import PROPERTY_MANAGERS_GROUP
 
 ORGANISATION = "Demo Boligforening"
 PROPERTY = "Solgården"
+# Whom the demo tenant contacts (their home page shows it).
+DEMO_CONTACT = {
+    "contact_name": "Ejendomskontoret Solgården",
+    "contact_email": "kontor@solgaarden.example",
+    "contact_phone": "+45 33 12 34 56",
+    "contact_address": "Solvej 1, kælderen\n2100 København Ø",
+    "office_hours": "Man–tors 9–12, fre 9–11",
+}
 STAIRWELLS = "ABCD"
 FLOORS = 5  # two flats per floor: 10 per stairwell, 40 in all
 MANAGER = ("manager", "manager-demo-2026")
@@ -107,7 +115,7 @@ class Command(BaseCommand):
         # The group (from a migration) carries the admin permissions a manager works with.
         manager.groups.add(Group.objects.get(name=PROPERTY_MANAGERS_GROUP))
         prop, _ = Property.objects.get_or_create(
-            organisation=organisation, name=PROPERTY, defaults={"address": "Solvej 1, 2100 København Ø"}
+            organisation=organisation, name=PROPERTY, defaults={"address": "Solvej 1, 2100 København Ø", **DEMO_CONTACT}
         )
         tokens: dict[str, str] = {}
         for stairwell, letter in enumerate(STAIRWELLS):

@@ -1,0 +1,146 @@
+"""The tenant's home and download page: everything of theirs, reachable by links.
+
+Objects come only through the user's own querysets (`Tenancy.objects.for_tenant`,
+`SettlementLine.objects.for_tenant`), so nobody sees another tenant's units or
+statements. Sent with `never_cache`: what a household uses and owes does not
+belong in a shared browser's or a proxy's cache.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from asgiref.sync import sync_to_async
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from readings.consumption import first_of_month
+from readings.models import Property
+from readings.reports import UnitReport, unit_report
+from readings.scoping import AnyUser
+from settlements.models import SettlementLine
+from tenants.forms import DownloadForm, export_url
+from tenants.periods import TenancyDays, tenant_tenancies
+
+
+@dataclass(frozen=True, slots=True)
+class StatementRow:
+    line: SettlementLine
+    last_day: date  # of the settlement's period (period_end is the first day after it)
+    deadline: date | None
+    deadline_passed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TenancyDownloads:
+    days: TenancyDays
+    first_day: date
+    last_day: date
+    readings_url: str
+    consumption_url: str
+
+
+def _statements(user: AnyUser) -> list[StatementRow]:
+    """The user's finalised statement lines, newest period first, with the day objections close."""
+    today = timezone.localdate()
+    rows = []
+    for line in SettlementLine.objects.for_tenant(user):
+        deadline = line.objection_deadline()
+        rows.append(
+            StatementRow(
+                line=line,
+                last_day=line.settlement.period_end - timedelta(days=1),
+                deadline=deadline,
+                deadline_passed=deadline is not None and deadline < today,
+            )
+        )
+    return rows
+
+
+def _contacts(tenancies: list[TenancyDays]) -> list[Property]:
+    """The properties the user lives or lived in, newest tenancy first, each once."""
+    seen: dict[int, Property] = {}
+    for days in tenancies:
+        prop = days.tenancy.unit.property
+        seen.setdefault(prop.pk, prop)
+    return list(seen.values())
+
+
+def _tenancy_downloads(tenancies: list[TenancyDays]) -> list[TenancyDownloads]:
+    """Ready-made links per tenancy: its readings and consumption from move-in up to move-out or today."""
+    links = []
+    for days in tenancies:
+        period = days.download_days()
+        if period is not None:
+            links.append(
+                TenancyDownloads(
+                    days,
+                    *period,
+                    readings_url=export_url("readings", *period),
+                    consumption_url=export_url("consumption", *period),
+                )
+            )
+    return links
+
+
+async def _consumption_summary(days: TenancyDays) -> UnitReport:
+    """What /consumption/ shows first for this tenancy (its latest month): the totals and the latest readings.
+
+    The consumption page's own report, so that the two can never disagree.
+    """
+    assert days.last_day is not None
+    tenancy = days.tenancy
+    return await unit_report(
+        unit=tenancy.unit,
+        month=first_of_month(days.last_day),
+        visible_from=tenancy.move_in,
+        visible_to=tenancy.move_out,
+        now=timezone.now(),
+    )
+
+
+@never_cache
+@require_GET
+@login_required
+async def home(request: HttpRequest) -> HttpResponse:
+    """The tenant's units and tenancies, consumption, statements, downloads and whom to contact."""
+    # Async, as the consumption report runs on the async pool; templates read request.user, so resolve it here.
+    user = request.user = await request.auser()
+    tenancies = await sync_to_async(tenant_tenancies)(user)
+    context = {"tenancies": tenancies, "contacts": _contacts(tenancies)}
+    lived = [days for days in tenancies if days.started]
+    if not lived:
+        # Nothing lived yet (no tenancy, or one that starts later): say so, and whom to ask.
+        return render(request, "tenants/not_started.html", context)
+    return render(
+        request,
+        "tenants/home.html",
+        context
+        | {
+            # Newest first: the current tenancy, else the latest that ended, as /consumption/ chooses.
+            "consumption": await _consumption_summary(lived[0]),
+            "statements": await sync_to_async(_statements)(user),
+            "downloads": _tenancy_downloads(tenancies),
+        },
+    )
+
+
+@never_cache
+@require_GET
+@login_required
+def downloads(request: HttpRequest) -> HttpResponse:
+    """A period and a kind of CSV; a valid choice goes straight to the file, an invalid one says what to fix."""
+    tenancies = tenant_tenancies(request.user)
+    if not any(days.started for days in tenancies):
+        return render(request, "tenants/not_started.html", {"tenancies": tenancies, "contacts": _contacts(tenancies)})
+    asked = any(name in request.GET for name in ("first_day", "last_day", "kind"))
+    form = DownloadForm(request.GET if asked else None, tenancies=tenancies)
+    if asked and form.is_valid():
+        return HttpResponseRedirect(form.download_url())
+    # Errors come back on a 200 page, as Django's forms do: browsers log a 4xx page as a console error.
+    return render(request, "tenants/downloads.html", {"form": form, "downloads": _tenancy_downloads(tenancies)})
