@@ -58,7 +58,7 @@ def test_it_sets_the_password_and_logs_the_tenant_in(client, invitation_link, to
     tove = User.objects.get(pk=tove_tenancy.tenant_id)
     assert tove.check_password(NEW_PASSWORD)
     assert TenantAccount.objects.get(user=tove).accepted_at is not None
-    assert client.get(reverse("home"))["Location"] == "/consumption/"  # logged in: sent to their page
+    assert client.get(reverse("home"))["Location"] == reverse("tenants:home")  # logged in: sent to their page
 
 
 def test_it_refuses_the_link_a_second_time_with_a_clear_page(client, invitation_link):

@@ -1,6 +1,7 @@
 """Password reset by e-mail (tenants.accounts): the portal's pages around Django's views, the same answer
 for known and unknown addresses, a limit on mails per address and client, and the login throttle intact."""
 
+import re
 from urllib.parse import urlsplit
 
 import pytest
@@ -19,6 +20,10 @@ def tina_with_email(tina):
     tina.email = "tina@example.org"
     tina.save()
     return tina
+
+
+def without_csrf_token(response) -> str:
+    return re.sub(r'name="csrfmiddlewaretoken" value="[^"]*"', "", response.content.decode())
 
 
 def ask_for_reset(client, email, **headers):
@@ -60,7 +65,7 @@ def test_it_answers_an_unknown_address_with_the_same_page_and_sends_nothing(clie
     known = ask_for_reset(client, "tina@example.org")
     unknown = ask_for_reset(client, "nobody@example.org")
     assert unknown.redirect_chain == known.redirect_chain
-    assert unknown.content.decode().replace("\n", "") == known.content.decode().replace("\n", "")
+    assert without_csrf_token(unknown) == without_csrf_token(known)
     assert [str(message["To"]) for message in smtp_server.messages] == ["tina@example.org"]
 
 
