@@ -421,6 +421,16 @@ AXES_CLIENT_IP_CALLABLE = "mbusportal.login_throttling.client_ip"
 AXES_LOCKOUT_CALLABLE = "mbusportal.login_throttling.locked_out"
 AXES_VERBOSE = False  # no banner on every start of every manage.py command
 
+# --- Tenant accounts (tenants/invitations.py, tenants/accounts.py) --------------------------
+# An invitation link (set your password) is valid this many days, and only until it is used.
+TENANT_INVITATION_DAYS = _at_least_one("TENANT_INVITATION_DAYS", 14)
+# A password-reset link is valid this long (Django's PASSWORD_RESET_TIMEOUT), and only until it is used.
+PASSWORD_RESET_TIMEOUT = _at_least_one("PASSWORD_RESET_HOURS", 24) * 3600
+# Requests of the reset form answered with a mail per e-mail address, and per client address, in an
+# hour; further requests get the same page and no mail, so that the form cannot flood a mailbox.
+PASSWORD_RESET_MAX_PER_ADDRESS = _at_least_one("PASSWORD_RESET_MAX_PER_ADDRESS", 3)
+PASSWORD_RESET_MAX_PER_CLIENT = _at_least_one("PASSWORD_RESET_MAX_PER_CLIENT", 20)
+
 # --- Property managers' admin ---------------------------------------------------
 # Admin and form classes are generic for the type checker (ModelAdmin[Unit]); make them so at run time.
 django_stubs_ext.monkeypatch()

@@ -246,7 +246,10 @@ def test_it_refuses_to_add_objects_under_organisation_a(charlie_client, world_a)
     attempts = [
         (Property, {"organisation": organisation.pk, "name": "Annexe", "time_zone": "Europe/Copenhagen"}),
         (Unit, {"property": prop.pk, "label": "9 th", "floor_area_m2": "50", "heat_correction_factor": "1"}),
-        (Tenancy, {"unit": unit.pk, "tenant": world_a["auth.user"].pk, "move_in": "2030-01-01"}),
+        (
+            Tenancy,
+            {"unit": unit.pk, "name": "Mallory", "email": "m@example.org", "language": "da", "move_in": "2030-01-01"},
+        ),
         (
             MeterInstallation,
             {
@@ -424,6 +427,9 @@ def custom_url_checks(charlie_client, world_a):
     def clear():
         assert_refused(charlie_client.post(url(Alarm, "clear", alarm.pk)))
 
+    def invite():
+        assert_refused(charlie_client.post(url(Tenancy, "invite", world_a["readings.tenancy"].pk)))
+
     def password_change():
         user = world_a["auth.user"]
         assert_refused(charlie_client.get(url(type(user), "password_change", user.pk)))
@@ -441,6 +447,7 @@ def custom_url_checks(charlie_client, world_a):
         "gateways_gateway_rotate_token": rotate_token,
         "gateways_alarm_acknowledge": acknowledge,
         "gateways_alarm_clear": clear,
+        "readings_tenancy_invite": invite,
         "auth_user_password_change": password_change,
     }
 

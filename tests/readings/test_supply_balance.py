@@ -105,7 +105,7 @@ def test_it_refuses_a_tenancy_on_the_supply_unit_with_a_field_error(supply_build
 def test_it_refuses_a_tenancy_on_the_supply_unit_in_the_admin(supply_building, tina, admin_client):
     response = admin_client.post(
         "/admin/readings/tenancy/add/",
-        {"unit": supply_building["supply"].pk, "tenant": tina.pk, "move_in": "2025-01-01", "move_out": ""},
+        {"unit": supply_building["supply"].pk, "name": "Tina", "language": "da", "move_in": "2025-01-01"},
     )
     assert response.status_code == 200
     assert "cannot have a tenancy" in response.content.decode()

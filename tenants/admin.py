@@ -1,0 +1,214 @@
+"""The tenancy admin with tenant accounts: a manager registers a tenancy for a new tenant by name and
+e-mail (never by picking among the portal's users), invites them, and sees who is on paper.
+
+readings registers the plain TenancyAdmin (readings imports nothing above it); this module replaces
+it with a subclass, so the scoping and validation of readings' admin stay in force.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.core.validators import RegexValidator
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.shortcuts import redirect
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from readings.admin import TenancyAdmin
+from readings.models import Tenancy
+from tenants.invitations import can_be_invited, send_invitation, tenant_for_new_tenancy
+
+# Loose on purpose: people write numbers as "+45 12 34 56 78" or "12-34-56-78".
+EMAIL_MAX_LENGTH = 254  # the User's column
+
+phone_validator = RegexValidator(
+    r"^\+?[0-9][0-9 \-]*[0-9]$", _("Enter a phone number of digits, spaces, + and - only.")
+)
+
+
+class NewTenantForm(forms.Form):
+    """The fields of the person a new tenancy is for, mixed into the tenancy admin's own form."""
+
+    name = forms.CharField(label=_("Tenant's name"), max_length=150)
+    email = forms.EmailField(
+        label=_("E-mail"),
+        required=False,
+        max_length=EMAIL_MAX_LENGTH,
+        help_text=_("Without an e-mail address the tenant gets letters on paper and no login."),
+    )
+    send_invitation = forms.BooleanField(label=_("Send an invitation to log in now"), required=False, initial=True)
+
+    def clean_email(self) -> str:
+        email: str = self.cleaned_data["email"]
+        return email.strip().lower()
+
+
+class TenantEmailForm(forms.Form):
+    """The tenant's address, on a tenancy whose tenant has not chosen a password yet (a typo, or paper
+    tenant who now has an address); after that it is theirs."""
+
+    email = forms.EmailField(
+        label=_("E-mail"),
+        required=False,
+        max_length=EMAIL_MAX_LENGTH,
+        help_text=_("Can be corrected until the tenant has chosen a password."),
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["email"].initial = self.instance.tenant.email  # type: ignore[attr-defined]
+
+    def clean_email(self) -> str:
+        email: str = self.cleaned_data["email"]
+        return email.strip().lower()
+
+
+class PhoneForm(forms.Form):
+    phone = forms.CharField(label=_("Phone"), max_length=32, required=False, validators=[phone_validator])
+
+
+class AccountStatusFilter(admin.SimpleListFilter):
+    title = _("e-mail and login")
+    parameter_name = "account"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [("paper", _("No e-mail (paper)")), ("email", _("With e-mail"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == "paper":
+            return queryset.filter(tenant__email="")
+        if self.value() == "email":
+            return queryset.exclude(tenant__email="")
+        return queryset
+
+
+class TenancyAccountAdmin(TenancyAdmin):
+    list_display: Any = (*TenancyAdmin.list_display, "account_status")
+    list_filter: ClassVar[Any] = (*TenancyAdmin.list_filter, AccountStatusFilter)
+    list_select_related: ClassVar[Any] = (*TenancyAdmin.list_select_related, "tenant__tenant_account")
+    actions = (*TenancyAdmin.actions, "invite")
+    change_form_template = "admin/tenants/tenancy/change_form.html"
+    change_list_template = "admin/tenants/tenancy/change_list.html"
+
+    def get_fields(self, request: HttpRequest, obj: Tenancy | None = None) -> Any:
+        if obj is None:
+            return ("unit", "name", "email", "phone", "language", "move_in", "move_out", "send_invitation")
+        email = "email" if _email_editable(obj) else "tenant_email"
+        return ("unit", "tenant_name", email, "account_status", "phone", "language", "move_in", "move_out")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Tenancy | None = None) -> Any:
+        # The tenant of a tenancy is who it was made for; a manager sees their login, never edits it.
+        return ("tenant_name", "tenant_email", "account_status") if obj is not None else ()
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        if obj is None:
+            extra: tuple[type[forms.Form], ...] = (NewTenantForm, PhoneForm)
+        else:
+            extra = (TenantEmailForm, PhoneForm) if _email_editable(obj) else (PhoneForm,)
+        kwargs["form"] = type("TenancyAccountForm", (*extra, self.form), {})
+        return super().get_form(request, obj, change, **kwargs)
+
+    def save_model(self, request: HttpRequest, obj: Tenancy, form: Any, change: bool) -> None:
+        if not change:
+            data = form.cleaned_data
+            obj.tenant = tenant_for_new_tenancy(manager=request.user, name=data["name"], email=data["email"])
+        elif "email" in form.cleaned_data and form.cleaned_data["email"] != obj.tenant.email:
+            obj.tenant.email = form.cleaned_data["email"]
+            obj.tenant.save(update_fields=["email"])
+        super().save_model(request, obj, form, change)
+        if not change and form.cleaned_data.get("send_invitation") and send_invitation(tenancy=obj, request=request):
+            self.message_user(request, _("The invitation is sent to %(email)s.") % {"email": obj.tenant.email})
+
+    # --- Status ---------------------------------------------------------------------------------
+
+    @admin.display(description=_("tenant"))
+    def tenant_name(self, obj: Tenancy) -> str:
+        user = obj.tenant
+        full_name = user.get_full_name()
+        return f"{full_name} ({user.get_username()})" if full_name else user.get_username()
+
+    @admin.display(description=_("e-mail"))
+    def tenant_email(self, obj: Tenancy) -> str:
+        return obj.tenant.email or "-"
+
+    @admin.display(description=_("login"))
+    def account_status(self, obj: Tenancy) -> str:
+        user = obj.tenant
+        if user.has_usable_password():
+            return str(_("Active"))
+        if not user.email:
+            return str(_("No e-mail (paper)"))
+        invited_at = getattr(getattr(user, "tenant_account", None), "invited_at", None)
+        if invited_at is None:
+            return str(_("Not invited"))
+        return str(_("Invited %(date)s") % {"date": date_format(timezone.localtime(invited_at), "SHORT_DATE_FORMAT")})
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        today = timezone.localdate()
+        current = self.get_queryset(request).overlapping(today, today)  # type: ignore[attr-defined]
+        paper = current.filter(tenant__email="").count()
+        return super().changelist_view(request, {**(extra_context or {}), "paper_count": paper})
+
+    # --- Invitations --------------------------------------------------------------------------------
+
+    @admin.action(description=_("Send invitation (again) to log in"), permissions=["change"])
+    def invite(self, request: HttpRequest, queryset: QuerySet[Tenancy]) -> None:
+        sent = sum(send_invitation(tenancy=tenancy, request=request) for tenancy in queryset.select_related("tenant"))
+        skipped = queryset.count() - sent
+        if sent:
+            self.message_user(request, ngettext("%d invitation sent.", "%d invitations sent.", sent) % sent)
+        if skipped:
+            self.message_user(
+                request,
+                ngettext(
+                    "%d tenant was not invited: no e-mail address, or they already have a password.",
+                    "%d tenants were not invited: no e-mail address, or they already have a password.",
+                    skipped,
+                )
+                % skipped,
+                messages.WARNING,
+            )
+
+    def get_urls(self) -> list[URLPattern]:
+        invite = path(
+            "<path:object_id>/invite/",
+            self.admin_site.admin_view(self.invite_view),
+            name="readings_tenancy_invite",
+        )
+        return [invite, *super().get_urls()]
+
+    def invite_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """POST from the change page's "Send invitation" button; a foreign tenancy is 404."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        tenancy = self.get_object(request, object_id)
+        if not self.has_change_permission(request, tenancy):
+            raise PermissionDenied
+        if send_invitation(tenancy=tenancy, request=request):
+            self.message_user(request, _("The invitation is sent to %(email)s.") % {"email": tenancy.tenant.email})
+        else:
+            self.message_user(
+                request, _("No invitation sent: no e-mail address, or they already have a password."), messages.WARNING
+            )
+        return redirect(reverse("admin:readings_tenancy_change", args=[tenancy.pk]))
+
+    def render_change_form(self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        obj = context.get("original")
+        context["can_invite"] = obj is not None and can_be_invited(obj.tenant)
+        return super().render_change_form(request, context, *args, **kwargs)
+
+
+def _email_editable(tenancy: Tenancy) -> bool:
+    return not tenancy.tenant.has_usable_password()
+
+
+admin.site.unregister(Tenancy)
+admin.site.register(Tenancy, TenancyAccountAdmin)

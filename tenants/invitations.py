@@ -1,0 +1,133 @@
+"""Tenant logins made by managers, and the e-mail that invites a tenant to set their password.
+
+`tenant_for_new_tenancy` finds or creates the User of a tenancy a manager registers;
+`send_invitation` e-mails the link (tenants/accounts.py answers it).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.validators import UnicodeUsernameValidator
+from django.core.exceptions import ValidationError
+from django.core.mail import EmailMultiAlternatives
+from django.db import transaction
+from django.http import HttpRequest
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone, translation
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
+
+from readings.models import Tenancy
+from readings.scoping import AnyUser
+from tenants.models import TenantAccount
+from tenants.tokens import invitation_tokens
+
+logger = logging.getLogger(__name__)
+
+USERNAME_MAX_LENGTH = 150
+
+
+def tenant_for_new_tenancy(*, manager: AnyUser, name: str, email: str) -> Any:
+    """The User a new tenancy registered by `manager` is for.
+
+    An address that already belongs to a tenant of one of the manager's organisations is that
+    tenant again (one login for their tenancies there). Anyone else gets a new login, with an
+    unusable password until they accept an invitation: whether the address is known elsewhere in
+    the portal is never told, nor used.
+    """
+    if email:
+        known = Tenancy.objects.for_manager(manager).filter(tenant__email__iexact=email, tenant__is_staff=False)
+        existing = get_user_model().objects.filter(pk__in=known.values("tenant")).order_by("pk").first()
+        if existing is not None:
+            return existing
+    first_name, _, last_name = name.strip().rpartition(" ")
+    user = get_user_model()(
+        username=_free_username(email),
+        first_name=first_name or last_name,
+        last_name=last_name if first_name else "",
+        email=email,
+    )
+    user.set_unusable_password()
+    user.save()
+    TenantAccount.objects.create(user=user)
+    return user
+
+
+def _free_username(email: str) -> str:
+    """The e-mail address as user name (what tenants type to log in), else a generated one."""
+    candidate = email.lower()
+    if not candidate or len(candidate) > USERNAME_MAX_LENGTH or not _is_valid_username(candidate):
+        candidate = "tenant"
+    users = get_user_model().objects
+    while users.filter(username__iexact=candidate).exists():
+        # Random, not counted: a suffix must not tell how many accounts share a prefix.
+        candidate = f"{candidate[: USERNAME_MAX_LENGTH - 7]}-{secrets.token_hex(3)}"
+    return candidate
+
+
+def _is_valid_username(candidate: str) -> bool:
+    try:
+        UnicodeUsernameValidator()(candidate)
+    except ValidationError:
+        return False
+    return True
+
+
+def can_be_invited(user: Any) -> bool:
+    """A tenant can be invited while they have an e-mail address and have not set a password."""
+    return bool(user.email) and not user.has_usable_password() and user.is_active
+
+
+def send_invitation(*, tenancy: Tenancy, request: HttpRequest) -> bool:
+    """E-mail the tenant of `tenancy` a link to set their password, in the tenancy's language, after the
+    transaction commits, and note when; False (nothing sent) when they cannot be invited."""
+    user = tenancy.tenant
+    if not can_be_invited(user):
+        return False
+    now = timezone.now()
+    TenantAccount.objects.update_or_create(user=user, defaults={"invited_at": now})
+    message = invitation_message(tenancy=tenancy, link=request.build_absolute_uri(invitation_path(user)))
+    # robust: a mail server that refuses must not undo the saved tenancy; the failure is logged.
+    transaction.on_commit(lambda: _send(message), robust=True)
+    return True
+
+
+def invitation_path(user: Any) -> str:
+    uidb64 = urlsafe_base64_encode(force_bytes(user.pk))
+    return reverse("tenants:invitation", kwargs={"uidb64": uidb64, "token": invitation_tokens.make_token(user)})
+
+
+def invitation_message(*, tenancy: Tenancy, link: str) -> EmailMultiAlternatives:
+    """The invitation e-mail (a text and an HTML part), written in the tenancy's language."""
+    user = tenancy.tenant
+    context = {
+        "name": user.get_full_name() or user.get_username(),
+        "username": user.get_username(),
+        "unit": tenancy.unit,
+        "organisation": tenancy.unit.property.organisation.name,
+        "link": link,
+        "days": settings.TENANT_INVITATION_DAYS,
+    }
+    with translation.override(tenancy.language):
+        subject = render_to_string("tenants/email/invitation_subject.txt", context)
+        text = render_to_string("tenants/email/invitation.txt", context)
+        html = render_to_string("tenants/email/invitation.html", context)
+    message = EmailMultiAlternatives(_one_line(subject), text, to=[user.email])
+    message.attach_alternative(html, "text/html")
+    return message
+
+
+def _one_line(subject: str) -> str:
+    return re.sub(r"\s+", " ", subject).strip()
+
+
+def _send(message: EmailMultiAlternatives) -> None:
+    message.send()
+    logger.info("invitation sent to %s", message.to[0])
