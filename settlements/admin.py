@@ -13,9 +13,10 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from readings.admin_scoping import ScopedModelAdmin, ScopedTabularInline, csv_lines
+from readings.admin_scoping import ConstraintCheckingInlineFormSet, ScopedModelAdmin, ScopedTabularInline, csv_lines
+from readings.models import Property
 from settlements.models import AcontoPayment, Settlement, SettlementLine, SettlementStatus
-from settlements.services import SettlementError, settlement_finalise, settlement_generate
+from settlements.services import SettlementError, default_period, settlement_finalise, settlement_generate
 
 
 class SettlementLineInline(ScopedTabularInline[SettlementLine]):
@@ -42,10 +43,20 @@ class SettlementLineInline(ScopedTabularInline[SettlementLine]):
         return False  # lines come from settlement generation
 
 
+class AcontoPaymentFormSet(ConstraintCheckingInlineFormSet):
+    def _construct_form(self, i: int, **kwargs: Any) -> Any:
+        form = super()._construct_form(i, **kwargs)  # type: ignore[misc]  # private: not in django-stubs
+        # Django gives each payment only the settlement's id, none yet while the settlement is being added;
+        # the payment's clean() needs its property to refuse another building's tenancy.
+        form.instance.settlement = self.instance
+        return form
+
+
 class AcontoPaymentInline(ScopedTabularInline[AcontoPayment]):
     """What each tenancy paid on account; generation subtracts it in the lines' balances."""
 
     model = AcontoPayment
+    formset = AcontoPaymentFormSet
     fields = ("tenancy", "amount_dkk")
     autocomplete_fields = ("tenancy",)
     extra = 0
@@ -109,6 +120,16 @@ class SettlementAdmin(ScopedModelAdmin[Settlement]):
 
     def has_change_permission(self, request: HttpRequest, obj: Settlement | None = None) -> bool:
         return not _final(obj) and super().has_change_permission(request, obj)
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        """A new settlement starts as the last billing year that has ended (1 June to 1 June, as the
+        README says) and, for a manager of one building, that building; ?field=value in the URL wins."""
+        period_start, period_end = default_period(timezone.localdate())
+        initial: dict[str, Any] = {"period_start": period_start, "period_end": period_end}
+        properties = list(Property.objects.for_manager(request.user).values_list("pk", flat=True)[:2])
+        if len(properties) == 1:
+            initial["property"] = properties[0]
+        return {**initial, **super().get_changeform_initial_data(request)}
 
     @admin.display(description=_("statements"))
     def statement(self, settlement: Settlement) -> str:
