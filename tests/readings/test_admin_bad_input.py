@@ -5,7 +5,6 @@ Each case posts a form that is valid but for one field, as alice (the test clien
 error), and looks for the message on that field.
 """
 
-
 import pytest
 from django.urls import reverse
 

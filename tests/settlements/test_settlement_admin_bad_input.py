@@ -2,6 +2,7 @@
 written; and what a new settlement's form starts with."""
 
 from datetime import date
+from decimal import Decimal
 
 import pytest
 from django.urls import reverse
@@ -119,7 +120,7 @@ def test_it_refuses_a_reversed_period_when_a_settlement_is_changed(alice_client,
     response = alice_client.post(url, settlement_form(prop, period_end="2023-06-01", total_cost_dkk="-5"))
     assert field_errors(response, "period_end") and field_errors(response, "total_cost_dkk")
     settlement.refresh_from_db()
-    assert (settlement.period_end, settlement.total_cost_dkk) == (date(2025, 6, 1), 1)
+    assert (settlement.period_end, settlement.total_cost_dkk) == (date(2025, 6, 1), Decimal(1))
 
 
 def test_it_explains_in_danish(alice_client, prop):
