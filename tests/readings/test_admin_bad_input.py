@@ -5,6 +5,8 @@ Each case posts a form that is valid but for one field, as alice (the test clien
 error), and looks for the message on that field.
 """
 
+from decimal import Decimal
+
 import pytest
 from django.urls import reverse
 
@@ -283,3 +285,25 @@ def test_it_shows_the_newest_readings_for_the_last_day_of_the_calendar(alice_cli
     response = alice_client.get(url, {"day": "9999-12-31"})
     assert response.status_code == 200
     assert response.context["page"].newer is None and not response.context["page"].error
+
+
+def test_it_refuses_an_inline_unit_whose_label_was_taken_meanwhile(alice_client, prop):
+    # alice's page was opened before bob added "1 tv": her form does not list it.
+    bobs = Unit.objects.create(property=prop, label="1 tv", floor_area_m2=Decimal("60"))
+    form = {
+        "organisation": prop.organisation_id,
+        "name": prop.name,
+        "address": "",
+        "time_zone": "Europe/Copenhagen",
+        "units-TOTAL_FORMS": "1",
+        "units-INITIAL_FORMS": "0",
+        "units-0-label": "1 tv",
+        "units-0-kind": "dwelling",
+        "units-0-floor_area_m2": "50",
+        "units-0-heat_correction_factor": "1",
+    }
+    response = alice_client.post(reverse("admin:readings_property_change", args=[prop.pk]), form)
+    assert response.status_code == 200
+    (units,) = response.context["inline_admin_formsets"]
+    assert units.formset.forms[0].errors["label"] == ["The property already has a unit with this label."]
+    assert list(Unit.objects.all()) == [bobs]
