@@ -11,7 +11,7 @@ no app above it).
 from __future__ import annotations
 
 import zoneinfo
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any, ClassVar, TypeVar
 
 from django import forms
@@ -731,6 +731,8 @@ class ReadingsPage:
             day = parse_date(params["day"])
             if day is None:
                 raise ValueError(_("%(value)r is not a date (YYYY-MM-DD).") % {"value": params["day"]})
+            if day == date.max:  # its end, the next midnight, is past the calendar
+                return None, None
             return datetime.combine(day + timedelta(days=1), time(), tzinfo=zone), None
         cursors = []
         for name in ("before", "after"):

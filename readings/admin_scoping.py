@@ -22,10 +22,11 @@ from typing import Any, ClassVar, TypeVar
 
 from django.contrib import admin
 from django.contrib.admin.utils import get_fields_from_path, label_for_field
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
-from django.forms import ModelChoiceField, ModelMultipleChoiceField
+from django.forms import BaseInlineFormSet, ModelChoiceField, ModelMultipleChoiceField
 from django.http import Http404, HttpRequest, StreamingHttpResponse
 from django.utils import timezone
 from django.utils.text import capfirst
@@ -158,5 +159,29 @@ class ScopedModelAdmin(ManagerScopedMixin[_M], CsvExportMixin[_M]):
         return spec
 
 
+class ConstraintCheckingInlineFormSet(BaseInlineFormSet[Any, Any, Any]):
+    """Inline rows checked against the stored rows' constraints too.
+
+    Django validates an inline form's constraints without its foreign key to the
+    parent (it may not exist yet), so a row that clashes with one stored meanwhile
+    (a colleague's, or one behind a stale page) reached the database: an
+    IntegrityError, a 500. Once the parent exists, each changed row's model is
+    asked again with the parent in, and its message lands on the row's field.
+    """
+
+    def clean(self) -> None:
+        super().clean()
+        if self.instance.pk is None:
+            return  # a parent being added has no stored rows to clash with
+        for form in self.forms:
+            if form.errors or not form.has_changed() or form.cleaned_data.get("DELETE"):
+                continue
+            not_on_form = {field.name for field in form.instance._meta.fields if field.name not in form.fields}
+            try:
+                form.instance.validate_constraints(exclude=not_on_form)
+            except ValidationError as error:
+                form.add_error(None, error)
+
+
 class ScopedTabularInline(ManagerScopedMixin[_M], admin.TabularInline[_M, Any]):
-    pass
+    formset = ConstraintCheckingInlineFormSet

@@ -17,8 +17,9 @@ from django.db.models import F, Func, Q
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from readings.constraints import FieldConstraintsModel
 from readings.scoping import AnyUser, managed_by
-from readings.validators import validate_no_control_characters
+from readings.validators import validate_no_control_characters, validate_plausible_date
 
 
 def validate_time_zone(value: str) -> None:
@@ -98,7 +99,7 @@ class PropertyQuerySet(models.QuerySet["Property"]):
         return managed_by(self, user, "organisation__")
 
 
-class Property(models.Model):
+class Property(FieldConstraintsModel):
     organisation = models.ForeignKey(
         Organisation, on_delete=models.PROTECT, related_name="properties", verbose_name=_("organisation")
     )
@@ -126,12 +127,18 @@ class Property(models.Model):
     )
 
     objects = PropertyQuerySet.as_manager()
+    constraint_fields = {"property_unique_name_per_organisation": "name"}
 
     class Meta:
         verbose_name = _("property")
         verbose_name_plural = _("properties")
         constraints = [
-            models.UniqueConstraint(fields=["organisation", "name"], name="property_unique_name_per_organisation"),
+            models.UniqueConstraint(
+                fields=["organisation", "name"],
+                name="property_unique_name_per_organisation",
+                violation_error_message=_("The organisation already has a property with this name."),
+                violation_error_code="name_taken",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -167,7 +174,7 @@ class UnitQuerySet(models.QuerySet["Unit"]):
         return self.filter(kind=UnitKind.SUPPLY)
 
 
-class Unit(models.Model):
+class Unit(FieldConstraintsModel):
     """An apartment (or shop) that consumes and is settled, or (kind SUPPLY) the building's own supply.
 
     A supply unit holds the meters the utility bills the whole property by; it
@@ -205,14 +212,34 @@ class Unit(models.Model):
     )
 
     objects = UnitQuerySet.as_manager()
+    constraint_fields = {
+        "unit_unique_label_per_property": "label",
+        "unit_floor_area_not_negative": "floor_area_m2",
+        "unit_correction_not_negative": "heat_correction_factor",
+    }
 
     class Meta:
         verbose_name = _("unit")
         verbose_name_plural = _("units")
         constraints = [
-            models.UniqueConstraint(fields=["property", "label"], name="unit_unique_label_per_property"),
-            models.CheckConstraint(condition=Q(floor_area_m2__gte=0), name="unit_floor_area_not_negative"),
-            models.CheckConstraint(condition=Q(heat_correction_factor__gte=0), name="unit_correction_not_negative"),
+            models.UniqueConstraint(
+                fields=["property", "label"],
+                name="unit_unique_label_per_property",
+                violation_error_message=_("The property already has a unit with this label."),
+                violation_error_code="label_taken",
+            ),
+            models.CheckConstraint(
+                condition=Q(floor_area_m2__gte=0),
+                name="unit_floor_area_not_negative",
+                violation_error_message=_("The floor area cannot be negative."),
+                violation_error_code="negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(heat_correction_factor__gte=0),
+                name="unit_correction_not_negative",
+                violation_error_message=_("The correction factor cannot be negative."),
+                violation_error_code="negative",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -237,16 +264,20 @@ class TenancyQuerySet(models.QuerySet["Tenancy"]):
         return self.filter(Q(move_in__lte=last_day), Q(move_out__isnull=True) | Q(move_out__gt=first_day))
 
 
-class Tenancy(models.Model):
+class Tenancy(FieldConstraintsModel):
     """A tenant living in a unit from move_in up to (not including) move_out."""
 
     unit = models.ForeignKey(Unit, on_delete=models.PROTECT, related_name="tenancies", verbose_name=_("unit"))
     tenant = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="tenancies", verbose_name=_("tenant")
     )
-    move_in = models.DateField(_("move-in"))
+    move_in = models.DateField(_("move-in"), validators=[validate_plausible_date])
     move_out = models.DateField(
-        _("move-out"), null=True, blank=True, help_text=_("First day no longer living there; empty if current.")
+        _("move-out"),
+        null=True,
+        blank=True,
+        validators=[validate_plausible_date],
+        help_text=_("First day no longer living there; empty if current."),
     )
     # How to reach the tenant besides the e-mail address on their login: the statement's letter, a call.
     phone = models.CharField(_("phone"), max_length=32, blank=True)
@@ -259,6 +290,8 @@ class Tenancy(models.Model):
     )
 
     objects = TenancyQuerySet.as_manager()
+    # The overlap is reported on the move-in, the field one changes to move a tenancy.
+    constraint_fields = {"tenancy_move_out_after_move_in": "move_out", "tenancy_no_overlap_per_unit": "move_in"}
 
     class Meta:
         verbose_name = _("tenancy")
@@ -267,11 +300,14 @@ class Tenancy(models.Model):
             models.CheckConstraint(
                 condition=Q(move_out__isnull=True) | Q(move_out__gt=F("move_in")),
                 name="tenancy_move_out_after_move_in",
+                violation_error_message=_("The move-out must come after the move-in (it is the first day gone)."),
+                violation_error_code="move_out_not_after_move_in",
             ),
             # Two tenancies of one unit may never overlap (needs btree_gist).
             ExclusionConstraint(
                 name="tenancy_no_overlap_per_unit",
                 violation_error_message=_("The unit has another tenancy in this period."),
+                violation_error_code="tenancy_overlaps",
                 expressions=[
                     ("unit", RangeOperators.EQUAL),
                     (DateRange("move_in", "move_out", models.Value("[)")), RangeOperators.OVERLAPS),
@@ -321,7 +357,7 @@ class MeterInstallationQuerySet(models.QuerySet["MeterInstallation"]):
         return self.filter(manufacturer=manufacturer, meter_serial=serial)
 
 
-class MeterInstallation(models.Model):
+class MeterInstallation(FieldConstraintsModel):
     """One physical meter installed in one unit for a span of time.
 
     A meter swap ends one installation (removed_at) and starts another.
@@ -353,14 +389,25 @@ class MeterInstallation(models.Model):
         validators=[validate_no_control_characters],
         help_text=_("Where in the unit the meter hangs, e.g. 'Bathroom, under the sink'."),
     )
-    installed_at = models.DateTimeField(_("installed at"))
-    removed_at = models.DateTimeField(_("removed at"), null=True, blank=True)
-    initial_value = models.DecimalField(_("initial value"), max_digits=18, decimal_places=6, default=Decimal("0"))
+    installed_at = models.DateTimeField(_("installed at"), validators=[validate_plausible_date])
+    removed_at = models.DateTimeField(_("removed at"), null=True, blank=True, validators=[validate_plausible_date])
+    # A register counts up from zero; a negative start is a typo (the replacement form refuses it too).
+    initial_value = models.DecimalField(
+        _("initial value"),
+        max_digits=18,
+        decimal_places=6,
+        default=Decimal("0"),
+        validators=[MinValueValidator(Decimal("0"))],
+    )
     # Kept by readings.ingest (readings/went_down.py): whether its register ever went down, so that its
     # readings are screened for implausible ones (readings.consumption).
     register_went_down = models.BooleanField(_("register went down"), default=False, editable=False)
 
     objects = MeterInstallationQuerySet.as_manager()
+    constraint_fields = {
+        "installation_removed_after_installed": "removed_at",
+        "installation_no_overlap_per_meter": "meter_serial",
+    }
 
     class Meta:
         verbose_name = _("meter installation")
@@ -369,11 +416,14 @@ class MeterInstallation(models.Model):
             models.CheckConstraint(
                 condition=Q(removed_at__isnull=True) | Q(removed_at__gt=F("installed_at")),
                 name="installation_removed_after_installed",
+                violation_error_message=_("The meter must be removed after it was installed."),
+                violation_error_code="removed_not_after_installed",
             ),
             # One physical meter cannot hang in two places at the same time.
             ExclusionConstraint(
                 name="installation_no_overlap_per_meter",
                 violation_error_message=_("This meter is installed elsewhere in this period."),
+                violation_error_code="meter_overlaps",
                 expressions=[
                     ("manufacturer", RangeOperators.EQUAL),
                     ("meter_serial", RangeOperators.EQUAL),

@@ -9,6 +9,7 @@ may contain one.
 from __future__ import annotations
 
 import unicodedata
+from datetime import date
 
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
@@ -39,3 +40,20 @@ def validate_no_control_characters(value: str) -> None:
 def one_line(text: str) -> str:
     """`text` with every control character replaced by '?': safe to write as (part of) one line."""
     return "".join("?" if is_control_character(character) else character for character in text)
+
+
+# Dates people type (move-ins, settlement periods, installations). Outside these years a date is a typo,
+# and near the ends of Python's calendar (years 1 and 9999) the period maths overflows: a local
+# midnight of 1 January 0001 has no UTC instant, the day after 31 December 9999 does not exist.
+FIRST_PLAUSIBLE_YEAR = 1900
+LAST_PLAUSIBLE_YEAR = 2199
+
+
+def validate_plausible_date(value: date) -> None:
+    """Refuse a date (or date-time) outside FIRST_PLAUSIBLE_YEAR..LAST_PLAUSIBLE_YEAR; raises ValidationError."""
+    if not FIRST_PLAUSIBLE_YEAR <= value.year <= LAST_PLAUSIBLE_YEAR:
+        raise ValidationError(
+            _("Enter a date from the year %(first)d to %(last)d."),
+            code="implausible_date",
+            params={"first": FIRST_PLAUSIBLE_YEAR, "last": LAST_PLAUSIBLE_YEAR},
+        )

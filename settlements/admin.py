@@ -11,7 +11,6 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
-from django.forms.models import BaseInlineFormSet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
@@ -23,8 +22,15 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from readings.admin_scoping import ScopedModelAdmin, ScopedTabularInline, count_of, csv_lines
+from readings.admin_scoping import (
+    ConstraintCheckingInlineFormSet,
+    ScopedModelAdmin,
+    ScopedTabularInline,
+    count_of,
+    csv_lines,
+)
 from readings.formatting import format_dkk, format_number
+from readings.models import Property
 from settlements import deadlines
 from settlements.delivery import (
     DeliveryError,
@@ -51,6 +57,7 @@ from settlements.objections import line_difference, line_figures
 from settlements.services import (
     ObjectionError,
     SettlementError,
+    default_period,
     objection_respond,
     settlement_finalise,
     settlement_generate,
@@ -84,10 +91,20 @@ class SettlementLineInline(ScopedTabularInline[SettlementLine]):
         return False  # lines come from settlement generation
 
 
+class AcontoPaymentFormSet(ConstraintCheckingInlineFormSet):
+    def _construct_form(self, i: int, **kwargs: Any) -> Any:
+        form = super()._construct_form(i, **kwargs)  # type: ignore[misc]  # private: not in django-stubs
+        # Django gives each payment only the settlement's id, none yet while the settlement is being added;
+        # the payment's clean() needs its property to refuse another building's tenancy.
+        form.instance.settlement = self.instance
+        return form
+
+
 class AcontoPaymentInline(ScopedTabularInline[AcontoPayment]):
     """What each tenancy paid on account; generation subtracts it in the lines' balances."""
 
     model = AcontoPayment
+    formset = AcontoPaymentFormSet
     fields = ("tenancy", "amount_dkk")
     autocomplete_fields = ("tenancy",)
     extra = 0
@@ -106,7 +123,7 @@ class AcontoPaymentInline(ScopedTabularInline[AcontoPayment]):
         return not _final(obj) and super().has_delete_permission(request, obj)
 
 
-class SettlementCostFormSet(BaseInlineFormSet):  # type: ignore[type-arg]
+class SettlementCostFormSet(ConstraintCheckingInlineFormSet):
     """The cost items must add up to the settlement's total cost (settlements.models.cost_items_mismatch)."""
 
     def clean(self) -> None:
@@ -314,6 +331,16 @@ class SettlementAdmin(ScopedModelAdmin[Settlement]):
         """Sending statements, recording letters: the right to change settlements, although a final one (whose
         statements go out) is otherwise read-only."""
         return super().has_change_permission(request)
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        """A new settlement starts as the last billing year that has ended (1 June to 1 June, as the
+        README says) and, for a manager of one building, that building; ?field=value in the URL wins."""
+        period_start, period_end = default_period(timezone.localdate())
+        initial: dict[str, Any] = {"period_start": period_start, "period_end": period_end}
+        properties = list(Property.objects.for_manager(request.user).values_list("pk", flat=True)[:2])
+        if len(properties) == 1:
+            initial["property"] = properties[0]
+        return {**initial, **super().get_changeform_initial_data(request)}
 
     @admin.display(description=_("statements"))
     def statement(self, settlement: Settlement) -> str:

@@ -10,16 +10,17 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
+from readings.constraints import FieldConstraintsModel
 from readings.models import MeterType
 from readings.scoping import AnyUser, managed_by
-from readings.validators import validate_no_control_characters
+from readings.validators import validate_no_control_characters, validate_plausible_date
 from settlements import deadlines
 
 
@@ -52,13 +53,15 @@ class SettlementQuerySet(models.QuerySet["Settlement"]):
         return managed_by(self, user, "property__organisation__")
 
 
-class Settlement(models.Model):
+class Settlement(FieldConstraintsModel):
     property = models.ForeignKey(
         "readings.Property", on_delete=models.PROTECT, related_name="settlements", verbose_name=_("property")
     )
     utility = models.CharField(_("utility"), max_length=8, choices=Utility.choices)
-    period_start = models.DateField(_("period start"))
-    period_end = models.DateField(_("period end"), help_text=_("First day after the period."))
+    period_start = models.DateField(_("period start"), validators=[validate_plausible_date])
+    period_end = models.DateField(
+        _("period end"), validators=[validate_plausible_date], help_text=_("First day after the period.")
+    )
     total_cost_dkk = models.DecimalField(_("total cost (DKK)"), max_digits=12, decimal_places=2)
     fixed_share_pct = models.DecimalField(
         _("fixed share (%)"),
@@ -119,18 +122,40 @@ class Settlement(models.Model):
     )
 
     objects = SettlementQuerySet.as_manager()
+    constraint_fields = {
+        "settlement_period_not_empty": "period_end",
+        "settlement_total_cost_positive": "total_cost_dkk",
+        "settlement_fixed_share_pct": "fixed_share_pct",
+        "settlement_one_per_property_utility_period_version": "period_start",
+    }
 
     class Meta:
         verbose_name = _("settlement")
         verbose_name_plural = _("settlements")
         constraints = [
-            models.CheckConstraint(condition=Q(period_end__gt=F("period_start")), name="settlement_period_not_empty"),
             models.CheckConstraint(
-                condition=Q(fixed_share_pct__gte=0) & Q(fixed_share_pct__lte=100), name="settlement_fixed_share_pct"
+                condition=Q(period_end__gt=F("period_start")),
+                name="settlement_period_not_empty",
+                violation_error_message=_("The period must end after it starts (the end is the first day after it)."),
+                violation_error_code="period_not_empty",
+            ),
+            models.CheckConstraint(
+                condition=Q(total_cost_dkk__gt=0),
+                name="settlement_total_cost_positive",
+                violation_error_message=_("The total cost to distribute must be more than 0 DKK."),
+                violation_error_code="total_cost_not_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(fixed_share_pct__gte=0) & Q(fixed_share_pct__lte=100),
+                name="settlement_fixed_share_pct",
+                violation_error_message=_("The fixed share is a percentage from 0 to 100."),
+                violation_error_code="fixed_share_out_of_range",
             ),
             models.UniqueConstraint(
                 fields=["property", "utility", "period_start", "version"],
                 name="settlement_one_per_property_utility_period_version",
+                violation_error_message=_("The property already has a settlement of this utility from this day."),
+                violation_error_code="settlement_exists",
             ),
         ]
 
@@ -347,7 +372,7 @@ class AcontoPaymentQuerySet(models.QuerySet["AcontoPayment"]):
         return managed_by(self, user, "settlement__property__organisation__")
 
 
-class AcontoPayment(models.Model):
+class AcontoPayment(FieldConstraintsModel):
     """What a tenancy paid on account during a settlement's period; the line's balance subtracts it."""
 
     settlement = models.ForeignKey(
@@ -359,13 +384,24 @@ class AcontoPayment(models.Model):
     amount_dkk = models.DecimalField(_("amount (DKK)"), max_digits=12, decimal_places=2)
 
     objects = AcontoPaymentQuerySet.as_manager()
+    constraint_fields = {"aconto_one_per_tenancy": "tenancy", "aconto_not_negative": "amount_dkk"}
 
     class Meta:
         verbose_name = _("aconto payment")
         verbose_name_plural = _("aconto payments")
         constraints = [
-            models.UniqueConstraint(fields=["settlement", "tenancy"], name="aconto_one_per_tenancy"),
-            models.CheckConstraint(condition=Q(amount_dkk__gte=0), name="aconto_not_negative"),
+            models.UniqueConstraint(
+                fields=["settlement", "tenancy"],
+                name="aconto_one_per_tenancy",
+                violation_error_message=_("This tenancy's payment on account is already entered."),
+                violation_error_code="aconto_exists",
+            ),
+            models.CheckConstraint(
+                condition=Q(amount_dkk__gte=0),
+                name="aconto_not_negative",
+                violation_error_message=_("A payment on account cannot be negative."),
+                violation_error_code="negative",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -373,9 +409,12 @@ class AcontoPayment(models.Model):
 
     def clean(self) -> None:
         # A payment counts only towards a line of the same building; another property's tenancy is a mistake.
-        if self.settlement_id is None or self.tenancy_id is None:
+        # The settlement may be one being added (the admin's inline gives it unsaved, with its property).
+        try:
+            settlement, tenancy = self.settlement, self.tenancy
+        except ObjectDoesNotExist:
             return
-        if self.tenancy.unit.property_id != self.settlement.property_id:
+        if settlement.property_id is not None and tenancy.unit.property_id != settlement.property_id:
             raise ValidationError({"tenancy": _("This tenancy is not in the settlement's property.")})
 
 

@@ -60,7 +60,7 @@ def test_it_imports_nothing_when_one_row_is_bad_and_names_that_row(alice_client,
     errors = {row.line: row.errors for row in report.rows if row.errors}
     assert errors == {
         3: ["area: 'seventy' is not a number"],
-        5: ["Unit with this Property and Label already exists."],
+        5: ["label: The property already has a unit with this label."],
     }
     page = response.content.decode()
     assert "2 of 4 rows have errors; nothing was imported." in page
@@ -73,7 +73,7 @@ def test_it_names_a_duplicate_inside_the_file(alice_client, prop):
     response = upload(alice_client, UNITS, prop, "label,area\n5 tv,70\n5 tv,71\n", dry_run=True)
     rows = response.context["report"].rows
     assert rows[0].errors == []
-    assert rows[1].errors == ["Unit with this Property and Label already exists."]
+    assert rows[1].errors == ["label: The property already has a unit with this label."]
     assert not Unit.objects.exists()
 
 
@@ -125,7 +125,7 @@ def test_it_imports_no_meter_when_one_row_is_bad(alice_client, prop, unit, gatew
     response = upload(alice_client, METERS, prop, text, dry_run=False)
     errors = {row.line: row.errors for row in response.context["report"].rows if row.errors}
     assert set(errors) == {3, 4, 5}
-    assert errors[3] == ["This meter is installed elsewhere in this period."]
+    assert errors[3] == ["serial: This meter is installed elsewhere in this period."]
     assert errors[4][0].startswith("type: 'gas' is not one of")
     assert errors[5] == ["unit: no unit '9 th' in Solvej 1"]
     assert list(MeterInstallation.objects.all()) == [heat_meter]
