@@ -4,7 +4,7 @@ settlements issue; the schema is here so the domain is whole."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -173,6 +173,11 @@ class Settlement(FieldConstraintsModel):
     def is_superseded(self) -> bool:
         """A later version of this settlement has been finalised: this one is history, kept readable."""
         return self.superseded_at is not None
+
+    def validate_constraints(self, exclude: Collection[str] | None = None) -> None:
+        # No form shows the version (the code sets it), yet a second settlement of the same year is a duplicate
+        # whichever form asks: validate it as the instance's own.
+        super().validate_constraints(exclude=set(exclude or ()) - {"version"})
 
     def issue_date(self) -> date | None:
         """The day the statements were issued: when the settlement was finalised (in the property's time)."""
