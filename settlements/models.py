@@ -245,6 +245,8 @@ class SettlementLineQuerySet(models.QuerySet["SettlementLine"]):
         return (
             self.filter(tenancy__tenant_id=user.pk, settlement__status=SettlementStatus.FINAL)
             .select_related("settlement__property", "unit", "tenancy")
+            # Each line's deadline counts from its delivery (objection_deadline): read with the lines.
+            .prefetch_related("deliveries")
             .order_by("-settlement__period_start", "settlement__utility", "tenancy__move_in")
         )
 

@@ -439,7 +439,18 @@ def custom_url_checks(charlie_client, world_a):
             )
         )
 
+    settlement = world_a["settlements.settlement"]
+
+    def delivery():
+        assert_refused(charlie_client.get(url(Settlement, "delivery", settlement.pk)))
+        assert_refused(charlie_client.post(url(Settlement, "delivery", settlement.pk), {"resend": "1"}))
+
+    def letters():
+        assert_refused(charlie_client.get(url(Settlement, "letters", settlement.pk)))
+
     return {
+        "settlements_settlement_delivery": delivery,
+        "settlements_settlement_letters": letters,
         "readings_meterinstallation_readings": readings,
         "readings_meterinstallation_replace": replace,
         "readings_unit_import": unit_import,

@@ -7,7 +7,14 @@ import pytest
 from django.utils import timezone
 
 from readings.models import Tenancy, Unit
-from settlements.models import Settlement, SettlementLine, SettlementStatus
+from settlements.models import (
+    DeliveryChannel,
+    DeliveryStatus,
+    Settlement,
+    SettlementLine,
+    SettlementStatus,
+    StatementDelivery,
+)
 
 
 def settle(prop, utility, start, end, *, finalised_days_ago=None):
@@ -28,7 +35,7 @@ def settle(prop, utility, start, end, *, finalised_days_ago=None):
 def line(settlement, tenancy, *, total, aconto=None):
     """The tenancy's line of `settlement`: its share `total`, and what it paid on account (the balance follows)."""
     total, aconto = Decimal(total), None if aconto is None else Decimal(aconto)
-    return SettlementLine.objects.create(
+    created = SettlementLine.objects.create(
         settlement=settlement,
         unit=tenancy.unit,
         tenancy=tenancy,
@@ -42,6 +49,17 @@ def line(settlement, tenancy, *, total, aconto=None):
         aconto_dkk=aconto,
         balance_dkk=None if aconto is None else total - aconto,
     )
+    if settlement.finalised_at is not None:
+        # Handed over the day it was finalised: the tenant's deadline to object counts from then.
+        StatementDelivery.objects.create(
+            line=created,
+            channel=DeliveryChannel.PAPER,
+            status=DeliveryStatus.SENT,
+            address=str(tenancy.unit),
+            sent_at=settlement.finalised_at,
+            delivered_on=timezone.localdate(settlement.finalised_at),
+        )
+    return created
 
 
 @pytest.fixture
