@@ -57,12 +57,12 @@ async def test_it_lists_her_final_statements_newest_first_with_amount_and_deadli
     assert [int(pk) for pk in re.findall(r'data-settlement="(\d+)"', html)] == [water.pk, heat.pk]
     first, second = html.split('data-settlement="')[1:]
     assert "Water, July 1, 2024 to June 30, 2025" in first
-    assert "To pay" in first and "1,000.00 DKK" in first
+    assert "To pay" in first and "DKK 1,000.00" in first
     deadline = tina_home["lines"]["water"].objection_deadline()
     assert deadline > timezone.localdate()
     assert f"possible until {formats.date_format(deadline, 'DATE_FORMAT')}" in first
     assert "Heat, Jan. 1, 2023 to Dec. 31, 2023" in second
-    assert "To be refunded" in second and "265.44 DKK" in second and "closed on" in second
+    assert "To be refunded" in second and "DKK 265.44" in second and "closed on" in second
     assert "Final" in first and "Final" in second
 
 
@@ -81,7 +81,7 @@ async def test_it_hides_drafts_and_other_tenants_statements(async_client, tina, 
 
 async def test_it_shows_paul_his_own_unit_and_statement_and_nothing_of_tinas(async_client, paul, tina_home):
     html = await page_of(async_client, paul)
-    assert "7,777.77 DKK" in html
+    assert "DKK 7,777.77" in html
     assert "1 tv" not in html and "1,000.00" not in html and "265.44" not in html
     assert f"tenancy={tina_home['current'].pk}" not in html and f"tenancy={tina_home['past'].pk}" not in html
     assert re.findall(r'data-tenancy="(\d+)"', section(html, "tenancies")) == [str(tina_home["pauls"].pk)]
@@ -111,7 +111,7 @@ async def test_it_says_when_the_manager_left_no_contact_details(async_client, pa
 
 async def test_it_speaks_danish(async_client, tina, tina_home):
     html = await page_of(async_client, tina, "da")
-    assert "Dit hjem" in html and "Opgørelser" in html and "At betale" in html and "1.000,00 DKK" in html
+    assert "Dit hjem" in html and "Opgørelser" in html and "At betale" in html and "1.000,00 kr." in html
     assert "Bor her siden 1. juni 2024" in html
 
 
