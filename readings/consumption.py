@@ -502,6 +502,11 @@ WHERE d.installation_id = ANY (%(range_ids)s::bigint[])
 
 # The newest reading of each installation on a local day before before_day,
 # and when it arrived (the one row of `reading` it needs, by primary key).
+# The lookup of that row is LATERAL, so that its key reaches `reading` as
+# parameters of a probe per installation: on a TimescaleDB hypertable a plain
+# join was planned against every chunk, and compressed chunks were unpacked
+# whole to find three rows (172 ms against 3 ms for the probe); partitions
+# are pruned at run time either way.
 LATEST_READINGS = """
 SELECT i.id, d.last_at, d.last_value, r.received_at
 FROM unnest(%(installation_ids)s::bigint[]) AS i (id)
@@ -510,7 +515,11 @@ CROSS JOIN LATERAL (
     WHERE d.installation_id = i.id AND d.day < %(before_day)s::date
     ORDER BY d.day DESC LIMIT 1
 ) d
-LEFT JOIN reading r ON r.installation_id = i.id AND r."timestamp" = d.last_at
+LEFT JOIN LATERAL (
+    SELECT r.received_at FROM reading r
+    WHERE r.installation_id = i.id AND r."timestamp" = d.last_at
+    LIMIT 1
+) r ON true
 """
 
 
