@@ -62,7 +62,9 @@ def failed_timescaledb_job():
             "CREATE PROCEDURE health_test_job(job_id int, config jsonb) LANGUAGE plpgsql AS"
             " $$ BEGIN RAISE EXCEPTION 'meant to fail'; END $$"
         )
-        (job,) = conn.execute("SELECT add_job('health_test_job', '1 hour', initial_start => now())").fetchone()
+        added = conn.execute("SELECT add_job('health_test_job', '1 hour', initial_start => now())").fetchone()
+        assert added is not None
+        job = added[0]
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             query = "SELECT last_run_status FROM timescaledb_information.job_stats WHERE job_id = %s"
