@@ -16,7 +16,7 @@ from asgiref.sync import sync_to_async
 
 from mbusportal import db
 from mbusportal.db import conninfo
-from readings.consumption import LATEST_READINGS, latest_readings
+from readings.consumption import RECEIVED_AT, latest_readings
 from readings.ingest import ingest
 from readings.models import MeterInstallation, ReadingDaily
 from tests.readings.test_ingest import rollups, rows
@@ -170,13 +170,13 @@ async def test_it_finds_the_latest_readings_in_compressed_chunks_by_their_segmen
     await fill(prop, installations)
     chunks = compress_all()
     asked = [one.pk for one in installations[:3]]
-    params = {"installation_ids": asked, "before_day": date(2026, 6, 10)}
-    async with await psycopg.AsyncConnection.connect(conninfo()) as conn:
-        explained = await conn.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + LATEST_READINGS, params)
-        (plan,) = await explained.fetchone()  # type: ignore[misc]
-        latest = await latest_readings(conn, asked, before_day=date(2026, 6, 10))
-    assert chunks >= 2 and compressed_batches_read(plan[0]["Plan"]) == len(asked)
     last = START + timedelta(days=8, hours=21)  # 23:00 on 9 June in Copenhagen
+    async with await psycopg.AsyncConnection.connect(conninfo()) as conn:
+        latest = await latest_readings(conn, asked, before_day=date(2026, 6, 10))
+        params = {"installation_ids": asked, "timestamps": [last]}
+        explained = await conn.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + RECEIVED_AT, params)
+        (plan,) = await explained.fetchone()  # type: ignore[misc]
+    assert chunks >= 2 and compressed_batches_read(plan[0]["Plan"]) == len(asked)
     assert {one: (found.at, found.value) for one, found in latest.items()} == {
         one: (last, Decimal(100 + 8 * 24 + 21)) for one in asked
     }
