@@ -4,7 +4,7 @@ create_hypertable added reading_timestamp_idx ("timestamp" DESC) to every
 chunk. No query uses it: each one on reading names its installations (ingest's
 probes and upsert, the rollup, exports, the latest readings), and the primary
 key (installation_id, "timestamp") serves them; on compressed chunks the
-installation is the segment. The index cost 9 MB per year of the demo building
+installation is the segment. The index cost 9 MB on the demo data (issue 30)
 and a second index entry per inserted row. 0002 no longer creates it; this
 drops it where it was created. (The partitioned layout never had it.)
 """
