@@ -146,6 +146,48 @@ def build_data(*, rebuild: bool) -> None:
     print(f"bench data: {count[0] if count else 0} readings in {time.perf_counter() - started:.0f} s", flush=True)
 
 
+def compress_as_the_policy_would() -> None:
+    """On a hypertable, compress every chunk the compression policy would have (older than its compress_after).
+
+    The policy's job runs every 12 hours; the figures should be those of the
+    steady state, where everything but the last month is compressed.
+    """
+    from mbusportal.db import conninfo
+
+    with psycopg.connect(conninfo(), autocommit=True) as conn:
+        if conn.execute("SELECT relkind FROM pg_class WHERE oid = 'reading'::regclass").fetchone() != ("r",):
+            print("storage: monthly partitions")
+            return
+        began = time.perf_counter()
+        compressed = conn.execute(
+            """
+            SELECT count(compress_chunk(c))
+            FROM timescaledb_information.jobs j,
+                 show_chunks('reading', older_than => (j.config ->> 'compress_after')::interval) c
+            WHERE j.proc_name = 'policy_compression' AND j.hypertable_name = 'reading'
+              AND c NOT IN (
+                  SELECT format('%I.%I', chunk_schema, chunk_name)::regclass FROM timescaledb_information.chunks
+                  WHERE hypertable_name = 'reading' AND is_compressed
+              )
+            """
+        ).fetchone()
+        conn.execute("VACUUM ANALYZE reading")
+        sizes = conn.execute(
+            """
+            SELECT count(*), count(*) FILTER (WHERE is_compressed) FROM timescaledb_information.chunks
+            WHERE hypertable_name = 'reading'
+            """
+        ).fetchone()
+        total = conn.execute("SELECT pg_size_pretty(hypertable_size('reading'))").fetchone()
+    chunks, packed = sizes if sizes else (0, 0)
+    now, seconds = compressed[0] if compressed else 0, time.perf_counter() - began
+    print(
+        f"storage: TimescaleDB hypertable, {packed} of {chunks} chunks compressed ({now} now, {seconds:.0f} s),"
+        f" {total[0] if total else ''}",
+        flush=True,
+    )
+
+
 def _rollup(conn: psycopg.Connection[Any], property_id: int, start: datetime, end: datetime) -> None:
     """reading_daily from the readings themselves, grouped by local day (what ingest maintains)."""
     conn.execute(
@@ -326,6 +368,7 @@ def main() -> None:
     args = parser.parse_args()
     setup_django(args.database)
     build_data(rebuild=args.rebuild)
+    compress_as_the_policy_would()
     from readings.models import Property
 
     overview = f"/properties/{Property.objects.get(name=PROPERTY).pk}/"

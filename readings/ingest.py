@@ -32,7 +32,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import cached_property
 from itertools import pairwise
 from typing import Any
@@ -193,7 +193,10 @@ JOIN changed c ON c.installation_id = u.installation_id AND c."timestamp" = u."t
 # The general path's rollup: recompute every (installation, local day) that
 # UPSERT changed from the readings themselves, so corrections and
 # out-of-order arrivals come out right; in key order (as UPSERT returns
-# them), again for a single lock order.
+# them), again for a single lock order. The bounds of all the days together
+# are values when the statement is planned, so that only their partitions or
+# chunks are planned; each day's own bounds are known only while it runs (on
+# a hypertable of 158 chunks, planning them all took 70 ms per ingest).
 ROLLUP = """
 INSERT INTO reading_daily AS d
     (installation_id, day, first_at, first_value, last_at, last_value, reading_count)
@@ -209,6 +212,8 @@ CROSS JOIN LATERAL (
     WHERE r.installation_id = t.installation_id
       AND r."timestamp" >= (t.day::timestamp AT TIME ZONE %(tz)s)
       AND r."timestamp" < ((t.day + 1)::timestamp AT TIME ZONE %(tz)s)
+      AND r."timestamp" >= (%(first_day)s::date::timestamp AT TIME ZONE %(tz)s)
+      AND r."timestamp" < (%(end_day)s::date::timestamp AT TIME ZONE %(tz)s)
       AND r.deleted_at IS NULL
 ) agg
 WHERE agg.n > 0
@@ -371,7 +376,13 @@ class _Upserted:
         return cls(int(inserted), int(updated), list(touched_ids), list(touched_days))
 
     def rollup_params(self, tz: str) -> dict[str, Any]:
-        return {"tz": tz, "touched_ids": self.touched_ids, "touched_days": self.touched_days}
+        return {
+            "tz": tz,
+            "touched_ids": self.touched_ids,
+            "touched_days": self.touched_days,
+            "first_day": min(self.touched_days),
+            "end_day": max(self.touched_days) + timedelta(days=1),
+        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,5 +7,9 @@ Everything else comes from the environment exactly as in production
 import os
 
 os.environ.setdefault("SECRET_KEY", "tests-only-secret-key-not-used-anywhere-else-0123456789")
+# A server with TimescaleDB (see README, "Running on TimescaleDB"): the suite runs on it, where
+# `reading` is a hypertable, and so do the tests marked `timescaledb`, which are skipped otherwise.
+if os.environ.get("TIMESCALE_DATABASE_URL"):
+    os.environ["DATABASE_URL"] = os.environ["TIMESCALE_DATABASE_URL"]
 
 from mbusportal.settings import *  # noqa: F403

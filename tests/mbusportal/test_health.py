@@ -1,6 +1,10 @@
 """GET /health: 200 when the database answers, 503 when not; the pool's figures only for staff or by setting."""
 
+import time
+
+import psycopg
 import pytest
+from asgiref.sync import sync_to_async
 
 from mbusportal import db
 from tests.conftest import session_cookie
@@ -27,6 +31,65 @@ async def test_it_shows_no_pool_to_a_tenant(async_client, fresh_pool, tina):
     await async_client.aforce_login(tina)
     response = await async_client.get("/health")
     assert "pool" not in response.json()
+
+
+def timescaledb_installed():
+    with psycopg.connect(db.conninfo()) as conn:
+        found = conn.execute("SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'").fetchone()
+    return found == (1,)
+
+
+async def test_it_shows_staff_timescaledb_jobs_only_where_timescaledb_is_installed(async_client, fresh_pool, alice):
+    await async_client.aforce_login(alice)
+    failing = (await async_client.get("/health")).json().get("timescaledb_jobs_failing")
+    if await sync_to_async(timescaledb_installed)():
+        assert isinstance(failing, list)
+    else:
+        assert failing is None
+
+
+async def test_it_shows_no_timescaledb_jobs_to_a_tenant_or_a_scraper(async_client, fresh_pool, tina, settings):
+    settings.HEALTH_POOL_DETAILS = True
+    assert "timescaledb_jobs_failing" not in (await async_client.get("/health")).json()
+    await async_client.aforce_login(tina)
+    assert "timescaledb_jobs_failing" not in (await async_client.get("/health")).json()
+
+
+def failed_timescaledb_job():
+    """A TimescaleDB job that raises, once the scheduler has run it (within seconds); its id."""
+    with psycopg.connect(db.conninfo(), autocommit=True) as conn:
+        conn.execute(
+            "CREATE PROCEDURE health_test_job(job_id int, config jsonb) LANGUAGE plpgsql AS"
+            " $$ BEGIN RAISE EXCEPTION 'meant to fail'; END $$"
+        )
+        added = conn.execute("SELECT add_job('health_test_job', '1 hour', initial_start => now())").fetchone()
+        assert added is not None
+        job = added[0]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            query = "SELECT last_run_status FROM timescaledb_information.job_stats WHERE job_id = %s"
+            if conn.execute(query, [job]).fetchone() == ("Failed",):
+                break
+            time.sleep(0.5)
+    return job
+
+
+def remove_job(job):
+    with psycopg.connect(db.conninfo(), autocommit=True) as conn:
+        conn.execute("SELECT delete_job(%s)", [job])
+        conn.execute("DROP PROCEDURE health_test_job")
+
+
+@pytest.mark.timescaledb
+async def test_it_shows_staff_a_timescaledb_job_whose_last_run_failed(async_client, fresh_pool, alice):
+    job = await sync_to_async(failed_timescaledb_job)()
+    try:
+        await async_client.aforce_login(alice)
+        failing = (await async_client.get("/health")).json()["timescaledb_jobs_failing"]
+    finally:
+        await sync_to_async(remove_job)(job)
+    mine = [one for one in failing if one["job_id"] == job]
+    assert [(one["sqlstate"], one["error"], one["failures"]) for one in mine] == [("P0001", "meant to fail", 1)]
 
 
 async def test_it_shows_the_pool_to_everyone_with_health_pool_details(async_client, fresh_pool, settings):

@@ -115,16 +115,44 @@ async def test_it_folds_shuffled_repeats_of_two_meters_to_the_last_of_each_key(p
     assert stored == {key: row.value for key, row in last_of_each_key(batch[::-1]).items()}
 
 
+def hypertable() -> bool:
+    """Whether `reading` is a TimescaleDB hypertable (a plain table with chunks), else monthly partitions."""
+    with psycopg.connect(conninfo()) as conn:
+        kind = conn.execute("SELECT relkind FROM pg_class WHERE oid = 'reading'::regclass").fetchone()
+    return kind == ("r",)
+
+
+def table_holding(at: datetime) -> str | None:
+    """The partition or chunk that holds (or would hold) readings at this instant, None when none does."""
+    with psycopg.connect(conninfo()) as conn:
+        if hypertable():
+            found = conn.execute(
+                "SELECT format('%%I.%%I', chunk_schema, chunk_name) FROM timescaledb_information.chunks"
+                " WHERE hypertable_name = 'reading' AND range_start <= %s AND %s < range_end",
+                [at, at],
+            ).fetchone()
+        else:
+            found = conn.execute(
+                "SELECT to_regclass('reading_' || to_char(%s::timestamptz AT TIME ZONE 'UTC', 'YYYY_MM'))::text",
+                [at],
+            ).fetchone()
+    return found[0] if found else None
+
+
 async def test_it_creates_a_missing_monthly_partition(prop, heat_meter):
+    # The partition of the month, or on a hypertable its chunk: whichever the layout has.
     far = datetime(2031, 7, 15, 12, 0, tzinfo=UTC)
-    async with await psycopg.AsyncConnection.connect(conninfo()) as conn:
-        cur = await conn.execute("SELECT to_regclass('reading_2031_07')")
-        assert (await cur.fetchone()) == (None,)
+    assert table_holding(far) is None
     result = await run(prop, rows(heat_meter, ["5"], start=far))
     assert result.inserted == 1
+    holder = table_holding(far)
+    if hypertable():
+        assert holder is not None and holder.startswith("_timescaledb_internal._hyper_")
+    else:
+        assert holder == "reading_2031_07"
     async with await psycopg.AsyncConnection.connect(conninfo()) as conn:
         cur = await conn.execute('SELECT tableoid::regclass::text FROM reading WHERE "timestamp" = %s', [far])
-        assert (await cur.fetchone()) == ("reading_2031_07",)
+        assert (await cur.fetchone()) == (holder,)
 
 
 async def test_it_creates_a_months_partition_on_a_connection_that_ingested_many_batches(prop, heat_meter):
@@ -480,30 +508,45 @@ def test_it_refuses_synchronously_another_propertys_installation_and_an_open_aut
 
 @pytest.mark.django_db(transaction=True)
 def test_it_lets_concurrent_first_writers_of_a_month_all_succeed():
-    """Many sessions creating the same missing partitions at once: none fails (it used to: DuplicateTable)."""
+    """Many sessions writing the first readings of the same months at once: none fails.
+
+    Each does what ingest does: reading_ensure_partitions (which used to fail
+    with DuplicateTable; on a hypertable a no-op), then its row, for which a
+    hypertable creates the chunk.
+    """
     import threading
 
     problems = []
 
-    def create(day):
+    def write(writer, day):
         try:
             with psycopg.connect(conninfo()) as conn:
                 conn.execute("SELECT reading_ensure_partitions(%s::timestamptz, %s::timestamptz)", [day, day])
+                conn.execute(
+                    'INSERT INTO reading (installation_id, "timestamp", value, unit, meter_type)'
+                    " VALUES (%s, %s::timestamptz, 1, 'kWh', 'heat')",
+                    [writer, day],
+                )
         except psycopg.Error as error:
             problems.append(repr(error))
 
     days = [f"2041-{month:02d}-15" for month in range(1, 7)]
-    threads = [threading.Thread(target=create, args=(day,)) for day in days for _ in range(5)]
+    threads = [threading.Thread(target=write, args=(writer, day)) for day in days for writer in range(5)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert problems == []
+    holders = {table_holding(datetime.fromisoformat(day).replace(tzinfo=UTC)) for day in days}
+    assert None not in holders and len(holders) == 6
     with psycopg.connect(conninfo(), autocommit=True) as conn:
-        found = conn.execute("SELECT count(*) FROM pg_class WHERE relname ~ '^reading_2041_0[1-6]$'").fetchone()
-        assert found == (6,)
-        for month in range(1, 7):
-            conn.execute(f"DROP TABLE reading_2041_{month:02d}")
+        found = conn.execute("SELECT count(*) FROM reading WHERE \"timestamp\" >= '2041-01-01'").fetchone()
+        assert found == (30,)
+        if hypertable():
+            conn.execute("SELECT drop_chunks('reading', newer_than => '2041-01-01'::timestamptz)")
+        else:
+            for month in range(1, 7):
+                conn.execute(f"DROP TABLE reading_2041_{month:02d}")
 
 
 async def test_it_copies_a_batch_of_one_month_straight_into_that_months_partition(prop, heat_meter, monkeypatch):
@@ -520,10 +563,8 @@ async def test_it_copies_a_batch_of_one_month_straight_into_that_months_partitio
     in_april = datetime(2025, 4, 30, 20, tzinfo=UTC)
     await run(prop, rows(heat_meter, ["1", "2", "3"], start=in_april))  # 20:00 to 22:00 UTC, all April
     await run(prop, rows(heat_meter, ["4", "5", "6"], start=in_april + timedelta(hours=3)))  # into May
-    async with await psycopg.AsyncConnection.connect(conninfo()) as conn:
-        kind = await (await conn.execute("SELECT relkind FROM pg_class WHERE oid = 'reading'::regclass")).fetchone()
-    partitioned = kind == ("p",)  # else a TimescaleDB hypertable, whose chunks are named otherwise
-    assert targets[0].startswith('COPY "public"."reading_2025_04" (' if partitioned else "COPY reading (")
+    # A hypertable's chunks are named otherwise, so there it is COPY into reading itself.
+    assert targets[0].startswith("COPY reading (" if hypertable() else 'COPY "public"."reading_2025_04" (')
     assert targets[1].startswith("COPY reading (")
     assert [r.value async for r in Reading.objects.order_by("timestamp")] == [Decimal(n) for n in range(1, 7)]
     stored, recomputed = await rollups()
