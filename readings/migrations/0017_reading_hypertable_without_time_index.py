@@ -34,6 +34,6 @@ def create_time_index(apps: Any, schema_editor: Any) -> None:
 
 
 class Migration(migrations.Migration):
-    dependencies = [("readings", "0012_tenancy_phone_language")]
+    dependencies = [("readings", "0016_constraint_messages_on_fields_and_plausible_dates")]
 
     operations = [migrations.RunPython(drop_time_index, create_time_index)]
