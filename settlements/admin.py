@@ -596,6 +596,7 @@ class ObjectionAdmin(ScopedModelAdmin[Objection]):
     list_select_related = ("tenant", "line__unit", "line__settlement__property")
     ordering = ("-received_at",)
     show_full_result_count = False
+    # The objection itself, shown and never edited; the manager's part is the response below it.
     readonly_fields = (
         "number_display",
         "received_at",
@@ -609,23 +610,7 @@ class ObjectionAdmin(ScopedModelAdmin[Objection]):
         "timeline",
     )
     fieldsets = (
-        (
-            None,
-            {
-                "fields": (
-                    "number_display",
-                    "received_at",
-                    "tenant",
-                    "statement",
-                    "status",
-                    "tribunal",
-                    "disputed",
-                    "text",
-                    "attachment_links",
-                    "timeline",
-                )
-            },
-        ),
+        (None, {"fields": readonly_fields}),
         (_("Respond"), {"fields": ("response", "response_text")}),
     )
     actions = ("export_as_csv",)
