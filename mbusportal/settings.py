@@ -65,10 +65,13 @@ INSTALLED_APPS = [
     "channels",
     # django-axes (login throttling), under its admin name
     "mbusportal.login_throttling.LoginThrottlingConfig",
+    # The job queue; before our apps, whose tasks.py it discovers (mbusportal/jobs.py)
+    "procrastinate.contrib.django",
     "readings",
     "gateways",
     "settlements",
     "tenants",
+    "integrations",
 ]
 
 MIDDLEWARE = [
@@ -473,3 +476,10 @@ ALARM_WS_MAX_PENDING_BYTES = _int_at_least("ALARM_WS_MAX_PENDING_BYTES", 4 * 102
 if not REDIS_URL:
     # Channels' own in-memory layer costs O(clients²) per group message.
     CHANNEL_LAYERS["default"]["BACKEND"] = "mbusportal.channel_layers.LocalChannelLayer"
+
+# Monthly consumption information (tenants/monthly.py): the months of consumption that a property set to
+# "in the heating season" tells its tenants about (Denmark, BEK 734/2022), as month numbers.
+_heating_season = env.list("HEATING_SEASON_MONTHS", default=["10", "11", "12", "1", "2", "3", "4"])
+if not _heating_season or not all(month.strip().isdigit() and 1 <= int(month) <= 12 for month in _heating_season):
+    raise ImproperlyConfigured(f"HEATING_SEASON_MONTHS must be month numbers 1-12, got {_heating_season!r}")
+HEATING_SEASON_MONTHS = frozenset(int(month) for month in _heating_season)

@@ -173,6 +173,10 @@ class PropertyAdmin(ScopedModelAdmin[Property]):
                 "description": _("Shown to the property's tenants on their home page."),
             },
         ),
+        (
+            _("Monthly consumption information"),
+            {"fields": ("monthly_information_season", "degree_day_region")},
+        ),
     )
     inlines = (UnitInline,)
     ordering = ("name",)

@@ -93,6 +93,15 @@ class Organisation(models.Model):
         return self.name
 
 
+class MonthlyInformationSeason(models.TextChoices):
+    """When tenants are sent monthly consumption information."""
+
+    # Denmark, BEK 734/2022: at least monthly in the heating season (settings.HEATING_SEASON_MONTHS).
+    HEATING_SEASON = "heating_season", _("In the heating season")
+    # Germany, HeizkostenV § 6a: every month.
+    ALL_YEAR = "all_year", _("All year")
+
+
 class PropertyQuerySet(models.QuerySet["Property"]):
     def for_manager(self, user: AnyUser) -> PropertyQuerySet:
         """The properties a user may manage: all for a superuser, else their organisations'."""
@@ -125,9 +134,29 @@ class Property(FieldConstraintsModel):
     office_hours = models.TextField(
         _("office hours"), blank=True, help_text=_("When tenants can call or come by, e.g. “Mon–Thu 9–12”.")
     )
+    monthly_information_season = models.CharField(
+        _("monthly consumption information"),
+        max_length=16,
+        choices=MonthlyInformationSeason.choices,
+        default=MonthlyInformationSeason.HEATING_SEASON,
+        help_text=_("Which months' consumption tenants are told about at the start of the next month."),
+    )
+    degree_day_region = models.CharField(
+        _("degree-day region"),
+        max_length=64,
+        blank=True,
+        validators=[validate_no_control_characters],
+        help_text=_("The region whose degree days correct heat use for the weather, e.g. “Denmark”."),
+    )
 
     objects = PropertyQuerySet.as_manager()
     constraint_fields = {"property_unique_name_per_organisation": "name"}
+
+    def sends_monthly_information_for(self, month: date) -> bool:
+        """Whether tenants are told about the consumption of `month` (any day of it)."""
+        if self.monthly_information_season == MonthlyInformationSeason.ALL_YEAR:
+            return True
+        return month.month in settings.HEATING_SEASON_MONTHS
 
     class Meta:
         verbose_name = _("property")
