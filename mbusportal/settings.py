@@ -483,3 +483,9 @@ _heating_season = env.list("HEATING_SEASON_MONTHS", default=["10", "11", "12", "
 if not _heating_season or not all(month.strip().isdigit() and 1 <= int(month) <= 12 for month in _heating_season):
     raise ImproperlyConfigured(f"HEATING_SEASON_MONTHS must be month numbers 1-12, got {_heating_season!r}")
 HEATING_SEASON_MONTHS = frozenset(int(month) for month in _heating_season)
+
+# The portal's address as people reach it (scheme, host, optional port and path, no trailing slash):
+# links in e-mails and letters that jobs send, where there is no request to take it from.
+PORTAL_URL = env.str("PORTAL_URL", default="http://127.0.0.1:8000").rstrip("/")
+if not PORTAL_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured(f"PORTAL_URL must start with http:// or https://, got {PORTAL_URL!r}")
