@@ -483,6 +483,10 @@ _heating_season = env.list("HEATING_SEASON_MONTHS", default=["10", "11", "12", "
 if not _heating_season or not all(month.strip().isdigit() and 1 <= int(month) <= 12 for month in _heating_season):
     raise ImproperlyConfigured(f"HEATING_SEASON_MONTHS must be month numbers 1-12, got {_heating_season!r}")
 HEATING_SEASON_MONTHS = frozenset(int(month) for month in _heating_season)
+# The average user shown beside a tenant's own use (tenants/monthly.py) is that of the property's dwellings
+# with a meter of the type in the month; with fewer than this many it is left out, so that no neighbour's use
+# can be worked out from it.
+MONTHLY_COHORT_MIN_UNITS = _int_at_least("MONTHLY_COHORT_MIN_UNITS", 5, 2)
 
 # The portal's address as people reach it (scheme, host, optional port and path, no trailing slash):
 # links in e-mails and letters that jobs send, where there is no request to take it from.
