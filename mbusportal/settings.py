@@ -408,6 +408,15 @@ if _pool_max_size <= EXPORT_MAX_CONCURRENT:
 # Statement timeout of one export's queries (the pool's default suits short queries, not a 5 M-row COPY).
 EXPORT_STATEMENT_TIMEOUT_S = _int_at_least("EXPORT_STATEMENT_TIMEOUT_S", 3600, 1)
 
+# --- Read API for programs (integrations/) ---------------------------------------------------
+# Requests a minute per organisation API key (a fixed window, as for gateway tokens).
+API_KEY_RATE_PER_MINUTE = _int_at_least("API_KEY_RATE_PER_MINUTE", 120, 1)
+# Readings per page of /api/v1/.../readings when the client gives no `limit`, and the most it may ask for.
+READ_API_DEFAULT_LIMIT = _int_at_least("READ_API_DEFAULT_LIMIT", 10_000, 1)
+READ_API_MAX_LIMIT = _int_at_least("READ_API_MAX_LIMIT", 10_000_000, 1)
+# Rows fetched from the named server-side cursor at a time (memory per stream is about this many rows).
+READ_API_FETCH_ROWS = _int_at_least("READ_API_FETCH_ROWS", 5_000, 1)
+
 # --- Login throttling (django-axes; mbusportal/login_throttling.py) ------------------------
 # A user name, or a client address, that failed this many logins within the cool-off is refused (even
 # with the right password) until the cool-off has passed since its last attempt. Counted in the
