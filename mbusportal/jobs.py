@@ -63,6 +63,17 @@ async def remove_old_jobs(context: JobContext, timestamp: int) -> None:
     )
 
 
+@ground.periodic(cron="47 3 * * *")
+@ground.task(queueing_lock="prune_access_logs", lock="prune_access_logs", retry=RETRY)
+def prune_access_logs(timestamp: int) -> str:
+    """Daily at 03:47: delete the login throttle's access logs (successful logins) older than
+    LOGIN_ACCESS_LOG_KEEP_DAYS, as `manage.py axes_reset_logs --age N` does; returns how many."""
+    from axes.handlers.proxy import AxesProxyHandler  # an installed app's handler, ready by now
+
+    count = AxesProxyHandler.reset_logs(age_days=settings.LOGIN_ACCESS_LOG_KEEP_DAYS)
+    return f"deleted {count} access logs"
+
+
 def on_app_ready(ready: App) -> None:
     """When Django starts (settings.PROCRASTINATE_ON_APP_READY): the queue's upkeep tasks join the app.
     (Its Django app already hands each job's ORM connection back to the pool after the job.)"""

@@ -67,6 +67,8 @@ INSTALLED_APPS = [
     "mbusportal.login_throttling.LoginThrottlingConfig",
     # The job queue; before our apps, whose tasks.py it discovers (mbusportal/jobs.py)
     "procrastinate.contrib.django",
+    # Job runs in the admin: read-only, translated, staff with the view permission only
+    "mbusportal.jobs_admin.apps.JobsAdminConfig",
     "readings",
     "gateways",
     "settlements",
@@ -249,7 +251,12 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # WeasyPrint (settlement statement PDFs) reports every screen-only CSS rule of portal.css it skips, and
     # its progress, on every PDF: errors only.
-    "loggers": {"weasyprint": {"level": "ERROR"}},
+    "loggers": {
+        "weasyprint": {"level": "ERROR"},
+        # procrastinate lists every task it registers at each start of every command: the worker's jobs only.
+        "procrastinate.periodic": {"level": "WARNING"},
+        "procrastinate.blueprints": {"level": "WARNING"},
+    },
 }
 
 # --- Gateway ingestion API ---------------------------------------------------------
@@ -514,3 +521,5 @@ if _worker["stalled_worker_timeout"] <= _worker["update_heartbeat_interval"]:
 PROCRASTINATE_ON_APP_READY = "mbusportal.jobs.on_app_ready"
 # Finished jobs (succeeded, failed, cancelled, aborted) are deleted this many hours after they finished.
 JOBS_KEEP_FINISHED_HOURS = _int_at_least("JOBS_KEEP_FINISHED_HOURS", 14 * 24, 1)
+# The login throttle's access logs (successful logins) are deleted after this many days (mbusportal.jobs).
+LOGIN_ACCESS_LOG_KEEP_DAYS = _int_at_least("LOGIN_ACCESS_LOG_KEEP_DAYS", 90, 1)

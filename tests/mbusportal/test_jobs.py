@@ -206,3 +206,15 @@ def _count(query: str, params: list[object] | None = None) -> int:
     with psycopg.connect(db.conninfo(), dbname=settings.DATABASES["default"]["NAME"]) as conn:
         row = conn.execute(query, params or []).fetchone()
     return int(row[0]) if row else 0
+
+
+def test_it_prunes_the_login_access_logs_past_their_days(settings):
+    from axes.models import AccessLog
+
+    from mbusportal.jobs import prune_access_logs
+
+    settings.LOGIN_ACCESS_LOG_KEEP_DAYS = 90
+    old, _recent = (AccessLog.objects.create(username=name, ip_address="127.0.0.1") for name in ("old", "recent"))
+    AccessLog.objects.filter(pk=old.pk).update(attempt_time=timezone.now() - timedelta(days=91))
+    assert prune_access_logs(timestamp=0) == "deleted 1 access logs"
+    assert list(AccessLog.objects.values_list("username", flat=True)) == ["recent"]
