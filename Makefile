@@ -33,16 +33,19 @@ run: db
 	@# MQTT only with a broker we were given (MQTT_URL) or start ourselves: a project-local Mosquitto
 	@# from deploy/mosquitto/ (.mosquitto/, a port derived from the path) when mosquitto is installed.
 	@# The subscriber (and that broker) stop with daphne; without either it is HTTP only.
+	@# One job worker (periodic checks, statement e-mails: README "Jobs") runs beside daphne and stops with it.
 	@if [ -z "$$MQTT_URL" ] && $(BIN)/python manage.py mqtt_broker start; then \
 		eval "$$($(BIN)/python manage.py mqtt_broker env)"; local_broker=1; \
 	fi; \
+	echo "Jobs: starting one worker (python manage.py procrastinate worker)"; \
+	$(BIN)/python manage.py procrastinate worker & worker_pid=$$!; \
 	if [ -n "$$MQTT_URL" ] && $(BIN)/python manage.py mqtt_ingest --probe; then \
 		echo "MQTT: starting the subscriber (python manage.py mqtt_ingest)"; \
 		$(BIN)/python manage.py mqtt_ingest & mqtt_pid=$$!; \
-		trap 'kill $$mqtt_pid 2>/dev/null; wait $$mqtt_pid; [ -z "$$local_broker" ] || $(BIN)/python manage.py mqtt_broker stop' EXIT INT TERM; \
 	else \
 		echo "MQTT: off (HTTP only). Install mosquitto, or set MQTT_URL to your broker"; \
 	fi; \
+	trap 'kill $$worker_pid $$mqtt_pid 2>/dev/null; wait $$worker_pid $$mqtt_pid; [ -z "$$local_broker" ] || $(BIN)/python manage.py mqtt_broker stop' EXIT INT TERM; \
 	$(BIN)/daphne -b $(HOST) -p $(PORT) mbusportal.asgi:application
 
 test: db lint typecheck pytest

@@ -67,6 +67,8 @@ INSTALLED_APPS = [
     "mbusportal.login_throttling.LoginThrottlingConfig",
     # The job queue; before our apps, whose tasks.py it discovers (mbusportal/jobs.py)
     "procrastinate.contrib.django",
+    # Job runs in the admin: read-only, translated, staff with the view permission only
+    "mbusportal.jobs_admin.apps.JobsAdminConfig",
     "readings",
     "gateways",
     "settlements",
@@ -249,7 +251,12 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # WeasyPrint (settlement statement PDFs) reports every screen-only CSS rule of portal.css it skips, and
     # its progress, on every PDF: errors only.
-    "loggers": {"weasyprint": {"level": "ERROR"}},
+    "loggers": {
+        "weasyprint": {"level": "ERROR"},
+        # procrastinate lists every task it registers at each start of every command: the worker's jobs only.
+        "procrastinate.periodic": {"level": "WARNING"},
+        "procrastinate.blueprints": {"level": "WARNING"},
+    },
 }
 
 # --- Gateway ingestion API ---------------------------------------------------------
@@ -502,3 +509,30 @@ MONTHLY_COHORT_MIN_UNITS = _int_at_least("MONTHLY_COHORT_MIN_UNITS", 5, 2)
 PORTAL_URL = env.str("PORTAL_URL", default="http://127.0.0.1:8000").rstrip("/")
 if not PORTAL_URL.startswith(("http://", "https://")):
     raise ImproperlyConfigured(f"PORTAL_URL must start with http:// or https://, got {PORTAL_URL!r}")
+
+# --- Jobs (procrastinate, mbusportal/jobs.py; README "Jobs") --------------------------------------------
+# The worker is `python manage.py procrastinate worker`; these are its defaults (its own flags override them).
+_job_queues = [queue.strip() for queue in env.list("JOBS_WORKER_QUEUES", default=[]) if queue.strip()]
+PROCRASTINATE_WORKER_DEFAULTS: dict[str, Any] = {
+    # Jobs one worker runs at once; each sync job holds one ORM connection while it runs.
+    "concurrency": _int_at_least("JOBS_WORKER_CONCURRENCY", 4, 1),
+    # Seconds between a worker's heartbeats, and without one after which it counts as dead and its jobs as
+    # stalled (mbusportal.jobs.retry_stalled_jobs puts them back in the queue).
+    "update_heartbeat_interval": _positive_float("JOBS_HEARTBEAT_INTERVAL_S", 10.0),
+    "stalled_worker_timeout": _positive_float("JOBS_STALLED_AFTER_S", 30.0),
+    # On SIGTERM, how long running jobs may finish before they are aborted (and retried by the next worker).
+    "shutdown_graceful_timeout": _positive_float("JOBS_SHUTDOWN_TIMEOUT_S", 30.0),
+    # Polling beside LISTEN/NOTIFY: how soon a job deferred without a notification (or scheduled) is seen.
+    "fetch_job_polling_interval": _positive_float("JOBS_POLL_INTERVAL_S", 5.0),
+}
+if _job_queues:  # empty: every queue, including procrastinate's "builtin" one
+    PROCRASTINATE_WORKER_DEFAULTS["queues"] = _job_queues
+_worker = PROCRASTINATE_WORKER_DEFAULTS
+if _worker["stalled_worker_timeout"] <= _worker["update_heartbeat_interval"]:
+    raise ImproperlyConfigured("JOBS_STALLED_AFTER_S must be longer than JOBS_HEARTBEAT_INTERVAL_S")
+# Adds the queue's own upkeep (stalled jobs, old jobs) to the app when Django starts.
+PROCRASTINATE_ON_APP_READY = "mbusportal.jobs.on_app_ready"
+# Finished jobs (succeeded, failed, cancelled, aborted) are deleted this many hours after they finished.
+JOBS_KEEP_FINISHED_HOURS = _int_at_least("JOBS_KEEP_FINISHED_HOURS", 14 * 24, 1)
+# The login throttle's access logs (successful logins) are deleted after this many days (mbusportal.jobs).
+LOGIN_ACCESS_LOG_KEEP_DAYS = _int_at_least("LOGIN_ACCESS_LOG_KEEP_DAYS", 90, 1)

@@ -63,7 +63,46 @@ async def health(request: HttpRequest) -> JsonResponse:
         failing = await _failing_timescaledb_jobs()
         if failing is not None:
             up["timescaledb_jobs_failing"] = failing
+        queue = await _job_queue()
+        if queue is not None:
+            up["jobs"] = queue
     return JsonResponse(up, headers=headers)
+
+
+# The job queue (procrastinate, README "Jobs") at a glance: jobs due and waiting, how long the oldest has
+# waited (seconds), jobs running, jobs that failed for good in the last hour, and live workers.
+JOB_QUEUE_STATE = """
+SELECT
+    (SELECT count(*) FROM procrastinate_jobs WHERE status = 'todo' AND coalesce(scheduled_at, now()) <= now()),
+    (SELECT extract(epoch FROM now() - min(event.at))
+       FROM procrastinate_jobs job JOIN procrastinate_events event ON event.job_id = job.id AND event.type = 'deferred'
+      WHERE job.status = 'todo' AND coalesce(job.scheduled_at, now()) <= now()),
+    (SELECT count(*) FROM procrastinate_jobs WHERE status = 'doing'),
+    (SELECT count(*) FROM procrastinate_events WHERE type = 'failed' AND at > now() - interval '1 hour'),
+    (SELECT count(*) FROM procrastinate_workers)
+"""
+
+
+async def _job_queue() -> dict[str, Any] | None:
+    """The job queue's state (JOB_QUEUE_STATE) for staff; None when it cannot be read (left out)."""
+    pool = await db.get_pool()
+    try:
+        async with pool.connection(timeout=HEALTH_TIMEOUT_S) as conn:
+            cursor = await conn.execute(JOB_QUEUE_STATE)
+            row = await cursor.fetchone()
+    except psycopg.Error as exc:  # PoolTimeout included
+        logger.warning("health check: cannot read the job queue: %s", exc)
+        return None
+    if row is None:
+        return None
+    waiting, oldest, running, failed, workers = row
+    return {
+        "waiting": waiting,
+        "oldest_waiting_s": None if oldest is None else round(float(oldest), 1),
+        "running": running,
+        "failed_last_hour": failed,
+        "workers": workers,
+    }
 
 
 async def _failing_timescaledb_jobs() -> list[dict[str, Any]] | None:

@@ -44,6 +44,7 @@ from settlements.delivery import (
 )
 from settlements.models import (
     AcontoPayment,
+    DeliveryStatus,
     Objection,
     ObjectionEventKind,
     ObjectionStatus,
@@ -372,27 +373,25 @@ class SettlementAdmin(ScopedModelAdmin[Settlement]):
     def finalise(self, request: HttpRequest, queryset: QuerySet[Settlement]) -> None:
         for settlement in queryset:
             try:
-                settlement_finalise(
-                    settlement=settlement,
-                    user=request.user,  # type: ignore[arg-type]
-                    # E-mails to the tenants (after commit) link back to the portal at the address in use.
-                    base_url=request.build_absolute_uri("/"),
-                )
+                # The e-mails to the tenants are queued with it and sent by a job after commit.
+                settlement_finalise(settlement=settlement, user=request.user, deliver=True)  # type: ignore[arg-type]
             except SettlementError as error:
                 self.message_user(request, str(error), messages.ERROR)
             else:
-                # The e-mails went out after the commit, before this line: say where delivery stands.
                 overview = delivery_overview(settlement, today=timezone.localdate())
-                delivered = sum(entry.delivered_on is not None for entry in overview.lines)
+                sending = sum(
+                    any(row.status in (DeliveryStatus.PENDING, DeliveryStatus.SENDING) for row in entry.deliveries)
+                    for entry in overview.lines
+                )
                 self.message_user(
                     request,
                     _(
-                        "%(settlement)s is final. Delivered: %(delivered)d of %(lines)d statements. Letters to send: "
-                        "%(paper)d."
+                        "%(settlement)s is final. %(sending)d of %(lines)d statements are being sent by e-mail "
+                        "(see the delivery page). Letters to send: %(paper)d."
                     )
                     % {
                         "settlement": settlement,
-                        "delivered": delivered,
+                        "sending": sending,
                         "lines": len(overview.lines),
                         "paper": len(overview.needs_paper),
                     },

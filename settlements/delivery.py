@@ -18,19 +18,22 @@ from __future__ import annotations
 
 import logging
 import smtplib
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from io import BytesIO
+from urllib.parse import urlsplit
 
 import weasyprint
 from django.conf import settings as django_settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.backends.base import BaseEmailBackend
-from django.db import transaction
-from django.db.models import Q
+from django.db import DatabaseError, transaction
+from django.db.models import Q, QuerySet
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
@@ -76,30 +79,13 @@ def needing_paper(settlement: Settlement, *, version: int = 1) -> list[Settlemen
     return [entry.line for entry in overview.needs_paper]
 
 
-def deliver_statements(
-    *,
-    settlement: Settlement,
-    base_url: str,
-    version: int = 1,
-    lines: Sequence[SettlementLine] | None = None,
-) -> DeliveryReport:
-    """E-mail each tenant of a final settlement (or of `lines` in it) their statement, once per line and
-    `version`; returns what happened. Lines already e-mailed (or being e-mailed) are left alone.
-
-    Call it outside a transaction (after commit): it talks to the mail server, which no transaction
-    should wait on. `base_url` (e.g. "https://portal.example/") makes the link in the e-mail absolute.
-    """
-    if transaction.get_connection().in_atomic_block:
-        raise DeliveryError("deliver statements after the transaction commits (transaction.on_commit)")
-    settlement = Settlement.objects.select_related("property__organisation").get(pk=settlement.pk)
-    if settlement.status != SettlementStatus.FINAL:
-        raise DeliveryError(
-            translation.gettext("%(settlement)s is not final; its statements cannot be delivered yet.")
-            % {"settlement": settlement}
-        )
-    chosen = settlement.lines.filter(tenancy__isnull=False).select_related("tenancy__tenant", "unit")
-    if lines is not None:
-        chosen = chosen.filter(pk__in=[line.pk for line in lines])
+def queue_statement_emails(
+    *, settlement: Settlement, version: int = 1, lines: Sequence[SettlementLine] | None = None
+) -> int:
+    """Queue one e-mail per tenancy line (of `lines`, default all) whose tenant has an address: a pending
+    `StatementDelivery` row, unless the line has a live e-mail of `version` already; returns how many lines
+    have one waiting now. Runs in the caller's transaction (finalisation queues them with the settlement)."""
+    chosen = _chosen(settlement, lines)
     queued = [
         StatementDelivery(
             line=line,
@@ -113,29 +99,110 @@ def deliver_statements(
     ]
     # ON CONFLICT DO NOTHING: a line with a live e-mail of this version (another click, another worker) keeps it.
     StatementDelivery.objects.bulk_create(queued, ignore_conflicts=True)
-    pending = StatementDelivery.objects.filter(
+    return StatementDelivery.objects.filter(
         line__in=chosen, version=version, channel=DeliveryChannel.EMAIL, status=DeliveryStatus.PENDING
-    ).select_related("line__tenancy__tenant", "line__unit")
-    report = DeliveryReport()
-    connection = get_connection()
-    try:
-        connection.open()  # one session with the mail server for the batch
-    except (smtplib.SMTPException, OSError) as error:
-        # No server to talk to: every queued e-mail is recorded as not sent (and can be sent again), rather
-        # than each waiting for its own connection timeout.
-        log.warning("mail server unreachable, statements of settlement %s not sent: %s", settlement.pk, error)
-        for delivery in pending:
-            if _claim(delivery):
-                _finish(delivery, DeliveryStatus.FAILED, error=str(error) or type(error).__name__)
-                report.failed.append(delivery)
-    else:
+    ).count()
+
+
+def _chosen(settlement: Settlement, lines: Sequence[SettlementLine] | None) -> QuerySet[SettlementLine]:
+    chosen = settlement.lines.filter(tenancy__isnull=False).select_related("tenancy__tenant", "unit")
+    if lines is not None:
+        chosen = chosen.filter(pk__in=[line.pk for line in lines])
+    return chosen
+
+
+def deliver_statements(
+    *,
+    settlement: Settlement,
+    base_url: str,
+    version: int = 1,
+    lines: Sequence[SettlementLine] | None = None,
+) -> DeliveryReport:
+    """E-mail each tenant of a final settlement (or of `lines` in it) their statement, once per line and
+    `version`; returns what happened. Lines already e-mailed are left alone.
+
+    Call it outside a transaction (after commit): it talks to the mail server, which no transaction
+    should wait on. `base_url` (e.g. "https://portal.example/") makes the link in the e-mail absolute.
+    One caller at a time per settlement (a PostgreSQL advisory lock; a second waits up to SENDER_WAIT_S,
+    then DeliveryError): so an e-mail found "being sent" was left so by a sender that died (a killed
+    worker) and is sent again, under the same Message-ID.
+    """
+    if transaction.get_connection().in_atomic_block:
+        raise DeliveryError("deliver statements after the transaction commits (transaction.on_commit)")
+    settlement = Settlement.objects.select_related("property__organisation").get(pk=settlement.pk)
+    if settlement.status != SettlementStatus.FINAL:
+        raise DeliveryError(
+            translation.gettext("%(settlement)s is not final; its statements cannot be delivered yet.")
+            % {"settlement": settlement}
+        )
+    with _only_sender(settlement):
+        chosen = _chosen(settlement, lines)
+        interrupted = StatementDelivery.objects.filter(
+            line__in=chosen, version=version, channel=DeliveryChannel.EMAIL, status=DeliveryStatus.SENDING
+        ).update(status=DeliveryStatus.PENDING)
+        if interrupted:
+            log.warning(
+                "settlement %s: %d statement e-mails interrupted while sending, sent again", settlement.pk, interrupted
+            )
+        queue_statement_emails(settlement=settlement, version=version, lines=lines)
+        pending = StatementDelivery.objects.filter(
+            line__in=chosen, version=version, channel=DeliveryChannel.EMAIL, status=DeliveryStatus.PENDING
+        ).select_related("line__tenancy__tenant", "line__unit")
+        report = DeliveryReport()
+        connection = get_connection()
         try:
+            connection.open()  # one session with the mail server for the batch
+        except (smtplib.SMTPException, OSError) as error:
+            # No server to talk to: every queued e-mail is recorded as not sent (and can be sent again), rather
+            # than each waiting for its own connection timeout.
+            log.warning("mail server unreachable, statements of settlement %s not sent: %s", settlement.pk, error)
             for delivery in pending:
-                _send(delivery, settlement, base_url, connection, report)
-        finally:
-            connection.close()
+                if _claim(delivery):
+                    _finish(delivery, DeliveryStatus.FAILED, error=str(error) or type(error).__name__)
+                    report.failed.append(delivery)
+        else:
+            try:
+                for delivery in pending:
+                    _send(delivery, settlement, base_url, connection, report)
+            finally:
+                connection.close()
     report.needs_paper = needing_paper(settlement, version=version)
     return report
+
+
+# Advisory lock namespace of "sending this settlement's statements" (the key's second half is its id).
+SENDER_LOCK = 5_147_010
+SENDER_WAIT_S = 30.0
+
+
+@contextmanager
+def _only_sender(settlement: Settlement) -> Iterator[None]:
+    """Hold the settlement's sender lock (session-level, on this thread's connection, outside any
+    transaction) while the block runs; DeliveryError if another sender keeps it for SENDER_WAIT_S."""
+    connection = transaction.get_connection()
+    deadline = time.monotonic() + SENDER_WAIT_S
+    with connection.cursor() as cursor:
+        while True:
+            cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [SENDER_LOCK, settlement.pk])
+            row = cursor.fetchone()
+            if row and row[0]:
+                break
+            if time.monotonic() > deadline:
+                raise DeliveryError(
+                    translation.gettext("The statements of %(settlement)s are being sent right now; try again later.")
+                    % {"settlement": settlement}
+                )
+            time.sleep(0.2)
+    try:
+        yield
+    finally:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [SENDER_LOCK, settlement.pk])
+        except DatabaseError:
+            # A lost connection took the lock with it; a live one must not keep it, so it goes.
+            log.exception("releasing the statement sender lock of settlement %s failed", settlement.pk)
+            connection.close()
 
 
 def _claim(delivery: StatementDelivery) -> bool:
@@ -219,6 +286,8 @@ def _message(delivery: StatementDelivery, settlement: Settlement, base_url: str)
         body=render_to_string("settlements/email/statement.txt", context),
         from_email=django_settings.DEFAULT_FROM_EMAIL,
         to=[delivery.address],
+        # One Message-ID per delivery: sent again after an interrupted attempt, the copy is recognisably the same.
+        headers={"Message-ID": f"<statement-delivery-{delivery.pk}@{urlsplit(django_settings.PORTAL_URL).hostname}>"},
     )
     message.attach_alternative(render_to_string("settlements/email/statement.html", context), "text/html")
     pdf = statement_pdf(settlement=settlement, lines=[line], base_url=base_url)

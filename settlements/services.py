@@ -18,6 +18,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
@@ -28,7 +29,7 @@ from django.utils.translation import gettext
 from readings.consumption import QUANTUM, Balance, MeterUse, add_amounts, unit_consumption
 from readings.models import MeterType, Tenancy, Unit
 from settlements.allocation import Amounts, Share, allocate
-from settlements.delivery import deliver_statements
+from settlements.delivery import queue_statement_emails
 from settlements.models import (
     METER_TYPES,
     AcontoPayment,
@@ -48,6 +49,7 @@ from settlements.models import (
 )
 from settlements.notifications import notify_objection_event
 from settlements.objections import line_figures, sniff_type
+from settlements.tasks import defer_statement_delivery
 
 log = logging.getLogger(__name__)
 
@@ -179,13 +181,13 @@ def settlement_generate(*, settlement: Settlement, now: datetime | None = None) 
 
 
 @transaction.atomic
-def settlement_finalise(*, settlement: Settlement, user: AbstractBaseUser, base_url: str | None = None) -> Settlement:
+def settlement_finalise(*, settlement: Settlement, user: AbstractBaseUser, deliver: bool = False) -> Settlement:
     """Freeze a generated draft; tenants can then read their statements.
 
-    With `base_url` (the portal's address for the link, e.g. "https://portal.example/"), each tenant with
-    an e-mail address is sent their statement after commit (settlements.delivery); without, statements
-    wait for the manager's "Deliver the statements" (a command or test finalising on its own). A corrected
-    version (one that supersedes another) also marks the old one superseded and tells each objector
+    With `deliver`, an e-mail to each tenant with an address is queued with the settlement and sent by a
+    job after commit (settlements.tasks, links from settings.PORTAL_URL); without, statements wait for the
+    manager's "Deliver the statements" (a command or test finalising on its own). A corrected version (one
+    that supersedes another) also marks the old one superseded and tells each objector
     (`deliver_corrected_version`).
     """
     locked = Settlement.objects.select_for_update().get(pk=settlement.pk)
@@ -197,17 +199,20 @@ def settlement_finalise(*, settlement: Settlement, user: AbstractBaseUser, base_
     locked.finalised_at = datetime.now(UTC)
     locked.finalised_by_id = user.pk
     locked.save(update_fields=["status", "finalised_at", "finalised_by"])
-    if locked.supersedes_id is not None:
-        _supersede(locked, user=user, base_url=base_url)
-    elif base_url is not None:
-        url = base_url
-        transaction.on_commit(lambda: _deliver_after_commit(locked, url))
+    # A corrected version (one that supersedes another): the old one is marked, and each objector is told
+    # once the new one is out (after its e-mails, by the delivery job, when it delivers).
+    events = _supersede(locked, user=user) if locked.supersedes_id is not None else []
+    if deliver:
+        queue_statement_emails(settlement=locked)
+        defer_statement_delivery(settlement=locked, then_notify=[event.pk for event in events])
+    elif events:
+        transaction.on_commit(lambda: deliver_corrected_version(events=events))
     return locked
 
 
-def _supersede(version: Settlement, *, user: AbstractBaseUser, base_url: str | None) -> None:
+def _supersede(version: Settlement, *, user: AbstractBaseUser) -> list[ObjectionEvent]:
     """The finalised `version` replaces the one it supersedes: that one is marked, and the objections it
-    corrects get "corrected version delivered" on their timelines."""
+    corrects get "corrected version delivered" on their timelines; returns those events."""
     assert version.finalised_at is not None and version.supersedes_id is not None
     Settlement.objects.filter(pk=version.supersedes_id).update(superseded_at=version.finalised_at)
     events = [
@@ -220,22 +225,18 @@ def _supersede(version: Settlement, *, user: AbstractBaseUser, base_url: str | N
         )
         for objection in Objection.objects.filter(corrected_in=version)
     ]
-    ObjectionEvent.objects.bulk_create(events)
-    transaction.on_commit(lambda: deliver_corrected_version(settlement=version, events=events, base_url=base_url))
+    return ObjectionEvent.objects.bulk_create(events)
 
 
-def deliver_corrected_version(
-    *, settlement: Settlement, events: Sequence[ObjectionEvent], base_url: str | None
-) -> None:
-    """After commit: deliver a corrected version to its tenants again, and tell each objector.
+def deliver_corrected_version(*, events: Sequence[ObjectionEvent]) -> None:
+    """After commit: tell each objector that the corrected version is out (links from settings.PORTAL_URL).
 
     Every tenant of the new version receives it like a first version (its lines' objection deadlines
-    count from that delivery); without `base_url` it waits for the manager's "Deliver the statements".
+    count from that delivery), by the job that finalising with `deliver` queues, or by the manager's
+    "Deliver the statements".
     """
-    if base_url is not None:
-        _deliver_after_commit(settlement, base_url)
     for event in events:
-        notify_objection_event(event_id=event.pk, base_url=base_url or "")
+        notify_objection_event(event_id=event.pk, base_url=settings.PORTAL_URL)
 
 
 class ObjectionError(Exception):
@@ -381,15 +382,6 @@ def settlement_new_version(*, settlement: Settlement) -> Settlement:
         for payment in locked.aconto_payments.all()
     )
     return version
-
-
-def _deliver_after_commit(settlement: Settlement, base_url: str) -> None:
-    # The settlement is final whatever happens here; a failure leaves its e-mails queued (pending) for the
-    # manager's "Deliver the statements", rather than failing the finalisation the manager just saw succeed.
-    try:
-        deliver_statements(settlement=settlement, base_url=base_url)
-    except Exception:
-        log.exception("delivering the statements of settlement %s failed", settlement.pk)
 
 
 def _meter_types(settlement: Settlement) -> tuple[str, ...]:

@@ -156,6 +156,26 @@ async def _close_connections_of_async_orm_calls():
     await sync_to_async(connections.close_all)()
 
 
+# procrastinate's tables (mbusportal/jobs.py) are not Django-managed models, so the flush that ends a
+# transactional test leaves them; a job queued by one test would run in the next one's worker.
+JOB_TABLES = "procrastinate_jobs, procrastinate_periodic_defers, procrastinate_events, procrastinate_workers"
+
+
+@pytest.fixture(autouse=True)
+def _empty_the_job_queue(request, django_db_blocker):
+    """After a test that commits (transaction=True, live servers): the job queue is empty again."""
+    yield
+    marker = request.node.get_closest_marker("django_db")
+    committed = (marker is not None and marker.kwargs.get("transaction")) or any(
+        name in request.fixturenames for name in ("transactional_db", "live_server", "daphne_server")
+    )
+    if not committed:
+        return
+    with django_db_blocker.unblock(), connections["default"].cursor() as cursor:
+        cursor.execute(f"TRUNCATE {JOB_TABLES}")
+    connections["default"].close()
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -178,7 +178,7 @@ def test_it_shows_tina_what_the_corrected_version_changed_on_a_phone(browser, se
     payment.amount_dkk = Decimal("3500")
     payment.save()
     settlement_generate(settlement=version, now=NOW)
-    settlement_finalise(settlement=version, user=alice, base_url=server)
+    settlement_finalise(settlement=version, user=alice, deliver=True)
 
     problems: list[str] = []
     phone = watched_context(browser, problems, locale="da", viewport={"width": 390, "height": 844})

@@ -9,8 +9,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from gateways.management.commands.check_gateways import CHECK_LOCK
 from gateways.models import Alarm, Gateway
+from gateways.upkeep import CHECK_GATEWAYS_LOCK as CHECK_LOCK
 from mbusportal import db
 
 pytestmark = pytest.mark.django_db(transaction=True)

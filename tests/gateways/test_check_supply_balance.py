@@ -70,7 +70,7 @@ def test_it_needs_a_jump_larger_than_the_setting(prop, unit, gateway, settings):
 def test_it_does_nothing_while_another_check_runs(prop, unit, gateway):
     import psycopg
 
-    from gateways.management.commands.check_supply_balance import CHECK_LOCK
+    from gateways.upkeep import CHECK_SUPPLY_BALANCE_LOCK as CHECK_LOCK
     from mbusportal import db
 
     dead_from, _ = last_month_start(prop)

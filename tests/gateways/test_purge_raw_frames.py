@@ -29,9 +29,9 @@ def test_it_deletes_frames_older_than_the_retention_period(gateway, settings):
 
 
 def test_it_takes_the_days_to_keep_as_an_option(gateway, monkeypatch):
-    from gateways.management.commands import purge_raw_frames
+    from gateways import upkeep
 
-    monkeypatch.setattr(purge_raw_frames, "BATCH", 2)  # several batches
+    monkeypatch.setattr(upkeep, "PURGE_BATCH", 2)  # several batches
     for days_ago in (3, 4, 5, 6, 7):
         keep(gateway, days_ago)
     keep(gateway, 1)

@@ -152,3 +152,16 @@ def test_it_answers_200_at_once_after_the_pools_idle_connections_died(alice, pro
         assert server.watch_alarms(cookie)["type"] == "snapshot"
     finally:
         print(server.stop())
+
+
+async def test_it_shows_staff_the_job_queue(async_client, fresh_pool, alice, tina):
+    from gateways.tasks import check_gateways_job
+
+    await sync_to_async(lambda: check_gateways_job.configure().defer(timestamp=0))()
+    await async_client.aforce_login(alice)
+    body = (await async_client.get("/health")).json()
+    assert body["status"] == "ok" and body["database"] == "ok"  # the existing keys stay
+    assert body["jobs"]["waiting"] == 1 and body["jobs"]["running"] == 0 and body["jobs"]["failed_last_hour"] == 0
+    assert body["jobs"]["oldest_waiting_s"] >= 0
+    await async_client.aforce_login(tina)
+    assert "jobs" not in (await async_client.get("/health")).json()

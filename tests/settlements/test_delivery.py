@@ -21,6 +21,7 @@ from settlements.delivery import (
 )
 from settlements.models import DeliveryChannel, DeliveryStatus, StatementDelivery
 from settlements.services import SettlementError, settlement_finalise, settlement_generate
+from tests.jobs import run_queued_jobs
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -38,12 +39,24 @@ def generated(heat_settlement, tina, paul):
     return heat_settlement
 
 
+@pytest.fixture(autouse=True)
+def _portal_url(settings):
+    # The delivery job's links (settings.PORTAL_URL), as the direct calls' base_url.
+    settings.PORTAL_URL = BASE.rstrip("/")
+
+
+def finalise_and_deliver(settlement, user):
+    """Finalise as the admin does (its e-mails queued), then let the worker send them."""
+    settlement_finalise(settlement=settlement, user=user, deliver=True)
+    run_queued_jobs()
+
+
 def line_of(settlement, user):
     return settlement.lines.get(tenancy__tenant=user)
 
 
 def test_it_emails_each_tenant_their_statement_with_the_pdf_and_the_link(smtp_server, generated, alice, tina):
-    settlement_finalise(settlement=generated, user=alice, base_url=BASE)
+    finalise_and_deliver(generated, alice)
 
     assert sorted(str(m["To"]) for m in smtp_server.messages) == ["paul@example.org", "tina@example.org"]
     (mail,) = smtp_server.to("tina@example.org")
@@ -69,7 +82,7 @@ def test_it_writes_in_the_tenancys_language(smtp_server, generated, alice, tina)
     paul_tenancy.language = "en"
     paul_tenancy.save()
 
-    settlement_finalise(settlement=generated, user=alice, base_url=BASE)
+    finalise_and_deliver(generated, alice)
 
     assert "Dit varmeregnskab" in str(smtp_server.to("tina@example.org")[0]["Subject"])
     assert "Your heat statement" in str(smtp_server.to("paul@example.org")[0]["Subject"])
@@ -79,7 +92,7 @@ def test_it_records_a_refused_address_and_lists_the_line_for_paper(smtp_server, 
     paul.email = "paul@refused.invalid"
     paul.save()
 
-    settlement_finalise(settlement=generated, user=alice, base_url=BASE)
+    finalise_and_deliver(generated, alice)
 
     bounced = StatementDelivery.objects.get(line=line_of(generated, paul))
     assert bounced.status == DeliveryStatus.BOUNCED and bounced.bounced
@@ -92,14 +105,14 @@ def test_it_records_a_refused_address_and_lists_the_line_for_paper(smtp_server, 
 def test_it_lists_a_tenant_without_an_address_for_paper(smtp_server, generated, alice, paul):
     paul.email = ""
     paul.save()
-    settlement_finalise(settlement=generated, user=alice, base_url=BASE)
+    finalise_and_deliver(generated, alice)
     assert not StatementDelivery.objects.filter(line=line_of(generated, paul)).exists()
     assert [line.pk for line in needing_paper(generated)] == [line_of(generated, paul).pk]
 
 
 def test_it_counts_the_objection_deadline_from_the_day_the_email_was_sent(smtp_server, generated, alice, tina):
     line = line_of(generated, tina)
-    settlement_finalise(settlement=generated, user=alice, base_url=BASE)
+    finalise_and_deliver(generated, alice)
     assert line.delivered_on() == timezone.localdate()
     assert line.objection_deadline() == timezone.localdate() + timedelta(weeks=6)
 
@@ -107,7 +120,7 @@ def test_it_counts_the_objection_deadline_from_the_day_the_email_was_sent(smtp_s
 def test_it_counts_the_objection_deadline_from_the_day_the_letter_was_posted(smtp_server, generated, alice, paul):
     paul.email = ""
     paul.save()
-    settlement_finalise(settlement=generated, user=alice, base_url=BASE)
+    finalise_and_deliver(generated, alice)
     line = line_of(generated, paul)
     assert line.objection_deadline() is None  # not yet delivered
 
@@ -134,7 +147,7 @@ def test_it_refuses_a_paper_day_before_the_issue_date_or_in_the_future(generated
 def test_it_resends_to_the_corrected_address_after_a_bounce(smtp_server, generated, alice, paul):
     paul.email = "paul@refused.invalid"
     paul.save()
-    settlement_finalise(settlement=generated, user=alice, base_url=BASE)
+    finalise_and_deliver(generated, alice)
     line = line_of(generated, paul)
 
     with pytest.raises(DeliveryError, match="correct the tenant's e-mail address first"):
@@ -158,9 +171,9 @@ def test_it_resends_to_the_corrected_address_after_a_bounce(smtp_server, generat
 
 
 def test_it_sends_once_when_finalised_twice(smtp_server, generated, alice):
-    settlement_finalise(settlement=generated, user=alice, base_url=BASE)
+    finalise_and_deliver(generated, alice)
     with pytest.raises(SettlementError, match="already finalised"):
-        settlement_finalise(settlement=generated, user=alice, base_url=BASE)
+        settlement_finalise(settlement=generated, user=alice, deliver=True)
     # Delivering again (the admin's action, a retry) finds every line delivered.
     report = deliver_statements(settlement=generated, base_url=BASE)
     assert report.sent == [] and len(smtp_server.messages) == 2
@@ -197,7 +210,7 @@ def test_it_refuses_to_deliver_a_draft(generated):
 
 
 def test_it_records_opened_only_for_the_viewers_own_line(smtp_server, generated, alice, tina, paul):
-    settlement_finalise(settlement=generated, user=alice, base_url=BASE)
+    finalise_and_deliver(generated, alice)
 
     assert record_opened(settlement=generated, user=paul) == 1
     assert record_opened(settlement=generated, user=paul) == 0  # the first time only
@@ -228,7 +241,7 @@ def test_it_sends_once_when_two_managers_finalise_at_the_same_time(smtp_server, 
     def finalise(user):
         try:
             barrier.wait(timeout=10)
-            settlement_finalise(settlement=generated, user=user, base_url=BASE)
+            settlement_finalise(settlement=generated, user=user, deliver=True)
             outcomes.append("final")
         except SettlementError:
             outcomes.append("refused")
@@ -242,6 +255,7 @@ def test_it_sends_once_when_two_managers_finalise_at_the_same_time(smtp_server, 
         thread.join(timeout=60)
 
     assert sorted(outcomes) == ["final", "refused"]
+    run_queued_jobs()
     assert sorted(str(m["To"]) for m in smtp_server.messages) == ["paul@example.org", "tina@example.org"]
 
 
@@ -251,7 +265,7 @@ def test_it_records_an_unreachable_mail_server_and_sends_later(settings, smtp_se
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         settings.EMAIL_PORT = probe.getsockname()[1]
-    settlement_finalise(settlement=generated, user=alice, base_url=BASE)
+    finalise_and_deliver(generated, alice)
 
     delivery = line_of(generated, tina).deliveries.get()
     assert delivery.status == DeliveryStatus.FAILED and delivery.error

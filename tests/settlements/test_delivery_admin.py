@@ -9,8 +9,15 @@ from django.utils import timezone
 
 from settlements.models import DeliveryStatus, Settlement, StatementDelivery
 from settlements.services import settlement_finalise, settlement_generate
+from tests.jobs import run_queued_jobs
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _portal_url(settings):
+    settings.PORTAL_URL = "http://testserver"  # the delivery job's links
+
 
 CHANGELIST = "admin:settlements_settlement_changelist"
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
@@ -41,7 +48,12 @@ def test_it_emails_the_tenants_when_finalised_in_the_admin(alice_client, generat
         reverse(CHANGELIST), {"action": "finalise", "_selected_action": [generated.pk]}, follow=True
     )
 
-    assert "is final. Delivered: 1 of 2 statements. Letters to send: 1." in response.content.decode()
+    # The request only queues the e-mails: the page says so, the delivery page shows them waiting.
+    text = response.content.decode()
+    assert "is final. 2 of 2 statements are being sent by e-mail (see the delivery page)." in text
+    assert smtp_server.messages == []
+    assert "Waiting to be sent" in alice_client.get(delivery_url(generated)).content.decode()
+    run_queued_jobs()
     assert [str(m["To"]) for m in smtp_server.messages] == ["tina@example.org"]
     assert "http://testserver/settlements/" in smtp_server.messages[0].get_body(("plain",)).get_content()
     page = alice_client.get(delivery_url(generated)).content.decode()
@@ -74,7 +86,8 @@ def test_it_shows_the_deadline_and_warns_when_it_is_near(alice_client, prop):
 
 def test_it_says_what_the_landlord_loses_when_finalised_late(alice_client, generated, alice, smtp_server):
     # The heat settlement's period ended 31 March 2025; its deadline (31 July 2025) has long passed.
-    settlement_finalise(settlement=generated, user=alice, base_url="http://testserver/")
+    settlement_finalise(settlement=generated, user=alice, deliver=True)
+    run_queued_jobs()
 
     page = alice_client.get(reverse("admin:settlements_settlement_change", args=[generated.pk])).content.decode()
 
@@ -91,7 +104,8 @@ def test_it_moves_the_deadline_by_the_supplier_bill(alice_client, generated):
 
 
 def test_it_records_a_paper_delivery_from_the_delivery_page(alice_client, generated, alice, paul, smtp_server):
-    settlement_finalise(settlement=generated, user=alice, base_url="http://testserver/")
+    settlement_finalise(settlement=generated, user=alice, deliver=True)
+    run_queued_jobs()
     line = generated.lines.get(tenancy__tenant=paul)
     today = timezone.localdate()
 
@@ -118,7 +132,8 @@ def test_it_shows_an_error_for_a_bad_paper_date(alice_client, generated, alice, 
 def test_it_resends_from_the_delivery_page_after_the_address_is_fixed(
     alice_client, generated, alice, paul, smtp_server
 ):
-    settlement_finalise(settlement=generated, user=alice, base_url="http://testserver/")
+    settlement_finalise(settlement=generated, user=alice, deliver=True)
+    run_queued_jobs()
     line = generated.lines.get(tenancy__tenant=paul)
     paul.email = "paul@example.org"
     paul.save()
@@ -158,7 +173,8 @@ def test_it_refuses_a_line_of_another_settlement(alice_client, generated, alice)
 
 
 def test_it_records_opened_when_the_tenant_follows_the_link(client, generated, alice, tina, paul, smtp_server):
-    settlement_finalise(settlement=generated, user=alice, base_url="http://testserver/")
+    settlement_finalise(settlement=generated, user=alice, deliver=True)
+    run_queued_jobs()
     client.force_login(tina)
     assert client.get(reverse("settlements:statement", args=[generated.pk])).status_code == 200
     assert generated.lines.get(tenancy__tenant=tina).deliveries.get().opened_at is not None

@@ -22,6 +22,7 @@ from settlements.models import (
     StatementDelivery,
 )
 from settlements.services import settlement_finalise, settlement_generate
+from tests.jobs import run_queued_jobs
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -308,7 +309,7 @@ def test_it_rejects_only_with_a_reason(client, objection, alice, tina):
 
 
 def test_it_corrects_with_a_new_version_that_keeps_the_old_and_shows_the_differences(
-    client, objection, alice, tina, finalised, smtp_server
+    client, objection, alice, tina, finalised, smtp_server, settings
 ):
     client.force_login(alice)
     respond(client, objection, "corrected", "Your aconto payment was 3,500 DKK, not 3,000.")
@@ -325,7 +326,9 @@ def test_it_corrects_with_a_new_version_that_keeps_the_old_and_shows_the_differe
     Settlement.objects.filter(pk=version.pk).update(total_cost_dkk=Decimal("10100.00"))
     version.refresh_from_db()
     settlement_generate(settlement=version, now=NOW)
-    settlement_finalise(settlement=version, user=alice, base_url="http://portal.test/")
+    settings.PORTAL_URL = "http://portal.test"  # the delivery job's links
+    settlement_finalise(settlement=version, user=alice, deliver=True)
+    run_queued_jobs()
 
     finalised.refresh_from_db()
     assert finalised.is_superseded() and finalised.status == SettlementStatus.FINAL

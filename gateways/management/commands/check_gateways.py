@@ -1,7 +1,7 @@
 """Raise "gateway offline" for gateways silent too long; clear it once they report.
 
-Idempotent and safe every minute from cron: a gateway has at most one open
-offline alarm (a database constraint), and a second copy started while one
+The job queue runs this every minute (gateways.tasks); this command is the manual run of the
+same function (gateways.upkeep.check_gateways): idempotent, and a copy started while one
 runs finds the lock taken and does nothing.
 """
 
@@ -10,18 +10,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import connection, transaction
 
-from gateways import sql
-
-# Transaction advisory lock of a running check (any constant, distinct from the relay's).
-CHECK_LOCK = 5_147_003
+from gateways import upkeep
 
 
 class Command(BaseCommand):
-    help = "Raise and clear 'gateway offline' alarms (run every few minutes)."
+    help = "Raise and clear 'gateway offline' alarms (the job queue runs this every minute)."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -34,13 +29,8 @@ class Command(BaseCommand):
     def handle(self, *args: Any, hours: float | None, **options: Any) -> None:
         if hours is not None and hours <= 0:
             raise CommandError(f"--hours must be positive, got {hours:g}")
-        silent_for = settings.GATEWAY_OFFLINE_AFTER if hours is None else timedelta(hours=hours)
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [CHECK_LOCK])
-            row = cursor.fetchone()
-            if not (row and row[0]):
-                self.stdout.write("another check_gateways is running; nothing to do")
-                return
-            cleared = sql.clear_offline_alarms(cursor)
-            raised = sql.raise_offline_alarms(cursor, silent_for=silent_for)
-        self.stdout.write(f"gateway offline alarms: {len(raised)} raised, {len(cleared)} cleared")
+        changes = upkeep.check_gateways(silent_for=None if hours is None else timedelta(hours=hours))
+        if changes is None:
+            self.stdout.write("another check_gateways is running; nothing to do")
+            return
+        self.stdout.write(f"gateway offline alarms: {changes.raised} raised, {changes.cleared} cleared")

@@ -1,0 +1,47 @@
+"""The gateways' jobs (procrastinate, mbusportal/jobs.py). The periodic ones replace cron:
+
+- `check_gateways_job`     every minute   "gateway offline" alarms (gateways.upkeep.check_gateways)
+- `check_supply_balance_job` hourly at :07 "supply and units disagree" alarms
+- `purge_raw_frames_job`   daily at 02:37 raw M-Bus frames past FRAMES_RETENTION_DAYS
+
+Each is idempotent, carries a queueing lock (at most one waiting) and a lock (never two running, also
+across workers), and is retried with exponential backoff (mbusportal.jobs.RETRY) when it fails.
+The logic is in gateways.upkeep, which the management commands of the same names also call.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from gateways import upkeep
+from mbusportal.jobs import RETRY, app
+
+log = logging.getLogger(__name__)
+
+
+@app.periodic(cron="* * * * *")
+@app.task(queueing_lock="check_gateways", lock="check_gateways", retry=RETRY)
+def check_gateways_job(timestamp: int) -> str:
+    """Raise and clear "gateway offline" alarms; returns what it did (shown in the job's admin page)."""
+    changes = upkeep.check_gateways()
+    if changes is None:
+        return "another check_gateways is running; nothing to do"
+    return f"gateway offline alarms: {changes.raised} raised, {changes.cleared} cleared"
+
+
+@app.periodic(cron="7 * * * *")
+@app.task(queueing_lock="check_supply_balance", lock="check_supply_balance", retry=RETRY)
+def check_supply_balance_job(timestamp: int) -> str:
+    """Raise and clear "supply and units disagree" alarms; returns what it did."""
+    changes = upkeep.check_supply_balance()
+    if changes is None:
+        return "another check_supply_balance is running; nothing to do"
+    return f"supply imbalance alarms: {changes.raised} raised, {changes.cleared} cleared"
+
+
+@app.periodic(cron="37 2 * * *")
+@app.task(queueing_lock="purge_raw_frames", lock="purge_raw_frames", retry=RETRY)
+def purge_raw_frames_job(timestamp: int) -> str:
+    """Delete raw frames past the retention period; returns how many."""
+    deleted, cutoff = upkeep.purge_raw_frames()
+    return f"deleted {deleted} raw frames received before {cutoff.isoformat()}"
