@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, cast
 
 from django.conf import settings
 from django.db import connection
@@ -132,13 +132,14 @@ def authenticate_sync(request: HttpRequest, *, write: bool) -> AuthenticatedKey:
 
 
 AsyncView = Callable[..., Awaitable[HttpResponseBase]]
+_V = TypeVar("_V", bound=AsyncView)
 
 
-def api_key_required(scope: Literal["read", "write"]) -> Callable[[AsyncView], AsyncView]:
+def api_key_required(scope: Literal["read", "write"]) -> Callable[[_V], _V]:
     """Decorate an async view: authenticate the key (write scope for "write"), set
     `request.api_key` (an AuthenticatedKey), and answer any ApiError the view raises."""
 
-    def decorate(view: AsyncView) -> AsyncView:
+    def decorate(view: _V) -> _V:
         @functools.wraps(view)
         async def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             try:
@@ -147,6 +148,6 @@ def api_key_required(scope: Literal["read", "write"]) -> Callable[[AsyncView], A
             except ApiError as error:
                 return error.response()
 
-        return wrapped
+        return cast(_V, wrapped)
 
     return decorate

@@ -418,8 +418,7 @@ EXPORT_STATEMENT_TIMEOUT_S = _int_at_least("EXPORT_STATEMENT_TIMEOUT_S", 3600, 1
 # --- Read API for programs (integrations/) ---------------------------------------------------
 # Requests a minute per organisation API key (a fixed window, as for gateway tokens).
 API_KEY_RATE_PER_MINUTE = _int_at_least("API_KEY_RATE_PER_MINUTE", 120, 1)
-# Readings per page of /api/v1/.../readings when the client gives no `limit`, and the most it may ask for.
-READ_API_DEFAULT_LIMIT = _int_at_least("READ_API_DEFAULT_LIMIT", 10_000, 1)
+# The most readings one page of /api/v1/.../readings may ask for (`limit`; without it the whole period streams).
 READ_API_MAX_LIMIT = _int_at_least("READ_API_MAX_LIMIT", 10_000_000, 1)
 # Rows fetched from the named server-side cursor at a time (memory per stream is about this many rows).
 READ_API_FETCH_ROWS = _int_at_least("READ_API_FETCH_ROWS", 5_000, 1)

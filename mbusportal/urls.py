@@ -19,6 +19,8 @@ urlpatterns = [
     # The admin's language switch posts here (set_language).
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("readings.urls")),
+    # Before gateways: its /api/v1/openapi.json describes the gateway and the read API together.
+    path("", include("integrations.urls")),
     path("", include("gateways.urls")),
     path("", include("settlements.urls")),
     path("", include("tenants.urls")),
