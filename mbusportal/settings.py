@@ -7,6 +7,7 @@ Each variable, its default and its meaning is listed in README.md
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -489,3 +490,28 @@ HEATING_SEASON_MONTHS = frozenset(int(month) for month in _heating_season)
 PORTAL_URL = env.str("PORTAL_URL", default="http://127.0.0.1:8000").rstrip("/")
 if not PORTAL_URL.startswith(("http://", "https://")):
     raise ImproperlyConfigured(f"PORTAL_URL must start with http:// or https://, got {PORTAL_URL!r}")
+
+# --- Monitoring (README, "Monitoring") -----------------------------------------------------------
+# /metrics answers a scraper with `Authorization: Bearer <METRICS_TOKEN>` or from an address in
+# METRICS_ALLOWED_IPS (addresses or networks, comma-separated); with neither set it answers 404.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+try:
+    METRICS_ALLOWED_IPS = [
+        ipaddress.ip_network(item.strip(), strict=False)
+        for item in env.list("METRICS_ALLOWED_IPS", default=[])
+        if item.strip()
+    ]
+except ValueError as _error:
+    raise ImproperlyConfigured(f"METRICS_ALLOWED_IPS must list addresses or networks: {_error}") from None
+# Figures that cost a query (database size, job queue) are read at most this often.
+METRICS_DB_CACHE_SECONDS = _positive_float("METRICS_DB_CACHE_SECONDS", 5.0)
+# A pool used above this share of its maximum size, or with requests waiting for a connection,
+# for longer than POOL_SATURATION_SECONDS raises a system alarm (cleared when it ends).
+POOL_SATURATION_THRESHOLD = _positive_float("POOL_SATURATION_THRESHOLD", 0.8)
+if POOL_SATURATION_THRESHOLD > 1:
+    raise ImproperlyConfigured(
+        f"POOL_SATURATION_THRESHOLD is a share of the pool (0-1], got {POOL_SATURATION_THRESHOLD}"
+    )
+POOL_SATURATION_SECONDS = _positive_float("POOL_SATURATION_SECONDS", 30.0)
+# How often each process samples its pools (for the gauges and the saturation alarm).
+POOL_SAMPLE_SECONDS = _positive_float("POOL_SAMPLE_SECONDS", 1.0)
