@@ -47,7 +47,7 @@ def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
 
 
 def value(parsed, name: str, **labels: str) -> float:
-    return parsed.get((name, frozenset(labels.items())), 0.0)
+    return float(parsed.get((name, frozenset(labels.items())), 0.0))
 
 
 @pytest.fixture
@@ -152,3 +152,23 @@ def test_it_adds_up_the_metrics_of_several_processes(tmp_path):
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=str(directory))
     assert registry.get_sample_value("mbusportal_readings_total", {"outcome": "inserted", "transport": "http"}) == 7
+
+
+def test_it_ships_a_grafana_dashboard_over_metrics_that_exist():
+    import re
+
+    from mbusportal import metrics
+
+    dashboard = json.loads((PROJECT / "deploy/grafana/mbusportal.json").read_text())
+    used = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"mbusportal_[a-z_]+", target["expr"])
+    }
+    known = set()
+    for family in REGISTRY.collect():
+        known |= {family.name + suffix for suffix in ("", "_total", "_bucket", "_count", "_sum")}
+    # Read from PostgreSQL at scrape (metrics.DatabaseCollector).
+    known |= set(re.findall(r'GaugeMetricFamily\(\s*"(mbusportal_[a-z_]+)"', (PROJECT / metrics.__file__).read_text()))
+    assert used and used <= known, used - known
