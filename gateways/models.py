@@ -179,6 +179,7 @@ class AlarmType(models.TextChoices):
     SUPPLY_IMBALANCE = "supply_imbalance", _("Supply and units disagree")
     # System alarms: about the portal itself, with no property or gateway (gateways/system_alarms.py).
     POOL_SATURATED = "pool_saturated", _("Connection pool saturated")
+    MQTT_DISCONNECTED = "mqtt_disconnected", _("MQTT subscriber disconnected")
 
 
 class Severity(models.TextChoices):

@@ -36,6 +36,7 @@ import logging
 import socket
 import ssl
 from collections import OrderedDict, deque
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,7 +49,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from psycopg_pool import PoolTimeout
 
-from gateways import broker, delivery, dynsec, intake, sql
+from gateways import broker, delivery, dynsec, intake, sql, system_alarms
 from gateways.payload import InstallationIndex, MalformedJson, PayloadInvalid
 from gateways.topics import READINGS_FILTER, ack_topic, serial_of
 from mbusportal import db, metrics
@@ -329,6 +330,7 @@ async def run(stop: asyncio.Event, *, subscribed: asyncio.Event | None = None) -
         raise ValueError("MQTT_URL is not set: there is no broker to subscribe to")
     keeper = asyncio.create_task(_keep_broker_in_step(stop)) if broker.enabled() else None
     delay = RETRY_FIRST_S
+    watch = system_alarms.DisconnectionWatch(window=settings.MQTT_DISCONNECTED_SECONDS)
     try:
         while not stop.is_set():
             if broker.enabled():
@@ -345,9 +347,11 @@ async def run(stop: asyncio.Event, *, subscribed: asyncio.Event | None = None) -
                         subscribed.set()
                     metrics.MQTT_CONNECTED.set(1)
                     metrics.MQTT_RECONNECTS.inc()
+                    await _quietly(watch.connected())
                     await Subscriber(connection, concurrency=options["concurrency"]).run(stop)
             except aiomqtt.MqttError as error:
                 metrics.MQTT_CONNECTED.set(0)
+                await _quietly(watch.disconnected(str(error)))
                 if subscribed is not None:
                     subscribed.clear()
                 logger.warning("mqtt: no connection to %s (%s); retrying in %.1f s", options["display"], error, delay)
@@ -355,9 +359,18 @@ async def run(stop: asyncio.Event, *, subscribed: asyncio.Event | None = None) -
                     await asyncio.wait_for(stop.wait(), delay)
                 delay = min(delay * 2, RETRY_MAX_S)
     finally:
+        metrics.MQTT_CONNECTED.set(0)
         if keeper is not None:
             keeper.cancel()
             await asyncio.gather(keeper, return_exceptions=True)
+
+
+async def _quietly(change: Awaitable[None]) -> None:
+    """Raise or clear a system alarm; the database being away must not stop the subscriber."""
+    try:
+        await change
+    except (psycopg.Error, OSError) as error:
+        logger.warning("mqtt: the system alarm could not be written: %s", error)
 
 
 async def _reconcile_broker(*, only_if_pending: bool = False) -> None:

@@ -71,6 +71,39 @@ async def clear_system_alarm(conn: psycopg.AsyncConnection[Any], type: AlarmType
 
 
 @dataclass
+class DisconnectionWatch:
+    """MQTT_DISCONNECTED for the MQTT subscriber: raised once it has had no broker session for
+    MQTT_DISCONNECTED_SECONDS, cleared when it subscribes again (gateways.mqtt.run tells it)."""
+
+    window: float
+    lost_since: float | None = None
+    raised: bool = False
+
+    async def connected(self) -> None:
+        self.lost_since = None
+        if self.raised:
+            await _write(clear_system_alarm, AlarmType.MQTT_DISCONNECTED)
+            self.raised = False
+
+    async def disconnected(self, reason: str, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        if self.lost_since is None:
+            self.lost_since = now
+        if not self.raised and now - self.lost_since >= self.window:
+            message = f"no session with the MQTT broker for {now - self.lost_since:.0f} s: {reason}"
+            await _write(raise_system_alarm, AlarmType.MQTT_DISCONNECTED, Severity.CRITICAL, message)
+            self.raised = True
+
+
+async def _write(change: Any, *args: Any) -> None:
+    """Raise or clear a system alarm over a connection of its own (never one from a saturated pool)."""
+    async with await psycopg.AsyncConnection.connect(db.conninfo(), autocommit=True) as conn:
+        changed = await change(conn, *args)
+    if changed is not None:
+        logger.warning("system alarms: %s %d (%s)", change.__name__, changed, args[-1])
+
+
+@dataclass
 class PoolFigures:
     name: str
     size: int
@@ -153,10 +186,10 @@ class PoolWatch:
         if held and (not self.raised or now - self._last_assert >= self.window):
             # Asserted again once per window: if another process cleared the alarm
             # while this one is still saturated, the condition shows again.
-            await self._write(raise_system_alarm, AlarmType.POOL_SATURATED, Severity.WARNING, "; ".join(held))
+            await _write(raise_system_alarm, AlarmType.POOL_SATURATED, Severity.WARNING, "; ".join(held))
             self.raised, self._last_assert = True, now
         elif not held and self.raised and not self.saturated_since:
-            await self._write(clear_system_alarm, AlarmType.POOL_SATURATED)
+            await _write(clear_system_alarm, AlarmType.POOL_SATURATED)
             self.raised = False
 
     def _export(self, pool: PoolFigures) -> None:
@@ -169,12 +202,6 @@ class PoolWatch:
         if lost > 0:
             metrics.POOL_CONNECTIONS_LOST.labels(pool.name).inc(lost)
         self._lost_seen[pool.name] = pool.lost
-
-    async def _write(self, change: Any, *args: Any) -> None:
-        async with await psycopg.AsyncConnection.connect(db.conninfo(), autocommit=True) as conn:
-            changed = await change(conn, *args)
-        if changed is not None:
-            logger.warning("pool watch: %s alarm %d (%s)", change.__name__, changed, args[-1])
 
 
 def start_in_daphne() -> None:

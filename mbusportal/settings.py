@@ -515,3 +515,5 @@ if POOL_SATURATION_THRESHOLD > 1:
 POOL_SATURATION_SECONDS = _positive_float("POOL_SATURATION_SECONDS", 30.0)
 # How often each process samples its pools (for the gauges and the saturation alarm).
 POOL_SAMPLE_SECONDS = _positive_float("POOL_SAMPLE_SECONDS", 1.0)
+# The MQTT subscriber without a broker session for longer than this raises a system alarm.
+MQTT_DISCONNECTED_SECONDS = _positive_float("MQTT_DISCONNECTED_SECONDS", 60.0)

@@ -174,3 +174,35 @@ async def test_it_lets_an_operator_but_not_a_manager_clear_a_system_alarm(
     assert allowed.status_code == 302
     await alarm.arefresh_from_db()
     assert alarm.cleared_at is not None
+
+
+async def test_it_raises_one_alarm_while_the_mqtt_subscriber_has_no_broker_and_clears_it(
+    settings, mosquitto, mqtt_subscriber
+):
+    settings.MQTT_DISCONNECTED_SECONDS = WINDOW_S
+
+    async def open_alarms():
+        return [a async for a in Alarm.objects.filter(type=AlarmType.MQTT_DISCONNECTED, cleared_at__isnull=True)]
+
+    # The subscriber started before the setting changed; start it again under the short window.
+    await mqtt_subscriber.stop()
+    await mqtt_subscriber.start()
+    mosquitto.stop()
+    for _ in range(100):  # the subscriber retries with backoff (0.5, 1, 2 s…)
+        await asyncio.sleep(0.1)
+        if await open_alarms():
+            break
+    down = await open_alarms()
+    await asyncio.sleep(2.5)  # more failed attempts: still the one alarm
+    still = await open_alarms()
+    mosquitto.start()
+    await asyncio.wait_for(mqtt_subscriber.subscribed.wait(), 30)
+    for _ in range(50):  # cleared right after subscribing
+        if not await open_alarms():
+            break
+        await asyncio.sleep(0.1)
+    after = [a async for a in Alarm.objects.filter(type=AlarmType.MQTT_DISCONNECTED)]
+
+    assert len(down) == 1 and down[0].property_id is None and down[0].severity == "critical"
+    assert [a.pk for a in still] == [down[0].pk]
+    assert len(after) == 1 and after[0].cleared_at is not None
