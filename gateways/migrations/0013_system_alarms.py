@@ -5,30 +5,61 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('gateways', '0012_alarm_type_supply_imbalance'),
-        ('readings', '0018_property_monthly_information'),
+        ("gateways", "0012_alarm_type_supply_imbalance"),
+        ("readings", "0018_property_monthly_information"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='alarm',
-            options={'permissions': [('view_system_alarms', "Can see the portal's own alarms and System page")], 'verbose_name': 'alarm', 'verbose_name_plural': 'alarms'},
+            name="alarm",
+            options={
+                "permissions": [("view_system_alarms", "Can see the portal's own alarms and System page")],
+                "verbose_name": "alarm",
+                "verbose_name_plural": "alarms",
+            },
         ),
         migrations.AlterField(
-            model_name='alarm',
-            name='gateway',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='alarms', to='gateways.gateway', verbose_name='gateway'),
+            model_name="alarm",
+            name="gateway",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="alarms",
+                to="gateways.gateway",
+                verbose_name="gateway",
+            ),
         ),
         migrations.AlterField(
-            model_name='alarm',
-            name='property',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='alarms', to='readings.property', verbose_name='property'),
+            model_name="alarm",
+            name="property",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="alarms",
+                to="readings.property",
+                verbose_name="property",
+            ),
         ),
         migrations.AlterField(
-            model_name='alarm',
-            name='type',
-            field=models.CharField(choices=[('low_battery', 'Low battery'), ('meter_error', 'Meter error flag'), ('gateway_offline', 'Gateway offline'), ('meter_silent', 'Meter not reporting'), ('register_backwards', 'Register went backwards'), ('leak_suspected', 'Leak suspected'), ('supply_imbalance', 'Supply and units disagree'), ('pool_saturated', 'Connection pool saturated'), ('mqtt_disconnected', 'MQTT subscriber disconnected')], max_length=32, verbose_name='type'),
+            model_name="alarm",
+            name="type",
+            field=models.CharField(
+                choices=[
+                    ("low_battery", "Low battery"),
+                    ("meter_error", "Meter error flag"),
+                    ("gateway_offline", "Gateway offline"),
+                    ("meter_silent", "Meter not reporting"),
+                    ("register_backwards", "Register went backwards"),
+                    ("leak_suspected", "Leak suspected"),
+                    ("supply_imbalance", "Supply and units disagree"),
+                    ("pool_saturated", "Connection pool saturated"),
+                    ("mqtt_disconnected", "MQTT subscriber disconnected"),
+                ],
+                max_length=32,
+                verbose_name="type",
+            ),
         ),
     ]
