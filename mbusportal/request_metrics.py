@@ -16,6 +16,9 @@ from mbusportal.metrics import REQUEST_SECONDS, REQUESTS, WEBSOCKET_CLIENTS
 Scope = dict[str, Any]
 Message = dict[str, Any]
 
+# The status of a request that ended without an answer (the application failed, or the client left).
+NO_ANSWER = "none"
+
 # First match wins; anything else is a page.
 _PREFIXES = (
     ("/api/", "gateway_api"),
@@ -48,7 +51,7 @@ class RequestMetricsMiddleware:
             await self.app(scope, receive, send)
             return
         group = endpoint_group(scope)
-        status = "0"
+        status = NO_ANSWER
         started = time.perf_counter()
 
         async def send_and_note(message: Message) -> None:
@@ -59,7 +62,7 @@ class RequestMetricsMiddleware:
             elif message_type == "websocket.accept":
                 status = "101"
                 WEBSOCKET_CLIENTS.inc()
-            elif message_type == "websocket.close" and status == "0":
+            elif message_type == "websocket.close" and status == NO_ANSWER:
                 status = "403"  # closed before accepting: the handshake was refused
             await send(message)
 
