@@ -28,7 +28,7 @@ from gateways import delivery, intake, sql
 from gateways.frames import parse_frames
 from gateways.models import hash_token
 from gateways.payload import InstallationIndex, MalformedJson, PayloadInvalid
-from mbusportal import db
+from mbusportal import db, metrics
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +75,7 @@ async def _gateway_request(request: HttpRequest, handle: Handler) -> JsonRespons
     except MalformedJson as error:
         return ApiError(400, str(error)).response()
     except PayloadInvalid as invalid:
+        metrics.observe_refused(invalid.total, transport="http")
         return JsonResponse(intake.invalid_answer(invalid), status=422)
     except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure):
         return ApiError(503, intake.CONFLICT, {"Retry-After": "1"}).response()
@@ -86,7 +87,9 @@ async def _gateway_request(request: HttpRequest, handle: Handler) -> JsonRespons
 async def _store_readings(
     request: HttpRequest, gateway: sql.AuthenticatedGateway, meters: InstallationIndex, body: bytes
 ) -> JsonResponse:
-    return JsonResponse(await delivery.store(gateway, meters, intake.parse(body, meters)))
+    counts = await delivery.store(gateway, meters, intake.parse(body, meters))
+    metrics.observe_stored(counts, transport="http")
+    return JsonResponse(counts)
 
 
 async def _store_frames(
@@ -109,6 +112,8 @@ async def _store_frames(
         await sql.keep_raw_frames(conn, gateway.id, parsed.raw)
 
     counts = await delivery.store(gateway, meters, parsed.payload, also=keep_frames)
+    metrics.observe_stored(counts, transport="frames")
+    metrics.observe_refused(parsed.rejected_total, transport="frames")
     return JsonResponse(
         {
             **counts,
@@ -159,6 +164,7 @@ def _read_body(request: HttpRequest) -> bytes:
     # Read past the declared length: a wrong Content-Length must not let more through.
     raw = request.read(limit + 1)
     intake.check_size(raw, limit)
+    metrics.PAYLOAD_BYTES.labels("http").observe(len(raw))
     encoding = request.headers.get("Content-Encoding", "identity").lower()
     if encoding == "gzip":
         return intake.gunzip(raw, limit)

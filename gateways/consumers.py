@@ -37,8 +37,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from gateways import access, sql
-from gateways.relay import ALL_GROUP, GROUP_MESSAGE_TYPE, local_relay_started, property_group
-from mbusportal import db
+from gateways.relay import ALL_GROUP, GROUP_MESSAGE_TYPE, SYSTEM_GROUP, local_relay_started, property_group
+from mbusportal import db, metrics
 from mbusportal.flow_control import unsent_bytes
 from mbusportal.unavailable import WEBSOCKET_CLOSE_SERVER_ERROR
 
@@ -146,6 +146,7 @@ class AlarmConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channe
             return
         if not self._in_sequence(group, message["epoch"], message["group_seq"]):
             logger.info("alarm websocket: the layer dropped a message for %s; closing for a resync", group)
+            metrics.WEBSOCKET_DROPPED.labels("missed_events").inc()
             await self._close(CLOSE_MISSED_EVENTS)
             return
         floor = self.floors[group]
@@ -177,6 +178,7 @@ class AlarmConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channe
                 frames,
                 size,
             )
+            metrics.WEBSOCKET_DROPPED.labels("too_slow").inc()
             await self._close(CLOSE_TOO_SLOW)
             return
         if text is None:
@@ -225,14 +227,15 @@ def groups_for(watch: access.WatchScope) -> list[str]:
     """The groups a connection joins: built from the user's access, never from what the client asks."""
     if watch.everything:
         return [ALL_GROUP]
-    return [property_group(property_id) for property_id in sorted(watch.property_ids)]
+    groups = [property_group(property_id) for property_id in sorted(watch.property_ids)]
+    return [SYSTEM_GROUP, *groups] if watch.system else groups
 
 
 async def snapshot(watch: access.WatchScope) -> tuple[int, list[sql.Payload], int]:
     """(change number, open alarms, how many are open) for a watcher, from the async pool."""
     pool = await db.get_pool()
     async with pool.connection() as conn:
-        return await sql.open_alarms(conn, watch.sql_filter())
+        return await sql.open_alarms(conn, watch.sql_filter(), system=watch.system)
 
 
 def _reload_user(user: Any) -> Any:

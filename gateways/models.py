@@ -177,6 +177,9 @@ class AlarmType(models.TextChoices):
     REGISTER_BACKWARDS = "register_backwards", _("Register went backwards")
     LEAK_SUSPECTED = "leak_suspected", _("Leak suspected")
     SUPPLY_IMBALANCE = "supply_imbalance", _("Supply and units disagree")
+    # System alarms: about the portal itself, with no property or gateway (gateways/system_alarms.py).
+    POOL_SATURATED = "pool_saturated", _("Connection pool saturated")
+    MQTT_DISCONNECTED = "mqtt_disconnected", _("MQTT subscriber disconnected")
 
 
 class Severity(models.TextChoices):
@@ -191,6 +194,10 @@ class AlarmQuerySet(models.QuerySet["Alarm"]):
 
     def for_manager(self, user: AnyUser) -> AlarmQuerySet:
         return managed_by(self, user, "property__organisation__")
+
+    def system(self) -> AlarmQuerySet:
+        """Alarms about the portal itself (no property), for staff."""
+        return self.filter(property__isnull=True)
 
     def acknowledge(self, user: AnyUser) -> int:
         """Mark the open, unacknowledged alarms as seen by `user` now; returns how many changed."""
@@ -215,7 +222,10 @@ class Alarm(models.Model):
     listeners read the row itself from this table.
     """
 
-    gateway = models.ForeignKey(Gateway, on_delete=models.CASCADE, related_name="alarms", verbose_name=_("gateway"))
+    # Both NULL for a system alarm (about the portal itself, seen by staff only).
+    gateway = models.ForeignKey(
+        Gateway, on_delete=models.CASCADE, null=True, blank=True, related_name="alarms", verbose_name=_("gateway")
+    )
     installation = models.ForeignKey(
         "readings.MeterInstallation",
         on_delete=models.CASCADE,
@@ -226,7 +236,12 @@ class Alarm(models.Model):
     )
     # Denormalised from the gateway so that fan-out per property needs no join.
     property = models.ForeignKey(
-        "readings.Property", on_delete=models.CASCADE, related_name="alarms", verbose_name=_("property")
+        "readings.Property",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="alarms",
+        verbose_name=_("property"),
     )
     type = models.CharField(_("type"), max_length=32, choices=AlarmType.choices)
     severity = models.CharField(_("severity"), max_length=16, choices=Severity.choices)
@@ -262,9 +277,11 @@ class Alarm(models.Model):
     class Meta:
         verbose_name = _("alarm")
         verbose_name_plural = _("alarms")
+        permissions = [("view_system_alarms", _("Can see the portal's own alarms and System page"))]
         constraints = [
             # At most one open alarm per gateway, meter and type; NULL
-            # installation (a gateway-level alarm) counts as one value.
+            # installation (a gateway-level alarm) counts as one value, and
+            # so does NULL gateway (a system alarm: one open per type).
             models.UniqueConstraint(
                 fields=["gateway", "installation", "type"],
                 condition=Q(cleared_at__isnull=True),
@@ -285,7 +302,7 @@ class Alarm(models.Model):
         return gettext("%(severity)s: %(type)s at %(gateway)s") % {
             "severity": self.get_severity_display(),
             "type": self.get_type_display(),
-            "gateway": self.gateway,
+            "gateway": self.gateway if self.gateway_id is not None else gettext("the portal"),
         }
 
 

@@ -35,7 +35,8 @@ import json
 import logging
 import socket
 import ssl
-from collections import deque
+from collections import OrderedDict, deque
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,10 +49,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from psycopg_pool import PoolTimeout
 
-from gateways import broker, delivery, dynsec, intake, sql
+from gateways import broker, delivery, dynsec, intake, sql, system_alarms
 from gateways.payload import InstallationIndex, MalformedJson, PayloadInvalid
 from gateways.topics import READINGS_FILTER, ack_topic, serial_of
-from mbusportal import db
+from mbusportal import db, metrics
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ async def verdict(serial: str, payload: bytes, id_: str) -> dict[str, Any]:
         body = _body(payload)
         parsed = intake.parse(body, meters)
         counts = await delivery.store(gateway, meters, parsed)
+        metrics.observe_stored(counts, transport="mqtt")
     except intake.Refusal as refusal:
         retry_after = refusal.headers.get("Retry-After")
         extra = {"retry_after_s": int(retry_after)} if retry_after else {}
@@ -98,6 +100,7 @@ async def verdict(serial: str, payload: bytes, id_: str) -> dict[str, Any]:
     except MalformedJson as error:
         return {"message_id": id_, "status": 400, "error": str(error)}
     except PayloadInvalid as invalid:
+        metrics.observe_refused(invalid.total, transport="mqtt")
         return {"message_id": id_, "status": 422, **intake.invalid_answer(invalid)}
     except (PoolTimeout, psycopg.OperationalError) as unavailable:
         # OperationalError includes deadlocks and serialisation failures that
@@ -236,12 +239,31 @@ class Subscriber:
             logger.warning("mqtt: ignoring a message on unexpected topic %r", message.topic.value)
             return None
         payload = _payload(message)
+        metrics.PAYLOAD_BYTES.labels("mqtt").observe(len(payload))
         correlation = _correlation_data(message)
         id_ = message_id(payload, correlation)
+        _note_arrival(id_)
         lock = self._gateway_locks.setdefault(serial, asyncio.Lock())
         # The gateway's lock first: a message waiting for its turn holds no slot.
         async with lock, self._slots:
             return Verdict(serial, await _until_stored(serial, payload, id_), correlation)
+
+
+# The ids of the last messages received in this process. One that arrives again was delivered
+# again: by the broker (our acknowledgement did not reach it) or by a gateway retrying. aiomqtt
+# does not pass the DUP flag on, so this is how redeliveries are counted.
+_recent_ids: OrderedDict[str, None] = OrderedDict()
+RECENT_IDS = 10_000
+
+
+def _note_arrival(id_: str) -> None:
+    if id_ in _recent_ids:
+        metrics.MQTT_REDELIVERIES.inc()
+        _recent_ids.move_to_end(id_)
+        return
+    _recent_ids[id_] = None
+    if len(_recent_ids) > RECENT_IDS:
+        _recent_ids.popitem(last=False)
 
 
 async def _until_stored(serial: str, payload: bytes, id_: str) -> dict[str, Any]:
@@ -308,6 +330,7 @@ async def run(stop: asyncio.Event, *, subscribed: asyncio.Event | None = None) -
         raise ValueError("MQTT_URL is not set: there is no broker to subscribe to")
     keeper = asyncio.create_task(_keep_broker_in_step(stop)) if broker.enabled() else None
     delay = RETRY_FIRST_S
+    watch = system_alarms.DisconnectionWatch(window=settings.MQTT_DISCONNECTED_SECONDS)
     try:
         while not stop.is_set():
             if broker.enabled():
@@ -322,8 +345,13 @@ async def run(stop: asyncio.Event, *, subscribed: asyncio.Event | None = None) -
                     delay = RETRY_FIRST_S
                     if subscribed is not None:
                         subscribed.set()
+                    metrics.MQTT_CONNECTED.set(1)
+                    metrics.MQTT_RECONNECTS.inc()
+                    await _quietly(watch.connected())
                     await Subscriber(connection, concurrency=options["concurrency"]).run(stop)
             except aiomqtt.MqttError as error:
+                metrics.MQTT_CONNECTED.set(0)
+                await _quietly(watch.disconnected(str(error)))
                 if subscribed is not None:
                     subscribed.clear()
                 logger.warning("mqtt: no connection to %s (%s); retrying in %.1f s", options["display"], error, delay)
@@ -331,9 +359,18 @@ async def run(stop: asyncio.Event, *, subscribed: asyncio.Event | None = None) -
                     await asyncio.wait_for(stop.wait(), delay)
                 delay = min(delay * 2, RETRY_MAX_S)
     finally:
+        metrics.MQTT_CONNECTED.set(0)
         if keeper is not None:
             keeper.cancel()
             await asyncio.gather(keeper, return_exceptions=True)
+
+
+async def _quietly(change: Awaitable[None]) -> None:
+    """Raise or clear a system alarm; the database being away must not stop the subscriber."""
+    try:
+        await change
+    except (psycopg.Error, OSError) as error:
+        logger.warning("mqtt: the system alarm could not be written: %s", error)
 
 
 async def _reconcile_broker(*, only_if_pending: bool = False) -> None:

@@ -10,8 +10,9 @@ the same before listening, so alarms changed while it was away are delivered
 too; and it does so every ALARM_RELAY_IDLE_CHECK seconds when all is quiet,
 which also proves the connection alive.
 
-Fan-out: one Channels group per property (`alarms.property.<id>`) plus
-`alarms.all` for superusers. Each group message carries the relay's epoch and
+Fan-out: one Channels group per property (`alarms.property.<id>`), one for
+the system alarms (`alarms.system`, for operators), plus `alarms.all` for
+superusers. Each group message carries the relay's epoch and
 a per-group sequence number so that a consumer notices a message the layer
 dropped (a full channel) and resynchronises instead of silently missing an
 alarm; and each event carries its change number, so a consumer skips what its
@@ -40,6 +41,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -47,13 +49,15 @@ from channels.layers import BaseChannelLayer, InMemoryChannelLayer, get_channel_
 from django.conf import settings
 
 from gateways import sql
-from mbusportal import db
+from mbusportal import db, metrics
 
 logger = logging.getLogger(__name__)
 
 ALARM_CHANNEL = "gateway_alarm"
 SETTLEMENT_CHANNEL = "settlement_generated"
 ALL_GROUP = "alarms.all"
+# System alarms (no property: about the portal itself), for operators (gateways.access.is_operator).
+SYSTEM_GROUP = "alarms.system"
 GROUP_MESSAGE_TYPE = "alarm.events"  # handled by AlarmConsumer.alarm_events()
 CURSOR_NAME = "alarms"
 APPLICATION_NAME = "mbusportal-alarm-relay"
@@ -138,6 +142,7 @@ class AlarmRelay:
         elif self.cursor is None:
             self.cursor = await sql.latest_change_seq(conn)
         self.connects += 1
+        metrics.RELAY_RECONNECTS.inc()
         logger.info("alarm relay: listening (connection %d, from change %d)", self.connects, self.cursor)
 
     async def _wait_for_lock(self, conn: psycopg.AsyncConnection[Any]) -> None:
@@ -173,6 +178,8 @@ class AlarmRelay:
             if not rows:
                 return
             await self._publish_alarms(rows, after_seq=self.cursor)
+            metrics.RELAY_PUBLISHED.inc(len(rows))
+            metrics.RELAY_LAG_SECONDS.set(change_lag(rows))
             self.cursor = int(rows[-1]["change_seq"])
             if self.exclusive:
                 await sql.save_relay_cursor(conn, CURSOR_NAME, self.cursor)
@@ -183,7 +190,8 @@ class AlarmRelay:
         by_group: defaultdict[str, list[sql.Payload]] = defaultdict(list)
         for row in rows:
             event = sql.alarm_event(row, after_seq=after_seq)
-            by_group[property_group(row["property_id"])].append(event)
+            property_id = row["property_id"]
+            by_group[SYSTEM_GROUP if property_id is None else property_group(property_id)].append(event)
             by_group[ALL_GROUP].append(event)
         for group, events in by_group.items():
             await self._send(group, events)
@@ -198,6 +206,15 @@ class AlarmRelay:
     async def _send(self, group: str, events: list[sql.Payload]) -> None:
         self._group_seq[group] += 1
         await self.layer.group_send(group, group_message(group, self.epoch, self._group_seq[group], events))
+
+
+def change_lag(rows: Iterable[sql.Row]) -> float:
+    """Seconds since the newest change among `rows` (a raise, acknowledgement or clearance), now published."""
+    newest = max(
+        (moment for row in rows for moment in (row["raised_at"], row["acknowledged_at"], row["cleared_at"]) if moment),
+        default=None,
+    )
+    return max((datetime.now(UTC) - newest).total_seconds(), 0.0) if newest is not None else 0.0
 
 
 def group_message(group: str, epoch: str, group_seq: int, events: list[sql.Payload]) -> dict[str, Any]:

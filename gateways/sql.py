@@ -319,8 +319,8 @@ def _alarm_select() -> sql.Composed:
                a.cleared_at, clr.{username} AS cleared_by,
                a.change_seq, a.raised_seq
         FROM {alarm} a
-        JOIN {property} p ON p.id = a.property_id
-        JOIN {gateway} g ON g.id = a.gateway_id
+        LEFT JOIN {property} p ON p.id = a.property_id
+        LEFT JOIN {gateway} g ON g.id = a.gateway_id
         LEFT JOIN {installation} mi ON mi.id = a.installation_id
         LEFT JOIN {unit} u ON u.id = mi.unit_id
         LEFT JOIN {user} ack ON ack.id = a.acknowledged_by_id
@@ -408,8 +408,11 @@ async def latest_change_seq(conn: AsyncConnection[Any]) -> int:
     return int(row[0]) if row else 0
 
 
-async def open_alarms(conn: AsyncConnection[Any], property_ids: Sequence[int] | None) -> tuple[int, list[Payload], int]:
-    """(change number, open alarms newest first, how many are open) of the given properties (None: all).
+async def open_alarms(
+    conn: AsyncConnection[Any], property_ids: Sequence[int] | None, *, system: bool = False
+) -> tuple[int, list[Payload], int]:
+    """(change number, open alarms newest first, how many are open) of the given properties (None: all),
+    with the system alarms (no property) when `system`.
 
     One REPEATABLE READ snapshot: the alarms reflect exactly the changes up
     to the returned number, so later events can be told apart from old ones.
@@ -417,8 +420,8 @@ async def open_alarms(conn: AsyncConnection[Any], property_ids: Sequence[int] | 
     where: sql.Composable = sql.SQL(" WHERE a.cleared_at IS NULL")
     params: list[Any] = []
     if property_ids is not None:
-        where += sql.SQL(" AND a.property_id = ANY(%s)")
-        params.append(list(property_ids))
+        where += sql.SQL(" AND (a.property_id = ANY(%s) OR (%s AND a.property_id IS NULL))")
+        params += [list(property_ids), system]
     async with conn.transaction():
         await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         watermark = await latest_change_seq(conn)

@@ -2,7 +2,7 @@
 
 from django.urls import URLPattern, URLResolver, path
 
-from gateways import api, openapi, views
+from gateways import api, openapi, system_views, views
 
 app_name = "gateways"
 
@@ -13,4 +13,5 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("alarms/", views.alarm_dashboard, name="alarm-dashboard"),
     path("alarms/<int:alarm_id>/acknowledge/", views.acknowledge_alarm, name="alarm-acknowledge"),
     path("alarms/<int:alarm_id>/clear/", views.clear_alarm, name="alarm-clear"),
+    path("system/", system_views.system, name="system"),
 ]

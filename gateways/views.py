@@ -13,8 +13,8 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from gateways.access import watch_scope
-from gateways.models import Alarm, Severity
+from gateways.access import is_operator, watch_scope
+from gateways.models import Alarm, AlarmQuerySet, Severity
 from readings.models import Property
 
 
@@ -34,6 +34,7 @@ def alarm_dashboard(request: HttpRequest) -> HttpResponse:
             "severities": Severity.choices,
             "acknowledge_url": reverse("gateways:alarm-acknowledge", args=[0]),
             "clear_url": reverse("gateways:alarm-clear", args=[0]),
+            "is_operator": watch.system,
         },
     )
 
@@ -42,7 +43,7 @@ def alarm_dashboard(request: HttpRequest) -> HttpResponse:
 @require_POST
 def acknowledge_alarm(request: HttpRequest, alarm_id: int) -> HttpResponse:
     """Acknowledge an alarm of one of the user's properties (404 for any other)."""
-    alarm = get_object_or_404(Alarm.objects.for_manager(request.user), pk=alarm_id)
+    alarm = get_object_or_404(_actionable(request), pk=alarm_id)
     changed = _acknowledge(alarm, request)
     return _answer(request, alarm, changed, _("Alarm acknowledged.") if changed else _("Already acknowledged."))
 
@@ -51,9 +52,15 @@ def acknowledge_alarm(request: HttpRequest, alarm_id: int) -> HttpResponse:
 @require_POST
 def clear_alarm(request: HttpRequest, alarm_id: int) -> HttpResponse:
     """Clear an alarm of one of the user's properties (404 for any other)."""
-    alarm = get_object_or_404(Alarm.objects.for_manager(request.user), pk=alarm_id)
+    alarm = get_object_or_404(_actionable(request), pk=alarm_id)
     changed = _clear(alarm, request)
     return _answer(request, alarm, changed, _("Alarm cleared.") if changed else _("Already cleared."))
+
+
+def _actionable(request: HttpRequest) -> AlarmQuerySet:
+    """The alarms the user may act on: their properties', and the system alarms for operators."""
+    alarms = Alarm.objects.for_manager(request.user)
+    return alarms | Alarm.objects.system() if is_operator(request.user) else alarms
 
 
 def _acknowledge(alarm: Alarm, request: HttpRequest) -> bool:

@@ -18,11 +18,13 @@ from django.conf import settings  # noqa: E402
 
 from gateways.relay import start_in_daphne as start_alarm_relay_in_daphne  # noqa: E402
 from gateways.routing import websocket_urlpatterns  # noqa: E402
+from gateways.system_alarms import start_in_daphne as start_pool_watch_in_daphne  # noqa: E402
 from mbusportal.body_limit import API_PREFIX, BodyLimit  # noqa: E402
 from mbusportal.daphne_limits import install as install_daphne_body_limits  # noqa: E402
 from mbusportal.db import close_pool_at_daphne_shutdown  # noqa: E402
 from mbusportal.flow_control import FlowControlMiddleware  # noqa: E402
 from mbusportal.gateway_handler import GatewayApiHandler, PathPrefixRouter  # noqa: E402
+from mbusportal.request_metrics import RequestMetricsMiddleware  # noqa: E402
 from mbusportal.unavailable import WebsocketDatabaseUnavailable  # noqa: E402
 
 http_app: Any = django_asgi_app
@@ -37,21 +39,25 @@ if settings.DEBUG:
 http_app = BodyLimit(PathPrefixRouter(prefix=API_PREFIX, matched=GatewayApiHandler(), other=http_app))
 install_daphne_body_limits()
 
-application = ProtocolTypeRouter(
-    {
-        # Streamed responses (CSV exports) wait for slow clients instead of piling up in memory;
-        # websocket consumers learn how much piles up for theirs.
-        "http": FlowControlMiddleware(http_app),
-        "websocket": FlowControlMiddleware(
-            AllowedHostsOriginValidator(
-                WebsocketDatabaseUnavailable(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
-            )
-        ),
-    }
+# Counted outermost, so that every request is (mbusportal.metrics, README "Monitoring").
+application = RequestMetricsMiddleware(
+    ProtocolTypeRouter(
+        {
+            # Streamed responses (CSV exports) wait for slow clients instead of piling up in memory;
+            # websocket consumers learn how much piles up for theirs.
+            "http": FlowControlMiddleware(http_app),
+            "websocket": FlowControlMiddleware(
+                AllowedHostsOriginValidator(
+                    WebsocketDatabaseUnavailable(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
+                )
+            ),
+        }
+    )
 )
 
 close_pool_at_daphne_shutdown()
 start_alarm_relay_in_daphne()
+start_pool_watch_in_daphne()
 
 # What is loaded by now (Django, the apps, their URLs and templates) lives as long as the process.
 # Frozen, the garbage collector leaves it out of its full collections, which the objects of

@@ -37,6 +37,8 @@ from typing import Any
 import psycopg
 import psycopg_pool
 
+from mbusportal.metrics import POOL_WAIT_SECONDS
+
 logger = logging.getLogger(__name__)
 
 # How long the pool tries to open one connection before it gives up on it (see the module).
@@ -56,7 +58,13 @@ class ConnectionPool(psycopg_pool.ConnectionPool[psycopg.Connection[Any]]):
             self.check()  # which also starts opening a connection when the pool has room
 
     def getconn(self, timeout: float | None = None) -> psycopg.Connection[Any]:
-        deadline = monotonic() + (self.timeout if timeout is None else timeout)
+        started = monotonic()
+        try:
+            return self._checked_conn(started + (self.timeout if timeout is None else timeout))
+        finally:
+            POOL_WAIT_SECONDS.labels("orm").observe(monotonic() - started)
+
+    def _checked_conn(self, deadline: float) -> psycopg.Connection[Any]:
         while True:
             conn = super().getconn(timeout=max(deadline - monotonic(), 0.0))
             try:
@@ -86,7 +94,13 @@ class AsyncConnectionPool(psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnecti
             await self.check()  # which also starts opening a connection when the pool has room
 
     async def getconn(self, timeout: float | None = None) -> psycopg.AsyncConnection[Any]:  # noqa: ASYNC109 (psycopg_pool's)
-        deadline = monotonic() + (self.timeout if timeout is None else timeout)
+        started = monotonic()
+        try:
+            return await self._checked_conn(started + (self.timeout if timeout is None else timeout))
+        finally:
+            POOL_WAIT_SECONDS.labels("async").observe(monotonic() - started)
+
+    async def _checked_conn(self, deadline: float) -> psycopg.AsyncConnection[Any]:
         while True:
             conn = await super().getconn(timeout=max(deadline - monotonic(), 0.0))
             try:

@@ -7,6 +7,7 @@ Each variable, its default and its meaning is listed in README.md
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -535,3 +536,30 @@ PROCRASTINATE_ON_APP_READY = "mbusportal.jobs.on_app_ready"
 JOBS_KEEP_FINISHED_HOURS = _int_at_least("JOBS_KEEP_FINISHED_HOURS", 14 * 24, 1)
 # The login throttle's access logs (successful logins) are deleted after this many days (mbusportal.jobs).
 LOGIN_ACCESS_LOG_KEEP_DAYS = _int_at_least("LOGIN_ACCESS_LOG_KEEP_DAYS", 90, 1)
+
+# --- Monitoring (README, "Monitoring") -----------------------------------------------------------
+# /metrics answers a scraper with `Authorization: Bearer <METRICS_TOKEN>` or from an address in
+# METRICS_ALLOWED_IPS (addresses or networks, comma-separated); with neither set it answers 404.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+try:
+    METRICS_ALLOWED_IPS = [
+        ipaddress.ip_network(item.strip(), strict=False)
+        for item in env.list("METRICS_ALLOWED_IPS", default=[])
+        if item.strip()
+    ]
+except ValueError as _error:
+    raise ImproperlyConfigured(f"METRICS_ALLOWED_IPS must list addresses or networks: {_error}") from None
+# Figures that cost a query (database size, job queue) are read at most this often.
+METRICS_DB_CACHE_SECONDS = _positive_float("METRICS_DB_CACHE_SECONDS", 5.0)
+# A pool used above this share of its maximum size, or with requests waiting for a connection,
+# for longer than POOL_SATURATION_SECONDS raises a system alarm (cleared when it ends).
+POOL_SATURATION_THRESHOLD = _positive_float("POOL_SATURATION_THRESHOLD", 0.8)
+if POOL_SATURATION_THRESHOLD > 1:
+    raise ImproperlyConfigured(
+        f"POOL_SATURATION_THRESHOLD is a share of the pool (0-1], got {POOL_SATURATION_THRESHOLD}"
+    )
+POOL_SATURATION_SECONDS = _positive_float("POOL_SATURATION_SECONDS", 30.0)
+# How often each process samples its pools (for the gauges and the saturation alarm).
+POOL_SAMPLE_SECONDS = _positive_float("POOL_SAMPLE_SECONDS", 1.0)
+# The MQTT subscriber without a broker session for longer than this raises a system alarm.
+MQTT_DISCONNECTED_SECONDS = _positive_float("MQTT_DISCONNECTED_SECONDS", 60.0)

@@ -5,13 +5,15 @@ from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
 from django.views.generic import RedirectView
 
-from mbusportal import views
+from mbusportal import metrics, views
 
 admin.site.site_header = _("M-Bus portal")
 admin.site.site_title = _("M-Bus portal")
 
 urlpatterns = [
     path("health", views.health, name="health"),
+    # For the monitoring system only: a token or an allowed address (README, "Monitoring").
+    path("metrics", metrics.metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("", views.home, name="home"),
     path("login/", auth_views.LoginView.as_view(), name="login"),

@@ -16,6 +16,8 @@
   const eventLog = document.getElementById("event-log");
   const csrfToken = root.querySelector("input[name=csrfmiddlewaretoken]").value;
   const baseTitle = root.dataset.title;
+  // System alarms (about the portal itself) have no property and no gateway.
+  const systemLabel = root.dataset.systemLabel;
   const SEVERITY_ORDER = { critical: 0, warning: 1, info: 2 };
   const QUICK_RECONNECT = new Set([4008, 4009, 4010]); // too slow, missed events, access changed
   const NO_ACCESS = 4403;
@@ -136,7 +138,7 @@
   }
 
   function describe(alarm) {
-    return alarm.type_label + " · " + alarm.property + " · " + (alarm.meter || alarm.gateway);
+    return alarm.type_label + " · " + (alarm.property || systemLabel) + " · " + (alarm.meter || alarm.gateway || "—");
   }
 
   // --- table ----------------------------------------------------------------------
@@ -186,8 +188,8 @@
     tr.dataset.property = String(alarm.property_id);
     tr.dataset.severity = alarm.severity;
     tr.appendChild(cell(alarm.severity_label, "severity " + alarm.severity));
-    tr.appendChild(cell(alarm.property));
-    tr.appendChild(cell(alarm.gateway + " (" + alarm.gateway_serial + ")"));
+    tr.appendChild(cell(alarm.property || systemLabel));
+    tr.appendChild(cell(alarm.gateway ? alarm.gateway + " (" + alarm.gateway_serial + ")" : "—"));
     tr.appendChild(cell(alarm.meter ? alarm.meter + " · " + alarm.meter_type + (alarm.unit ? " · " + alarm.unit : "") : "—"));
     const type = cell(alarm.type_label);
     const message = document.createElement("span");

@@ -1,0 +1,79 @@
+"""The System page: the portal's key figures for operators, and nobody else."""
+
+import pytest
+from django.contrib.auth.models import Permission
+
+from gateways.models import Alarm, AlarmType, Severity
+from tests.conftest import start_daphne, stop_daphne
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def olga(django_user_model):
+    """An operator: staff with the permission to see the portal's own alarms."""
+    user = django_user_model.objects.create_user("olga", password="olga-password-1", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_system_alarms"))
+    return user
+
+
+def test_it_shows_an_operator_the_pools_the_database_and_the_open_system_alarms(client, olga):
+    Alarm.objects.create(
+        type=AlarmType.POOL_SATURATED, severity=Severity.WARNING, message="async pool: 9 of 10 connections in use"
+    )
+    client.force_login(olga)
+    page = client.get("/system/")
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert "Connection pools" in body and "Hot paths (async)" in body
+    assert "async pool: 9 of 10 connections in use" in body
+    assert "Database size" in body
+
+
+def test_it_refuses_a_property_manager(client, alice, organisation):
+    client.force_login(alice)
+    assert client.get("/system/").status_code == 403
+
+
+def test_it_refuses_a_tenant_and_sends_anonymous_visitors_to_log_in(client, tina):
+    assert client.get("/system/").status_code == 302
+    client.force_login(tina)
+    assert client.get("/system/").status_code == 403
+
+
+def test_it_is_in_danish_for_a_danish_operator(client, olga):
+    client.force_login(olga)
+    page = client.get("/system/", HTTP_ACCEPT_LANGUAGE="da")
+    body = page.content.decode()
+    assert "Forbindelsespuljer" in body
+    assert "Connection pools" not in body
+
+
+def test_it_links_the_system_page_from_the_admin_and_the_dashboard_for_operators_only(
+    client, olga, alice, organisation
+):
+    client.force_login(olga)
+    assert 'href="/system/"' in client.get("/admin/").content.decode()
+    assert 'href="/system/"' in client.get("/alarms/").content.decode()
+    client.force_login(alice)
+    assert 'href="/system/"' not in client.get("/admin/").content.decode()
+    assert 'href="/system/"' not in client.get("/alarms/").content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_is_served_by_daphne_with_the_content_security_policy(olga):
+    import urllib.request
+
+    from tests.conftest import session_cookie
+
+    base, process = start_daphne()
+    try:
+        request = urllib.request.Request(base + "/system/", headers={"Cookie": session_cookie(olga)})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body = response.read().decode()
+            policy = response.headers["Content-Security-Policy"]
+    finally:
+        stop_daphne(process)
+    assert "Connection pools" in body
+    assert "'unsafe-inline'" not in policy
+    assert "<script>" not in body and " style=" not in body
