@@ -1,0 +1,9 @@
+from django.urls import path
+
+from integrations.exchange import views
+
+app_name = "exchange"
+
+urlpatterns = [
+    path("schema/<str:version>/<str:name>", views.schema_file, name="schema"),
+]
