@@ -476,6 +476,8 @@ def _message(error: SchemaError) -> str:
         return _("a value is required")
     if kind == "additionalProperties":
         return _("unknown field; the format does not have it")
+    if kind == "pattern" and error.absolute_path and error.absolute_path[-1] == "email":
+        return _("%(value)r is not an e-mail address") % {"value": value}
     if kind == "pattern":
         return _("%(value)r is not a decimal number such as 1234.50 (a point before the decimals)") % {"value": value}
     if kind == "format" and error.validator_value == "date":
