@@ -12,7 +12,7 @@ from typing import Any
 
 from readings.consumption import Cut, Point
 from readings.models import Tenancy
-from settlements.models import Settlement, SettlementLine, SettlementLineMeter
+from settlements.models import Settlement, SettlementLine, SettlementLineMeter, Utility
 from settlements.statement import CONSUMPTION_UNIT, unit_prices
 
 FORMAT = "mbusportal.settlement-export"
@@ -60,7 +60,7 @@ def settlement_export(settlement: Settlement, *, now: datetime | None = None) ->
             "payment_due_date": _date(settlement.payment_due_date),
             "total_cost_dkk": decimal_text(settlement.total_cost_dkk),
             "fixed_share_pct": decimal_text(settlement.fixed_share_pct),
-            "consumption_unit": CONSUMPTION_UNIT.get(settlement.utility, ""),
+            "consumption_unit": CONSUMPTION_UNIT.get(Utility(settlement.utility), ""),
             "costs": [
                 {"description": cost.description, "amount_dkk": decimal_text(cost.amount_dkk)}
                 for cost in settlement.costs.all()
@@ -159,4 +159,56 @@ def _cut(cut: Cut) -> dict[str, Any]:
         "before": _point(cut.before),
         "after": _point(cut.after),
         "left_out": [_point(point) for point in cut.left_out],
+    }
+
+
+def tenancy_import_of(export: dict[str, Any]) -> dict[str, Any]:
+    """The tenancy import that recreates what a settlement export's lines stand on, in another organisation:
+    the property (by name), its units (vacant ones too), the settlement's terms and cost items (a draft),
+    the tenancies with their tenants and what each paid on account.
+
+    Readings are not part of it: they come from the receiving side's own meters (the export's cuts say
+    which registers each line used, so that they can be checked, or fed, there).
+    """
+    settlement = export["settlement"]
+    prop = {"name": settlement["property"]["name"], "time_zone": settlement["property"]["time_zone"]}
+    period = {"period_start": settlement["period_start"], "period_end": settlement["period_end"]}
+    units: dict[str, dict[str, Any]] = {}
+    tenancies: dict[tuple[str, str], dict[str, Any]] = {}
+    for line in export["lines"]:
+        unit = line["unit"]
+        units.setdefault(unit["label"], {"property": prop, "unit": dict(unit)})
+        tenancy = line["tenancy"]
+        if tenancy is None:
+            continue
+        tenant = {key: value for key, value in tenancy["tenant"].items() if value}
+        row = tenancies.setdefault(
+            (unit["label"], tenancy["move_in"]),
+            {
+                "property": prop,
+                "unit": {"label": unit["label"]},
+                "tenant": tenant,
+                "move_in": tenancy["move_in"],
+                "move_out": tenancy["move_out"],
+                "aconto": [],
+            },
+        )
+        if line["aconto_dkk"] is not None and not row["aconto"]:
+            row["aconto"].append({"utility": settlement["utility"], **period, "amount_dkk": line["aconto_dkk"]})
+    return {
+        "$schema": "/api/v1/exchange/schema/v1/tenancy-import.json",
+        "format": "mbusportal.tenancy-import",
+        "version": 1,
+        "units": list(units.values()),
+        "settlements": [
+            {
+                "property": prop,
+                "utility": settlement["utility"],
+                **period,
+                "total_cost_dkk": settlement["total_cost_dkk"],
+                "fixed_share_pct": settlement["fixed_share_pct"],
+                "costs": settlement["costs"],
+            }
+        ],
+        "tenancies": list(tenancies.values()),
     }

@@ -22,7 +22,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, models, transaction
 from django.utils.translation import gettext as _
-from jsonschema.exceptions import ValidationError as SchemaError
+from jsonschema.exceptions import ValidationError as SchemaError  # type: ignore[import-untyped]
 
 from integrations.exchange.schemas import TENANCY_IMPORT, validator
 from readings.models import Organisation, Property, Tenancy, Unit
