@@ -313,3 +313,13 @@ def test_it_refuses_the_import_page_to_a_tenant(client, tina):
     client.force_login(tina)
     response = client.get(reverse(IMPORT))
     assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+def test_it_speaks_danish(alice_client, organisation, prop, draft):
+    alice_client.cookies["django_language"] = "da"
+    text = "property,unit,tenant_name,move_in\nSolvej 1,2 tv,,2024-99-01\n"
+    response = upload(alice_client, organisation, "tenants.csv", text, dry_run=True)
+    page = response.content.decode()
+    assert "Importér lejemål og acontobetalinger" in page
+    assert "intet blev importeret" in page and "linje 2" in page
+    assert "er ikke en dato (ÅÅÅÅ-MM-DD)" in page
