@@ -87,6 +87,8 @@ def run_import(*, organisation: Organisation, content: str, kind: str, dry_run: 
     if kind == "json":
         try:
             document = json.loads(content)
+        except RecursionError:
+            raise ImportFileError(_("The file is nested too deeply to be a tenancy import.")) from None
         except json.JSONDecodeError as error:
             raise ImportFileError(
                 _("The file is not JSON (line %(line)d, column %(column)d: %(reason)s).")

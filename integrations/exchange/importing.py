@@ -20,7 +20,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.validators import validate_email
-from django.db import IntegrityError, models, transaction
+from django.db import DataError, IntegrityError, models, transaction
 from django.utils.translation import gettext as _
 from jsonschema.exceptions import ValidationError as SchemaError  # type: ignore[import-untyped]
 
@@ -155,6 +155,9 @@ class _Run:
             row.changes.clear()
         except RowError as error:
             row.problems.append(Problem(row.section, row.row, error.field, error.message))
+            row.changes.clear()
+        except (DataError, ValueError):  # e.g. a NUL character, which PostgreSQL text cannot hold
+            row.problems.append(Problem(row.section, row.row, "", _("a value the database cannot store")))
             row.changes.clear()
 
     # --- rows ---------------------------------------------------------------------------------------

@@ -323,3 +323,28 @@ def test_it_speaks_danish(alice_client, organisation, prop, draft):
     assert "Importér lejemål og acontobetalinger" in page
     assert "intet blev importeret" in page and "linje 2" in page
     assert "er ikke en dato (ÅÅÅÅ-MM-DD)" in page
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        tenancy_row(property={"id": 2**70}),
+        tenancy_row(property={"name": "Solvej\x001"}),
+        tenancy_row(unit={"label": "1\x00tv", "floor_area_m2": "72.5"}),
+        tenancy_row(unit={"label": "1 tv", "floor_area_m2": "99999999999"}),
+        tenancy_row(move_in="2024-02-30"),
+        tenancy_row(property={"name": "Ny", "time_zone": "Mars/Olympus"}),
+    ],
+)
+def test_it_reports_hostile_values_as_row_problems(organisation, prop, draft, row):
+    before = snapshot()
+    report = import_tenancies(organisation=organisation, document=document(row), dry_run=False)
+    assert not report.applied
+    assert [p.row for p in report.all_problems] and all(p.row == 1 for p in report.all_problems)
+    assert snapshot() == before
+
+
+def test_it_reports_deeply_nested_json_as_a_file_error(alice_client, organisation):
+    response = upload(alice_client, organisation, "deep.json", "[" * 100_000 + "]" * 100_000, dry_run=True)
+    assert response.status_code == 200
+    assert response.context["form"].errors["file"]
