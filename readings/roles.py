@@ -45,6 +45,10 @@ PERMISSIONS: dict[str, dict[str, list[str]]] = {
         # Objections come from tenants; a manager reads them and responds (change), never adds or deletes.
         "objection": ["view", "change"],
     },
+    # Organisation API keys: issued and revoked (a change), never deleted, so "last used" stays on record.
+    "integrations": {
+        "apikey": ["view", "add", "change"],
+    },
 }
 
 
@@ -75,6 +79,6 @@ def sync_property_managers_group(*, using: str = DEFAULT_DB_ALIAS, apps: Any = g
 
 
 def on_post_migrate(sender: AppConfig, using: str = DEFAULT_DB_ALIAS, **kwargs: Any) -> None:
-    # The last of the three apps has migrated; earlier signals would find later apps' tables missing.
+    # The last of the apps has migrated; earlier signals would find later apps' tables missing.
     if sender.label == "settlements":
         sync_property_managers_group(using=using)

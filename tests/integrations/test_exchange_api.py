@@ -69,3 +69,65 @@ def test_it_refuses_bodies_that_are_no_document(organisation, body, content_type
 
 def test_it_reads_the_dry_run_flag():
     assert [dry_run_flag(v) for v in ("1", "true", "0", None, "maybe")] == [True, True, False, False, None]
+
+
+# --- POST /api/v1/exchange/tenancies with an organisation API key ---------------------------------------
+
+ENDPOINT = "/api/v1/exchange/tenancies"
+
+
+def issue(organisation, scope):
+    from integrations.models import ApiKey
+
+    key = ApiKey(organisation=organisation, name="ERP", scope=scope)
+    secret = key.issue()
+    key.save()
+    return secret
+
+
+def post(client, secret, body, *, query="", content_type="application/json"):
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {secret}"} if secret else {}
+    return client.post(ENDPOINT + query, data=body, content_type=content_type, **headers)
+
+
+def test_it_imports_through_the_api_after_a_dry_run(client, organisation, prop, draft):
+    secret = issue(organisation, "read_write")
+    body = json.dumps(document(tenancy_row()))
+    before = snapshot()
+    preview = post(client, secret, body, query="?dry_run=1")
+    assert preview.status_code == 200 and preview.json()["dry_run"] is True
+    assert snapshot() == before
+    response = post(client, secret, body)
+    assert response.status_code == 200 and response.json()["applied"] is True
+    assert Tenancy.objects.get().unit.property == prop
+
+
+def test_it_refuses_a_read_only_key(client, organisation, prop, draft):
+    response = post(client, issue(organisation, "read"), json.dumps(document(tenancy_row())))
+    assert response.status_code == 403 and response.json()["error"]
+    assert not Tenancy.objects.exists()
+
+
+def test_it_refuses_a_request_without_a_key(client, organisation, prop, draft):
+    response = post(client, None, json.dumps(document(tenancy_row())))
+    assert response.status_code == 401
+    assert not Tenancy.objects.exists()
+
+
+def test_it_refuses_a_key_writing_into_another_organisation(client, organisation, other_organisation, prop, draft):
+    secret = issue(other_organisation, "read_write")
+    row = tenancy_row(property={"id": prop.pk}, aconto=[])
+    response = post(client, secret, json.dumps(document(row)))
+    assert response.status_code == 422
+    assert [(e["row"], e["field"]) for e in response.json()["errors"]] == [(1, "property.id")]
+    assert prop.name not in response.content.decode()
+    assert not Tenancy.objects.exists()
+
+
+def test_it_answers_a_bad_dry_run_flag_with_400(client, organisation):
+    response = post(client, issue(organisation, "read_write"), "{}", query="?dry_run=perhaps")
+    assert response.status_code == 400 and response.json()["field"] == "dry_run"
+
+
+def test_it_answers_only_post(client):
+    assert client.get(ENDPOINT).status_code == 405
