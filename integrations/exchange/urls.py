@@ -6,4 +6,5 @@ app_name = "exchange"
 
 urlpatterns = [
     path("schema/<str:version>/<str:name>", views.schema_file, name="schema"),
+    path("tenancies", views.tenancies_import, name="tenancies"),
 ]
