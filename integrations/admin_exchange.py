@@ -19,7 +19,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.translation import gettext_lazy as _
 
-from integrations.exchange.csv_flavour import document_from_csv
+from integrations.exchange.csv_flavour import import_csv
 from integrations.exchange.export import settlement_export
 from integrations.exchange.importing import ImportReport, Problem, import_tenancies
 from readings.imports import ImportFileError, decode
@@ -95,8 +95,7 @@ def run_import(*, organisation: Organisation, content: str, kind: str, dry_run: 
                 % {"line": error.lineno, "column": error.colno, "reason": error.msg}
             ) from None
         return import_tenancies(organisation=organisation, document=document, dry_run=dry_run)
-    csv = document_from_csv(content)
-    return csv.relocate(import_tenancies(organisation=organisation, document=csv.document, dry_run=dry_run))
+    return import_csv(organisation=organisation, content=content, dry_run=dry_run)
 
 
 class ExchangeSettlementAdmin(SettlementAdmin):

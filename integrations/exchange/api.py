@@ -12,7 +12,7 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 
-from integrations.exchange.csv_flavour import document_from_csv
+from integrations.exchange.csv_flavour import import_csv
 from integrations.exchange.importing import import_tenancies
 from readings.imports import ImportFileError, decode
 from readings.models import Organisation
@@ -43,8 +43,7 @@ def import_response(
                 return 400, {"error": _("The body is not JSON.")}
             report = import_tenancies(organisation=organisation, document=document, dry_run=dry_run)
         else:
-            csv = document_from_csv(text)
-            report = csv.relocate(import_tenancies(organisation=organisation, document=csv.document, dry_run=dry_run))
+            report = import_csv(organisation=organisation, content=text, dry_run=dry_run)
     except ImportFileError as error:
         return 400, {"error": str(error)}
     return (200 if report.ok else 422), report.as_json()

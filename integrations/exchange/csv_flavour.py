@@ -21,9 +21,10 @@ from typing import Any
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from integrations.exchange.importing import ImportReport, Problem
+from integrations.exchange.importing import ImportReport, Problem, import_tenancies
 from readings.imports import Column as CsvColumn
 from readings.imports import ImportFileError, read_csv
+from readings.models import Organisation
 
 COLUMNS = [
     CsvColumn("property", gettext_lazy("property"), True, ("property_name", "ejendom")),
@@ -93,10 +94,21 @@ class CsvDocument:
         return report
 
 
+def import_csv(*, organisation: Organisation, content: str, dry_run: bool) -> ImportReport:
+    """The CSV file imported as its document is (all or nothing), its report by line and column; a line the
+    document could not even take (more values than columns, a tenancy that disagrees with itself) makes it a
+    dry run, so that nothing is written."""
+    csv = document_from_csv(content)
+    report = import_tenancies(organisation=organisation, document=csv.document, dry_run=dry_run or bool(csv.problems))
+    report.dry_run = dry_run
+    return csv.relocate(report)
+
+
 def document_from_csv(content: str) -> CsvDocument:
     """The tenancy-import document of a CSV file's text; raises readings.imports.ImportFileError for a file
     that cannot be read at all (no header, unknown columns)."""
     rows = read_csv(content, COLUMNS)
+    rows_by_line = dict(rows)
     units: list[dict[str, Any]] = []
     tenancies: list[dict[str, Any]] = []
     csv = CsvDocument(document={"format": "mbusportal.tenancy-import", "version": 1})
@@ -134,6 +146,8 @@ def document_from_csv(content: str) -> CsvDocument:
             by_key[key] = len(tenancies)
             csv.lines[("tenancies", len(tenancies))] = line
         number = by_key[key]
+        if csv.lines[("tenancies", number)] != line:
+            _check_same_tenancy(csv, line, values, rows_by_line[csv.lines[("tenancies", number)]])
         payment = {name: values.get(column, "") for name, column in ACONTO_FIELDS.items()}
         if any(payment.values()):
             payment["amount_dkk"] = _decimal(payment["amount_dkk"])
@@ -146,6 +160,23 @@ def document_from_csv(content: str) -> CsvDocument:
     csv.document["units"] = units
     csv.document["tenancies"] = tenancies
     return csv
+
+
+# What every line of one tenancy must say alike (its payments may differ).
+TENANCY_COLUMNS = ("tenant_name", "email", "phone", "language", "move_out", "floor_area_m2", "heat_correction_factor")
+
+
+def _check_same_tenancy(csv: CsvDocument, line: int, values: dict[str, str], first: dict[str, str]) -> None:
+    for column in TENANCY_COLUMNS:
+        if values.get(column, "") != first.get(column, ""):
+            csv.problems.append(
+                Problem(
+                    "csv",
+                    line,
+                    column,
+                    _("the same tenancy says %(first)r on an earlier line") % {"first": first.get(column, "")},
+                )
+            )
 
 
 def _decimal(text: str) -> str:
@@ -168,4 +199,4 @@ def _date(text: str) -> str:
     return text.strip()
 
 
-__all__ = ["COLUMNS", "CsvDocument", "ImportFileError", "document_from_csv"]
+__all__ = ["COLUMNS", "CsvDocument", "ImportFileError", "document_from_csv", "import_csv"]

@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from integrations.exchange.csv_flavour import document_from_csv
+from integrations.exchange.csv_flavour import document_from_csv, import_csv
 from integrations.exchange.importing import import_tenancies
 from readings.models import Property, Tenancy, Unit
 from settlements.models import AcontoPayment, Settlement
@@ -348,3 +348,14 @@ def test_it_reports_deeply_nested_json_as_a_file_error(alice_client, organisatio
     response = upload(alice_client, organisation, "deep.json", "[" * 100_000 + "]" * 100_000, dry_run=True)
     assert response.status_code == 200
     assert response.context["form"].errors["file"]
+
+
+def test_it_reports_csv_lines_of_one_tenancy_that_disagree(organisation, prop, draft):
+    text = (
+        "property,unit,floor_area_m2,tenant_name,email,move_in,utility,period_start,period_end,aconto_dkk\n"
+        "Solvej 1,1 tv,72.5,Tina Hansen,tina@example.org,2024-06-01,heat,2024-06-01,2025-06-01,6000\n"
+        "Solvej 1,1 tv,72.5,Tina Jensen,tina@example.org,2024-06-01,heat,2024-06-01,2025-06-01,100\n"
+    )
+    report = import_csv(organisation=organisation, content=text, dry_run=False)
+    assert (3, "tenant_name") in {(p.row, p.field) for p in report.all_problems}
+    assert not report.applied and not Tenancy.objects.exists()
