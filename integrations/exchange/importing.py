@@ -26,7 +26,14 @@ from jsonschema.exceptions import ValidationError as SchemaError  # type: ignore
 
 from integrations.exchange.schemas import TENANCY_IMPORT, validator
 from readings.models import Organisation, Property, Tenancy, Unit
-from settlements.models import AcontoPayment, Settlement, SettlementCost, SettlementStatus, Utility
+from settlements.models import (
+    AcontoPayment,
+    Settlement,
+    SettlementCost,
+    SettlementStatus,
+    Utility,
+    cost_items_mismatch,
+)
 
 FORMAT = "mbusportal.tenancy-import"
 SECTIONS = ("units", "settlements", "tenancies")
@@ -192,6 +199,13 @@ class _Run:
             total_cost_dkk=Decimal(entry["total_cost_dkk"]),
             fixed_share_pct=Decimal(entry.get("fixed_share_pct", "30")),
         )
+        mismatch = cost_items_mismatch(
+            settlement.total_cost_dkk, (Decimal(c["amount_dkk"]) for c in entry.get("costs", []))
+        )
+        if mismatch is not None:
+            raise RowError(
+                "costs", _("the cost items differ from the total cost by %(difference)s DKK") % {"difference": mismatch}
+            )
         _save(settlement, row, SETTLEMENT_FIELDS)
         for position, cost in enumerate(entry.get("costs", [])):
             item = SettlementCost(

@@ -359,3 +359,19 @@ def test_it_reports_csv_lines_of_one_tenancy_that_disagree(organisation, prop, d
     report = import_csv(organisation=organisation, content=text, dry_run=False)
     assert (3, "tenant_name") in {(p.row, p.field) for p in report.all_problems}
     assert not report.applied and not Tenancy.objects.exists()
+
+
+def test_it_refuses_cost_items_that_do_not_add_up(other_organisation):
+    settlement = {
+        "property": {"name": "Havnegade 3"},
+        "utility": "heat",
+        "period_start": "2024-06-01",
+        "period_end": "2025-06-01",
+        "total_cost_dkk": "50000.00",
+        "costs": [{"description": "District heating", "amount_dkk": "49000.00"}],
+    }
+    report = import_tenancies(
+        organisation=other_organisation, document=document(settlements=[settlement]), dry_run=False
+    )
+    assert [(p.section, p.row, p.field) for p in report.all_problems] == [("settlements", 1, "costs")]
+    assert not Property.objects.filter(organisation=other_organisation).exists()
