@@ -12,6 +12,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+# The exchange format's admin pages (settlement export, tenancy import) replace the settlement admin.
+from integrations import admin_exchange  # noqa: F401
 from integrations.models import ApiKey
 from readings.admin_scoping import ScopedModelAdmin
 

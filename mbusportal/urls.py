@@ -26,6 +26,7 @@ urlpatterns = [
     path("", include("gateways.urls")),
     path("", include("settlements.urls")),
     path("", include("tenants.urls")),
+    path("api/v1/exchange/", include("integrations.exchange.urls")),
     # Browsers ask for /favicon.ico on every page, whatever the HTML says.
     path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
 ]

@@ -35,12 +35,13 @@ def po_entries(path):
     return entries
 
 
-def test_it_has_the_five_catalogues():
+def test_it_has_the_six_catalogues():
     assert {path.relative_to(PROJECT).parts[0] for path in CATALOGUES} == {
         "readings",
         "gateways",
         "settlements",
         "tenants",
+        "integrations",
         "locale",  # the project's own templates
     }
 

@@ -7,6 +7,7 @@ or a form error, and leaves A's rows exactly as they were. A URL added to an
 admin later without a check here fails `test_it_checks_every_admin_url`.
 """
 
+import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -458,7 +459,29 @@ def custom_url_checks(charlie_client, world_a):
     def letters():
         assert_refused(charlie_client.get(url(Settlement, "letters", settlement.pk)))
 
+    def exchange_export():
+        assert_refused(charlie_client.get(url(Settlement, "exchange_export", settlement.pk)))
+
+    def exchange_import():
+        document = json.dumps(
+            {
+                "format": "mbusportal.tenancy-import",
+                "version": 1,
+                "units": [{"property": {"id": prop.pk}, "unit": {"label": "7 tv", "floor_area_m2": "50"}}],
+                "tenancies": [],
+            }
+        )
+        for organisation in (world_a["readings.organisation"].pk, prop.organisation_id):
+            response = charlie_client.post(
+                url(Settlement, "exchange_import"),
+                {"organisation": organisation, "content": document, "kind": "json", "dry_run": ""},
+            )
+            assert response.status_code == 200
+            assert "Select a valid choice" in response.content.decode()
+
     return {
+        "settlements_settlement_exchange_export": exchange_export,
+        "settlements_settlement_exchange_import": exchange_import,
         "settlements_settlement_delivery": delivery,
         "settlements_settlement_letters": letters,
         "readings_meterinstallation_readings": readings,
