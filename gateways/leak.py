@@ -39,7 +39,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from django.db import connection, transaction
@@ -66,12 +65,12 @@ WATER_TYPES = [MeterType.COLD_WATER.value, MeterType.HOT_WATER.value]
 _EVALUATE = """
 WITH candidate AS (
     SELECT i.id, i.gateway_id, u.property_id, i.manufacturer, i.meter_serial,
-           CASE i.register_unit WHEN %(litre)s THEN 1.0 ELSE 1000.0 END AS litres_per_unit,
+           CASE i.register_unit WHEN %(litre)s THEN 1.0::float8 ELSE 1000.0::float8 END AS litres_per_unit,
            coalesce(r.leak_enabled, %(leak_enabled)s) AS leak_enabled,
-           coalesce(r.leak_min_flow_lph, %(leak_min_flow_lph)s) AS flow_lph,
+           coalesce(r.leak_min_flow_lph, %(leak_min_flow_lph)s)::float8 AS flow_lph,
            coalesce(r.leak_hours, %(leak_hours)s) AS leak_hours,
            coalesce(r.burst_enabled, %(burst_enabled)s) AS burst_enabled,
-           coalesce(r.burst_m3_per_hour, %(burst_m3_per_hour)s) * 1000.0 AS burst_lph
+           coalesce(r.burst_m3_per_hour, %(burst_m3_per_hour)s)::float8 * 1000.0 AS burst_lph
     FROM {installation} i
     JOIN {unit} u ON u.id = i.unit_id
     JOIN {gateway} g ON g.id = i.gateway_id
@@ -91,22 +90,26 @@ WITH candidate AS (
     ) l
 ), hourly AS (
     SELECT l.id, date_trunc('hour', r."timestamp") AS hour,
-           (array_agg(r.value ORDER BY r."timestamp" DESC))[1] * l.litres_per_unit AS litres
+           (array_agg(r.value ORDER BY r."timestamp" DESC))[1]::float8 * l.litres_per_unit AS litres
     FROM latest l
-    JOIN reading r ON r.installation_id = l.id AND r.deleted_at IS NULL
-         AND r."timestamp" > l.at - make_interval(hours => l.leak_hours + 3) AND r."timestamp" <= l.at
+    -- LATERAL: an index range scan per meter, never a scan of the month's partition.
+    CROSS JOIN LATERAL (
+        SELECT r."timestamp", r.value FROM reading r
+        WHERE r.installation_id = l.id AND r.deleted_at IS NULL
+          AND r."timestamp" > l.at - make_interval(hours => l.leak_hours + 3) AND r."timestamp" <= l.at
+    ) r
     GROUP BY l.id, l.litres_per_unit, 2
 ), stepped AS (
     SELECT h.id, h.hour, h.litres,
            h.litres - max(h.litres) OVER before AS rise,
-           extract(epoch FROM h.hour - lag(h.hour) OVER w) / 3600.0 AS gap,
+           extract(epoch FROM h.hour - max(h.hour) OVER before)::float8 / 3600.0 AS gap,
+           -- Backwards from the end, so that the frame's head stays put (the aggregate runs incrementally).
            min(h.litres) OVER after AS lowest_after
     FROM hourly h
-    WINDOW w AS (PARTITION BY h.id ORDER BY h.hour),
-           before AS (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
-           after AS (w ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING)
+    WINDOW before AS (PARTITION BY h.id ORDER BY h.hour ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
+           after AS (PARTITION BY h.id ORDER BY h.hour DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
 ), classified AS (
-    SELECT s.id, s.hour, s.rise, s.gap,
+    SELECT s.id, s.hour, s.litres, s.rise,
            CASE WHEN s.gap IS NULL OR s.gap > %(max_gap)s OR s.rise < 0 THEN 'unknown'
                 WHEN s.rise >= l.flow_lph * s.gap THEN 'flowing'
                 ELSE 'pause' END AS flow,
@@ -120,12 +123,14 @@ WITH candidate AS (
            max(c.hour) FILTER (WHERE c.flow <> 'flowing') AS break_hour,
            max(c.hour) FILTER (WHERE c.flow = 'pause') AS pause_hour,
            max(c.hour) FILTER (WHERE c.burst) AS burst_hour,
+           max(c.rise) FILTER (WHERE c.burst) AS burst_litres,
            max(c.hour) FILTER (WHERE NOT c.burst) AS quiet_hour
     FROM classified c
     GROUP BY c.id
 ), verdict AS (
     SELECT l.id, l.gateway_id, l.property_id, l.manufacturer, l.meter_serial,
            l.flow_lph, l.leak_hours, l.burst_lph, s.last_hour, s.break_hour, s.burst_hour,
+           s.burst_litres,
            l.leak_enabled AND s.last_hour - s.break_hour >= make_interval(hours => l.leak_hours) AS leak_now,
            NOT l.leak_enabled OR (s.pause_hour IS NOT NULL AND s.pause_hour = s.break_hour
                                    AND s.last_hour - s.break_hour < make_interval(hours => l.leak_hours)) AS leak_over,
@@ -137,10 +142,8 @@ WITH candidate AS (
 )
 SELECT v.id, v.gateway_id, v.property_id, v.manufacturer, v.meter_serial, v.flow_lph, v.leak_hours, v.burst_lph,
        v.leak_now, v.leak_over, v.burst_now, v.burst_over,
-       extract(epoch FROM v.last_hour - v.break_hour) / 3600.0 AS flowing_hours,
-       (SELECT min(c.rise / c.gap) FROM classified c WHERE c.id = v.id AND c.hour > v.break_hour) AS least_lph,
-       v.burst_hour,
-       (SELECT c.rise FROM classified c WHERE c.id = v.id AND c.hour = v.burst_hour) AS burst_litres
+       extract(epoch FROM v.last_hour - v.break_hour)::float8 / 3600.0 AS flowing_hours,
+       v.burst_hour, v.burst_litres
 FROM verdict v
 WHERE v.leak_now OR v.burst_now
    OR ((v.leak_over OR v.burst_over) AND EXISTS (
@@ -200,17 +203,16 @@ class Verdict:
     property_id: int
     manufacturer: str
     meter_serial: str
-    flow_lph: Decimal
+    flow_lph: float
     leak_hours: int
-    burst_lph: Decimal
+    burst_lph: float
     leak_now: bool
     leak_over: bool
     burst_now: bool
     burst_over: bool
-    flowing_hours: Decimal | None
-    least_lph: Decimal | None
+    flowing_hours: float | None
     burst_hour: datetime | None
-    burst_litres: Decimal | None
+    burst_litres: float | None
 
     @property
     def meter(self) -> str:
@@ -219,22 +221,21 @@ class Verdict:
     def leak_message(self) -> str:
         # Stored in English, like the other alarms' messages.
         hours = int(self.flowing_hours or 0)
-        least = _number(self.least_lph or Decimal(0), 1)
         return (
             f"Water flowing for {hours} hours without pause on {self.meter} "
-            f"(at least {least} l/h every hour; rule: {_number(self.flow_lph, 2)} l/h for {self.leak_hours} hours)."
+            f"(rule: at least {_number(self.flow_lph, 2)} l/h in every hour for {self.leak_hours} hours)."
         )
 
     def burst_message(self) -> str:
-        used = _number((self.burst_litres or Decimal(0)) / 1000, 3)
+        used = _number((self.burst_litres or 0.0) / 1000, 3)
         until = f"{self.burst_hour:%Y-%m-%d %H:%M} UTC" if self.burst_hour else "?"
         return (
-            f"{used} m³ within an hour on {self.meter}, up to {until} "
+            f"{used} m³ within an hour on {self.meter}, the last such hour up to {until} "
             f"(rule: more than {_number(self.burst_lph / 1000, 3)} m³ in one hour)."
         )
 
 
-def _number(value: Decimal, places: int) -> str:
+def _number(value: float, places: int) -> str:
     text = f"{value:.{places}f}"
     return text.rstrip("0").rstrip(".") if "." in text else text
 
@@ -249,6 +250,9 @@ class Outcome:
 def verdicts(cursor: CursorWrapper, *, since: datetime) -> list[Verdict]:
     """The water meters of gateways that delivered since `since` with a leak or burst to raise, or an
     open alarm that may clear (one query for all of them)."""
+    # The window sorts a few hundred thousand rows for a few thousand meters; keep them in memory
+    # (inside the caller's transaction only).
+    cursor.execute("SET LOCAL work_mem = '64MB'")
     cursor.execute(
         _query(_EVALUATE),
         {

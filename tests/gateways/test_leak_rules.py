@@ -81,7 +81,7 @@ def test_it_raises_one_leak_alarm_for_water_flowing_a_day_without_pause(meter):
     assert (alarm.severity, alarm.cleared_at, alarm.property_id) == (Severity.CRITICAL, None, meter.unit.property_id)
     assert alarm.message == (
         "Water flowing for 25 hours without pause on meter KAM 22334455 "
-        "(at least 3 l/h every hour; rule: 2 l/h for 24 hours)."
+        "(rule: at least 2 l/h in every hour for 24 hours)."
     )
 
 
@@ -154,7 +154,8 @@ def test_it_raises_a_burst_alarm_for_much_water_in_one_hour_and_clears_it_after_
     [alarm] = alarms(meter, AlarmType.BURST_SUSPECTED)
     assert alarm.severity == Severity.CRITICAL and alarm.cleared_at is None
     assert alarm.message == (
-        "0.84 m³ within an hour on meter KAM 22334455, up to 2026-11-02 02:00 UTC (rule: more than 0.5 m³ in one hour)."
+        "0.84 m³ within an hour on meter KAM 22334455, the last such hour up to 2026-11-02 02:00 UTC "
+        "(rule: more than 0.5 m³ in one hour)."
     )
 
     store(meter, ["10.860"], start=T0 + 3 * HOUR)
