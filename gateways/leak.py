@@ -97,6 +97,7 @@ WITH candidate AS (
         SELECT r."timestamp", r.value FROM reading r
         WHERE r.installation_id = l.id AND r.deleted_at IS NULL
           AND r."timestamp" > l.at - make_interval(hours => l.leak_hours + 3) AND r."timestamp" <= l.at
+        OFFSET 0  -- kept as a subquery: the planner would flatten it into a scan of every reading
     ) r
     GROUP BY l.id, l.litres_per_unit, 2
 ), stepped AS (
