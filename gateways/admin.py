@@ -26,7 +26,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from gateways import broker
-from gateways.models import Alarm, AlarmQuerySet, Gateway, GatewayStatus, RawFrame, TimeSource
+from gateways.models import Alarm, AlarmQuerySet, Gateway, GatewayStatus, LeakRule, RawFrame, TimeSource
 from readings.admin_scoping import ScopedModelAdmin, ScopedTabularInline, count_of
 
 
@@ -544,3 +544,33 @@ class RawFrameAdmin(ScopedModelAdmin[RawFrame]):
     @admin.display(description=_("frame"))
     def frame_hex(self, frame: RawFrame) -> str:
         return format_html("<code>{}</code>", bytes(frame.frame).hex(" ").upper())
+
+
+# --- Leak and burst rules ------------------------------------------------------------------------
+
+
+@admin.register(LeakRule)
+class LeakRuleAdmin(ScopedModelAdmin[LeakRule]):
+    """A property's leak and burst thresholds (gateways/leak.py). A property without a rule is evaluated
+    with the defaults; a manager adds one to change them or to switch the alarms off."""
+
+    list_display = ("property", "leak_enabled", "leak_min_flow_lph", "leak_hours", "burst_enabled", "burst_m3_per_hour")
+    list_select_related = ("property",)
+    ordering = ("property__name",)
+    fieldsets = (
+        (None, {"fields": ("property",)}),
+        (_("Leak: water flowing without pause"), {"fields": ("leak_enabled", "leak_min_flow_lph", "leak_hours")}),
+        (_("Burst: much water in one hour"), {"fields": ("burst_enabled", "burst_m3_per_hour")}),
+    )
+    csv_fields = (
+        "property__name",
+        "leak_enabled",
+        "leak_min_flow_lph",
+        "leak_hours",
+        "burst_enabled",
+        "burst_m3_per_hour",
+    )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: LeakRule | None = None) -> Any:
+        # A rule belongs to its property for good; another property gets a rule of its own.
+        return ("property",) if obj is not None else ()

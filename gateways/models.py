@@ -7,8 +7,10 @@ import hashlib
 import re
 import secrets
 from datetime import datetime
+from decimal import Decimal
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
 from django.db.models import Q
 from django.db.models.functions import Now
@@ -177,6 +179,7 @@ class AlarmType(models.TextChoices):
     REGISTER_BACKWARDS = "register_backwards", _("Register went backwards")
     LEAK_SUSPECTED = "leak_suspected", _("Leak suspected")
     SUPPLY_IMBALANCE = "supply_imbalance", _("Supply and units disagree")
+    BURST_SUSPECTED = "burst_suspected", _("Burst suspected")
     # System alarms: about the portal itself, with no property or gateway (gateways/system_alarms.py).
     POOL_SATURATED = "pool_saturated", _("Connection pool saturated")
     MQTT_DISCONNECTED = "mqtt_disconnected", _("MQTT subscriber disconnected")
@@ -377,3 +380,78 @@ class RelayCursor(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} at {self.change_seq}"
+
+
+class LeakRuleQuerySet(models.QuerySet["LeakRule"]):
+    def for_manager(self, user: AnyUser) -> LeakRuleQuerySet:
+        return managed_by(self, user, "property__organisation__")
+
+
+class LeakRule(models.Model):
+    """When a property's water meters raise "leak suspected" and "burst suspected" (gateways/leak.py).
+
+    A property without a row is evaluated with the field defaults: a leak is
+    water flowing at least 2 l/h in every hour for 24 hours; a burst more
+    than 0.5 m³ in one hour.
+    """
+
+    property = models.OneToOneField(
+        "readings.Property", on_delete=models.CASCADE, related_name="leak_rule", verbose_name=_("property")
+    )
+    leak_enabled = models.BooleanField(_("raise leak alarms"), default=True)
+    leak_min_flow_lph = models.DecimalField(
+        _("leak: least flow (l/h)"),
+        max_digits=7,
+        decimal_places=2,
+        default=Decimal("2"),
+        validators=[MinValueValidator(Decimal("0.01")), MaxValueValidator(Decimal("10000"))],
+        help_text=_("Water counts as flowing in an hour when the meter advanced at least this many litres."),
+    )
+    leak_hours = models.PositiveSmallIntegerField(
+        _("leak: hours without pause"),
+        default=24,
+        validators=[MinValueValidator(1), MaxValueValidator(168)],
+        help_text=_("A leak is suspected when water flowed in every hour for this long (1 to 168 hours)."),
+    )
+    burst_enabled = models.BooleanField(_("raise burst alarms"), default=True)
+    burst_m3_per_hour = models.DecimalField(
+        _("burst: more than (m³ in one hour)"),
+        max_digits=7,
+        decimal_places=3,
+        default=Decimal("0.5"),
+        validators=[MinValueValidator(Decimal("0.001")), MaxValueValidator(Decimal("1000"))],
+        help_text=_("A burst is suspected when a meter counts more than this in one hour."),
+    )
+
+    objects = LeakRuleQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("leak and burst rule")
+        verbose_name_plural = _("leak and burst rules")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(leak_min_flow_lph__gt=0)
+                & Q(leak_hours__gte=1)
+                & Q(leak_hours__lte=168)
+                & Q(burst_m3_per_hour__gt=0),
+                name="leakrule_positive_thresholds",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return gettext("Leak and burst rule of %(property)s") % {"property": self.property}
+
+
+class LeakCheckCursor(models.Model):
+    """When the leak and burst evaluation last started (one row, id 1).
+
+    The next run looks at the meters of gateways that delivered since then
+    (gateways/leak.py), so an evaluation every few minutes reads only the
+    meters with new readings.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    started_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"leak check started {self.started_at:%Y-%m-%d %H:%M}"

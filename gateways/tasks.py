@@ -3,6 +3,7 @@
 - `check_gateways_job`     every minute   "gateway offline" alarms (gateways.upkeep.check_gateways)
 - `check_supply_balance_job` hourly at :07 "supply and units disagree" alarms
 - `purge_raw_frames_job`   daily at 02:37 raw M-Bus frames past FRAMES_RETENTION_DAYS
+- `evaluate_leak_rules`    every 5 minutes leak and burst alarms from water meters' readings (gateways.leak)
 
 Each is idempotent, carries a queueing lock (at most one waiting) and a lock (never two running, also
 across workers), and is retried with exponential backoff (mbusportal.jobs.RETRY) when it fails.
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import logging
 
-from gateways import upkeep
+from gateways import leak, upkeep
 from mbusportal.jobs import RETRY, app
 
 log = logging.getLogger(__name__)
@@ -45,3 +46,22 @@ def purge_raw_frames_job(timestamp: int) -> str:
     """Delete raw frames past the retention period; returns how many."""
     deleted, cutoff = upkeep.purge_raw_frames()
     return f"deleted {deleted} raw frames received before {cutoff.isoformat()}"
+
+
+# leak.evaluate also takes an advisory lock, so a run started by hand cannot overlap either.
+@app.periodic(cron="*/5 * * * *", periodic_id="evaluate_leak_rules")
+@app.task(
+    name="gateways.evaluate_leak_rules",
+    queueing_lock="gateways.evaluate_leak_rules",
+    lock="gateways.evaluate_leak_rules",
+    retry=RETRY,
+)
+def evaluate_leak_rules(timestamp: int) -> str:
+    """Raise and clear leak and burst alarms of the meters with readings since the last run."""
+    outcome = leak.evaluate()
+    if outcome is None:
+        return "another leak evaluation is running; nothing to do"
+    return (
+        f"leak rules: {len(outcome.raised)} alarms raised, {len(outcome.cleared)} cleared"
+        f" (meters of gateways seen since {outcome.evaluated_since.isoformat()})"
+    )

@@ -36,6 +36,7 @@ PERMISSIONS: dict[str, dict[str, list[str]]] = {
         "gateway": ["view", "add", "change"],
         "alarm": ["view", "change"],
         "rawframe": ["view"],
+        "leakrule": ["view", "add", "change"],
     },
     "settlements": {
         "settlement": ["view", "add", "change", "delete"],

@@ -18,7 +18,7 @@ from django.contrib.auth.models import Group
 from django.forms import HiddenInput
 from django.urls import reverse
 
-from gateways.models import Alarm, RawFrame
+from gateways.models import Alarm, LeakRule, RawFrame
 from integrations.models import ApiKey
 from readings.models import MeterInstallation, Property, Tenancy, Unit
 from settlements.models import AcontoPayment, Objection, Settlement, SettlementLine
@@ -75,6 +75,7 @@ def world_a(organisation, prop, unit, gateway, heat_meter, tenancy, tina, alice)
         "gateways.gateway": gateway,
         "gateways.alarm": alarm,
         "gateways.rawframe": frame,
+        "gateways.leakrule": LeakRule.objects.create(property=prop),
         "settlements.settlement": settlement,
         "settlements.settlementline": line,
         "settlements.acontopayment": settlement.aconto_payments.get(),
@@ -140,6 +141,7 @@ def world_b(other_organisation, other_prop, other_gateway, other_meter, django_u
         "gateways.rawframe": RawFrame.objects.create(
             gateway=other_gateway, received_at=datetime(2026, 3, 1, tzinfo=UTC), frame=b"\x68", installation=other_meter
         ),
+        "gateways.leakrule": LeakRule.objects.create(property=other_prop),
         "settlements.settlement": settlement,
         "settlements.objection": objection,
         "integrations.apikey": api_key(other_organisation, "ERP of B"),
