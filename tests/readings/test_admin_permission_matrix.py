@@ -17,6 +17,7 @@ from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.forms import HiddenInput
 from django.urls import reverse
+from procrastinate.contrib.django.models import ProcrastinateJob
 
 from gateways.models import Alarm, LeakRule, RawFrame
 from integrations.models import ApiKey
@@ -34,6 +35,13 @@ def api_key(organisation, name):
     key.issue()
     key.save()
     return key
+
+
+def queued_job(settlement: Settlement) -> ProcrastinateJob:
+    from settlements.tasks import deliver_statements_job
+
+    job_id = deliver_statements_job.defer(settlement_id=settlement.pk)
+    return ProcrastinateJob.objects.get(pk=job_id)
 
 
 @pytest.fixture
@@ -91,6 +99,8 @@ def world_a(organisation, prop, unit, gateway, heat_meter, tenancy, tina, alice)
         "axes.accesslog": AccessLog.objects.create(username="tina", ip_address="198.51.100.1", **access),
         "axes.accessfailurelog": AccessFailureLog.objects.create(username="tina", ip_address="198.51.100.1", **access),
         "integrations.apikey": api_key(organisation, "ERP of A"),
+        # A queued job about A's settlement (jobs are staff-only: charlie must not even list them)
+        "procrastinate.procrastinatejob": queued_job(settlement),
     }
 
 
@@ -524,7 +534,8 @@ def test_it_shows_organisation_a_to_its_own_manager(client, alice, property_mana
     """The other side of the matrix: the same URLs work for alice, so the refusals above mean something."""
     client.force_login(alice)
     for model, _model_admin in registered():
-        if model._meta.app_label in {"auth", "axes"}:  # user accounts and login records: superusers only
+        # user accounts, login records and the job queue: superusers (and operators) only
+        if model._meta.app_label in {"auth", "axes", "procrastinate"}:
             continue
         a_object = world_a[model._meta.label_lower]
         response = client.get(changelist(model))
