@@ -29,9 +29,10 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -95,7 +96,7 @@ def build(*, rebuild: bool, month: date) -> None:
     from django.utils import timezone
 
     first_day = timezone.localdate() - timedelta(days=DAYS)
-    installed = timezone.make_aware(timezone.datetime.combine(first_day, timezone.datetime.min.time()))
+    installed = timezone.make_aware(datetime.combine(first_day, datetime.min.time()))
     organisation = Organisation.objects.create(name=ORGANISATION)
     props = Property.objects.bulk_create(
         Property(
@@ -183,7 +184,7 @@ def build(*, rebuild: bool, month: date) -> None:
     print(f"bench data: {rows[0] if rows else 0} daily rows, built in {time.perf_counter() - started:.0f} s")
 
 
-def monthly_round(props: list, month: date) -> tuple[float, int]:
+def monthly_round(props: list[Any], month: date) -> tuple[float, int]:
     from tenants.monthly import monthly_information_for_property
 
     started, count = time.perf_counter(), 0
@@ -192,7 +193,7 @@ def monthly_round(props: list, month: date) -> tuple[float, int]:
     return time.perf_counter() - started, count
 
 
-def baseline_round(props: list, month: date) -> tuple[float, int]:
+def baseline_round(props: list[Any], month: date) -> tuple[float, int]:
     """The consumption pages' own query for the month alone: load the series around its two boundaries."""
     from collections import defaultdict
 
