@@ -381,7 +381,7 @@ def _compute(*, prop: Property, month: date, tenancies: list[Tenancy], now: date
                 continue
             cohort = cohorts[meter_type]
             average = None
-            if cohort.per_m2 is not None and this is not None:
+            if cohort.per_m2 is not None and this is not None and unit.floor_area_m2 > 0:
                 share = Decimal((own[1] - own[0]).days) / Decimal(month_length)
                 average = (cohort.per_m2 * unit.floor_area_m2 * share).quantize(QUANTUM, rounding=ROUND_HALF_UP)
             estimate = None
