@@ -16,6 +16,7 @@ from django.core.validators import RegexValidator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect
+from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
@@ -23,8 +24,11 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from readings.admin import TenancyAdmin
+from readings.imports import ImportFileError, decode
 from readings.models import Tenancy
+from tenants.degree_days import import_degree_days
 from tenants.invitations import can_be_invited, send_invitation, tenant_for_new_tenancy
+from tenants.models import DegreeDays
 
 # Loose on purpose: people write numbers as "+45 12 34 56 78" or "12-34-56-78".
 EMAIL_MAX_LENGTH = 254  # the User's column
@@ -212,3 +216,82 @@ def _email_editable(tenancy: Tenancy) -> bool:
 
 admin.site.unregister(Tenancy)
 admin.site.register(Tenancy, TenancyAccountAdmin)
+
+
+class DegreeDaysImportForm(forms.Form):
+    file = forms.FileField(label=_("CSV file"), required=False)
+    # After a preview the file travels back in the page, so "Import" needs no second upload.
+    content = forms.CharField(widget=forms.HiddenInput, required=False)
+    dry_run = forms.BooleanField(label=_("Preview only (dry run)"), required=False, initial=True)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        upload = cleaned.get("file")
+        try:
+            if upload is not None:
+                cleaned["content"] = decode(upload.read())
+        except ImportFileError as error:
+            self.add_error("file", str(error))
+            return cleaned
+        if not cleaned.get("content"):
+            self.add_error("file", _("Choose a CSV file."))
+        return cleaned
+
+
+@admin.register(DegreeDays)
+class DegreeDaysAdmin(admin.ModelAdmin[DegreeDays]):
+    """Degree days per region and month; the same for every organisation, so only staff with the model's
+    permissions (superusers, or whom they grant it) see or import them."""
+
+    list_display = ("region", "month", "degree_days")
+    list_filter = ("region",)
+    search_fields = ("region",)
+    ordering = ("region", "-month")
+    date_hierarchy = "month"
+    change_list_template = "admin/readings/change_list_with_import.html"
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view(self.import_view)
+        return [path("import/", view, name="tenants_degreedays_import"), *super().get_urls()]
+
+    def import_view(self, request: HttpRequest) -> HttpResponse:
+        """Upload, preview (always first: the form starts as a dry run), then import the previewed rows."""
+        if not (self.has_add_permission(request) and self.has_change_permission(request)):
+            raise PermissionDenied
+        form = DegreeDaysImportForm(request.POST or None, request.FILES or None)
+        report, confirm = None, None
+        if request.method == "POST" and form.is_valid():
+            dry_run = bool(form.cleaned_data["dry_run"])
+            try:
+                report = import_degree_days(content=form.cleaned_data["content"], dry_run=dry_run)
+            except ImportFileError as error:
+                form.add_error("file", str(error))
+            else:
+                if report.imported:
+                    messages.success(
+                        request,
+                        ngettext(
+                            "Imported %(count)d row of degree days.",
+                            "Imported %(count)d rows of degree days.",
+                            len(report.rows),
+                        )
+                        % {"count": len(report.rows)},
+                    )
+                    return redirect("admin:tenants_degreedays_changelist")
+                if report.ok:
+                    confirm = DegreeDaysImportForm({"content": form.cleaned_data["content"], "dry_run": ""})
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": _("Import degree days from CSV"),
+            "form": form,
+            "report": report,
+            "confirm": confirm,
+            "columns_help": _(
+                "Columns: region, month (2025-01), degree_days; separated by ; or , with a decimal point or "
+                "comma, as the Danish Meteorological Institute publishes them. A region's month that is "
+                "already stored gets the new figure."
+            ),
+            "media": self.media + form.media,
+        }
+        return TemplateResponse(request, "admin/readings/csv_import.html", context)

@@ -55,7 +55,7 @@ class DegreeDays(models.Model):
 
     region = models.CharField(_("region"), max_length=64)
     month = models.DateField(_("month"), help_text=_("The first day of the month."))
-    degree_days = models.DecimalField(_("degree days"), max_digits=7, decimal_places=1)
+    degree_days = models.DecimalField(_("degree days"), max_digits=7, decimal_places=2)
 
     class Meta:
         verbose_name = _("degree days")

@@ -127,9 +127,9 @@ INFORMATION_TYPES: tuple[str, ...] = (
 UNIT_CODES = {"kWh": "kWh", "m³": "m3", "units": "units"}
 _UNIT_TEXT = {code: text for text, code in UNIT_CODES.items()}
 
-# The Danish normal year of heating degree days: 2906 (DMI, the reference year Danish utilities and the
-# Danish Energy Agency correct heat use to; base temperature 17 °C). DMI publishes the year's total; the
-# months here spread it in proportion to the normal-year profile Dansk Fjernvarme publishes beside its own
+# The Danish normal year of heating degree days: 2906 (the Danish Meteorological Institute's normal year,
+# base temperature 17 °C). Only the year's total is taken from DMI here; the
+# months spread it in proportion to the normal-year profile Dansk Fjernvarme publishes beside its own
 # degree-day figures (519, 486, 444, 311, 154, 58, 22, 18, 91, 207, 341, 461 of 3112), rounded to whole
 # degree days so that they add up to 2906 exactly. It is context for the tenant (how cold this year was
 # against a normal one); the correction itself uses the measured degree days of both years.
@@ -250,6 +250,8 @@ class _Property:
         if any(one.meter_type == MeterType.HEAT_COST_ALLOCATOR for one in installations):
             cohort_days = days
         self.series: dict[tuple[int, str], list[Series]] = defaultdict(list)
+        # The same unit's month is asked for by the cohort, the tenancy and the allocators' estimate.
+        self._amounts: dict[tuple[int, str, date, date], Amount | None] = {}
         loaded = load_series_sync(own, self._instants(days | set(moves)), zone=self.zone, now=now)
         if others:
             loaded += load_series_sync(others, self._instants(cohort_days), zone=self.zone, now=now)
@@ -261,10 +263,15 @@ class _Property:
 
     def amount(self, unit_id: int, meter_type: str, start: date, end: date) -> Amount | None:
         """The unit's use of the type over the local days [start, end): the consumption page's sum_series."""
-        series = self.series.get((unit_id, meter_type))
-        if not series or end <= start:
-            return None
-        return sum_series(series, [day_start(start, self.zone), day_start(end, self.zone)], now=self.now)[0]
+        key = (unit_id, meter_type, start, end)
+        if key not in self._amounts:
+            series = self.series.get((unit_id, meter_type))
+            self._amounts[key] = (
+                sum_series(series, [day_start(start, self.zone), day_start(end, self.zone)], now=self.now)[0]
+                if series and start < end
+                else None
+            )
+        return self._amounts[key]
 
     def dwellings(self) -> list[Unit]:
         return [unit for unit in self.units.values() if unit.kind == UnitKind.DWELLING]
@@ -374,7 +381,7 @@ def _compute(*, prop: Property, month: date, tenancies: list[Tenancy], now: date
                 continue
             cohort = cohorts[meter_type]
             average = None
-            if cohort.per_m2 is not None and this is not None:
+            if cohort.per_m2 is not None and this is not None and unit.floor_area_m2 > 0:
                 share = Decimal((own[1] - own[0]).days) / Decimal(month_length)
                 average = (cohort.per_m2 * unit.floor_area_m2 * share).quantize(QUANTUM, rounding=ROUND_HALF_UP)
             estimate = None

@@ -13,18 +13,20 @@ from datetime import date, timedelta
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from readings.consumption import first_of_month
-from readings.models import Property
+from readings.consumption import first_of_month, local_day
+from readings.models import Property, Tenancy
 from readings.reports import UnitReport, unit_report
 from readings.scoping import AnyUser
 from settlements.models import SettlementLine
 from tenants.forms import DownloadForm, export_url
+from tenants.monthly import monthly_information, tenancy_months
+from tenants.monthly_display import MonthlyDisplay, display
 from tenants.periods import TenancyDays, tenant_tenancies
 
 
@@ -104,6 +106,21 @@ async def _consumption_summary(days: TenancyDays) -> UnitReport:
     )
 
 
+def _monthly_display(tenancy: Tenancy, month: date) -> MonthlyDisplay:
+    return display(monthly_information(tenancy=tenancy, month=month))
+
+
+def _lived_months(tenancy: Tenancy) -> list[date]:
+    """The complete months of the tenancy, oldest first (in its property's time zone)."""
+    return tenancy_months(tenancy=tenancy, today=local_day(timezone.now(), tenancy.unit.property.zone))
+
+
+def _latest_monthly(days: TenancyDays) -> MonthlyDisplay | None:
+    """The monthly information of the tenancy's last complete month; None before it has one."""
+    months = _lived_months(days.tenancy)
+    return _monthly_display(days.tenancy, months[-1]) if months else None
+
+
 @never_cache
 @require_GET
 @login_required
@@ -124,6 +141,8 @@ async def home(request: HttpRequest) -> HttpResponse:
         | {
             # Newest first: the current tenancy, else the latest that ended, as /consumption/ chooses.
             "consumption": await _consumption_summary(lived[0]),
+            "monthly": await sync_to_async(_latest_monthly)(lived[0]),
+            "monthly_tenancy": lived[0].tenancy,
             "statements": await sync_to_async(_statements)(user),
             "downloads": _tenancy_downloads(tenancies),
         },
@@ -144,3 +163,43 @@ def downloads(request: HttpRequest) -> HttpResponse:
         return HttpResponseRedirect(form.download_url())
     # Errors come back on a 200 page, as Django's forms do: browsers log a 4xx page as a console error.
     return render(request, "tenants/downloads.html", {"form": form, "downloads": _tenancy_downloads(tenancies)})
+
+
+def _own_tenancy(request: HttpRequest, tenancy_id: int) -> Tenancy:
+    """The user's own tenancy of that id; 404 for anyone else's (or none)."""
+    tenancy = Tenancy.objects.for_tenant(request.user).filter(pk=tenancy_id).first()
+    if tenancy is None:
+        raise Http404("no such tenancy of yours")
+    return tenancy
+
+
+@never_cache
+@require_GET
+@login_required
+def monthly_months(request: HttpRequest, tenancy_id: int) -> HttpResponse:
+    """Every complete month of the tenant's tenancy, newest first, each linking to its monthly information."""
+    tenancy = _own_tenancy(request, tenancy_id)
+    months = list(reversed(_lived_months(tenancy)))
+    return render(request, "tenants/monthly_months.html", {"tenancy": tenancy, "months": months})
+
+
+@never_cache
+@require_GET
+@login_required
+def monthly_month(request: HttpRequest, tenancy_id: int, month: date) -> HttpResponse:
+    """One month's information for the tenant's own tenancy; 404 for a month they did not live (or not yet ended)."""
+    tenancy = _own_tenancy(request, tenancy_id)
+    months = _lived_months(tenancy)
+    if month not in months:
+        raise Http404("no complete month of this tenancy")
+    index = months.index(month)
+    return render(
+        request,
+        "tenants/monthly_month.html",
+        {
+            "tenancy": tenancy,
+            "monthly": _monthly_display(tenancy, month),
+            "previous": months[index - 1] if index > 0 else None,
+            "next": months[index + 1] if index + 1 < len(months) else None,
+        },
+    )
