@@ -3,17 +3,18 @@
 - `check_gateways_job`     every minute   "gateway offline" alarms (gateways.upkeep.check_gateways)
 - `check_supply_balance_job` hourly at :07 "supply and units disagree" alarms
 - `purge_raw_frames_job`   daily at 02:37 raw M-Bus frames past FRAMES_RETENTION_DAYS
+- `check_system_health_job` every minute  relay behind, jobs failing, gateways refused (gateways.health)
 
 Each is idempotent, carries a queueing lock (at most one waiting) and a lock (never two running, also
 across workers), and is retried with exponential backoff (mbusportal.jobs.RETRY) when it fails.
-The logic is in gateways.upkeep, which the management commands of the same names also call.
+The logic is in gateways.upkeep (and gateways.health), which the management commands of the same names also call.
 """
 
 from __future__ import annotations
 
 import logging
 
-from gateways import upkeep
+from gateways import health, upkeep
 from mbusportal.jobs import RETRY, app
 
 log = logging.getLogger(__name__)
@@ -45,3 +46,10 @@ def purge_raw_frames_job(timestamp: int) -> str:
     """Delete raw frames past the retention period; returns how many."""
     deleted, cutoff = upkeep.purge_raw_frames()
     return f"deleted {deleted} raw frames received before {cutoff.isoformat()}"
+
+
+@app.periodic(cron="* * * * *")
+@app.task(queueing_lock="check_system_health", lock="check_system_health", retry=RETRY)
+def check_system_health_job(timestamp: int) -> str:
+    """Raise and clear the health alarms RELAY_BEHIND, JOB_FAILING and GATEWAY_REFUSING (gateways.health)."""
+    return str(health.check_system_health())
