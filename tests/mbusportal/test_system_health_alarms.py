@@ -48,7 +48,7 @@ def can_acknowledge(client, user, alarm: Alarm) -> bool:
     response = client.post(reverse("gateways:alarm-acknowledge", args=[alarm.pk]))
     client.logout()
     assert response.status_code != 403
-    return response.status_code != 404
+    return bool(response.status_code != 404)
 
 
 # --- RELAY_BEHIND ------------------------------------------------------------------------------
@@ -115,9 +115,11 @@ def job_events(task_name: str, *types: str, status: str = "succeeded", ago: time
         (job_id,) = cur.fetchone()
         for type in types:
             cur.execute(
-                "INSERT INTO procrastinate_events (job_id, type, at) VALUES (%s, %s, now() - %s)", [job_id, type, ago]
+                "INSERT INTO procrastinate_events (job_id, type, at)"
+                " VALUES (%s, %s, now() - make_interval(secs => %s))",
+                [job_id, type, ago.total_seconds()],
             )
-    return job_id
+    return int(job_id)
 
 
 def test_a_task_failing_repeatedly_raises_job_failing_once_and_it_clears_after_the_hour(settings):
@@ -179,7 +181,7 @@ async def post(client, token: str, body: bytes) -> int:
     response = await client.post(
         "/api/v1/readings", data=body, content_type="application/json", headers={"Authorization": f"Bearer {token}"}
     )
-    return response.status_code
+    return int(response.status_code)
 
 
 @pytest.mark.usefixtures("fresh_pool")
