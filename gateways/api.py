@@ -65,6 +65,7 @@ Handler = Callable[[HttpRequest, sql.AuthenticatedGateway, InstallationIndex, by
 
 async def _gateway_request(request: HttpRequest, handle: Handler) -> JsonResponse:
     """Authenticate, count and read the request, run `handle`, and turn every failure into its answer."""
+    gateway: sql.AuthenticatedGateway | None = None
     try:
         token_hash = _bearer_token_hash(request)
         gateway, meters = await _authenticate(token_hash)
@@ -76,6 +77,8 @@ async def _gateway_request(request: HttpRequest, handle: Handler) -> JsonRespons
         return ApiError(400, str(error)).response()
     except PayloadInvalid as invalid:
         metrics.observe_refused(invalid.total, transport="http")
+        if gateway is not None:
+            await delivery.tally_refused(gateway.id, invalid.total)
         return JsonResponse(intake.invalid_answer(invalid), status=422)
     except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure):
         return ApiError(503, intake.CONFLICT, {"Retry-After": "1"}).response()
@@ -114,6 +117,7 @@ async def _store_frames(
     counts = await delivery.store(gateway, meters, parsed.payload, also=keep_frames)
     metrics.observe_stored(counts, transport="frames")
     metrics.observe_refused(parsed.rejected_total, transport="frames")
+    await delivery.tally_refused(gateway.id, parsed.rejected_total)
     return JsonResponse(
         {
             **counts,

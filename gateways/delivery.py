@@ -11,9 +11,11 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from psycopg import AsyncConnection
 from psycopg import errors as pg_errors
+from psycopg_pool import PoolTimeout
 
 from gateways import sql
 from gateways.frames import FrameLimits
@@ -78,10 +80,22 @@ async def store(
                         low_battery_pct=settings.INGEST["low_battery_pct"],
                         meters=meters,
                     )
-                    await sql.record_delivery(conn, gateway, alarms)
+                    await sql.record_delivery(conn, gateway, alarms, accepted=sum(result.as_dict().values()))
             return result.as_dict()
         except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure):
             if attempt == ATTEMPTS_ON_CONFLICT:
                 raise
             logger.info("ingest: conflict with a concurrent ingest, attempt %d", attempt)
     raise AssertionError("unreachable")
+
+
+async def tally_refused(gateway_id: int, refused: int) -> None:
+    """Count a gateway's refused readings for the GATEWAY_REFUSING alarm; never fails the request."""
+    if not refused:
+        return
+    try:
+        pool = await db.get_pool()
+        async with pool.connection() as conn:
+            await sql.tally_refused(conn, gateway_id, refused)
+    except (PoolTimeout, psycopg.OperationalError) as unavailable:
+        logger.warning("ingest: refused readings not counted: %s", unavailable)

@@ -183,6 +183,10 @@ class AlarmType(models.TextChoices):
     # System alarms: about the portal itself, with no property or gateway (gateways/system_alarms.py).
     POOL_SATURATED = "pool_saturated", _("Connection pool saturated")
     MQTT_DISCONNECTED = "mqtt_disconnected", _("MQTT subscriber disconnected")
+    RELAY_BEHIND = "relay_behind", _("Alarm relay behind")
+    JOB_FAILING = "job_failing", _("Job failing repeatedly")
+    # About one gateway, for its property's managers (gateways/health.py).
+    GATEWAY_REFUSING = "gateway_refusing", _("Gateway sending refused readings")
 
 
 class Severity(models.TextChoices):
@@ -455,3 +459,24 @@ class LeakCheckCursor(models.Model):
 
     def __str__(self) -> str:
         return f"leak check started {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class DeliveryTally(models.Model):
+    """Readings a gateway delivered, accepted and refused, per five minutes (gateways/health.py).
+
+    Written by the ingestion (gateways/sql.py, tally_delivery); read and pruned by the periodic
+    health check, which raises GATEWAY_REFUSING for a gateway refused too often over the last hour.
+    """
+
+    gateway = models.ForeignKey(Gateway, on_delete=models.CASCADE, related_name="+")
+    bucket = models.DateTimeField()
+    accepted = models.PositiveIntegerField(default=0, db_default=0)
+    refused = models.PositiveIntegerField(default=0, db_default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["gateway", "bucket"], name="deliverytally_one_per_bucket")]
+        indexes = [models.Index(fields=["bucket"], name="deliverytally_bucket_idx")]
+
+    def __str__(self) -> str:
+        counts = f"{self.accepted} accepted, {self.refused} refused"
+        return f"gateway {self.gateway_id} at {self.bucket:%Y-%m-%d %H:%M}: {counts}"

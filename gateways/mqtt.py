@@ -87,6 +87,7 @@ async def verdict(serial: str, payload: bytes, id_: str) -> dict[str, Any]:
 
     Raises Unavailable when the database is down (nothing stored, retry).
     """
+    gateway: sql.AuthenticatedGateway | None = None
     try:
         gateway, meters = await _admit(serial)
         body = _body(payload)
@@ -101,6 +102,8 @@ async def verdict(serial: str, payload: bytes, id_: str) -> dict[str, Any]:
         return {"message_id": id_, "status": 400, "error": str(error)}
     except PayloadInvalid as invalid:
         metrics.observe_refused(invalid.total, transport="mqtt")
+        if gateway is not None:
+            await delivery.tally_refused(gateway.id, invalid.total)
         return {"message_id": id_, "status": 422, **intake.invalid_answer(invalid)}
     except (PoolTimeout, psycopg.OperationalError) as unavailable:
         # OperationalError includes deadlocks and serialisation failures that

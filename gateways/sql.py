@@ -104,6 +104,13 @@ LIMIT %(limit)s
 """
 
 SEEN = "UPDATE gateways_gateway SET last_seen_at = now() WHERE id = %s"
+# Readings accepted and refused per gateway and five minutes (gateways/health.py reads them).
+TALLY = """
+INSERT INTO gateways_deliverytally AS t (gateway_id, bucket, accepted, refused)
+VALUES (%s, to_timestamp(floor(extract(epoch FROM now()) / 300) * 300), %s, %s)
+ON CONFLICT (gateway_id, bucket)
+DO UPDATE SET accepted = t.accepted + excluded.accepted, refused = t.refused + excluded.refused
+"""
 
 CLEAR_OFFLINE = """
 UPDATE gateways_alarm SET cleared_at = now()
@@ -234,10 +241,14 @@ async def kept_frames(
     return [KeptFrame(id, received_at, bytes(frame), *rest) for id, received_at, frame, *rest in await cur.fetchall()]
 
 
-async def record_delivery(conn: AsyncConnection[Any], gateway: AuthenticatedGateway, alarms: list[AlarmFact]) -> None:
-    """Inside the ingest transaction: the gateway was seen, is not offline, and raised these alarms."""
+async def record_delivery(
+    conn: AsyncConnection[Any], gateway: AuthenticatedGateway, alarms: list[AlarmFact], *, accepted: int = 0
+) -> None:
+    """Inside the ingest transaction: the gateway was seen, is not offline, raised these alarms, and
+    `accepted` readings were accepted."""
     async with conn.pipeline(), conn.cursor() as cur:  # one round trip
         await cur.execute(SEEN, [gateway.id])
+        await cur.execute(TALLY, [gateway.id, accepted, 0])
         await cur.execute(CLEAR_OFFLINE, [gateway.id, AlarmType.GATEWAY_OFFLINE])
         if alarms:
             await cur.executemany(
@@ -247,6 +258,11 @@ async def record_delivery(conn: AsyncConnection[Any], gateway: AuthenticatedGate
                     for alarm in alarms
                 ],
             )
+
+
+async def tally_refused(conn: AsyncConnection[Any], gateway_id: int, refused: int) -> None:
+    """Count readings of a gateway refused (outside any ingest transaction: nothing else is stored)."""
+    await conn.execute(TALLY, [gateway_id, 0, refused])
 
 
 def alarm_facts(

@@ -4,17 +4,18 @@
 - `check_supply_balance_job` hourly at :07 "supply and units disagree" alarms
 - `purge_raw_frames_job`   daily at 02:37 raw M-Bus frames past FRAMES_RETENTION_DAYS
 - `evaluate_leak_rules`    every 5 minutes leak and burst alarms from water meters' readings (gateways.leak)
+- `check_system_health_job` every minute  relay behind, jobs failing, gateways refused (gateways.health)
 
 Each is idempotent, carries a queueing lock (at most one waiting) and a lock (never two running, also
 across workers), and is retried with exponential backoff (mbusportal.jobs.RETRY) when it fails.
-The logic is in gateways.upkeep, which the management commands of the same names also call.
+The logic is in gateways.upkeep (and gateways.health), which the management commands of the same names also call.
 """
 
 from __future__ import annotations
 
 import logging
 
-from gateways import leak, upkeep
+from gateways import health, leak, upkeep
 from mbusportal.jobs import RETRY, app
 
 log = logging.getLogger(__name__)
@@ -65,3 +66,10 @@ def evaluate_leak_rules(timestamp: int) -> str:
         f"leak rules: {len(outcome.raised)} alarms raised, {len(outcome.cleared)} cleared"
         f" (meters of gateways seen since {outcome.evaluated_since.isoformat()})"
     )
+
+
+@app.periodic(cron="* * * * *")
+@app.task(queueing_lock="check_system_health", lock="check_system_health", retry=RETRY)
+def check_system_health_job(timestamp: int) -> str:
+    """Raise and clear the health alarms RELAY_BEHIND, JOB_FAILING and GATEWAY_REFUSING (gateways.health)."""
+    return str(health.check_system_health())

@@ -563,3 +563,14 @@ POOL_SATURATION_SECONDS = _positive_float("POOL_SATURATION_SECONDS", 30.0)
 POOL_SAMPLE_SECONDS = _positive_float("POOL_SAMPLE_SECONDS", 1.0)
 # The MQTT subscriber without a broker session for longer than this raises a system alarm.
 MQTT_DISCONNECTED_SECONDS = _positive_float("MQTT_DISCONNECTED_SECONDS", 60.0)
+# The periodic health check (gateways.tasks.check_system_health_job, every minute):
+# the alarm relay more than this many seconds behind the newest alarm change raises RELAY_BEHIND;
+RELAY_BEHIND_SECONDS = _positive_float("RELAY_BEHIND_SECONDS", 30.0)
+# a task that failed this many times within the last hour (or a job failed for good) raises JOB_FAILING;
+JOB_FAILING_COUNT = _positive_int("JOB_FAILING_COUNT", 3)
+# a gateway whose readings were refused more than this share of the time over the last hour, with at
+# least GATEWAY_REFUSED_MIN refused, raises GATEWAY_REFUSING (for its property's managers).
+GATEWAY_REFUSED_SHARE = _positive_float("GATEWAY_REFUSED_SHARE", 0.5)
+if GATEWAY_REFUSED_SHARE > 1:
+    raise ImproperlyConfigured(f"GATEWAY_REFUSED_SHARE is a share (0-1], got {GATEWAY_REFUSED_SHARE}")
+GATEWAY_REFUSED_MIN = _positive_int("GATEWAY_REFUSED_MIN", 20)
