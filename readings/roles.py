@@ -45,6 +45,11 @@ PERMISSIONS: dict[str, dict[str, list[str]]] = {
         # Objections come from tenants; a manager reads them and responds (change), never adds or deletes.
         "objection": ["view", "change"],
     },
+    "tenants": {
+        # The monthly consumption information's log: written by the job worker, read by managers.
+        "monthlyinformationrun": ["view"],
+        "monthlyinformationdelivery": ["view"],
+    },
 }
 
 
