@@ -110,7 +110,7 @@ class MonthlyInformationDeliveryQuerySet(models.QuerySet["MonthlyInformationDeli
 
 class MonthlyInformationDelivery(models.Model):
     """What one tenancy was told for one month, how, and whether it arrived. At most one per tenancy and
-    month; an e-mail is claimed with a conditional update (QUEUED → SENDING) before it is sent."""
+    month; an e-mail is claimed (QUEUED → SENDING, rows another worker holds skipped) before it is sent."""
 
     run = models.ForeignKey(
         MonthlyInformationRun, on_delete=models.CASCADE, related_name="deliveries", verbose_name=_("run")

@@ -12,8 +12,8 @@ Run hourly by the job worker (tenants/tasks.py), `run_monthly_information`:
    run's unique (property, month) makes a second worker, a re-run or a
    restarted worker find it made and do nothing. A tenant with an e-mail
    address is queued for e-mail; one without is on the paper list.
-3. `send_queued`: each queued e-mail is claimed with a conditional update
-   (QUEUED → SENDING) and sent; the outcome is recorded (sent, refused by
+3. `send_queued`: queued e-mails are claimed in batches (QUEUED → SENDING,
+   rows locked by another worker skipped) and sent; the outcome is recorded (sent, refused by
    the server with its answer, or not sent). Not sent is retried on later
    runs up to settings.MONTHLY_INFORMATION_MAX_ATTEMPTS attempts; refused is
    not retried (the manager sees it and corrects the address). An e-mail
@@ -245,42 +245,57 @@ def run_monthly_information(*, now: datetime | None = None, base_url: str | None
 # --- Sending -------------------------------------------------------------------------------------------------
 
 
+# E-mails claimed at once: one short transaction per batch rather than one per e-mail. A worker that dies
+# leaves at most this many claimed; those not sent are queued again after the claim timeout.
+CLAIM_BATCH = 100
+
+
 def send_queued(*, report: RunReport | None = None, base_url: str | None = None) -> RunReport:
     """Send every queued e-mail, each claimed first so that no two workers send the same one."""
     report = report if report is not None else RunReport()
-    pending = (
-        MonthlyInformationDelivery.objects.filter(status=MonthlyDeliveryStatus.QUEUED)
-        .select_related("tenancy__tenant", "tenancy__unit__property__organisation")
-        .order_by("pk")
-    )
-    if not pending.exists():
+    if not MonthlyInformationDelivery.objects.filter(status=MonthlyDeliveryStatus.QUEUED).exists():
         return report
     connection = get_connection()
     try:
         connection.open()  # one session with the mail server for the batch
     except (smtplib.SMTPException, OSError) as error:
         log.warning("mail server unreachable, monthly information not sent: %s", error)
-        for delivery in pending:
-            if _claim(delivery):
+        while batch := _claim_batch():
+            for delivery in batch:
                 _finish(delivery, MonthlyDeliveryStatus.FAILED, error=str(error) or type(error).__name__)
                 report.failed += 1
         return report
     try:
-        for delivery in pending.iterator(chunk_size=500):
-            _send(delivery, connection, report, base_url)
+        while batch := _claim_batch():
+            for delivery in batch:
+                _send(delivery, connection, report, base_url)
     finally:
         connection.close()
     return report
 
 
-def _claim(delivery: MonthlyInformationDelivery) -> bool:
-    """Whether this caller took the queued e-mail (a conditional update: only one caller's changes the row)."""
+def _claim_batch() -> list[MonthlyInformationDelivery]:
+    """Take up to CLAIM_BATCH queued e-mails for this caller (QUEUED → SENDING); rows another worker is
+    claiming at the same moment are skipped, so no two callers take the same one."""
     now = timezone.now()
-    claimed = MonthlyInformationDelivery.objects.filter(pk=delivery.pk, status=MonthlyDeliveryStatus.QUEUED).update(
-        status=MonthlyDeliveryStatus.SENDING, attempted_at=now, attempts=F("attempts") + 1
-    )
-    delivery.attempted_at, delivery.attempts = now, delivery.attempts + 1
-    return claimed == 1
+    with transaction.atomic():
+        batch = list(
+            MonthlyInformationDelivery.objects.filter(status=MonthlyDeliveryStatus.QUEUED)
+            .select_related("tenancy__tenant", "tenancy__unit__property__organisation")
+            .select_for_update(skip_locked=True, of=("self",))
+            .order_by("pk")[:CLAIM_BATCH]
+        )
+        if batch:
+            MonthlyInformationDelivery.objects.filter(pk__in=[delivery.pk for delivery in batch]).update(
+                status=MonthlyDeliveryStatus.SENDING, attempted_at=now, attempts=F("attempts") + 1
+            )
+    for delivery in batch:
+        delivery.status, delivery.attempted_at, delivery.attempts = (
+            MonthlyDeliveryStatus.SENDING,
+            now,
+            delivery.attempts + 1,
+        )
+    return batch
 
 
 def _finish(
@@ -293,8 +308,8 @@ def _finish(
 def _send(
     delivery: MonthlyInformationDelivery, connection: BaseEmailBackend, report: RunReport, base_url: str | None
 ) -> None:
-    if not _claim(delivery):
-        return
+    """Send one claimed e-mail and record what the mail server said, at once (a worker dying later must not
+    leave a sent e-mail looking unsent)."""
     try:
         with translation.override(delivery.tenancy.language):
             message = tenant_message(delivery, base_url=base_url)
