@@ -11,10 +11,10 @@ from pypdf import PdfReader
 
 from tenants.models import MonthlyInformationDelivery, MonthlyInformationRun
 from tenants.monthly_delivery import run_monthly_information
-from tests.tenants import monthly_helpers
-from tests.tenants.monthly_helpers import local
+from tests.tenants import delivery_helpers
+from tests.tenants.delivery_helpers import local
 
-building, computed = monthly_helpers.building, monthly_helpers.computed  # the shared fixtures
+building, computed = delivery_helpers.building, delivery_helpers.computed  # the shared fixtures
 
 pytestmark = pytest.mark.django_db
 

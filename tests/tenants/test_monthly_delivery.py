@@ -20,10 +20,10 @@ from tenants.models import (
     MonthlyInformationRun,
 )
 from tenants.monthly_delivery import due_months, paper_list, queue_month, run_monthly_information
-from tests.tenants import monthly_helpers
-from tests.tenants.monthly_helpers import local
+from tests.tenants import delivery_helpers
+from tests.tenants.delivery_helpers import local
 
-building, computed = monthly_helpers.building, monthly_helpers.computed  # the shared fixtures
+building, computed = delivery_helpers.building, delivery_helpers.computed  # the shared fixtures
 
 pytestmark = pytest.mark.django_db
 

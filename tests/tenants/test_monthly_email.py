@@ -9,11 +9,11 @@ from html import escape
 import pytest
 
 from tenants.monthly_delivery import run_monthly_information
-from tests.tenants import monthly_helpers
+from tests.tenants import delivery_helpers
+from tests.tenants.delivery_helpers import METHOD, local
 from tests.tenants.helpers import parts_of
-from tests.tenants.monthly_helpers import METHOD, local
 
-building, computed = monthly_helpers.building, monthly_helpers.computed  # the shared fixtures
+building, computed = delivery_helpers.building, delivery_helpers.computed  # the shared fixtures
 
 pytestmark = pytest.mark.django_db
 
