@@ -408,6 +408,15 @@ if _pool_max_size <= EXPORT_MAX_CONCURRENT:
 # Statement timeout of one export's queries (the pool's default suits short queries, not a 5 M-row COPY).
 EXPORT_STATEMENT_TIMEOUT_S = _int_at_least("EXPORT_STATEMENT_TIMEOUT_S", 3600, 1)
 
+# --- Read API for programs (integrations/) ---------------------------------------------------
+# Requests a minute per organisation API key (a fixed window, as for gateway tokens).
+API_KEY_RATE_PER_MINUTE = _int_at_least("API_KEY_RATE_PER_MINUTE", 120, 1)
+# Readings per page of /api/v1/.../readings when the client gives no `limit`, and the most it may ask for.
+READ_API_DEFAULT_LIMIT = _int_at_least("READ_API_DEFAULT_LIMIT", 10_000, 1)
+READ_API_MAX_LIMIT = _int_at_least("READ_API_MAX_LIMIT", 10_000_000, 1)
+# Rows fetched from the named server-side cursor at a time (memory per stream is about this many rows).
+READ_API_FETCH_ROWS = _int_at_least("READ_API_FETCH_ROWS", 5_000, 1)
+
 # --- Login throttling (django-axes; mbusportal/login_throttling.py) ------------------------
 # A user name, or a client address, that failed this many logins within the cool-off is refused (even
 # with the right password) until the cool-off has passed since its last attempt. Counted in the
@@ -483,6 +492,10 @@ _heating_season = env.list("HEATING_SEASON_MONTHS", default=["10", "11", "12", "
 if not _heating_season or not all(month.strip().isdigit() and 1 <= int(month) <= 12 for month in _heating_season):
     raise ImproperlyConfigured(f"HEATING_SEASON_MONTHS must be month numbers 1-12, got {_heating_season!r}")
 HEATING_SEASON_MONTHS = frozenset(int(month) for month in _heating_season)
+# The average user shown beside a tenant's own use (tenants/monthly.py) is that of the property's dwellings
+# with a meter of the type in the month; with fewer than this many it is left out, so that no neighbour's use
+# can be worked out from it.
+MONTHLY_COHORT_MIN_UNITS = _int_at_least("MONTHLY_COHORT_MIN_UNITS", 5, 2)
 
 # The portal's address as people reach it (scheme, host, optional port and path, no trailing slash):
 # links in e-mails and letters that jobs send, where there is no request to take it from.

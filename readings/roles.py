@@ -50,6 +50,10 @@ PERMISSIONS: dict[str, dict[str, list[str]]] = {
         "monthlyinformationrun": ["view"],
         "monthlyinformationdelivery": ["view"],
     },
+    # Organisation API keys: issued and revoked (a change), never deleted, so "last used" stays on record.
+    "integrations": {
+        "apikey": ["view", "add", "change"],
+    },
 }
 
 
@@ -80,6 +84,6 @@ def sync_property_managers_group(*, using: str = DEFAULT_DB_ALIAS, apps: Any = g
 
 
 def on_post_migrate(sender: AppConfig, using: str = DEFAULT_DB_ALIAS, **kwargs: Any) -> None:
-    # The last of the three apps has migrated; earlier signals would find later apps' tables missing.
+    # The last of the apps has migrated; earlier signals would find later apps' tables missing.
     if sender.label == "settlements":
         sync_property_managers_group(using=using)

@@ -49,6 +49,31 @@ class PasswordResetRequest(models.Model):
         return f"{self.email} {self.requested_at:%Y-%m-%d %H:%M}"
 
 
+class DegreeDays(models.Model):
+    """The heating degree days of one region in one month (e.g. as the Danish Meteorological Institute publishes).
+
+    Imported from CSV (tenants/degree_days.py, in the admin or with `import_degree_days`); a property names its
+    region (Property.degree_day_region) and its tenants' heat use is compared year on year with them.
+    """
+
+    region = models.CharField(_("region"), max_length=64)
+    month = models.DateField(_("month"), help_text=_("The first day of the month."))
+    degree_days = models.DecimalField(_("degree days"), max_digits=7, decimal_places=1)
+
+    class Meta:
+        verbose_name = _("degree days")
+        verbose_name_plural = _("degree days")
+        constraints = [
+            models.UniqueConstraint(fields=["region", "month"], name="degree_days_unique_region_month"),
+            models.CheckConstraint(condition=models.Q(degree_days__gte=0), name="degree_days_not_negative"),
+            models.CheckConstraint(condition=models.Q(month__day=1), name="degree_days_month_first_day"),
+        ]
+        # "The region's months of a heating year" uses the unique constraint's index (region, month).
+
+    def __str__(self) -> str:
+        return f"{self.region} {self.month:%Y-%m}: {self.degree_days}"
+
+
 # --- Monthly consumption information: who was told, and who was not (tenants/monthly_delivery.py) ------------
 
 

@@ -18,6 +18,7 @@ from django.forms import HiddenInput
 from django.urls import reverse
 
 from gateways.models import Alarm, RawFrame
+from integrations.models import ApiKey
 from readings.models import MeterInstallation, Property, Tenancy, Unit
 from settlements.models import AcontoPayment, Objection, Settlement, SettlementLine
 
@@ -25,6 +26,13 @@ pytestmark = pytest.mark.django_db
 
 # Strings that name organisation A's objects; none may reach charlie.
 A_MARKERS = ("Solvej 1", "GW-0001", "12345678", "Organisation A", "tina")
+
+
+def api_key(organisation, name):
+    key = ApiKey(organisation=organisation, name=name)
+    key.issue()
+    key.save()
+    return key
 
 
 @pytest.fixture
@@ -80,6 +88,7 @@ def world_a(organisation, prop, unit, gateway, heat_meter, tenancy, tina, alice)
         ),
         "axes.accesslog": AccessLog.objects.create(username="tina", ip_address="198.51.100.1", **access),
         "axes.accessfailurelog": AccessFailureLog.objects.create(username="tina", ip_address="198.51.100.1", **access),
+        "integrations.apikey": api_key(organisation, "ERP of A"),
     }
 
 
@@ -132,6 +141,7 @@ def world_b(other_organisation, other_prop, other_gateway, other_meter, django_u
         ),
         "settlements.settlement": settlement,
         "settlements.objection": objection,
+        "integrations.apikey": api_key(other_organisation, "ERP of B"),
     }
 
 

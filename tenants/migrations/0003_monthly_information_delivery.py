@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("readings", "0018_property_monthly_information"),
-        ("tenants", "0001_tenant_accounts"),
+        ("tenants", "0002_degree_days"),
     ]
 
     operations = [
