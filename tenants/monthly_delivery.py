@@ -31,10 +31,10 @@ from __future__ import annotations
 import logging
 import smtplib
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import weasyprint
@@ -48,10 +48,11 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext
 
-from readings.formatting import format_number, unit_label
-from readings.models import MeterType, Property, Tenancy
+from readings.formatting import format_number
+from readings.models import Property, Tenancy
 from settlements.delivery import unit_postal_address
 from settlements.pdf import DEFAULT_BASE_URL, StaticFilesOnly
+from tenants import monthly
 from tenants.models import (
     MonthlyDeliveryChannel,
     MonthlyDeliveryStatus,
@@ -63,6 +64,8 @@ from tenants.monthly import MeterTypeFigures, MonthlyInformation, WeatherCompari
 log = logging.getLogger(__name__)
 
 # A run still has work while any of its e-mails is in one of these (FAILED only while attempts remain).
+_D = TypeVar("_D", MonthlyInformation, MeterTypeFigures, WeatherComparison)
+
 OPEN_STATUSES = (MonthlyDeliveryStatus.QUEUED, MonthlyDeliveryStatus.SENDING, MonthlyDeliveryStatus.FAILED)
 
 
@@ -71,20 +74,16 @@ OPEN_STATUSES = (MonthlyDeliveryStatus.QUEUED, MonthlyDeliveryStatus.SENDING, Mo
 
 def _compute(property: Property, month: date) -> list[MonthlyInformation]:
     """The month's information for every tenancy of the property that lived there in it."""
-    from tenants import monthly
-
-    # The computation lands in tenants.monthly in a parallel branch; looked up by name until it is merged.
-    compute = getattr(monthly, "monthly_information_for_property")  # noqa: B009
-    result: list[MonthlyInformation] = compute(property=property, month=month)
-    return result
+    return monthly.monthly_information_for_property(property=property, month=month)
 
 
 def _method_text(information: MonthlyInformation) -> str:
-    """How the average user was found, in the active language (stated on every message)."""
-    from tenants import monthly
-
-    method = getattr(monthly, "cohort_method_text")  # noqa: B009
-    return str(method(information))
+    """How the average user (and, where shown, the weather correction) was worked out, in the active
+    language: stated on every message."""
+    text = monthly.cohort_method_text(information)
+    if information.weather is not None:
+        text += " " + monthly.weather_method_text(information)
+    return text
 
 
 # --- Stored as sent ------------------------------------------------------------------------------------------
@@ -92,8 +91,8 @@ def _method_text(information: MonthlyInformation) -> str:
 
 def information_to_json(information: MonthlyInformation) -> dict[str, Any]:
     """The information as JSON (Decimals and dates as strings, exact)."""
-    data = asdict(information)
-    return _strings(data)  # type: ignore[no-any-return]
+    data: dict[str, Any] = _strings(asdict(information))
+    return data
 
 
 def _strings(value: Any) -> Any:
@@ -109,41 +108,31 @@ def _strings(value: Any) -> Any:
 
 
 def information_from_json(data: dict[str, Any]) -> MonthlyInformation:
-    """The MonthlyInformation that `information_to_json` stored."""
+    """The MonthlyInformation that `information_to_json` stored (fields it lacks take their defaults; fields
+    the data shape no longer has are ignored)."""
+    return _load(MonthlyInformation, data)
 
-    def number(value: str | None) -> Decimal | None:
-        return None if value is None else Decimal(value)
 
-    figures = tuple(
-        MeterTypeFigures(
-            meter_type=item["meter_type"],
-            unit=item["unit"],
-            this_month=number(item["this_month"]),
-            previous_month=number(item["previous_month"]),
-            same_month_last_year=number(item["same_month_last_year"]),
-            cohort_average=number(item["cohort_average"]),
-            kwh_estimate=number(item.get("kwh_estimate")),
-        )
-        for item in data["figures"]
-    )
-    weather = data.get("weather")
-    return MonthlyInformation(
-        tenancy_id=data["tenancy_id"],
-        month=date.fromisoformat(data["month"]),
-        figures=figures,
-        cohort_size=data["cohort_size"],
-        cohort_minimum=data["cohort_minimum"],
-        weather=None
-        if weather is None
-        else WeatherComparison(
-            this_year_kwh=Decimal(weather["this_year_kwh"]),
-            last_year_kwh=Decimal(weather["last_year_kwh"]),
-            last_year_corrected_kwh=Decimal(weather["last_year_corrected_kwh"]),
-            region=weather["region"],
-            degree_days_this_year=Decimal(weather["degree_days_this_year"]),
-            degree_days_last_year=Decimal(weather["degree_days_last_year"]),
-        ),
-    )
+def _load(cls: type[_D], data: dict[str, Any]) -> _D:
+    kwargs = {item.name: _typed(str(item.type), data[item.name]) for item in fields(cls) if item.name in data}
+    return cls(**kwargs)
+
+
+def _typed(annotation: str, value: Any) -> Any:
+    """`value` from JSON as the dataclass field annotated `annotation` holds it."""
+    if value is None:
+        return None
+    if annotation.startswith("tuple[MeterTypeFigures"):
+        return tuple(_load(MeterTypeFigures, item) for item in value)
+    if annotation.startswith("WeatherComparison"):
+        return _load(WeatherComparison, value)
+    if annotation.startswith("tuple[date"):
+        return tuple(date.fromisoformat(item) for item in value)
+    if annotation.startswith("Decimal"):
+        return Decimal(value)
+    if annotation.startswith("date"):
+        return date.fromisoformat(value)
+    return value
 
 
 # --- When ------------------------------------------------------------------------------------------------------
@@ -376,16 +365,21 @@ class FigureView:
 
 
 def _amount(value: Decimal, unit: str) -> str:
-    decimals = 0 if unit in ("kWh", "units") else 2
-    return f"{format_number(value, decimals)} {unit_label(unit)}"
+    """An amount with its unit as written ("413 kWh", "3,25 m³"): kWh and allocator units whole."""
+    decimals = 2 if unit == "m³" else 0
+    return f"{format_number(value, decimals)} {unit}"
 
 
 def _change(now: Decimal, then: Decimal) -> str:
     if then == 0:
         return ""
-    percent = ((now - then) / then * 100).quantize(Decimal(1))
-    sign = "+" if percent > 0 else "\u2212" if percent < 0 else "±"  # a real minus sign
-    return f"{sign}{format_number(abs(percent), 0)} %"
+    return _percent(((now - then) / then * 100).quantize(Decimal(1)))
+
+
+def _percent(change: Decimal) -> str:
+    """ "+12 %", "±0 %" or, with a real minus sign, "-5 %"."""
+    sign = "+" if change > 0 else "\u2212" if change < 0 else "±"
+    return f"{sign}{format_number(abs(change), 0)} %"
 
 
 def figure_views(information: MonthlyInformation) -> list[FigureView]:
@@ -394,6 +388,7 @@ def figure_views(information: MonthlyInformation) -> list[FigureView]:
     for figures in information.figures:
         if figures.this_month is None:
             continue
+        unit = figures.unit_label
         compared = [
             (gettext("Previous month"), figures.previous_month),
             (gettext("Same month last year"), figures.same_month_last_year),
@@ -404,21 +399,20 @@ def figure_views(information: MonthlyInformation) -> list[FigureView]:
         bars = [
             Bar(
                 label=label,
-                amount=_amount(value, figures.unit),
+                amount=_amount(value, unit),
                 percent=int((value / longest * 100).quantize(Decimal(1))) if longest > 0 else 0,
                 current=index == 0,
             )
             for index, (label, value) in enumerate([(gettext("This month"), figures.this_month), *present])
         ]
+        this_month = _amount(figures.this_month, unit)
         views.append(
             FigureView(
-                title=str(MeterType(figures.meter_type).label)
-                if figures.meter_type in MeterType.values
-                else figures.meter_type,
-                this_month=_amount(figures.this_month, figures.unit),
+                title=figures.label,
+                this_month=this_month + (" " + gettext("(partly estimated)") if figures.estimated else ""),
                 estimate=_amount(figures.kwh_estimate, "kWh") if figures.kwh_estimate is not None else "",
                 comparisons=[
-                    Comparison(label, _amount(value, figures.unit), _change(figures.this_month, value))
+                    Comparison(label, _amount(value, unit), _change(figures.this_month, value))
                     for label, value in present
                 ],
                 bars=bars,
@@ -443,7 +437,9 @@ def information_context(delivery: MonthlyInformationDelivery, *, base_url: str |
         "figures": figure_views(information),
         "method": _method_text(information),
         "weather": weather,
-        "weather_change": _change(weather.this_year_kwh, weather.last_year_corrected_kwh) if weather else "",
+        "weather_change": _percent(weather.change_pct.quantize(Decimal(1)))
+        if weather is not None and weather.change_pct is not None
+        else "",
         "weather_amounts": {
             "this_year": _amount(weather.this_year_kwh, "kWh"),
             "last_year": _amount(weather.last_year_kwh, "kWh"),

@@ -37,7 +37,7 @@ def information_for(tenancy: Tenancy, month: date) -> MonthlyInformation:
             ),
             MeterTypeFigures(
                 meter_type="cold_water",
-                unit="m3",
+                unit="m³",
                 this_month=Decimal("3.25"),
                 previous_month=None,
                 same_month_last_year=None,

@@ -71,3 +71,32 @@ def test_it_leaves_out_what_there_is_nothing_to_compare_with(smtp_server, buildi
     text, _html = parts_of(smtp_server.to("tina@example.org")[0])
     water = text.split("Koldt vand")[1].split("Varme, korrigeret")[0]
     assert "Forrige måned" not in water and "Gennemsnitsforbruger" not in water
+
+
+@pytest.mark.django_db(transaction=True)  # readings are ingested on a connection of their own
+def test_it_sends_the_figures_the_computation_gives(smtp_server, prop, gateway, django_user_model):
+    from datetime import date
+
+    from django.utils import translation
+
+    from readings.formatting import format_number
+    from tenants.monthly import cohort_method_text, monthly_information
+    from tests.tenants.monthly_helpers import build
+
+    users = [
+        django_user_model.objects.create_user(f"tenant{n}", email=f"tenant{n}@example.org", first_name=f"T{n}")
+        for n in range(6)
+    ]
+    tenancy = build(prop, gateway, users)["tenancies"][0]
+    run_monthly_information(now=local(2025, 2, 3))  # January 2025, the real computation
+    expected = monthly_information(tenancy=tenancy, month=date(2025, 1, 1))
+    (mail,) = smtp_server.to("tenant0@example.org")
+    text, _html = parts_of(mail)
+    with translation.override(tenancy.language):
+        for figures in expected.figures:
+            if figures.this_month is not None:
+                decimals = 2 if figures.unit == "m³" else 0
+                amount = f"{format_number(figures.this_month, decimals)} {figures.unit_label}"
+                assert f"{figures.label}: {amount}" in text
+        assert cohort_method_text(expected) in text
+    assert len(smtp_server.messages) == 5  # every tenancy living there in January, once
