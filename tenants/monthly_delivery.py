@@ -206,9 +206,14 @@ def requeue(*, now: datetime) -> int:
     """Queue again the e-mails a dead worker left claimed (older than the claim timeout) and those not sent
     that have attempts left; returns how many."""
     stale = now - timedelta(seconds=settings.MONTHLY_INFORMATION_CLAIM_TIMEOUT_S)
+    attempts_left = Q(attempts__lt=settings.MONTHLY_INFORMATION_MAX_ATTEMPTS)
+    # One that keeps killing its worker is given up after the attempts, not retried for ever.
+    MonthlyInformationDelivery.objects.filter(
+        ~attempts_left, status=MonthlyDeliveryStatus.SENDING, attempted_at__lt=stale
+    ).update(status=MonthlyDeliveryStatus.FAILED, error=gettext("The worker stopped while sending it."))
     return MonthlyInformationDelivery.objects.filter(
-        Q(status=MonthlyDeliveryStatus.SENDING, attempted_at__lt=stale)
-        | Q(status=MonthlyDeliveryStatus.FAILED, attempts__lt=settings.MONTHLY_INFORMATION_MAX_ATTEMPTS)
+        Q(status=MonthlyDeliveryStatus.SENDING, attempted_at__lt=stale) | Q(status=MonthlyDeliveryStatus.FAILED),
+        attempts_left,
     ).update(status=MonthlyDeliveryStatus.QUEUED)
 
 
@@ -217,7 +222,9 @@ def run_monthly_information(*, now: datetime | None = None, base_url: str | None
     summaries. Safe to run again, and beside another worker: nothing is sent twice."""
     now = now or timezone.now()
     report = RunReport()
-    made = set(MonthlyInformationRun.objects.values_list("property_id", "month"))
+    # The months any property could still be due (a day's margin for time zones either side of UTC).
+    oldest = add_months((now - timedelta(days=1)).date().replace(day=1), -settings.MONTHLY_INFORMATION_CATCH_UP_MONTHS)
+    made = set(MonthlyInformationRun.objects.filter(month__gte=oldest).values_list("property_id", "month"))
     for prop in Property.objects.select_related("organisation").order_by("pk"):
         for month in due_months(prop, now=now):
             if (prop.pk, month) in made:
@@ -310,6 +317,11 @@ def _send(
     except (smtplib.SMTPException, OSError) as error:
         log.warning("monthly information e-mail %s not sent: %s", delivery.pk, error)
         _finish(delivery, MonthlyDeliveryStatus.FAILED, error=str(error) or type(error).__name__)
+        report.failed += 1
+    except Exception as error:
+        # A fault of ours (a template, stored figures): recorded, so the run goes on with the others.
+        log.exception("monthly information e-mail %s could not be made", delivery.pk)
+        _finish(delivery, MonthlyDeliveryStatus.FAILED, error=f"{type(error).__name__}: {error}")
         report.failed += 1
     else:
         _finish(delivery, MonthlyDeliveryStatus.SENT, sent_at=timezone.now())
@@ -545,6 +557,9 @@ def send_summaries(*, base_url: str | None = None) -> int:
             summary_sent_at=timezone.now()
         )
         if claimed != 1:
+            continue
+        if not run.deliveries.exists():
+            done += 1  # nobody lived there that month: nothing to report
             continue
         recipients = list(
             run.property.organisation.managers.filter(is_active=True, is_staff=True)

@@ -216,3 +216,31 @@ def test_it_queues_nothing_half_when_the_computation_fails(building, monkeypatch
         queue_month(property=building["tina"].unit.property, month=date(2025, 1, 1))
     assert not MonthlyInformationRun.objects.exists()
     assert timezone.now()  # the next hourly run makes the month again
+
+
+def test_it_records_an_email_it_could_not_make_and_sends_the_others(smtp_server, building, computed, settings):
+    settings.MONTHLY_INFORMATION_MAX_ATTEMPTS = 1
+    rita = building["rita"].tenant
+    rita.email = "rita@example.org"
+    rita.save()
+    queue_month(property=building["tina"].unit.property, month=date(2025, 1, 1))
+    MonthlyInformationDelivery.objects.filter(tenancy=building["tina"]).update(information={"figures": "broken"})
+    report = run_monthly_information(now=FEBRUARY_RUN)
+    assert received_by(smtp_server) == ["rita@example.org"]
+    broken = MonthlyInformationDelivery.objects.get(tenancy=building["tina"])
+    assert broken.status == MonthlyDeliveryStatus.FAILED and "Error: " in broken.error
+    assert report.failed == 1
+    run_monthly_information(now=FEBRUARY_RUN + timedelta(hours=1))  # out of attempts: left as it is
+    assert MonthlyInformationDelivery.objects.get(pk=broken.pk).attempts == 1
+
+
+def test_it_gives_up_a_delivery_that_keeps_stopping_its_worker(smtp_server, building, computed, settings):
+    settings.MONTHLY_INFORMATION_MAX_ATTEMPTS = 2
+    queue_month(property=building["tina"].unit.property, month=date(2025, 1, 1))
+    MonthlyInformationDelivery.objects.filter(tenancy=building["tina"]).update(
+        status=MonthlyDeliveryStatus.SENDING, attempted_at=FEBRUARY_RUN - timedelta(hours=1), attempts=2
+    )
+    run_monthly_information(now=FEBRUARY_RUN)
+    given_up = MonthlyInformationDelivery.objects.get(tenancy=building["tina"])
+    assert given_up.status == MonthlyDeliveryStatus.FAILED and "stopped" in given_up.error
+    assert smtp_server.to("tina@example.org") == []
