@@ -574,3 +574,16 @@ GATEWAY_REFUSED_SHARE = _positive_float("GATEWAY_REFUSED_SHARE", 0.5)
 if GATEWAY_REFUSED_SHARE > 1:
     raise ImproperlyConfigured(f"GATEWAY_REFUSED_SHARE is a share (0-1], got {GATEWAY_REFUSED_SHARE}")
 GATEWAY_REFUSED_MIN = _positive_int("GATEWAY_REFUSED_MIN", 20)
+# Delivery of the monthly information (tenants/monthly_delivery.py, run hourly by the job worker):
+# last month's information is sent from this day of the month on, in each property's time zone (the
+# day before gives the gateways' daily payloads time to bring the last day's readings).
+MONTHLY_INFORMATION_DAY = _at_least_one("MONTHLY_INFORMATION_DAY", 2)
+if MONTHLY_INFORMATION_DAY > 28:
+    raise ImproperlyConfigured(f"MONTHLY_INFORMATION_DAY must be from 1 to 28, got {MONTHLY_INFORMATION_DAY}")
+# How many months back a run catches up months that were never sent (the worker was down, say); 1 = last month only.
+MONTHLY_INFORMATION_CATCH_UP_MONTHS = _at_least_one("MONTHLY_INFORMATION_CATCH_UP_MONTHS", 3)
+# An e-mail the mail server could not take (unreachable, a temporary error) is tried again on the next
+# hourly runs, this many attempts in all; a refused address (5xx) is never retried.
+MONTHLY_INFORMATION_MAX_ATTEMPTS = _at_least_one("MONTHLY_INFORMATION_MAX_ATTEMPTS", 5)
+# An e-mail claimed by a worker that died before recording the outcome is queued again after this long.
+MONTHLY_INFORMATION_CLAIM_TIMEOUT_S = _at_least_one("MONTHLY_INFORMATION_CLAIM_TIMEOUT_S", 600)

@@ -46,6 +46,11 @@ PERMISSIONS: dict[str, dict[str, list[str]]] = {
         # Objections come from tenants; a manager reads them and responds (change), never adds or deletes.
         "objection": ["view", "change"],
     },
+    "tenants": {
+        # The monthly consumption information's log: written by the job worker, read by managers.
+        "monthlyinformationrun": ["view"],
+        "monthlyinformationdelivery": ["view"],
+    },
     # Organisation API keys: issued and revoked (a change), never deleted, so "last used" stays on record.
     "integrations": {
         "apikey": ["view", "add", "change"],

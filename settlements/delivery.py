@@ -39,6 +39,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from pypdf import PdfReader, PdfWriter
 
+from readings.models import Unit
 from settlements import deadlines
 from settlements.models import (
     DeliveryChannel,
@@ -340,11 +341,16 @@ def record_paper_delivery(
 
 def postal_address(line: SettlementLine) -> str:
     """Where the letter goes: the tenant at the unit's address (the property's, with the unit's label)."""
-    prop = line.unit.property
-    tenant = line.tenancy.tenant if line.tenancy is not None else None
-    name = (tenant.get_full_name().strip() or tenant.get_username()) if tenant is not None else ""
+    return unit_postal_address(line.unit, line.tenancy.tenant if line.tenancy is not None else None)
+
+
+def unit_postal_address(unit: Unit, tenant: AbstractBaseUser | None) -> str:
+    """A letter to `tenant` (or to the unit) at the property's address with the unit's label; also used for
+    the tenants' monthly consumption information on paper."""
+    prop = unit.property
+    name = (tenant.get_full_name().strip() or tenant.get_username()) if tenant is not None else ""  # type: ignore[attr-defined]
     street = prop.address.strip() or prop.name
-    lines = [name, f"{street.splitlines()[0]}, {line.unit.label}", *street.splitlines()[1:]]
+    lines = [name, f"{street.splitlines()[0]}, {unit.label}", *street.splitlines()[1:]]
     return "\n".join(part for part in lines if part)
 
 

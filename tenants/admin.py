@@ -13,22 +13,31 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.core.validators import RegexValidator
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from readings.admin import TenancyAdmin
+from readings.admin_scoping import ScopedModelAdmin
 from readings.imports import ImportFileError, decode
 from readings.models import Tenancy
 from tenants.degree_days import import_degree_days
 from tenants.invitations import can_be_invited, send_invitation, tenant_for_new_tenancy
-from tenants.models import DegreeDays
+from tenants.models import (
+    DegreeDays,
+    MonthlyDeliveryChannel,
+    MonthlyDeliveryStatus,
+    MonthlyInformationDelivery,
+    MonthlyInformationRun,
+)
+from tenants.monthly_delivery import letters_pdf, paper_list, run_counts
 
 # Loose on purpose: people write numbers as "+45 12 34 56 78" or "12-34-56-78".
 EMAIL_MAX_LENGTH = 254  # the User's column
@@ -295,3 +304,190 @@ class DegreeDaysAdmin(admin.ModelAdmin[DegreeDays]):
             "media": self.media + form.media,
         }
         return TemplateResponse(request, "admin/readings/csv_import.html", context)
+
+
+# --- Monthly consumption information: who got it, who did not and why (tenants/monthly_delivery.py) ----------
+
+
+class _ReadOnly:
+    """Written by the job worker only: a manager looks, never adds, edits or deletes."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(MonthlyInformationRun)
+class MonthlyInformationRunAdmin(_ReadOnly, ScopedModelAdmin[MonthlyInformationRun]):
+    list_display = ("property", "month_display", "sent", "not_received", "paper", "summary_sent_at")
+    list_filter = ("property",)
+    list_select_related = ("property",)
+    ordering = ("-month", "property__name")
+    show_full_result_count = False
+    fields = ("property", "month_display", "queued_at", "summary_sent_at", "counts", "letters", "deliveries")
+    readonly_fields = fields
+    actions: Any = ()
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[MonthlyInformationRun]:
+        sent = Q(deliveries__status=MonthlyDeliveryStatus.SENT)
+        paper = Q(deliveries__channel=MonthlyDeliveryChannel.PAPER)
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                sent_count=Count("deliveries", filter=sent),
+                not_received_count=Count("deliveries", filter=~sent),
+                paper_count=Count("deliveries", filter=paper),
+            )
+        )
+
+    @admin.display(description=_("month"), ordering="month")
+    def month_display(self, run: MonthlyInformationRun) -> str:
+        return date_format(run.month, "YEAR_MONTH_FORMAT")
+
+    @admin.display(description=_("e-mails sent"))
+    def sent(self, run: MonthlyInformationRun) -> int:
+        return int(getattr(run, "sent_count", 0))
+
+    @admin.display(description=_("not received by e-mail"))
+    def not_received(self, run: MonthlyInformationRun) -> str:
+        count = int(getattr(run, "not_received_count", 0))
+        if not count:
+            return "0"
+        url = reverse("admin:tenants_monthlyinformationdelivery_changelist")
+        return format_html('<a href="{}?run__id__exact={}&amp;received=no">{}</a>', url, run.pk, count)
+
+    @admin.display(description=_("letters"))
+    def paper(self, run: MonthlyInformationRun) -> str:
+        count = int(getattr(run, "paper_count", 0))
+        if not count:
+            return "0"
+        url = reverse("admin:tenants_monthlyinformationrun_letters", args=[run.pk])
+        return format_html('<a href="{}">{}</a>', url, count)
+
+    @admin.display(description=_("how it went"))
+    def counts(self, run: MonthlyInformationRun) -> str:
+        counts = run_counts(run)
+        return str(
+            _(
+                "Tenancies: %(total)d. E-mails sent: %(sent)d. Refused by the mail server: %(refused)d. "
+                "Not sent: %(failed)d. Waiting: %(open)d. Letters to print (no e-mail address): %(paper)d."
+            )
+            % {
+                "total": counts.total,
+                "sent": counts.sent,
+                "refused": counts.refused,
+                "failed": counts.failed,
+                "open": counts.open,
+                "paper": counts.no_address,
+            }
+        )
+
+    @admin.display(description=_("letters to print"))
+    def letters(self, run: MonthlyInformationRun) -> str:
+        if not run.deliveries.filter(channel=MonthlyDeliveryChannel.PAPER).exists():
+            return str(_("None: every tenant has an e-mail address."))
+        url = reverse("admin:tenants_monthlyinformationrun_letters", args=[run.pk])
+        return format_html('<a class="button" href="{}">{}</a>', url, _("Print the letters (PDF)"))
+
+    @admin.display(description=_("tenants"))
+    def deliveries(self, run: MonthlyInformationRun) -> str:
+        rows = run.deliveries.select_related("tenancy__tenant", "tenancy__unit").order_by("tenancy__unit__label", "pk")
+        body = format_html_join(
+            "",
+            '<tr class="delivery-{}"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
+            (
+                (
+                    delivery.status,
+                    delivery.tenancy.unit.label,
+                    delivery.tenancy.tenant.get_full_name() or delivery.tenancy.tenant.get_username(),
+                    delivery.address or "-",
+                    delivery.get_status_display(),
+                    delivery.error or "",
+                    date_format(timezone.localtime(delivery.sent_at), "SHORT_DATETIME_FORMAT")
+                    if delivery.sent_at
+                    else "",
+                )
+                for delivery in rows
+            ),
+        )
+        head = format_html(
+            "<tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
+            _("Unit"),
+            _("Tenant"),
+            _("E-mail"),
+            _("Status"),
+            _("Reason"),
+            _("Sent"),
+        )
+        return format_html(
+            '<div class="delivery-table"><table><thead>{}</thead><tbody>{}</tbody></table></div>', head, body
+        )
+
+    def get_urls(self) -> list[URLPattern]:
+        letters = path(
+            "<path:object_id>/letters.pdf",
+            self.admin_site.admin_view(self.letters_view),
+            name="tenants_monthlyinformationrun_letters",
+        )
+        return [letters, *super().get_urls()]
+
+    def letters_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The letters of the run's tenants without an e-mail address, as one PDF; a foreign run is 404."""
+        run = self.get_object(request, object_id)
+        if not self.has_view_permission(request, run):
+            raise PermissionDenied
+        pdf = letters_pdf(deliveries=paper_list(run), base_url=request.build_absolute_uri("/"))
+        response = HttpResponse(pdf, content_type="application/pdf")
+        response["Content-Disposition"] = f'inline; filename="monthly-letters-{run.pk}-{run.month:%Y-%m}.pdf"'
+        return response
+
+
+class ReceivedFilter(admin.SimpleListFilter):
+    title = _("received by e-mail")
+    parameter_name = "received"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [("no", _("Not received (no address, refused, not sent)")), ("yes", _("Sent"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == "no":
+            return queryset.exclude(status=MonthlyDeliveryStatus.SENT)
+        if self.value() == "yes":
+            return queryset.filter(status=MonthlyDeliveryStatus.SENT)
+        return queryset
+
+
+@admin.register(MonthlyInformationDelivery)
+class MonthlyInformationDeliveryAdmin(_ReadOnly, ScopedModelAdmin[MonthlyInformationDelivery]):
+    list_display = ("month_display", "property", "unit", "tenant", "channel", "status", "address", "error", "sent_at")
+    list_filter = (ReceivedFilter, "status", "channel", "month", "run__property")
+    list_select_related = ("run__property", "tenancy__unit", "tenancy__tenant")
+    search_fields = ("tenancy__unit__label", "tenancy__tenant__first_name", "tenancy__tenant__last_name", "address")
+    ordering = ("-month", "tenancy__unit__label")
+    show_full_result_count = False
+    raw_id_fields = ("run", "tenancy")
+    exclude = ("information",)
+    csv_fields = ("month", "run__property__name", "tenancy__unit__label", "channel", "status", "address", "error")
+
+    @admin.display(description=_("month"), ordering="month")
+    def month_display(self, delivery: MonthlyInformationDelivery) -> str:
+        return date_format(delivery.month, "YEAR_MONTH_FORMAT")
+
+    @admin.display(description=_("property"))
+    def property(self, delivery: MonthlyInformationDelivery) -> str:
+        return str(delivery.run.property)
+
+    @admin.display(description=_("unit"))
+    def unit(self, delivery: MonthlyInformationDelivery) -> str:
+        return delivery.tenancy.unit.label
+
+    @admin.display(description=_("tenant"))
+    def tenant(self, delivery: MonthlyInformationDelivery) -> str:
+        user = delivery.tenancy.tenant
+        return user.get_full_name() or user.get_username()

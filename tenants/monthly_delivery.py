@@ -1,0 +1,612 @@
+"""Bringing the monthly consumption information to the tenants (BEK 734/2022, HeizkostenV § 6a).
+
+Run hourly by the job worker (tenants/tasks.py), `run_monthly_information`:
+
+1. For each property, the months due (`due_months`): last month from
+   settings.MONTHLY_INFORMATION_DAY on (in the property's time zone), and
+   months before it that were never made, up to
+   settings.MONTHLY_INFORMATION_CATCH_UP_MONTHS back; only months the
+   property's season includes (Property.sends_monthly_information_for).
+2. `queue_month`: a `MonthlyInformationRun` for the property and month and
+   one `MonthlyInformationDelivery` per tenancy, in one transaction; the
+   run's unique (property, month) makes a second worker, a re-run or a
+   restarted worker find it made and do nothing. A tenant with an e-mail
+   address is queued for e-mail; one without is on the paper list.
+3. `send_queued`: queued e-mails are claimed in batches (QUEUED → SENDING,
+   rows locked by another worker skipped) and sent; the outcome is recorded (sent, refused by
+   the server with its answer, or not sent). Not sent is retried on later
+   runs up to settings.MONTHLY_INFORMATION_MAX_ATTEMPTS attempts; refused is
+   not retried (the manager sees it and corrects the address). An e-mail
+   claimed by a worker that died is queued again after
+   settings.MONTHLY_INFORMATION_CLAIM_TIMEOUT_S, with the same Message-ID.
+4. `send_summaries`: once a run has nothing left to send, its property's
+   managers get one summary e-mail (claimed the same way).
+
+`letters_pdf` prints the paper list's letters. The information itself is
+computed by tenants.monthly (`_compute`), stored on the delivery as sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import weasyprint
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail.backends.base import BaseEmailBackend
+from django.db import transaction
+from django.db.models import Count, F, Q
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone, translation
+from django.utils.translation import gettext
+
+from readings.formatting import format_number
+from readings.models import Property, Tenancy
+from settlements.delivery import unit_postal_address
+from settlements.pdf import DEFAULT_BASE_URL, StaticFilesOnly
+from tenants import monthly
+from tenants.models import (
+    MonthlyDeliveryChannel,
+    MonthlyDeliveryStatus,
+    MonthlyInformationDelivery,
+    MonthlyInformationRun,
+)
+from tenants.monthly import MeterTypeFigures, MonthlyInformation, WeatherComparison
+
+log = logging.getLogger(__name__)
+
+# A run still has work while any of its e-mails is in one of these (FAILED only while attempts remain).
+_D = TypeVar("_D", MonthlyInformation, MeterTypeFigures, WeatherComparison)
+
+OPEN_STATUSES = (MonthlyDeliveryStatus.QUEUED, MonthlyDeliveryStatus.SENDING, MonthlyDeliveryStatus.FAILED)
+
+
+# --- The computation (tenants.monthly), behind one seam ----------------------------------------------------
+
+
+def _compute(property: Property, month: date) -> list[MonthlyInformation]:
+    """The month's information for every tenancy of the property that lived there in it."""
+    return monthly.monthly_information_for_property(property=property, month=month)
+
+
+def _method_text(information: MonthlyInformation) -> str:
+    """How the average user (and, where shown, the weather correction) was worked out, in the active
+    language: stated on every message."""
+    text = monthly.cohort_method_text(information)
+    if information.weather is not None:
+        text += " " + monthly.weather_method_text(information)
+    return text
+
+
+# --- Stored as sent ------------------------------------------------------------------------------------------
+
+
+def information_to_json(information: MonthlyInformation) -> dict[str, Any]:
+    """The information as JSON (Decimals and dates as strings, exact)."""
+    data: dict[str, Any] = _strings(asdict(information))
+    return data
+
+
+def _strings(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _strings(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strings(item) for item in value]
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def information_from_json(data: dict[str, Any]) -> MonthlyInformation:
+    """The MonthlyInformation that `information_to_json` stored (fields it lacks take their defaults; fields
+    the data shape no longer has are ignored)."""
+    return _load(MonthlyInformation, data)
+
+
+def _load(cls: type[_D], data: dict[str, Any]) -> _D:
+    kwargs = {item.name: _typed(str(item.type), data[item.name]) for item in fields(cls) if item.name in data}
+    return cls(**kwargs)
+
+
+def _typed(annotation: str, value: Any) -> Any:
+    """`value` from JSON as the dataclass field annotated `annotation` holds it."""
+    if value is None:
+        return None
+    if annotation.startswith("tuple[MeterTypeFigures"):
+        return tuple(_load(MeterTypeFigures, item) for item in value)
+    if annotation.startswith("WeatherComparison"):
+        return _load(WeatherComparison, value)
+    if annotation.startswith("tuple[date"):
+        return tuple(date.fromisoformat(item) for item in value)
+    if annotation.startswith("Decimal"):
+        return Decimal(value)
+    if annotation.startswith("date"):
+        return date.fromisoformat(value)
+    return value
+
+
+# --- When ------------------------------------------------------------------------------------------------------
+
+
+def add_months(month: date, count: int) -> date:
+    """The first day of the month `count` months after (or before, negative) `month`'s."""
+    index = month.year * 12 + month.month - 1 + count
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def due_months(property: Property, *, now: datetime) -> list[date]:
+    """The months (first days, oldest first) whose information the property's tenants are due by `now`:
+    last month from settings.MONTHLY_INFORMATION_DAY on, and the months before it up to
+    MONTHLY_INFORMATION_CATCH_UP_MONTHS back, each only if the property's season includes it."""
+    today = now.astimezone(property.zone).date()
+    this_month = today.replace(day=1)
+    first = 1 if today.day >= settings.MONTHLY_INFORMATION_DAY else 2
+    months = [add_months(this_month, -back) for back in range(first, settings.MONTHLY_INFORMATION_CATCH_UP_MONTHS + 1)]
+    return [month for month in reversed(months) if property.sends_monthly_information_for(month)]
+
+
+# --- Queueing ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunReport:
+    """What one `run_monthly_information` did."""
+
+    runs: list[MonthlyInformationRun] = field(default_factory=list)
+    sent: int = 0
+    refused: int = 0
+    failed: int = 0
+    summaries: int = 0
+
+
+def queue_month(*, property: Property, month: date) -> MonthlyInformationRun | None:
+    """Make the property's information for `month` and queue it, once: returns the new run, or None when
+    the month was made before (by this or another worker). Nothing is sent here."""
+    with transaction.atomic():
+        run, created = MonthlyInformationRun.objects.get_or_create(property=property, month=month)
+        if not created:
+            return None
+        informations = _compute(property, month)
+        tenancies = Tenancy.objects.filter(
+            pk__in=[information.tenancy_id for information in informations], unit__property=property
+        ).select_related("tenant")
+        by_id = {tenancy.pk: tenancy for tenancy in tenancies}
+        deliveries = []
+        for information in informations:
+            tenancy = by_id.get(information.tenancy_id)
+            if tenancy is None:
+                continue  # not this property's: never tell anyone about another building
+            email = tenancy.tenant.email.strip()
+            deliveries.append(
+                MonthlyInformationDelivery(
+                    run=run,
+                    tenancy=tenancy,
+                    month=month,
+                    channel=MonthlyDeliveryChannel.EMAIL if email else MonthlyDeliveryChannel.PAPER,
+                    status=MonthlyDeliveryStatus.QUEUED if email else MonthlyDeliveryStatus.NO_ADDRESS,
+                    address=email,
+                    information=information_to_json(information),
+                )
+            )
+        MonthlyInformationDelivery.objects.bulk_create(deliveries, batch_size=2000)
+    return run
+
+
+def requeue(*, now: datetime) -> int:
+    """Queue again the e-mails a dead worker left claimed (older than the claim timeout) and those not sent
+    that have attempts left; returns how many."""
+    stale = now - timedelta(seconds=settings.MONTHLY_INFORMATION_CLAIM_TIMEOUT_S)
+    attempts_left = Q(attempts__lt=settings.MONTHLY_INFORMATION_MAX_ATTEMPTS)
+    # One that keeps killing its worker is given up after the attempts, not retried for ever.
+    MonthlyInformationDelivery.objects.filter(
+        ~attempts_left, status=MonthlyDeliveryStatus.SENDING, attempted_at__lt=stale
+    ).update(status=MonthlyDeliveryStatus.FAILED, error=gettext("The worker stopped while sending it."))
+    return MonthlyInformationDelivery.objects.filter(
+        Q(status=MonthlyDeliveryStatus.SENDING, attempted_at__lt=stale) | Q(status=MonthlyDeliveryStatus.FAILED),
+        attempts_left,
+    ).update(status=MonthlyDeliveryStatus.QUEUED)
+
+
+def run_monthly_information(*, now: datetime | None = None, base_url: str | None = None) -> RunReport:
+    """The hourly run: queue every due month not made yet, send what is queued, then the managers'
+    summaries. Safe to run again, and beside another worker: nothing is sent twice."""
+    now = now or timezone.now()
+    report = RunReport()
+    # The months any property could still be due (a day's margin for time zones either side of UTC).
+    oldest = add_months((now - timedelta(days=1)).date().replace(day=1), -settings.MONTHLY_INFORMATION_CATCH_UP_MONTHS)
+    made = set(MonthlyInformationRun.objects.filter(month__gte=oldest).values_list("property_id", "month"))
+    for prop in Property.objects.select_related("organisation").order_by("pk"):
+        for month in due_months(prop, now=now):
+            if (prop.pk, month) in made:
+                continue
+            run = queue_month(property=prop, month=month)
+            if run is not None:
+                report.runs.append(run)
+    requeue(now=now)
+    send_queued(report=report, base_url=base_url)
+    report.summaries = send_summaries(base_url=base_url)
+    return report
+
+
+# --- Sending -------------------------------------------------------------------------------------------------
+
+
+# E-mails claimed at once: one short transaction per batch rather than one per e-mail. A worker that dies
+# leaves at most this many claimed; those not sent are queued again after the claim timeout.
+CLAIM_BATCH = 100
+
+
+def send_queued(*, report: RunReport | None = None, base_url: str | None = None) -> RunReport:
+    """Send every queued e-mail, each claimed first so that no two workers send the same one."""
+    report = report if report is not None else RunReport()
+    if not MonthlyInformationDelivery.objects.filter(status=MonthlyDeliveryStatus.QUEUED).exists():
+        return report
+    connection = get_connection()
+    try:
+        connection.open()  # one session with the mail server for the batch
+    except (smtplib.SMTPException, OSError) as error:
+        log.warning("mail server unreachable, monthly information not sent: %s", error)
+        while batch := _claim_batch():
+            for delivery in batch:
+                _finish(delivery, MonthlyDeliveryStatus.FAILED, error=str(error) or type(error).__name__)
+                report.failed += 1
+        return report
+    try:
+        while batch := _claim_batch():
+            for delivery in batch:
+                _send(delivery, connection, report, base_url)
+    finally:
+        connection.close()
+    return report
+
+
+def _claim_batch() -> list[MonthlyInformationDelivery]:
+    """Take up to CLAIM_BATCH queued e-mails for this caller (QUEUED → SENDING); rows another worker is
+    claiming at the same moment are skipped, so no two callers take the same one."""
+    now = timezone.now()
+    with transaction.atomic():
+        batch = list(
+            MonthlyInformationDelivery.objects.filter(status=MonthlyDeliveryStatus.QUEUED)
+            .select_related("tenancy__tenant", "tenancy__unit__property__organisation")
+            .select_for_update(skip_locked=True, of=("self",))
+            .order_by("pk")[:CLAIM_BATCH]
+        )
+        if batch:
+            MonthlyInformationDelivery.objects.filter(pk__in=[delivery.pk for delivery in batch]).update(
+                status=MonthlyDeliveryStatus.SENDING, attempted_at=now, attempts=F("attempts") + 1
+            )
+    for delivery in batch:
+        delivery.status, delivery.attempted_at, delivery.attempts = (
+            MonthlyDeliveryStatus.SENDING,
+            now,
+            delivery.attempts + 1,
+        )
+    return batch
+
+
+def _finish(
+    delivery: MonthlyInformationDelivery, status: str, *, error: str = "", sent_at: datetime | None = None
+) -> None:
+    delivery.status, delivery.error, delivery.sent_at = status, error, sent_at
+    MonthlyInformationDelivery.objects.filter(pk=delivery.pk).update(status=status, error=error, sent_at=sent_at)
+
+
+def _send(
+    delivery: MonthlyInformationDelivery, connection: BaseEmailBackend, report: RunReport, base_url: str | None
+) -> None:
+    """Send one claimed e-mail and record what the mail server said, at once (a worker dying later must not
+    leave a sent e-mail looking unsent)."""
+    try:
+        with translation.override(delivery.tenancy.language):
+            message = tenant_message(delivery, base_url=base_url)
+        message.connection = connection
+        message.send()
+    except smtplib.SMTPRecipientsRefused as error:
+        _finish(delivery, MonthlyDeliveryStatus.REFUSED, error=_refusal(error))
+        report.refused += 1
+    except (smtplib.SMTPException, OSError) as error:
+        log.warning("monthly information e-mail %s not sent: %s", delivery.pk, error)
+        _finish(delivery, MonthlyDeliveryStatus.FAILED, error=str(error) or type(error).__name__)
+        report.failed += 1
+    except Exception as error:
+        # A fault of ours (a template, stored figures): recorded, so the run goes on with the others.
+        log.exception("monthly information e-mail %s could not be made", delivery.pk)
+        _finish(delivery, MonthlyDeliveryStatus.FAILED, error=f"{type(error).__name__}: {error}")
+        report.failed += 1
+    else:
+        _finish(delivery, MonthlyDeliveryStatus.SENT, sent_at=timezone.now())
+        report.sent += 1
+
+
+def _refusal(error: smtplib.SMTPRecipientsRefused) -> str:
+    """The server's answer, e.g. "550 5.1.1 No such user here"."""
+    answers = [
+        f"{code} {text.decode(errors='replace') if isinstance(text, bytes) else text}"
+        for code, text in error.recipients.values()
+    ]
+    return "; ".join(answers) or str(error)
+
+
+def _portal(base_url: str | None) -> str:
+    return (base_url or settings.PORTAL_URL).rstrip("/")
+
+
+def _message_id(delivery: MonthlyInformationDelivery) -> str:
+    """The same for every attempt, so that a copy sent again after a worker died is recognisably one."""
+    host = urlsplit(settings.PORTAL_URL).hostname or "localhost"
+    return f"<monthly-{delivery.tenancy_id}-{delivery.month:%Y-%m}@{host}>"
+
+
+# --- What the tenant reads ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Bar:
+    label: str
+    amount: str  # formatted, with its unit
+    percent: int  # of the longest bar of the figure
+    current: bool  # this month's (drawn in the stronger colour)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    label: str
+    amount: str
+    change: str  # "+12 %" / "-5 %" (a real minus sign); empty when there is nothing to divide by
+
+
+@dataclass(frozen=True)
+class FigureView:
+    """One meter type as the e-mail and the letter show it."""
+
+    title: str
+    this_month: str
+    estimate: str  # heat cost allocators: the kWh estimate; empty otherwise
+    comparisons: list[Comparison]
+    bars: list[Bar]
+
+
+def _amount(value: Decimal, unit: str) -> str:
+    """An amount with its unit as written ("413 kWh", "3,25 m³"): kWh and allocator units whole."""
+    decimals = 2 if unit == "m³" else 0
+    return f"{format_number(value, decimals)} {unit}"
+
+
+def _change(now: Decimal, then: Decimal) -> str:
+    if then == 0:
+        return ""
+    return _percent(((now - then) / then * 100).quantize(Decimal(1)))
+
+
+def _percent(change: Decimal) -> str:
+    """ "+12 %", "±0 %" or, with a real minus sign, "-5 %"."""
+    sign = "+" if change > 0 else "\u2212" if change < 0 else "±"
+    return f"{sign}{format_number(abs(change), 0)} %"
+
+
+def figure_views(information: MonthlyInformation) -> list[FigureView]:
+    """Each meter type's figures, formatted in the active language, with the bars of the small chart."""
+    views = []
+    for figures in information.figures:
+        if figures.this_month is None:
+            continue
+        unit = figures.unit_label
+        compared = [
+            (gettext("Previous month"), figures.previous_month),
+            (gettext("Same month last year"), figures.same_month_last_year),
+            (gettext("Average user"), figures.cohort_average),
+        ]
+        present = [(label, value) for label, value in compared if value is not None]
+        longest = max([figures.this_month, *(value for _label, value in present)])
+        bars = [
+            Bar(
+                label=label,
+                amount=_amount(value, unit),
+                percent=int((value / longest * 100).quantize(Decimal(1))) if longest > 0 else 0,
+                current=index == 0,
+            )
+            for index, (label, value) in enumerate([(gettext("This month"), figures.this_month), *present])
+        ]
+        this_month = _amount(figures.this_month, unit)
+        views.append(
+            FigureView(
+                title=figures.label,
+                this_month=this_month + (" " + gettext("(partly estimated)") if figures.estimated else ""),
+                estimate=_amount(figures.kwh_estimate, "kWh") if figures.kwh_estimate is not None else "",
+                comparisons=[
+                    Comparison(label, _amount(value, unit), _change(figures.this_month, value))
+                    for label, value in present
+                ],
+                bars=bars,
+            )
+        )
+    return views
+
+
+def information_context(delivery: MonthlyInformationDelivery, *, base_url: str | None = None) -> dict[str, Any]:
+    """What the e-mail and the letter say, in the active language."""
+    information = information_from_json(delivery.information)
+    tenancy = delivery.tenancy
+    tenant = tenancy.tenant
+    weather = information.weather
+    return {
+        "delivery": delivery,
+        "tenancy": tenancy,
+        "property": tenancy.unit.property,
+        "organisation": tenancy.unit.property.organisation,
+        "tenant_name": tenant.get_full_name().strip() or tenant.get_username(),
+        "month": information.month,
+        "figures": figure_views(information),
+        "method": _method_text(information),
+        "weather": weather,
+        "weather_change": _percent(weather.change_pct.quantize(Decimal(1)))
+        if weather is not None and weather.change_pct is not None
+        else "",
+        "weather_amounts": {
+            "this_year": _amount(weather.this_year_kwh, "kWh"),
+            "last_year": _amount(weather.last_year_kwh, "kWh"),
+            "corrected": _amount(weather.last_year_corrected_kwh, "kWh"),
+        }
+        if weather
+        else None,
+        "link": _portal(base_url) + reverse("tenants:home"),
+        "LANGUAGE_CODE": translation.get_language(),  # <html lang>: no request, so no context processor
+    }
+
+
+def tenant_message(delivery: MonthlyInformationDelivery, *, base_url: str | None = None) -> EmailMultiAlternatives:
+    """The e-mail to the delivery's tenant in the active language: text, and HTML with a small chart."""
+    context = information_context(delivery, base_url=base_url)
+    subject = render_to_string("tenants/email/monthly_information_subject.txt", context).strip()
+    message = EmailMultiAlternatives(
+        subject=" ".join(subject.split()),
+        body=render_to_string("tenants/email/monthly_information.txt", context),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[delivery.address],
+        headers={"Message-ID": _message_id(delivery)},
+    )
+    message.attach_alternative(render_to_string("tenants/email/monthly_information.html", context), "text/html")
+    return message
+
+
+# --- Paper ------------------------------------------------------------------------------------------------------
+
+
+def paper_list(run: MonthlyInformationRun) -> list[MonthlyInformationDelivery]:
+    """The run's tenants without an e-mail address, by unit: the letters to print."""
+    return list(
+        run.deliveries.filter(channel=MonthlyDeliveryChannel.PAPER)
+        .select_related("tenancy__tenant", "tenancy__unit__property__organisation")
+        .order_by("tenancy__unit__label", "pk")
+    )
+
+
+def letters_pdf(*, deliveries: Sequence[MonthlyInformationDelivery], base_url: str | None = None) -> bytes:
+    """One letter per delivery, each in its tenant's language and starting on a new page, as one PDF."""
+    letters = []
+    for delivery in deliveries:
+        with translation.override(delivery.tenancy.language):
+            context = information_context(delivery, base_url=base_url)
+            context["address"] = unit_postal_address(delivery.tenancy.unit, delivery.tenancy.tenant)
+            context["today"] = timezone.now().astimezone(delivery.tenancy.unit.property.zone).date()
+            letters.append(render_to_string("tenants/_monthly_letter.html", context))
+    html = render_to_string(
+        "tenants/monthly_letters.html", {"letters": letters, "LANGUAGE_CODE": translation.get_language()}
+    )
+    pdf: bytes = weasyprint.HTML(
+        string=html, base_url=base_url or DEFAULT_BASE_URL, url_fetcher=StaticFilesOnly()
+    ).write_pdf()
+    return pdf
+
+
+# --- The managers' summary --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunCounts:
+    total: int
+    sent: int
+    refused: int
+    failed: int
+    no_address: int
+    open: int
+
+
+def run_counts(run: MonthlyInformationRun) -> RunCounts:
+    """How the run's deliveries stand."""
+    counts = {row["status"]: row["n"] for row in run.deliveries.values("status").annotate(n=Count("pk")).order_by()}
+    return RunCounts(
+        total=sum(counts.values()),
+        sent=counts.get(MonthlyDeliveryStatus.SENT, 0),
+        refused=counts.get(MonthlyDeliveryStatus.REFUSED, 0),
+        failed=counts.get(MonthlyDeliveryStatus.FAILED, 0),
+        no_address=counts.get(MonthlyDeliveryStatus.NO_ADDRESS, 0),
+        open=counts.get(MonthlyDeliveryStatus.QUEUED, 0) + counts.get(MonthlyDeliveryStatus.SENDING, 0),
+    )
+
+
+def _finished_runs() -> Iterable[MonthlyInformationRun]:
+    """Runs whose summary is not sent and whose e-mails are all settled (failed ones out of attempts)."""
+    unsettled = MonthlyInformationDelivery.objects.filter(
+        Q(status__in=[MonthlyDeliveryStatus.QUEUED, MonthlyDeliveryStatus.SENDING])
+        | Q(status=MonthlyDeliveryStatus.FAILED, attempts__lt=settings.MONTHLY_INFORMATION_MAX_ATTEMPTS)
+    ).values("run_id")
+    return (
+        MonthlyInformationRun.objects.filter(summary_sent_at__isnull=True)
+        .exclude(pk__in=unsettled)
+        .select_related("property__organisation")
+        .order_by("pk")
+    )
+
+
+def send_summaries(*, base_url: str | None = None) -> int:
+    """E-mail each finished run's property managers how it went (once per run); returns how many runs."""
+    done = 0
+    for run in _finished_runs():
+        claimed = MonthlyInformationRun.objects.filter(pk=run.pk, summary_sent_at__isnull=True).update(
+            summary_sent_at=timezone.now()
+        )
+        if claimed != 1:
+            continue
+        if not run.deliveries.exists():
+            done += 1  # nobody lived there that month: nothing to report
+            continue
+        recipients = list(
+            run.property.organisation.managers.filter(is_active=True, is_staff=True)
+            .exclude(email="")
+            .values_list("email", flat=True)
+        )
+        if not recipients:
+            done += 1
+            continue
+        try:
+            # Managers have no language of their own in the portal: the portal's (settings.LANGUAGE_CODE).
+            with translation.override(settings.LANGUAGE_CODE):
+                message = summary_message(run, recipients, base_url=base_url)
+            message.send()
+        except (smtplib.SMTPException, OSError) as error:
+            log.warning("monthly information summary of run %s not sent: %s", run.pk, error)
+            MonthlyInformationRun.objects.filter(pk=run.pk).update(summary_sent_at=None)  # next run tries again
+            continue
+        done += 1
+    return done
+
+
+def summary_message(
+    run: MonthlyInformationRun, recipients: list[str], *, base_url: str | None = None
+) -> EmailMultiAlternatives:
+    """The managers' summary of a run, in the portal's language: counts, and who did not get it and why."""
+    portal = _portal(base_url)
+    not_received = (
+        run.deliveries.not_received()
+        .select_related("tenancy__tenant", "tenancy__unit")
+        .order_by("tenancy__unit__label", "pk")
+    )
+    context = {
+        "run": run,
+        "property": run.property,
+        "counts": run_counts(run),
+        "not_received": list(not_received),
+        "link": portal + reverse("admin:tenants_monthlyinformationrun_change", args=[run.pk]),
+        "letters_link": portal + reverse("admin:tenants_monthlyinformationrun_letters", args=[run.pk]),
+        "LANGUAGE_CODE": translation.get_language(),
+    }
+    subject = render_to_string("tenants/email/monthly_summary_subject.txt", context).strip()
+    message = EmailMultiAlternatives(
+        subject=" ".join(subject.split()),
+        body=render_to_string("tenants/email/monthly_summary.txt", context),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=recipients,
+    )
+    message.attach_alternative(render_to_string("tenants/email/monthly_summary.html", context), "text/html")
+    return message

@@ -1,0 +1,102 @@
+"""The monthly information e-mail as the tenant receives it from a real SMTP server: text and HTML, in the
+tenancy's language, with the numbers, the comparisons, the method, a chart of plain bars and the link."""
+
+from __future__ import annotations
+
+import re
+from html import escape
+
+import pytest
+
+from tenants.monthly_delivery import run_monthly_information
+from tests.tenants import delivery_helpers
+from tests.tenants.delivery_helpers import METHOD, local
+from tests.tenants.helpers import parts_of
+
+building, computed = delivery_helpers.building, delivery_helpers.computed  # the shared fixtures
+
+pytestmark = pytest.mark.django_db
+
+FEBRUARY_RUN = local(2025, 2, 2, 8)
+
+
+@pytest.fixture(autouse=True)
+def _last_month_only(settings):
+    settings.MONTHLY_INFORMATION_CATCH_UP_MONTHS = 1
+    settings.MONTHLY_INFORMATION_DAY = 2
+    settings.PORTAL_URL = "https://portal.example"
+
+
+def test_it_writes_the_numbers_and_comparisons_in_danish(smtp_server, building, computed):
+    run_monthly_information(now=FEBRUARY_RUN)
+    (mail,) = smtp_server.to("tina@example.org")
+    assert str(mail["Subject"]) == "Dit forbrug i januar 2025 · Solvej 1"
+    text, html = parts_of(mail)
+    for part in (text, html):
+        assert "Kære Tina Jensen" in part
+        assert "Varme: 413 kWh" in part  # 412.5 rounded half up
+        assert "Forrige måned: 375 kWh (denne måned +10 %)" in part
+        assert "Samme måned sidste år: 450 kWh (denne måned \u22128 %)" in part
+        assert "Gennemsnitsforbruger: 400 kWh (denne måned +3 %)" in part
+        assert "Koldt vand: 3,25 m³" in part
+        assert "1.200 kWh" in part and "1.400 kWh" in part and "Denmark" in part  # the weather comparison
+        assert "https://portal.example/home/" in part
+    assert METHOD in text and escape(METHOD) in html  # the cohort method, stated on the message
+
+
+def test_it_writes_in_english_for_an_english_tenancy(smtp_server, building, computed):
+    rita = building["rita"].tenant
+    rita.email = "rita@example.org"
+    rita.save()
+    run_monthly_information(now=FEBRUARY_RUN)
+    (mail,) = smtp_server.to("rita@example.org")
+    assert str(mail["Subject"]) == "Your consumption in January 2025 · Solvej 1"
+    text, _html = parts_of(mail)
+    assert "Dear Rita," in text and "Heat: 413 kWh" in text and "Cold water: 3.25 m³" in text
+    assert "Previous month: 375 kWh (this month +10 %)" in text
+
+
+def test_it_draws_the_chart_as_inline_styled_bars_without_scripts_or_svg(smtp_server, building, computed):
+    run_monthly_information(now=FEBRUARY_RUN)
+    _text, html = parts_of(smtp_server.to("tina@example.org")[0])
+    assert "<script" not in html and "<svg" not in html and "<style" not in html
+    widths = re.findall(r"width:(\d+)%;height:14px", html)
+    # Heat: this month 412.5 of the longest 450 (last year) → 92 %, then 375 → 83, 450 → 100, 400 → 89;
+    # cold water has only this month (100).
+    assert widths == ["92", "83", "100", "89", "100"]
+
+
+def test_it_leaves_out_what_there_is_nothing_to_compare_with(smtp_server, building, computed):
+    run_monthly_information(now=FEBRUARY_RUN)
+    text, _html = parts_of(smtp_server.to("tina@example.org")[0])
+    water = text.split("Koldt vand")[1].split("Varme, korrigeret")[0]
+    assert "Forrige måned" not in water and "Gennemsnitsforbruger" not in water
+
+
+@pytest.mark.django_db(transaction=True)  # readings are ingested on a connection of their own
+def test_it_sends_the_figures_the_computation_gives(smtp_server, prop, gateway, django_user_model):
+    from datetime import date
+
+    from django.utils import translation
+
+    from readings.formatting import format_number
+    from tenants.monthly import cohort_method_text, monthly_information
+    from tests.tenants.monthly_helpers import build
+
+    users = [
+        django_user_model.objects.create_user(f"tenant{n}", email=f"tenant{n}@example.org", first_name=f"T{n}")
+        for n in range(6)
+    ]
+    tenancy = build(prop, gateway, users)["tenancies"][0]
+    run_monthly_information(now=local(2025, 2, 3))  # January 2025, the real computation
+    expected = monthly_information(tenancy=tenancy, month=date(2025, 1, 1))
+    (mail,) = smtp_server.to("tenant0@example.org")
+    text, _html = parts_of(mail)
+    with translation.override(tenancy.language):
+        for figures in expected.figures:
+            if figures.this_month is not None:
+                decimals = 2 if figures.unit == "m³" else 0
+                amount = f"{format_number(figures.this_month, decimals)} {figures.unit_label}"
+                assert f"{figures.label}: {amount}" in text
+        assert cohort_method_text(expected) in text
+    assert len(smtp_server.messages) == 5  # every tenancy living there in January, once
