@@ -13,4 +13,5 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("alarms/", views.alarm_dashboard, name="alarm-dashboard"),
     path("alarms/<int:alarm_id>/acknowledge/", views.acknowledge_alarm, name="alarm-acknowledge"),
     path("alarms/<int:alarm_id>/clear/", views.clear_alarm, name="alarm-clear"),
+    path("alarms/unsubscribe/<str:token>/", views.unsubscribe, name="alarm-unsubscribe"),
 ]

@@ -489,3 +489,14 @@ HEATING_SEASON_MONTHS = frozenset(int(month) for month in _heating_season)
 PORTAL_URL = env.str("PORTAL_URL", default="http://127.0.0.1:8000").rstrip("/")
 if not PORTAL_URL.startswith(("http://", "https://")):
     raise ImproperlyConfigured(f"PORTAL_URL must start with http:// or https://, got {PORTAL_URL!r}")
+
+# --- Alarm notifications (gateways/notifications.py) ----------------------------------------------
+# Warnings (and info, for subscriptions from "info") are collected and e-mailed at most this often.
+ALARM_DIGEST_MINUTES = _at_least_one("ALARM_DIGEST_MINUTES", 60)
+# An unacknowledged critical alarm is e-mailed again this often.
+ALARM_REPEAT_MINUTES = _at_least_one("ALARM_REPEAT_MINUTES", 60)
+# ... and to the escalation contacts once it has been unacknowledged this long.
+ALARM_ESCALATE_AFTER_MINUTES = _at_least_one("ALARM_ESCALATE_AFTER_MINUTES", 120)
+# An alarm raised again (same gateway, meter and type) within this long of being cleared continues the
+# same episode: no new first message, so that a flapping alarm does not flood anybody.
+ALARM_EPISODE_MINUTES = _positive_int("ALARM_EPISODE_MINUTES", 30)

@@ -9,6 +9,7 @@ app_name = "tenants"
 urlpatterns: list[URLPattern | URLResolver] = [
     path("home/", views.home, name="home"),
     path("home/downloads/", views.downloads, name="downloads"),
+    path("home/leak-alarms/", views.leak_alarms, name="leak-alarms"),
     # Accounts (tenants/accounts.py)
     path("invitation/<uidb64>/<token>/", accounts.AcceptInvitationView.as_view(), name="invitation"),
     path("password-reset/", accounts.PasswordResetView.as_view(), name="password_reset"),
