@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import cast
 
 from asgiref.sync import sync_to_async
 from django.contrib import messages
@@ -119,7 +120,7 @@ def _leak_alarm_choices(user: AnyUser, tenancies: list[TenancyDays]) -> list[Lea
     current = [days for days in tenancies if days.state == TenancyState.CURRENT]
     chosen = set(
         LeakAlarmOptIn.objects.filter(
-            user_id=int(user.pk), active=True, unit_id__in=[days.tenancy.unit_id for days in current]
+            user_id=cast(int, user.pk), active=True, unit_id__in=[days.tenancy.unit_id for days in current]
         ).values_list("unit_id", flat=True)
     )
     return [LeakAlarmChoice(days, days.tenancy.unit_id in chosen) for days in current]
