@@ -13,12 +13,13 @@ from typing import Any, cast
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.options import IS_POPUP_VAR
-from django.core.exceptions import PermissionDenied
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.formats import localize
 from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
@@ -26,8 +27,19 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from gateways import broker
-from gateways.models import Alarm, AlarmQuerySet, Gateway, GatewayStatus, LeakRule, RawFrame, TimeSource
+from gateways.models import (
+    Alarm,
+    AlarmNotification,
+    AlarmQuerySet,
+    AlarmSubscription,
+    Gateway,
+    GatewayStatus,
+    LeakRule,
+    RawFrame,
+    TimeSource,
+)
 from readings.admin_scoping import ScopedModelAdmin, ScopedTabularInline, count_of
+from readings.scoping import is_superuser
 
 
 def badge(kind: str, text: Any) -> str:
@@ -574,3 +586,87 @@ class LeakRuleAdmin(ScopedModelAdmin[LeakRule]):
     def get_readonly_fields(self, request: HttpRequest, obj: LeakRule | None = None) -> Any:
         # A rule belongs to its property for good; another property gets a rule of its own.
         return ("property",) if obj is not None else ()
+
+
+# --- Alarm e-mails ------------------------------------------------------------------------------
+
+
+@admin.register(AlarmSubscription)
+class AlarmSubscriptionAdmin(ScopedModelAdmin[AlarmSubscription]):
+    """A manager's own alarm e-mails: which property (or all), from which severity, first or escalation
+    contact. Managers see and change only their own; a superuser anyone's."""
+
+    list_display = ("user", "property_name", "minimum_severity", "role", "address_shown", "language", "active")
+    list_filter = ("active", "role", "minimum_severity")
+    list_select_related = ("user", "property")
+    ordering = ("user__username", "property__name")
+    fields = ("user", "property", "minimum_severity", "role", "email", "language", "active")
+
+    def get_fields(self, request: HttpRequest, obj: AlarmSubscription | None = None) -> Any:
+        fields = super().get_fields(request, obj)
+        if is_superuser(request.user):
+            return fields
+        return [name for name in fields if name != "user"]  # always one's own
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        initial = super().get_changeform_initial_data(request)
+        initial.setdefault("language", translation.get_language() or settings.LANGUAGE_CODE)
+        return initial
+
+    def get_form(
+        self, request: HttpRequest, obj: AlarmSubscription | None = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        form = super().get_form(request, obj, change, **kwargs)
+        if is_superuser(request.user):
+            return form
+        owner = request.user
+
+        class OwnSubscriptionForm(form):  # type: ignore[valid-type, misc]
+            """The user is the one logged in, set before validation so that the property check and the
+            one-per-property rule (which the form would skip without the field) see it."""
+
+            def _post_clean(self) -> None:
+                self.instance.user = owner
+                super()._post_clean()
+                try:
+                    self.instance.validate_constraints()
+                except ValidationError as error:
+                    self._update_errors(error)
+
+        return OwnSubscriptionForm
+
+    def choices_for(self, db_field: Any, request: HttpRequest) -> QuerySet[Any]:
+        if db_field.name == "user" and is_superuser(request.user):
+            return get_user_model().objects.filter(is_active=True).order_by("username")
+        return super().choices_for(db_field, request)
+
+    @admin.display(description=_("property"), ordering="property__name")
+    def property_name(self, obj: AlarmSubscription) -> str:
+        return obj.property.name if obj.property is not None else str(_("All properties"))
+
+    @admin.display(description=_("e-mail"))
+    def address_shown(self, obj: AlarmSubscription) -> str:
+        return obj.address() or "-"
+
+
+@admin.register(AlarmNotification)
+class AlarmNotificationAdmin(ScopedModelAdmin[AlarmNotification]):
+    """Who was told of which alarm, when, and who was not (and why): every attempt, read-only."""
+
+    list_display = ("created_at", "kind", "alarm", "recipient", "address", "sent_at", "error")
+    list_filter = ("kind", ("sent_at", admin.EmptyFieldListFilter))
+    search_fields = ("address", "recipient__username", "error")
+    list_select_related = ("alarm__gateway", "recipient")
+    raw_id_fields = ("alarm", "episode")
+    ordering = ("-created_at",)
+    show_full_result_count = False
+    csv_fields = ("created_at", "kind", "round", "alarm_id", "recipient__username", "address", "sent_at", "error")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: AlarmNotification | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: AlarmNotification | None = None) -> bool:
+        return False

@@ -10,6 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
 from django.db.models import Q
@@ -19,6 +20,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from gateways.topics import validate_serial
+from readings.models import Property
 from readings.scoping import AnyUser, managed_by
 from readings.validators import validate_no_control_characters
 
@@ -480,3 +482,201 @@ class DeliveryTally(models.Model):
     def __str__(self) -> str:
         counts = f"{self.accepted} accepted, {self.refused} refused"
         return f"gateway {self.gateway_id} at {self.bucket:%Y-%m-%d %H:%M}: {counts}"
+
+
+# --- Alarm notifications (gateways/notifications.py) ---------------------------------------------
+
+SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
+
+# The alarms a tenant may opt in to for their own unit: water running (and bursts, where a type says so).
+TENANT_ALARM_TYPES = frozenset({AlarmType.LEAK_SUSPECTED.value} | {t.value for t in AlarmType if "burst" in t.value})
+
+
+def new_unsubscribe_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class SubscriptionRole(models.TextChoices):
+    FIRST = "first", _("First contact")
+    ESCALATION = "escalation", _("Escalation contact")
+
+
+class AlarmSubscriptionQuerySet(models.QuerySet["AlarmSubscription"]):
+    def for_manager(self, user: AnyUser) -> AlarmSubscriptionQuerySet:
+        """A manager's own subscriptions (a superuser's: everyone's)."""
+        if getattr(user, "is_superuser", False) and user.is_active:
+            return self
+        if not user.is_authenticated or not user.is_active:
+            return self.none()
+        return self.filter(user_id=user.pk)
+
+    def active(self) -> AlarmSubscriptionQuerySet:
+        return self.filter(active=True)
+
+
+class AlarmSubscription(models.Model):
+    """Someone who wants alarm e-mails: of one property (or, empty, of every property they may see and,
+    for operators, of the system), from a severity up, as first contact or as escalation contact."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="alarm_subscriptions",
+        verbose_name=_("user"),
+    )
+    property = models.ForeignKey(
+        "readings.Property",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="alarm_subscriptions",
+        verbose_name=_("property"),
+        help_text=_("Empty: every property you manage (for operators also the system's own alarms)."),
+    )
+    minimum_severity = models.CharField(
+        _("from severity"), max_length=16, choices=Severity.choices, default=Severity.CRITICAL
+    )
+    role = models.CharField(_("role"), max_length=16, choices=SubscriptionRole.choices, default=SubscriptionRole.FIRST)
+    email = models.EmailField(_("e-mail"), blank=True, help_text=_("Empty: the e-mail address of the user's account."))
+    language = models.CharField(_("language"), max_length=8, choices=settings.LANGUAGES, default=settings.LANGUAGE_CODE)
+    active = models.BooleanField(_("active"), default=True)
+    unsubscribe_token = models.CharField(max_length=64, default=new_unsubscribe_token, editable=False)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    objects = AlarmSubscriptionQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("alarm subscription")
+        verbose_name_plural = _("alarm subscriptions")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "property", "role"],
+                nulls_distinct=False,
+                name="alarm_subscription_one_per_user_property_role",
+                violation_error_message=_("You already have a subscription of this role for this property."),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return gettext("%(user)s: %(property)s from %(severity)s") % {
+            "user": self.user,
+            "property": self.property or gettext("all properties"),
+            "severity": self.get_minimum_severity_display(),
+        }
+
+    def address(self) -> str:
+        return self.email or getattr(self.user, "email", "") or ""
+
+    def clean(self) -> None:
+        """Only a property the user manages; "all properties" only for staff (it covers the system's alarms)."""
+        super().clean()
+        if self.user_id is None:
+            return
+        if self.property_id is None:
+            if not self.user.is_staff:
+                raise ValidationError({"property": _("Choose a property: only staff may subscribe to all of them.")})
+        elif not Property.objects.for_manager(self.user).filter(pk=self.property_id).exists():
+            raise ValidationError({"property": _("You can only subscribe to alarms of properties you manage.")})
+
+
+class LeakAlarmOptIn(models.Model):
+    """A tenant who wants an e-mail when a leak alarm is raised on their own unit (while they live there)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="leak_alarm_opt_ins", verbose_name=_("user")
+    )
+    unit = models.ForeignKey(
+        "readings.Unit", on_delete=models.CASCADE, related_name="leak_alarm_opt_ins", verbose_name=_("unit")
+    )
+    active = models.BooleanField(_("active"), default=True)
+    unsubscribe_token = models.CharField(max_length=64, default=new_unsubscribe_token, editable=False)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("leak alarm opt-in")
+        verbose_name_plural = _("leak alarm opt-ins")
+        constraints = [models.UniqueConstraint(fields=["user", "unit"], name="leak_opt_in_one_per_user_unit")]
+
+    def __str__(self) -> str:
+        return gettext("leak alarms of %(unit)s") % {"unit": self.unit}
+
+
+class AlarmEpisode(models.Model):
+    """The notification sender has seen this alarm: the first alarm of its episode (itself, or an alarm of
+    the same gateway, meter and type cleared less than ALARM_EPISODE_MINUTES before it was raised)."""
+
+    alarm = models.OneToOneField(Alarm, on_delete=models.CASCADE, primary_key=True, related_name="episode_link")
+    episode = models.ForeignKey(Alarm, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        verbose_name = _("alarm episode")
+        verbose_name_plural = _("alarm episodes")
+
+    def __str__(self) -> str:
+        return f"{self.alarm_id} in {self.episode_id}"
+
+
+class NotificationKind(models.TextChoices):
+    IMMEDIATE = "immediate", _("Immediate")
+    REPEAT = "repeat", _("Repeat")
+    ESCALATION = "escalation", _("Escalation")
+    DIGEST = "digest", _("Digest")
+
+
+class AlarmNotificationQuerySet(models.QuerySet["AlarmNotification"]):
+    def for_manager(self, user: AnyUser) -> AlarmNotificationQuerySet:
+        return managed_by(self, user, "alarm__property__organisation__")
+
+
+class AlarmNotification(models.Model):
+    """One attempt to tell one person about one alarm: planned, claimed by one worker, then sent or failed.
+
+    Unique per episode, person, kind and round while not failed, so that two workers plan it once; claimed
+    with a conditional update (claimed_at from NULL), so that only one sends it.
+    """
+
+    alarm = models.ForeignKey(Alarm, on_delete=models.CASCADE, related_name="notifications", verbose_name=_("alarm"))
+    episode = models.ForeignKey(Alarm, on_delete=models.CASCADE, related_name="+", verbose_name=_("episode"))
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="alarm_notifications",
+        verbose_name=_("recipient"),
+    )
+    address = models.CharField(_("address"), max_length=254, blank=True)
+    channel = models.CharField(_("channel"), max_length=16, default="email")
+    kind = models.CharField(_("kind"), max_length=16, choices=NotificationKind.choices)
+    # Repeats count 1, 2, …; everything else is round 0.
+    round = models.PositiveIntegerField(_("round"), default=0)
+    language = models.CharField(_("language"), max_length=8, default=settings.LANGUAGE_CODE)
+    # The unsubscribe link of the message: the subscription or the tenant's opt-in it came from.
+    subscription = models.ForeignKey(
+        AlarmSubscription, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    opt_in = models.ForeignKey(LeakAlarmOptIn, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(_("planned at"), auto_now_add=True)
+    claimed_at = models.DateTimeField(_("claimed at"), null=True, blank=True)
+    # The worker's mark on a batch it claimed (a digest: several rows, one message).
+    claim = models.CharField(max_length=32, blank=True, default="")
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+    error = models.TextField(_("error"), blank=True, default="")
+
+    objects = AlarmNotificationQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("alarm notification")
+        verbose_name_plural = _("alarm notifications")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["episode", "recipient", "kind", "round"],
+                condition=Q(error=""),
+                name="alarm_notification_once_per_episode",
+            ),
+        ]
+        indexes = [
+            # The sender's queue: rows planned and not yet claimed.
+            models.Index(fields=["created_at"], condition=Q(claimed_at__isnull=True), name="alarm_notif_pending_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.alarm_id} → {self.address or self.recipient_id}"

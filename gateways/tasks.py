@@ -5,6 +5,7 @@
 - `purge_raw_frames_job`   daily at 02:37 raw M-Bus frames past FRAMES_RETENTION_DAYS
 - `evaluate_leak_rules`    every 5 minutes leak and burst alarms from water meters' readings (gateways.leak)
 - `check_system_health_job` every minute  relay behind, jobs failing, gateways refused (gateways.health)
+- `notify_alarm`, `sweep_alarm_notifications` (gateways/notification_tasks.py): alarm e-mails
 
 Each is idempotent, carries a queueing lock (at most one waiting) and a lock (never two running, also
 across workers), and is retried with exponential backoff (mbusportal.jobs.RETRY) when it fails.
@@ -16,9 +17,21 @@ from __future__ import annotations
 import logging
 
 from gateways import health, leak, upkeep
+from gateways.notification_tasks import notify_alarm, sweep_alarm_notifications
 from mbusportal.jobs import RETRY, app
 
 log = logging.getLogger(__name__)
+
+# Defined beside the notification logic; named here so that the worker, which imports tasks.py, knows them.
+__all__ = [
+    "check_gateways_job",
+    "check_supply_balance_job",
+    "check_system_health_job",
+    "evaluate_leak_rules",
+    "notify_alarm",
+    "purge_raw_frames_job",
+    "sweep_alarm_notifications",
+]
 
 
 @app.periodic(cron="* * * * *")

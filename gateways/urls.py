@@ -14,4 +14,5 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("alarms/<int:alarm_id>/acknowledge/", views.acknowledge_alarm, name="alarm-acknowledge"),
     path("alarms/<int:alarm_id>/clear/", views.clear_alarm, name="alarm-clear"),
     path("system/", system_views.system, name="system"),
+    path("alarms/unsubscribe/<str:token>/", views.unsubscribe, name="alarm-unsubscribe"),
 ]

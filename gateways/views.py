@@ -11,8 +11,11 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonRes
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from gateways import notifications
 from gateways.access import is_operator, watch_scope
 from gateways.models import Alarm, AlarmQuerySet, Severity
 from readings.models import Property
@@ -94,3 +97,18 @@ def _state(alarm: Alarm) -> dict[str, Any]:
         "cleared_by": alarm.cleared_by.get_username() if alarm.cleared_by else None,
         "seq": alarm.change_seq,
     }
+
+
+@csrf_exempt  # the signed link itself is the authorisation; mail programs POST to it (RFC 8058) without a form
+@never_cache
+@require_http_methods(["GET", "POST"])
+def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
+    """GET: the confirmation page; POST: unsubscribed. No login: the link in an alarm e-mail is signed."""
+    target = notifications.unsubscribe_target(token)
+    if target is None:
+        return render(request, "gateways/unsubscribe.html", {"invalid": True}, status=404)
+    if request.method == "POST":
+        type(target).objects.filter(pk=target.pk).update(active=False)
+        target.active = False
+        return render(request, "gateways/unsubscribe.html", {"target": target, "done": True})
+    return render(request, "gateways/unsubscribe.html", {"target": target, "done": not target.active})

@@ -587,3 +587,13 @@ MONTHLY_INFORMATION_CATCH_UP_MONTHS = _at_least_one("MONTHLY_INFORMATION_CATCH_U
 MONTHLY_INFORMATION_MAX_ATTEMPTS = _at_least_one("MONTHLY_INFORMATION_MAX_ATTEMPTS", 5)
 # An e-mail claimed by a worker that died before recording the outcome is queued again after this long.
 MONTHLY_INFORMATION_CLAIM_TIMEOUT_S = _at_least_one("MONTHLY_INFORMATION_CLAIM_TIMEOUT_S", 600)
+# --- Alarm notifications (gateways/notifications.py) ----------------------------------------------
+# Warnings (and info, for subscriptions from "info") are collected and e-mailed at most this often.
+ALARM_DIGEST_MINUTES = _at_least_one("ALARM_DIGEST_MINUTES", 60)
+# An unacknowledged critical alarm is e-mailed again this often.
+ALARM_REPEAT_MINUTES = _at_least_one("ALARM_REPEAT_MINUTES", 60)
+# ... and to the escalation contacts once it has been unacknowledged this long.
+ALARM_ESCALATE_AFTER_MINUTES = _at_least_one("ALARM_ESCALATE_AFTER_MINUTES", 120)
+# An alarm raised again (same gateway, meter and type) within this long of being cleared continues the
+# same episode: no new first message, so that a flapping alarm does not flood anybody.
+ALARM_EPISODE_MINUTES = _positive_int("ALARM_EPISODE_MINUTES", 30)

@@ -37,6 +37,9 @@ PERMISSIONS: dict[str, dict[str, list[str]]] = {
         "alarm": ["view", "change"],
         "rawframe": ["view"],
         "leakrule": ["view", "add", "change"],
+        # Their own alarm e-mails (the admin shows a manager only theirs), and who was told of which alarm.
+        "alarmsubscription": ["view", "add", "change", "delete"],
+        "alarmnotification": ["view"],
     },
     "settlements": {
         "settlement": ["view", "add", "change", "delete"],

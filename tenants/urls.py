@@ -31,6 +31,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("home/downloads/", views.downloads, name="downloads"),
     path("home/monthly/<int:tenancy_id>/", views.monthly_months, name="monthly-months"),
     path("home/monthly/<int:tenancy_id>/<month:month>/", views.monthly_month, name="monthly-month"),
+    path("home/leak-alarms/", views.leak_alarms, name="leak-alarms"),
     # Accounts (tenants/accounts.py)
     path("invitation/<uidb64>/<token>/", accounts.AcceptInvitationView.as_view(), name="invitation"),
     path("password-reset/", accounts.PasswordResetView.as_view(), name="password_reset"),

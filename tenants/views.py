@@ -10,15 +10,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import cast
 
 from asgiref.sync import sync_to_async
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
+from gateways.models import LeakAlarmOptIn
 from readings.consumption import first_of_month, local_day
 from readings.models import Property, Tenancy
 from readings.reports import UnitReport, unit_report
@@ -27,7 +32,7 @@ from settlements.models import SettlementLine
 from tenants.forms import DownloadForm, export_url
 from tenants.monthly import monthly_information, tenancy_months
 from tenants.monthly_display import MonthlyDisplay, display
-from tenants.periods import TenancyDays, tenant_tenancies
+from tenants.periods import TenancyDays, TenancyState, tenant_tenancies
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +126,23 @@ def _latest_monthly(days: TenancyDays) -> MonthlyDisplay | None:
     return _monthly_display(days.tenancy, months[-1]) if months else None
 
 
+@dataclass(frozen=True, slots=True)
+class LeakAlarmChoice:
+    days: TenancyDays
+    opted_in: bool
+
+
+def _leak_alarm_choices(user: AnyUser, tenancies: list[TenancyDays]) -> list[LeakAlarmChoice]:
+    """The units the user lives in now, each with whether they asked for e-mails about its leak alarms."""
+    current = [days for days in tenancies if days.state == TenancyState.CURRENT]
+    chosen = set(
+        LeakAlarmOptIn.objects.filter(
+            user_id=cast(int, user.pk), active=True, unit_id__in=[days.tenancy.unit_id for days in current]
+        ).values_list("unit_id", flat=True)
+    )
+    return [LeakAlarmChoice(days, days.tenancy.unit_id in chosen) for days in current]
+
+
 @never_cache
 @require_GET
 @login_required
@@ -145,8 +167,38 @@ async def home(request: HttpRequest) -> HttpResponse:
             "monthly_tenancy": lived[0].tenancy,
             "statements": await sync_to_async(_statements)(user),
             "downloads": _tenancy_downloads(tenancies),
+            "leak_alarms": await sync_to_async(_leak_alarm_choices)(user, tenancies),
         },
     )
+
+
+@never_cache
+@require_POST
+@login_required
+def leak_alarms(request: HttpRequest) -> HttpResponse:
+    """Switch the e-mails about leak alarms of one unit the user lives in now on or off (404 for any other)."""
+    current = {
+        str(days.tenancy.unit_id): days.tenancy
+        for days in tenant_tenancies(request.user)
+        if days.state == TenancyState.CURRENT
+    }
+    tenancy = current.get(request.POST.get("unit", ""))
+    if tenancy is None:
+        raise Http404(_("You do not live in this unit."))
+    wanted = request.POST.get("opt_in") == "on"
+    LeakAlarmOptIn.objects.update_or_create(
+        user_id=request.user.pk, unit_id=tenancy.unit_id, defaults={"active": wanted}
+    )
+    if wanted:
+        messages.success(
+            request,
+            _("We will e-mail you if a leak is suspected in %(unit)s.") % {"unit": tenancy.unit.label},
+        )
+    else:
+        messages.success(
+            request, _("You will get no more e-mails about leaks in %(unit)s.") % {"unit": tenancy.unit.label}
+        )
+    return HttpResponseRedirect(reverse("tenants:home") + "#leak-alarms")
 
 
 @never_cache

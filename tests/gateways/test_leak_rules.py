@@ -264,11 +264,12 @@ def test_it_runs_as_a_task(meter):
 
 @pytest.mark.django_db(transaction=True)
 def test_it_runs_on_the_worker(meter):
-    from gateways.tasks import evaluate_leak_rules
+    import gateways.tasks  # noqa: F401  (registers the task)
+    from mbusportal.jobs import app
     from tests.jobs import run_queued_jobs
 
     store(meter, ["10", "11"])
-    evaluate_leak_rules.defer(timestamp=0)
+    app.configure_task("gateways.evaluate_leak_rules").defer(timestamp=0)
     run_queued_jobs()
     assert len(alarms(meter, AlarmType.BURST_SUSPECTED)) == 1
 

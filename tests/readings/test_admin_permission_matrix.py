@@ -41,7 +41,8 @@ def queued_job(settlement: Settlement) -> ProcrastinateJob:
     from settlements.tasks import deliver_statements_job
 
     job_id = deliver_statements_job.defer(settlement_id=settlement.pk)
-    return ProcrastinateJob.objects.get(pk=job_id)
+    job: ProcrastinateJob = ProcrastinateJob.objects.get(pk=job_id)
+    return job
 
 
 @pytest.fixture
