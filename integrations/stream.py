@@ -54,14 +54,14 @@ FROM (
     ORDER BY w.start
 ) w
 CROSS JOIN LATERAL (
-    SELECT string_agg(concat(
-               '{"time":"', to_char(r."timestamp", 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-               '","installation":', r.installation_id,
-               ',"value":"', trim_scale(r.value),
-               '","unit":', to_json(r.unit),
-               ',"battery_pct":', coalesce(r.battery_level_pct::text, 'null'),
-               ',"rssi_dbm":', coalesce(r.rssi_dbm::text, 'null'), '}'
-           ), %(sep)s ORDER BY r."timestamp", r.installation_id) AS block,
+    SELECT string_agg(
+               '{"time":"' || to_char(r."timestamp", 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+               || '","installation":' || r.installation_id::text
+               || ',"value":"' || trim_scale(r.value)::text
+               || '","unit":' || to_json(r.unit)::text
+               || ',"battery_pct":' || coalesce(r.battery_level_pct::text, 'null')
+               || ',"rssi_dbm":' || coalesce(r.rssi_dbm::text, 'null') || '}',
+           %(sep)s ORDER BY r."timestamp", r.installation_id) AS block,
            count(*) AS rows
     FROM reading r
     WHERE r.installation_id = ANY (%(ids)s::bigint[])
@@ -163,7 +163,7 @@ class Format:
 
 NDJSON = Format("application/x-ndjson", b"", b"\n", b"\n", b'{"next":{}}\n')
 JSON = Format("application/json", b'{"readings":[\n', b",\n", b"\n", b'],"next":{}}\n')
-CHUNK_BYTES = 64 * 1024
+CHUNK_BYTES = 256 * 1024
 
 
 def stream(query: Query, form: Format) -> AsyncGenerator[bytes]:
