@@ -4,8 +4,8 @@ PostgreSQL shapes every byte: each reading becomes one JSON object
 (`{"time":…,"installation":…,"value":"…","unit":…,"battery_pct":…,"rssi_dbm":…}`),
 and the readings of a short time window (about WINDOW_ROWS of them) are joined, in
 (time, installation) order, into one text block. The cursor yields one block per
-window, and Python fetches `READ_API_FETCH_ROWS` readings' worth of blocks at a time,
-so it handles a few thousand messages for millions of rows and holds one fetch in
+window, and Python fetches `READ_API_FETCH_ROWS` readings' worth of blocks (at least one)
+at a time, so it handles about a hundred messages per million rows and holds one fetch in
 memory, whatever the period (the CSV export does the same with COPY; see
 readings/export.py).
 
@@ -35,8 +35,8 @@ from psycopg import AsyncServerCursor
 
 from mbusportal import db
 
-# Readings per block, aimed at (so a block stays well under a megabyte).
-WINDOW_ROWS = 2_400
+# Readings per block, aimed at (a block is about a megabyte; fewer, longer windows scan faster).
+WINDOW_ROWS = 9_600
 # Shortest and longest window of time one block covers.
 MIN_WINDOW = timedelta(minutes=1)
 MAX_WINDOW = timedelta(days=100)
