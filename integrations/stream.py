@@ -4,8 +4,8 @@ PostgreSQL shapes every byte: each reading becomes one JSON object
 (`{"time":…,"installation":…,"value":"…","unit":…,"battery_pct":…,"rssi_dbm":…}`),
 and the readings of a short time window (about WINDOW_ROWS of them) are joined, in
 (time, installation) order, into one text block. The cursor yields one block per
-window, and Python fetches `READ_API_FETCH_ROWS` readings' worth of blocks at a time,
-so it handles a few thousand messages for millions of rows and holds one fetch in
+window, and Python fetches `READ_API_FETCH_ROWS` readings' worth of blocks (at least one)
+at a time, so it handles about a hundred messages per million rows and holds one fetch in
 memory, whatever the period (the CSV export does the same with COPY; see
 readings/export.py).
 
@@ -35,8 +35,8 @@ from psycopg import AsyncServerCursor
 
 from mbusportal import db
 
-# Readings per block, aimed at (so a block stays well under a megabyte).
-WINDOW_ROWS = 2_400
+# Readings per block, aimed at (a block is about a megabyte; fewer, longer windows scan faster).
+WINDOW_ROWS = 9_600
 # Shortest and longest window of time one block covers.
 MIN_WINDOW = timedelta(minutes=1)
 MAX_WINDOW = timedelta(days=100)
@@ -54,14 +54,14 @@ FROM (
     ORDER BY w.start
 ) w
 CROSS JOIN LATERAL (
-    SELECT string_agg(concat(
-               '{"time":"', to_char(r."timestamp", 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-               '","installation":', r.installation_id,
-               ',"value":"', trim_scale(r.value),
-               '","unit":', to_json(r.unit),
-               ',"battery_pct":', coalesce(r.battery_level_pct::text, 'null'),
-               ',"rssi_dbm":', coalesce(r.rssi_dbm::text, 'null'), '}'
-           ), %(sep)s ORDER BY r."timestamp", r.installation_id) AS block,
+    SELECT string_agg(
+               '{"time":"' || to_char(r."timestamp", 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+               || '","installation":' || r.installation_id::text
+               || ',"value":"' || trim_scale(r.value)::text
+               || '","unit":' || to_json(r.unit)::text
+               || ',"battery_pct":' || coalesce(r.battery_level_pct::text, 'null')
+               || ',"rssi_dbm":' || coalesce(r.rssi_dbm::text, 'null') || '}',
+           %(sep)s ORDER BY r."timestamp", r.installation_id) AS block,
            count(*) AS rows
     FROM reading r
     WHERE r.installation_id = ANY (%(ids)s::bigint[])
@@ -163,7 +163,7 @@ class Format:
 
 NDJSON = Format("application/x-ndjson", b"", b"\n", b"\n", b'{"next":{}}\n')
 JSON = Format("application/json", b'{"readings":[\n', b",\n", b"\n", b'],"next":{}}\n')
-CHUNK_BYTES = 64 * 1024
+CHUNK_BYTES = 256 * 1024
 
 
 def stream(query: Query, form: Format) -> AsyncGenerator[bytes]:
