@@ -19,10 +19,17 @@ from django.forms import HiddenInput
 from django.urls import reverse
 from procrastinate.contrib.django.models import ProcrastinateJob
 
-from gateways.models import Alarm, LeakRule, RawFrame
+from gateways.models import Alarm, AlarmNotification, AlarmSubscription, LeakRule, NotificationKind, RawFrame
 from integrations.models import ApiKey
 from readings.models import MeterInstallation, Property, Tenancy, Unit
 from settlements.models import AcontoPayment, Objection, Settlement, SettlementLine
+from tenants.models import (
+    DegreeDays,
+    MonthlyDeliveryChannel,
+    MonthlyDeliveryStatus,
+    MonthlyInformationDelivery,
+    MonthlyInformationRun,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -73,6 +80,7 @@ def world_a(organisation, prop, unit, gateway, heat_meter, tenancy, tina, alice)
     frame = RawFrame.objects.create(
         gateway=gateway, received_at=datetime(2026, 3, 1, tzinfo=UTC), frame=b"\x68", installation=heat_meter
     )
+    run = MonthlyInformationRun.objects.create(property=prop, month=date(2025, 1, 1))
     access = {"user_agent": "Firefox", "http_accept": "text/html", "path_info": "/login/"}
     login_record = {**access, "get_data": "", "post_data": "username=tina"}
     return {
@@ -102,6 +110,23 @@ def world_a(organisation, prop, unit, gateway, heat_meter, tenancy, tina, alice)
         "integrations.apikey": api_key(organisation, "ERP of A"),
         # A queued job about A's settlement (jobs are staff-only: charlie must not even list them)
         "procrastinate.procrastinatejob": queued_job(settlement),
+        "gateways.alarmsubscription": AlarmSubscription.objects.create(user=alice, property=prop),
+        "gateways.alarmnotification": AlarmNotification.objects.create(
+            alarm=alarm, episode=alarm, recipient=alice, address="alice@a.example", kind=NotificationKind.IMMEDIATE
+        ),
+        # The same for every organisation, so staff-only: charlie must get 403, not the list
+        "tenants.degreedays": DegreeDays.objects.create(
+            region="Nordjylland", month=date(2025, 1, 1), degree_days=Decimal("512")
+        ),
+        "tenants.monthlyinformationrun": run,
+        "tenants.monthlyinformationdelivery": MonthlyInformationDelivery.objects.create(
+            run=run,
+            tenancy=tenancy,
+            month=run.month,
+            channel=MonthlyDeliveryChannel.PAPER,
+            status=MonthlyDeliveryStatus.NO_ADDRESS,
+            information={},
+        ),
     }
 
 
@@ -492,7 +517,19 @@ def custom_url_checks(charlie_client, world_a):
             assert response.status_code == 200
             assert "Select a valid choice" in response.content.decode()
 
+    def degree_days_import():
+        content = "region;month;degree_days\nNordjylland;2025-01;999\n"
+        assert_refused(charlie_client.get(url(DegreeDays, "import")))
+        assert_refused(charlie_client.post(url(DegreeDays, "import"), {"content": content, "dry_run": ""}))
+
+    def monthly_letters():
+        assert_refused(
+            charlie_client.get(url(MonthlyInformationRun, "letters", world_a["tenants.monthlyinformationrun"].pk))
+        )
+
     return {
+        "tenants_degreedays_import": degree_days_import,
+        "tenants_monthlyinformationrun_letters": monthly_letters,
         "settlements_settlement_exchange_export": exchange_export,
         "settlements_settlement_exchange_import": exchange_import,
         "settlements_settlement_delivery": delivery,
@@ -536,7 +573,7 @@ def test_it_shows_organisation_a_to_its_own_manager(client, alice, property_mana
     client.force_login(alice)
     for model, _model_admin in registered():
         # user accounts, login records and the job queue: superusers (and operators) only
-        if model._meta.app_label in {"auth", "axes", "procrastinate"}:
+        if model._meta.app_label in {"auth", "axes", "procrastinate"} or model is DegreeDays:
             continue
         a_object = world_a[model._meta.label_lower]
         response = client.get(changelist(model))
