@@ -40,6 +40,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
 
+from gateways.access import is_operator
 from gateways.models import (
     SEVERITY_RANK,
     TENANT_ALARM_TYPES,
@@ -162,14 +163,9 @@ class Recipient:
     opt_in: LeakAlarmOptIn | None = None
 
 
-def sees_system_alarms(user: Any) -> bool:
-    """Whether a user is told of alarms without a property (the system's own): operators, i.e. superusers."""
-    return bool(user.is_active and user.is_superuser)
-
-
 def _may_see(user: Any, property_id: int | None) -> bool:
     if property_id is None:
-        return sees_system_alarms(user)
+        return is_operator(user)
     if not user.is_active:
         return False
     if user.is_superuser:

@@ -287,3 +287,27 @@ def test_it_unsubscribes_with_a_mail_programs_one_click_post(client, prop, alice
     assert client.post(url, {"List-Unsubscribe": "One-Click"}).status_code == 200
     subscription.refresh_from_db()
     assert not subscription.active
+
+
+@pytest.fixture
+def olga(django_user_model):
+    """An operator: staff with the permission to see the portal's own alarms, managing no property."""
+    from django.contrib.auth.models import Permission
+
+    user = django_user_model.objects.create_user("olga", email="olga@example.org", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_system_alarms"))
+    return user
+
+
+def test_it_tells_operators_and_no_manager_of_a_system_alarm(smtp_server, prop, alice, bob, olga, emails):
+    subscribe(olga)
+    subscribe(alice)  # all she manages: the system's own alarms are not hers
+    subscribe(bob, prop)
+    alarm = Alarm.objects.create(
+        type="mqtt_disconnected", severity="critical", message="No broker session for 60 s", property=None
+    )
+    notifications.notify_alarm(alarm.pk)
+    (mail,) = smtp_server.messages
+    assert str(mail["To"]) == "olga@example.org"
+    assert "MQTT subscriber disconnected" in str(mail["Subject"])
+    assert "No broker session for 60 s" in mail.get_body(("plain",)).get_content()
