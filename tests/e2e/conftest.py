@@ -86,3 +86,20 @@ def log_in(page, daphne_server, username, password):
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", password)
     page.click("input[type=submit]")
+
+
+REPORT_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", function (event) {
+  window.reportViolation(event.violatedDirective + " blocked " + (event.blockedURI || "inline") +
+    " at " + event.sourceFile + ":" + event.lineNumber);
+});
+"""
+
+
+@pytest.fixture
+def violations(page):
+    """What the browser blocked under the policy, on every page this test opens."""
+    found: list[str] = []
+    page.expose_function("reportViolation", lambda text: found.append(text))
+    page.add_init_script(REPORT_VIOLATIONS)
+    return found

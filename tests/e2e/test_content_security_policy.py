@@ -15,22 +15,6 @@ from tests.e2e.conftest import log_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-REPORT_VIOLATIONS = """
-document.addEventListener("securitypolicyviolation", function (event) {
-  window.reportViolation(event.violatedDirective + " blocked " + (event.blockedURI || "inline") +
-    " at " + event.sourceFile + ":" + event.lineNumber);
-});
-"""
-
-
-@pytest.fixture
-def violations(page):
-    """What the browser blocked under the policy, on every page this test opens."""
-    found: list[str] = []
-    page.expose_function("reportViolation", lambda text: found.append(text))
-    page.add_init_script(REPORT_VIOLATIONS)
-    return found
-
 
 def open_under_policy(page, url):
     response = page.goto(url)

@@ -5,7 +5,6 @@ import pytest
 from django.contrib.auth.models import Permission
 
 from tests.e2e.conftest import log_in
-from tests.e2e.test_content_security_policy import REPORT_VIOLATIONS
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -16,12 +15,9 @@ HEADINGS = {"en": "Connection pools", "da": "Forbindelsespuljer"}
 
 @pytest.mark.parametrize("language", ["en", "da"])
 @pytest.mark.parametrize("viewport", [PHONE, LAPTOP], ids=["phone", "laptop"])
-def test_it_fits_the_screen_under_the_policy(page, daphne_server, django_user_model, language, viewport):
+def test_it_fits_the_screen_under_the_policy(page, violations, daphne_server, django_user_model, language, viewport):
     operator = django_user_model.objects.create_user("olga", password="olga-password-1", is_staff=True)
     operator.user_permissions.add(Permission.objects.get(codename="view_system_alarms"))
-    violations: list[str] = []
-    page.expose_function("reportViolation", violations.append)
-    page.add_init_script(REPORT_VIOLATIONS)
     page.set_viewport_size(viewport)
     page.context.add_cookies([{"name": "django_language", "value": language, "url": daphne_server}])
     log_in(page, daphne_server, "olga", "olga-password-1")
