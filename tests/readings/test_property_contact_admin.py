@@ -21,6 +21,8 @@ def change_form_data(prop, unit, **changes):
         "name": prop.name,
         "address": prop.address,
         "time_zone": prop.time_zone,
+        "monthly_information_season": prop.monthly_information_season,
+        "degree_day_region": prop.degree_day_region,
         "units-TOTAL_FORMS": "1",
         "units-INITIAL_FORMS": "1",
         "units-MIN_NUM_FORMS": "0",
