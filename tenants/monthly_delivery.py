@@ -13,8 +13,9 @@ Run hourly by the job worker (tenants/tasks.py), `run_monthly_information`:
    restarted worker find it made and do nothing. A tenant with an e-mail
    address is queued for e-mail; one without is on the paper list.
 3. `send_queued`: queued e-mails are claimed in batches (QUEUED → SENDING,
-   rows locked by another worker skipped) and sent; the outcome is recorded (sent, refused by
-   the server with its answer, or not sent). Not sent is retried on later
+   rows locked by another worker skipped) and sent over SENDING_CONNECTIONS sessions with
+   the mail server at once; the batch's outcomes are recorded (sent, refused by the server
+   with its answer, or not sent) in one statement before the next batch is claimed. Not sent is retried on later
    runs up to settings.MONTHLY_INFORMATION_MAX_ATTEMPTS attempts; refused is
    not retried (the manager sees it and corrects the address). An e-mail
    claimed by a worker that died is queued again after
@@ -29,8 +30,10 @@ computed by tenants.monthly (`_compute`), stored on the delivery as sent.
 from __future__ import annotations
 
 import logging
+import queue
 import smtplib
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -245,28 +248,53 @@ def run_monthly_information(*, now: datetime | None = None, base_url: str | None
 # leaves at most this many claimed; those not sent are queued again after the claim timeout.
 CLAIM_BATCH = 100
 
+# Sessions with the mail server a worker sends over at once, each in a thread: while one waits for the
+# server's answer another makes its next e-mail. The threads only make and send (no database work): the
+# batch is claimed and its outcomes stored by the caller's thread.
+SENDING_CONNECTIONS = 3
+
 
 def send_queued(*, report: RunReport | None = None, base_url: str | None = None) -> RunReport:
     """Send every queued e-mail, each claimed first so that no two workers send the same one."""
     report = report if report is not None else RunReport()
     if not MonthlyInformationDelivery.objects.filter(status=MonthlyDeliveryStatus.QUEUED).exists():
         return report
-    connection = get_connection()
+    connections: list[BaseEmailBackend] = []
     try:
-        connection.open()  # one session with the mail server for the batch
+        for _ in range(SENDING_CONNECTIONS):
+            connection = get_connection()
+            connection.open()  # one session with the mail server for all the batches
+            connections.append(connection)
     except (smtplib.SMTPException, OSError) as error:
+        for connection in connections:
+            connection.close()
         log.warning("mail server unreachable, monthly information not sent: %s", error)
         while batch := _claim_batch():
             for delivery in batch:
                 _finish(delivery, MonthlyDeliveryStatus.FAILED, error=str(error) or type(error).__name__)
-                report.failed += 1
+            _record(batch, report)
         return report
+    free: queue.SimpleQueue[BaseEmailBackend] = queue.SimpleQueue()
+    for connection in connections:
+        free.put(connection)
+
+    def send(delivery: MonthlyInformationDelivery) -> None:
+        connection = free.get()  # never waits: no more threads than connections
+        try:
+            _send(delivery, connection, base_url)
+        finally:
+            free.put(connection)
+
     try:
-        while batch := _claim_batch():
-            for delivery in batch:
-                _send(delivery, connection, report, base_url)
+        with ThreadPoolExecutor(max_workers=len(connections), thread_name_prefix="monthly-mail") as senders:
+            while batch := _claim_batch():
+                try:
+                    list(senders.map(send, batch))
+                finally:
+                    _record(batch, report)  # every outcome of the batch stored before the next is claimed
     finally:
-        connection.close()
+        for connection in connections:
+            connection.close()
     return report
 
 
@@ -297,15 +325,29 @@ def _claim_batch() -> list[MonthlyInformationDelivery]:
 def _finish(
     delivery: MonthlyInformationDelivery, status: str, *, error: str = "", sent_at: datetime | None = None
 ) -> None:
+    """Note the outcome on the delivery; `_record` stores it (with the rest of its batch)."""
     delivery.status, delivery.error, delivery.sent_at = status, error, sent_at
-    MonthlyInformationDelivery.objects.filter(pk=delivery.pk).update(status=status, error=error, sent_at=sent_at)
 
 
-def _send(
-    delivery: MonthlyInformationDelivery, connection: BaseEmailBackend, report: RunReport, base_url: str | None
-) -> None:
-    """Send one claimed e-mail and record what the mail server said, at once (a worker dying later must not
-    leave a sent e-mail looking unsent)."""
+def _record(batch: Sequence[MonthlyInformationDelivery], report: RunReport) -> None:
+    """Store the outcomes of a claimed batch in one statement and count them. Those not tried (the sending
+    stopped on an exception) are still SENDING, and stay so: queued again after the claim timeout."""
+    done = [delivery for delivery in batch if delivery.status != MonthlyDeliveryStatus.SENDING]
+    if done:
+        MonthlyInformationDelivery.objects.bulk_update(done, ["status", "error", "sent_at"])
+    for delivery in done:
+        if delivery.status == MonthlyDeliveryStatus.SENT:
+            report.sent += 1
+        elif delivery.status == MonthlyDeliveryStatus.REFUSED:
+            report.refused += 1
+        else:
+            report.failed += 1
+
+
+def _send(delivery: MonthlyInformationDelivery, connection: BaseEmailBackend, base_url: str | None) -> None:
+    """Send one claimed e-mail and note what the mail server said; `_record` stores the batch's outcomes
+    before the next batch is claimed (a worker that dies in between leaves at most one batch claimed and
+    unrecorded, queued again after the claim timeout with the same Message-ID)."""
     try:
         with translation.override(delivery.tenancy.language):
             message = tenant_message(delivery, base_url=base_url)
@@ -313,19 +355,15 @@ def _send(
         message.send()
     except smtplib.SMTPRecipientsRefused as error:
         _finish(delivery, MonthlyDeliveryStatus.REFUSED, error=_refusal(error))
-        report.refused += 1
     except (smtplib.SMTPException, OSError) as error:
         log.warning("monthly information e-mail %s not sent: %s", delivery.pk, error)
         _finish(delivery, MonthlyDeliveryStatus.FAILED, error=str(error) or type(error).__name__)
-        report.failed += 1
     except Exception as error:
         # A fault of ours (a template, stored figures): recorded, so the run goes on with the others.
         log.exception("monthly information e-mail %s could not be made", delivery.pk)
         _finish(delivery, MonthlyDeliveryStatus.FAILED, error=f"{type(error).__name__}: {error}")
-        report.failed += 1
     else:
         _finish(delivery, MonthlyDeliveryStatus.SENT, sent_at=timezone.now())
-        report.sent += 1
 
 
 def _refusal(error: smtplib.SMTPRecipientsRefused) -> str:
