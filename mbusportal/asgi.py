@@ -39,20 +39,21 @@ if settings.DEBUG:
 http_app = BodyLimit(PathPrefixRouter(prefix=API_PREFIX, matched=GatewayApiHandler(), other=http_app))
 install_daphne_body_limits()
 
-# Counted outermost, so that every request is (mbusportal.metrics, README "Monitoring").
-application = RequestMetricsMiddleware(
-    ProtocolTypeRouter(
-        {
-            # Streamed responses (CSV exports) wait for slow clients instead of piling up in memory;
-            # websocket consumers learn how much piles up for theirs.
-            "http": FlowControlMiddleware(http_app),
-            "websocket": FlowControlMiddleware(
+# Flow control outermost: it reads daphne's own `send` (the connection behind it), which any wrapper
+# would hide. Inside it every request is counted (mbusportal.metrics, README "Monitoring").
+application = ProtocolTypeRouter(
+    {
+        # Streamed responses (CSV exports) wait for slow clients instead of piling up in memory;
+        # websocket consumers learn how much piles up for theirs.
+        "http": FlowControlMiddleware(RequestMetricsMiddleware(http_app)),
+        "websocket": FlowControlMiddleware(
+            RequestMetricsMiddleware(
                 AllowedHostsOriginValidator(
                     WebsocketDatabaseUnavailable(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
                 )
-            ),
-        }
-    )
+            )
+        ),
+    }
 )
 
 close_pool_at_daphne_shutdown()
