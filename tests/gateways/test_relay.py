@@ -316,8 +316,10 @@ async def test_it_delivers_every_alarm_once_across_a_postgresql_restart(scratch_
         cur = await conn.execute(
             "WITH o AS (INSERT INTO readings_organisation (name, address) VALUES ('Org', '') RETURNING id),"
             " p AS (INSERT INTO readings_property (organisation_id, name, address, time_zone, contact_name,"
-            "       contact_email, contact_phone, contact_address, office_hours)"
-            "       SELECT id, 'Scratch 1', '', 'Europe/Copenhagen', '', '', '', '', '' FROM o RETURNING id)"
+            "       contact_email, contact_phone, contact_address, office_hours, monthly_information_season,"
+            "       degree_day_region)"
+            "       SELECT id, 'Scratch 1', '', 'Europe/Copenhagen', '', '', '', '', '', 'heating_season', ''"
+            "       FROM o RETURNING id)"
             " INSERT INTO gateways_gateway (property_id, serial, name, active, mqtt_password_hash, rate_window_count)"
             " SELECT p.id, 'GW-' || n, 'Gateway ' || n, true, '', 0 FROM p, generate_series(1, 80) n"
             " RETURNING id, property_id"
