@@ -19,6 +19,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connections
+from django.utils import translation
 
 from mbusportal import db
 
@@ -159,6 +160,14 @@ async def _close_connections_of_async_orm_calls():
 # procrastinate's tables (mbusportal/jobs.py) are not Django-managed models, so the flush that ends a
 # transactional test leaves them; a job queued by one test would run in the next one's worker.
 JOB_TABLES = "procrastinate_jobs, procrastinate_periodic_defers, procrastinate_events, procrastinate_workers"
+
+
+@pytest.fixture(autouse=True)
+def _default_language():
+    """Each test starts in the default language: a request through the test client leaves the language
+    LocaleMiddleware chose active in the thread, which would otherwise carry into the next test."""
+    yield
+    translation.deactivate()
 
 
 @pytest.fixture(autouse=True)
