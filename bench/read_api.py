@@ -16,11 +16,9 @@ growth over its warmed-up baseline while serving each size, in a fresh daphne pe
 from __future__ import annotations
 
 import argparse
-import http.client
 import os
 import secrets
 import statistics
-import time
 import urllib.parse
 from datetime import timedelta
 
@@ -30,6 +28,7 @@ from bench.export import (
     TIME_ZONE,
     UNTIL,
     bench_database_url,
+    download,
     ensure_data,
     ensure_database,
     psql_median,
@@ -44,22 +43,6 @@ FROM reading r
 WHERE r.installation_id = ANY ('{ids}'::bigint[]) AND r.deleted_at IS NULL
   AND r."timestamp" >= '{start}' AND r."timestamp" < '{end}'
 """
-
-
-def download(port: int, path: str, key: str) -> tuple[float, int, int]:
-    """Seconds, bytes and lines of one answer read as fast as the client can into nothing."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=900)
-    started = time.monotonic()
-    connection.request("GET", path, headers={"Authorization": f"Bearer {key}"})
-    response = connection.getresponse()
-    assert response.status == 200, response.read()[:500]
-    size = lines = 0
-    while chunk := response.read(1 << 20):
-        size += len(chunk)
-        lines += chunk.count(b"\n")
-    elapsed = time.monotonic() - started
-    connection.close()
-    return elapsed, size, lines
 
 
 def main() -> None:
@@ -90,6 +73,7 @@ def main() -> None:
     prop = Property.objects.get(name="Solgården")
     api_key = ApiKey(organisation=prop.organisation, name="bench")
     key = api_key.issue()
+    auth = {"Authorization": f"Bearer {key}"}
     api_key.save()
     ids = list(MeterInstallation.objects.filter(unit__property=prop).values_list("pk", flat=True))
     zone_end = UNTIL - timedelta(days=1)  # local midnight of the day after the last whole day of data
@@ -131,9 +115,9 @@ def main() -> None:
 
             daphne = start_daphne(env, options.port)
             try:
-                download(options.port, path + "&limit=1", key)  # warm up: imports, pool
+                download(options.port, path + "&limit=1", auth)  # warm up: imports, pool
                 rss_before = vm_mib(daphne.pid, "VmRSS")
-                results = [download(options.port, path, key) for _ in range(options.runs)]
+                results = [download(options.port, path, auth) for _ in range(options.runs)]
                 peak = vm_mib(daphne.pid, "VmHWM")
             finally:
                 daphne.terminate()
