@@ -5,10 +5,12 @@ manages another organisation and must see nothing of A; tina is the tenant.
 """
 
 import asyncio
+import collections
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from datetime import UTC, date, datetime
@@ -200,7 +202,11 @@ def _test_database_url() -> str:
 
 
 def start_daphne(port: int | None = None, **env: str) -> tuple[str, subprocess.Popen[str]]:
-    """A real daphne process serving the portal on the test database; returns its base URL."""
+    """A real daphne process serving the portal on the test database; returns its base URL.
+
+    Its output is a pipe for the caller to read; one that outlives a test must
+    be drained (`drain_output`), or daphne stalls once the pipe is full.
+    """
     port = port or _free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "mbusportal.asgi:application"],
@@ -248,8 +254,21 @@ def daphne_server(django_db_setup):
     transactional test. Tests of live alarms start a daphne of their own.
     """
     base, process = start_daphne(DEBUG="true", ALARM_RELAY_IN_PROCESS="false")
+    drain_output(process)
     yield base
     stop_daphne(process)
+
+
+def drain_output(process: subprocess.Popen[str], keep_lines: int = 1000) -> collections.deque[str]:
+    """Read a long-lived process's output as it comes, keeping the last `keep_lines` lines.
+
+    Unread, the pipe fills (64 KiB of log lines over a session) and the process
+    blocks in its next log call: a daphne then answers nothing at all.
+    """
+    tail: collections.deque[str] = collections.deque(maxlen=keep_lines)
+    assert process.stdout is not None
+    threading.Thread(target=tail.extend, args=(process.stdout,), daemon=True).start()
+    return tail
 
 
 @pytest.fixture

@@ -11,8 +11,7 @@ import asyncio
 import gzip
 import http.client
 import json
-import threading
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,7 +25,7 @@ from hypothesis import strategies as st
 from gateways import mqtt
 from mbusportal import db
 from tests.brokers import MqttGateway
-from tests.conftest import InProcessSubscriber, start_daphne, stop_daphne
+from tests.conftest import InProcessSubscriber, drain_output, start_daphne, stop_daphne
 from tests.gateways.mbus_frames import multical_602
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -256,9 +255,7 @@ def fuzz_server(django_db_setup):
     base, process = start_daphne(
         INGEST_MAX_BODY_BYTES=str(MAX_BODY_BYTES), INGEST_RATE_PER_MINUTE="1000000", ALARM_RELAY_IN_PROCESS="false"
     )
-    # A warning per refused request would fill the pipe and stall daphne: read it all along.
-    log: deque[str] = deque(maxlen=200)
-    threading.Thread(target=log.extend, args=(process.stdout,), daemon=True).start()
+    log = drain_output(process, keep_lines=200)  # a warning per refused request
     yield base
     stop_daphne(process)
     print("".join(log))  # shown when a test failed

@@ -18,7 +18,7 @@ from django.urls import reverse
 from mbusportal.body_limit import BodyLimit
 from mbusportal.gateway_handler import GatewayApiHandler
 from readings import imports
-from tests.conftest import session_cookie, start_daphne, stop_daphne
+from tests.conftest import drain_output, session_cookie, start_daphne, stop_daphne
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -36,6 +36,7 @@ def small_limit_server(django_db_setup):
         SITE_MAX_BODY_BYTES=str(SITE_LIMIT),
         HTTP_BODY_TIMEOUT_S=str(BODY_TIMEOUT_S),
     )
+    drain_output(process)
     yield base.removeprefix("http://")
     stop_daphne(process)
 
