@@ -8,13 +8,9 @@ from __future__ import annotations
 
 import logging
 import re
-import secrets
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.contrib.auth.validators import UnicodeUsernameValidator
-from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.http import HttpRequest
@@ -26,58 +22,22 @@ from django.utils.http import urlsafe_base64_encode
 
 from readings.models import Tenancy
 from readings.scoping import AnyUser
+from readings.tenant_logins import known_tenant, new_tenant_login
 from tenants.models import TenantAccount
 from tenants.tokens import invitation_tokens
 
 logger = logging.getLogger(__name__)
 
-USERNAME_MAX_LENGTH = 150
-
 
 def tenant_for_new_tenancy(*, manager: AnyUser, name: str, email: str) -> Any:
-    """The User a new tenancy registered by `manager` is for.
-
-    An address that already belongs to a tenant of one of the manager's organisations is that
-    tenant again (one login for their tenancies there). Anyone else gets a new login, with an
-    unusable password until they accept an invitation: whether the address is known elsewhere in
-    the portal is never told, nor used.
-    """
-    if email:
-        known = Tenancy.objects.for_manager(manager).filter(tenant__email__iexact=email, tenant__is_staff=False)
-        existing = get_user_model().objects.filter(pk__in=known.values("tenant")).order_by("pk").first()
-        if existing is not None:
-            return existing
-    first_name, _, last_name = name.strip().rpartition(" ")
-    user = get_user_model()(
-        username=_free_username(email),
-        first_name=first_name or last_name,
-        last_name=last_name if first_name else "",
-        email=email,
-    )
-    user.set_unusable_password()
-    user.save()
+    """The User a new tenancy registered by `manager` is for: a tenant of the manager's tenancies with this
+    address, else a new login (readings.tenant_logins) with its invitation state."""
+    existing = known_tenant(Tenancy.objects.for_manager(manager), email)
+    if existing is not None:
+        return existing
+    user = new_tenant_login(name=name, email=email)
     TenantAccount.objects.create(user=user)
     return user
-
-
-def _free_username(email: str) -> str:
-    """The e-mail address as user name (what tenants type to log in), else a generated one."""
-    candidate = email.lower()
-    if not candidate or len(candidate) > USERNAME_MAX_LENGTH or not _is_valid_username(candidate):
-        candidate = "tenant"
-    users = get_user_model().objects
-    while users.filter(username__iexact=candidate).exists():
-        # Random, not counted: a suffix must not tell how many accounts share a prefix.
-        candidate = f"{candidate[: USERNAME_MAX_LENGTH - 7]}-{secrets.token_hex(3)}"
-    return candidate
-
-
-def _is_valid_username(candidate: str) -> bool:
-    try:
-        UnicodeUsernameValidator()(candidate)
-    except ValidationError:
-        return False
-    return True
 
 
 def can_be_invited(user: Any) -> bool:

@@ -9,15 +9,12 @@ the whole transaction back: nothing is half-written.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from django.contrib.auth import get_user_model
-from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.validators import validate_email
 from django.db import DataError, IntegrityError, models, transaction
@@ -26,6 +23,7 @@ from jsonschema.exceptions import ValidationError as SchemaError  # type: ignore
 
 from integrations.exchange.schemas import TENANCY_IMPORT, validator
 from readings.models import Organisation, Property, Tenancy, Unit
+from readings.tenant_logins import known_tenant, new_tenant_login
 from settlements.models import (
     AcontoPayment,
     Settlement,
@@ -37,7 +35,6 @@ from settlements.models import (
 
 FORMAT = "mbusportal.tenancy-import"
 SECTIONS = ("units", "settlements", "tenancies")
-USERNAME_MAX_LENGTH = 150
 
 
 @dataclass(frozen=True)
@@ -311,34 +308,19 @@ class _Run:
         return unit
 
     def tenant(self, spec: dict[str, Any], row: RowReport) -> Any:
-        """The tenant's login: an address already a tenant's in this organisation is that tenant again; anyone
-        else gets a new login with an unusable password (the manager invites them from the tenancy's page).
-
-        The same rule as tenants.invitations.tenant_for_new_tenancy, which this app may not import.
-        """
+        """The tenant's login, by the rule of readings.tenant_logins among this organisation's tenancies (the
+        manager invites a new login from the tenancy's page)."""
         email = spec.get("email", "").strip()
         if email:
             try:
                 validate_email(email)
             except ValidationError:
                 raise RowError("tenant.email", _("%(value)r is not an e-mail address") % {"value": email}) from None
-            known = Tenancy.objects.filter(
-                unit__property__organisation=self.organisation, tenant__email__iexact=email, tenant__is_staff=False
-            )
-            existing = get_user_model().objects.filter(pk__in=known.values("tenant")).order_by("pk").first()
-            if existing is not None:
-                return existing
-        first_name, _space, last_name = spec["name"].strip().rpartition(" ")
-        user = get_user_model()(
-            username=_free_username(email),
-            first_name=(first_name or last_name)[:150],
-            last_name=(last_name if first_name else "")[:150],
-            email=email,
-        )
-        user.set_unusable_password()
-        user.save()
+        existing = known_tenant(Tenancy.objects.filter(unit__property__organisation=self.organisation), email)
+        if existing is not None:
+            return existing
         row.changes.append(_("create a login for %(name)s") % {"name": spec["name"]})
-        return user
+        return new_tenant_login(name=spec["name"], email=email)
 
     def aconto(self, prop: Property, tenancy: Tenancy, spec: dict[str, Any], row: RowReport, prefix: str) -> None:
         start, end = date.fromisoformat(spec["period_start"]), date.fromisoformat(spec["period_end"])
@@ -429,24 +411,6 @@ def _messages(error: ValidationError) -> Iterable[tuple[str, list[str]]]:
     if hasattr(error, "error_dict"):
         return error.message_dict.items()
     return [(NON_FIELD_ERRORS, list(error.messages))]
-
-
-def _free_username(email: str) -> str:
-    candidate = email.lower()
-    if not candidate or len(candidate) > USERNAME_MAX_LENGTH or not _valid_username(candidate):
-        candidate = "tenant"
-    users = get_user_model().objects
-    while users.filter(username__iexact=candidate).exists():
-        candidate = f"{candidate[: USERNAME_MAX_LENGTH - 7]}-{secrets.token_hex(3)}"
-    return candidate
-
-
-def _valid_username(candidate: str) -> bool:
-    try:
-        UnicodeUsernameValidator()(candidate)
-    except ValidationError:
-        return False
-    return True
 
 
 # --- the schema's verdict, per row and field, in the reader's language ----------------------------------
