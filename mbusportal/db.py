@@ -110,10 +110,17 @@ async def get_pool() -> AsyncConnectionPool:
 async def close_pool() -> None:
     """Close this process's pool (server shutdown, tests)."""
     global _pool, _pool_loop, _pool_lock
-    pool, _pool, _pool_loop, _pool_lock = _pool, None, None, None
-    if pool is not None:
-        await pool.close()
-        logger.info("async connection pool closed")
+    pool, loop, _pool, _pool_loop, _pool_lock = _pool, _pool_loop, None, None, None
+    if pool is None:
+        return
+    if loop is not asyncio.get_running_loop():
+        # Opened in another event loop (an earlier asyncio.run, a test's loop), which has usually
+        # ended: the pool's tasks cannot be awaited from this one. Dropped, its connections are
+        # closed when collected.
+        logger.info("async connection pool of another event loop dropped")
+        return
+    await pool.close()
+    logger.info("async connection pool closed")
 
 
 def pool_stats() -> PoolStats | None:

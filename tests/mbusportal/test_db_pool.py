@@ -21,6 +21,18 @@ async def test_it_opens_one_pool_under_concurrent_first_use():
         await db.close_pool()
 
 
+def test_it_lets_a_new_event_loop_close_the_pool_an_ended_one_opened():
+    async def query() -> None:
+        async with (await db.get_pool()).connection() as conn:
+            await conn.execute("SELECT 1")
+
+    ended = asyncio.new_event_loop()
+    ended.run_until_complete(query())
+    ended.close()  # as a test's loop ends: the pool still open in it
+    asyncio.run(db.close_pool())  # raised "Event loop is closed" (the next test's fresh_pool did)
+    assert db.pool_stats() is None
+
+
 async def test_it_configures_each_connection(fresh_pool):
     async with fresh_pool.connection() as conn:
         cur = await conn.execute(
