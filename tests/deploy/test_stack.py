@@ -222,6 +222,48 @@ def test_nginx_refuses_oversized_bodies_and_headers_before_python(stack):
     assert access_counts(stack) == before
 
 
+def test_a_person_logs_in_through_nginx(stack, django_user_model):
+    """DEBUG off behind the proxy: HTTPS as the daphnes see it (X-Forwarded-Proto), CSRF, secure cookies."""
+    import re
+    from http.cookies import SimpleCookie
+
+    django_user_model.objects.create_user("stack-user", password="a-long-enough-password-1")
+    conn = http.client.HTTPSConnection("127.0.0.1", stack.https_port, context=tls(stack), timeout=30)
+    try:
+        conn.request("GET", "/login/")
+        response = conn.getresponse()
+        page = response.read().decode()
+        assert response.status == 200
+        cookies: SimpleCookie = SimpleCookie()
+        for header in response.msg.get_all("Set-Cookie") or []:
+            cookies.load(header)
+        csrf_cookie = cookies[settings.CSRF_COOKIE_NAME]
+        assert csrf_cookie["secure"]
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+        assert token is not None
+        form = f"csrfmiddlewaretoken={token.group(1)}&username=stack-user&password=a-long-enough-password-1"
+        origin = f"https://127.0.0.1:{stack.https_port}"
+        conn.request(
+            "POST",
+            "/login/",
+            body=form,
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Cookie": f"{settings.CSRF_COOKIE_NAME}={csrf_cookie.value}",
+                "Origin": origin,
+                "Referer": origin + "/login/",
+            },
+        )
+        response = conn.getresponse()
+        response.read()
+        assert response.status == 302, response.status
+        set_cookies = response.msg.get_all("Set-Cookie") or []
+        session = [c for c in set_cookies if c.startswith(settings.SESSION_COOKIE_NAME + "=")]
+        assert len(session) == 1 and "Secure" in session[0], set_cookies
+    finally:
+        conn.close()
+
+
 def test_nginx_limits_login_attempts_per_client_address(stack):
     statuses = [request(stack, "GET", "/login/")[0] for _ in range(15)]
     # A burst of 10 beyond the first, then 429 from nginx.
