@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test db db-stop migrate seed lint typecheck pytest clean messages
+.PHONY: run test db db-stop migrate seed lint typecheck pytest clean messages stack stack-down
 
 $(BIN)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,16 @@ run: db
 	trap 'kill $$worker_pid $$mqtt_pid 2>/dev/null; wait $$worker_pid $$mqtt_pid; [ -z "$$local_broker" ] || $(BIN)/python manage.py mqtt_broker stop' EXIT INT TERM; \
 	$(BIN)/daphne -b $(HOST) -p $(PORT) mbusportal.asgi:application
 
+# The production topology on 127.0.0.1 (README "Two commands"): nginx (TLS, self-signed) over two daphnes,
+# PgBouncer, Redis, Mosquitto, the alarm relay, a job worker and the MQTT subscriber, from deploy/, with
+# ports derived from the path (.stack/). Needs nginx, pgbouncer, redis-server and mosquitto installed.
+# DEBUG only for the command itself: the stack's processes run with DEBUG off, as in production.
+stack: db
+	DEBUG=true $(BIN)/python manage.py stack up
+
+stack-down: $(BIN)/.installed
+	DEBUG=true $(BIN)/python manage.py stack down
+
 test: db lint typecheck pytest
 
 lint: $(BIN)/.installed
@@ -68,4 +78,5 @@ messages: $(BIN)/.installed
 
 clean: db-stop
 	-$(BIN)/python manage.py mqtt_broker stop
-	rm -rf $(VENV) .pgdata .mosquitto .mypy_cache .ruff_cache
+	-DEBUG=true $(BIN)/python manage.py stack down
+	rm -rf $(VENV) .pgdata .mosquitto .stack .mypy_cache .ruff_cache

@@ -240,7 +240,8 @@ def build_relay() -> AlarmRelay:
     if layer is None:
         raise RuntimeError("no channel layer configured (CHANNEL_LAYERS)")
     return AlarmRelay(
-        conninfo=db.conninfo(),
+        # LISTEN and a session advisory lock: past PgBouncer.
+        conninfo=db.conninfo(direct=True),
         layer=layer,
         # An in-memory layer is this process's own: its relay must run whatever
         # other processes do. A shared layer needs exactly one active relay.

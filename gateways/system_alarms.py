@@ -97,7 +97,7 @@ class DisconnectionWatch:
 
 async def _write(change: Any, *args: Any) -> None:
     """Raise or clear a system alarm over a connection of its own (never one from a saturated pool)."""
-    async with await psycopg.AsyncConnection.connect(db.conninfo(), autocommit=True) as conn:
+    async with await psycopg.AsyncConnection.connect(db.conninfo(), autocommit=True, **db.connect_kwargs()) as conn:
         changed = await change(conn, *args)
     if changed is not None:
         logger.warning("system alarms: %s %d (%s)", change.__name__, changed, args[-1])

@@ -38,9 +38,13 @@ _pool_loop: asyncio.AbstractEventLoop | None = None
 _pool_lock: asyncio.Lock | None = None
 
 
-def conninfo() -> str:
-    """The libpq connection string for the default database, with TCP keepalives."""
-    db = settings.DATABASES["default"]
+def conninfo(*, direct: bool = False) -> str:
+    """The libpq connection string for the default database, with TCP keepalives.
+
+    direct=True: PostgreSQL itself (DATABASE_DIRECT_URL), past PgBouncer, for a connection that keeps
+    session state (LISTEN, a session advisory lock); without that setting, the default database.
+    """
+    db = settings.DATABASE_DIRECT if direct and settings.DATABASE_DIRECT else settings.DATABASES["default"]
     return make_conninfo(
         "",
         host=db.get("HOST") or None,
@@ -58,14 +62,29 @@ def conninfo() -> str:
     )
 
 
+def connect_kwargs() -> dict[str, Any]:
+    """psycopg connection options for connections to the default database (through PgBouncer: no
+    prepared statements, which PgBouncer 1.18 cannot keep across transactions)."""
+    return {"prepare_threshold": settings.ASYNC_POOL["prepare_threshold"]}
+
+
 async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
     options = settings.ASYNC_POOL
-    await conn.execute(
-        "SELECT set_config('timezone', 'UTC', false),"
-        " set_config('application_name', %s, false),"
-        " set_config('statement_timeout', %s, false)",
-        [options["application_name"], f"{options['statement_timeout_ms']}ms"],
-    )
+    if settings.DATABASE_PGBOUNCER:
+        # PgBouncer tracks TimeZone and application_name per client and sets them on whichever server
+        # connection the client gets; not statement_timeout, which would stay with the server connection
+        # and reach other clients: PgBouncer's connect_query sets that on every server connection.
+        await conn.execute(
+            "SELECT set_config('timezone', 'UTC', false), set_config('application_name', %s, false)",
+            [options["application_name"]],
+        )
+    else:
+        await conn.execute(
+            "SELECT set_config('timezone', 'UTC', false),"
+            " set_config('application_name', %s, false),"
+            " set_config('statement_timeout', %s, false)",
+            [options["application_name"], f"{options['statement_timeout_ms']}ms"],
+        )
     # set_config runs in a transaction; leave the connection idle for the pool.
     await conn.commit()
 
@@ -81,6 +100,7 @@ def _build_pool() -> AsyncConnectionPool:
         max_lifetime=options["max_lifetime"],
         max_idle=options["max_idle"],
         configure=_configure,
+        kwargs=connect_kwargs(),
         name="mbusportal-async",
     )
 

@@ -17,6 +17,9 @@ import logging
 from django.conf import settings
 from procrastinate import App, Blueprint, JobContext, RetryStrategy, builtin_tasks
 from procrastinate.contrib.django import app
+from procrastinate.contrib.django.django_connector import DjangoConnector
+from procrastinate.contrib.django.utils import connector_params
+from procrastinate.psycopg_connector import PsycopgConnector
 
 __all__ = ["RETRY", "app", "on_app_ready"]
 
@@ -76,5 +79,25 @@ def prune_access_logs(timestamp: int) -> str:
 
 def on_app_ready(ready: App) -> None:
     """When Django starts (settings.PROCRASTINATE_ON_APP_READY): the queue's upkeep tasks join the app.
-    (Its Django app already hands each job's ORM connection back to the pool after the job.)"""
+    (Its Django app already hands each job's ORM connection back to the pool after the job.)
+
+    With DATABASE_DIRECT_URL, the worker's own connections (one LISTENs for new jobs) go there, past
+    PgBouncer; jobs are still deferred on the default database, in the caller's transaction."""
     ready.add_tasks_from(ground, namespace="jobs")
+    if settings.DATABASE_DIRECT and isinstance(ready.connector, DjangoConnector):
+        # `manage.py procrastinate worker` asks the app's connector for the worker's connector.
+        setattr(ready.connector, "get_worker_connector", direct_worker_connector)  # noqa: B010
+
+
+def direct_worker_connector() -> PsycopgConnector:
+    """procrastinate's own psycopg connector, as its Django connector would make it, but on DATABASE_DIRECT_URL."""
+    direct = settings.DATABASE_DIRECT
+    assert direct is not None
+    params = connector_params(getattr(settings, "PROCRASTINATE_DATABASE_ALIAS", "default"))
+    libpq_names = {"dbname": "NAME", "host": "HOST", "port": "PORT", "user": "USER", "password": "PASSWORD"}
+    for key, name in libpq_names.items():
+        params.pop(key, None)
+        if direct.get(name):
+            params[key] = direct[name]
+    params.pop("prepare_threshold", None)
+    return PsycopgConnector(kwargs=params)

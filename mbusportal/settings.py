@@ -131,7 +131,25 @@ _database.setdefault("OPTIONS", {})["pool"] = {
 }
 _database["CONN_MAX_AGE"] = 0  # required with the pool; it does the reuse
 _database["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default=f"test_{_database['NAME']}")}
+# DATABASE_URL leads to PgBouncer in transaction mode (README: "Deploying on several machines"): nothing
+# may rely on a server session outliving a transaction. Django's server-side cursors (.iterator()) are
+# then off, the async pool prepares no statements (PgBouncer 1.18, Debian bookworm's, cannot keep them)
+# and leaves its statement timeout to PgBouncer's connect_query (deploy/pgbouncer/pgbouncer.ini).
+DATABASE_PGBOUNCER = env.bool("DATABASE_PGBOUNCER", default=False)
+if DATABASE_PGBOUNCER:
+    _database["DISABLE_SERVER_SIDE_CURSORS"] = True
 DATABASES: dict[str, dict[str, Any]] = {"default": _database}
+# Connections that need a server session of their own (the alarm relay's LISTEN and session advisory
+# lock, the job worker's LISTEN, the statement sender's lock) go here, past PgBouncer. Empty: the
+# default database (DATABASE_URL as it is, or the test database under pytest).
+DATABASE_DIRECT_URL = env.str("DATABASE_DIRECT_URL", default="")
+DATABASE_DIRECT: dict[str, Any] | None = None
+if DATABASE_DIRECT_URL:
+    DATABASE_DIRECT = env.db_url_config(DATABASE_DIRECT_URL)
+    if DATABASE_DIRECT["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured(f"DATABASE_DIRECT_URL must be a PostgreSQL URL, got {DATABASE_DIRECT['ENGINE']}")
+elif DATABASE_PGBOUNCER:
+    raise ImproperlyConfigured("DATABASE_PGBOUNCER=true needs DATABASE_DIRECT_URL (PostgreSQL itself, not PgBouncer)")
 
 # The async pool (mbusportal/db.py) serves the hot paths.
 ASYNC_POOL = {
@@ -142,6 +160,8 @@ ASYNC_POOL = {
     "max_idle": _positive_float("DB_POOL_MAX_IDLE", 600.0),
     "statement_timeout_ms": _positive_int("DB_STATEMENT_TIMEOUT_MS", 30_000),
     "application_name": env.str("DB_APPLICATION_NAME", default="mbusportal"),
+    # psycopg's default (prepare a query from its 5th run); never through PgBouncer 1.18.
+    "prepare_threshold": None if DATABASE_PGBOUNCER else 5,
 }
 if ASYNC_POOL["min_size"] > ASYNC_POOL["max_size"]:
     raise ImproperlyConfigured("DB_POOL_MIN_SIZE must not exceed DB_POOL_MAX_SIZE")

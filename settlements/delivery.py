@@ -27,18 +27,20 @@ from decimal import Decimal
 from io import BytesIO
 from urllib.parse import urlsplit
 
+import psycopg
 import weasyprint
 from django.conf import settings as django_settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.backends.base import BaseEmailBackend
-from django.db import DatabaseError, transaction
+from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
 from pypdf import PdfReader, PdfWriter
 
+from mbusportal import db
 from readings.models import Unit
 from settlements import deadlines
 from settlements.models import (
@@ -178,14 +180,19 @@ SENDER_WAIT_S = 30.0
 
 @contextmanager
 def _only_sender(settlement: Settlement) -> Iterator[None]:
-    """Hold the settlement's sender lock (session-level, on this thread's connection, outside any
-    transaction) while the block runs; DeliveryError if another sender keeps it for SENDER_WAIT_S."""
-    connection = transaction.get_connection()
-    deadline = time.monotonic() + SENDER_WAIT_S
-    with connection.cursor() as cursor:
+    """Hold the settlement's sender lock while the block runs; DeliveryError if another sender keeps it
+    for SENDER_WAIT_S.
+
+    The lock is session-level, so it lives on a connection of its own, straight to PostgreSQL
+    (DATABASE_DIRECT_URL): through PgBouncer in transaction mode the ORM's next statement may run on
+    another server session, which could neither see nor release it. Closing that connection releases
+    it, also when this process dies."""
+    with psycopg.connect(db.conninfo(direct=True), autocommit=True) as lock_connection:
+        deadline = time.monotonic() + SENDER_WAIT_S
         while True:
-            cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [SENDER_LOCK, settlement.pk])
-            row = cursor.fetchone()
+            row = lock_connection.execute(
+                "SELECT pg_try_advisory_lock(%s, %s)", [SENDER_LOCK, settlement.pk]
+            ).fetchone()
             if row and row[0]:
                 break
             if time.monotonic() > deadline:
@@ -194,16 +201,14 @@ def _only_sender(settlement: Settlement) -> Iterator[None]:
                     % {"settlement": settlement}
                 )
             time.sleep(0.2)
-    try:
-        yield
-    finally:
         try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [SENDER_LOCK, settlement.pk])
-        except DatabaseError:
-            # A lost connection took the lock with it; a live one must not keep it, so it goes.
-            log.exception("releasing the statement sender lock of settlement %s failed", settlement.pk)
-            connection.close()
+            yield
+        finally:
+            try:
+                lock_connection.execute("SELECT pg_advisory_unlock(%s, %s)", [SENDER_LOCK, settlement.pk])
+            except psycopg.Error:
+                # A lost connection took the lock with it; the connection is closed on the way out anyway.
+                log.exception("releasing the statement sender lock of settlement %s failed", settlement.pk)
 
 
 def _claim(delivery: StatementDelivery) -> bool:

@@ -127,3 +127,30 @@ def test_it_refuses_bad_login_throttling_settings(name, value, message):
     result = manage("check", **{**PRODUCTION, name: value})
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def test_it_needs_a_direct_database_url_behind_pgbouncer():
+    result = manage("check", DEBUG="true", DATABASE_PGBOUNCER="true")
+    assert result.returncode != 0
+    assert "DATABASE_PGBOUNCER=true needs DATABASE_DIRECT_URL" in result.stderr
+
+
+def test_it_prepares_no_statements_and_keeps_no_cursors_behind_pgbouncer():
+    show = (
+        "from django.conf import settings as s; d = s.DATABASES['default'];"
+        " print(s.ASYNC_POOL['prepare_threshold'], d.get('DISABLE_SERVER_SIDE_CURSORS', False),"
+        " d['PORT'], s.DATABASE_DIRECT and s.DATABASE_DIRECT['PORT'])"
+    )
+    direct = manage("shell", "--no-imports", "-c", show, DEBUG="true", DATABASE_URL="postgres://u@127.0.0.1:6543/db")
+    assert direct.stdout.split() == ["5", "False", "6543", "None"]
+    pooled = manage(
+        "shell",
+        "--no-imports",
+        "-c",
+        show,
+        DEBUG="true",
+        DATABASE_URL="postgres://u@127.0.0.1:6432/db",
+        DATABASE_PGBOUNCER="true",
+        DATABASE_DIRECT_URL="postgres://u@127.0.0.1:6543/db",
+    )
+    assert pooled.stdout.split() == ["None", "True", "6432", "6543"], pooled.stderr
