@@ -70,21 +70,15 @@ def connect_kwargs() -> dict[str, Any]:
 
 async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
     options = settings.ASYNC_POOL
-    if settings.DATABASE_PGBOUNCER:
-        # PgBouncer tracks TimeZone and application_name per client and sets them on whichever server
-        # connection the client gets; not statement_timeout, which would stay with the server connection
-        # and reach other clients: PgBouncer's connect_query sets that on every server connection.
-        await conn.execute(
-            "SELECT set_config('timezone', 'UTC', false), set_config('application_name', %s, false)",
-            [options["application_name"]],
-        )
-    else:
-        await conn.execute(
-            "SELECT set_config('timezone', 'UTC', false),"
-            " set_config('application_name', %s, false),"
-            " set_config('statement_timeout', %s, false)",
-            [options["application_name"], f"{options['statement_timeout_ms']}ms"],
-        )
+    session = ["set_config('timezone', 'UTC', false)", "set_config('application_name', %s, false)"]
+    values = [options["application_name"]]
+    if not settings.DATABASE_PGBOUNCER:
+        # Not through PgBouncer: it sets TimeZone and application_name per client on whichever server
+        # connection the client gets, but a statement_timeout would stay with the server connection
+        # and reach other clients; PgBouncer's connect_query sets that on every server connection.
+        session.append("set_config('statement_timeout', %s, false)")
+        values.append(f"{options['statement_timeout_ms']}ms")
+    await conn.execute("SELECT " + ", ".join(session), values)
     # set_config runs in a transaction; leave the connection idle for the pool.
     await conn.commit()
 
