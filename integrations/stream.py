@@ -46,6 +46,12 @@ ASSUMED_PER_HOUR = 1
 # The readings of some installations in [from, to) after a key, one text block per window of
 # time, the windows in order (the sorted window list drives a nested loop, so no sort of the
 # blocks is needed; each block's small sort is the string_agg's). `sep` goes between lines.
+#
+# The time is text in the transaction's time zone (UTC), YYYY-MM-DDTHH:MI:SS.ffffffZ. to_char
+# writes it, but slowly (it interprets its pattern for every row); a whole second in years
+# 1000-9999 (all but a few readings) is the timestamp's own text output (`2025-01-01 00:00:00`
+# in the transaction's ISO DateStyle) with a T and a zero fraction: the same text at about half
+# the cost (measured: 0.5 against 0.3 µs a row, of some 2.5 µs the query spends on a row).
 READINGS_BLOCKS = """
 SELECT x.block, x.rows
 FROM (
@@ -55,7 +61,12 @@ FROM (
 ) w
 CROSS JOIN LATERAL (
     SELECT string_agg(
-               '{"time":"' || to_char(r."timestamp", 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+               '{"time":"' || CASE
+                   WHEN r."timestamp" = r."timestamp"::timestamptz(0)
+                        AND r."timestamp" >= '1000-01-01 00:00:00Z' AND r."timestamp" < '10000-01-01 00:00:00Z'
+                   THEN replace(r."timestamp"::timestamp::text, ' ', 'T') || '.000000Z'
+                   ELSE to_char(r."timestamp", 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+               END
                || '","installation":' || r.installation_id::text
                || ',"value":"' || trim_scale(r.value)::text
                || '","unit":' || to_json(r.unit)::text
@@ -188,7 +199,8 @@ async def _stream(query: Query, form: Format) -> AsyncGenerator[bytes]:
         async with pool.connection() as conn, conn.transaction():
             await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             await conn.execute(
-                "SELECT set_config('statement_timeout', %s, true), set_config('TimeZone', 'UTC', true)",
+                "SELECT set_config('statement_timeout', %s, true), set_config('TimeZone', 'UTC', true),"
+                " set_config('DateStyle', 'ISO, YMD', true)",
                 [f"{settings.EXPORT_STATEMENT_TIMEOUT_S}s"],
             )
             # A named (server-side) cursor: PostgreSQL keeps the result and sends it FETCH by FETCH.
