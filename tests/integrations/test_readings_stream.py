@@ -185,6 +185,31 @@ async def test_it_writes_the_same_bytes_as_the_previous_sql_for_edge_cases(
     assert {row["time"] for row in readings} >= {"2025-01-01T00:00:00.000001Z", "2025-10-26T01:30:00.000000Z"}
 
 
+async def test_it_ends_a_page_with_a_next_token_when_the_limit_falls_inside_one_fetch(
+    async_client, organisation, prop, meters, fresh_pool, settings, monkeypatch
+):
+    # Windows of two hours (ten readings of the five meters), three of them fetched at a time: a limit
+    # of ten is reached at the end of a fetch's first block, with two more blocks in hand.
+    monkeypatch.setattr(stream, "WINDOW_ROWS", 10)
+    settings.READ_API_FETCH_ROWS = 30
+    await sync_to_async(insert_readings)(meters, 12)
+    secret = await sync_to_async(issue_key)(organisation)
+    base = f"/api/v1/properties/{prop.pk}/readings?from=2025-01-01T00:00:00Z&to=2025-01-02T00:00:00Z"
+    for limit in [10, 30, 7, 60]:
+        seen, after, pages = [], None, 0
+        while True:
+            path = f"{base}&limit={limit}" + (f"&after={after}" if after else "")
+            response = await async_client.get(path, headers=auth(secret))
+            readings, after = ndjson(b"".join([chunk async for chunk in response.streaming_content]))
+            seen += keys(readings)
+            pages += 1
+            if after is None:
+                break
+            assert len(readings) == limit
+        assert seen == expected_keys(meters, 12), limit
+        assert pages == -(-60 // limit), limit
+
+
 def test_it_answers_a_page_token_from_any_key(organisation):
     key = stream.Key(datetime(2025, 1, 1, 12, 30, 0, 123456, tzinfo=UTC), 42)
     assert stream.Key.from_token(key.token()) == key
