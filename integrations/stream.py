@@ -5,8 +5,9 @@ PostgreSQL shapes every byte: each reading becomes one JSON object
 and the readings of a short time window (about WINDOW_ROWS of them) are joined, in
 (time, installation) order, into one text block. The cursor yields one block per
 window, and Python fetches `READ_API_FETCH_ROWS` readings' worth of blocks (at least one)
-at a time, so it handles about a hundred messages per million rows and holds one fetch in
-memory, whatever the period (the CSV export does the same with COPY; see
+at a time, so it handles about a hundred messages per million rows and holds two fetches in
+memory (the one it sends and the next, asked for before this one is sent, so that PostgreSQL
+builds it meanwhile), whatever the period (the CSV export does the same with COPY; see
 readings/export.py).
 
 Order and keyset: rows come in (time, installation id) order, the key of the
@@ -21,6 +22,7 @@ away) closes the cursor, rolls back and returns the connection.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -46,6 +48,12 @@ ASSUMED_PER_HOUR = 1
 # The readings of some installations in [from, to) after a key, one text block per window of
 # time, the windows in order (the sorted window list drives a nested loop, so no sort of the
 # blocks is needed; each block's small sort is the string_agg's). `sep` goes between lines.
+#
+# The time is text in the transaction's time zone (UTC), YYYY-MM-DDTHH:MI:SS.ffffffZ. to_char
+# writes it, but slowly (it interprets its pattern for every row); a whole second in years
+# 1000-9999 (all but a few readings) is the timestamp's own text output (`2025-01-01 00:00:00`
+# in the transaction's ISO DateStyle) with a T and a zero fraction: the same text at about half
+# the cost (measured: 0.5 against 0.3 µs a row, of some 2.5 µs the query spends on a row).
 READINGS_BLOCKS = """
 SELECT x.block, x.rows
 FROM (
@@ -55,7 +63,12 @@ FROM (
 ) w
 CROSS JOIN LATERAL (
     SELECT string_agg(
-               '{"time":"' || to_char(r."timestamp", 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+               '{"time":"' || CASE
+                   WHEN r."timestamp" = r."timestamp"::timestamptz(0)
+                        AND r."timestamp" >= '1000-01-01 00:00:00Z' AND r."timestamp" < '10000-01-01 00:00:00Z'
+                   THEN replace(r."timestamp"::timestamp::text, ' ', 'T') || '.000000Z'
+                   ELSE to_char(r."timestamp", 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+               END
                || '","installation":' || r.installation_id::text
                || ',"value":"' || trim_scale(r.value)::text
                || '","unit":' || to_json(r.unit)::text
@@ -188,7 +201,8 @@ async def _stream(query: Query, form: Format) -> AsyncGenerator[bytes]:
         async with pool.connection() as conn, conn.transaction():
             await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             await conn.execute(
-                "SELECT set_config('statement_timeout', %s, true), set_config('TimeZone', 'UTC', true)",
+                "SELECT set_config('statement_timeout', %s, true), set_config('TimeZone', 'UTC', true),"
+                " set_config('DateStyle', 'ISO, YMD', true)",
                 [f"{settings.EXPORT_STATEMENT_TIMEOUT_S}s"],
             )
             # A named (server-side) cursor: PostgreSQL keeps the result and sends it FETCH by FETCH.
@@ -202,38 +216,64 @@ async def _stream(query: Query, form: Format) -> AsyncGenerator[bytes]:
 
 
 async def _pages(cur: AsyncServerCursor[Any], query: Query, form: Format) -> AsyncGenerator[bytes]:
-    """The readings' lines, glued into chunks, and the closing with the `next` token."""
+    """The readings' lines, glued into chunks, and the closing with the `next` token.
+
+    The next FETCH goes out before this one's blocks are handled: PostgreSQL builds the next
+    blocks while Python hands these to the client (a FETCH is a round trip, and the server
+    would otherwise wait for each). It is sent only when more rows are wanted, so a page cut
+    short by its limit fetches nothing more, as before.
+    """
     blocks_per_fetch = max(1, settings.READ_API_FETCH_ROWS // WINDOW_ROWS)
     remaining = query.limit
     buffer = bytearray()
     last_block = b""
-    cut = False
-    while remaining != 0:
-        fetched = await cur.fetchmany(blocks_per_fetch)
-        if not fetched:
-            break
-        for text, rows in fetched:
-            block = text.encode()
-            if remaining is not None and rows >= remaining:
-                if rows > remaining:
-                    # The block's first `remaining` lines (a reading's line holds no newline).
-                    block = b"\n".join(block.split(b"\n")[:remaining]).rstrip(b",")
-                    cut = True
-                remaining = 0
-            elif remaining is not None:
-                remaining -= rows
-            if last_block:
-                buffer += form.sep
-            buffer += block
-            last_block = block
+    more = False  # rows are known to follow the last one sent
+    ahead: asyncio.Future[list[Any]] | None = asyncio.ensure_future(cur.fetchmany(blocks_per_fetch))
+    try:
+        while ahead is not None:
+            fetched = await ahead
+            ahead = None
+            if not fetched:
+                break
+            if remaining is None or sum(rows for _, rows in fetched) <= remaining:
+                # All of these are wanted and perhaps more (or, if exactly these, whether there are more).
+                ahead = asyncio.ensure_future(cur.fetchmany(blocks_per_fetch))
+            for index, (text, rows) in enumerate(fetched):
+                block = text.encode()
+                if remaining is not None and rows >= remaining:
+                    if rows > remaining:
+                        # The block's first `remaining` lines (a reading's line holds no newline).
+                        block = b"\n".join(block.split(b"\n")[:remaining]).rstrip(b",")
+                    more = rows > remaining or index < len(fetched) - 1
+                    remaining = 0
+                elif remaining is not None:
+                    remaining -= rows
+                if last_block:
+                    buffer += form.sep
+                buffer += block
+                last_block = block
+                if remaining == 0:
+                    break
+                if len(buffer) >= CHUNK_BYTES:
+                    yield bytes(buffer)
+                    buffer.clear()
             if remaining == 0:
                 break
-            if len(buffer) >= CHUNK_BYTES:
-                yield bytes(buffer)
-                buffer.clear()
-    next_token = None
-    if remaining == 0 and last_block and (cut or await cur.fetchmany(1)):
-        next_token = Key.of_line(last_block.rsplit(b"\n", 1)[-1]).token()
-    if last_block:
-        buffer += form.after_last
-    yield bytes(buffer + form.close(next_token))
+        if ahead is not None:
+            # The limit was reached at the end of a fetch: are there more rows?
+            more = bool(await ahead)
+            ahead = None
+        next_token = None
+        if remaining == 0 and last_block and more:
+            next_token = Key.of_line(last_block.rsplit(b"\n", 1)[-1]).token()
+        if last_block:
+            buffer += form.after_last
+        yield bytes(buffer + form.close(next_token))
+    finally:
+        if ahead is not None:
+            # Closed early (the client went away): the connection is busy until the FETCH in
+            # flight is answered (one fetch: milliseconds), so let it finish rather than cancel it.
+            if not ahead.done():
+                await asyncio.wait([ahead])
+            if not ahead.cancelled():
+                ahead.exception()  # retrieved: an error of a FETCH nobody wants is not worth a warning

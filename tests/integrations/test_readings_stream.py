@@ -107,6 +107,109 @@ async def test_it_pages_without_skipping_or_repeating_while_readings_arrive(
     assert pages == -(-600 // 37)
 
 
+# How lines were written before the time text got its cheaper path (integrations/stream.py): to_char
+# for every row. The stream must write the very same bytes.
+PREVIOUS_LINE = """
+SELECT '{"time":"' || to_char(r."timestamp", 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+       || '","installation":' || r.installation_id::text
+       || ',"value":"' || trim_scale(r.value)::text
+       || '","unit":' || to_json(r.unit)::text
+       || ',"battery_pct":' || coalesce(r.battery_level_pct::text, 'null')
+       || ',"rssi_dbm":' || coalesce(r.rssi_dbm::text, 'null') || '}'
+FROM reading r
+WHERE r.installation_id = ANY (%s) AND r.deleted_at IS NULL
+ORDER BY r."timestamp", r.installation_id
+"""
+
+EDGE_TIMES = [
+    datetime(2025, 1, 1, tzinfo=UTC),
+    datetime(2025, 1, 1, 0, 0, 0, 1, tzinfo=UTC),  # a microsecond
+    datetime(2025, 1, 1, 0, 0, 0, 500_000, tzinfo=UTC),  # a fraction with trailing zeros
+    datetime(2025, 1, 1, 0, 0, 59, 999_999, tzinfo=UTC),
+    datetime(2025, 3, 30, 0, 59, 59, tzinfo=UTC),  # Copenhagen's spring forward: 01:59:59 CET
+    datetime(2025, 3, 30, 1, 0, 0, tzinfo=UTC),  # 03:00:00 CEST
+    datetime(2025, 10, 26, 0, 30, tzinfo=UTC),  # 02:30 CEST: the hour that comes twice
+    datetime(2025, 10, 26, 1, 30, tzinfo=UTC),  # 02:30 CET
+    datetime(2025, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),
+    datetime(2026, 1, 1, 9, 5, 7, 123_456, tzinfo=UTC),
+]
+EDGE_VALUES = ["0", "-1.5", "0.000001", "1234567890.123456", "42.100000", "-0.000100", "999999999999.999999"]
+EDGE_UNITS = ["kWh", "m³", "°C", 'a"b', "c\\d", "e\tf", "MWh", ""]
+EDGE_SIGNALS = [(90, -70), (None, None), (0, 0), (100, None), (None, -120)]
+
+
+def insert_edge_readings(meters):
+    """A reading of every meter at every edge time, the values, units and signals varying between them."""
+    rows = []
+    for n, (meter, moment) in enumerate((meter, moment) for moment in EDGE_TIMES for meter in meters):
+        battery, rssi = EDGE_SIGNALS[n % len(EDGE_SIGNALS)]
+        rows.append(
+            (meter.pk, moment, EDGE_VALUES[n % len(EDGE_VALUES)], EDGE_UNITS[n % len(EDGE_UNITS)], battery, rssi)
+        )
+    with psycopg.connect(conninfo()) as conn:
+        conn.execute("SELECT reading_ensure_partitions(%s, %s)", [min(EDGE_TIMES), max(EDGE_TIMES)])
+        with conn.cursor() as cur:
+            cur.executemany(
+                'INSERT INTO reading (installation_id, "timestamp", value, unit, meter_type, battery_level_pct,'
+                " rssi_dbm, received_at) VALUES (%s, %s, %s, %s, 'heat', %s, %s, now())",
+                rows,
+            )
+    return len(rows)
+
+
+def previous_lines(meters) -> list[bytes]:
+    with psycopg.connect(conninfo()) as conn:
+        conn.execute("SET TimeZone = 'UTC'")  # as the stream's transaction
+        rows = conn.execute(PREVIOUS_LINE, [[meter.pk for meter in meters]]).fetchall()
+    return [row[0].encode() for row in rows]
+
+
+async def test_it_writes_the_same_bytes_as_the_previous_sql_for_edge_cases(
+    async_client, organisation, prop, meters, fresh_pool
+):
+    count = await sync_to_async(insert_edge_readings)(meters)
+    expected = await sync_to_async(previous_lines)(meters)
+    assert len(expected) == count == len(EDGE_TIMES) * len(meters)
+    secret = await sync_to_async(issue_key)(organisation)
+    base = f"/api/v1/properties/{prop.pk}/readings?from=2024-12-31T00:00:00Z&to=2026-01-02T00:00:00Z"
+    response = await async_client.get(base, headers=auth(secret))
+    body = b"".join([chunk async for chunk in response.streaming_content])
+    assert body.split(b"\n") == [*expected, b'{"next":null}', b""]
+    response = await async_client.get(base + "&format=json", headers=auth(secret))
+    body = b"".join([chunk async for chunk in response.streaming_content])
+    assert body == b'{"readings":[\n' + b",\n".join(expected) + b'\n],"next":null}\n'
+    # Every line is JSON of the reading as stored.
+    readings, _ = ndjson(b"\n".join([*expected, b'{"next":null}']))
+    assert {row["unit"] for row in readings} == set(EDGE_UNITS)
+    assert {row["value"] for row in readings} >= {"-1.5", "42.1", "-0.0001", "0.000001"}
+    assert {row["time"] for row in readings} >= {"2025-01-01T00:00:00.000001Z", "2025-10-26T01:30:00.000000Z"}
+
+
+async def test_it_ends_a_page_with_a_next_token_when_the_limit_falls_inside_one_fetch(
+    async_client, organisation, prop, meters, fresh_pool, settings, monkeypatch
+):
+    # Windows of two hours (ten readings of the five meters), three of them fetched at a time: a limit
+    # of ten is reached at the end of a fetch's first block, with two more blocks in hand.
+    monkeypatch.setattr(stream, "WINDOW_ROWS", 10)
+    settings.READ_API_FETCH_ROWS = 30
+    await sync_to_async(insert_readings)(meters, 12)
+    secret = await sync_to_async(issue_key)(organisation)
+    base = f"/api/v1/properties/{prop.pk}/readings?from=2025-01-01T00:00:00Z&to=2025-01-02T00:00:00Z"
+    for limit in [10, 30, 7, 60]:
+        seen, after, pages = [], None, 0
+        while True:
+            path = f"{base}&limit={limit}" + (f"&after={after}" if after else "")
+            response = await async_client.get(path, headers=auth(secret))
+            readings, after = ndjson(b"".join([chunk async for chunk in response.streaming_content]))
+            seen += keys(readings)
+            pages += 1
+            if after is None:
+                break
+            assert len(readings) == limit
+        assert seen == expected_keys(meters, 12), limit
+        assert pages == -(-60 // limit), limit
+
+
 def test_it_answers_a_page_token_from_any_key(organisation):
     key = stream.Key(datetime(2025, 1, 1, 12, 30, 0, 123456, tzinfo=UTC), 42)
     assert stream.Key.from_token(key.token()) == key
