@@ -9,7 +9,8 @@ For the 1 M- and 5 M-row periods it prints
 (a0) the same without ORDER BY (each meter's rows in turn: PostgreSQL's cheapest way out);
 (b) GET /api/v1/properties/<id>/readings (NDJSON) through daphne, read by a streaming HTTP
     client into nothing,
-and the ratios (b)/(a) and (b)/(a0) in rows/s; medians of --runs runs. Then daphne's peak RSS
+and the ratios (b)/(a) and (b)/(a0) in rows/s: medians over --runs rounds, each round running
+(a), (a0) and (b) in turn (so that the machine's load changes all of them alike). Then daphne's peak RSS
 growth over its warmed-up baseline while serving each size, in a fresh daphne per size.
 """
 
@@ -20,6 +21,7 @@ import os
 import secrets
 import statistics
 import urllib.parse
+from dataclasses import dataclass
 from datetime import timedelta
 
 import psycopg
@@ -31,7 +33,7 @@ from bench.export import (
     download,
     ensure_data,
     ensure_database,
-    psql_median,
+    psql_seconds,
     start_daphne,
     vm_mib,
 )
@@ -47,7 +49,7 @@ WHERE r.installation_id = ANY ('{ids}'::bigint[]) AND r.deleted_at IS NULL
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=3, help="runs per measurement (median reported)")
+    parser.add_argument("--runs", type=int, default=3, help="rounds of (a), (a0) and (b) (medians reported)")
     parser.add_argument("--days", type=int, default=1737, help="days of data: 1737 x 24 x 120 = 5.0 M readings")
     parser.add_argument("--port", type=int, default=18766)
     options = parser.parse_args()
@@ -104,37 +106,59 @@ def main() -> None:
             )
             select = " ".join(select.split())
             print(f"\n{label}: {rows:,} rows, {first_day} to {zone_end - timedelta(days=1)} ({days} days)", flush=True)
-            ordered_s = psql_median(
-                url, f'\\copy ({select} ORDER BY r."timestamp", r.installation_id) TO STDOUT CSV', options.runs
-            )
-            unordered_s = psql_median(url, f"\\copy ({select}) TO STDOUT CSV", options.runs)
-            print(f"  (a)  psql \\copy, API order, CSV:       {ordered_s:6.2f} s  {rows / ordered_s:>10,.0f} rows/s")
-            print(
-                f"  (a0) psql \\copy, no ORDER BY, CSV:     {unordered_s:6.2f} s  {rows / unordered_s:>10,.0f} rows/s"
-            )
-
+            ordered = f'\\copy ({select} ORDER BY r."timestamp", r.installation_id) TO STDOUT CSV'
+            unordered = f"\\copy ({select}) TO STDOUT CSV"
             daphne = start_daphne(env, options.port)
             try:
                 download(options.port, path + "&limit=1", auth)  # warm up: imports, pool
                 rss_before = vm_mib(daphne.pid, "VmRSS")
-                results = [download(options.port, path, auth) for _ in range(options.runs)]
+                # Each round runs the baselines and the API in turn, so that a change in the machine's
+                # load between them moves all three alike; the ratios are the rounds' medians.
+                rounds = [
+                    Round(psql_seconds(url, ordered), psql_seconds(url, unordered), download(options.port, path, auth))
+                    for _ in range(options.runs)
+                ]
                 peak = vm_mib(daphne.pid, "VmHWM")
             finally:
                 daphne.terminate()
                 daphne.wait(timeout=30)
-            assert all(lines == rows + 1 for _, _, lines in results), "the stream lost or added rows"
-            http_s = statistics.median(seconds for seconds, _, _ in results)
-            size_mib = results[0][1] / 2**20
-            print(
-                f"  (b)  read API NDJSON via daphne:  {http_s:6.2f} s  {rows / http_s:>10,.0f} rows/s"
-                f"  ({size_mib:.0f} MiB, {size_mib / http_s:.0f} MiB/s)"
-            )
-            print(f"  (b)/(a) = {ordered_s / http_s:.2f}   (b)/(a0) = {unordered_s / http_s:.2f}  (rows/s)")
+            assert all(r.api[2] == rows + 1 for r in rounds), "the stream lost or added rows"
+            report(rows, rounds)
             print(
                 f"  daphne RSS: {rss_before:.0f} MiB warmed up, peak {peak:.0f} MiB: growth {peak - rss_before:.1f} MiB"
             )
     finally:
         api_key.delete()
+
+
+@dataclass(frozen=True)
+class Round:
+    ordered_s: float  # (a)
+    unordered_s: float  # (a0)
+    api: tuple[float, int, int]  # (b): seconds, bytes, lines
+
+    @property
+    def api_s(self) -> float:
+        return self.api[0]
+
+
+def report(rows: int, rounds: list[Round]) -> None:
+    ordered_s = statistics.median(r.ordered_s for r in rounds)
+    unordered_s = statistics.median(r.unordered_s for r in rounds)
+    api_s = statistics.median(r.api_s for r in rounds)
+    size_mib = rounds[0].api[1] / 2**20
+    print(f"  (a)  psql \\copy, API order, CSV:       {ordered_s:6.2f} s  {rows / ordered_s:>10,.0f} rows/s")
+    print(f"  (a0) psql \\copy, no ORDER BY, CSV:     {unordered_s:6.2f} s  {rows / unordered_s:>10,.0f} rows/s")
+    print(
+        f"  (b)  read API NDJSON via daphne:  {api_s:6.2f} s  {rows / api_s:>10,.0f} rows/s"
+        f"  ({size_mib:.0f} MiB, {size_mib / api_s:.0f} MiB/s)"
+    )
+    per_round = ", ".join(f"{r.ordered_s / r.api_s:.2f}" for r in rounds)
+    print(
+        f"  (b)/(a) = {statistics.median(r.ordered_s / r.api_s for r in rounds):.2f} (rounds: {per_round})"
+        f"   (b)/(a0) = {statistics.median(r.unordered_s / r.api_s for r in rounds):.2f}"
+        "  (rows/s, medians of the rounds)"
+    )
 
 
 if __name__ == "__main__":
