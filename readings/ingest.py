@@ -93,10 +93,11 @@ ENSURE_PARTITIONS = "SELECT reading_ensure_partitions(%(first)s, %(last)s)"
 #   the instants at which each later local day of the batch starts (so that
 #   rows are put into days here exactly as PostgreSQL's AT TIME ZONE would);
 # - the rows of the batch's installations stored within the batch's time
-#   span (one scan of the primary key's index per partition): keys (times
-#   in microseconds since 2000-01-01 UTC), values in millionths, units,
-#   battery levels and RSSIs (NULL as `no_number`, which no smallint is),
-#   whether deleted; at most `probe_limit` of them (a sparse batch over a
+#   span (one scan of the primary key's index per partition), as one bytea
+#   of fixed-size records NumPy reads at once (see _STORED_RECORD: keys,
+#   times as PostgreSQL stores them, values in millionths, battery levels
+#   and RSSIs with NULL as `no_number`, which no smallint is, whether
+#   deleted) and their units and meter types joined by U+001F; at most `probe_limit` of them (a sparse batch over a
 #   long span would fetch more than it holds: then the whole batch takes the
 #   general path). None stored (the common case): the whole batch is
 #   COPYed. Else only the rows of keys not stored are; rows equal to the
@@ -138,15 +139,13 @@ SELECT
     local.first_day,
     ARRAY(SELECT day AT TIME ZONE local.time_zone
           FROM generate_series((local.first_day + 1)::timestamp, local.last_day::timestamp, interval '1 day') AS day),
-    (SELECT ARRAY[coalesce(array_agg(s.installation_id), '{}'),
-                  coalesce(array_agg(((extract(epoch FROM s."timestamp") - 946684800) * 1000000)::bigint), '{}'),
-                  coalesce(array_agg((s.value * 1000000)::bigint), '{}'),
-                  coalesce(array_agg(coalesce(s.battery_level_pct, %(no_number)s)), '{}'),
-                  coalesce(array_agg(coalesce(s.rssi_dbm, %(no_number)s)), '{}'),
-                  coalesce(array_agg((s.deleted_at IS NOT NULL)::int), '{}')]
+    (SELECT coalesce(string_agg(int8send(s.installation_id) || timestamptz_send(s."timestamp")
+                                || int8send((s.value * 1000000)::bigint)
+                                || int4send(coalesce(s.battery_level_pct::int, %(no_number)s))
+                                || int4send(coalesce(s.rssi_dbm::int, %(no_number)s))
+                                || int4send((s.deleted_at IS NOT NULL)::int), ''::bytea), ''::bytea)
      FROM stored s),
-    (SELECT ARRAY[coalesce(array_agg(s.unit::text), '{}'), coalesce(array_agg(s.meter_type::text), '{}')]
-     FROM stored s),
+    (SELECT coalesce(string_agg(s.unit || chr(31) || s.meter_type, chr(31)), '') FROM stored s),
     (SELECT ARRAY[n.nspname::text, c.relname::text]
      FROM pg_inherits h
      JOIN pg_class c ON c.oid = h.inhrelid
@@ -365,6 +364,11 @@ class _Batch:
 
 # What PREPARE returns for a NULL battery level or RSSI: no smallint.
 _NO_NUMBER = 1 << 20
+# A stored row as PREPARE sends it (int8send, timestamptz_send, int4send: big-endian).
+_STORED_RECORD = np.dtype(
+    [("id", ">i8"), ("time", ">i8"), ("micro_units", ">i8"), ("battery", ">i4"), ("rssi", ">i4"), ("deleted", ">i4")]
+)
+_TEXT_SEPARATOR = "\x1f"
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -381,13 +385,15 @@ class _StoredRows:
     meter_types: list[str]
 
     @classmethod
-    def of(cls, numbers: list[list[int]], texts: list[list[str]]) -> _StoredRows:
-        if not numbers:
-            empty = np.zeros(0, dtype=np.int64)
-            return cls(empty, empty, empty, empty, empty, empty, [], [])
-        ids, times, micro_units, batteries, rssis, deleted = np.array(numbers, dtype=np.int64)
-        units, meter_types = texts
-        return cls(ids, times, micro_units, batteries, rssis, deleted, units, meter_types)
+    def of(cls, records: bytes, texts: str) -> _StoredRows | None:
+        """The rows of PREPARE's records and texts; None if a unit or meter type held the separator."""
+        found = np.frombuffer(records, dtype=_STORED_RECORD)
+        units_and_types = texts.split(_TEXT_SEPARATOR) if len(found) else []
+        if len(units_and_types) != 2 * len(found):
+            return None
+        columns = [found[name].astype(np.int64) for name in _STORED_RECORD.names or ()]
+        ids, times, micro_units, batteries, rssis, deleted = columns
+        return cls(ids, times, micro_units, batteries, rssis, deleted, units_and_types[::2], units_and_types[1::2])
 
     def differ(self, columns: ReadingColumns, rows: IntArray, found: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
         """Whether each of the batch's `rows` differs from the stored row it matched (`found` of them)."""
@@ -402,8 +408,14 @@ class _StoredRows:
             | (self.deleted[found] != 0)
         )
         for sent, stored in ((columns.units, self.units), (columns.meter_types, self.meter_types)):
-            differs |= np.asarray(np.array(_picked(sent, rows), dtype=object) != np.array(stored, dtype=object)[found])
+            codes = {text: code for code, text in enumerate(set(sent).union(stored))}  # a batch has few
+            if len(codes) > 1:  # else all are the same
+                differs |= _coded(sent, codes)[rows] != _coded(stored, codes)[found]
         return np.asarray(differs, dtype=bool)
+
+
+def _coded(texts: list[str], codes: dict[str, int]) -> IntArray:
+    return np.fromiter(map(codes.__getitem__, texts), dtype=np.int64, count=len(texts))
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -543,11 +555,11 @@ class _Prepared:
         """Raises LookupError for a missing property, ValueError for installations of another one."""
         if found is None:
             raise LookupError(f"property {property_id} does not exist")
-        foreign, time_zone, first_day, day_starts, stored_numbers, stored_texts, partition = found
+        foreign, time_zone, first_day, day_starts, stored_records, stored_texts, partition = found
         if foreign:
             raise ValueError(f"installations {foreign} do not belong to property {property_id}")
         copy_statement = COPY_DIRECT if partition is None else COPY_INTO_PARTITION.format(sql.Identifier(*partition))
-        stored: _StoredRows | None = _StoredRows.of(stored_numbers, stored_texts)
+        stored = _StoredRows.of(stored_records, stored_texts)
         if stored is not None and len(stored.ids) >= probe_limit:
             stored = None
         return cls(str(time_zone), first_day, list(day_starts), stored, copy_statement)

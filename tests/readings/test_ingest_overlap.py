@@ -217,3 +217,14 @@ def test_ingest_sync_splits_an_overlapping_payload_the_same_way(prop, heat_meter
     assert [r.value for r in Reading.objects.order_by("timestamp")] == [Decimal(v) for v in ("1", "2.5", "3", "4")]
     stored, recomputed = asyncio.run(rollups())
     assert stored == recomputed
+
+
+async def test_a_unit_holding_the_text_separator_sends_the_payload_to_the_upsert(prop, heat_meter, monkeypatch):
+    # PREPARE joins the stored units and meter types with U+001F: one that holds it cannot be split
+    # back, so the payload is compared by UPSERT instead, with the same counts.
+    await run(prop, [row._replace(unit="k\x1fWh") for row in hourly(heat_meter, 0, ["1", "2"])])
+    spy = PathSpy(monkeypatch)
+    result = await run(prop, [row._replace(unit="k\x1fWh") for row in hourly(heat_meter, 0, ["1", "2.5", "3"])])
+    assert result.as_dict() == {"inserted": 1, "updated": 1, "unchanged": 1, "folded": 0}
+    assert (spy.copied, spy.upserted) == ([], [3])
+    assert {r.unit async for r in Reading.objects.all()} == {"k\x1fWh"}
