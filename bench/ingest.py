@@ -36,6 +36,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -306,16 +307,35 @@ def post_all(hosts: list[str], bodies_by_gateway: list[tuple[str, list[bytes]]])
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--payloads", type=int, default=8, help="payloads of 10,000 readings per variant and round")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument(
         "--processes", type=int, default=os.cpu_count() or 1, help="daphne processes for (e) and (f); default: cores"
     )
+    parser.add_argument("--skip-baselines", action="store_true", help="only the upload patterns")
+    parser.add_argument("--skip-patterns", action="store_true", help="only the baselines (a) to (f)")
+    parser.add_argument(
+        "--sizes", default="1000000", help="rows in the table for the patterns, comma-separated (e.g. 1000000,10000000)"
+    )
+    parser.add_argument("--shapes", default=",".join(SHAPES), help=f"comma-separated, of {', '.join(SHAPES)}")
+    parser.add_argument("--orders", default="hour", help="row order in a payload: hour, meter or hour,meter")
+    parser.add_argument("--posts", type=int, default=4, help="sequential payloads per pattern and round")
     options = parser.parse_args()
 
-    print(f"preparing {BENCH_DB}: migrate, 400 meters, {PRELOAD_ROWS:,} rows ...", flush=True)
+    print(f"preparing {BENCH_DB}: migrate, {METERS} meters ...", flush=True)
     prepare_database()
     django_setup()
     property_id, installation_ids, tokens = create_building()
+    if not options.skip_baselines:
+        run_baselines(options, property_id, installation_ids, tokens)
+    if not options.skip_patterns:
+        for size in map(int, options.sizes.split(",")):
+            run_patterns(options, property_id, installation_ids, size)
+
+
+def run_baselines(
+    options: argparse.Namespace, property_id: int, installation_ids: list[int], tokens: list[str]
+) -> None:
+    print(f"baselines: preloading {PRELOAD_ROWS:,} rows ...", flush=True)
     windows = Windows(preload(installation_ids))
     serial_of = {iid: f"{20_000_000 + n}" for n, iid in enumerate(installation_ids)}
     daphnes, hosts = start_daphnes(options.processes)
@@ -376,6 +396,221 @@ def report(results: dict[str, list[float]], options: argparse.Namespace) -> None
     ):
         ratio = median[top] / median[bottom]
         print(f"  {name} = {ratio:.2f}  target >= {target}  {'met' if ratio >= target else 'NOT met'}")
+
+
+# ---------------------------------------------------------------------------
+# Upload patterns (issue 29): the shapes gateways send, each measured fresh and
+# as the pattern (overlap, re-send, correction, month boundary), in-process
+# through readings.ingest.ingest with ReadingColumns as the endpoint passes
+# them, against server-side COPY of the same shape's fresh payloads.
+
+BACKFILL_METERS = 30
+BACKFILL_HOURS = 333
+
+
+@dataclass(frozen=True)
+class Shape:
+    name: str
+    meters: int | None  # None: all the building's meters
+    hours: int
+    # the patterns measured on this shape besides "fresh"
+    patterns: tuple[str, ...]
+    month_boundary: bool = False
+
+
+SHAPES = {
+    "daily": Shape("daily (all meters x 24 h)", None, 24, ("resend", "correct1pct")),
+    "window48": Shape("48 h window (all meters x 48 h)", None, 48, ("overlap24h",)),
+    "backfill": Shape(
+        f"14-day backfill ({BACKFILL_METERS} meters x {BACKFILL_HOURS} h)",
+        BACKFILL_METERS,
+        BACKFILL_HOURS,
+        ("half_overlap", "resend", "correct1pct"),
+    ),
+    "month": Shape("daily across a month boundary (all meters x 24 h)", None, 24, ("resend",), month_boundary=True),
+}
+PATTERN_LABELS = {
+    "fresh": "fresh (no key stored)",
+    "resend": "re-send of the same payload",
+    "correct1pct": "correction of 1 % of the values",
+    "overlap24h": "overlapping the previous day by 24 h",
+    "half_overlap": "first half already stored",
+}
+
+
+def ordered_rows(installation_ids: list[int], start: datetime, hours: int, order: str) -> list[tuple[Any, ...]]:
+    rows = rows_for(installation_ids, start, hours)  # meter-major
+    if order == "hour":
+        rows.sort(key=lambda row: (row[1], row[0]))
+    return rows
+
+
+def corrected(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """The rows with every 100th value changed (1 %)."""
+    return [
+        (row[0], row[1], row[2] + Decimal("0.5"), *row[3:]) if number % 100 == 50 else row
+        for number, row in enumerate(rows)
+    ]
+
+
+def preload_rows(installation_ids: list[int], rows: int) -> datetime:
+    """`rows` hourly readings of all meters, written server-side; returns where the benchmark may start."""
+    hours = -(-rows // len(installation_ids))
+    with psycopg.connect(bench_url(), autocommit=True) as conn:
+        conn.execute("SELECT reading_ensure_partitions(%s, %s)", [EPOCH, EPOCH + timedelta(hours=hours)])
+        step = max(1, 2_000_000 // len(installation_ids))
+        for first in range(0, hours, step):
+            conn.execute(
+                """
+                INSERT INTO reading (installation_id, "timestamp", value, unit, meter_type, battery_level_pct, rssi_dbm)
+                SELECT i, %(epoch)s + h * interval '1 hour', 1000 + h + (i %% 97) / 8.0, 'kWh', 'heat', 90, -70
+                FROM unnest(%(ids)s::bigint[]) i, generate_series(%(first)s::int, %(last)s::int) h
+                """,
+                {"epoch": EPOCH, "ids": installation_ids, "first": first, "last": min(hours, first + step) - 1},
+            )
+        conn.execute("VACUUM ANALYZE reading")
+    return EPOCH + timedelta(hours=hours + 24)
+
+
+class PatternWindows:
+    """Fresh time windows for the pattern payloads; month-boundary ones straddle the turn of a month."""
+
+    def __init__(self, start: datetime):
+        self.next = start.replace(minute=0, second=0, microsecond=0)
+
+    def take(self, hours: int, month_boundary: bool) -> datetime:
+        start = self.next
+        if month_boundary:
+            turn = (start.replace(day=1) + timedelta(days=32)).replace(day=1)
+            start = turn - timedelta(hours=hours // 2)
+        self.next = start + timedelta(hours=hours + 1)
+        return start
+
+
+def pattern_payloads(
+    shape: Shape,
+    pattern: str,
+    order: str,
+    installation_ids: list[int],
+    windows: PatternWindows,
+    posts: int,
+    meter_turn: list[int],
+) -> tuple[list[list[tuple[Any, ...]]], list[list[tuple[Any, ...]]]]:
+    """The payloads to time for `pattern`, and what must be stored before (untimed)."""
+    timed_payloads, before = [], []
+    for _ in range(posts):
+        if shape.meters is None:
+            meters = installation_ids
+        else:  # a few meters, taking turns
+            first = meter_turn[0] % len(installation_ids)
+            meters = (installation_ids * 2)[first : first + shape.meters]
+            meter_turn[0] += shape.meters
+        start = windows.take(shape.hours, shape.month_boundary)
+        rows = ordered_rows(meters, start, shape.hours, order)
+        if pattern == "fresh":
+            timed_payloads.append(rows)
+        elif pattern == "resend":
+            before.append(rows)
+            timed_payloads.append(rows)
+        elif pattern == "correct1pct":
+            before.append(rows)
+            timed_payloads.append(corrected(rows))
+        elif pattern in ("overlap24h", "half_overlap"):
+            stored_hours = 24 if pattern == "overlap24h" else shape.hours // 2
+            before.append(ordered_rows(meters, start, stored_hours, order))
+            timed_payloads.append(rows)
+        else:
+            raise ValueError(pattern)
+    return timed_payloads, before
+
+
+class InProcess:
+    """One connection for all the pattern payloads, kept open as the deployed pool keeps its own."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.conn = self.loop.run_until_complete(psycopg.AsyncConnection.connect(bench_url()))
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.conn.close())
+        self.loop.close()
+
+    def ingest_timed(
+        self, property_id: int, payloads: list[list[tuple[Any, ...]]], before: list[list[tuple[Any, ...]]]
+    ) -> float:
+        """Stores `before` untimed, then returns the seconds readings.ingest takes for `payloads`, one by one."""
+        from readings.columns import ReadingColumns
+        from readings.ingest import ReadingRow, ingest
+
+        prior = [ReadingColumns.of_rows(ReadingRow(*row) for row in rows) for rows in before]
+        columns = [ReadingColumns.of_rows(ReadingRow(*row) for row in rows) for rows in payloads]
+
+        async def main() -> float:
+            for readings in prior:
+                await ingest(self.conn, property_id=property_id, rows=readings)
+            started = time.perf_counter()
+            for readings in columns:
+                await ingest(self.conn, property_id=property_id, rows=readings)
+            return time.perf_counter() - started
+
+        return self.loop.run_until_complete(main())
+
+
+def run_patterns(options: argparse.Namespace, property_id: int, installation_ids: list[int], size: int) -> None:
+    shapes = [SHAPES[name] for name in options.shapes.split(",")]
+    orders = options.orders.split(",")
+    print(f"\npreloading {size:,} rows ...", flush=True)
+    with psycopg.connect(bench_url(), autocommit=True) as conn:
+        conn.execute("TRUNCATE reading, reading_daily")
+    windows = PatternWindows(preload_rows(installation_ids, size))
+    meter_turn = [0]
+    in_process = InProcess()
+    results: dict[tuple[str, str, str], list[float]] = {}
+    for round_number in range(1, options.rounds + 1):
+        for shape in shapes:
+            for order in orders:
+                variants = ["copy", "fresh", *shape.patterns]
+                if round_number % 2 == 0:  # taking turns to go first
+                    variants.reverse()
+                for variant in variants:
+                    kind = "fresh" if variant == "copy" else variant
+                    payloads, before = pattern_payloads(
+                        shape, kind, order, installation_ids, windows, options.posts, meter_turn
+                    )
+                    times = [row[1] for rows in (*payloads, *before) for row in rows]
+                    ensure_partitions([min(times), max(times)])
+                    rows = sum(map(len, payloads))
+                    if variant == "copy":
+                        seconds = server_copy_from_file(payloads)
+                    else:
+                        seconds = in_process.ingest_timed(property_id, payloads, before)
+                    results.setdefault((shape.name, order, variant), []).append(rows / seconds)
+        print(f"  round {round_number} done", flush=True)
+    in_process.close()
+    print(
+        f"\nupload patterns, table of {size:,} rows: median rows/s over {options.rounds} rounds of"
+        f" {options.posts} sequential payloads, readings.ingest in-process; ratios in the same run"
+    )
+    worst = None
+    for shape in shapes:
+        for order in orders:
+            median = {
+                variant: statistics.median(results[(shape.name, order, variant)])
+                for variant in ["copy", "fresh", *shape.patterns]
+            }
+            print(f"  {shape.name}, {order}-major:")
+            print(f"    {'server-side COPY FROM file':<40} {median['copy']:>10,.0f}")
+            fresh_ratio = median["fresh"] / median["copy"]
+            print(f"    {PATTERN_LABELS['fresh']:<40} {median['fresh']:>10,.0f}   {fresh_ratio:.2f} x COPY")
+            for pattern in shape.patterns:
+                ratio = median[pattern] / median["fresh"]
+                worst = ratio if worst is None else min(worst, ratio)
+                print(
+                    f"    {PATTERN_LABELS[pattern]:<40} {median[pattern]:>10,.0f}   {ratio:.2f} x fresh"
+                    f"  {'met' if ratio >= 0.8 else 'NOT met'} (>= 0.8)"
+                )
+    if worst is not None:
+        print(f"  worst pattern / fresh of its shape: {worst:.2f}")
 
 
 if __name__ == "__main__":

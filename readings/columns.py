@@ -115,6 +115,21 @@ class ReadingColumns:
             (rssis[start:end], rssi_nulls[start:end]),
         )
 
+    def taken(self, rows: IntArray) -> ReadingColumns:
+        """The readings at indexes `rows`, in that order."""
+        batteries, battery_nulls = self.battery_levels
+        rssis, rssi_nulls = self.rssi_dbm
+        picked = rows.tolist()
+        return ReadingColumns(
+            self.installation_ids[rows],
+            self.times[rows],
+            self.micro_units[rows],
+            [self.units[row] for row in picked],
+            [self.meter_types[row] for row in picked],
+            (batteries[rows], battery_nulls[rows]),
+            (rssis[rows], rssi_nulls[rows]),
+        )
+
     def distinct_installation_ids(self) -> list[int]:
         return list(map(int, np.unique(self.installation_ids)))
 

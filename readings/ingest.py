@@ -9,22 +9,29 @@ rollup on a synchronous connection inside the caller's Django transaction
 (the admin's meter replacement).
 
 First the months the batch needs are created and, in the same round trip,
-the batch's installations are checked (and locked against deletion) and the
-property's local midnights fetched. Then two paths, one result:
-- fast: binary COPY straight into `reading`, or into the month's partition
-  when the batch fits one (a gateway's new readings, the common case),
-  encoded a column at a time (readings.copy_binary) piece by piece while
-  the server stores the previous piece. The primary key is the check that every key is new: a
-  duplicate or an existing key aborts the COPY (to a savepoint) and the
-  batch takes the general path. The rollup is merged incrementally from
-  per-day aggregates of the batch, computed while the server stores;
-- general: the rows of one key folded to the last, the rest as one array
-  per column, and one `INSERT … SELECT FROM unnest … ON CONFLICT DO UPDATE
-  … WHERE the values differ` that skips unchanged rows and counts what it
-  did; the rollup of every (installation, local day) it changed is then
-  recomputed from the readings themselves. A re-sent payload takes this
-  path at once (the batch's first or last key is stored already) and
-  writes nothing.
+the batch's installations are checked (and locked against deletion), the
+property's local midnights fetched, and the rows already stored for the
+batch's installations within its time span read (one index scan per
+partition). The batch is split by them, and each part takes its path:
+- fast: the rows of keys not stored (all of them, for a gateway's new
+  readings, the common case): binary COPY straight into `reading`, or into
+  the month's partition when the batch fits one, encoded a column at a
+  time (readings.copy_binary) piece by piece while the server stores the
+  previous piece. The primary key is the check that every key is new: a
+  key stored meanwhile by a concurrent ingest (or one the batch repeats,
+  when nothing was stored to split it by) aborts the COPY (to a savepoint)
+  and the whole batch takes the general path. The rollup is
+  merged incrementally from per-day aggregates of the rows COPYed, computed
+  while the server stores;
+- none: rows equal to their stored row (a re-sent payload, the overlap of
+  "everything since the last acknowledged upload, plus a safety window")
+  are counted unchanged and sent nowhere;
+- general: rows that differ from their stored row (a correction), and all
+  rows of a key the batch repeats, folded to the last of each key, as one
+  array per column into one `INSERT … SELECT FROM unnest … ON CONFLICT DO
+  UPDATE … WHERE the values differ` that counts what it did; the rollup of
+  every (installation, local day) it changed, and of the days of rows
+  COPYed alongside, is then recomputed from the readings themselves.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from itertools import pairwise
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from psycopg import AsyncConnection, AsyncCursor, Connection, Cursor, sql
 from psycopg import errors as pg_errors
 
@@ -84,14 +92,29 @@ ENSURE_PARTITIONS = "SELECT reading_ensure_partitions(%(first)s, %(last)s)"
 # - the property's time zone, the local day of the batch's first row and
 #   the instants at which each later local day of the batch starts (so that
 #   rows are put into days here exactly as PostgreSQL's AT TIME ZONE would);
-# - whether the batch's first or last key is stored already (a re-sent
-#   payload): then the COPY into `reading` would only fail, so skip it;
+# - the rows of the batch's installations stored within the batch's time
+#   span (one scan of the primary key's index per partition), as one bytea
+#   of fixed-size records NumPy reads at once (see _STORED_RECORD: keys,
+#   times as PostgreSQL stores them, values in millionths, battery levels
+#   and RSSIs with NULL as `no_number`, which no smallint is, whether
+#   deleted) and their units and meter types joined by U+001F; at most `probe_limit` of them (a sparse batch over a
+#   long span would fetch more than it holds: then the whole batch takes the
+#   general path). None stored (the common case): the whole batch is
+#   COPYed. Else only the rows of keys not stored are; rows equal to the
+#   stored ones are counted unchanged and not sent again (a re-sent
+#   payload: all of them), and only rows that differ go to UPSERT;
 # - the monthly partition that holds the whole batch, when one does (a daily
 #   upload): COPY into it directly spares the server routing each row (the
 #   partitions are named and bounded by UTC month, see reading_ensure_partitions;
 #   a hypertable's chunks are named otherwise, so it gets `reading` itself).
 PREPARE = """
-WITH mine AS MATERIALIZED (
+WITH stored AS MATERIALIZED (
+    SELECT r.installation_id, r."timestamp", r.value, r.unit, r.meter_type, r.battery_level_pct, r.rssi_dbm,
+           r.deleted_at
+    FROM reading r
+    WHERE r.installation_id = ANY(%(ids)s::bigint[]) AND r."timestamp" >= %(first)s AND r."timestamp" <= %(last)s
+    LIMIT %(probe_limit)s
+), mine AS MATERIALIZED (
     SELECT i.id FROM readings_meterinstallation i
     JOIN readings_unit u ON u.id = i.unit_id
     WHERE i.id = ANY(%(ids)s) AND u.property_id = %(property_id)s
@@ -116,8 +139,13 @@ SELECT
     local.first_day,
     ARRAY(SELECT day AT TIME ZONE local.time_zone
           FROM generate_series((local.first_day + 1)::timestamp, local.last_day::timestamp, interval '1 day') AS day),
-    EXISTS (SELECT 1 FROM reading r
-            WHERE (r.installation_id, r."timestamp") IN ((%(probe_id)s, %(probe_at)s), (%(probe2_id)s, %(probe2_at)s))),
+    (SELECT coalesce(string_agg(int8send(s.installation_id) || timestamptz_send(s."timestamp")
+                                || int8send((s.value * 1000000)::bigint)
+                                || int4send(coalesce(s.battery_level_pct::int, %(no_number)s))
+                                || int4send(coalesce(s.rssi_dbm::int, %(no_number)s))
+                                || int4send((s.deleted_at IS NOT NULL)::int), ''::bytea), ''::bytea)
+     FROM stored s),
+    (SELECT coalesce(string_agg(s.unit || chr(31) || s.meter_type, chr(31)), '') FROM stored s),
     (SELECT ARRAY[n.nspname::text, c.relname::text]
      FROM pg_inherits h
      JOIN pg_class c ON c.oid = h.inhrelid
@@ -136,7 +164,9 @@ FROM local
 # identical to the stored ones are not written at all, so a re-sent payload
 # writes nothing. (RETURNING xmax cannot tell inserts from updates on a
 # partitioned table, hence the explicit comparison with the stored row.) The
-# bounds on "timestamp" let the executor prune partitions; rows are written in
+# bounds on "timestamp" let the executor prune partitions, and with the set of
+# installations the stored rows are read by index, not every meter's rows of
+# the span; rows are written in
 # key order so that concurrent ingests lock them in the same order and cannot
 # deadlock each other. It returns the counts and the (installation, local day)
 # pairs it changed, for ROLLUP.
@@ -152,6 +182,7 @@ WITH src AS (
     FROM src s
     LEFT JOIN reading r
         ON r.installation_id = s.installation_id AND r."timestamp" = s."timestamp"
+        AND r.installation_id = ANY(%(id_set)s::bigint[])
         AND r."timestamp" >= %(first)s AND r."timestamp" <= %(last)s
     WHERE r.installation_id IS NULL
        OR r.deleted_at IS NOT NULL
@@ -235,7 +266,7 @@ ON CONFLICT (installation_id, day) DO UPDATE SET
 LOCK_ROLLUPS_TO_MERGE = "SELECT pg_advisory_xact_lock_shared(72001, (%(property_id)s::bigint & 2147483647)::int)"
 LOCK_ROLLUPS_TO_RECOMPUTE = "SELECT pg_advisory_xact_lock(72001, (%(property_id)s::bigint & 2147483647)::int)"
 
-# The fast path's rollup: every row of the batch was new, so each day's
+# The fast path's rollup: every row it COPYed was new, so each day's
 # aggregate of the batch merges into the stored one (earliest first, latest
 # last, counts added). Concurrent merges into one day serialise on its row
 # and each adds to what the other committed. The arrays go in binary from
@@ -280,21 +311,136 @@ class _Batch:
         return readings if isinstance(readings, ReadingColumns) else readings.piece(0, len(readings))
 
     def prepare_params(self, property_id: int) -> dict[str, Any]:
-        (probe_id, probe_at), (probe2_id, probe2_at) = self.readings.key(0), self.readings.key(len(self) - 1)
         return {
             "ids": self.installation_ids,
             "property_id": property_id,
             "first": self.first,
             "last": self.last,
-            "probe_id": probe_id,
-            "probe_at": probe_at,
-            "probe2_id": probe2_id,
-            "probe2_at": probe2_at,
+            "probe_limit": self.probe_limit,
+            "no_number": _NO_NUMBER,
         }
 
-    def copied_result(self, battery: dict[int, int]) -> IngestResult:
-        """The fast path's result: every row was new."""
-        return IngestResult(len(self), 0, 0, 0, battery)
+    @property
+    def probe_limit(self) -> int:
+        """How many stored keys PREPARE fetches at most: more, and the batch takes the general path."""
+        return 2 * len(self) + 1000
+
+    def split(self, stored: _StoredRows | None) -> _Split:
+        """The rows for COPY (keys not stored), the rows for UPSERT (stored but different, or of a key the
+        batch repeats) and how many equal their stored row."""
+        if stored is None:  # too many stored rows in the batch's span to fetch
+            return _Split(None, self.columns)
+        if not len(stored.ids):  # the common case: nothing to compare, no column converted before COPY
+            return _Split(self.readings, None)
+        columns = self.columns
+        keys, stored_keys = _comparable_keys(columns, stored)
+        if keys is None or stored_keys is None:
+            return _Split(None, columns)
+        order = np.argsort(keys, kind="stable")
+        sorted_keys = keys[order]
+        # The rows of a key that repeats in the batch are folded by UPSERT; in COPY they would abort it.
+        repeated_sorted = np.zeros(len(keys), dtype=bool)
+        same_as_next = sorted_keys[1:] == sorted_keys[:-1]
+        repeated_sorted[1:] |= same_as_next
+        repeated_sorted[:-1] |= same_as_next
+        repeated = np.empty(len(keys), dtype=bool)
+        repeated[order] = repeated_sorted
+        # Each stored row's row in the batch (of a repeated key, any one of them: they go to UPSERT anyway).
+        at = np.minimum(np.searchsorted(sorted_keys, stored_keys), len(keys) - 1)
+        found = sorted_keys[at] == stored_keys
+        rows = order[at[found]]
+        stored_mask = np.zeros(len(keys), dtype=bool)
+        stored_mask[rows] = True
+        differs = np.zeros(len(keys), dtype=bool)
+        differs[rows] = stored.differ(columns, rows, found)
+        general = repeated | differs
+        same = stored_mask & ~general
+        new = ~stored_mask & ~general
+        unchanged = int(same.sum())
+        to_copy = None if not new.any() else columns if new.all() else columns.taken(np.flatnonzero(new))
+        to_upsert = None if not general.any() else columns if general.all() else columns.taken(np.flatnonzero(general))
+        return _Split(to_copy, to_upsert, unchanged)
+
+
+# What PREPARE returns for a NULL battery level or RSSI: no smallint.
+_NO_NUMBER = 1 << 20
+# A stored row as PREPARE sends it (int8send, timestamptz_send, int4send: big-endian).
+_STORED_RECORD = np.dtype(
+    [("id", ">i8"), ("time", ">i8"), ("micro_units", ">i8"), ("battery", ">i4"), ("rssi", ">i4"), ("deleted", ">i4")]
+)
+_TEXT_SEPARATOR = "\x1f"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _StoredRows:
+    """Rows PREPARE found stored in the batch's span, column by column (see PREPARE)."""
+
+    ids: IntArray
+    times: IntArray
+    micro_units: IntArray
+    battery_levels: IntArray  # _NO_NUMBER for NULL
+    rssi_dbm: IntArray  # _NO_NUMBER for NULL
+    deleted: IntArray
+    units: list[str]
+    meter_types: list[str]
+
+    @classmethod
+    def of(cls, records: bytes, texts: str) -> _StoredRows | None:
+        """The rows of PREPARE's records and texts; None if a unit or meter type held the separator."""
+        found = np.frombuffer(records, dtype=_STORED_RECORD)
+        units_and_types = texts.split(_TEXT_SEPARATOR) if len(found) else []
+        if len(units_and_types) != 2 * len(found):
+            return None
+        columns = [found[name].astype(np.int64) for name in _STORED_RECORD.names or ()]
+        ids, times, micro_units, batteries, rssis, deleted = columns
+        return cls(ids, times, micro_units, batteries, rssis, deleted, units_and_types[::2], units_and_types[1::2])
+
+    def differ(self, columns: ReadingColumns, rows: IntArray, found: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+        """Whether each of the batch's `rows` differs from the stored row it matched (`found` of them)."""
+        (batteries, battery_nulls), (rssis, rssi_nulls) = columns.battery_levels, columns.rssi_dbm
+        differs = (
+            (columns.micro_units[rows] != self.micro_units[found])
+            | (
+                np.where(battery_nulls[rows], _NO_NUMBER, batteries[rows].astype(np.int64))
+                != self.battery_levels[found]
+            )
+            | (np.where(rssi_nulls[rows], _NO_NUMBER, rssis[rows].astype(np.int64)) != self.rssi_dbm[found])
+            | (self.deleted[found] != 0)
+        )
+        for sent, stored in ((columns.units, self.units), (columns.meter_types, self.meter_types)):
+            codes = {text: code for code, text in enumerate(set(sent).union(stored))}  # a batch has few
+            if len(codes) > 1:  # else all are the same
+                differs |= _coded(sent, codes)[rows] != _coded(stored, codes)[found]
+        return np.asarray(differs, dtype=bool)
+
+
+def _coded(texts: list[str], codes: dict[str, int]) -> IntArray:
+    return np.fromiter(map(codes.__getitem__, texts), dtype=np.int64, count=len(texts))
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Split:
+    """The batch in two: rows of new keys for the fast path, the others for the general path."""
+
+    to_copy: ReadingColumns | DecimalColumns | None
+    to_upsert: ReadingColumns | None
+    # rows equal to their stored row, written nowhere
+    unchanged: int = 0
+
+
+def _comparable_keys(columns: ReadingColumns, stored: _StoredRows) -> tuple[IntArray, IntArray] | tuple[None, None]:
+    """Each key of the batch and of `stored` as one integer (installation's rank, time since the first);
+    None when the numbers would not fit (a batch over centuries)."""
+    ids, rank = np.unique(columns.installation_ids, return_inverse=True)
+    base = int(columns.times.min())
+    span = int(columns.times.max()) - base + 1
+    if len(ids) * span >= 2**62:
+        return None, None
+    keys = rank.astype(np.int64) * span + (columns.times - base)
+    stored_rank = np.minimum(np.searchsorted(ids, stored.ids), len(ids) - 1)
+    # PREPARE fetches only rows of the batch's installations within its span; a key outside matches none.
+    inside = (ids[stored_rank] == stored.ids) & (stored.times >= base) & (stored.times < base + span)
+    return keys, np.where(inside, stored_rank * span + (stored.times - base), -1)
 
 
 class _OneRowPerKey:
@@ -327,6 +473,7 @@ class _OneRowPerKey:
             "tz": tz,
             "first": first,
             "last": last,
+            "id_set": np.unique(self._ids).tolist(),
             "ids": BigintArray(self._ids),
             "timestamps": TimestamptzArray(self._times),
             "values": BigintArray(columns.micro_units[rows]),
@@ -375,6 +522,11 @@ class _Upserted:
         inserted, updated, touched_ids, touched_days = found
         return cls(int(inserted), int(updated), list(touched_ids), list(touched_days))
 
+    def with_days(self, ids: list[int], days: list[date]) -> _Upserted:
+        """These counts, the (installation, day) pairs changed and those given, in key order."""
+        pairs = sorted(set(zip(self.touched_ids, self.touched_days, strict=True)) | set(zip(ids, days, strict=True)))
+        return _Upserted(self.inserted, self.updated, [id_ for id_, _ in pairs], [day for _, day in pairs])
+
     def rollup_params(self, tz: str) -> dict[str, Any]:
         return {
             "tz": tz,
@@ -393,20 +545,24 @@ class _Prepared:
     first_day: date
     # When each local day after `first_day` starts, in order.
     day_starts: list[datetime]
-    stored_already: bool
+    # The batch's keys stored already; None when there were more than PREPARE fetches.
+    stored: _StoredRows | None
     # Where the fast path's COPY goes: the batch's monthly partition, else `reading`.
     copy_statement: str | sql.Composed
 
     @classmethod
-    def of(cls, property_id: int, found: Any) -> _Prepared:
+    def of(cls, property_id: int, probe_limit: int, found: Any) -> _Prepared:
         """Raises LookupError for a missing property, ValueError for installations of another one."""
         if found is None:
             raise LookupError(f"property {property_id} does not exist")
-        foreign, time_zone, first_day, day_starts, stored_already, partition = found
+        foreign, time_zone, first_day, day_starts, stored_records, stored_texts, partition = found
         if foreign:
             raise ValueError(f"installations {foreign} do not belong to property {property_id}")
         copy_statement = COPY_DIRECT if partition is None else COPY_INTO_PARTITION.format(sql.Identifier(*partition))
-        return cls(str(time_zone), first_day, list(day_starts), bool(stored_already), copy_statement)
+        stored = _StoredRows.of(stored_records, stored_texts)
+        if stored is not None and len(stored.ids) >= probe_limit:
+            stored = None
+        return cls(str(time_zone), first_day, list(day_starts), stored, copy_statement)
 
     def daily(self) -> _DailyAggregates:
         return _DailyAggregates(self.first_day, self.day_starts)
@@ -446,6 +602,13 @@ class _DailyAggregates:
             "counts": BigintArray(ends - starts + 1),
         }
         self._latest_battery_pct = _latest_levels(sent.installation_ids, order, sent.battery_levels)
+
+    def days(self) -> tuple[list[int], list[date]]:
+        """The (installation, local day) pairs of the readings added up."""
+        merge = self.merge_params()
+        first_day = self._first_day
+        offsets = merge["day_offsets"].values.tolist()
+        return merge["ids"].values.tolist(), [first_day + timedelta(days=offset) for offset in offsets]
 
     def merge_params(self) -> dict[str, Any]:
         if self._merge_params is None:
@@ -489,6 +652,84 @@ class _CopyData:
         self.sent = readings if isinstance(readings, ReadingColumns) else ReadingColumns.concatenated(pieces)
 
 
+class _Stored:
+    """One batch's way through the two paths, the same for `ingest` and `ingest_sync`.
+
+    The rows of keys PREPARE did not find go to the fast path; if its COPY
+    fails (a key repeats, or a concurrent ingest stored one since), the
+    whole batch goes to the general path. The rows of stored keys (and of
+    keys the batch repeats) go to the general path. Then the rollup: merged
+    when only new rows were written; recomputed, for the days UPSERT changed
+    and the days of the rows COPYed alongside, when UPSERT changed any (a
+    merge into a day whose stored rows were just corrected would start from
+    stale figures).
+    """
+
+    def __init__(self, batch: _Batch, prepared: _Prepared):
+        self._batch = batch
+        self._time_zone = prepared.time_zone
+        self.split = batch.split(prepared.stored)
+        self._merged: _DailyAggregates | None = None
+        self._general: _OneRowPerKey | None = None
+        self._upserted: _Upserted | None = None
+        self._copied_rows = 0
+
+    def copied(self, merged: _DailyAggregates | None) -> None:
+        """What the fast path did: its rows' daily aggregates, or None when its COPY was rolled back."""
+        if merged is None:
+            self.split = _Split(None, self._batch.columns)
+        else:
+            self._copied_rows = len(self.split.to_copy or ())
+        self._merged = merged
+
+    def general(self) -> _OneRowPerKey | None:
+        """The rows for UPSERT, if any."""
+        if self.split.to_upsert is not None:
+            self._general = _OneRowPerKey(self.split.to_upsert)
+        return self._general
+
+    def upserted(self, upserted: _Upserted) -> None:
+        self._upserted = upserted
+
+    def rollup_steps(self, property_id: int) -> list[tuple[str, dict[str, Any]]]:
+        """The rollup's statements and their parameters, to run in one pipeline."""
+        upserted, merged = self._upserted, self._merged
+        if upserted is not None and upserted.touched_ids:
+            if merged is not None:
+                upserted = upserted.with_days(*merged.days())
+            rollup = upserted.rollup_params(self._time_zone)
+            return [
+                (LOCK_ROLLUPS_TO_RECOMPUTE, {"property_id": property_id}),
+                (ROLLUP, rollup),
+                (went_down.MARK_AFTER_ROLLUP, rollup),
+            ]
+        if merged is not None:
+            merge = merged.merge_params()
+            return [
+                (LOCK_ROLLUPS_TO_MERGE, {"property_id": property_id}),
+                (MERGE_ROLLUP, merge),
+                (went_down.MARK_AFTER_MERGE, merge),
+            ]
+        return []
+
+    def result(self) -> IngestResult:
+        merged, general, upserted, split = self._merged, self._general, self._upserted, self.split
+        if general is None and not split.unchanged and merged is not None:  # the fast path took all
+            return IngestResult(len(self._batch), 0, 0, 0, merged.latest_battery_pct())
+        if general is not None and upserted is not None and merged is None and not split.unchanged:
+            return general.result(upserted)  # the general path took all
+        result = general.result(upserted) if general is not None and upserted is not None else None
+        columns = self._batch.columns
+        order = np.lexsort((columns.times, columns.installation_ids))
+        return IngestResult(
+            inserted=self._copied_rows + (result.inserted if result else 0),
+            updated=result.updated if result else 0,
+            unchanged=split.unchanged + (result.unchanged if result else 0),
+            folded=result.folded if result else 0,
+            latest_battery_pct=_latest_levels(columns.installation_ids, order, columns.battery_levels),
+        )
+
+
 async def ingest(
     conn: AsyncConnection[Any], *, property_id: int, rows: Iterable[ReadingRow] | ReadingColumns
 ) -> IngestResult:
@@ -506,26 +747,19 @@ async def ingest(
         async with conn.pipeline():  # one round trip for both
             await cur.execute(ENSURE_PARTITIONS, {"first": batch.first, "last": batch.last})
             await cur.execute(PREPARE, batch.prepare_params(property_id))
-        prepared = _Prepared.of(property_id, await cur.fetchone())
-        if not prepared.stored_already:
-            data, daily = _CopyData(batch.readings), prepared.daily()
-            if await _copied_directly(conn, cur, prepared.copy_statement, data, daily):
-                async with conn.pipeline():
-                    await cur.execute(LOCK_ROLLUPS_TO_MERGE, {"property_id": property_id})
-                    merge = daily.merge_params()
-                    await cur.execute(MERGE_ROLLUP, merge)
-                    await cur.execute(went_down.MARK_AFTER_MERGE, merge)
-                return batch.copied_result(daily.latest_battery_pct())
-        one_per_key = _OneRowPerKey(batch.columns)
-        await cur.execute(UPSERT, one_per_key.upsert_params(prepared.time_zone, batch.first, batch.last))
-        upserted = _Upserted.of(await cur.fetchone())
-        if upserted.touched_ids:
+        prepared = _Prepared.of(property_id, batch.probe_limit, await cur.fetchone())
+        stored = _Stored(batch, prepared)
+        if stored.split.to_copy is not None:
+            data, daily = _CopyData(stored.split.to_copy), prepared.daily()
+            stored.copied(daily if await _copied_directly(conn, cur, prepared.copy_statement, data, daily) else None)
+        if (general := stored.general()) is not None:
+            await cur.execute(UPSERT, general.upsert_params(prepared.time_zone, batch.first, batch.last))
+            stored.upserted(_Upserted.of(await cur.fetchone()))
+        if steps := stored.rollup_steps(property_id):
             async with conn.pipeline():
-                await cur.execute(LOCK_ROLLUPS_TO_RECOMPUTE, {"property_id": property_id})
-                rollup = upserted.rollup_params(prepared.time_zone)
-                await cur.execute(ROLLUP, rollup)
-                await cur.execute(went_down.MARK_AFTER_ROLLUP, rollup)
-    return one_per_key.result(upserted)
+                for statement, params in steps:
+                    await cur.execute(statement, params)
+    return stored.result()
 
 
 def ingest_sync(
@@ -549,26 +783,19 @@ def ingest_sync(
         with conn.pipeline():
             cur.execute(ENSURE_PARTITIONS, {"first": batch.first, "last": batch.last})
             cur.execute(PREPARE, batch.prepare_params(property_id))
-        prepared = _Prepared.of(property_id, cur.fetchone())
-        if not prepared.stored_already:
-            data, daily = _CopyData(batch.readings), prepared.daily()
-            if _copied_directly_sync(conn, cur, prepared.copy_statement, data, daily):
-                with conn.pipeline():
-                    cur.execute(LOCK_ROLLUPS_TO_MERGE, {"property_id": property_id})
-                    merge = daily.merge_params()
-                    cur.execute(MERGE_ROLLUP, merge)
-                    cur.execute(went_down.MARK_AFTER_MERGE, merge)
-                return batch.copied_result(daily.latest_battery_pct())
-        one_per_key = _OneRowPerKey(batch.columns)
-        cur.execute(UPSERT, one_per_key.upsert_params(prepared.time_zone, batch.first, batch.last))
-        upserted = _Upserted.of(cur.fetchone())
-        if upserted.touched_ids:
+        prepared = _Prepared.of(property_id, batch.probe_limit, cur.fetchone())
+        stored = _Stored(batch, prepared)
+        if stored.split.to_copy is not None:
+            data, daily = _CopyData(stored.split.to_copy), prepared.daily()
+            stored.copied(daily if _copied_directly_sync(conn, cur, prepared.copy_statement, data, daily) else None)
+        if (general := stored.general()) is not None:
+            cur.execute(UPSERT, general.upsert_params(prepared.time_zone, batch.first, batch.last))
+            stored.upserted(_Upserted.of(cur.fetchone()))
+        if steps := stored.rollup_steps(property_id):
             with conn.pipeline():
-                cur.execute(LOCK_ROLLUPS_TO_RECOMPUTE, {"property_id": property_id})
-                rollup = upserted.rollup_params(prepared.time_zone)
-                cur.execute(ROLLUP, rollup)
-                cur.execute(went_down.MARK_AFTER_ROLLUP, rollup)
-    return one_per_key.result(upserted)
+                for statement, params in steps:
+                    cur.execute(statement, params)
+    return stored.result()
 
 
 async def _copied_directly(
