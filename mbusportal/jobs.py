@@ -19,6 +19,8 @@ from procrastinate import App, Blueprint, JobContext, RetryStrategy, builtin_tas
 from procrastinate.contrib.django import app
 from procrastinate.contrib.django.django_connector import DjangoConnector
 from procrastinate.contrib.django.utils import connector_params
+from procrastinate.exceptions import UniqueViolation
+from procrastinate.jobs import Status
 from procrastinate.psycopg_connector import PsycopgConnector
 
 __all__ = ["RETRY", "app", "on_app_ready"]
@@ -37,8 +39,8 @@ ground = Blueprint()
 @ground.task(queueing_lock="retry_stalled_jobs", lock="retry_stalled_jobs", pass_context=True, retry=RETRY)
 async def retry_stalled_jobs(context: JobContext, timestamp: int) -> int:
     """Every 5 minutes: put the running jobs of workers without a heartbeat for JOBS_STALLED_AFTER_S
-    (killed, the machine gone) back in the queue; returns how many. The job itself runs again from the
-    start, so every task here is idempotent."""
+    (killed, the machine gone) back in the queue, unless a later job of the same queueing lock waits;
+    returns how many went back. A job runs again from the start, so every task here is idempotent."""
     manager = context.app.job_manager
     seconds = settings.PROCRASTINATE_WORKER_DEFAULTS["stalled_worker_timeout"]
     # A dead worker's row is only pruned by a live worker's start; its jobs count as stalled either way.
@@ -48,7 +50,14 @@ async def retry_stalled_jobs(context: JobContext, timestamp: int) -> int:
         if job.id == context.job.id:
             continue
         log.warning("retrying job %s (%s): its worker stopped sending heartbeats", job.id, job.task_name)
-        await manager.retry_job(job)
+        try:
+            await manager.retry_job(job)
+        except UniqueViolation:
+            # A later job with its queueing lock waits already (a periodic task's next tick, deferred
+            # meanwhile): that one does the work, this one ends. Retried, it would fail every time.
+            log.warning("job %s (%s) ends aborted: a later job with its queueing lock waits", job.id, job.task_name)
+            await manager.finish_job(job, status=Status.ABORTED, delete_job=False)
+            continue
         count += 1
     return count
 

@@ -134,6 +134,11 @@ def test_it_runs_a_periodic_job_once_with_two_workers(workers, gateway):
 def test_it_runs_the_job_of_a_killed_worker_again(workers, gateway):
     silent_gateway(gateway)
     fast = {"JOBS_HEARTBEAT_INTERVAL_S": "0.5", "JOBS_STALLED_AFTER_S": "2"}
+    # Both workers within one minute: past its end, the second would defer the next tick of check_gateways,
+    # which supersedes the stalled job instead (test_it_ends_a_stalled_job_that_a_later_one_supersedes).
+    seconds_left = 60 - timezone.now().second
+    if seconds_left < 40:
+        time.sleep(seconds_left + 0.5)
     # Hold the gateway table so that check_gateways blocks mid-job, then kill its worker outright.
     with psycopg.connect(db.conninfo(), dbname=settings.DATABASES["default"]["NAME"]) as blocker:
         blocker.execute("LOCK TABLE gateways_gateway IN ACCESS EXCLUSIVE MODE")
@@ -157,6 +162,24 @@ def test_it_runs_the_job_of_a_killed_worker_again(workers, gateway):
     )
     assert check_gateways_runs() == [(check_gateways_job.name, "succeeded", 2)]  # the same job, second attempt
     assert Alarm.objects.filter(type=AlarmType.GATEWAY_OFFLINE, gateway=gateway).count() == 1
+
+
+def test_it_ends_a_stalled_job_that_a_later_one_supersedes():
+    """A periodic job stalled while its task's next tick was deferred: retrying it would break the queueing
+    lock (procrastinate refused it with a UniqueViolation, every 5 minutes), so it ends aborted and the
+    later one runs."""
+    stalled_id = check_gateways_job.defer(timestamp=60)
+    with psycopg.connect(db.conninfo(), dbname=settings.DATABASES["default"]["NAME"]) as conn:
+        # As its worker left it when killed: running, with no worker alive to answer for it.
+        conn.execute("UPDATE procrastinate_jobs SET status = 'doing', worker_id = NULL WHERE id = %s", [stalled_id])
+    check_gateways_job.defer(timestamp=120)  # the next tick, waiting under the same queueing lock
+    retry_stalled_jobs.configure(priority=1).defer(timestamp=0)  # first, while the next tick still waits
+    run_queued_jobs()
+    assert jobs_with_status(check_gateways_job.name) == [
+        (check_gateways_job.name, "aborted", 1),
+        (check_gateways_job.name, "succeeded", 1),
+    ]
+    assert jobs_with_status(retry_stalled_jobs.name) == [(retry_stalled_jobs.name, "succeeded", 1)]
 
 
 # --- Retries (in-process worker: a task only the test defines) --------------------------------------------
