@@ -168,11 +168,11 @@ def test_it_ends_a_stalled_job_that_a_later_one_supersedes():
     """A periodic job stalled while its task's next tick was deferred: retrying it would break the queueing
     lock (procrastinate refused it with a UniqueViolation, every 5 minutes), so it ends aborted and the
     later one runs."""
-    stalled_id = check_gateways_job.defer(timestamp=60)
+    stalled_id = check_gateways_job.configure().defer(timestamp=60)
     with psycopg.connect(db.conninfo(), dbname=settings.DATABASES["default"]["NAME"]) as conn:
         # As its worker left it when killed: running, with no worker alive to answer for it.
         conn.execute("UPDATE procrastinate_jobs SET status = 'doing', worker_id = NULL WHERE id = %s", [stalled_id])
-    check_gateways_job.defer(timestamp=120)  # the next tick, waiting under the same queueing lock
+    check_gateways_job.configure().defer(timestamp=120)  # the next tick, waiting under the same queueing lock
     retry_stalled_jobs.configure(priority=1).defer(timestamp=0)  # first, while the next tick still waits
     run_queued_jobs()
     assert jobs_with_status(check_gateways_job.name) == [
