@@ -115,14 +115,6 @@ def _process_start_time(pid: int) -> str | None:
     return fields[19] if fields[0] not in {"Z", "X"} else None
 
 
-def _answers_tcp(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-    except OSError:
-        return False
-    return True
-
-
 @dataclass
 class Stack:
     folder: Path = DEFAULT_FOLDER
