@@ -328,8 +328,9 @@ class Stack:
                 stdout=subprocess.DEVNULL,
             )
         collecting = None
-        if collectstatic and not (self.static_root / "admin").exists():
-            # For nginx to serve; it runs while the processes below start.
+        if collectstatic:
+            # For nginx to serve (also its error pages); it runs while the processes below start, and
+            # copies only what changed since the last `stack up`.
             collecting = subprocess.Popen(  # noqa: S603
                 [python, "manage.py", "collectstatic", "--no-input"],
                 cwd=settings.BASE_DIR,

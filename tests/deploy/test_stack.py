@@ -205,12 +205,16 @@ def test_nginx_refuses_oversized_bodies_and_headers_before_python(stack):
             conn.putheader("Content-Type", "application/json")
             conn.putheader("Content-Length", str(size))
             conn.endheaders()  # and no body: nginx answers from the length alone
-            return conn.getresponse().status
+            response = conn.getresponse()
+            return response.status, response.getheader("Content-Type"), response.read().decode()
         finally:
             conn.close()
 
-    assert refused_by_content_length("/login/", settings.SITE_MAX_BODY_BYTES + 1) == 413
-    assert refused_by_content_length("/api/v1/readings", settings.INGEST["max_body_bytes"] + 1) == 413
+    status, _type, page = refused_by_content_length("/login/", settings.SITE_MAX_BODY_BYTES + 1)
+    assert status == 413 and "Filen er for stor" in page and "The file is too large" in page  # a person's page
+    status, content_type, body = refused_by_content_length("/api/v1/readings", settings.INGEST["max_body_bytes"] + 1)
+    assert (status, content_type) == (413, "application/json")  # a gateway's error, as daphne's
+    assert "split the payload" in json.loads(body)["error"]
     # A gateway API body between the two limits passes nginx (daphne answers: 401, no token).
     status, _ = request(stack, "POST", "/api/v1/readings", body=b"x" * (settings.SITE_MAX_BODY_BYTES + 1))
     assert status == 401
@@ -265,10 +269,13 @@ def test_a_person_logs_in_through_nginx(stack, django_user_model):
 
 
 def test_nginx_limits_login_attempts_per_client_address(stack):
-    statuses = [request(stack, "GET", "/login/")[0] for _ in range(15)]
-    # A burst of 10 beyond the first, then 429 from nginx.
+    answers = [request(stack, "GET", "/login/") for _ in range(15)]
+    statuses = [status for status, _ in answers]
+    # A burst of 10 beyond the first, then 429 from nginx, with a page in Danish and English.
     assert statuses[:5] == [200] * 5
     assert 429 in statuses[11:]
+    refused = next(body.decode() for status, body in answers if status == 429)
+    assert "For mange forsøg" in refused and "Too many attempts" in refused
 
 
 def test_nginx_routes_around_a_killed_daphne(stack, gateway, heat_meter, gateway_token):
