@@ -769,7 +769,7 @@ def ingest_sync(
 
     `conn` must already be inside the caller's transaction (Django's `atomic`),
     so the readings commit or roll back with whatever else the caller writes.
-    Same SQL, same two paths, same rollup, same errors as `ingest`.
+    Same SQL, same split of the batch, same rollup, same errors as `ingest`.
     """
     if conn.autocommit:
         # Each statement would commit on its own: a failure would leave a batch half written.
