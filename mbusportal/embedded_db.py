@@ -135,8 +135,11 @@ def _bin(name: str) -> str:
     return str(Path(spec.submodule_search_locations[0]) / "pginstall" / "bin" / name)
 
 
-def _run_as() -> str | None:
-    """The system user to run the server as: None unless we are root."""
+def service_user() -> str | None:
+    """The system user to run the server as: None unless we are root.
+
+    Also used by the production stack (mbusportal/stack.py) for PgBouncer, which refuses root.
+    """
     if os.geteuid() != 0:
         return None
     try:
@@ -149,7 +152,8 @@ def _run_as() -> str | None:
     return SYSTEM_USER
 
 
-def _prepare_dir(directory: Path, user: str | None) -> None:
+def prepare_owned_dir(directory: Path, user: str | None) -> None:
+    """Create `directory` (0700) owned by `user`, and open its parents enough for that user to reach it."""
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     if user is not None:
         entry = pwd.getpwnam(user)
@@ -167,7 +171,7 @@ def _pg(args: list[str], user: str | None, **kwargs: object) -> subprocess.Compl
 def is_running() -> bool:
     status = subprocess.run(
         [_bin("pg_ctl"), "status", "-D", str(data_dir())],
-        user=_run_as(),
+        user=service_user(),
         capture_output=True,
         text=True,
         check=False,
@@ -177,8 +181,8 @@ def is_running() -> bool:
 
 def start() -> None:
     directory = data_dir()
-    user = _run_as()
-    _prepare_dir(directory, user)
+    user = service_user()
+    prepare_owned_dir(directory, user)
     if not (directory / "PG_VERSION").exists():
         _pg(
             [
@@ -243,7 +247,11 @@ def _ensure_database() -> None:
 
 def stop() -> None:
     if is_running():
-        _pg([_bin("pg_ctl"), "stop", "-w", "-m", "fast", "-D", str(data_dir())], _run_as(), stdout=subprocess.DEVNULL)
+        _pg(
+            [_bin("pg_ctl"), "stop", "-w", "-m", "fast", "-D", str(data_dir())],
+            service_user(),
+            stdout=subprocess.DEVNULL,
+        )
     print("embedded PostgreSQL stopped")
 
 

@@ -527,10 +527,10 @@ class Stack:
         text = render((DEPLOY / "pgbouncer" / "pgbouncer.ini").read_text(), values)
         if os.geteuid() == 0:
             # PgBouncer refuses to run as root: as the embedded PostgreSQL's unprivileged user (CI).
-            user = embedded_db._run_as()
+            user = embedded_db.service_user()
             assert user is not None
             text += f"user = {user}\n"
-            embedded_db._prepare_dir(folder, user)
+            embedded_db.prepare_owned_dir(folder, user)
             for path in (auth_file, config):
                 path.touch()
                 shutil.chown(path, user)
