@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test db db-stop migrate seed lint typecheck pytest clean messages stack stack-down
+.PHONY: run test test-pgbouncer db db-stop migrate seed lint typecheck pytest clean messages stack stack-down
 
 $(BIN)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -69,6 +69,14 @@ typecheck: $(BIN)/.installed
 
 pytest: db
 	$(BIN)/pytest
+
+# The whole suite with the portal's connections through PgBouncer in transaction mode, as deployed
+# (README "PgBouncer"); what keeps a session (LISTEN, session locks) goes past it (DATABASE_DIRECT_URL).
+# Needs pgbouncer installed. PgBouncer runs from .stack-pgbouncer/ and stops afterwards.
+test-pgbouncer: db
+	@set -e; eval "$$(DEBUG=true $(BIN)/python manage.py stack pgbouncer --folder .stack-pgbouncer)"; \
+	status=0; $(BIN)/pytest || status=$$?; \
+	DEBUG=true $(BIN)/python manage.py stack down --folder .stack-pgbouncer >/dev/null; exit $$status
 
 # Regenerate the Danish catalogues (.po) and compile them (.mo, committed). Needs GNU gettext
 # (apt-get install gettext); `make run` and `make test` do not.

@@ -97,8 +97,9 @@ def missing_programs() -> list[str]:
 
 
 def default_database_url() -> str:
-    """PostgreSQL itself, as this process's settings reach it (under pytest: the test database)."""
-    db = settings.DATABASES["default"]
+    """PostgreSQL itself, as this process's settings reach it (under pytest: the test database): past
+    PgBouncer when the default database is one (DATABASE_DIRECT_URL)."""
+    db = settings.DATABASE_DIRECT or settings.DATABASES["default"]
     user = quote(db.get("USER") or "", safe="")
     password = quote(db.get("PASSWORD") or "", safe="")
     credentials = f"{user}:{password}@" if password else f"{user}@"
@@ -122,6 +123,9 @@ class Stack:
     daphnes: int = 2
     # Added to (and overriding) what every portal process gets.
     extra_env: dict[str, str] = field(default_factory=dict)
+    # PgBouncer also serves every other database of the server, not only the portal's: for the test
+    # suite through PgBouncer (`make test-pgbouncer`), which creates its test database via `postgres`.
+    pgbouncer_any_database: bool = False
 
     def __post_init__(self) -> None:
         self.folder = self.folder.resolve()
@@ -208,9 +212,7 @@ class Stack:
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "CSRF_TRUSTED_ORIGINS": origins,
             "PORTAL_URL": self.url,
-            "DATABASE_URL": self.pgbouncer_url(),
-            "DATABASE_PGBOUNCER": "true",
-            "DATABASE_DIRECT_URL": self.database_url,
+            **self.pgbouncer_env(),
             "REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
             "ALARM_RELAY_IN_PROCESS": "false",
             "SECURE_PROXY_SSL_HEADER": "true",
@@ -525,6 +527,11 @@ class Stack:
         }
         config = folder / "pgbouncer.ini"
         text = render((DEPLOY / "pgbouncer" / "pgbouncer.ini").read_text(), values)
+        if self.pgbouncer_any_database:
+            # PgBouncer's fallback entry: any other database name, on the same server, the same timeout.
+            timeout = "connect_query='SET statement_timeout = {{STATEMENT_TIMEOUT_MS}}'"
+            fallback = render("* = host={{PG_HOST}} port={{PG_PORT}} " + timeout, values)
+            text = text.replace("[databases]\n", f"[databases]\n{fallback}\n", 1)
         if os.geteuid() == 0:
             # PgBouncer refuses to run as root: as the embedded PostgreSQL's unprivileged user (CI).
             user = embedded_db.service_user()
@@ -550,6 +557,22 @@ class Stack:
             return True
 
         self._wait("pgbouncer", process, ready)
+
+    def start_pgbouncer(self) -> None:
+        """PgBouncer alone (`manage.py stack pgbouncer`): for the test suite through it."""
+        if pgbouncer_binary() is None:
+            raise StackError("not installed: pgbouncer (apt-get install pgbouncer)")
+        (self.folder / "run").mkdir(parents=True, exist_ok=True)
+        (self.folder / "log").mkdir(parents=True, exist_ok=True)
+        self._start_pgbouncer()
+
+    def pgbouncer_env(self) -> dict[str, str]:
+        """What points the portal's connections through this stack's PgBouncer (README "PgBouncer")."""
+        return {
+            "DATABASE_URL": self.pgbouncer_url(),
+            "DATABASE_PGBOUNCER": "true",
+            "DATABASE_DIRECT_URL": self.database_url,
+        }
 
     def start_daphne(self, index: int) -> None:
         """Start daphne number `index` (again), and wait until it answers."""

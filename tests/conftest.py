@@ -133,7 +133,8 @@ def _close_orm_pool_before_dropping_the_test_database(django_db_setup):
     yield
     for connection in connections.all():
         connection.close_pool()  # type: ignore[attr-defined]  # missing from django-stubs 5.2
-    _wait_for_other_sessions_to_leave(settings.DATABASES["default"]["NAME"])
+    if not settings.DATABASE_PGBOUNCER:  # PgBouncer's server connections stay: dropped WITH (FORCE)
+        _wait_for_other_sessions_to_leave(settings.DATABASES["default"]["NAME"])
 
 
 def _wait_for_other_sessions_to_leave(database: str, timeout: float = 10.0) -> None:
@@ -570,7 +571,7 @@ async def alarm_relay(channel_layer):
 
     from gateways.relay import AlarmRelay
 
-    relay = AlarmRelay(conninfo=db.conninfo(), layer=channel_layer, idle_check=5.0, backoff_max=1.0)
+    relay = AlarmRelay(conninfo=db.conninfo(direct=True), layer=channel_layer, idle_check=5.0, backoff_max=1.0)
     task = asyncio.ensure_future(relay.run())
     await asyncio.wait_for(relay.live.wait(), timeout=10)
     yield relay

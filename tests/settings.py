@@ -13,3 +13,9 @@ if os.environ.get("TIMESCALE_DATABASE_URL"):
     os.environ["DATABASE_URL"] = os.environ["TIMESCALE_DATABASE_URL"]
 
 from mbusportal.settings import *  # noqa: F403
+from mbusportal.settings import DATABASE_DIRECT, DATABASES
+
+# Under pytest every connection is to the test database, those past PgBouncer too (the suite through
+# PgBouncer: `make test-pgbouncer`, README "PgBouncer").
+if DATABASE_DIRECT is not None:
+    DATABASE_DIRECT = {**DATABASE_DIRECT, "NAME": DATABASES["default"]["TEST"]["NAME"]}

@@ -164,7 +164,7 @@ async def test_it_coalesces_a_burst_into_few_messages(alarm_relay, channel_layer
 
 
 async def kill_backend(pid):
-    async with await psycopg.AsyncConnection.connect(db.conninfo(), autocommit=True) as admin:
+    async with await psycopg.AsyncConnection.connect(db.conninfo(direct=True), autocommit=True) as admin:
         cur = await admin.execute("SELECT pg_terminate_backend(%s)", [pid])
         assert await cur.fetchone() == (True,)
 
@@ -207,7 +207,7 @@ async def test_it_resumes_from_its_saved_cursor_after_a_restart(channel_layer, g
 
     async def run_relay():
         # Exclusive: the kind that keeps its cursor (a shared layer's relay).
-        relay = AlarmRelay(conninfo=db.conninfo(), layer=channel_layer, exclusive=True, idle_check=5.0)
+        relay = AlarmRelay(conninfo=db.conninfo(direct=True), layer=channel_layer, exclusive=True, idle_check=5.0)
         task = asyncio.ensure_future(relay.run())
         await asyncio.wait_for(relay.live.wait(), timeout=10)
         return task
@@ -232,7 +232,8 @@ async def test_it_resumes_from_its_saved_cursor_after_a_restart(channel_layer, g
 async def test_it_lets_only_one_exclusive_relay_publish(channel_layer, gateway):
     channel = await listen(channel_layer)
     relays = [
-        AlarmRelay(conninfo=db.conninfo(), layer=channel_layer, exclusive=True, standby_poll=0.2) for _ in range(2)
+        AlarmRelay(conninfo=db.conninfo(direct=True), layer=channel_layer, exclusive=True, standby_poll=0.2)
+        for _ in range(2)
     ]
     tasks = [asyncio.ensure_future(relay.run()) for relay in relays]
     try:
@@ -261,7 +262,7 @@ async def test_it_relays_a_generated_settlement_as_an_info_event(alarm_relay, ch
     settlement = await Settlement.objects.acreate(
         property=prop, utility="heat", period_start="2025-01-01", period_end="2026-01-01", total_cost_dkk=1000
     )
-    async with await psycopg.AsyncConnection.connect(db.conninfo(), autocommit=True) as conn:
+    async with await psycopg.AsyncConnection.connect(db.conninfo(direct=True), autocommit=True) as conn:
         await conn.execute("SELECT pg_notify('settlement_generated', %s)", [json.dumps({"id": settlement.pk})])
         await conn.execute("SELECT pg_notify('settlement_generated', 'not json')")
     [event] = events(await drain(channel_layer, channel))

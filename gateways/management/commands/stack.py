@@ -16,11 +16,12 @@ class Command(BaseCommand):
         "The production topology on 127.0.0.1: nginx (TLS) over several daphnes, PgBouncer, Redis, Mosquitto, "
         "the alarm relay, a job worker and the MQTT subscriber, from deploy/, on ports derived from the folder. "
         "up (idempotent: starts what is not running), down, env (the portal's environment in the stack, as "
-        "shell exports), status."
+        "shell exports), status; pgbouncer: PgBouncer alone, serving every database of the server, and the "
+        "exports that lead the portal through it (`make test-pgbouncer`)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("action", choices=["up", "down", "env", "status"])
+        parser.add_argument("action", choices=["up", "down", "env", "status", "pgbouncer"])
         parser.add_argument("--folder", type=Path, default=DEFAULT_FOLDER, help="its configuration, pids and logs")
         parser.add_argument("--daphnes", type=int, default=2, help=f"daphne processes, 1 to {MAX_DAPHNES}")
         parser.add_argument(
@@ -30,7 +31,12 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, action: str, folder: Path, daphnes: int, **options: Any) -> None:
         try:
-            stack = Stack(folder, database_url=options["database_url"], daphnes=daphnes)
+            stack = Stack(
+                folder,
+                database_url=options["database_url"],
+                daphnes=daphnes,
+                pgbouncer_any_database=action == "pgbouncer",
+            )
             if action == "up":
                 stack.up(migrate=not options["no_migrate"])
                 self.stdout.write(stack.urls())
@@ -38,9 +44,17 @@ class Command(BaseCommand):
                 stack.down()
                 self.stdout.write(f"stack in {stack.folder} stopped")
             elif action == "env":
-                self.stdout.write("".join(f"export {k}={shlex.quote(v)}\n" for k, v in stack.env().items()), ending="")
+                self.stdout.write(_exports(stack.env()), ending="")
+            elif action == "pgbouncer":
+                stack.start_pgbouncer()
+                self.stdout.write(_exports(stack.pgbouncer_env()), ending="")
             else:
                 for name, pid in stack.status().items():
                     self.stdout.write(f"{name:24} {'running, pid ' + str(pid) if pid else 'stopped'}")
         except StackError as error:
             raise CommandError(str(error)) from None
+
+
+def _exports(values: dict[str, str]) -> str:
+    """`values` as shell exports, for `eval "$(python manage.py stack …)"`."""
+    return "".join(f"export {name}={shlex.quote(value)}\n" for name, value in values.items())
