@@ -141,7 +141,7 @@ def _wait_for_other_sessions_to_leave(database: str, timeout: float = 10.0) -> N
     """Backends of killed servers (daphne, subprocesses) take a moment to exit; DROP DATABASE needs them gone."""
     import psycopg
 
-    with psycopg.connect(db.conninfo(), dbname="postgres", autocommit=True) as conn:
+    with psycopg.connect(db.conninfo(direct=True), dbname="postgres", autocommit=True) as conn:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", [database]).fetchone()

@@ -105,7 +105,7 @@ def request(
 
 def connections_of(application_name: str) -> list[int]:
     """Backend pids with this application_name (on any database: the test database may be refusing connections)."""
-    with psycopg.connect(db.conninfo(), dbname="postgres", autocommit=True) as conn:
+    with psycopg.connect(db.conninfo(direct=True), dbname="postgres", autocommit=True) as conn:
         rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s", [application_name])
         return [pid for (pid,) in rows]
 
@@ -122,7 +122,7 @@ def wait_for_connections(application_name: str, at_least: int, timeout: float = 
 
 def terminate_connections(application_name: str, *, only_idle: bool = False) -> int:
     """pg_terminate_backend every connection of `application_name` and wait until they are gone; how many."""
-    with psycopg.connect(db.conninfo(), dbname="postgres", autocommit=True) as conn:
+    with psycopg.connect(db.conninfo(direct=True), dbname="postgres", autocommit=True) as conn:
         # Pick the pids first: in one WHERE clause, PostgreSQL may call pg_terminate_backend before the filter.
         rows = conn.execute(
             "SELECT pid FROM pg_stat_activity WHERE application_name = %s AND (NOT %s OR state = 'idle')",
@@ -140,7 +140,7 @@ def terminate_connections(application_name: str, *, only_idle: bool = False) -> 
 
 def terminate_when_waiting_for_a_lock(application_name: str, timeout: float = 20.0) -> int:
     """Wait until a connection of `application_name` waits for a lock, then terminate it; its pid."""
-    with psycopg.connect(db.conninfo(), dbname="postgres", autocommit=True) as conn:
+    with psycopg.connect(db.conninfo(direct=True), dbname="postgres", autocommit=True) as conn:
         deadline = time.monotonic() + timeout
         while True:
             row = conn.execute(
@@ -157,7 +157,7 @@ def terminate_when_waiting_for_a_lock(application_name: str, timeout: float = 20
 
 def allow_connections(allowed: bool) -> None:
     """Let the test database take new connections, or refuse them (as a database that is not up does)."""
-    with psycopg.connect(db.conninfo(), dbname="postgres", autocommit=True) as conn:
+    with psycopg.connect(db.conninfo(direct=True), dbname="postgres", autocommit=True) as conn:
         conn.execute(
             sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS {}").format(
                 sql.Identifier(settings.DATABASES["default"]["NAME"]), sql.Literal(allowed)
