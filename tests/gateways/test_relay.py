@@ -255,6 +255,7 @@ async def test_it_lets_only_one_exclusive_relay_publish(channel_layer, gateway):
 
 
 async def test_it_relays_a_generated_settlement_as_an_info_event(alarm_relay, channel_layer, prop):
+    from settlements.announcements import generated_payload
     from settlements.models import Settlement
 
     channel = await listen(channel_layer, property_group(prop.pk))
@@ -262,7 +263,8 @@ async def test_it_relays_a_generated_settlement_as_an_info_event(alarm_relay, ch
         property=prop, utility="heat", period_start="2025-01-01", period_end="2026-01-01", total_cost_dkk=1000
     )
     async with await psycopg.AsyncConnection.connect(db.conninfo(), autocommit=True) as conn:
-        await conn.execute("SELECT pg_notify('settlement_generated', %s)", [json.dumps({"id": settlement.pk})])
+        announced = json.dumps(generated_payload(settlement))
+        await conn.execute("SELECT pg_notify('settlement_generated', %s)", [announced])
         await conn.execute("SELECT pg_notify('settlement_generated', 'not json')")
     [event] = events(await drain(channel_layer, channel))
     assert event["type"] == "settlement.generated"
