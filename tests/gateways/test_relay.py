@@ -12,7 +12,7 @@ from django.db import transaction
 from gateways.models import Alarm
 from gateways.relay import ALL_GROUP, AlarmRelay, property_group
 from mbusportal import db
-from tests.conftest import create_alarm
+from tests.factories import create_alarm
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -291,9 +291,9 @@ def scratch_postgres(tmp_path):
     import subprocess
     import sys
 
-    from tests.conftest import PROJECT, _free_port
+    from tests.servers import PROJECT, free_port
 
-    directory, port = tmp_path / "pgdata", _free_port()
+    directory, port = tmp_path / "pgdata", free_port()
     _embedded("start", directory, port)
     url = f"postgres://postgres@127.0.0.1:{port}/mbusportal"
     try:

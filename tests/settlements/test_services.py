@@ -12,7 +12,7 @@ from readings.consumption import QUANTUM
 from readings.models import MeterInstallation, Unit
 from settlements.models import AcontoPayment, EstimateMethod, SettlementStatus
 from settlements.services import SettlementError, default_period, settlement_finalise, settlement_generate
-from tests.conftest import hourly_rows, ingest_now
+from tests.factories import hourly_rows, ingest_now
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
