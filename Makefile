@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test db db-stop migrate seed lint typecheck pytest clean messages stack stack-down
+.PHONY: run test db db-stop migrate seed lint typecheck migrations-check pytest clean messages stack stack-down
 
 $(BIN)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -58,7 +58,7 @@ stack: db
 stack-down: $(BIN)/.installed
 	DEBUG=true $(BIN)/python manage.py stack down
 
-test: db lint typecheck pytest
+test: db lint typecheck migrations-check pytest
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
@@ -66,6 +66,10 @@ lint: $(BIN)/.installed
 
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy .
+
+# Every model change has its migration: fails (and prints what is missing) if makemigrations would write one.
+migrations-check: db
+	DEBUG=true $(BIN)/python manage.py makemigrations --check --dry-run
 
 pytest: db
 	$(BIN)/pytest
