@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test db db-stop migrate seed lint typecheck migrations-check pytest clean messages stack stack-down
+.PHONY: run test db db-stop migrate seed lint typecheck migrations-check pytest bench clean messages stack stack-down
 
 $(BIN)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -73,6 +73,10 @@ migrations-check: db
 
 pytest: db
 	$(BIN)/pytest
+
+# Every benchmark in bench/ at a quick setting, then one table of their figures and ratios (README "Benchmarks").
+bench: db
+	DEBUG=true $(BIN)/python -m bench.summary
 
 # Regenerate the Danish catalogues (.po) and compile them (.mo, committed). Needs GNU gettext
 # (apt-get install gettext); `make run` and `make test` do not.
