@@ -2,13 +2,17 @@
 
 One dedicated autocommit connection (never one from the pool: a pooled
 connection is reset and handed to others, and its LISTEN with it) listens on
-`gateway_alarm` and `settlement_generated`. A notification is only a wake-up
+`gateway_alarm` and `settlement_generated`. An alarm notification is only a wake-up
 call: the relay then reads every alarm whose change number (`change_seq`,
 set in commit order by a trigger, see gateways/migrations/0008) is above its
 cursor, publishes them, and moves the cursor. After every (re)connect it does
 the same before listening, so alarms changed while it was away are delivered
 too; and it does so every ALARM_RELAY_IDLE_CHECK seconds when all is quiet,
-which also proves the connection alive.
+which also proves the connection alive. A `settlement_generated`
+notification is different: it is the whole message, in the settlements
+app's terms (settlements/announcements.py), passed on as an info event
+without reading any settlements table; it is not caught up after a
+reconnect (an info event missed is only an info event).
 
 Fan-out: one Channels group per property (`alarms.property.<id>`), one for
 the system alarms (`alarms.system`, for operators), plus `alarms.all` for
