@@ -74,9 +74,10 @@ migrations-check: db
 pytest: db
 	$(BIN)/pytest
 
-# Every benchmark in bench/ at a quick setting, then one table of their figures and ratios (README "Benchmarks").
+# Every benchmark in bench/ at a quick setting, then one table of their figures and ratios (README "Two commands");
+# BENCH_ARGS="--only ingest,frames" or "--skip pages" chooses.
 bench: db
-	DEBUG=true $(BIN)/python -m bench.summary
+	DEBUG=true $(BIN)/python -m bench.summary $(BENCH_ARGS)
 
 # Regenerate the Danish catalogues (.po) and compile them (.mo, committed). Needs GNU gettext
 # (apt-get install gettext); `make run` and `make test` do not.
