@@ -7,7 +7,8 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test test-pgbouncer db db-stop migrate seed lint typecheck pytest clean messages stack stack-down
+.PHONY: run test test-pgbouncer db db-stop migrate seed lint typecheck migrations-check pytest bench clean messages \
+	stack stack-down
 
 $(BIN)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -58,7 +59,7 @@ stack: db
 stack-down: $(BIN)/.installed
 	DEBUG=true $(BIN)/python manage.py stack down
 
-test: db lint typecheck pytest
+test: db lint typecheck migrations-check pytest
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
@@ -66,6 +67,10 @@ lint: $(BIN)/.installed
 
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy .
+
+# Every model change has its migration: fails (and prints what is missing) if makemigrations would write one.
+migrations-check: db
+	DEBUG=true $(BIN)/python manage.py makemigrations --check --dry-run
 
 pytest: db
 	$(BIN)/pytest
@@ -77,6 +82,11 @@ test-pgbouncer: db
 	@set -e; eval "$$(DEBUG=true $(BIN)/python manage.py stack pgbouncer --folder .stack-pgbouncer)"; \
 	status=0; $(BIN)/pytest || status=$$?; \
 	DEBUG=true $(BIN)/python manage.py stack down --folder .stack-pgbouncer >/dev/null; exit $$status
+
+# Every benchmark in bench/ at a quick setting, then one table of their figures and ratios (README "Two commands");
+# BENCH_ARGS="--only ingest,frames" or "--skip pages" chooses.
+bench: db
+	DEBUG=true $(BIN)/python -m bench.summary $(BENCH_ARGS)
 
 # Regenerate the Danish catalogues (.po) and compile them (.mo, committed). Needs GNU gettext
 # (apt-get install gettext); `make run` and `make test` do not.

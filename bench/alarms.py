@@ -277,10 +277,10 @@ def main() -> None:
     import django
 
     django.setup()
-    from tests.conftest import _free_port
+    from tests.servers import free_port
 
     property_id, gateways, cookie = create_fixtures(args.alarms + BURST_COUNT)
-    port = _free_port()
+    port = free_port()
     daphne = start_daphne(url, port)
     base = f"http://127.0.0.1:{port}"
     workers = subprocess.Popen(

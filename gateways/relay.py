@@ -2,13 +2,17 @@
 
 One dedicated autocommit connection (never one from the pool: a pooled
 connection is reset and handed to others, and its LISTEN with it) listens on
-`gateway_alarm` and `settlement_generated`. A notification is only a wake-up
+`gateway_alarm` and `settlement_generated`. An alarm notification is only a wake-up
 call: the relay then reads every alarm whose change number (`change_seq`,
 set in commit order by a trigger, see gateways/migrations/0008) is above its
 cursor, publishes them, and moves the cursor. After every (re)connect it does
 the same before listening, so alarms changed while it was away are delivered
 too; and it does so every ALARM_RELAY_IDLE_CHECK seconds when all is quiet,
-which also proves the connection alive.
+which also proves the connection alive. A `settlement_generated`
+notification is different: it is the whole message, in the settlements
+app's terms (settlements/announcements.py), passed on as an info event
+without reading any settlements table; it is not caught up after a
+reconnect (an info event missed is only an info event).
 
 Fan-out: one Channels group per property (`alarms.property.<id>`), one for
 the system alarms (`alarms.system`, for operators), plus `alarms.all` for
@@ -168,7 +172,7 @@ class AlarmRelay:
             notifies = [n async for n in conn.notifies(timeout=self.idle_check, stop_after=1)]
             for notify in notifies:
                 if notify.channel == SETTLEMENT_CHANNEL:
-                    await self._publish_settlement(conn, notify.payload)
+                    await self._publish_settlement(notify.payload)
             await self._catch_up(conn)
 
     async def _catch_up(self, conn: psycopg.AsyncConnection[Any]) -> None:
@@ -196,8 +200,8 @@ class AlarmRelay:
         for group, events in by_group.items():
             await self._send(group, events)
 
-    async def _publish_settlement(self, conn: psycopg.AsyncConnection[Any], payload: str) -> None:
-        event = await sql.settlement_event(conn, payload)
+    async def _publish_settlement(self, payload: str) -> None:
+        event = settlement_event(payload)
         if event is None:
             return
         for group in (property_group(event["settlement"]["property_id"]), ALL_GROUP):
@@ -206,6 +210,27 @@ class AlarmRelay:
     async def _send(self, group: str, events: list[sql.Payload]) -> None:
         self._group_seq[group] += 1
         await self.layer.group_send(group, group_message(group, self.epoch, self._group_seq[group], events))
+
+
+# The keys of the settlements app's `settlement_generated` payload (settlements/announcements.py, which
+# this app may not import; tests/settlements/test_announcements.py holds the two sides together).
+SETTLEMENT_KEYS = ("id", "property_id", "property", "utility", "period_start", "period_end", "status", "generated_at")
+
+
+def settlement_event(payload: str) -> sql.Payload | None:
+    """The `settlement.generated` event for a `settlement_generated` payload, or None (logged) if it is unusable.
+
+    The payload carries everything the event shows, so the relay reads no
+    settlements table; it passes on exactly the announced keys.
+    """
+    try:
+        announced = json.loads(payload)
+        settlement = {key: announced[key] for key in SETTLEMENT_KEYS}
+        settlement["id"], settlement["property_id"] = int(settlement["id"]), int(settlement["property_id"])
+    except (ValueError, TypeError, KeyError) as exc:
+        logger.warning("%s: unusable payload %r (%s)", SETTLEMENT_CHANNEL, payload, exc)
+        return None
+    return {"type": "settlement.generated", "settlement": settlement}
 
 
 def change_lag(rows: Iterable[sql.Row]) -> float:

@@ -15,14 +15,11 @@
 from __future__ import annotations
 
 import functools
-import json
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.db.backends.utils import CursorWrapper
 from psycopg import AsyncConnection, sql
@@ -33,8 +30,6 @@ from gateways.frames import RawFrameRow
 from gateways.models import Alarm, AlarmType, Gateway, RelayCursor, Severity
 from gateways.payload import Installation, InstallationIndex
 from readings.models import MeterInstallation, MeterType, Property, Unit
-
-logger = logging.getLogger(__name__)
 
 # Find the gateway and count the request in one round trip. The fixed window
 # lives in the gateway row so that every process (and transport) sees the same
@@ -471,45 +466,6 @@ async def save_relay_cursor(conn: AsyncConnection[Any], name: str, change_seq: i
         ).format(table=_table(RelayCursor)),
         [name, change_seq],
     )
-
-
-async def settlement_event(conn: AsyncConnection[Any], payload: str) -> Payload | None:
-    """The `settlement.generated` event for a NOTIFY payload ({"id": …}), or None if it names no settlement.
-
-    The settlements app sits beside this one (neither imports the other), so
-    its table is found through the app registry.
-    """
-    try:
-        settlement_id = int(json.loads(payload)["id"])
-    except (ValueError, TypeError, KeyError) as exc:
-        logger.warning("settlement_generated: unusable payload %r (%s)", payload, exc)
-        return None
-    settlement = apps.get_model("settlements", "Settlement")
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            sql.SQL(
-                "SELECT s.id, s.property_id, p.name AS property_name, s.utility, s.period_start, s.period_end,"
-                " s.status, s.generated_at"
-                " FROM {settlement} s JOIN {property} p ON p.id = s.property_id WHERE s.id = %s"
-            ).format(settlement=_table(settlement), property=_table(Property)),
-            [settlement_id],
-        )
-        row = await cur.fetchone()
-    if row is None:
-        return None
-    return {
-        "type": "settlement.generated",
-        "settlement": {
-            "id": row["id"],
-            "property_id": row["property_id"],
-            "property": row["property_name"],
-            "utility": row["utility"],
-            "period_start": _iso(row["period_start"]),
-            "period_end": _iso(row["period_end"]),
-            "status": row["status"],
-            "generated_at": _iso(row["generated_at"]),
-        },
-    }
 
 
 # --- check_gateways (sync, on the ORM's connection) ------------------------------

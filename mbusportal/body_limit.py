@@ -11,6 +11,14 @@ Refusals speak to whoever sent the request: a gateway gets JSON in English
 like the API's other errors, a person plain text in their language (the
 language cookie, else the browser's Accept-Language), since Django's
 middleware, which would pick it, never runs for them.
+
+Written against Django 5.2.19 (WRITTEN_AGAINST). `BodyLimit` relies on how
+Django's ASGIHandler reads a body: an `http.disconnect` from `receive` makes
+`read_body` raise RequestAborted and the request is dropped without an
+answer, so the refusal sent afterwards is the only one; and it builds an
+`ASGIRequest(scope, body_file)` only to pick a language.
+tests/mbusportal/test_library_internals.py fails, naming what changed, when
+an upgrade moves either.
 """
 
 from __future__ import annotations
@@ -29,6 +37,9 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 
 API_PREFIX = "/api/"
+
+# Versions this module was checked against; tests/mbusportal/test_library_internals.py compares them.
+WRITTEN_AGAINST = {"Django": "5.2.19"}
 
 Scope = Mapping[str, Any]
 Receive = Callable[[], Awaitable[Any]]

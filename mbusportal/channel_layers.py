@@ -10,6 +10,14 @@ sweeps at most once per second (expiry is counted in seconds anyway), builds
 queues only when missing, copies only a message's mutable values (strings
 and numbers are immutable and shared), and sends to a group's channels in
 one loop instead of one task per channel. Otherwise it behaves the same.
+
+Written against Channels 4.3.2 (WRITTEN_AGAINST). It relies on
+InMemoryChannelLayer's internals: `channels` (channel name → asyncio.Queue of
+(expiry time, message) tuples, which the inherited `_clean_expired()` sweeps),
+`groups` (group → {channel: join time}), `expiry`, `get_capacity(channel)` and
+the signatures of `send`, `receive` and `group_send` it overrides.
+tests/mbusportal/test_library_internals.py fails, naming what changed, when an
+upgrade moves any of them.
 """
 
 from __future__ import annotations
@@ -22,6 +30,9 @@ from typing import Any
 
 from channels.exceptions import ChannelFull
 from channels.layers import InMemoryChannelLayer
+
+# Versions this module was checked against; tests/mbusportal/test_library_internals.py compares them.
+WRITTEN_AGAINST = {"channels": "4.3.2"}
 
 SWEEP_INTERVAL_S = 1.0
 _IMMUTABLE = (str, bytes, int, float, bool, type(None))

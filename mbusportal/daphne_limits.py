@@ -21,6 +21,16 @@ What Twisted refuses by itself comes before any request exists, and stays
 as it is: more than 16 kB of headers in all (400), one header line over
 16 kB (the connection closes without an answer). The reverse proxy in front
 refuses those first (README, "Security").
+
+Written against daphne 4.2.3 and Twisted 26.10.0 (WRITTEN_AGAINST). It
+relies on their internals: daphne's HTTPFactory looking the module global
+`daphne.http_protocol.WebRequest` up for every connection (so `install()`
+can replace it), WebRequest being Twisted's `http.Request`, whose
+`gotLength(length)`, `handleContentChunk(data)`,
+`requestReceived(command, path, version)` and `connectionLost(reason)` it
+overrides, and HTTPChannel's private `_command` and `_path`, set before
+`gotLength` is called. tests/mbusportal/test_library_internals.py fails,
+naming what changed, when an upgrade moves any of them.
 """
 
 from __future__ import annotations
@@ -33,6 +43,9 @@ from daphne import http_protocol
 from django.conf import settings
 
 from mbusportal.body_limit import Refusal, max_body_bytes, stalled, too_large
+
+# Versions this module was checked against; tests/mbusportal/test_library_internals.py compares them.
+WRITTEN_AGAINST = {"daphne": "4.2.3", "Twisted": "26.10.0"}
 
 logger = logging.getLogger(__name__)
 

@@ -26,6 +26,15 @@ much is piling up (`unsent_bytes(scope)`), and the application drops the
 client (gateways/consumers.py). It does so through the scope because the
 `send` an application gets is wrapped by the middleware in between
 (Channels' sessions), which hides daphne's.
+
+Written against daphne 4.2.3 and Twisted 26.10.0 (WRITTEN_AGAINST). It
+relies on daphne's `send` being `functools.partial(Server.handle_reply,
+protocol)`, on Twisted's `Request.registerProducer(producer, streaming)`,
+`unregisterProducer()`, `loseConnection()` and `channel`, and on the private
+write buffer of `abstract.FileDescriptor` (`dataBuffer`, `offset`,
+`_tempDataBuffer`, `_tempDataLen`, `disconnected`).
+tests/mbusportal/test_library_internals.py fails, naming what changed, when
+an upgrade moves any of them.
 """
 
 from __future__ import annotations
@@ -40,6 +49,9 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[..., Awaitable[None]]
+
+# Versions this module was checked against; tests/mbusportal/test_library_internals.py compares them.
+WRITTEN_AGAINST = {"daphne": "4.2.3", "Twisted": "26.10.0"}
 
 
 class _SendBufferGate:

@@ -14,6 +14,16 @@ The body is gathered in memory, not spooled through a temporary file: the
 view reads a gateway's payload whole anyway, and BodyLimit (in front of this
 handler) caps it, so the file only copied a daily payload's 200 chunks in
 and out again.
+
+Written against Django 5.2.19 (WRITTEN_AGAINST). It relies on Django's
+internals, not only its API: `BaseHandler.load_middleware(is_async)` and the
+attributes it sets (`_middleware_chain`, `_view_middleware`,
+`_template_response_middleware`, `_exception_middleware`, which
+`_get_response_async(request)` reads), `ASGIHandler.read_body(receive)`
+returning the body file that `create_request(scope, body_file)` takes, and
+SecurityMiddleware/CommonMiddleware's `process_request`/`process_response`
+hooks. tests/mbusportal/test_library_internals.py fails, naming what changed,
+when an upgrade moves any of them.
 """
 
 from __future__ import annotations
@@ -29,6 +39,9 @@ from django.core.handlers.exception import convert_exception_to_response
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.middleware.common import CommonMiddleware
 from django.middleware.security import SecurityMiddleware
+
+# Versions this module was checked against; tests/mbusportal/test_library_internals.py compares them.
+WRITTEN_AGAINST = {"Django": "5.2.19"}
 
 
 class GatewayApiHandler(ASGIHandler):

@@ -8,7 +8,6 @@ often as needed until `settlement_finalise` freezes the lines.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
@@ -22,13 +21,14 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext
 
 from readings.consumption import QUANTUM, Balance, MeterUse, add_amounts, unit_consumption
 from readings.models import MeterType, Tenancy, Unit
 from settlements.allocation import Amounts, Share, allocate
+from settlements.announcements import announce_generated
 from settlements.delivery import queue_statement_emails
 from settlements.models import (
     METER_TYPES,
@@ -141,7 +141,7 @@ class _Piece:
 
 @transaction.atomic
 def settlement_generate(*, settlement: Settlement, now: datetime | None = None) -> list[SettlementLine]:
-    """(Re)compute the lines of a draft settlement; returns them. Announces `settlement_generated` after commit."""
+    """(Re)compute the lines of a draft settlement; returns them. Announces it after commit (announcements.py)."""
     now = now or datetime.now(UTC)
     locked = Settlement.objects.select_for_update().select_related("property").get(pk=settlement.pk)
     if locked.status == SettlementStatus.FINAL:
@@ -176,7 +176,7 @@ def settlement_generate(*, settlement: Settlement, now: datetime | None = None) 
     locked.generated_at = now
     locked.supply_balance = _supply_balance(locked, pieces, meter_types, now)
     locked.save(update_fields=["generated_at", "supply_balance"])
-    transaction.on_commit(lambda: _announce(locked))
+    transaction.on_commit(lambda: announce_generated(locked))
     return lines
 
 
@@ -566,9 +566,3 @@ def _line_meter(line: SettlementLine, part: _MeterPart) -> SettlementLineMeter:
         estimate_method=part.estimate.method if part.estimate else "",
         estimate_basis=part.estimate.basis() if part.estimate else {},
     )
-
-
-def _announce(settlement: Settlement) -> None:
-    payload = json.dumps({"id": settlement.pk, "property_id": settlement.property_id})
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_notify('settlement_generated', %s)", [payload])

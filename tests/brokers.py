@@ -351,3 +351,42 @@ class RetryingGateway:
             else:
                 self.verdicts[key] = answer
                 del self.pending[key]
+
+
+# --- The portal's subscriber: its broker account, and its loop in the test's event loop ---------------
+
+MQTT_SUBSCRIBER_USER = "mbusportal"
+MQTT_SUBSCRIBER_PASSWORD = "subscriber-password-1"
+
+
+def write_mqtt_accounts(broker: Mosquitto, *, reload: bool = False) -> None:
+    """`manage.py mqtt_acl` into the broker's files; reload=True makes the running broker re-read them."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    call_command("mqtt_acl", "--password-file", broker.password_file, "--acl-file", broker.acl_file, stdout=StringIO())
+    if reload:
+        broker.reload()
+
+
+class InProcessSubscriber:
+    """`manage.py mqtt_ingest`'s loop as a task of the test's event loop."""
+
+    def __init__(self) -> None:
+        self.stop_event = asyncio.Event()
+        self.subscribed = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self, wait_s: float = 20.0) -> None:
+        from gateways import mqtt
+
+        self.stop_event, self.subscribed = asyncio.Event(), asyncio.Event()
+        self.task = asyncio.create_task(mqtt.run(self.stop_event, subscribed=self.subscribed))
+        await asyncio.wait_for(self.subscribed.wait(), wait_s)
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.stop_event.set()
+            await asyncio.wait_for(self.task, 30)
+            self.task = None

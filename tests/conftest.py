@@ -1,21 +1,19 @@
-"""Named people and a small building that most tests start from.
+"""Fixtures: named people and a small building that most tests start from, and the servers they use.
 
 alice manages organisation A's building, bob is her colleague, charlie
 manages another organisation and must see nothing of A; tina is the tenant.
+
+Only fixtures (and pytest hooks) live here; the helpers they are built from
+are plain modules that tests import too: tests/factories.py (data builders),
+tests/servers.py (daphne, redis-server, free ports), tests/brokers.py
+(Mosquitto and the MQTT subscriber), tests/smtp.py.
 """
 
 import asyncio
-import collections
 import os
-import socket
-import subprocess
-import sys
-import threading
 import time
-import urllib.request
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -24,8 +22,8 @@ from django.db import connections
 from django.utils import translation
 
 from mbusportal import db
-
-PROJECT = Path(__file__).resolve().parents[1]
+from tests.factories import add_supply_heat_meter, two_heated_units
+from tests.servers import drain_output, redis_binary, start_daphne, start_redis, stop_daphne
 
 
 def pytest_collection_modifyitems(config, items):
@@ -188,63 +186,6 @@ def _empty_the_job_queue(request, django_db_blocker):
     connections["default"].close()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _test_database_url() -> str:
-    db_settings = settings.DATABASES["default"]
-    return (
-        f"postgres://{db_settings['USER']}:{db_settings['PASSWORD']}@{db_settings['HOST']}:{db_settings['PORT']}"
-        f"/{db_settings['NAME']}"
-    )
-
-
-def start_daphne(port: int | None = None, **env: str) -> tuple[str, subprocess.Popen[str]]:
-    """A real daphne process serving the portal on the test database; returns its base URL.
-
-    Its output is a pipe for the caller to read; one that outlives a test must
-    be drained (`drain_output`), or daphne stalls once the pipe is full.
-    """
-    port = port or _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "mbusportal.asgi:application"],
-        cwd=PROJECT,
-        env={
-            **os.environ,
-            "DATABASE_URL": _test_database_url(),
-            "DJANGO_SETTINGS_MODULE": "mbusportal.settings",
-            **env,
-        },
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(base + "/health", timeout=2).close()
-            return base, process
-        except OSError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                pytest.fail("daphne did not come up:\n" + process.communicate()[0])
-            time.sleep(0.2)
-
-
-def stop_daphne(process: subprocess.Popen[str]) -> None:
-    if process.poll() is None:
-        process.terminate()
-    try:
-        process.communicate(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.communicate()
-
-
 @pytest.fixture(scope="session")
 def daphne_server(django_db_setup):
     """One daphne process for the session; tests using it must commit (transaction=True).
@@ -258,18 +199,6 @@ def daphne_server(django_db_setup):
     drain_output(process)
     yield base
     stop_daphne(process)
-
-
-def drain_output(process: subprocess.Popen[str], keep_lines: int = 1000) -> collections.deque[str]:
-    """Read a long-lived process's output as it comes, keeping the last `keep_lines` lines.
-
-    Unread, the pipe fills (64 KiB of log lines over a session) and the process
-    blocks in its next log call: a daphne then answers nothing at all.
-    """
-    tail: collections.deque[str] = collections.deque(maxlen=keep_lines)
-    assert process.stdout is not None
-    threading.Thread(target=tail.extend, args=(process.stdout,), daemon=True).start()
-    return tail
 
 
 @pytest.fixture
@@ -294,60 +223,6 @@ def water_meter(unit, gateway):
 
 
 # --- Consumption pages (readings.consumption) ---------------------------------------------------------
-
-
-def ingest_now(property_id, rows):
-    """readings.ingest from sync code, even where an event loop already runs in this thread (Playwright)."""
-    import asyncio
-    from concurrent.futures import ThreadPoolExecutor
-
-    import psycopg
-
-    from readings.ingest import ingest
-
-    async def write():
-        async with await psycopg.AsyncConnection.connect(db.conninfo()) as conn:
-            return await ingest(conn, property_id=property_id, rows=rows)
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, write()).result()
-
-
-def hourly_rows(installation, start, end, *, first=Decimal(0), per_hour=Decimal(1)):
-    """ReadingRows every hour in [start, end), the register rising `per_hour` from `first`."""
-    from datetime import timedelta
-
-    from readings.ingest import ReadingRow
-
-    # Step in UTC: an hour added to a local wall-clock time is no hour on DST days.
-    rows, when, value, end = [], start.astimezone(UTC), first, end.astimezone(UTC)
-    while when < end:
-        rows.append(ReadingRow(installation.pk, when, value, installation.register_unit, installation.meter_type))
-        when, value = when + timedelta(hours=1), value + per_hour
-    return rows
-
-
-def two_heated_units(prop, unit, gateway, start, end, neighbour_end):
-    """`unit` and a new 2 th (50 m²) with a kWh heat meter each, read every hour from `start`: 1 kWh an hour
-    to `end` in `unit`, 2 kWh an hour to `neighbour_end` in 2 th. Returns 2 th and the meters by unit label."""
-    from readings.models import MeterInstallation, Unit
-
-    neighbour = Unit.objects.create(property=prop, label="2 th", floor_area_m2=Decimal("50"))
-    meters = {}
-    for per_hour, (owner, serial, until) in enumerate(
-        [(unit, "20000001", end), (neighbour, "20000002", neighbour_end)], start=1
-    ):
-        meters[owner.label] = MeterInstallation.objects.create(
-            unit=owner,
-            gateway=gateway,
-            meter_serial=serial,
-            manufacturer="KAM",
-            meter_type="heat",
-            register_unit="kWh",
-            installed_at=start,
-        )
-        ingest_now(prop.pk, hourly_rows(meters[owner.label], start, until, per_hour=Decimal(per_hour)))
-    return neighbour, meters
 
 
 @pytest.fixture
@@ -379,9 +254,6 @@ def consumption_building(prop, unit, gateway, tina, paul):
 
 # --- MQTT ingestion: a real Mosquitto per test, the subscriber in-process ---------------
 
-MQTT_SUBSCRIBER_USER = "mbusportal"
-MQTT_SUBSCRIBER_PASSWORD = "subscriber-password-1"
-
 
 @pytest.fixture
 def mosquitto(tmp_path, settings, gateway_token):
@@ -389,7 +261,13 @@ def mosquitto(tmp_path, settings, gateway_token):
 
     settings.MQTT points at it with the subscriber's account and a client id of its own.
     """
-    from tests.brokers import Mosquitto, mosquitto_binary
+    from tests.brokers import (
+        MQTT_SUBSCRIBER_PASSWORD,
+        MQTT_SUBSCRIBER_USER,
+        Mosquitto,
+        mosquitto_binary,
+        write_mqtt_accounts,
+    )
 
     binary = mosquitto_binary()
     if binary is None:
@@ -447,41 +325,10 @@ def dynsec_broker(tmp_path, settings):
     local.stop()
 
 
-def write_mqtt_accounts(broker, *, reload=False):
-    """`manage.py mqtt_acl` into the broker's files; reload=True makes the running broker re-read them."""
-    from io import StringIO
-
-    from django.core.management import call_command
-
-    call_command("mqtt_acl", "--password-file", broker.password_file, "--acl-file", broker.acl_file, stdout=StringIO())
-    if reload:
-        broker.reload()
-
-
-class InProcessSubscriber:
-    """`manage.py mqtt_ingest`'s loop as a task of the test's event loop."""
-
-    def __init__(self):
-        self.stop_event = asyncio.Event()
-        self.subscribed = asyncio.Event()
-        self.task = None
-
-    async def start(self, wait_s=20.0):
-        from gateways import mqtt
-
-        self.stop_event, self.subscribed = asyncio.Event(), asyncio.Event()
-        self.task = asyncio.create_task(mqtt.run(self.stop_event, subscribed=self.subscribed))
-        await asyncio.wait_for(self.subscribed.wait(), wait_s)
-
-    async def stop(self):
-        if self.task is not None:
-            self.stop_event.set()
-            await asyncio.wait_for(self.task, 30)
-            self.task = None
-
-
 @pytest.fixture
 async def mqtt_subscriber(mosquitto, fresh_pool):
+    from tests.brokers import InProcessSubscriber
+
     running = InProcessSubscriber()
     await running.start()
     yield running
@@ -538,20 +385,6 @@ def other_meter(other_prop, other_gateway):
 # --- Live alarm dashboard ---------------------------------------------------------
 
 
-def create_alarm(gateway, *, installation=None, type="low_battery", severity="warning", message="Battery low"):
-    """An alarm of `gateway`'s property, committed (or not) with the caller's transaction."""
-    from gateways.models import Alarm
-
-    return Alarm.objects.create(
-        gateway=gateway,
-        installation=installation,
-        property_id=gateway.property_id,
-        type=type,
-        severity=severity,
-        message=message,
-    )
-
-
 @pytest.fixture
 def channel_layer():
     """A fresh in-memory channel layer for this test's event loop."""
@@ -566,7 +399,6 @@ def channel_layer():
 @pytest.fixture
 async def alarm_relay(channel_layer):
     """The alarm relay on the test database, publishing to `channel_layer`, caught up and listening."""
-    import asyncio
     import contextlib
 
     from gateways.relay import AlarmRelay
@@ -580,83 +412,21 @@ async def alarm_relay(channel_layer):
         await task
 
 
-def session_cookie(user) -> str:
-    """A `Cookie` header value logging `user` in (a real, committed session)."""
-    from django.test import Client
-
-    client = Client()
-    client.force_login(user)
-    return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
-
-
 @pytest.fixture
 def redis_url(tmp_path):
     """A redis-server of our own on a free port (skips without the binary unless REQUIRE_REDIS=1)."""
-    import shutil
-
-    binary = shutil.which("redis-server") or (
-        "/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None
-    )
+    binary = redis_binary()
     if binary is None:
         if os.environ.get("REQUIRE_REDIS") == "1":
             pytest.fail("REQUIRE_REDIS=1 but redis-server is not installed (apt-get install redis-server)")
         pytest.skip("redis-server is not installed (apt-get install redis-server); CI sets REQUIRE_REDIS=1")
-    port = _free_port()
-    process = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(tmp_path),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-                sock.sendall(b"PING\r\n")
-                if sock.recv(16).startswith(b"+PONG"):
-                    break
-        except OSError:
-            pass
-        if time.monotonic() > deadline or process.poll() is not None:
-            process.kill()
-            pytest.fail("redis-server did not come up:\n" + process.communicate()[0])
-        time.sleep(0.1)
-    yield f"redis://127.0.0.1:{port}/0"
+    url, process = start_redis(binary, tmp_path)
+    yield url
     process.terminate()
     process.communicate(timeout=10)
 
 
 # --- The building's own supply meter --------------------------------------------------------------
-
-
-def add_supply_heat_meter(prop, gateway, start, end, *, per_hour=Decimal(4), serial="20000009"):
-    """A supply unit (area 0) with a heat meter read every hour in [start, end), rising `per_hour` from 0."""
-    from readings.models import MeterInstallation, Unit, UnitKind
-
-    supply = Unit.objects.create(property=prop, label="Forsyning", floor_area_m2=Decimal(0), kind=UnitKind.SUPPLY)
-    meter = MeterInstallation.objects.create(
-        unit=supply,
-        gateway=gateway,
-        meter_serial=serial,
-        manufacturer="KAM",
-        meter_type="heat",
-        register_unit="kWh",
-        installed_at=start,
-    )
-    ingest_now(prop.pk, hourly_rows(meter, start, end, per_hour=per_hour))
-    return meter
 
 
 @pytest.fixture
@@ -668,22 +438,6 @@ def supply_building(consumption_building, prop, gateway):
     cph = zoneinfo.ZoneInfo("Europe/Copenhagen")
     meter = add_supply_heat_meter(prop, gateway, datetime(2024, 12, 1, tzinfo=cph), datetime(2025, 4, 2, tzinfo=cph))
     return {**consumption_building, "supply_meter": meter, "supply": meter.unit}
-
-
-def recent_supply_building(prop, unit, gateway, *, months=8, dead_from=None):
-    """Up to now: 1 tv's heat meter rising 1 kWh an hour, 2 th's 2 and the supply meter 4, hourly from the
-    local first of the month `months` months ago. 2 th's meter stops at `dead_from` (when given)."""
-    from datetime import timedelta
-
-    from readings.consumption import add_months, first_of_month, local_day
-
-    zone = prop.zone
-    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    start = datetime.combine(add_months(first_of_month(local_day(now, zone)), -months), datetime.min.time(), zone)
-    end = now + timedelta(hours=1)
-    neighbour, meters = two_heated_units(prop, unit, gateway, start, end, dead_from or end)
-    supply = add_supply_heat_meter(prop, gateway, start, now + timedelta(hours=1))
-    return {"start": start, "now": now, "neighbour": neighbour, "meters": meters, "supply_meter": supply}
 
 
 @pytest.fixture

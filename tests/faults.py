@@ -18,11 +18,11 @@ from websockets.asyncio.client import connect
 from websockets.typing import Origin
 
 from mbusportal import db
-from tests.conftest import start_daphne, stop_daphne
+from tests.servers import start_daphne, stop_daphne
 
 
 class Server:
-    """A daphne process serving the test database (tests.conftest.start_daphne).
+    """A daphne process serving the test database (tests.servers.start_daphne).
 
     Both of its pools tag their connections with an application_name of its
     own (PGAPPNAME for the ORM's, DB_APPLICATION_NAME for the async pool's), so

@@ -26,7 +26,7 @@ from websockets.asyncio.client import connect
 from websockets.typing import Origin
 
 from tests.brokers import MqttGateway
-from tests.conftest import session_cookie
+from tests.factories import session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

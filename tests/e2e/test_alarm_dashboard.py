@@ -5,8 +5,9 @@ import time
 import pytest
 
 from gateways.models import Alarm
-from tests.conftest import create_alarm, start_daphne, stop_daphne
 from tests.e2e.conftest import log_in
+from tests.factories import create_alarm
+from tests.servers import start_daphne, stop_daphne
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -10,8 +10,8 @@ import pytest
 from readings.models import Tenancy, Unit
 from settlements.models import Settlement
 from settlements.services import settlement_finalise, settlement_generate
-from tests.conftest import create_alarm
 from tests.e2e.conftest import log_in
+from tests.factories import create_alarm
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -10,7 +10,7 @@ import pytest
 from readings.ingest import ReadingRow
 from settlements.models import Settlement
 from settlements.services import settlement_finalise, settlement_generate
-from tests.conftest import ingest_now, session_cookie
+from tests.factories import ingest_now, session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

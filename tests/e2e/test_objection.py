@@ -10,8 +10,8 @@ import pytest
 
 from settlements.models import AcontoPayment, Objection, ObjectionStatus, Settlement
 from settlements.services import settlement_finalise, settlement_generate
-from tests.conftest import start_daphne, stop_daphne
 from tests.e2e.conftest import log_in
+from tests.servers import start_daphne, stop_daphne
 from tests.settlements.test_objections import NOW, PDF, hand_over_the_letters
 
 pytestmark = pytest.mark.django_db(transaction=True)

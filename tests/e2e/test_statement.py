@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from tests.conftest import session_cookie
+from tests.factories import session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -9,7 +9,7 @@ import pytest
 from settlements.delivery import deliver_statements
 from settlements.models import Settlement
 from settlements.services import settlement_finalise, settlement_generate
-from tests.conftest import session_cookie
+from tests.factories import session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

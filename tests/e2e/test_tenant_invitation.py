@@ -6,8 +6,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.conftest import start_daphne, stop_daphne
 from tests.e2e.conftest import log_in
+from tests.servers import start_daphne, stop_daphne
 from tests.smtp import SMTPServer
 from tests.tenants.helpers import link_in
 

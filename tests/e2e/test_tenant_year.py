@@ -17,9 +17,10 @@ from pypdf import PdfReader
 from readings.models import Tenancy
 from settlements.models import Objection, ObjectionStatus, Settlement, SettlementStatus
 from settlements.services import settlement_finalise, settlement_generate
-from tests.conftest import start_daphne, stop_daphne, two_heated_units
 from tests.e2e.conftest import log_in
 from tests.e2e.test_objection import fits, shot, watched_context
+from tests.factories import two_heated_units
+from tests.servers import start_daphne, stop_daphne
 from tests.settlements.test_objections import PDF, hand_over_the_letters
 from tests.tenants.helpers import link_in
 

@@ -15,7 +15,7 @@ from gateways.models import Alarm
 from gateways.relay import group_message, property_group
 from gateways.routing import websocket_urlpatterns
 from mbusportal import db
-from tests.conftest import create_alarm, session_cookie
+from tests.factories import create_alarm, session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

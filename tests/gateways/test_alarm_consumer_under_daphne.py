@@ -20,7 +20,8 @@ from websockets.uri import parse_uri
 from gateways import consumers
 from gateways.models import Alarm
 from mbusportal import db
-from tests.conftest import create_alarm, session_cookie, start_daphne, stop_daphne
+from tests.factories import create_alarm, session_cookie
+from tests.servers import start_daphne, stop_daphne
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 from gateways import notifications
 from gateways.models import Alarm, AlarmNotification, AlarmSubscription, NotificationKind
 from mbusportal.jobs import app
-from tests.conftest import create_alarm
+from tests.factories import create_alarm
 from tests.smtp import REFUSED_DOMAIN
 
 pytestmark = pytest.mark.django_db

@@ -4,7 +4,7 @@ import pytest
 from django.test import Client
 
 from gateways.models import Alarm
-from tests.conftest import create_alarm
+from tests.factories import create_alarm
 
 pytestmark = pytest.mark.django_db
 

@@ -15,8 +15,7 @@ from django.urls import reverse
 from gateways import broker, dynsec
 from gateways.models import Gateway
 from readings.models import Reading
-from tests.brokers import MqttGateway, Session, login
-from tests.conftest import InProcessSubscriber
+from tests.brokers import InProcessSubscriber, MqttGateway, Session, login
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

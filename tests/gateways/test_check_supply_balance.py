@@ -1,6 +1,6 @@
 """check_supply_balance: one alarm when the last month's unaccounted share jumps, cleared when it is back.
 
-recent_supply_building (tests/conftest.py): up to now, 1 tv 1 kWh an hour, 2 th 2
+recent_supply_building (tests/factories.py): up to now, 1 tv 1 kWh an hour, 2 th 2
 and the supply meter 4, so a quarter of the supply is usually unaccounted for.
 """
 
@@ -12,7 +12,7 @@ from django.core.management import call_command
 
 from gateways.models import Alarm, AlarmType
 from readings.consumption import add_months, day_start, first_of_month, local_day
-from tests.conftest import hourly_rows, ingest_now, recent_supply_building
+from tests.factories import hourly_rows, ingest_now, recent_supply_building
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -11,8 +11,7 @@ import pytest
 
 from gateways.local_broker import SHIPPED_CONFIG
 from readings.models import Reading
-from tests.brokers import MqttGateway, RetryingGateway
-from tests.conftest import InProcessSubscriber
+from tests.brokers import InProcessSubscriber, MqttGateway, RetryingGateway
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

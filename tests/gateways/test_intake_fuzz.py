@@ -24,9 +24,9 @@ from hypothesis import strategies as st
 
 from gateways import mqtt
 from mbusportal import db
-from tests.brokers import MqttGateway
-from tests.conftest import InProcessSubscriber, drain_output, start_daphne, stop_daphne
+from tests.brokers import InProcessSubscriber, MqttGateway
 from tests.gateways.mbus_frames import multical_602
+from tests.servers import drain_output, start_daphne, stop_daphne
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

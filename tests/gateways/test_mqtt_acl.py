@@ -11,8 +11,7 @@ from django.core.management import CommandError, call_command
 
 from gateways.models import Gateway
 from readings.models import Property
-from tests.brokers import MqttGateway
-from tests.conftest import MQTT_SUBSCRIBER_PASSWORD, MQTT_SUBSCRIBER_USER, write_mqtt_accounts
+from tests.brokers import MQTT_SUBSCRIBER_PASSWORD, MQTT_SUBSCRIBER_USER, MqttGateway, write_mqtt_accounts
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

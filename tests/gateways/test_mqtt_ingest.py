@@ -27,15 +27,15 @@ from gateways import mqtt, topics
 from gateways.models import Alarm, Gateway
 from mbusportal import db
 from readings.models import Reading, ReadingDaily
-from tests.brokers import MqttGateway, TcpProxy
-from tests.conftest import (
+from tests.brokers import (
     MQTT_SUBSCRIBER_PASSWORD,
     MQTT_SUBSCRIBER_USER,
-    PROJECT,
     InProcessSubscriber,
-    _test_database_url,
+    MqttGateway,
+    TcpProxy,
     write_mqtt_accounts,
 )
+from tests.servers import PROJECT, database_url
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -295,7 +295,7 @@ class MqttIngestCommand:
         self.env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "mbusportal.settings",
-            "DATABASE_URL": _test_database_url(),
+            "DATABASE_URL": database_url(),
             "MQTT_URL": f"mqtt://{MQTT_SUBSCRIBER_USER}:{MQTT_SUBSCRIBER_PASSWORD}@127.0.0.1:{port}",
             "MQTT_CLIENT_ID": "test-ingest-command",
         }

@@ -12,7 +12,7 @@ from django.db import transaction
 from gateways.models import Alarm
 from gateways.relay import ALL_GROUP, AlarmRelay, property_group
 from mbusportal import db
-from tests.conftest import create_alarm
+from tests.factories import create_alarm
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -256,6 +256,7 @@ async def test_it_lets_only_one_exclusive_relay_publish(channel_layer, gateway):
 
 
 async def test_it_relays_a_generated_settlement_as_an_info_event(alarm_relay, channel_layer, prop):
+    from settlements.announcements import generated_payload
     from settlements.models import Settlement
 
     channel = await listen(channel_layer, property_group(prop.pk))
@@ -263,7 +264,8 @@ async def test_it_relays_a_generated_settlement_as_an_info_event(alarm_relay, ch
         property=prop, utility="heat", period_start="2025-01-01", period_end="2026-01-01", total_cost_dkk=1000
     )
     async with await psycopg.AsyncConnection.connect(db.conninfo(direct=True), autocommit=True) as conn:
-        await conn.execute("SELECT pg_notify('settlement_generated', %s)", [json.dumps({"id": settlement.pk})])
+        announced = json.dumps(generated_payload(settlement))
+        await conn.execute("SELECT pg_notify('settlement_generated', %s)", [announced])
         await conn.execute("SELECT pg_notify('settlement_generated', 'not json')")
     [event] = events(await drain(channel_layer, channel))
     assert event["type"] == "settlement.generated"
@@ -290,9 +292,9 @@ def scratch_postgres(tmp_path):
     import subprocess
     import sys
 
-    from tests.conftest import PROJECT, _free_port
+    from tests.servers import PROJECT, free_port
 
-    directory, port = tmp_path / "pgdata", _free_port()
+    directory, port = tmp_path / "pgdata", free_port()
     _embedded("start", directory, port)
     url = f"postgres://postgres@127.0.0.1:{port}/mbusportal"
     try:

@@ -14,7 +14,8 @@ import pytest
 from asgiref.sync import sync_to_async
 from websockets.asyncio.client import connect
 
-from tests.conftest import PROJECT, _test_database_url, create_alarm, session_cookie, start_daphne
+from tests.factories import create_alarm, session_cookie
+from tests.servers import PROJECT, database_url, start_daphne
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -28,7 +29,7 @@ class RelayProcess:
             cwd=PROJECT,
             env={
                 **os.environ,
-                "DATABASE_URL": _test_database_url(),
+                "DATABASE_URL": database_url(),
                 "DJANGO_SETTINGS_MODULE": "mbusportal.settings",
                 "DEBUG": "true",
                 "REDIS_URL": redis_url,

@@ -11,7 +11,7 @@ from gateways.models import Alarm, AlarmType, RawFrame
 from gateways.tasks import check_gateways_job, check_supply_balance_job, purge_raw_frames_job
 from mbusportal.jobs import app
 from readings.consumption import add_months, day_start, first_of_month, local_day
-from tests.conftest import recent_supply_building
+from tests.factories import recent_supply_building
 from tests.jobs import jobs_with_status, run_queued_jobs
 
 pytestmark = pytest.mark.django_db(transaction=True)

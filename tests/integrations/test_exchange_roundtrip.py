@@ -24,7 +24,7 @@ from readings.ingest import ReadingRow
 from readings.models import MeterInstallation, Property, Unit
 from settlements.models import Settlement
 from settlements.services import settlement_generate
-from tests.conftest import ingest_now
+from tests.factories import ingest_now
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -14,9 +14,9 @@ from asgiref.sync import sync_to_async
 
 from integrations import stream
 from mbusportal.db import conninfo
-from tests.conftest import start_daphne, stop_daphne
 from tests.integrations.helpers import auth, issue_key, ndjson
 from tests.readings.export_helpers import add_units_with_meters, insert_hourly_readings
+from tests.servers import start_daphne, stop_daphne
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -18,7 +18,8 @@ from django.urls import reverse
 from mbusportal.body_limit import BodyLimit
 from mbusportal.gateway_handler import GatewayApiHandler
 from readings import imports
-from tests.conftest import drain_output, session_cookie, start_daphne, stop_daphne
+from tests.factories import session_cookie
+from tests.servers import drain_output, start_daphne, stop_daphne
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.conftest import PROJECT
+from tests.servers import PROJECT
 
 pytestmark = pytest.mark.django_db
 

@@ -15,7 +15,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 from websockets.typing import Origin
 
-from tests.conftest import create_alarm, session_cookie
+from tests.factories import create_alarm, session_cookie
 from tests.faults import Server, allow_connections, request, terminate_connections
 
 pytestmark = pytest.mark.django_db(transaction=True)

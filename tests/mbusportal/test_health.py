@@ -7,7 +7,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from mbusportal import db
-from tests.conftest import session_cookie
+from tests.factories import session_cookie
 from tests.faults import Server, request, terminate_connections, wait_for_connections
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -24,8 +24,8 @@ from gateways.models import Alarm, AlarmType
 from gateways.tasks import check_gateways_job
 from mbusportal import db
 from mbusportal.jobs import RETRY, app, retry_stalled_jobs
-from tests.conftest import PROJECT, _test_database_url
 from tests.jobs import jobs_with_status, run_queued_jobs
+from tests.servers import PROJECT, database_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -40,7 +40,7 @@ class Worker:
             cwd=PROJECT,
             env={
                 **os.environ,
-                "DATABASE_URL": _test_database_url(),
+                "DATABASE_URL": database_url(),
                 "DJANGO_SETTINGS_MODULE": "mbusportal.settings",
                 "JOBS_POLL_INTERVAL_S": "0.5",
                 **env,

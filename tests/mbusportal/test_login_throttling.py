@@ -18,7 +18,8 @@ from django.test import Client, RequestFactory
 from websockets.asyncio.client import connect
 
 from mbusportal.login_throttling import client_ip
-from tests.conftest import session_cookie, start_daphne, stop_daphne
+from tests.factories import session_cookie
+from tests.servers import start_daphne, stop_daphne
 
 LIMIT = 5
 LOCKED_OUT = "Too many failed log-in attempts"

@@ -18,8 +18,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from websockets.sync.client import connect
 from websockets.typing import Origin
 
-from tests.conftest import PROJECT, session_cookie, start_daphne, stop_daphne
+from tests.factories import session_cookie
 from tests.gateways.test_mqtt_ingest import gateway_client, payload
+from tests.servers import PROJECT, start_daphne, stop_daphne
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -7,7 +7,7 @@ import pytest
 from django.db import connections
 
 from mbusportal import db, pools
-from tests.conftest import session_cookie
+from tests.factories import session_cookie
 from tests.faults import Server, allow_connections, terminate_connections, wait_for_connections
 
 pytestmark = pytest.mark.django_db(transaction=True)

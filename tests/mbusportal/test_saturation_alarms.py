@@ -17,7 +17,8 @@ from websockets.typing import Origin
 
 from gateways.models import Alarm, AlarmType
 from gateways.system_alarms import PoolWatch
-from tests.conftest import session_cookie, start_daphne, stop_daphne
+from tests.factories import session_cookie
+from tests.servers import start_daphne, stop_daphne
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

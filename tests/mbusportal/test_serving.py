@@ -6,7 +6,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import start_daphne, stop_daphne
+from tests.servers import start_daphne, stop_daphne
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -4,7 +4,7 @@ import pytest
 from django.contrib.auth.models import Permission
 
 from gateways.models import Alarm, AlarmType, Severity
-from tests.conftest import start_daphne, stop_daphne
+from tests.servers import start_daphne, stop_daphne
 
 pytestmark = pytest.mark.django_db
 
@@ -64,7 +64,7 @@ def test_it_links_the_system_page_from_the_admin_and_the_dashboard_for_operators
 def test_it_is_served_by_daphne_with_the_content_security_policy(olga):
     import urllib.request
 
-    from tests.conftest import session_cookie
+    from tests.factories import session_cookie
 
     base, process = start_daphne()
     try:

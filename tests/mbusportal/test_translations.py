@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from tests.conftest import PROJECT
+from tests.servers import PROJECT
 
 CATALOGUES = sorted(path for path in PROJECT.glob("*/locale/da/LC_MESSAGES/django.po") if ".venv" not in path.parts)
 CATALOGUES += [PROJECT / "locale/da/LC_MESSAGES/django.po"]

@@ -8,7 +8,7 @@ import pytest
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 
 from mbusportal import db
-from tests.conftest import create_alarm, session_cookie
+from tests.factories import create_alarm, session_cookie
 from tests.faults import Server, request, terminate_when_waiting_for_a_lock
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -19,7 +19,7 @@ from readings.export import ExportSlice, stream_consumption
 from readings.ingest import ReadingRow
 from readings.models import MeterInstallation, Unit
 from readings.reports import unit_report
-from tests.conftest import hourly_rows, ingest_now
+from tests.factories import hourly_rows, ingest_now
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -26,7 +26,7 @@ from readings.consumption import (
     unit_consumption,
 )
 from readings.models import MeterInstallation, ReadingDaily, Unit
-from tests.conftest import hourly_rows, ingest_now
+from tests.factories import hourly_rows, ingest_now
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -55,7 +55,7 @@ async def test_it_shows_the_tenant_where_each_register_of_the_month_came_from(co
     from zoneinfo import ZoneInfo
 
     from readings.ingest import ReadingRow
-    from tests.conftest import ingest_now
+    from tests.factories import ingest_now
 
     meter = consumption_building["meters"]["1 tv"]
     # The reading at 1 Feb 00:00 (really 1,488 kWh) arrives as 0.
@@ -186,7 +186,7 @@ async def test_it_does_not_list_a_meter_that_reported_recently(prop, unit, gatew
     from datetime import UTC, datetime, timedelta
 
     from readings.models import MeterInstallation
-    from tests.conftest import hourly_rows, ingest_now
+    from tests.factories import hourly_rows, ingest_now
 
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     meter = await MeterInstallation.objects.acreate(

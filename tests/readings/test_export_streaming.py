@@ -14,8 +14,8 @@ import pytest
 from django.test import Client
 
 from mbusportal.db import conninfo
-from tests.conftest import start_daphne, stop_daphne
 from tests.readings.export_helpers import add_units_with_meters, insert_hourly_readings
+from tests.servers import start_daphne, stop_daphne
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -147,7 +147,7 @@ def cell(row: str, name: str) -> str:
 async def test_it_shows_supply_units_difference_and_share_per_month_on_the_property_page(
     prop, unit, gateway, alice, fresh_pool
 ):
-    from tests.conftest import recent_supply_building
+    from tests.factories import recent_supply_building
 
     building = await sync_to_async(recent_supply_building)(prop, unit, gateway, months=3)
     client = AsyncClient()
@@ -170,7 +170,7 @@ async def test_it_shows_supply_units_difference_and_share_per_month_on_the_prope
 
 
 async def test_it_formats_the_balance_for_danish(prop, unit, gateway, alice, fresh_pool):
-    from tests.conftest import recent_supply_building
+    from tests.factories import recent_supply_building
 
     building = await sync_to_async(recent_supply_building)(prop, unit, gateway, months=2)
     client = AsyncClient()

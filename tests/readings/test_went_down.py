@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from readings import went_down
 from readings.ingest import ReadingRow
 from readings.models import MeterInstallation
-from tests.conftest import ingest_now
+from tests.factories import ingest_now
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

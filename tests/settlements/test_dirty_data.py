@@ -18,7 +18,7 @@ from readings.ingest import ReadingRow
 from readings.models import MeterInstallation, Tenancy, Unit
 from settlements.models import EstimateMethod, Settlement
 from settlements.services import settlement_generate
-from tests.conftest import hourly_rows, ingest_now
+from tests.factories import hourly_rows, ingest_now
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

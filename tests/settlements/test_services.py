@@ -12,7 +12,7 @@ from readings.consumption import QUANTUM
 from readings.models import MeterInstallation, Unit
 from settlements.models import AcontoPayment, EstimateMethod, SettlementStatus
 from settlements.services import SettlementError, default_period, settlement_finalise, settlement_generate
-from tests.conftest import hourly_rows, ingest_now
+from tests.factories import hourly_rows, ingest_now
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -87,7 +87,18 @@ def test_it_announces_the_generated_settlement_after_commit(heat_settlement):
         listener.execute("LISTEN settlement_generated")
         settlement_generate(settlement=heat_settlement, now=NOW)
         payloads = [json.loads(n.payload) for n in listener.notifies(timeout=1, stop_after=1)]
-    assert payloads == [{"id": heat_settlement.pk, "property_id": heat_settlement.property_id}]
+    assert payloads == [
+        {
+            "id": heat_settlement.pk,
+            "property_id": heat_settlement.property_id,
+            "property": "Solvej 1",
+            "utility": "heat",
+            "period_start": "2024-12-01",
+            "period_end": "2025-04-01",
+            "status": "draft",
+            "generated_at": NOW.isoformat(),
+        }
+    ]
 
 
 def test_it_estimates_a_unit_without_a_meter_from_the_property_average(heat_settlement, prop):

@@ -11,7 +11,7 @@ from typing import Any
 
 from readings.ingest import ReadingRow
 from readings.models import MeterInstallation, Tenancy, Unit
-from tests.conftest import ingest_now
+from tests.factories import ingest_now
 
 CPH = zoneinfo.ZoneInfo("Europe/Copenhagen")
 READ_FROM = datetime(2024, 1, 1, tzinfo=CPH)

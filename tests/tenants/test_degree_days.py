@@ -185,7 +185,7 @@ TABLE = {
 @pytest.fixture
 def heated(prop, unit, gateway, tina, settings):
     """1 tv with a heat meter read twice a day since 1 Sep 2023; tina has lived there since 1 Aug 2023."""
-    from tests.conftest import ingest_now
+    from tests.factories import ingest_now
 
     settings.HEATING_SEASON_MONTHS = frozenset({10, 11, 12, 1, 2, 3, 4})
     prop.degree_day_region = "Denmark"

@@ -10,7 +10,7 @@ from django.urls import reverse
 from gateways import notifications
 from gateways.models import LeakAlarmOptIn
 from readings.models import MeterInstallation, Tenancy, Unit
-from tests.conftest import create_alarm
+from tests.factories import create_alarm
 
 pytestmark = pytest.mark.django_db
 

@@ -154,7 +154,7 @@ def test_it_estimates_allocator_units_in_kwh_from_the_supply_meter(prop, gateway
         allocator = meter(unit, gateway, "hca", "units", "QDS", 40_000_010 + number)
         rows += readings(allocator, Decimal("0.5") * (number + 1), seed=10 + number)
         dwellings.append(Tenancy.objects.create(unit=unit, tenant=users[number], move_in=date(2024, 1, 1)))
-    from tests.conftest import ingest_now
+    from tests.factories import ingest_now
 
     ingest_now(prop.pk, rows)
     month, following = date(2024, 12, 1), date(2025, 1, 1)
