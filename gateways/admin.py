@@ -104,7 +104,7 @@ class OpenAlarmInline(ScopedTabularInline[Alarm]):
     fk_name = "gateway"
     verbose_name = _("open alarm")
     verbose_name_plural = _("open alarms")
-    fields = ("severity_badge", "type", "installation", "message", "raised_at", "acknowledged")
+    fields = ("severity_badge", "type", "installation", "text", "raised_at", "acknowledged")
     readonly_fields = fields
     extra = 0
     max_num = 0
@@ -122,6 +122,10 @@ class OpenAlarmInline(ScopedTabularInline[Alarm]):
     @admin.display(description=_("severity"))
     def severity_badge(self, obj: Alarm) -> str:
         return badge(obj.severity, obj.get_severity_display())
+
+    @admin.display(description=_("message"))
+    def text(self, obj: Alarm) -> str:
+        return obj.text()
 
     @admin.display(description=_("acknowledged"))
     def acknowledged(self, obj: Alarm) -> str:
@@ -315,7 +319,7 @@ class AlarmAdmin(ScopedModelAdmin[Alarm]):
         "property",
         "gateway",
         "meter",
-        "message",
+        "text",
         "raised_at",
         "acknowledged",
         "cleared",
@@ -332,7 +336,7 @@ class AlarmAdmin(ScopedModelAdmin[Alarm]):
         "property",
         "gateway",
         "installation",
-        "message",
+        "text",
         "raised_at",
         "acknowledged",
         "cleared",
@@ -392,6 +396,10 @@ class AlarmAdmin(ScopedModelAdmin[Alarm]):
     @admin.display(description=_("severity"), ordering="severity")
     def severity_badge(self, obj: Alarm) -> str:
         return badge(obj.severity, obj.get_severity_display())
+
+    @admin.display(description=_("message"))
+    def text(self, obj: Alarm) -> str:
+        return obj.text()
 
     @admin.display(description=_("meter"))
     def meter(self, obj: Alarm) -> str:

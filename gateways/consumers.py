@@ -6,7 +6,9 @@ Protocol (JSON text frames):
   the open alarms the user may see, consistent with alarm change N;
 - then ``{"type": "events", "events": [...]}`` where each event is
   ``{"type": "alarm.raised" | "alarm.updated" | "alarm.cleared", "seq": n, "alarm": {...}}``
-  or ``{"type": "settlement.generated", "settlement": {...}}``;
+  or ``{"type": "settlement.generated", "settlement": {...}}``; an alarm's words come in
+  every site language (``"texts": {"da": {"type", "severity", "meter_type", "message"}, ...}``,
+  gateways.sql.alarm_payload) and the page shows its own language's;
 - client → server: ``{"type": "ack", "frames": K}`` after handling its K-th frame.
 
 A client that leaves more than ALARM_WS_MAX_PENDING_FRAMES frames or

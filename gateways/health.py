@@ -18,18 +18,21 @@ often the job runs, and two runs at once cannot raise two. README, "Monitoring":
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.backends.utils import CursorWrapper
 
+from gateways import alarm_text
 from gateways.models import AlarmType, Severity
 from gateways.relay import CURSOR_NAME
 
 RAISE_SYSTEM = """
-INSERT INTO gateways_alarm (gateway_id, installation_id, property_id, type, severity, message, raised_at)
-VALUES (NULL, NULL, NULL, %s, %s, %s, now())
+INSERT INTO gateways_alarm (gateway_id, installation_id, property_id, type, severity, params, message, raised_at)
+VALUES (NULL, NULL, NULL, %s, %s, %s::jsonb, %s, now())
 ON CONFLICT (gateway_id, installation_id, type) WHERE cleared_at IS NULL DO NOTHING
 RETURNING id
 """
@@ -39,8 +42,8 @@ WHERE type = %s AND gateway_id IS NULL AND property_id IS NULL AND cleared_at IS
 RETURNING id
 """
 RAISE_GATEWAY = """
-INSERT INTO gateways_alarm (gateway_id, installation_id, property_id, type, severity, message, raised_at)
-SELECT g.id, NULL, g.property_id, %s, %s, %s, now() FROM gateways_gateway g WHERE g.id = %s
+INSERT INTO gateways_alarm (gateway_id, installation_id, property_id, type, severity, params, message, raised_at)
+SELECT g.id, NULL, g.property_id, %s, %s, %s::jsonb, %s, now() FROM gateways_gateway g WHERE g.id = %s
 ON CONFLICT (gateway_id, installation_id, type) WHERE cleared_at IS NULL DO NOTHING
 RETURNING id
 """
@@ -102,11 +105,11 @@ def check_system_health() -> HealthChanges:
 
 
 def _system(
-    cur: CursorWrapper, changes: HealthChanges, type: AlarmType, message: str | None, severity: Severity
+    cur: CursorWrapper, changes: HealthChanges, type: AlarmType, params: dict[str, Any] | None, severity: Severity
 ) -> None:
-    """Raise the system alarm of `type` with `message`, or clear it when `message` is None."""
-    if message is not None:
-        cur.execute(RAISE_SYSTEM, [type.value, severity.value, message])
+    """Raise the system alarm of `type` with `params`, or clear it when `params` is None."""
+    if params is not None:
+        cur.execute(RAISE_SYSTEM, [type.value, severity.value, json.dumps(params), alarm_text.english(type, params)])
         if cur.fetchone() is not None:
             changes.raised.append(type.value)
     else:
@@ -122,34 +125,27 @@ def _check_relay(cur: CursorWrapper, changes: HealthChanges) -> None:
         return  # no relay has saved a cursor: nothing to measure against
     cursor, lag = row
     behind = lag is not None and float(lag) > settings.RELAY_BEHIND_SECONDS
-    message = (
-        f"the alarm relay has not published alarm changes for {float(lag):.0f} s (its cursor: change {cursor})"
-        if behind
-        else None
-    )
-    _system(cur, changes, AlarmType.RELAY_BEHIND, message, Severity.WARNING)
+    params = {"lag_s": round(float(lag)), "cursor": cursor} if behind else None
+    _system(cur, changes, AlarmType.RELAY_BEHIND, params, Severity.WARNING)
 
 
 def _check_jobs(cur: CursorWrapper, changes: HealthChanges) -> None:
     cur.execute(FAILING_TASKS, [settings.JOB_FAILING_COUNT])
     rows = cur.fetchall()
-    message = None
+    params = None
     if rows:
-        message = "jobs failing in the last hour: " + "; ".join(
-            f"{task} failed {count} time(s){', for good' if for_good else ''}" for task, count, for_good in rows
-        )
-    _system(cur, changes, AlarmType.JOB_FAILING, message, Severity.WARNING)
+        params = {"jobs": [{"task": task, "count": count, "for_good": for_good} for task, count, for_good in rows]}
+    _system(cur, changes, AlarmType.JOB_FAILING, params, Severity.WARNING)
 
 
 def _check_refusing_gateways(cur: CursorWrapper, changes: HealthChanges) -> None:
     cur.execute(REFUSING_GATEWAYS, [settings.GATEWAY_REFUSED_MIN, settings.GATEWAY_REFUSED_SHARE])
     rows = cur.fetchall()
     for gateway_id, serial, accepted, refused in rows:
-        message = (
-            f"{serial}: {refused} of {accepted + refused} readings refused in the last hour;"
-            " check the gateway's configuration and meters"
-        )
-        cur.execute(RAISE_GATEWAY, [AlarmType.GATEWAY_REFUSING.value, Severity.WARNING.value, message, gateway_id])
+        type = AlarmType.GATEWAY_REFUSING
+        params = {"serial": serial, "refused": refused, "total": accepted + refused}
+        text = alarm_text.english(type, params)
+        cur.execute(RAISE_GATEWAY, [type.value, Severity.WARNING.value, json.dumps(params), text, gateway_id])
         if cur.fetchone() is not None:
             changes.raised.append(f"{AlarmType.GATEWAY_REFUSING.value}:{gateway_id}")
     cur.execute(CLEAR_GATEWAYS, [AlarmType.GATEWAY_REFUSING.value, [row[0] for row in rows]])

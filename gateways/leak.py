@@ -44,7 +44,9 @@ from typing import Any
 from django.db import connection, transaction
 from django.db.backends.utils import CursorWrapper
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
+from gateways import alarm_text
 from gateways.models import Alarm, AlarmType, Gateway, LeakCheckCursor, LeakRule, Severity
 from readings.models import MeterInstallation, MeterType, RegisterUnit, Unit
 
@@ -153,11 +155,11 @@ WHERE v.leak_now OR v.burst_now
 """
 
 _RAISE = """
-INSERT INTO {alarm} (gateway_id, property_id, installation_id, type, severity, message, raised_at)
-SELECT a.gateway_id, a.property_id, a.installation_id, a.type, a.severity, a.message, now()
+INSERT INTO {alarm} (gateway_id, property_id, installation_id, type, severity, params, message, raised_at)
+SELECT a.gateway_id, a.property_id, a.installation_id, a.type, a.severity, a.params, a.message, now()
 FROM unnest(%(gateway_ids)s::bigint[], %(property_ids)s::bigint[], %(installation_ids)s::bigint[],
-            %(types)s::text[], %(severities)s::text[], %(messages)s::text[])
-     AS a (gateway_id, property_id, installation_id, type, severity, message)
+            %(types)s::text[], %(severities)s::text[], %(params)s::jsonb[], %(messages)s::text[])
+     AS a (gateway_id, property_id, installation_id, type, severity, params, message)
 ON CONFLICT (gateway_id, installation_id, type) WHERE cleared_at IS NULL DO NOTHING
 RETURNING id
 """
@@ -217,23 +219,25 @@ class Verdict:
 
     @property
     def meter(self) -> str:
-        return f"meter {self.manufacturer} {self.meter_serial}"
+        return f"{self.manufacturer} {self.meter_serial}"
 
-    def leak_message(self) -> str:
-        # Stored in English, like the other alarms' messages.
-        hours = int(self.flowing_hours or 0)
-        return (
-            f"Water flowing for {hours} hours without pause on {self.meter} "
-            f"(rule: at least {_number(self.flow_lph, 2)} l/h in every hour for {self.leak_hours} hours)."
-        )
+    def leak_params(self) -> dict[str, Any]:
+        """The leak alarm's parameters (gateways.alarm_text renders them)."""
+        return {
+            "meter": self.meter,
+            "hours": int(self.flowing_hours or 0),
+            "flow_lph": _number(self.flow_lph, 2),
+            "leak_hours": self.leak_hours,
+        }
 
-    def burst_message(self) -> str:
-        used = _number((self.burst_litres or 0.0) / 1000, 3)
-        until = f"{self.burst_hour:%Y-%m-%d %H:%M} UTC" if self.burst_hour else "?"
-        return (
-            f"{used} m³ within an hour on {self.meter}, the last such hour up to {until} "
-            f"(rule: more than {_number(self.burst_lph / 1000, 3)} m³ in one hour)."
-        )
+    def burst_params(self) -> dict[str, Any]:
+        """The burst alarm's parameters (gateways.alarm_text renders them)."""
+        return {
+            "meter": self.meter,
+            "used_m3": _number((self.burst_litres or 0.0) / 1000, 3),
+            "until": f"{self.burst_hour:%Y-%m-%d %H:%M}" if self.burst_hour else None,
+            "limit_m3": _number(self.burst_lph / 1000, 3),
+        }
 
 
 def _number(value: float, places: int) -> str:
@@ -276,7 +280,7 @@ def _defaults() -> dict[str, Any]:
     return {name: fields[name].get_default() for name in names}
 
 
-def _raise(cursor: CursorWrapper, alarms: Sequence[tuple[Verdict, str, str, str]]) -> list[int]:
+def _raise(cursor: CursorWrapper, alarms: Sequence[tuple[Verdict, str, str, dict[str, Any]]]) -> list[int]:
     if not alarms:
         return []
     cursor.execute(
@@ -287,7 +291,8 @@ def _raise(cursor: CursorWrapper, alarms: Sequence[tuple[Verdict, str, str, str]
             "installation_ids": [verdict.installation_id for verdict, *_ in alarms],
             "types": [type_ for _, type_, _, _ in alarms],
             "severities": [severity for _, _, severity, _ in alarms],
-            "messages": [message for *_, message in alarms],
+            "params": [Jsonb(params) for *_, params in alarms],
+            "messages": [alarm_text.english(type_, params) for _, type_, _, params in alarms],
         },
     )
     return [row[0] for row in cursor.fetchall()]
@@ -328,9 +333,9 @@ def evaluate() -> Outcome | None:
         cleared += [row[0] for row in cursor.fetchall()]
         raised = _raise(
             cursor,
-            [(one, AlarmType.LEAK_SUSPECTED, Severity.CRITICAL, one.leak_message()) for one in found if one.leak_now]
+            [(one, AlarmType.LEAK_SUSPECTED, Severity.CRITICAL, one.leak_params()) for one in found if one.leak_now]
             + [
-                (one, AlarmType.BURST_SUSPECTED, Severity.CRITICAL, one.burst_message())
+                (one, AlarmType.BURST_SUSPECTED, Severity.CRITICAL, one.burst_params())
                 for one in found
                 if one.burst_now
             ],

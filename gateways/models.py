@@ -13,12 +13,13 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
-from django.db.models import Q
+from django.db.models import JSONField, Q, Value
 from django.db.models.functions import Now
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from gateways import alarm_text
 from gateways.topics import validate_serial
 from readings.models import Property
 from readings.scoping import AnyUser, managed_by
@@ -254,6 +255,9 @@ class Alarm(models.Model):
     )
     type = models.CharField(_("type"), max_length=32, choices=AlarmType.choices)
     severity = models.CharField(_("severity"), max_length=16, choices=Severity.choices)
+    # What happened, as data: rendered in the reader's language by gateways.alarm_text.
+    params = models.JSONField(_("parameters"), default=dict, blank=True, db_default=Value({}, JSONField()))
+    # The English text as raised (search, exports, the read API); the only text of legacy alarms.
     message = models.TextField(_("message"))
     raised_at = models.DateTimeField(_("raised at"), default=timezone.now)
     acknowledged_at = models.DateTimeField(_("acknowledged at"), null=True, blank=True)
@@ -313,6 +317,10 @@ class Alarm(models.Model):
             "type": self.get_type_display(),
             "gateway": self.gateway if self.gateway_id is not None else gettext("the portal"),
         }
+
+    def text(self) -> str:
+        """What happened, in the active language (the stored English text for legacy alarms)."""
+        return alarm_text.render(self.type, self.params, self.message)
 
 
 class RawFrameQuerySet(models.QuerySet["RawFrame"]):

@@ -214,7 +214,17 @@ class AlarmRelay:
 
 # The keys of the settlements app's `settlement_generated` payload (settlements/announcements.py, which
 # this app may not import; tests/settlements/test_announcements.py holds the two sides together).
-SETTLEMENT_KEYS = ("id", "property_id", "property", "utility", "period_start", "period_end", "status", "generated_at")
+SETTLEMENT_KEYS = (
+    "id",
+    "property_id",
+    "property",
+    "utility",
+    "utility_labels",
+    "period_start",
+    "period_end",
+    "status",
+    "generated_at",
+)
 
 
 def settlement_event(payload: str) -> sql.Payload | None:

@@ -15,17 +15,21 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.backends.utils import CursorWrapper
+from django.utils import translation
 from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from gateways import alarm_text
 from gateways.frames import RawFrameRow
 from gateways.models import Alarm, AlarmType, Gateway, RelayCursor, Severity
 from gateways.payload import Installation, InstallationIndex
@@ -115,8 +119,8 @@ WHERE gateway_id = %s AND type = %s AND cleared_at IS NULL
 # At most one open alarm per gateway, meter and type (a partial unique index):
 # an alarm that is already open stays as it is.
 RAISE_ALARM = """
-INSERT INTO gateways_alarm (gateway_id, installation_id, property_id, type, severity, message, raised_at)
-VALUES (%s, %s, %s, %s, %s, %s, now())
+INSERT INTO gateways_alarm (gateway_id, installation_id, property_id, type, severity, params, message, raised_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, now())
 ON CONFLICT (gateway_id, installation_id, type) WHERE cleared_at IS NULL DO NOTHING
 """
 
@@ -145,7 +149,12 @@ class AlarmFact:
     installation_id: int | None
     type: str
     severity: str
-    message: str
+    params: dict[str, Any]
+
+    @property
+    def message(self) -> str:
+        """The English text stored beside the parameters (gateways.alarm_text)."""
+        return alarm_text.english(self.type, self.params)
 
 
 async def authenticate(conn: AsyncConnection[Any], token_hash: str) -> AuthenticatedGateway | None:
@@ -249,7 +258,15 @@ async def record_delivery(
             await cur.executemany(
                 RAISE_ALARM,
                 [
-                    (gateway.id, alarm.installation_id, gateway.property_id, alarm.type, alarm.severity, alarm.message)
+                    (
+                        gateway.id,
+                        alarm.installation_id,
+                        gateway.property_id,
+                        alarm.type,
+                        alarm.severity,
+                        Jsonb(alarm.params),
+                        alarm.message,
+                    )
                     for alarm in alarms
                 ],
             )
@@ -269,38 +286,41 @@ def alarm_facts(
         if level < low_battery_pct:
             meter = _meter_name(meters, installation_id)
             facts.append(
-                AlarmFact(installation_id, AlarmType.LOW_BATTERY, Severity.WARNING, f"Battery at {level} % on {meter}.")
+                AlarmFact(installation_id, AlarmType.LOW_BATTERY, Severity.WARNING, {"meter": meter, "level": level})
             )
     for installation_id, flags in sorted(error_flags.items()):
         meter = _meter_name(meters, installation_id)
         if flags & POWER_LOW and battery.get(installation_id, 100) >= low_battery_pct:
             facts.append(
-                AlarmFact(installation_id, AlarmType.LOW_BATTERY, Severity.WARNING, f"{meter} reports power low.")
+                AlarmFact(installation_id, AlarmType.LOW_BATTERY, Severity.WARNING, {"meter": meter, "power_low": True})
             )
-        problems = _error_names(flags)
+        problems = _error_codes(flags)
         if problems:
             severity = Severity.CRITICAL if flags & PERMANENT_ERROR else Severity.WARNING
-            facts.append(AlarmFact(installation_id, AlarmType.METER_ERROR, severity, f"{meter} reports {problems}."))
+            facts.append(
+                AlarmFact(installation_id, AlarmType.METER_ERROR, severity, {"meter": meter, "problems": problems})
+            )
     return facts
 
 
-def _error_names(flags: int) -> str:
-    names = []
+def _error_codes(flags: int) -> list[str]:
+    """The problems of an M-Bus status byte, as gateways.alarm_text names them."""
+    codes = []
     if flags & PERMANENT_ERROR:
-        names.append("a permanent error")
+        codes.append("permanent")
     if flags & TEMPORARY_ERROR:
-        names.append("a temporary error")
+        codes.append("temporary")
     application = flags & APPLICATION_ERROR_MASK
     if application == 0b01:
-        names.append("application busy")
+        codes.append("application_busy")
     elif application:
-        names.append("an application error")
-    return " and ".join(names)
+        codes.append("application_error")
+    return codes
 
 
 def _meter_name(meters: InstallationIndex, installation_id: int) -> str:
     meter = meters.by_id[installation_id]
-    return f"meter {meter.manufacturer} {meter.meter_serial}"
+    return f"{meter.manufacturer} {meter.meter_serial}"
 
 
 # --- The alarm relay and the dashboard (async, the relay's own connection or the pool) ---
@@ -325,7 +345,7 @@ def _alarm_select() -> sql.Composed:
         SELECT a.id, a.property_id, p.name AS property_name,
                a.gateway_id, g.name AS gateway_name, g.serial AS gateway_serial,
                a.installation_id, mi.manufacturer, mi.meter_serial, mi.meter_type, u.label AS unit_label,
-               a.type, a.severity, a.message, a.raised_at,
+               a.type, a.severity, a.params, a.message, a.raised_at,
                a.acknowledged_at, ack.{username} AS acknowledged_by,
                a.cleared_at, clr.{username} AS cleared_by,
                a.change_seq, a.raised_seq
@@ -361,9 +381,39 @@ def _label(choices: Any, value: str | None) -> str | None:
         return value
 
 
+def _languages() -> list[str]:
+    return [code for code, _ in settings.LANGUAGES]
+
+
+def _in_languages(choices: Any, value: str | None) -> dict[str, str | None]:
+    """{language: the value's label} for each of the site's languages."""
+    labels = {}
+    for language in _languages():
+        with translation.override(language):
+            labels[language] = _label(choices, value)
+    return labels
+
+
 def alarm_payload(row: Row) -> Payload:
-    """The JSON-safe form of an alarm row, as the dashboard shows it."""
+    """The JSON-safe form of an alarm row, as the dashboard shows it.
+
+    `texts` holds what a reader sees, in each of the site's languages (the
+    page picks its own; a null message means `message`, the stored text):
+    the frame is built once per change and sent as it is to every watcher,
+    whatever their language. The words come from the
+    one renderer (gateways.alarm_text) and the models' labels.
+    """
     meter = f"{row['manufacturer']} {row['meter_serial']}" if row["installation_id"] is not None else None
+    params = row["params"]
+    if isinstance(params, str):
+        params = json.loads(params)
+    types, severities, meter_types = (
+        _in_languages(AlarmType, row["type"]),
+        _in_languages(Severity, row["severity"]),
+        _in_languages(MeterType, row["meter_type"]),
+    )
+    # A legacy alarm's text is `message` alone (sent once, not once per language).
+    messages = alarm_text.in_languages(row["type"], params, "", _languages())
     return {
         "id": row["id"],
         "property_id": row["property_id"],
@@ -372,13 +422,21 @@ def alarm_payload(row: Row) -> Payload:
         "gateway": row["gateway_name"],
         "gateway_serial": row["gateway_serial"],
         "meter": meter,
-        "meter_type": _label(MeterType, row["meter_type"]),
+        "meter_type": row["meter_type"],
         "unit": row["unit_label"],
         "type": row["type"],
-        "type_label": _label(AlarmType, row["type"]),
         "severity": row["severity"],
-        "severity_label": _label(Severity, row["severity"]),
+        "params": params,
         "message": row["message"],
+        "texts": {
+            language: {
+                "type": types[language],
+                "severity": severities[language],
+                "meter_type": meter_types[language],
+                "message": messages[language] or None,
+            }
+            for language in _languages()
+        },
         "raised_at": _iso(row["raised_at"]),
         "acknowledged_at": _iso(row["acknowledged_at"]),
         "acknowledged_by": row["acknowledged_by"],
@@ -483,26 +541,45 @@ def raise_offline_alarms(cursor: CursorWrapper, *, silent_for: timedelta) -> lis
     cursor.execute(
         sql.SQL(
             """
-            INSERT INTO {alarm} (gateway_id, property_id, installation_id, type, severity, message, raised_at)
+            INSERT INTO {alarm} (gateway_id, property_id, installation_id, type, severity, params, message, raised_at)
             SELECT g.id, g.property_id, NULL, %(type)s, %(severity)s,
-                   coalesce('Last payload ' || to_char(g.last_seen_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI')
-                            || ' UTC', 'No payload yet') || %(suffix)s,
-                   now()
+                   jsonb_build_object(
+                       'last_seen', to_char(g.last_seen_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'),
+                       'hours', %(hours)s::numeric),
+                   '', now()
             FROM {gateway} g
             WHERE g.active
               AND coalesce(g.last_seen_at, g.token_issued_at) < now() - make_interval(secs => %(silent_for)s)
             ON CONFLICT (gateway_id, installation_id, type) WHERE cleared_at IS NULL DO NOTHING
-            RETURNING id
+            RETURNING id, params
             """
         ).format(alarm=_table(Alarm), gateway=_table(Gateway)),
         {
             "type": AlarmType.GATEWAY_OFFLINE.value,
             "severity": Severity.WARNING.value,
-            "suffix": f"; silent for more than {hours:g} hours.",
+            "hours": int(hours) if hours.is_integer() else hours,
             "silent_for": silent_for.total_seconds(),
         },
     )
-    return [row[0] for row in cursor.fetchall()]
+    raised = cursor.fetchall()
+    _store_english(cursor, AlarmType.GATEWAY_OFFLINE, raised)
+    return [row[0] for row in raised]
+
+
+def _store_english(cursor: CursorWrapper, type: AlarmType, raised: Sequence[tuple[int, Any]]) -> None:
+    """Write the English text of alarms whose parameters the database built (json given as text or dict)."""
+    if not raised:
+        return
+    cursor.execute(
+        sql.SQL(
+            "UPDATE {alarm} a SET message = m.message FROM unnest(%s::bigint[], %s::text[]) AS m (id, message)"
+            " WHERE a.id = m.id"
+        ).format(alarm=_table(Alarm)),
+        [
+            [alarm_id for alarm_id, _ in raised],
+            [alarm_text.english(type, json.loads(p) if isinstance(p, str) else p) for _, p in raised],
+        ],
+    )
 
 
 def clear_offline_alarms(cursor: CursorWrapper) -> list[int]:
@@ -528,8 +605,8 @@ def clear_offline_alarms(cursor: CursorWrapper) -> list[int]:
 # --- check_supply_balance (sync, on the ORM's connection) ---------------------------
 
 
-def raise_supply_imbalance_alarms(cursor: CursorWrapper, alarms: Sequence[tuple[int, str]]) -> list[int]:
-    """Open a warning "supply and units disagree" alarm per (supply meter installation id, message).
+def raise_supply_imbalance_alarms(cursor: CursorWrapper, alarms: Sequence[tuple[int, dict[str, Any]]]) -> list[int]:
+    """Open a warning "supply and units disagree" alarm per (supply meter installation id, parameters).
 
     The alarm belongs to the meter's gateway and its property; a meter with an
     open one keeps it as it is (the one-open-alarm constraint), so running
@@ -537,12 +614,14 @@ def raise_supply_imbalance_alarms(cursor: CursorWrapper, alarms: Sequence[tuple[
     """
     if not alarms:
         return []
+    type = AlarmType.SUPPLY_IMBALANCE
     cursor.execute(
         sql.SQL(
             """
-            INSERT INTO {alarm} (gateway_id, property_id, installation_id, type, severity, message, raised_at)
-            SELECT i.gateway_id, g.property_id, i.id, %(type)s, %(severity)s, a.message, now()
-            FROM unnest(%(installation_ids)s::bigint[], %(messages)s::text[]) AS a (installation_id, message)
+            INSERT INTO {alarm} (gateway_id, property_id, installation_id, type, severity, params, message, raised_at)
+            SELECT i.gateway_id, g.property_id, i.id, %(type)s, %(severity)s, a.params, a.message, now()
+            FROM unnest(%(installation_ids)s::bigint[], %(params)s::jsonb[], %(messages)s::text[])
+                AS a (installation_id, params, message)
             JOIN {installation} i ON i.id = a.installation_id
             JOIN {gateway} g ON g.id = i.gateway_id
             ON CONFLICT (gateway_id, installation_id, type) WHERE cleared_at IS NULL DO NOTHING
@@ -550,10 +629,11 @@ def raise_supply_imbalance_alarms(cursor: CursorWrapper, alarms: Sequence[tuple[
             """
         ).format(alarm=_table(Alarm), installation=_table(MeterInstallation), gateway=_table(Gateway)),
         {
-            "type": AlarmType.SUPPLY_IMBALANCE.value,
+            "type": type.value,
             "severity": Severity.WARNING.value,
             "installation_ids": [installation_id for installation_id, _ in alarms],
-            "messages": [message for _, message in alarms],
+            "params": [Jsonb(params) for _, params in alarms],
+            "messages": [alarm_text.english(type, params) for _, params in alarms],
         },
     )
     return [row[0] for row in cursor.fetchall()]

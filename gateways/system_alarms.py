@@ -31,7 +31,9 @@ import psycopg
 from django.conf import settings
 from django.db import connections
 from psycopg import sql as pgsql
+from psycopg.types.json import Jsonb
 
+from gateways import alarm_text
 from gateways.models import Alarm, AlarmType, Severity
 from mbusportal import db, metrics
 
@@ -39,8 +41,8 @@ logger = logging.getLogger(__name__)
 
 RAISE = pgsql.SQL(
     """
-    INSERT INTO {alarm} (gateway_id, installation_id, property_id, type, severity, message, raised_at)
-    VALUES (NULL, NULL, NULL, %s, %s, %s, now())
+    INSERT INTO {alarm} (gateway_id, installation_id, property_id, type, severity, params, message, raised_at)
+    VALUES (NULL, NULL, NULL, %s, %s, %s, %s, now())
     ON CONFLICT (gateway_id, installation_id, type) WHERE cleared_at IS NULL DO NOTHING
     RETURNING id
     """
@@ -55,10 +57,10 @@ CLEAR = pgsql.SQL(
 
 
 async def raise_system_alarm(
-    conn: psycopg.AsyncConnection[Any], type: AlarmType, severity: Severity, message: str
+    conn: psycopg.AsyncConnection[Any], type: AlarmType, severity: Severity, params: dict[str, Any]
 ) -> int | None:
-    """Open a system alarm of `type` unless one is open; returns the new alarm's id, or None."""
-    cur = await conn.execute(RAISE, [type.value, severity.value, message])
+    """Open a system alarm of `type` with `params` unless one is open; returns the new alarm's id, or None."""
+    cur = await conn.execute(RAISE, [type.value, severity.value, Jsonb(params), alarm_text.english(type, params)])
     row = await cur.fetchone()
     return int(row[0]) if row else None
 
@@ -90,8 +92,8 @@ class DisconnectionWatch:
         if self.lost_since is None:
             self.lost_since = now
         if not self.raised and now - self.lost_since >= self.window:
-            message = f"no session with the MQTT broker for {now - self.lost_since:.0f} s: {reason}"
-            await _write(raise_system_alarm, AlarmType.MQTT_DISCONNECTED, Severity.CRITICAL, message)
+            params = {"seconds": round(now - self.lost_since), "reason": reason}
+            await _write(raise_system_alarm, AlarmType.MQTT_DISCONNECTED, Severity.CRITICAL, params)
             self.raised = True
 
 
@@ -171,22 +173,27 @@ class PoolWatch:
     async def sample(self, now: float | None = None) -> None:
         """One look at the pools: gauges, then the alarm if the condition has held long enough (or ended)."""
         now = time.monotonic() if now is None else now
-        held: list[str] = []
+        held: list[dict[str, Any]] = []
         for pool in pool_figures():
             self._export(pool)
             if pool.utilisation > self.threshold or pool.waiting > 0:
                 since = self.saturated_since.setdefault(pool.name, now)
                 if now - since >= self.window:
                     held.append(
-                        f"{pool.name} pool: {pool.in_use} of {pool.max_size} connections in use,"
-                        f" {pool.waiting} request(s) waiting, for {now - since:.0f} s or more"
+                        {
+                            "name": pool.name,
+                            "in_use": pool.in_use,
+                            "max_size": pool.max_size,
+                            "waiting": pool.waiting,
+                            "seconds": round(now - since),
+                        }
                     )
             else:
                 self.saturated_since.pop(pool.name, None)
         if held and (not self.raised or now - self._last_assert >= self.window):
             # Asserted again once per window: if another process cleared the alarm
             # while this one is still saturated, the condition shows again.
-            await _write(raise_system_alarm, AlarmType.POOL_SATURATED, Severity.WARNING, "; ".join(held))
+            await _write(raise_system_alarm, AlarmType.POOL_SATURATED, Severity.WARNING, {"pools": held})
             self.raised, self._last_assert = True, now
         elif not held and self.raised and not self.saturated_since:
             await _write(clear_system_alarm, AlarmType.POOL_SATURATED)

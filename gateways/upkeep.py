@@ -15,6 +15,7 @@ import statistics
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -23,7 +24,7 @@ from django.utils import timezone
 from gateways import sql
 from gateways.models import RawFrame
 from readings.consumption import add_months, day_start, first_of_month, local_day, supply_balance_sync
-from readings.models import MeterInstallation, MeterType, Property, UnitKind
+from readings.models import MeterInstallation, Property, UnitKind
 
 # Transaction advisory locks of a running check (any constants, distinct from each other and the relay's).
 CHECK_GATEWAYS_LOCK = 5_147_003
@@ -60,11 +61,11 @@ def check_gateways(*, silent_for: timedelta | None = None) -> AlarmChanges | Non
 @dataclass(frozen=True, slots=True)
 class Imbalance:
     installation_id: int
-    message: str
+    params: dict[str, Any]
 
 
 def imbalances(prop: Property, *, now: datetime, jump_pct: Decimal) -> list[Imbalance]:
-    """The supply meter types of `prop` whose last complete month's share jumped, with the alarm's message."""
+    """The supply meter types of `prop` whose last complete month's share jumped, with the alarm's parameters."""
     zone = prop.zone
     this_month = first_of_month(local_day(now, zone))
     months = [add_months(this_month, offset) for offset in range(-HISTORY_MONTHS - 1, 1)]
@@ -89,13 +90,17 @@ def imbalances(prop: Property, *, now: datetime, jump_pct: Decimal) -> list[Imba
         )
         if meter is None:
             continue
-        # Stored in English, like the other alarms' messages.
         found.append(
             Imbalance(
                 meter.pk,
-                f"{MeterType(meter_type).label} supply meter {meter.manufacturer} {meter.meter_serial}, "
-                f"{months[-2]:%B %Y}: {share} % of the supply is not accounted for by the units' meters; "
-                f"usually {usual.quantize(Decimal('0.01'))} % (median of the {len(history)} months before).",
+                {
+                    "meter_type": meter_type,
+                    "meter": f"{meter.manufacturer} {meter.meter_serial}",
+                    "month": f"{months[-2]:%Y-%m}",
+                    "share": str(share),
+                    "usual": str(usual.quantize(Decimal("0.01"))),
+                    "months": len(history),
+                },
             )
         )
     return found
@@ -114,7 +119,7 @@ def check_supply_balance(*, now: datetime | None = None) -> AlarmChanges | None:
         properties = Property.objects.filter(units__kind=UnitKind.SUPPLY, units__installations__isnull=False).distinct()
         found = [one for prop in properties for one in imbalances(prop, now=now, jump_pct=jump_pct)]
         cleared = sql.clear_supply_imbalance_alarms(cursor, still_holding=[one.installation_id for one in found])
-        raised = sql.raise_supply_imbalance_alarms(cursor, [(one.installation_id, one.message) for one in found])
+        raised = sql.raise_supply_imbalance_alarms(cursor, [(one.installation_id, one.params) for one in found])
     return AlarmChanges(raised=len(raised), cleared=len(cleared))
 
 

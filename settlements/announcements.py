@@ -13,6 +13,8 @@ The payload (every key always present):
 - `id`, `property_id`: integers;
 - `property`: the property's name;
 - `utility`: the `Utility` value ("heat", "water", ...);
+- `utility_labels`: its name in each of the site's languages (`{"da": "Varme", "en": "Heat"}`): the
+  dashboard shows it in the reader's language;
 - `period_start`, `period_end`: ISO dates (`period_end` is the first day after the period);
 - `status`: the `SettlementStatus` value;
 - `generated_at`: ISO date-time with offset, or null for a settlement never generated.
@@ -27,7 +29,9 @@ import json
 from datetime import date
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
+from django.utils import translation
 
 from settlements.models import Settlement
 
@@ -41,6 +45,7 @@ def generated_payload(settlement: Settlement) -> dict[str, Any]:
         "property_id": settlement.property_id,
         "property": settlement.property.name,
         "utility": settlement.utility,
+        "utility_labels": _utility_labels(settlement),
         "period_start": _iso_date(settlement.period_start),
         "period_end": _iso_date(settlement.period_end),
         "status": settlement.status,
@@ -52,6 +57,14 @@ def announce_generated(settlement: Settlement) -> None:
     """Send `NOTIFY settlement_generated` for `settlement` on the ORM's connection (call it after commit)."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_notify(%s, %s)", [CHANNEL, json.dumps(generated_payload(settlement))])
+
+
+def _utility_labels(settlement: Settlement) -> dict[str, str]:
+    labels = {}
+    for language, _ in settings.LANGUAGES:
+        with translation.override(language):
+            labels[language] = str(settlement.get_utility_display())
+    return labels
 
 
 def _iso_date(value: date | str) -> str:

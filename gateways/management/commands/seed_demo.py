@@ -20,6 +20,7 @@ from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
+from gateways import alarm_text
 from gateways.models import Alarm, AlarmType, Gateway, Severity
 from mbusportal.db import conninfo
 from readings.ingest import ReadingRow, ingest
@@ -215,30 +216,42 @@ class Command(BaseCommand):
         water_meter = MeterInstallation.objects.filter(unit__property=prop, meter_type=MeterType.COLD_WATER).order_by(
             "pk"
         )
-        demo_alarms = [
-            (heat_meter[3], AlarmType.LOW_BATTERY, Severity.WARNING, "Battery at 9 %; replace within a month."),
-            (water_meter[12], AlarmType.LEAK_SUSPECTED, Severity.CRITICAL, "Water flowing for 24 hours without pause."),
+        demo_alarms: list[tuple[MeterInstallation, AlarmType, Severity, dict[str, Any]]] = [
+            (heat_meter[3], AlarmType.LOW_BATTERY, Severity.WARNING, {"level": 9}),
             (
-                heat_meter[25],
-                AlarmType.METER_ERROR,
+                water_meter[12],
+                AlarmType.LEAK_SUSPECTED,
                 Severity.CRITICAL,
-                "Temperature sensor error flag set by the meter.",
+                {"hours": 24, "flow_lph": "3", "leak_hours": 24},
             ),
+            (heat_meter[25], AlarmType.METER_ERROR, Severity.CRITICAL, {"problems": ["permanent"]}),
         ]
-        for installation, alarm_type, severity, message in demo_alarms:
+        for installation, alarm_type, severity, params in demo_alarms:
+            params = {"meter": f"{installation.manufacturer} {installation.meter_serial}", **params}
             Alarm.objects.get_or_create(
                 gateway=installation.gateway,
                 installation=installation,
                 type=alarm_type,
                 cleared_at=None,
-                defaults={"property": prop, "severity": severity, "message": message},
+                defaults={
+                    "property": prop,
+                    "severity": severity,
+                    "params": params,
+                    "message": alarm_text.english(alarm_type, params),
+                },
             )
+        offline = {"last_seen": None, "hours": 26}
         Alarm.objects.get_or_create(
             gateway=gateways["DEMO-GW-D"],
             installation=None,
             type=AlarmType.GATEWAY_OFFLINE,
             cleared_at=None,
-            defaults={"property": prop, "severity": Severity.WARNING, "message": "No payload for 26 hours."},
+            defaults={
+                "property": prop,
+                "severity": Severity.WARNING,
+                "params": offline,
+                "message": alarm_text.english(AlarmType.GATEWAY_OFFLINE, offline),
+            },
         )
 
     def report(self, prop: Property, tokens: dict[str, str], result: dict[str, int]) -> None:

@@ -1,10 +1,27 @@
 // The live alarm dashboard: a snapshot over /ws/alarms/, then events; plain JavaScript, no build step.
 // The server's protocol is described in gateways/consumers.py.
+// Words: the script's own come from Django's JavaScript catalogue (gateways/locale/*/djangojs.po,
+// loaded before this file as window.gettext etc.); an alarm's type, severity, meter type and text come
+// rendered by the server in every site language (alarm.texts, gateways/sql.py), and the page picks its own.
 (function () {
   "use strict";
 
   const root = document.getElementById("alarm-dashboard");
   if (!root) return;
+  const gettext = window.gettext;
+  const ngettext = window.ngettext;
+  const interpolate = window.interpolate;
+  // Dates and numbers in the page's language, not the browser's.
+  const LANG = document.documentElement.lang || "en";
+  const dateTimeFormat = new Intl.DateTimeFormat(LANG, { dateStyle: "short", timeStyle: "short" });
+  const timeFormat = new Intl.DateTimeFormat(LANG, { timeStyle: "medium" });
+  const noEvents = document.getElementById("no-events");
+  const notifyBox = document.getElementById("notify-critical");
+  const notifyState = document.getElementById("notify-state");
+  // The column headings (translated by the template) label each line of a card on a phone.
+  const LABELS = Array.from(root.querySelectorAll("table.alarms thead th")).map(function (th) {
+    return th.textContent.trim();
+  });
   const rowsEl = document.getElementById("alarm-rows");
   const indicator = document.getElementById("connection");
   const propertyFilter = document.getElementById("filter-property");
@@ -39,7 +56,7 @@
 
   function connect() {
     clearTimeout(retryTimer);
-    setIndicator("connecting", "Connecting…");
+    setIndicator("connecting", gettext("Connecting…"));
     const scheme = location.protocol === "https:" ? "wss://" : "ws://";
     const ws = new WebSocket(scheme + location.host + root.dataset.wsPath);
     socket = ws;
@@ -73,7 +90,7 @@
 
   function scheduleReconnect(code) {
     if (code === NO_ACCESS) {
-      setIndicator("offline", "No access to alarms");
+      setIndicator("offline", gettext("No access to alarms"));
       return;
     }
     let delay;
@@ -85,7 +102,7 @@
       delay = ceiling / 2 + Math.random() * (ceiling / 2);
       failures += 1;
     }
-    setIndicator("offline", "Offline · reconnecting in " + Math.ceil(delay / 1000) + " s");
+    setIndicator("offline", interpolate(gettext("Offline · reconnecting in %s s"), [Math.ceil(delay / 1000)]));
     retryTimer = setTimeout(connect, delay);
   }
 
@@ -108,9 +125,13 @@
       alarms.clear();
       frame.alarms.forEach(function (alarm) { alarms.set(alarm.id, alarm); });
       truncated.hidden = frame.total <= frame.alarms.length;
-      truncated.textContent = "Showing the newest " + frame.alarms.length + " of " + frame.total + " open alarms.";
+      truncated.textContent = interpolate(
+        gettext("Showing the newest %(shown)s of %(total)s open alarms."),
+        { shown: frame.alarms.length, total: frame.total },
+        true
+      );
       renderAll();
-      setIndicator("live", "Live");
+      setIndicator("live", gettext("Live"));
     } else if (frame.type === "events") {
       frame.events.forEach(applyEvent);
       refreshSummary();
@@ -120,7 +141,12 @@
   function applyEvent(event) {
     if (event.type === "settlement.generated") {
       const s = event.settlement;
-      logEvent("info", "Settlement generated: " + s.property + ", " + s.utility + " " + s.period_start + " to " + s.period_end);
+      logEvent("info", interpolate(gettext("Settlement generated: %(property)s, %(utility)s %(start)s to %(end)s"), {
+        property: s.property,
+        utility: (s.utility_labels && s.utility_labels[LANG]) || s.utility,
+        start: formatDay(s.period_start),
+        end: formatDay(s.period_end),
+      }, true));
       return;
     }
     const alarm = event.alarm;
@@ -129,16 +155,35 @@
     if (event.type === "alarm.cleared") {
       alarms.delete(alarm.id);
       removeRow(alarm.id);
-      if (known) logEvent("cleared", "Cleared: " + describe(alarm) + (alarm.cleared_by ? " by " + alarm.cleared_by : ""));
+      if (known) {
+        logEvent("cleared", alarm.cleared_by
+          ? interpolate(gettext("Cleared: %(alarm)s, by %(user)s"), { alarm: describe(alarm), user: alarm.cleared_by }, true)
+          : interpolate(gettext("Cleared: %s"), [describe(alarm)]));
+      }
       return;
     }
     alarms.set(alarm.id, alarm);
     upsertRow(alarm, event.type === "alarm.raised");
-    if (event.type === "alarm.raised") logEvent(alarm.severity, "Raised: " + describe(alarm));
+    if (event.type === "alarm.raised") {
+      logEvent(alarm.severity, interpolate(gettext("Raised: %s"), [describe(alarm)]));
+      if (alarm.severity === "critical") notifyCritical(alarm);
+    }
+  }
+
+  // The alarm's words in the page's language (the server sends every site language).
+  function texts(alarm) {
+    const all = alarm.texts || {};
+    const mine = all[LANG] || all.en || {};
+    return {
+      type: mine.type || alarm.type,
+      severity: mine.severity || alarm.severity,
+      meterType: mine.meter_type || alarm.meter_type,
+      message: mine.message || alarm.message,
+    };
   }
 
   function describe(alarm) {
-    return alarm.type_label + " · " + (alarm.property || systemLabel) + " · " + (alarm.meter || alarm.gateway || "—");
+    return texts(alarm).type + " · " + (alarm.property || systemLabel) + " · " + (alarm.meter || alarm.gateway || "—");
   }
 
   // --- table ----------------------------------------------------------------------
@@ -174,41 +219,51 @@
     if (row) row.remove();
   }
 
-  function cell(text, className) {
+  function cell(column, text, className) {
     const td = document.createElement("td");
     if (className) td.className = className;
+    if (LABELS[column]) td.dataset.label = LABELS[column];
     if (text !== undefined && text !== null) td.textContent = text;
     return td;
   }
 
+  // One alarm's row (a card on a phone): all its markup is made here.
   function buildRow(alarm, fresh) {
+    const words = texts(alarm);
     const tr = document.createElement("tr");
     tr.id = "alarm-" + alarm.id;
-    tr.className = alarm.severity + (fresh ? " fresh" : "");
+    tr.className = alarm.severity + (alarm.acknowledged_at ? " acknowledged" : " unacknowledged") + (fresh ? " fresh" : "");
     tr.dataset.property = String(alarm.property_id);
     tr.dataset.severity = alarm.severity;
-    tr.appendChild(cell(alarm.severity_label, "severity " + alarm.severity));
-    tr.appendChild(cell(alarm.property || systemLabel));
-    tr.appendChild(cell(alarm.gateway ? alarm.gateway + " (" + alarm.gateway_serial + ")" : "—"));
-    tr.appendChild(cell(alarm.meter ? alarm.meter + " · " + alarm.meter_type + (alarm.unit ? " · " + alarm.unit : "") : "—"));
-    const type = cell(alarm.type_label);
+    const severity = cell(0, null, "severity " + alarm.severity);
+    const badge = document.createElement("span");
+    badge.textContent = words.severity;
+    severity.appendChild(badge);
+    tr.appendChild(severity);
+    tr.appendChild(cell(1, alarm.property || systemLabel));
+    tr.appendChild(cell(2, alarm.gateway ? alarm.gateway + " (" + alarm.gateway_serial + ")" : "—"));
+    tr.appendChild(cell(3, alarm.meter ? alarm.meter + " · " + words.meterType + (alarm.unit ? " · " + alarm.unit : "") : "—"));
+    const type = cell(4, words.type);
     const message = document.createElement("span");
     message.className = "alarm-message";
-    message.textContent = alarm.message;
+    message.textContent = words.message;
     type.appendChild(message);
     tr.appendChild(type);
-    const age = cell(formatAge(alarm.raised_at), "num age");
+    const age = cell(5, formatAge(alarm.raised_at), "num age");
     age.dataset.since = alarm.raised_at;
-    age.title = new Date(alarm.raised_at).toLocaleString();
+    age.title = formatDateTime(alarm.raised_at);
     tr.appendChild(age);
-    const status = cell(null, "status" + (alarm.acknowledged_at ? " acknowledged" : ""));
+    const status = cell(6, null, "status" + (alarm.acknowledged_at ? " acknowledged" : ""));
     status.textContent = alarm.acknowledged_at
-      ? "Acknowledged by " + (alarm.acknowledged_by || "?") + ", " + new Date(alarm.acknowledged_at).toLocaleString()
-      : "Open";
+      ? interpolate(gettext("Acknowledged by %(user)s, %(when)s"), {
+        user: alarm.acknowledged_by || "?",
+        when: formatDateTime(alarm.acknowledged_at),
+      }, true)
+      : gettext("Open");
     tr.appendChild(status);
-    const actions = cell(null, "actions no-print");
-    if (!alarm.acknowledged_at) actions.appendChild(actionButton("Acknowledge", "acknowledge", alarm.id));
-    actions.appendChild(actionButton("Clear", "clear", alarm.id));
+    const actions = cell(7, null, "actions no-print");
+    if (!alarm.acknowledged_at) actions.appendChild(actionButton(gettext("Acknowledge"), "acknowledge", alarm.id));
+    actions.appendChild(actionButton(gettext("Clear"), "clear", alarm.id));
     tr.appendChild(actions);
     tr.hidden = !matchesFilters(alarm);
     return tr;
@@ -225,11 +280,23 @@
 
   function formatAge(iso) {
     const minutes = Math.max(0, Math.floor((Date.now() - new Date(iso).getTime()) / 60000));
-    if (minutes < 1) return "< 1 min";
-    if (minutes < 60) return minutes + " min";
+    if (minutes < 1) return gettext("< 1 min");
+    if (minutes < 60) return interpolate(gettext("%s min"), [minutes]);
     const hours = Math.floor(minutes / 60);
-    if (hours < 24) return hours + " h " + (minutes % 60) + " min";
-    return Math.floor(hours / 24) + " d " + (hours % 24) + " h";
+    if (hours < 24) return interpolate(gettext("%(hours)s h %(minutes)s min"), { hours: hours, minutes: minutes % 60 }, true);
+    return interpolate(gettext("%(days)s d %(hours)s h"), { days: Math.floor(hours / 24), hours: hours % 24 }, true);
+  }
+
+  function formatDateTime(iso) {
+    return dateTimeFormat.format(new Date(iso));
+  }
+
+  // A calendar day ("2025-01-01") as the page's language writes it, without a time zone shift.
+  function formatDay(isoDay) {
+    if (!isoDay) return "";
+    const parts = isoDay.split("-").map(Number);
+    return new Intl.DateTimeFormat(LANG, { dateStyle: "medium", timeZone: "UTC" })
+      .format(new Date(Date.UTC(parts[0], parts[1] - 1, parts[2])));
   }
 
   setInterval(function () {
@@ -264,8 +331,14 @@
       if (matchesFilters(alarm)) shown += 1;
     });
     document.title = (critical ? "(" + critical + ") " : "") + baseTitle;
-    openCount.textContent = "(" + alarms.size + " open" + (critical ? ", " + critical + " critical" : "") + ")";
-    shownCount.textContent = shown === alarms.size ? "" : "Showing " + shown + " of " + alarms.size;
+    const open = interpolate(ngettext("%s open", "%s open", alarms.size), [alarms.size]);
+    openCount.textContent = "(" + (critical
+      ? interpolate(ngettext("%(open)s, %(critical)s critical", "%(open)s, %(critical)s critical", critical),
+        { open: open, critical: critical }, true)
+      : open) + ")";
+    shownCount.textContent = shown === alarms.size
+      ? ""
+      : interpolate(gettext("Showing %(shown)s of %(total)s"), { shown: shown, total: alarms.size }, true);
     noAlarms.hidden = alarms.size > 0;
   }
 
@@ -290,13 +363,18 @@
       credentials: "same-origin",
       headers: { "X-CSRFToken": csrfToken, "Accept": "application/json" },
     }).then(function (response) {
-      if (!response.ok) throw new Error(response.status === 404 ? "no such alarm" : "HTTP " + response.status);
+      if (!response.ok) {
+        throw new Error(response.status === 404 ? gettext("no such alarm") : interpolate(gettext("HTTP error %s"), [response.status]));
+      }
       return response.json();
     }).then(function (body) {
       applyActionResult(body.alarm);
     }).catch(function (error) {
       button.disabled = false;
-      logEvent("error", "Could not " + button.dataset.action + " alarm " + id + ": " + error.message);
+      const failed = button.dataset.action === "clear"
+        ? gettext("Could not clear alarm %(id)s: %(error)s")
+        : gettext("Could not acknowledge alarm %(id)s: %(error)s");
+      logEvent("error", interpolate(failed, { id: id, error: error.message }, true));
     });
   });
 
@@ -321,12 +399,93 @@
     const item = document.createElement("li");
     item.className = kind;
     const time = document.createElement("time");
-    time.textContent = new Date().toLocaleTimeString();
+    time.textContent = timeFormat.format(new Date());
     item.appendChild(time);
     item.appendChild(document.createTextNode(text));
     eventLog.insertBefore(item, eventLog.firstChild);
     while (eventLog.children.length > LOG_LENGTH) eventLog.lastChild.remove();
+    noEvents.hidden = true;
   }
+
+  // --- opt-in sound and browser notification for new critical alarms ---------------------
+
+  const NOTIFY_KEY = "mbusportal.alarms.notifyCritical";
+  let audio = null;
+
+  function notifyWanted() {
+    try {
+      return localStorage.getItem(NOTIFY_KEY) === "1";
+    } catch (error) {
+      return false; // storage blocked: the option is then per visit
+    }
+  }
+
+  function rememberNotify(on) {
+    try {
+      if (on) localStorage.setItem(NOTIFY_KEY, "1");
+      else localStorage.removeItem(NOTIFY_KEY);
+    } catch (error) { /* storage blocked */ }
+  }
+
+  function showNotifyState() {
+    if (!notifyBox.checked) notifyState.textContent = "";
+    else if (!("Notification" in window)) notifyState.textContent = gettext("This browser cannot show notifications; sound only.");
+    else if (Notification.permission === "denied") notifyState.textContent = gettext("Notifications are blocked for this site; sound only.");
+    else notifyState.textContent = "";
+  }
+
+  // Browsers start audio only after the user did something on the page: the box's
+  // click, or (when it was remembered from an earlier visit) the first click anywhere.
+  function unlockAudio() {
+    const Context = window.AudioContext || window.webkitAudioContext;
+    if (!Context) return;
+    if (!audio) audio = new Context();
+    if (audio.state === "suspended") audio.resume();
+  }
+
+  function beep() {
+    if (!audio || audio.state !== "running") return;
+    // Three short high tones: no sound file needed.
+    [0, 0.25, 0.5].forEach(function (offset) {
+      const start = audio.currentTime + offset;
+      const tone = audio.createOscillator();
+      const gain = audio.createGain();
+      tone.type = "square";
+      tone.frequency.value = 880;
+      gain.gain.setValueAtTime(0.15, start);
+      gain.gain.exponentialRampToValueAtTime(0.001, start + 0.18);
+      tone.connect(gain).connect(audio.destination);
+      tone.start(start);
+      tone.stop(start + 0.2);
+    });
+  }
+
+  function notifyCritical(alarm) {
+    if (!notifyBox.checked) return;
+    beep();
+    if (!("Notification" in window) || Notification.permission !== "granted") return;
+    const words = texts(alarm);
+    const note = new Notification(interpolate(gettext("Critical alarm: %s"), [words.type]), {
+      body: (alarm.property || systemLabel) + " · " + (alarm.meter || alarm.gateway || "—") + "\n" + words.message,
+      tag: "alarm-" + alarm.id,
+      lang: LANG,
+    });
+    note.onclick = function () { window.focus(); note.close(); };
+  }
+
+  notifyBox.checked = notifyWanted();
+  showNotifyState();
+  notifyBox.addEventListener("change", function () {
+    rememberNotify(notifyBox.checked);
+    if (notifyBox.checked) {
+      unlockAudio();
+      if ("Notification" in window && Notification.permission === "default") {
+        Notification.requestPermission().then(showNotifyState);
+      }
+    }
+    showNotifyState();
+  });
+  document.addEventListener("click", function () { if (notifyBox.checked) unlockAudio(); });
 
   propertyFilter.addEventListener("change", applyFilters);
   severityFilter.addEventListener("change", applyFilters);
