@@ -83,7 +83,7 @@ def test_it_refuses_to_finalise_before_generating(heat_settlement, alice):
 
 
 def test_it_announces_the_generated_settlement_after_commit(heat_settlement):
-    with psycopg.connect(conninfo(), autocommit=True) as listener:
+    with psycopg.connect(conninfo(direct=True), autocommit=True) as listener:
         listener.execute("LISTEN settlement_generated")
         settlement_generate(settlement=heat_settlement, now=NOW)
         payloads = [json.loads(n.payload) for n in listener.notifies(timeout=1, stop_after=1)]
@@ -93,6 +93,7 @@ def test_it_announces_the_generated_settlement_after_commit(heat_settlement):
             "property_id": heat_settlement.property_id,
             "property": "Solvej 1",
             "utility": "heat",
+            "utility_labels": {"da": "Varme", "en": "Heat"},
             "period_start": "2024-12-01",
             "period_end": "2025-04-01",
             "status": "draft",
