@@ -10,7 +10,8 @@ register = template.Library()
 
 @register.filter
 def register_value(value: Decimal | None, decimals: int) -> str:
-    """A register value with `decimals` decimals (the page's most precise reading), localised."""
+    """A register value with `decimals` decimals (the page's most precise reading), localised and grouped
+    in thousands ("12,345.678"; "12.345,678" in Danish)."""
     if value is None:
         return ""
-    return number_format(value, decimal_pos=decimals)
+    return number_format(value, decimal_pos=decimals, use_l10n=True, force_grouping=True)

@@ -3,7 +3,7 @@ units far from the median marked, silent meters marked, export links, and the ma
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date
 from decimal import Decimal
 
 import pytest
@@ -13,10 +13,9 @@ from django.utils import timezone, translation
 
 from readings.consumption import Amount
 from readings.formatting import day_label, month_abbreviation, short_day
-from readings.ingest import ReadingRow
-from readings.models import MeterInstallation, Unit
+from readings.models import MeterInstallation
 from readings.reports import compare_per_m2, median_per_m2, outlier
-from tests.conftest import ingest_now
+from tests.readings.manager_data import build_this_years_building
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -27,37 +26,9 @@ async def logged_in(user) -> AsyncClient:
     return client
 
 
-def daily_rows(meter: MeterInstallation, start: datetime, end: datetime, per_day: Decimal) -> list[ReadingRow]:
-    rows, when, value = [], start, Decimal(0)
-    while when <= end:
-        rows.append(ReadingRow(meter.pk, when, value, meter.register_unit, meter.meter_type))
-        when, value = when + timedelta(days=1), value + per_day
-    return rows
-
-
 @pytest.fixture
 def this_years_building(prop, gateway):
-    """Five 50 m² units heated since 1 January this year: four use 10 kWh a day, 5 th 30 (three times the
-    median) and 6 th 2 (a fifth of it); 5 th's meter went quiet three days ago."""
-    now = timezone.now()
-    start = datetime(now.year, 1, 1, tzinfo=prop.zone) - timedelta(days=1)
-    units = {}
-    for index, (label, per_day, quiet_days) in enumerate(
-        [("1 tv", 10, 0), ("2 tv", 10, 0), ("3 tv", 10, 0), ("4 tv", 10, 0), ("5 th", 30, 3), ("6 th", 2, 0)]
-    ):
-        unit = Unit.objects.create(property=prop, label=label, floor_area_m2=Decimal(50))
-        meter = MeterInstallation.objects.create(
-            unit=unit,
-            gateway=gateway,
-            meter_serial=f"3000000{index}",
-            manufacturer="KAM",
-            meter_type="heat",
-            register_unit="kWh",
-            installed_at=start,
-        )
-        ingest_now(prop.pk, daily_rows(meter, start, now - timedelta(days=quiet_days, hours=1), Decimal(per_day)))
-        units[label] = unit
-    return units
+    return build_this_years_building(prop, gateway)
 
 
 # --- The rule of "far from the median" --------------------------------------------------------------------
