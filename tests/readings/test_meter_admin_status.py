@@ -105,3 +105,13 @@ def test_it_keeps_another_organisations_meter_page_from_a_manager(client, charli
     response = client.get(reverse("admin:readings_meterinstallation_change", args=[heat_meter.pk]))
     assert response.status_code in (302, 404)
     assert "12345678" not in response.content.decode()
+
+
+def test_it_writes_cubic_metres_and_groups_thousands_on_the_readings_page(alice_client, prop, water_meter):
+    write(prop, [ReadingRow(water_meter.pk, datetime(2025, 3, 1, tzinfo=UTC), Decimal("1234.567"), "m3", "cold_water")])
+    html = alice_client.get(
+        reverse("admin:readings_meterinstallation_readings", args=[water_meter.pk])
+    ).content.decode()
+    assert "<td>m³</td>" in html and "<td>m3</td>" not in html
+    assert "1,234.567" in html
+    assert "1,234.567 m³ at" in change_page(alice_client, water_meter)
