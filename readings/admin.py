@@ -592,14 +592,21 @@ class MeterInstallationAdmin(CsvImportAdminMixin[MeterInstallation]):
         if obj is None:
             return ()
         if has_readings(obj):
-            return (*self.identity_fields, *self.status_fields)
-        return self.status_fields
+            return (*self.identity_fields, *self._status_fields(request))
+        return self._status_fields(request)
 
     def has_delete_permission(self, request: HttpRequest, obj: MeterInstallation | None = None) -> bool:
         return super().has_delete_permission(request, obj) and (obj is None or not has_readings(obj))
 
     # Shown on the change page of an existing installation, beside its fields: what it last said.
     status_fields = ("status", "latest_reading", "last_seen", "battery", "signal")
+    # What the latest reading said: only for those who may see readings (as the Readings link).
+    reading_fields = ("latest_reading", "last_seen", "battery", "signal")
+
+    def _status_fields(self, request: HttpRequest) -> tuple[str, ...]:
+        if request.user.has_perm("readings.view_reading"):
+            return self.status_fields
+        return tuple(name for name in self.status_fields if name not in self.reading_fields)
 
     def view_on_site(self, obj: MeterInstallation) -> str:
         """ "View on site": the consumption page of the unit the meter hangs in."""
@@ -613,7 +620,7 @@ class MeterInstallationAdmin(CsvImportAdminMixin[MeterInstallation]):
 
     def get_fields(self, request: HttpRequest, obj: MeterInstallation | None = None) -> Any:
         fields = super().get_fields(request, obj)
-        return [*fields, *self.status_fields] if obj is not None else fields
+        return [*fields, *self._status_fields(request)] if obj is not None else fields
 
     @admin.display(description=_("meter"), ordering="meter_serial")
     def meter(self, obj: MeterInstallation) -> str:

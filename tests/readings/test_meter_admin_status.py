@@ -115,3 +115,14 @@ def test_it_writes_cubic_metres_and_groups_thousands_on_the_readings_page(alice_
     assert "<td>m³</td>" in html and "<td>m3</td>" not in html
     assert "1,234.567" in html
     assert "1,234.567 m³ at" in change_page(alice_client, water_meter)
+
+
+def test_it_shows_what_the_meter_said_only_to_those_who_may_see_readings(client, bob, organisation, prop, heat_meter):
+    from django.contrib.auth.models import Permission
+
+    write(prop, [ReadingRow(heat_meter.pk, datetime(2025, 3, 1, tzinfo=UTC), Decimal("4321"), "kWh", "heat", 77, -81)])
+    bob.user_permissions.add(*Permission.objects.filter(codename__in=["view_meterinstallation"]))
+    client.force_login(bob)
+    html = change_page(client, heat_meter)
+    assert "in place" in html  # the status is the meter's own
+    assert "4,321" not in html and "77 %" not in html and "-81 dBm" not in html
