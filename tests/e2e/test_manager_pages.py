@@ -1,6 +1,8 @@
 """The manager's property overview and unit page in a real browser (issue 27): no sideways scrolling at
 390 px or 1366 px in English and Danish, and the links between them and the admin lead both ways."""
 
+import os
+
 import pytest
 
 from tests.e2e.conftest import log_in
@@ -20,6 +22,12 @@ def fits(page) -> bool:
     return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
 
 
+def screenshot(page, name):
+    """For a reviewer: the whole page as a PNG in $SCREENSHOT_DIR, when set (nothing is committed)."""
+    if directory := os.environ.get("SCREENSHOT_DIR"):
+        page.screenshot(path=os.path.join(directory, f"{name}.png"), full_page=True)
+
+
 def use_language(page, daphne_server, language):
     page.context.add_cookies([{"name": "django_language", "value": language, "url": daphne_server}])
 
@@ -36,10 +44,12 @@ def test_it_fits_the_overview_and_a_unit_page_on_a_phone_and_a_laptop(page, daph
         assert page.locator("html").get_attribute("lang") == language
         assert page.locator("td[data-outlier=high]").count() == 1
         assert fits(page), (language, width, "overview")
+        screenshot(page, f"property-overview-{language}-{width}")
         page.goto(f"{daphne_server}/properties/{prop.pk}/units/{unit.pk}/consumption/")
         page.wait_for_selector("svg[data-chart=heat-daily]")
         assert page.locator("tr.running .in-progress").count() == 1
         assert fits(page), (language, width, "unit")
+        screenshot(page, f"unit-consumption-{language}-{width}")
         if width == 390:
             # The chart's labels read at about 11 px on the phone, not 6.
             size = page.evaluate(
