@@ -27,6 +27,7 @@ from django.utils import formats, timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
+from django.utils.text import capfirst
 from django.utils.timesince import timesince
 from django.utils.translation import gettext_lazy as _
 
@@ -128,7 +129,8 @@ class UnitInline(ScopedTabularInline[Unit]):
 
 class PropertyForm(forms.ModelForm[Property]):
     time_zone = forms.ChoiceField(
-        label=_("time zone"),
+        # Capitalised as the labels Django derives from verbose names (an explicit label is shown as given).
+        label=capfirst(_("time zone")),
         choices=[(name, name) for name in sorted(zoneinfo.available_timezones())],
         initial="Europe/Copenhagen",
         help_text=_("Days and months of consumption are counted in this zone."),
