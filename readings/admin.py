@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import zoneinfo
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any, ClassVar, TypeVar
 
 from django import forms
@@ -22,13 +23,17 @@ from django.db.models import Exists, Model, OuterRef, Q, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
+from django.utils.text import capfirst
+from django.utils.timesince import timesince
 from django.utils.translation import gettext_lazy as _
 
 from readings.admin_scoping import ScopedModelAdmin, ScopedTabularInline, count_of, scoped
+from readings.export_views import export_url
+from readings.formatting import format_number, unit_label
 from readings.imports import (
     ImportFileError,
     ImportReport,
@@ -64,17 +69,6 @@ def changelist_link(url_name: str, params: dict[str, Any], text: Any) -> str:
 
 
 # --- CSV exports of a property (readings/export_views.py, which checks access again) ---------------
-
-# The period an action opens with: the last twelve months up to yesterday.
-DEFAULT_EXPORT_DAYS = 365
-
-
-def export_url(prop: Property, kind: str) -> str:
-    """The export of the last DEFAULT_EXPORT_DAYS whole days of the property, in its own time zone."""
-    yesterday = timezone.now().astimezone(prop.zone).date() - timedelta(days=1)
-    first_day = yesterday - timedelta(days=DEFAULT_EXPORT_DAYS - 1)
-    path = reverse(f"readings:export_property_{kind}", args=[prop.pk])
-    return f"{path}?{urlencode({'from': first_day.isoformat(), 'to': yesterday.isoformat()})}"
 
 
 def _redirect_to_export(
@@ -135,7 +129,8 @@ class UnitInline(ScopedTabularInline[Unit]):
 
 class PropertyForm(forms.ModelForm[Property]):
     time_zone = forms.ChoiceField(
-        label=_("time zone"),
+        # Capitalised as the labels Django derives from verbose names (an explicit label is shown as given).
+        label=capfirst(_("time zone")),
         choices=[(name, name) for name in sorted(zoneinfo.available_timezones())],
         initial="Europe/Copenhagen",
         help_text=_("Days and months of consumption are counted in this zone."),
@@ -197,6 +192,10 @@ class PropertyAdmin(ScopedModelAdmin[Property]):
             )
         )
 
+    def view_on_site(self, obj: Property) -> str:
+        """ "View on site": the property's consumption overview (which scopes to the manager again)."""
+        return reverse("readings:property-overview", args=[obj.pk])
+
     def get_inlines(self, request: HttpRequest, obj: Property | None) -> Any:
         if obj is not None and annotated(obj, "unit_count") > MAX_INLINE_UNITS:
             return ()
@@ -232,7 +231,12 @@ class PropertyAdmin(ScopedModelAdmin[Property]):
             ),
             ("admin:settlements_settlement_changelist", by_property, _("Settlements")),
         ]
-        return format_html_join(" · ", "{}", ((changelist_link(*link),) for link in links))
+        page = format_html(
+            '<a class="site-link" href="{}">{}</a>', self.view_on_site(obj), _("Consumption overview of all units")
+        )
+        return format_html(
+            "{} · {}", page, format_html_join(" · ", "{}", ((changelist_link(*link),) for link in links))
+        )
 
 
 # --- Units and tenancies ------------------------------------------------------------------------
@@ -407,6 +411,10 @@ class UnitAdmin(CsvImportAdminMixin[Unit]):
 
     def get_urls(self) -> list[URLPattern]:
         return [*self.import_urls(), *super().get_urls()]
+
+    def view_on_site(self, obj: Unit) -> str:
+        """ "View on site": the unit's consumption page for managers."""
+        return reverse("readings:unit-consumption", args=[obj.property_id, obj.pk])
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Unit]:
         today = timezone.localdate()
@@ -583,16 +591,105 @@ class MeterInstallationAdmin(CsvImportAdminMixin[MeterInstallation]):
         return actions
 
     def get_readonly_fields(self, request: HttpRequest, obj: MeterInstallation | None = None) -> Any:
-        if obj is not None and has_readings(obj):
-            return self.identity_fields
-        return ()
+        if obj is None:
+            return ()
+        if has_readings(obj):
+            return (*self.identity_fields, *self._status_fields(request))
+        return self._status_fields(request)
 
     def has_delete_permission(self, request: HttpRequest, obj: MeterInstallation | None = None) -> bool:
         return super().has_delete_permission(request, obj) and (obj is None or not has_readings(obj))
 
+    # Shown on the change page of an existing installation, beside its fields: what it last said.
+    status_fields = ("status", "latest_reading", "last_seen", "battery", "signal")
+    # What the latest reading said: only for those who may see readings (as the Readings link).
+    reading_fields = ("latest_reading", "last_seen", "battery", "signal")
+
+    def _status_fields(self, request: HttpRequest) -> tuple[str, ...]:
+        if request.user.has_perm("readings.view_reading"):
+            return self.status_fields
+        return tuple(name for name in self.status_fields if name not in self.reading_fields)
+
+    def view_on_site(self, obj: MeterInstallation) -> str:
+        """ "View on site": the consumption page of the unit the meter hangs in."""
+        return reverse("readings:unit-consumption", args=[obj.unit.property_id, obj.unit_id])
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[MeterInstallation]:
+        replaced = MeterInstallation.objects.taking_over(
+            OuterRef("unit"), OuterRef("meter_type"), OuterRef("removed_at")
+        )
+        return super().get_queryset(request).annotate(is_replaced=Exists(replaced))
+
+    def get_fields(self, request: HttpRequest, obj: MeterInstallation | None = None) -> Any:
+        fields = super().get_fields(request, obj)
+        return [*fields, *self._status_fields(request)] if obj is not None else fields
+
     @admin.display(description=_("meter"), ordering="meter_serial")
     def meter(self, obj: MeterInstallation) -> str:
-        return f"{obj.manufacturer} {obj.meter_serial}"
+        label = f"{obj.manufacturer} {obj.meter_serial}"
+        if getattr(obj, "is_replaced", False):
+            return format_html('{} <span class="replaced-label">({})</span>', label, _("replaced"))
+        return label
+
+    @admin.display(description=_("status"))
+    def status(self, obj: MeterInstallation) -> str:
+        """In place, removed, or replaced by which meter and when (MeterInstallation.replacement)."""
+        if obj.removed_at is None:
+            return str(_("in place"))
+        removed = formats.date_format(timezone.localtime(obj.removed_at, obj.unit.property.zone), "DATETIME_FORMAT")
+        new = obj.replacement()
+        if new is None:
+            return str(_("removed %(at)s") % {"at": removed})
+        return format_html(
+            '<strong class="replaced-label">{}</strong> {} <a href="{}">{}</a>',
+            _("Replaced"),
+            _("%(at)s by") % {"at": removed},
+            reverse("admin:readings_meterinstallation_change", args=[new.pk]),
+            f"{new.manufacturer} {new.meter_serial}",
+        )
+
+    def _latest(self, obj: MeterInstallation) -> Reading | None:
+        # The four status fields read one row; keep it on the object for the page's lifetime.
+        if not hasattr(obj, "_latest_reading"):
+            obj._latest_reading = (  # type: ignore[attr-defined]
+                Reading.objects.filter(installation=obj, deleted_at__isnull=True).order_by("-timestamp").first()
+            )
+        return obj._latest_reading  # type: ignore[attr-defined,no-any-return]
+
+    @admin.display(description=_("latest reading"))
+    def latest_reading(self, obj: MeterInstallation) -> str:
+        reading = self._latest(obj)
+        if reading is None:
+            return str(_("no reading yet"))
+        at = formats.date_format(timezone.localtime(reading.timestamp, obj.unit.property.zone), "DATETIME_FORMAT")
+        value = format_number(reading.value, _decimals(reading.value))
+        return str(_("%(value)s %(unit)s at %(at)s") % {"value": value, "unit": unit_label(reading.unit), "at": at})
+
+    @admin.display(description=_("last seen"))
+    def last_seen(self, obj: MeterInstallation) -> str:
+        """When the latest reading arrived, and how long ago."""
+        reading = self._latest(obj)
+        if reading is None:
+            return str(_("never"))
+        received = timezone.localtime(reading.received_at, obj.unit.property.zone)
+        return str(
+            _("%(at)s (%(ago)s ago)")
+            % {"at": formats.date_format(received, "DATETIME_FORMAT"), "ago": timesince(received, timezone.now())}
+        )
+
+    @admin.display(description=_("battery"))
+    def battery(self, obj: MeterInstallation) -> str:
+        reading = self._latest(obj)
+        if reading is None or reading.battery_level_pct is None:
+            return str(_("not reported"))
+        return f"{format_number(Decimal(reading.battery_level_pct), 0)} %"
+
+    @admin.display(description=_("signal"))
+    def signal(self, obj: MeterInstallation) -> str:
+        reading = self._latest(obj)
+        if reading is None or reading.rssi_dbm is None:
+            return str(_("not reported"))
+        return f"{format_number(Decimal(reading.rssi_dbm), 0)} dBm"
 
     @admin.display(description=_("in place"), boolean=True)
     def in_place(self, obj: MeterInstallation) -> bool:

@@ -6,17 +6,18 @@ and every bar has a <title> that screen readers and tooltips show.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.utils.html import escape
-from django.utils.safestring import mark_safe
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
 # Plot area inside the SVG's view box (the axis labels sit in the margins).
 WIDTH = 640
 HEIGHT = 220
-LEFT = 56
+LEFT = 64
 RIGHT = 8
 TOP = 12
 BOTTOM = 28
@@ -24,6 +25,11 @@ BOTTOM = 28
 # widest a bar gets when there are few of them.
 BAR_FILL = 0.72
 MAX_BAR_WIDTH = 44.0
+# On a phone the chart is drawn at about half its size, so portal.css gives its texts a font of
+# PHONE_FONT_SIZE view-box units there (about 11 CSS px at 390 px); a character is at most this wide at it.
+PHONE_FONT_SIZE = 20
+LABEL_CHAR_WIDTH = 12.0
+LABEL_GAP = 6.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,8 +111,10 @@ def bar_chart(bars: Sequence[Bar], *, width: int = WIDTH, height: int = HEIGHT) 
     baseline = float(height - BOTTOM)
     plot_height = baseline - TOP
     slot = (plot_right - LEFT) / max(len(bars), 1)
-    # Thin out the x labels so they never overlap (about 28 px each).
-    label_every = max(1, round(28 / slot + 0.49))
+    # Thin out the x labels so that they never overlap, even at the larger font a phone gets (see
+    # LABEL_CHAR_WIDTH): each needs its longest label's width plus a gap.
+    longest = max((len(bar.label) for bar in bars), default=1)
+    label_every = max(1, math.ceil((longest * LABEL_CHAR_WIDTH + LABEL_GAP) / slot))
 
     def y_of(value: Decimal) -> float:
         return baseline - plot_height * float(value / top_value)
@@ -150,51 +158,72 @@ def _n(value: float) -> str:
 
 def render_svg(
     chart: BarChart, *, chart_id: str, caption: str, unit: str, tick_format: Callable[[Decimal], str]
-) -> str:
-    """The chart as an inline <svg> (marked safe: every text is escaped here).
+) -> SafeString:
+    """The chart as an inline <svg>, every text and attribute escaped by format_html.
 
     Built in Python rather than in a template loop: a page draws eight charts
     of up to 31 bars, and template rendering of that many nodes costs more
     than the queries behind them.
     """
-    parts = [
-        f'<svg class="chart" viewBox="0 0 {chart.width} {chart.height}" role="img"'
-        f' aria-labelledby="{escape(chart_id)}-title" data-chart="{escape(chart_id)}">',
-        f'<title id="{escape(chart_id)}-title">{escape(caption)}</title>',
-    ]
-    for tick in chart.ticks:
-        y = _n(tick.y)
-        parts.append(f'<line class="grid" x1="{chart.left}" x2="{chart.plot_right}" y1="{y}" y2="{y}"/>')
-        parts.append(f'<text class="tick" x="{chart.tick_x}" y="{y}" dy="4">{escape(tick_format(tick.value))}</text>')
-    parts.append(f'<text class="axis-unit" x="4" y="12">{escape(unit)}</text>')
-    for shape in chart.bars:
-        bar = shape.bar
-        classes = " ".join(
-            name
-            for name, on in (
-                ("bar", True),
-                ("estimated", bar.estimated),
-                ("left-out", bar.left_out),
-                ("selected", bar.selected),
-            )
-            if on
+    ticks = format_html_join(
+        "",
+        '<line class="grid" x1="{0}" x2="{1}" y1="{2}" y2="{2}"/><text class="tick" x="{3}" y="{2}" dy="4">{4}</text>',
+        ((chart.left, chart.plot_right, _n(tick.y), chart.tick_x, tick_format(tick.value)) for tick in chart.ticks),
+    )
+    bars = format_html_join("", "{}", ((_bar_svg(shape, chart.label_y),) for shape in chart.bars))
+    return format_html(
+        '<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-labelledby="{id}-title" data-chart="{id}">'
+        '<title id="{id}-title">{caption}</title>{ticks}<text class="axis-unit" x="4" y="12">{unit}</text>{bars}'
+        '<line class="axis" x1="{left}" x2="{right}" y1="{baseline}" y2="{baseline}"/></svg>',
+        width=chart.width,
+        height=chart.height,
+        id=chart_id,
+        caption=caption,
+        ticks=ticks,
+        unit=unit,
+        bars=bars,
+        left=chart.left,
+        right=chart.plot_right,
+        baseline=_n(chart.baseline),
+    )
+
+
+def _bar_svg(shape: BarShape, label_y: float) -> SafeString:
+    """One bar (a link when it has one), its flag, its reference mark and its label."""
+    bar = shape.bar
+    classes = " ".join(
+        name
+        for name, on in (
+            ("bar", True),
+            ("estimated", bar.estimated),
+            ("left-out", bar.left_out),
+            ("selected", bar.selected),
         )
-        value = f' data-value="{bar.value}"' if bar.value is not None else ""
-        rect = (
-            f'<rect class="{classes}" x="{_n(shape.x)}" y="{_n(shape.y)}" width="{_n(shape.width)}"'
-            f' height="{_n(shape.height)}"{value}><title>{escape(bar.title)}</title></rect>'
-        )
-        parts.append(f'<a href="{escape(bar.href)}">{rect}</a>' if bar.href else rect)
-        if bar.left_out:
-            parts.append(f'<text class="flag" x="{_n(shape.centre)}" y="{_n(shape.flag_y)}">!</text>')
-        if shape.reference_y is not None:
-            y = _n(shape.reference_y)
-            parts.append(f'<line class="reference" x1="{_n(shape.x)}" x2="{_n(shape.right)}" y1="{y}" y2="{y}"/>')
-        if shape.show_label:
-            parts.append(
-                f'<text class="label" x="{_n(shape.centre)}" y="{_n(chart.label_y)}">{escape(bar.label)}</text>'
+        if on
+    )
+    value = format_html(' data-value="{}"', bar.value) if bar.value is not None else ""
+    rect = format_html(
+        '<rect class="{}" x="{}" y="{}" width="{}" height="{}"{}><title>{}</title></rect>',
+        classes,
+        _n(shape.x),
+        _n(shape.y),
+        _n(shape.width),
+        _n(shape.height),
+        value,
+        bar.title,
+    )
+    parts = [format_html('<a href="{}">{}</a>', bar.href, rect) if bar.href else rect]
+    if bar.left_out:
+        parts.append(format_html('<text class="flag" x="{}" y="{}">!</text>', _n(shape.centre), _n(shape.flag_y)))
+    if shape.reference_y is not None:
+        y = _n(shape.reference_y)
+        parts.append(
+            format_html(
+                '<line class="reference" x1="{0}" x2="{1}" y1="{2}" y2="{2}"/>', _n(shape.x), _n(shape.right), y
             )
-    baseline = _n(chart.baseline)
-    parts.append(f'<line class="axis" x1="{chart.left}" x2="{chart.plot_right}" y1="{baseline}" y2="{baseline}"/>')
-    parts.append("</svg>")
-    return mark_safe("".join(parts))  # noqa: S308 (all text above went through escape)
+        )
+    if shape.show_label:
+        parts.append(
+            format_html('<text class="label" x="{}" y="{}">{}</text>', _n(shape.centre), _n(label_y), bar.label)
+        )
+    return format_html_join("", "{}", ((part,) for part in parts))

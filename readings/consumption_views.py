@@ -12,18 +12,23 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
 from django.contrib.auth.decorators import login_required
+from django.db.models import Model
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from readings.consumption import first_of_month, local_day
-from readings.models import Property, Tenancy, Unit
-from readings.reports import property_overview, unit_report
+from readings.export_views import export_url
+from readings.formatting import format_number
+from readings.models import MeterInstallation, Property, Tenancy, Unit
+from readings.reports import OUTLIER_ABOVE, OUTLIER_BELOW, OUTLIER_MIN_UNITS, property_overview, unit_report
 
 MONTH_PATTERN = re.compile(r"^(\d{4})-(\d{2})$")
 
@@ -125,6 +130,24 @@ async def tenant_consumption(request: HttpRequest) -> HttpResponse:
     )
 
 
+async def may_open_admin(user: Any, model: type[Model]) -> bool:
+    """Whether the user may open the model's admin pages (staff, with view or change permission).
+
+    Which objects: the admin scopes them to the user's organisations, as these pages do.
+    """
+    if not user.is_active or not user.is_staff:
+        return False
+    opts = model._meta
+    return any([await user.ahas_perm(f"{opts.app_label}.{action}_{opts.model_name}") for action in ("view", "change")])
+
+
+async def admin_change_url(user: Any, model: type[Model], pk: int) -> str:
+    """The admin change page of the object when the user may open it, else ""."""
+    if not await may_open_admin(user, model):
+        return ""
+    return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_change", args=[pk])
+
+
 async def _managed_property(request: HttpRequest, property_id: int) -> Property:
     user = await request.auser()
     prop = await Property.objects.for_manager(user).filter(pk=property_id).afirst()
@@ -159,7 +182,16 @@ async def manager_unit_consumption(request: HttpRequest, property_id: int, unit_
         return _refuse(request, error)
     report = await unit_report(unit=unit, month=month, visible_from=None, visible_to=None, now=now)
     tenancies = [tenancy async for tenancy in unit.tenancies.select_related("tenant").order_by("-move_in")]
-    return render(request, "readings/consumption.html", {"report": report, "manager": True, "tenancies": tenancies})
+    user = request.user
+    context = {
+        "report": report,
+        "manager": True,
+        "tenancies": tenancies,
+        "unit_admin_url": await admin_change_url(user, Unit, unit.pk),
+        "property_admin_url": await admin_change_url(user, Property, prop.pk),
+        "meter_admin": await may_open_admin(user, MeterInstallation),
+    }
+    return render(request, "readings/consumption.html", context)
 
 
 @never_cache
@@ -173,4 +205,15 @@ async def manager_property_overview(request: HttpRequest, property_id: int) -> H
     except PageError as error:
         return _refuse(request, error)
     overview = await property_overview(prop=prop, now=timezone.now())
-    return render(request, "readings/property_overview.html", {"overview": overview})
+    user = request.user
+    context = {
+        "overview": overview,
+        "property_admin_url": await admin_change_url(user, Property, prop.pk),
+        "unit_admin": await may_open_admin(user, Unit),
+        "export_readings_url": export_url(prop, "readings"),
+        "export_consumption_url": export_url(prop, "consumption"),
+        "outlier_above": format_number(OUTLIER_ABOVE, 1),
+        "outlier_below": format_number(OUTLIER_BELOW, 1),
+        "outlier_min_units": OUTLIER_MIN_UNITS,
+    }
+    return render(request, "readings/property_overview.html", context)

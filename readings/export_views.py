@@ -12,7 +12,7 @@ import re
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -25,7 +25,9 @@ from django.http import (
     HttpResponseBase,
     StreamingHttpResponse,
 )
-from django.utils.http import content_disposition_header
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import content_disposition_header, urlencode
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET
 from psycopg_pool import PoolTimeout
@@ -33,6 +35,10 @@ from psycopg_pool import PoolTimeout
 from readings import export
 from readings.export import ExportSlice
 from readings.models import MeterType, Property, Tenancy
+
+# The period an export link opens with (admin actions, the property overview): the last twelve months up
+# to yesterday; the URL's from/to can be edited.
+DEFAULT_EXPORT_DAYS = 365
 
 ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 Streamer = Callable[..., AsyncGenerator[bytes]]
@@ -215,3 +221,12 @@ async def my_readings(request: HttpRequest) -> HttpResponseBase:
 async def my_consumption(request: HttpRequest) -> HttpResponseBase:
     """GET /my/consumption.csv: the tenant's daily consumption within their tenancy."""
     return await _tenant_export(request, "consumption")
+
+
+def export_url(prop: Property, kind: str) -> str:
+    """The `kind` ("readings" or "consumption") export of the last DEFAULT_EXPORT_DAYS whole days of the
+    property, in its own time zone."""
+    yesterday = timezone.now().astimezone(prop.zone).date() - timedelta(days=1)
+    first_day = yesterday - timedelta(days=DEFAULT_EXPORT_DAYS - 1)
+    path = reverse(f"readings:export_property_{kind}", args=[prop.pk])
+    return f"{path}?{urlencode({'from': first_day.isoformat(), 'to': yesterday.isoformat()})}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.utils import formats
@@ -36,3 +37,23 @@ def format_dkk(value: Decimal, decimals: int = 2) -> str:
     already exact to the øre; unit prices ask for more `decimals`.
     """
     return pgettext("money", "DKK %(amount)s") % {"amount": format_number(value, decimals)}
+
+
+# Short date labels, in each language's own order and case: "Sun 1 Mar" in English, "søn 1. mar" in Danish
+# (Django's "M" is a capitalised abbreviation; Danish writes months in lower case, hence "b" there).
+# The formats are translated strings, as Django's own DATE_FORMAT once was.
+
+
+def day_label(day: date) -> str:
+    """Weekday, day and month: "Sun 1 Mar", "søn 1. mar"."""
+    return formats.date_format(day, pgettext("date format: weekday, day, month", "D j M"))
+
+
+def short_day(day: date) -> str:
+    """Day and month: "1 Mar", "1. mar"."""
+    return formats.date_format(day, pgettext("date format: day, month", "j M"))
+
+
+def month_abbreviation(day: date) -> str:
+    """The month's short name, as under a chart's bar: "Mar", "mar"."""
+    return formats.date_format(day, pgettext("date format: month", "M"))

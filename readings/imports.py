@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError, models, transaction
@@ -25,6 +25,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from readings.models import DEFAULT_REGISTER_UNIT, MeterInstallation, MeterType, Property, RegisterUnit, Unit, UnitKind
+
+_T = TypeVar("_T")
 
 MAX_BYTES = 1_000_000
 MAX_ROWS = 5_000
@@ -169,6 +171,38 @@ class RowError(Exception):
         self.message = message
 
 
+class RowProblems:
+    """The problems of one row, gathered column by column so that the report names them all at once.
+
+    A value that cannot be read is replaced by a stand-in, its column remembered, and the model's own
+    validation skips that column (it would only repeat the problem) but checks every other one.
+    """
+
+    def __init__(self) -> None:
+        self.errors: list[RowError] = []
+        self.skipped: set[str] = set()
+
+    def skip(self, field_name: str) -> None:
+        """Leave a model field out of validation: its value depends on a column that could not be read."""
+        self.skipped.add(field_name)
+
+    def read(self, parse: Callable[[], _T], stand_in: _T) -> _T:
+        """parse(), or `stand_in` with its RowError noted."""
+        try:
+            return parse()
+        except RowError as error:
+            self.errors.append(error)
+            return stand_in
+
+    @property
+    def failed_fields(self) -> set[str]:
+        """The model fields behind the columns that could not be read (left out of full_clean)."""
+        return {FIELD_OF_COLUMN.get(error.column, error.column) for error in self.errors} | self.skipped
+
+    def messages(self) -> list[str]:
+        return [f"{error.column}: {error.message}" for error in self.errors]
+
+
 def parse_decimal(value: str, column: str, default: Decimal | None = None) -> Decimal:
     """'72.5' or '72,5' (a Danish spreadsheet's decimal comma)."""
     if not value:
@@ -191,13 +225,18 @@ def import_units(*, prop: Property, content: str, dry_run: bool) -> ImportReport
     """Create the file's units in `prop`; nothing at all if any row fails or `dry_run`."""
     kinds = _choice_lookup(UnitKind.choices)
 
-    def build(values: dict[str, str]) -> Unit:
+    def build(values: dict[str, str], problems: RowProblems) -> Unit:
         return Unit(
             property=prop,
             label=values["label"],
-            floor_area_m2=parse_decimal(values["area"], "area"),
-            heat_correction_factor=parse_decimal(values.get("correction_factor", ""), "correction_factor", Decimal(1)),
-            kind=_choice(values["kind"], kinds, "kind") if values.get("kind") else UnitKind.DWELLING,
+            floor_area_m2=problems.read(lambda: parse_decimal(values["area"], "area"), Decimal(0)),
+            heat_correction_factor=problems.read(
+                lambda: parse_decimal(values.get("correction_factor", ""), "correction_factor", Decimal(1)), Decimal(1)
+            ),
+            kind=problems.read(
+                lambda: _choice(values["kind"], kinds, "kind") if values.get("kind") else UnitKind.DWELLING,
+                str(UnitKind.DWELLING),
+            ),
         )
 
     return _import(read_csv(content, UNIT_COLUMNS), UNIT_COLUMNS, build, dry_run)
@@ -219,25 +258,41 @@ def import_installations(
     types = _choice_lookup(MeterType.choices)
     register_units = _choice_lookup(RegisterUnit.choices)
 
-    def build(values: dict[str, str]) -> MeterInstallation:
-        meter_type = _choice(values["type"], types, "type")
-        register_unit = (
-            _choice(values["register_unit"], register_units, "register_unit")
-            if values.get("register_unit")
-            else DEFAULT_REGISTER_UNIT[MeterType(meter_type)]
+    def unit_of(label: str) -> int:
+        if label not in units:
+            raise RowError("unit", _("no unit %(label)r in %(property)s") % {"label": label, "property": prop})
+        return units[label]
+
+    def build(values: dict[str, str], problems: RowProblems) -> MeterInstallation:
+        meter_type = problems.read(lambda: _choice(values["type"], types, "type"), "")
+        if not meter_type and not values.get("register_unit"):
+            problems.skip("register_unit")  # its default depends on the type
+        register_unit = problems.read(
+            lambda: (
+                _choice(values["register_unit"], register_units, "register_unit")
+                if values.get("register_unit")
+                else DEFAULT_REGISTER_UNIT[MeterType(meter_type)]
+                if meter_type
+                else ""
+            ),
+            "",
         )
-        if values["unit"] not in units:
-            raise RowError("unit", _("no unit %(label)r in %(property)s") % {"label": values["unit"], "property": prop})
         return MeterInstallation(
-            unit_id=units[values["unit"]],
-            gateway_id=_gateway(values.get("gateway", ""), gateways, defaults.gateway_id, prop),
+            unit_id=problems.read(lambda: unit_of(values["unit"]), 0),  # 0: a stand-in, never saved
+            gateway_id=problems.read(
+                lambda: _gateway(values.get("gateway", ""), gateways, defaults.gateway_id, prop), 0
+            ),
             # Spreadsheets drop the leading zeros of numeric serials.
             meter_serial=values["serial"].zfill(8) if values["serial"].isdigit() else values["serial"],
             manufacturer=values["manufacturer"].upper(),
             meter_type=meter_type,
             register_unit=register_unit,
-            installed_at=_moment(values.get("installed_at", ""), defaults.installed_at, prop),
-            initial_value=parse_decimal(values.get("initial_value", ""), "initial_value", Decimal(0)),
+            installed_at=problems.read(
+                lambda: _moment(values.get("installed_at", ""), defaults.installed_at, prop), defaults.installed_at
+            ),
+            initial_value=problems.read(
+                lambda: parse_decimal(values.get("initial_value", ""), "initial_value", Decimal(0)), Decimal(0)
+            ),
         )
 
     return _import(read_csv(content, INSTALLATION_COLUMNS), INSTALLATION_COLUMNS, build, dry_run)
@@ -294,7 +349,7 @@ def _moment(value: str, default: datetime, prop: Property) -> datetime:
 def _import(
     rows: list[tuple[int, dict[str, str]]],
     columns: list[Column],
-    build: Callable[[dict[str, str]], models.Model],
+    build: Callable[[dict[str, str], RowProblems], models.Model],
     dry_run: bool,
 ) -> ImportReport:
     report = ImportReport(columns=columns, rows=[], dry_run=dry_run)
@@ -311,17 +366,23 @@ def _import(
     return report
 
 
-def _import_row(build: Callable[[dict[str, str]], models.Model], values: dict[str, str], result: RowResult) -> None:
+def _import_row(
+    build: Callable[[dict[str, str], RowProblems], models.Model], values: dict[str, str], result: RowResult
+) -> None:
+    """Build, validate and save one row; every problem of the row lands in result.errors at once."""
+    problems = RowProblems()
+    obj = build(values, problems)
+    result.errors.extend(problems.messages())
     try:
-        obj = build(values)
-        obj.full_clean()
+        obj.full_clean(exclude=problems.failed_fields)
+    except ValidationError as error:
+        result.errors.extend(_validation_messages(error))
+    if result.errors:
+        return
+    try:
         with transaction.atomic():
             obj.save()
         result.created = str(obj)
-    except RowError as error:
-        result.errors.append(f"{error.column}: {error.message}")
-    except ValidationError as error:
-        result.errors.extend(_validation_messages(error))
     except IntegrityError as error:  # a rule only the database knows
         result.errors.append(str(error).splitlines()[0])
 
@@ -341,6 +402,9 @@ FIELD_COLUMNS = {
     "installed_at": "installed_at",
     "initial_value": "initial_value",
 }
+
+
+FIELD_OF_COLUMN = {column: name for name, column in FIELD_COLUMNS.items()}
 
 
 def _validation_messages(error: ValidationError) -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import zoneinfo
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.contrib.postgres.constraints import ExclusionConstraint
@@ -385,6 +386,14 @@ class MeterInstallationQuerySet(models.QuerySet["MeterInstallation"]):
     def of_meter(self, manufacturer: str, serial: str) -> MeterInstallationQuerySet:
         return self.filter(manufacturer=manufacturer, meter_serial=serial)
 
+    def taking_over(self, unit: Any, meter_type: Any, removed_at: Any) -> MeterInstallationQuerySet:
+        """The installations that took over when a meter of `meter_type` in `unit` was removed at `removed_at`.
+
+        The one rule of "replaced": readings.replacement.replace_meter opens the new meter in the same unit,
+        of the same type, at the very instant the old one is removed. The arguments may be OuterRef()s.
+        """
+        return self.filter(unit=unit, meter_type=meter_type, installed_at=removed_at)
+
 
 class MeterInstallation(FieldConstraintsModel):
     """One physical meter installed in one unit for a span of time.
@@ -466,6 +475,12 @@ class MeterInstallation(FieldConstraintsModel):
             # Gateway payloads resolve meters of one gateway's property.
             models.Index(fields=["gateway"], name="installation_gateway_idx"),
         ]
+
+    def replacement(self) -> MeterInstallation | None:
+        """The meter that replaced this one (MeterInstallationQuerySet.taking_over), or None."""
+        if self.removed_at is None:
+            return None
+        return MeterInstallation.objects.taking_over(self.unit_id, self.meter_type, self.removed_at).first()
 
     def __str__(self) -> str:
         return gettext("%(meter)s (%(type)s) in %(unit)s") % {

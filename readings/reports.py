@@ -16,7 +16,8 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
+from statistics import median
 from typing import Any
 
 from django.core.cache import cache
@@ -53,7 +54,7 @@ from readings.consumption import (
     supply_balance,
 )
 from readings.derivation import cut_text
-from readings.formatting import format_number, unit_label
+from readings.formatting import day_label, format_number, month_abbreviation, short_day, unit_label
 from readings.models import MeterInstallation, MeterType, Property, ReadingDaily, Unit, UnitKind
 
 MONTHS_SHOWN = 13
@@ -95,6 +96,12 @@ class Period:
     amount_text: str
     per_m2_text: str
     property_text: str
+    running: bool = False  # the period holds now: its use is not complete
+    range_text: str = ""  # the days a partial period covers, e.g. "1. mar–14. mar"
+    # The per-m² figure against the property's average as shown (both rounded to the decimals on the
+    # page, so that "58.80; average 58.80" never reads as more or less): -1, 0 or 1, and how far apart.
+    comparison: int | None = None
+    difference_text: str = ""
 
     @property
     def last_day(self) -> date:
@@ -103,6 +110,7 @@ class Period:
 
 @dataclass(frozen=True, slots=True)
 class LatestShown:
+    installation_id: int
     serial: str
     value: Decimal
     unit: str
@@ -275,6 +283,7 @@ async def cached_property_averages(
 
 def _latest_shown(installation: MeterInstallation, reading: LatestReading) -> LatestShown:
     return LatestShown(
+        installation_id=installation.pk,
         serial=f"{installation.manufacturer} {installation.meter_serial}",
         value=reading.value,
         unit=unit_label(installation.register_unit),
@@ -321,7 +330,7 @@ def _type_report(
                 period,
                 display,
                 unit.floor_area_m2,
-                formats.date_format(period.start, "M"),
+                month_abbreviation(period.start),
                 href=f"?month={period.start:%Y-%m}#{meter_type}",
                 selected=first_of_month(period.start) == chosen,
             )
@@ -329,7 +338,10 @@ def _type_report(
         ]
     )
     daily_chart = charts.bar_chart(
-        [_bar(period, display, unit.floor_area_m2, str(period.start.day)) for period in daily]
+        [
+            _bar(period, display, unit.floor_area_m2, str(period.start.day), in_progress=period.running)
+            for period in daily
+        ]
     )
 
     def ticks(value: Decimal) -> str:
@@ -389,7 +401,7 @@ def _month_label(start: date, end: date) -> str:
 
 
 def _day_label(start: date, end: date) -> str:
-    return formats.date_format(start, "D j M")
+    return day_label(start)
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,6 +430,8 @@ class _Shape:
             average = averages[index] if index < len(averages) else None
             per_m2 = amount.value / self.unit.floor_area_m2 if amount and self.unit.floor_area_m2 > 0 else None
             whole = _is_whole_month(start, end) or end == start + timedelta(days=1)
+            partial = not whole or instants[index + 1] > self.now
+            comparison, difference = compare_per_m2(per_m2, average, self.decimals[1])
             periods.append(
                 Period(
                     start=start,
@@ -425,26 +439,58 @@ class _Shape:
                     amount=amount,
                     per_m2=per_m2,
                     property_per_m2=average,
-                    partial=not whole or instants[index + 1] > self.now,
+                    partial=partial,
                     label=label(start, end),
                     amount_text=format_number(amount.value, self.decimals[0]) if amount else "",
                     per_m2_text=format_number(per_m2, self.decimals[1]) if per_m2 is not None else "",
                     property_text=format_number(average.value, self.decimals[1]) if average else "",
+                    running=instants[index] <= self.now < instants[index + 1],
+                    range_text=f"{short_day(start)}\N{EN DASH}{short_day(end - timedelta(days=1))}" if partial else "",
+                    comparison=comparison,
+                    difference_text="" if difference is None else format_number(difference, self.decimals[1]),
                 )
             )
         return periods
+
+
+def compare_per_m2(per_m2: Decimal | None, average: Amount | None, decimals: int) -> tuple[int | None, Decimal | None]:
+    """(-1, 0 or 1, the absolute difference) of a unit's use per m² against the property's average, both
+    rounded to the `decimals` shown; (None, None) when either is missing.
+
+    Compared as shown: figures that read the same on the page are called the same.
+    """
+    if per_m2 is None or average is None:
+        return None, None
+    step = Decimal(1).scaleb(-decimals)
+    own, other = per_m2.quantize(step, rounding=ROUND_HALF_UP), average.value.quantize(step, rounding=ROUND_HALF_UP)
+    return (own > other) - (own < other), abs(own - other)
 
 
 def _is_whole_month(start: date, end: date) -> bool:
     return start.day == 1 and end == add_months(start, 1)
 
 
-def _bar(period: Period, unit: str, area: Decimal, label: str, *, href: str = "", selected: bool = False) -> charts.Bar:
-    amount = period.amount
+def _bar(
+    period: Period,
+    unit: str,
+    area: Decimal,
+    label: str,
+    *,
+    href: str = "",
+    selected: bool = False,
+    in_progress: bool = False,
+) -> charts.Bar:
+    """One period's bar; `in_progress` for a day still running, whose figure says nothing yet."""
+    amount = None if in_progress else period.amount
     average = period.property_per_m2
+    title = (
+        _("%(period)s: in progress") % {"period": _period_text(period)}
+        if in_progress
+        else _bar_title(_period_text(period), amount, period.amount_text, unit)
+    )
     return charts.Bar(
         label=label,
-        title=_bar_title(_period_text(period), amount, period.amount_text, unit),
+        title=title,
         value=amount.value if amount else None,
         reference=average.value * area if average else None,
         estimated=bool(amount and amount.estimated),
@@ -476,10 +522,48 @@ def _period_text(period: Period) -> str:
 # --- The property overview ------------------------------------------------------------------------------
 
 
+# A dwelling is "far" from its building when its use per m² is above OUTLIER_ABOVE times, or below
+# OUTLIER_BELOW times, the median of the property's dwellings of that meter type (the median, not the
+# mean: one leaking flat must not move the yardstick). With fewer than OUTLIER_MIN_UNITS dwellings
+# measured, a median says too little and nothing is marked.
+OUTLIER_ABOVE = Decimal("1.5")
+OUTLIER_BELOW = Decimal("0.5")
+OUTLIER_MIN_UNITS = 3
+
+
+def outlier(per_m2: Decimal | None, median_per_m2: Decimal | None) -> str:
+    """ "high", "low" or "" for a unit's use per m² against the property's median (the one home of the rule)."""
+    if per_m2 is None or median_per_m2 is None or median_per_m2 <= 0:
+        return ""
+    if per_m2 > median_per_m2 * OUTLIER_ABOVE:
+        return "high"
+    if per_m2 < median_per_m2 * OUTLIER_BELOW:
+        return "low"
+    return ""
+
+
+def median_per_m2(values: list[Decimal | None]) -> Decimal | None:
+    """The median of the measured values, or None when fewer than OUTLIER_MIN_UNITS were measured."""
+    measured = [value for value in values if value is not None]
+    return median(measured) if len(measured) >= OUTLIER_MIN_UNITS else None
+
+
+@dataclass(frozen=True, slots=True)
+class UnitCell:
+    """One dwelling's use of one meter type this year: the amount, per m², and whether it stands out."""
+
+    amount: Amount | None
+    per_m2: Decimal | None
+    per_m2_text: str
+    outlier: str  # "high", "low" or ""
+
+
 @dataclass(frozen=True, slots=True)
 class UnitYear:
     unit: Unit
     amounts: list[Amount | None]  # in the order of PropertyOverview.meter_types
+    cells: list[UnitCell]  # the same order
+    silent: bool  # one of its meters has not reported for SILENT_AFTER
 
 
 @dataclass(frozen=True, slots=True)
@@ -523,6 +607,7 @@ class PropertyOverview:
     silent: list[SilentMeter]
     now: datetime
     supply: list[SupplyBalanceReport]
+    medians: list[str]  # the median per m² of each meter type, formatted ("" when too few units)
 
 
 async def property_overview(*, prop: Property, now: datetime) -> PropertyOverview:
@@ -558,16 +643,13 @@ async def property_overview(*, prop: Property, now: datetime) -> PropertyOvervie
     amounts: dict[tuple[int, str], list[Amount | None]] = defaultdict(list)
     for one in installations:
         amounts[(one.unit_id, one.meter_type)].append(per_installation[one.pk][0])
-    rows = [
-        UnitYear(unit, [add_amounts(amounts.get((unit_id, meter_type), [])) for meter_type in types])
-        for unit_id, unit in units.items()
-    ]
-    totals = [add_amounts(row.amounts[index] for row in rows) for index in range(len(types))]
     silent = [
         SilentMeter(one, heard[one.pk])
         for one in installations
         if one.pk in heard and now - (heard[one.pk] or one.installed_at) > SILENT_AFTER
     ]
+    rows, medians = _unit_rows(units, types, amounts, silent_units={meter.installation.unit_id for meter in silent})
+    totals = [add_amounts(row.amounts[index] for row in rows) for index in range(len(types))]
     return PropertyOverview(
         property=prop,
         year_start=year_start,
@@ -580,7 +662,52 @@ async def property_overview(*, prop: Property, now: datetime) -> PropertyOvervie
         silent=sorted(silent, key=lambda meter: meter.last_reading_at or meter.installation.installed_at),
         now=now,
         supply=[_supply_report(meter_type, rows, months) for meter_type, rows in balances.items()],
+        medians=medians,
     )
+
+
+def _unit_rows(
+    units: dict[int, Unit],
+    types: list[str],
+    amounts: dict[tuple[int, str], list[Amount | None]],
+    *,
+    silent_units: set[int],
+) -> tuple[list[UnitYear], list[str]]:
+    """Each dwelling's year per meter type with its use per m² marked against the median; and the medians."""
+    totals = {
+        (unit_id, meter_type): add_amounts(amounts.get((unit_id, meter_type), []))
+        for unit_id in units
+        for meter_type in types
+    }
+
+    def per_m2(unit: Unit, amount: Amount | None) -> Decimal | None:
+        return amount.value / unit.floor_area_m2 if amount is not None and unit.floor_area_m2 > 0 else None
+
+    medians = {
+        meter_type: median_per_m2([per_m2(unit, totals[(unit_id, meter_type)]) for unit_id, unit in units.items()])
+        for meter_type in types
+    }
+    rows = []
+    for unit_id, unit in units.items():
+        cells = []
+        for meter_type in types:
+            amount = totals[(unit_id, meter_type)]
+            value = per_m2(unit, amount)
+            decimals = DECIMALS[DISPLAY_UNIT[meter_type]][1]
+            cells.append(
+                UnitCell(
+                    amount=amount,
+                    per_m2=value,
+                    per_m2_text="" if value is None else format_number(value, decimals),
+                    outlier=outlier(value, medians[meter_type]),
+                )
+            )
+        rows.append(UnitYear(unit, [cell.amount for cell in cells], cells, silent=unit_id in silent_units))
+    median_texts = []
+    for meter_type in types:
+        middle = medians[meter_type]
+        median_texts.append("" if middle is None else format_number(middle, DECIMALS[DISPLAY_UNIT[meter_type]][1]))
+    return rows, median_texts
 
 
 def _supply_report(meter_type: str, balances: list[Balance], months: list[date]) -> SupplyBalanceReport:

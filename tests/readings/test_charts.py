@@ -1,5 +1,6 @@
 """readings.charts: axis ticks, bar geometry and the SVG markup."""
 
+import itertools
 from decimal import Decimal
 
 from readings.charts import Bar, bar_chart, nice_ticks, render_svg
@@ -28,3 +29,23 @@ def test_it_escapes_text_and_never_localises_coordinates():
     assert "Heat &amp; more" in svg
     assert 'class="bar estimated"' in svg and 'href="?month=2025-01"' in svg
     assert "," not in svg.split("<text")[0].split("viewBox")[1]  # coordinates use a decimal point
+
+
+def test_it_spaces_the_labels_for_the_phones_larger_font():
+    from readings.charts import LABEL_CHAR_WIDTH, LABEL_GAP
+
+    days = bar_chart([Bar(str(day), "", Decimal(day)) for day in range(1, 32)])
+    shown = [shape for shape in days.bars if shape.show_label]
+    assert 1 < len(shown) < 31
+    needed = 2 * LABEL_CHAR_WIDTH + LABEL_GAP
+    assert all(b.centre - a.centre >= needed for a, b in itertools.pairwise(shown))
+    months = bar_chart([Bar("Mar", "", Decimal(1)) for _ in range(13)])
+    assert all(shape.show_label for shape in months.bars)  # 13 month names fit
+
+
+def test_it_builds_the_svg_without_mark_safe():
+    import inspect
+
+    from readings import charts
+
+    assert "mark_safe" not in inspect.getsource(charts)
