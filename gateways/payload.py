@@ -49,16 +49,44 @@ from readings.columns import (
     pg_microseconds,
     small_ints,
 )
+from readings.models import in_place
 from readings.units import UnitError, canonical_unit, convert
 
-MAX_REGISTER = Decimal("999999999999")  # numeric(18, 6)
 # The partition helper refuses to create more than ten years of monthly partitions at once.
 MAX_PAYLOAD_SPAN = timedelta(days=3650)
 # Removed never: later than any reading can be.
 END_OF_TIME = datetime(9999, 1, 1, tzinfo=UTC)
-BATTERY_RANGE = (0, 100)
-RSSI_RANGE = (-150, 0)
-FLAGS_RANGE = (0, 255)
+
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """The least and greatest value a field takes, both included."""
+
+    low: Any
+    high: Any
+
+    def admit(self, value: Any) -> bool:
+        return bool(self.low <= value <= self.high)
+
+
+# The field rules, read by both paths: msgspec's types below (the column path decodes with
+# them), the full checks' messages (_typed_item, _resolve_one), gateways.frames and the column
+# path's value check (_plain_micro_units).
+REGISTER_VALUE = Bounds(Decimal(0), Decimal("999999999999"))  # numeric(18, 6), counting up from 0
+MAX_REGISTER = REGISTER_VALUE.high
+WHOLE_NUMBER_FIELDS: dict[str, Bounds | None] = {
+    "meter_installation_id": None,
+    "battery_level_pct": Bounds(0, 100),
+    "rssi_dbm": Bounds(-150, 0),
+    "error_flags": Bounds(0, 255),
+}
+
+
+def _bounded(name: str) -> msgspec.Meta:
+    """msgspec's constraint on whole-number field `name`, as WHOLE_NUMBER_FIELDS bounds it."""
+    bounds = WHOLE_NUMBER_FIELDS[name]
+    return msgspec.Meta() if bounds is None else msgspec.Meta(ge=bounds.low, le=bounds.high)
+
 
 # Each installation's latest (time, error flags)
 LatestFlags = dict[int, tuple[datetime, int]]
@@ -83,9 +111,9 @@ class ReadingIn(msgspec.Struct, Generic[Value, Moment], forbid_unknown_fields=Tr
     manufacturer: str | None = None
     meter_installation_id: int | None = None
     meter_type: str | None = None
-    battery_level_pct: Annotated[int, msgspec.Meta(ge=BATTERY_RANGE[0], le=BATTERY_RANGE[1])] | None = None
-    rssi_dbm: Annotated[int, msgspec.Meta(ge=RSSI_RANGE[0], le=RSSI_RANGE[1])] | None = None
-    error_flags: Annotated[int, msgspec.Meta(ge=FLAGS_RANGE[0], le=FLAGS_RANGE[1])] | None = None
+    battery_level_pct: Annotated[int, _bounded("battery_level_pct")] | None = None
+    rssi_dbm: Annotated[int, _bounded("rssi_dbm")] | None = None
+    error_flags: Annotated[int, _bounded("error_flags")] | None = None
 
 
 class PayloadIn(msgspec.Struct, Generic[Value, Moment]):
@@ -133,7 +161,9 @@ class MalformedJson(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class Installation:
+class InstalledMeter:
+    """What resolving a reading needs of a readings.models.MeterInstallation (gateways.sql.INSTALLATIONS)."""
+
     id: int
     meter_serial: str
     manufacturer: str
@@ -143,22 +173,27 @@ class Installation:
     removed_at: datetime | None
 
     def holds(self, at: datetime) -> bool:
-        return self.installed_at <= at and (self.removed_at is None or at < self.removed_at)
+        """Whether it hung at `at` (readings.models.in_place, the one rule)."""
+        return bool(in_place(self.installed_at, self.removed_at, at))
+
+
+# The name it had, which shadowed the model's concept; kept for callers not yet moved.
+Installation = InstalledMeter
 
 
 class InstallationIndex:
     """The installations of one property, found by id or by meter and instant."""
 
-    def __init__(self, installations: Iterable[Installation]):
-        self.by_id: dict[int, Installation] = {}
-        by_meter: dict[tuple[str, str], list[Installation]] = {}
+    def __init__(self, installations: Iterable[InstalledMeter]):
+        self.by_id: dict[int, InstalledMeter] = {}
+        by_meter: dict[tuple[str, str], list[InstalledMeter]] = {}
         for installation in installations:
             self.by_id[installation.id] = installation
             by_meter.setdefault((installation.meter_serial, installation.manufacturer), []).append(installation)
         self.by_meter = {key: sorted(found, key=lambda i: i.installed_at) for key, found in by_meter.items()}
         self._starts = {key: [i.installed_at for i in found] for key, found in self.by_meter.items()}
 
-    def at(self, serial: str, manufacturer: str, moment: datetime) -> Installation | None:
+    def at(self, serial: str, manufacturer: str, moment: datetime) -> InstalledMeter | None:
         """The installation that held this meter at `moment` (meter swaps route by time)."""
         key = (serial, manufacturer)
         candidates = self.by_meter.get(key)
@@ -294,7 +329,8 @@ def _plain_micro_units(items: Sequence[PlainReading]) -> IntArray | None:
     """Each value in millionths, as Decimal(written value).quantize(RESOLUTION) would give it; None
     unless every value is at least 0 and says so (see micro_units_of_floats)."""
     values = np.fromiter(map(_value_of, items), dtype=np.float64, count=len(items))
-    if not (values >= 0).all():
+    # Below REGISTER_VALUE.high too: micro_units_of_floats takes none of 10^8 or more.
+    if not (values >= float(REGISTER_VALUE.low)).all():
         return None
     return micro_units_of_floats(values)
 
@@ -324,10 +360,11 @@ class _Lanes:
     def held_at_all(self, times: IntArray, latest_allowed: datetime) -> bool:
         """Whether each reading's installation was in place at its time, none of them ahead of the clock."""
         lanes = self._lanes
-        installed = pg_microseconds([lane.installed_at for lane in lanes])
-        removed = pg_microseconds([lane.removed_at or END_OF_TIME for lane in lanes])
-        in_place = (times >= installed[self._of_reading]) & (times < removed[self._of_reading])
-        return bool(in_place.all()) and int(times.max()) <= int(pg_microseconds([latest_allowed])[0])
+        installed = pg_microseconds([lane.installed_at for lane in lanes])[self._of_reading]
+        removed = pg_microseconds([lane.removed_at or END_OF_TIME for lane in lanes])[self._of_reading]
+        return bool(in_place(installed, removed, times).all()) and int(times.max()) <= int(
+            pg_microseconds([latest_allowed])[0]
+        )
 
     def installation_ids(self) -> IntArray:
         return np.array([lane.installation_id for lane in self._lanes], dtype=np.int64)[self._of_reading]
@@ -444,13 +481,7 @@ def _typed_item(index: int, item: Any, errors: Errors) -> CheckedReading | None:
     for name in ("meter", "manufacturer", "meter_type"):
         if item.get(name) is not None and not isinstance(item[name], str):
             errors.add(index, name, "must be a string")
-    limits = {
-        "meter_installation_id": None,
-        "battery_level_pct": BATTERY_RANGE,
-        "rssi_dbm": RSSI_RANGE,
-        "error_flags": FLAGS_RANGE,
-    }
-    for name, bounds in limits.items():
+    for name, bounds in WHOLE_NUMBER_FIELDS.items():
         _optional_int(index, item, name, bounds, errors)
     if errors.total > before or timestamp is None or value is None:
         return None
@@ -483,14 +514,14 @@ def _number(index: int, raw: Any, errors: Errors) -> Decimal | None:
         return None
 
 
-def _optional_int(index: int, item: dict[str, Any], name: str, bounds: tuple[int, int] | None, errors: Errors) -> None:
+def _optional_int(index: int, item: dict[str, Any], name: str, bounds: Bounds | None, errors: Errors) -> None:
     raw = item.get(name)
     if raw is None:
         return
     if isinstance(raw, bool) or not isinstance(raw, int):
         errors.add(index, name, "must be a whole number")
-    elif bounds is not None and not bounds[0] <= raw <= bounds[1]:
-        errors.add(index, name, f"must be a whole number from {bounds[0]} to {bounds[1]}")
+    elif bounds is not None and not bounds.admit(raw):
+        errors.add(index, name, f"must be a whole number from {bounds.low} to {bounds.high}")
 
 
 # --- stage 2: meaning -----------------------------------------------------------------
@@ -584,9 +615,13 @@ class _Lane:
     def held_at_all(self, times: list[datetime], latest_allowed: datetime) -> bool:
         """Whether the installation was in place at all of `times`, none of them ahead of the clock."""
         earliest, latest = min(times), max(times)
-        if earliest < self.installed_at or latest > latest_allowed:
+        if latest > latest_allowed:
             return False
-        return self.removed_at is None or latest < self.removed_at
+        # A span holds the instants between two it holds.
+        return bool(
+            in_place(self.installed_at, self.removed_at, earliest)
+            and in_place(self.installed_at, self.removed_at, latest)
+        )
 
     def note_error_flags(
         self, readings: Sequence[ReadingIn[Any, Any]], times: list[datetime], latest: LatestFlags
@@ -642,7 +677,7 @@ def _resolve_one(
         errors.add(index, "timestamp", "is in the future")
         return None
     value = item.value
-    if not value.is_finite() or not (0 <= value <= MAX_REGISTER):
+    if not value.is_finite() or not REGISTER_VALUE.admit(value):
         errors.add(index, "value", f"must be a finite register value between 0 and {MAX_REGISTER}")
         return None
     installation = _installation(index, item, installations, errors)
@@ -678,7 +713,7 @@ def keep_latest(latest: LatestFlags, installation_id: int, at: datetime, level: 
 
 def _installation(
     index: int, item: CheckedReading, installations: InstallationIndex, errors: Errors
-) -> Installation | None:
+) -> InstalledMeter | None:
     moment = item.timestamp
     if item.meter_installation_id is not None:
         found = installations.by_id.get(item.meter_installation_id)
