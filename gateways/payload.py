@@ -17,6 +17,9 @@ out as `ReadingRow`s:
    to report every type error rather than msgspec's first;
 2. meaning: each reading's meter is resolved to the installation that held
    it at its timestamp, its unit converted, its values bounded.
+Two paths, then, and one table of field rules both read (REGISTER_VALUE,
+WHOLE_NUMBER_FIELDS). `parse_readings(…, fast_paths=False)` skips the column
+path, so that tests can hold it to the full checks.
 """
 
 from __future__ import annotations
@@ -27,9 +30,8 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
-from functools import partial
-from itertools import groupby, repeat
+from decimal import Decimal, InvalidOperation
+from itertools import groupby
 from operator import attrgetter, itemgetter
 from typing import Annotated, Any, Generic, TypeVar, cast
 
@@ -39,7 +41,6 @@ import numpy.typing as npt
 
 from gateways import iso_times
 from readings.columns import (
-    RESOLUTION,
     IntArray,
     ReadingColumns,
     ReadingRow,
@@ -247,10 +248,13 @@ class Errors:
         return PayloadInvalid(self.kept, self.total)
 
 
-def parse_readings(body: bytes, *, installations: InstallationIndex, now: datetime, limits: Limits) -> ParsedPayload:
+def parse_readings(
+    body: bytes, *, installations: InstallationIndex, now: datetime, limits: Limits, fast_paths: bool = True
+) -> ParsedPayload:
+    """The payload's readings; `fast_paths=False` sends every payload through the full checks (for
+    tests that hold the column path to them)."""
     latest_allowed = now + limits.max_clock_skew
-    plain = _plainly_valid(body, installations, latest_allowed, limits)
-    if plain is not None:
+    if fast_paths and (plain := _plainly_valid(body, installations, latest_allowed, limits)) is not None:
         return plain
     # Anything else takes the full checks, which find and name every problem.
     errors = Errors(limits.max_errors)
@@ -333,6 +337,50 @@ def _plain_micro_units(items: Sequence[PlainReading]) -> IntArray | None:
     if not (values >= float(REGISTER_VALUE.low)).all():
         return None
     return micro_units_of_floats(values)
+
+
+# What readings of one lane share: installation or meter and manufacturer, unit, type.
+LaneKey = tuple[int | None, str | None, str | None, str, str | None]
+_lane_key: Callable[[ReadingIn[Any, Any]], LaneKey] = attrgetter(
+    "meter_installation_id", "meter", "manufacturer", "unit", "meter_type"
+)
+_timestamp_of = attrgetter("timestamp")
+_value_of = attrgetter("value")
+_battery_of = attrgetter("battery_level_pct")
+_rssi_of = attrgetter("rssi_dbm")
+_error_flags_of = attrgetter("error_flags")
+
+
+@dataclass(frozen=True, slots=True)
+class _Lane:
+    """What readings of one meter, unit and type share when they can only mean one installation:
+    such a reading needs no more than its time and value checked (on the column path)."""
+
+    installation_id: int
+    installed_at: datetime
+    removed_at: datetime | None
+    unit: str
+    meter_type: str
+
+    @classmethod
+    def of(cls, key: LaneKey, installations: InstallationIndex) -> _Lane | None:
+        """The lane of readings with this key (see _lane_key); None where they need the full checks."""
+        installation_id, meter, manufacturer, unit, meter_type = key
+        if installation_id is not None:
+            found = installations.by_id.get(installation_id)
+        elif meter is not None and manufacturer is not None:
+            candidates = installations.by_meter.get((meter, manufacturer.upper()), [])
+            found = candidates[0] if len(candidates) == 1 else None  # a swapped meter routes by time
+        else:
+            found = None
+        if found is None or (meter_type or found.meter_type) != found.meter_type:
+            return None
+        try:
+            if canonical_unit(unit) != found.register_unit:
+                return None
+        except UnitError:
+            return None
+        return cls(found.id, found.installed_at, found.removed_at, found.register_unit, found.meter_type)
 
 
 class _Lanes:
@@ -533,140 +581,19 @@ def _resolve(
     latest_allowed: datetime,
     errors: Errors,
 ) -> ParsedPayload:
+    """Each well-typed reading resolved and checked (see _resolve_one); once any problem is found,
+    the rest are still checked, so that every problem is named, but no more rows are collected."""
     rows: list[ReadingRow] = []
     parsed = ParsedPayload(rows)
-    if errors.total:  # some readings are ill-typed (None): check the others one by one
-        for index, item in enumerate(items):
-            if item is not None:
-                _resolve_one(index, item, installations, latest_allowed, errors)
-        return parsed
-    # A payload lists many readings of each meter, mostly one meter after another. What the
-    # readings of a run (consecutive readings of one meter, unit and type) share is checked once,
-    # their times and values at once, and their rows built without Python code per reading.
-    checked = cast("Sequence[CheckedReading]", items)  # none ill-typed
-    lanes: dict[LaneKey, _Lane | None] = {}
-    start = 0
-    for key, run in groupby(map(_lane_key, checked)):
-        end = start + len(list(run))
-        readings = checked[start:end]
-        if key not in lanes:
-            lanes[key] = _Lane.of(key, installations)
-        lane = lanes[key]
-        if lane is None or not lane.add_run(readings, latest_allowed, parsed, rows, collect=not errors.total):
-            # Anything unusual: each reading through the full checks, with their messages.
-            for index, item in enumerate(readings, start):
-                row = _resolve_one(index, item, installations, latest_allowed, errors)
-                if row is not None and not errors.total:  # after an error, check on but collect nothing
-                    rows.append(row)
-                    if item.error_flags is not None:
-                        keep_latest(parsed.error_flags, row.installation_id, row.timestamp, item.error_flags)
-        start = end
+    for index, item in enumerate(items):
+        if item is None:  # ill-typed: stage 1 named its problems
+            continue
+        row = _resolve_one(index, item, installations, latest_allowed, errors)
+        if row is not None and not errors.total:
+            rows.append(row)
+            if item.error_flags is not None:
+                keep_latest(parsed.error_flags, row.installation_id, row.timestamp, item.error_flags)
     return parsed
-
-
-# What readings of one lane share: installation or meter and manufacturer, unit, type.
-LaneKey = tuple[int | None, str | None, str | None, str, str | None]
-_lane_key: Callable[[ReadingIn[Any, Any]], LaneKey] = attrgetter(
-    "meter_installation_id", "meter", "manufacturer", "unit", "meter_type"
-)
-_timestamp_of = attrgetter("timestamp")
-_value_of = attrgetter("value")
-_battery_of = attrgetter("battery_level_pct")
-_rssi_of = attrgetter("rssi_dbm")
-_error_flags_of = attrgetter("error_flags")
-# ReadingRow(*fields) runs Python code per row (a NamedTuple's __new__); tuple.__new__ is C.
-_new_row = partial(tuple.__new__, ReadingRow)
-ZERO = Decimal(0)
-
-
-@dataclass(frozen=True, slots=True)
-class _Lane:
-    """What readings of one meter, unit and type share when they can only mean one installation.
-
-    Such a reading needs no more than its time and value checked.
-    """
-
-    installation_id: int
-    installed_at: datetime
-    removed_at: datetime | None
-    unit: str
-    meter_type: str
-
-    @classmethod
-    def of(cls, key: LaneKey, installations: InstallationIndex) -> _Lane | None:
-        """The lane of readings with this key (see _lane_key); None where they need the full checks."""
-        installation_id, meter, manufacturer, unit, meter_type = key
-        if installation_id is not None:
-            found = installations.by_id.get(installation_id)
-        elif meter is not None and manufacturer is not None:
-            candidates = installations.by_meter.get((meter, manufacturer.upper()), [])
-            found = candidates[0] if len(candidates) == 1 else None  # a swapped meter routes by time
-        else:
-            found = None
-        if found is None or (meter_type or found.meter_type) != found.meter_type:
-            return None
-        try:
-            if canonical_unit(unit) != found.register_unit:
-                return None
-        except UnitError:
-            return None
-        return cls(found.id, found.installed_at, found.removed_at, found.register_unit, found.meter_type)
-
-    def held_at_all(self, times: list[datetime], latest_allowed: datetime) -> bool:
-        """Whether the installation was in place at all of `times`, none of them ahead of the clock."""
-        earliest, latest = min(times), max(times)
-        if latest > latest_allowed:
-            return False
-        # A span holds the instants between two it holds.
-        return bool(
-            in_place(self.installed_at, self.removed_at, earliest)
-            and in_place(self.installed_at, self.removed_at, latest)
-        )
-
-    def note_error_flags(
-        self, readings: Sequence[ReadingIn[Any, Any]], times: list[datetime], latest: LatestFlags
-    ) -> None:
-        error_flags = list(map(_error_flags_of, readings))
-        if error_flags.count(None) < len(error_flags):
-            for at, flags in zip(times, error_flags, strict=True):
-                if flags is not None:
-                    keep_latest(latest, self.installation_id, at, flags)
-
-    def add_run(
-        self,
-        readings: Sequence[CheckedReading],
-        latest_allowed: datetime,
-        parsed: ParsedPayload,
-        rows: list[ReadingRow],
-        *,
-        collect: bool,
-    ) -> bool:
-        """Adds the readings to `rows` (if `collect`) when every one of them is plainly valid.
-
-        False, adding nothing, when any reading needs the full checks: one
-        outside the installation's time or the clock's, or an odd value.
-        """
-        times = list(map(_timestamp_of, readings))
-        if not self.held_at_all(times, latest_allowed):
-            return False
-        values = list(map(_value_of, readings))
-        if not all(map(Decimal.is_finite, values)) or min(values) < ZERO or max(values) > MAX_REGISTER:
-            return False
-        if not collect:
-            return True
-        quantized = map(Decimal.quantize, values, repeat(RESOLUTION), repeat(ROUND_HALF_EVEN))
-        fields = zip(
-            repeat(self.installation_id),
-            times,
-            quantized,
-            repeat(self.unit),
-            repeat(self.meter_type),
-            map(_battery_of, readings),
-            map(_rssi_of, readings),
-        )
-        rows.extend(map(_new_row, fields))
-        self.note_error_flags(readings, times, parsed.error_flags)
-        return True
 
 
 def _resolve_one(
