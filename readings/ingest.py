@@ -4,9 +4,10 @@ The caller (an HTTP or MQTT endpoint, seed_demo) authenticates, validates and
 resolves meters to installations, and hands over rows or columns
 (readings.columns); this module only stores them, inside the
 caller's transaction when there is one (as a savepoint), else in its own.
-`ingest` is for the async pool; `ingest_sync` runs the same SQL, steps and
-rollup on a synchronous connection inside the caller's Django transaction
-(the admin's meter replacement).
+The steps are written once, as the generator `_flow`, which yields each
+round trip; `ingest` drives it on the async pool, `ingest_sync` on a
+synchronous connection inside the caller's Django transaction (the admin's
+meter replacement).
 
 First the months the batch needs are created and, in the same round trip,
 the batch's installations are checked (and locked against deletion), the
