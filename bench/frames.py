@@ -38,7 +38,7 @@ django.setup()
 
 from gateways import delivery, mbus  # noqa: E402
 from gateways.frames import parse_frames  # noqa: E402
-from gateways.payload import Installation, InstallationIndex, parse_readings  # noqa: E402
+from gateways.payload import InstallationIndex, InstalledMeter, parse_readings  # noqa: E402
 from tests.gateways.mbus_frames import multical_602  # noqa: E402
 
 METERS = 400
@@ -48,7 +48,7 @@ ZONE = "Europe/Copenhagen"
 
 def building() -> InstallationIndex:
     return InstallationIndex(
-        Installation(i, f"{30_000_000 + i:08d}", "KAM", "heat", "kWh", datetime(2020, 1, 1, tzinfo=UTC), None)
+        InstalledMeter(i, f"{30_000_000 + i:08d}", "KAM", "heat", "kWh", datetime(2020, 1, 1, tzinfo=UTC), None)
         for i in range(METERS)
     )
 

@@ -42,10 +42,11 @@ from gateways import mbus
 from gateways.models import TimeSource
 from gateways.payload import (
     MAX_REGISTER,
+    REGISTER_VALUE,
     Errors,
     FieldError,
-    Installation,
     InstallationIndex,
+    InstalledMeter,
     ParsedPayload,
     PayloadInvalid,
     decode_json,
@@ -357,13 +358,13 @@ def _reading(item: _Item, context: Context, outcome: _Outcome) -> tuple[ReadingR
         converted = convert(value, unit, installation.register_unit)
     except UnitError as error:
         raise Rejected("frame", f"meter {meter}: {error}") from None
-    if not (0 <= converted <= MAX_REGISTER):
+    if not REGISTER_VALUE.admit(converted):
         raise Rejected("frame", f"meter {meter}: register value {converted} is outside 0 to {MAX_REGISTER}")
     row = ReadingRow(installation.id, moment, converted, installation.register_unit, installation.meter_type)
     return row, frame.status
 
 
-def _register(frame: mbus.Frame, installation: Installation, meter: str, outcome: _Outcome) -> tuple[Decimal, str]:
+def _register(frame: mbus.Frame, installation: InstalledMeter, meter: str, outcome: _Outcome) -> tuple[Decimal, str]:
     """The current value of the register that fits the installation, in a unit readings.units knows."""
     quantity, units = REGISTERS[installation.meter_type]
     current = [

@@ -8,9 +8,17 @@ from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 
+from gateways.payload import REGISTER_VALUE, WHOLE_NUMBER_FIELDS
 from readings.models import MeterType
 
 UNITS = ["Wh", "kWh", "MWh", "GJ", "L", "m3", "m³", "units"]
+
+
+def _whole_number(name: str, **more: str) -> dict[str, Any]:
+    """The schema of whole-number field `name`, bounded as the payload's checks bound it."""
+    bounds = WHOLE_NUMBER_FIELDS[name]
+    limits = {} if bounds is None else {"minimum": bounds.low, "maximum": bounds.high}
+    return {"type": "integer", **limits, **more}
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -54,7 +62,7 @@ READING = {
     "properties": {
         "meter": {"type": "string", "example": "12345678", "description": "M-Bus identification number"},
         "manufacturer": {"type": "string", "example": "KAM", "description": "three-letter manufacturer code"},
-        "meter_installation_id": {"type": "integer"},
+        "meter_installation_id": _whole_number("meter_installation_id"),
         "timestamp": {
             "type": "string",
             "format": "date-time",
@@ -62,7 +70,10 @@ READING = {
             "description": "ISO 8601 with a UTC offset; at most 15 minutes in the future",
         },
         "value": {
-            "oneOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": r"^\d+(\.\d+)?$"}],
+            "oneOf": [
+                {"type": "number", "minimum": int(REGISTER_VALUE.low)},
+                {"type": "string", "pattern": r"^\d+(\.\d+)?$"},
+            ],
             "example": 123.456,
             "description": "register value; converted exactly to the register's unit",
         },
@@ -72,14 +83,9 @@ READING = {
             "enum": list(MeterType.values),
             "description": "optional; must match the installed meter when given",
         },
-        "battery_level_pct": {"type": "integer", "minimum": 0, "maximum": 100},
-        "rssi_dbm": {"type": "integer", "minimum": -150, "maximum": 0},
-        "error_flags": {
-            "type": "integer",
-            "minimum": 0,
-            "maximum": 255,
-            "description": "M-Bus status byte; errors and power-low raise alarms",
-        },
+        "battery_level_pct": _whole_number("battery_level_pct"),
+        "rssi_dbm": _whole_number("rssi_dbm"),
+        "error_flags": _whole_number("error_flags", description="M-Bus status byte; errors and power-low raise alarms"),
     },
 }
 

@@ -17,6 +17,9 @@ out as `ReadingRow`s:
    to report every type error rather than msgspec's first;
 2. meaning: each reading's meter is resolved to the installation that held
    it at its timestamp, its unit converted, its values bounded.
+Two paths, then, and one table of field rules both read (REGISTER_VALUE,
+WHOLE_NUMBER_FIELDS). `parse_readings(…, fast_paths=False)` skips the column
+path, so that tests can hold it to the full checks.
 """
 
 from __future__ import annotations
@@ -27,9 +30,8 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
-from functools import partial
-from itertools import groupby, repeat
+from decimal import Decimal, InvalidOperation
+from itertools import groupby
 from operator import attrgetter, itemgetter
 from typing import Annotated, Any, Generic, TypeVar, cast
 
@@ -39,7 +41,6 @@ import numpy.typing as npt
 
 from gateways import iso_times
 from readings.columns import (
-    RESOLUTION,
     IntArray,
     ReadingColumns,
     ReadingRow,
@@ -49,16 +50,44 @@ from readings.columns import (
     pg_microseconds,
     small_ints,
 )
+from readings.models import in_place
 from readings.units import UnitError, canonical_unit, convert
 
-MAX_REGISTER = Decimal("999999999999")  # numeric(18, 6)
 # The partition helper refuses to create more than ten years of monthly partitions at once.
 MAX_PAYLOAD_SPAN = timedelta(days=3650)
 # Removed never: later than any reading can be.
 END_OF_TIME = datetime(9999, 1, 1, tzinfo=UTC)
-BATTERY_RANGE = (0, 100)
-RSSI_RANGE = (-150, 0)
-FLAGS_RANGE = (0, 255)
+
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """The least and greatest value a field takes, both included."""
+
+    low: Any
+    high: Any
+
+    def admit(self, value: Any) -> bool:
+        return bool(self.low <= value <= self.high)
+
+
+# The field rules, read by both paths: msgspec's types below (the column path decodes with
+# them), the full checks' messages (_typed_item, _resolve_one), gateways.frames and the column
+# path's value check (_plain_micro_units).
+REGISTER_VALUE = Bounds(Decimal(0), Decimal("999999999999"))  # numeric(18, 6), counting up from 0
+MAX_REGISTER = REGISTER_VALUE.high
+WHOLE_NUMBER_FIELDS: dict[str, Bounds | None] = {
+    "meter_installation_id": None,
+    "battery_level_pct": Bounds(0, 100),
+    "rssi_dbm": Bounds(-150, 0),
+    "error_flags": Bounds(0, 255),
+}
+
+
+def _bounded(name: str) -> msgspec.Meta:
+    """msgspec's constraint on whole-number field `name`, as WHOLE_NUMBER_FIELDS bounds it."""
+    bounds = WHOLE_NUMBER_FIELDS[name]
+    return msgspec.Meta() if bounds is None else msgspec.Meta(ge=bounds.low, le=bounds.high)
+
 
 # Each installation's latest (time, error flags)
 LatestFlags = dict[int, tuple[datetime, int]]
@@ -83,9 +112,9 @@ class ReadingIn(msgspec.Struct, Generic[Value, Moment], forbid_unknown_fields=Tr
     manufacturer: str | None = None
     meter_installation_id: int | None = None
     meter_type: str | None = None
-    battery_level_pct: Annotated[int, msgspec.Meta(ge=BATTERY_RANGE[0], le=BATTERY_RANGE[1])] | None = None
-    rssi_dbm: Annotated[int, msgspec.Meta(ge=RSSI_RANGE[0], le=RSSI_RANGE[1])] | None = None
-    error_flags: Annotated[int, msgspec.Meta(ge=FLAGS_RANGE[0], le=FLAGS_RANGE[1])] | None = None
+    battery_level_pct: Annotated[int, _bounded("battery_level_pct")] | None = None
+    rssi_dbm: Annotated[int, _bounded("rssi_dbm")] | None = None
+    error_flags: Annotated[int, _bounded("error_flags")] | None = None
 
 
 class PayloadIn(msgspec.Struct, Generic[Value, Moment]):
@@ -133,7 +162,9 @@ class MalformedJson(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class Installation:
+class InstalledMeter:
+    """What resolving a reading needs of a readings.models.MeterInstallation (gateways.sql.INSTALLATIONS)."""
+
     id: int
     meter_serial: str
     manufacturer: str
@@ -143,22 +174,23 @@ class Installation:
     removed_at: datetime | None
 
     def holds(self, at: datetime) -> bool:
-        return self.installed_at <= at and (self.removed_at is None or at < self.removed_at)
+        """Whether it hung at `at` (readings.models.in_place, the one rule)."""
+        return bool(in_place(self.installed_at, self.removed_at, at))
 
 
 class InstallationIndex:
     """The installations of one property, found by id or by meter and instant."""
 
-    def __init__(self, installations: Iterable[Installation]):
-        self.by_id: dict[int, Installation] = {}
-        by_meter: dict[tuple[str, str], list[Installation]] = {}
+    def __init__(self, installations: Iterable[InstalledMeter]):
+        self.by_id: dict[int, InstalledMeter] = {}
+        by_meter: dict[tuple[str, str], list[InstalledMeter]] = {}
         for installation in installations:
             self.by_id[installation.id] = installation
             by_meter.setdefault((installation.meter_serial, installation.manufacturer), []).append(installation)
         self.by_meter = {key: sorted(found, key=lambda i: i.installed_at) for key, found in by_meter.items()}
         self._starts = {key: [i.installed_at for i in found] for key, found in self.by_meter.items()}
 
-    def at(self, serial: str, manufacturer: str, moment: datetime) -> Installation | None:
+    def at(self, serial: str, manufacturer: str, moment: datetime) -> InstalledMeter | None:
         """The installation that held this meter at `moment` (meter swaps route by time)."""
         key = (serial, manufacturer)
         candidates = self.by_meter.get(key)
@@ -212,10 +244,13 @@ class Errors:
         return PayloadInvalid(self.kept, self.total)
 
 
-def parse_readings(body: bytes, *, installations: InstallationIndex, now: datetime, limits: Limits) -> ParsedPayload:
+def parse_readings(
+    body: bytes, *, installations: InstallationIndex, now: datetime, limits: Limits, fast_paths: bool = True
+) -> ParsedPayload:
+    """The payload's readings; `fast_paths=False` sends every payload through the full checks (for
+    tests that hold the column path to them)."""
     latest_allowed = now + limits.max_clock_skew
-    plain = _plainly_valid(body, installations, latest_allowed, limits)
-    if plain is not None:
+    if fast_paths and (plain := _plainly_valid(body, installations, latest_allowed, limits)) is not None:
         return plain
     # Anything else takes the full checks, which find and name every problem.
     errors = Errors(limits.max_errors)
@@ -294,9 +329,54 @@ def _plain_micro_units(items: Sequence[PlainReading]) -> IntArray | None:
     """Each value in millionths, as Decimal(written value).quantize(RESOLUTION) would give it; None
     unless every value is at least 0 and says so (see micro_units_of_floats)."""
     values = np.fromiter(map(_value_of, items), dtype=np.float64, count=len(items))
-    if not (values >= 0).all():
+    # Below REGISTER_VALUE.high too: micro_units_of_floats takes none of 10^8 or more.
+    if not (values >= float(REGISTER_VALUE.low)).all():
         return None
     return micro_units_of_floats(values)
+
+
+# What readings of one lane share: installation or meter and manufacturer, unit, type.
+LaneKey = tuple[int | None, str | None, str | None, str, str | None]
+_lane_key: Callable[[ReadingIn[Any, Any]], LaneKey] = attrgetter(
+    "meter_installation_id", "meter", "manufacturer", "unit", "meter_type"
+)
+_timestamp_of = attrgetter("timestamp")
+_value_of = attrgetter("value")
+_battery_of = attrgetter("battery_level_pct")
+_rssi_of = attrgetter("rssi_dbm")
+_error_flags_of = attrgetter("error_flags")
+
+
+@dataclass(frozen=True, slots=True)
+class _Lane:
+    """What readings of one meter, unit and type share when they can only mean one installation:
+    such a reading needs no more than its time and value checked (on the column path)."""
+
+    installation_id: int
+    installed_at: datetime
+    removed_at: datetime | None
+    unit: str
+    meter_type: str
+
+    @classmethod
+    def of(cls, key: LaneKey, installations: InstallationIndex) -> _Lane | None:
+        """The lane of readings with this key (see _lane_key); None where they need the full checks."""
+        installation_id, meter, manufacturer, unit, meter_type = key
+        if installation_id is not None:
+            found = installations.by_id.get(installation_id)
+        elif meter is not None and manufacturer is not None:
+            candidates = installations.by_meter.get((meter, manufacturer.upper()), [])
+            found = candidates[0] if len(candidates) == 1 else None  # a swapped meter routes by time
+        else:
+            found = None
+        if found is None or (meter_type or found.meter_type) != found.meter_type:
+            return None
+        try:
+            if canonical_unit(unit) != found.register_unit:
+                return None
+        except UnitError:
+            return None
+        return cls(found.id, found.installed_at, found.removed_at, found.register_unit, found.meter_type)
 
 
 class _Lanes:
@@ -324,10 +404,11 @@ class _Lanes:
     def held_at_all(self, times: IntArray, latest_allowed: datetime) -> bool:
         """Whether each reading's installation was in place at its time, none of them ahead of the clock."""
         lanes = self._lanes
-        installed = pg_microseconds([lane.installed_at for lane in lanes])
-        removed = pg_microseconds([lane.removed_at or END_OF_TIME for lane in lanes])
-        in_place = (times >= installed[self._of_reading]) & (times < removed[self._of_reading])
-        return bool(in_place.all()) and int(times.max()) <= int(pg_microseconds([latest_allowed])[0])
+        installed = pg_microseconds([lane.installed_at for lane in lanes])[self._of_reading]
+        removed = pg_microseconds([lane.removed_at or END_OF_TIME for lane in lanes])[self._of_reading]
+        return bool(in_place(installed, removed, times).all()) and int(times.max()) <= int(
+            pg_microseconds([latest_allowed])[0]
+        )
 
     def installation_ids(self) -> IntArray:
         return np.array([lane.installation_id for lane in self._lanes], dtype=np.int64)[self._of_reading]
@@ -444,13 +525,7 @@ def _typed_item(index: int, item: Any, errors: Errors) -> CheckedReading | None:
     for name in ("meter", "manufacturer", "meter_type"):
         if item.get(name) is not None and not isinstance(item[name], str):
             errors.add(index, name, "must be a string")
-    limits = {
-        "meter_installation_id": None,
-        "battery_level_pct": BATTERY_RANGE,
-        "rssi_dbm": RSSI_RANGE,
-        "error_flags": FLAGS_RANGE,
-    }
-    for name, bounds in limits.items():
+    for name, bounds in WHOLE_NUMBER_FIELDS.items():
         _optional_int(index, item, name, bounds, errors)
     if errors.total > before or timestamp is None or value is None:
         return None
@@ -483,14 +558,14 @@ def _number(index: int, raw: Any, errors: Errors) -> Decimal | None:
         return None
 
 
-def _optional_int(index: int, item: dict[str, Any], name: str, bounds: tuple[int, int] | None, errors: Errors) -> None:
+def _optional_int(index: int, item: dict[str, Any], name: str, bounds: Bounds | None, errors: Errors) -> None:
     raw = item.get(name)
     if raw is None:
         return
     if isinstance(raw, bool) or not isinstance(raw, int):
         errors.add(index, name, "must be a whole number")
-    elif bounds is not None and not bounds[0] <= raw <= bounds[1]:
-        errors.add(index, name, f"must be a whole number from {bounds[0]} to {bounds[1]}")
+    elif bounds is not None and not bounds.admit(raw):
+        errors.add(index, name, f"must be a whole number from {bounds.low} to {bounds.high}")
 
 
 # --- stage 2: meaning -----------------------------------------------------------------
@@ -502,136 +577,19 @@ def _resolve(
     latest_allowed: datetime,
     errors: Errors,
 ) -> ParsedPayload:
+    """Each well-typed reading resolved and checked (see _resolve_one); once any problem is found,
+    the rest are still checked, so that every problem is named, but no more rows are collected."""
     rows: list[ReadingRow] = []
     parsed = ParsedPayload(rows)
-    if errors.total:  # some readings are ill-typed (None): check the others one by one
-        for index, item in enumerate(items):
-            if item is not None:
-                _resolve_one(index, item, installations, latest_allowed, errors)
-        return parsed
-    # A payload lists many readings of each meter, mostly one meter after another. What the
-    # readings of a run (consecutive readings of one meter, unit and type) share is checked once,
-    # their times and values at once, and their rows built without Python code per reading.
-    checked = cast("Sequence[CheckedReading]", items)  # none ill-typed
-    lanes: dict[LaneKey, _Lane | None] = {}
-    start = 0
-    for key, run in groupby(map(_lane_key, checked)):
-        end = start + len(list(run))
-        readings = checked[start:end]
-        if key not in lanes:
-            lanes[key] = _Lane.of(key, installations)
-        lane = lanes[key]
-        if lane is None or not lane.add_run(readings, latest_allowed, parsed, rows, collect=not errors.total):
-            # Anything unusual: each reading through the full checks, with their messages.
-            for index, item in enumerate(readings, start):
-                row = _resolve_one(index, item, installations, latest_allowed, errors)
-                if row is not None and not errors.total:  # after an error, check on but collect nothing
-                    rows.append(row)
-                    if item.error_flags is not None:
-                        keep_latest(parsed.error_flags, row.installation_id, row.timestamp, item.error_flags)
-        start = end
+    for index, item in enumerate(items):
+        if item is None:  # ill-typed: stage 1 named its problems
+            continue
+        row = _resolve_one(index, item, installations, latest_allowed, errors)
+        if row is not None and not errors.total:
+            rows.append(row)
+            if item.error_flags is not None:
+                keep_latest(parsed.error_flags, row.installation_id, row.timestamp, item.error_flags)
     return parsed
-
-
-# What readings of one lane share: installation or meter and manufacturer, unit, type.
-LaneKey = tuple[int | None, str | None, str | None, str, str | None]
-_lane_key: Callable[[ReadingIn[Any, Any]], LaneKey] = attrgetter(
-    "meter_installation_id", "meter", "manufacturer", "unit", "meter_type"
-)
-_timestamp_of = attrgetter("timestamp")
-_value_of = attrgetter("value")
-_battery_of = attrgetter("battery_level_pct")
-_rssi_of = attrgetter("rssi_dbm")
-_error_flags_of = attrgetter("error_flags")
-# ReadingRow(*fields) runs Python code per row (a NamedTuple's __new__); tuple.__new__ is C.
-_new_row = partial(tuple.__new__, ReadingRow)
-ZERO = Decimal(0)
-
-
-@dataclass(frozen=True, slots=True)
-class _Lane:
-    """What readings of one meter, unit and type share when they can only mean one installation.
-
-    Such a reading needs no more than its time and value checked.
-    """
-
-    installation_id: int
-    installed_at: datetime
-    removed_at: datetime | None
-    unit: str
-    meter_type: str
-
-    @classmethod
-    def of(cls, key: LaneKey, installations: InstallationIndex) -> _Lane | None:
-        """The lane of readings with this key (see _lane_key); None where they need the full checks."""
-        installation_id, meter, manufacturer, unit, meter_type = key
-        if installation_id is not None:
-            found = installations.by_id.get(installation_id)
-        elif meter is not None and manufacturer is not None:
-            candidates = installations.by_meter.get((meter, manufacturer.upper()), [])
-            found = candidates[0] if len(candidates) == 1 else None  # a swapped meter routes by time
-        else:
-            found = None
-        if found is None or (meter_type or found.meter_type) != found.meter_type:
-            return None
-        try:
-            if canonical_unit(unit) != found.register_unit:
-                return None
-        except UnitError:
-            return None
-        return cls(found.id, found.installed_at, found.removed_at, found.register_unit, found.meter_type)
-
-    def held_at_all(self, times: list[datetime], latest_allowed: datetime) -> bool:
-        """Whether the installation was in place at all of `times`, none of them ahead of the clock."""
-        earliest, latest = min(times), max(times)
-        if earliest < self.installed_at or latest > latest_allowed:
-            return False
-        return self.removed_at is None or latest < self.removed_at
-
-    def note_error_flags(
-        self, readings: Sequence[ReadingIn[Any, Any]], times: list[datetime], latest: LatestFlags
-    ) -> None:
-        error_flags = list(map(_error_flags_of, readings))
-        if error_flags.count(None) < len(error_flags):
-            for at, flags in zip(times, error_flags, strict=True):
-                if flags is not None:
-                    keep_latest(latest, self.installation_id, at, flags)
-
-    def add_run(
-        self,
-        readings: Sequence[CheckedReading],
-        latest_allowed: datetime,
-        parsed: ParsedPayload,
-        rows: list[ReadingRow],
-        *,
-        collect: bool,
-    ) -> bool:
-        """Adds the readings to `rows` (if `collect`) when every one of them is plainly valid.
-
-        False, adding nothing, when any reading needs the full checks: one
-        outside the installation's time or the clock's, or an odd value.
-        """
-        times = list(map(_timestamp_of, readings))
-        if not self.held_at_all(times, latest_allowed):
-            return False
-        values = list(map(_value_of, readings))
-        if not all(map(Decimal.is_finite, values)) or min(values) < ZERO or max(values) > MAX_REGISTER:
-            return False
-        if not collect:
-            return True
-        quantized = map(Decimal.quantize, values, repeat(RESOLUTION), repeat(ROUND_HALF_EVEN))
-        fields = zip(
-            repeat(self.installation_id),
-            times,
-            quantized,
-            repeat(self.unit),
-            repeat(self.meter_type),
-            map(_battery_of, readings),
-            map(_rssi_of, readings),
-        )
-        rows.extend(map(_new_row, fields))
-        self.note_error_flags(readings, times, parsed.error_flags)
-        return True
 
 
 def _resolve_one(
@@ -642,7 +600,7 @@ def _resolve_one(
         errors.add(index, "timestamp", "is in the future")
         return None
     value = item.value
-    if not value.is_finite() or not (0 <= value <= MAX_REGISTER):
+    if not value.is_finite() or not REGISTER_VALUE.admit(value):
         errors.add(index, "value", f"must be a finite register value between 0 and {MAX_REGISTER}")
         return None
     installation = _installation(index, item, installations, errors)
@@ -678,7 +636,7 @@ def keep_latest(latest: LatestFlags, installation_id: int, at: datetime, level: 
 
 def _installation(
     index: int, item: CheckedReading, installations: InstallationIndex, errors: Errors
-) -> Installation | None:
+) -> InstalledMeter | None:
     moment = item.timestamp
     if item.meter_installation_id is not None:
         found = installations.by_id.get(item.meter_installation_id)

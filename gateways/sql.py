@@ -32,7 +32,7 @@ from psycopg.types.json import Jsonb
 from gateways import alarm_text
 from gateways.frames import RawFrameRow
 from gateways.models import Alarm, AlarmType, Gateway, RelayCursor, Severity
-from gateways.payload import Installation, InstallationIndex
+from gateways.payload import InstallationIndex, InstalledMeter
 from readings.models import MeterInstallation, MeterType, Property, Unit
 
 # Find the gateway and count the request in one round trip. The fixed window
@@ -185,7 +185,7 @@ async def installation_index(conn: AsyncConnection[Any], property_id: int) -> In
     last = _last_index.get(property_id)
     if last is not None and last[0] == rows:
         return last[1]
-    index = InstallationIndex(Installation(*row) for row in rows)
+    index = InstallationIndex(InstalledMeter(*row) for row in rows)
     _last_index[property_id] = (rows, index)
     return index
 

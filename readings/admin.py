@@ -693,8 +693,7 @@ class MeterInstallationAdmin(CsvImportAdminMixin[MeterInstallation]):
 
     @admin.display(description=_("in place"), boolean=True)
     def in_place(self, obj: MeterInstallation) -> bool:
-        now = timezone.now()
-        return obj.installed_at <= now and (obj.removed_at is None or obj.removed_at > now)
+        return obj.in_place_at(timezone.now())
 
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None

@@ -4,9 +4,10 @@ The caller (an HTTP or MQTT endpoint, seed_demo) authenticates, validates and
 resolves meters to installations, and hands over rows or columns
 (readings.columns); this module only stores them, inside the
 caller's transaction when there is one (as a savepoint), else in its own.
-`ingest` is for the async pool; `ingest_sync` runs the same SQL, steps and
-rollup on a synchronous connection inside the caller's Django transaction
-(the admin's meter replacement).
+The steps are written once, as the generator `_flow`, which yields each
+round trip; `ingest` drives it on the async pool, `ingest_sync` on a
+synchronous connection inside the caller's Django transaction (the admin's
+meter replacement).
 
 First the months the batch needs are created and, in the same round trip,
 the batch's installations are checked (and locked against deletion), the
@@ -37,12 +38,12 @@ partition). The batch is split by them, and each part takes its path:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import cached_property
 from itertools import pairwise
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -730,6 +731,49 @@ class _Stored:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class _Statements:
+    """A step: statements run in one round trip (a pipeline when more than one); the answer is the
+    last one's first row when `fetch`, else None."""
+
+    steps: Sequence[tuple[str, dict[str, Any]]]
+    fetch: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Copy:
+    """A step: the fast path's COPY (see _copied_directly); the answer is whether it stored the rows."""
+
+    statement: str | sql.Composed
+    data: _CopyData
+    daily: _DailyAggregates
+
+
+# What _flow yields (a step for the driver to run) and what the driver sends back (its answer).
+_Flow = Generator[_Statements | _Copy, Any, IngestResult]
+
+
+def _flow(batch: _Batch, property_id: int) -> _Flow:
+    """The store flow, written once: `ingest` drives it on an async connection, `ingest_sync` on a
+    synchronous one. Each yield is one round trip to the server (or one COPY)."""
+    found = yield _Statements(
+        [(ENSURE_PARTITIONS, {"first": batch.first, "last": batch.last}), (PREPARE, batch.prepare_params(property_id))],
+        fetch=True,
+    )
+    prepared = _Prepared.of(property_id, batch.probe_limit, found)
+    stored = _Stored(batch, prepared)
+    if stored.split.to_copy is not None:
+        daily = prepared.daily()
+        copied = yield _Copy(prepared.copy_statement, _CopyData(stored.split.to_copy), daily)
+        stored.copied(daily if copied else None)
+    if (general := stored.general()) is not None:
+        found = yield _Statements([(UPSERT, general.upsert_params(prepared.time_zone, batch.first, batch.last))], True)
+        stored.upserted(_Upserted.of(found))
+    if steps := stored.rollup_steps(property_id):
+        yield _Statements(steps)
+    return stored.result()
+
+
 async def ingest(
     conn: AsyncConnection[Any], *, property_id: int, rows: Iterable[ReadingRow] | ReadingColumns
 ) -> IngestResult:
@@ -744,32 +788,32 @@ async def ingest(
     # A cursor that binds on the server, whatever the connection's factory: the binary arrays need it.
     async with conn.transaction(), AsyncCursor(conn) as cur:
         pg_arrays.register(cur)
-        async with conn.pipeline():  # one round trip for both
-            await cur.execute(ENSURE_PARTITIONS, {"first": batch.first, "last": batch.last})
-            await cur.execute(PREPARE, batch.prepare_params(property_id))
-        prepared = _Prepared.of(property_id, batch.probe_limit, await cur.fetchone())
-        stored = _Stored(batch, prepared)
-        if stored.split.to_copy is not None:
-            data, daily = _CopyData(stored.split.to_copy), prepared.daily()
-            stored.copied(daily if await _copied_directly(conn, cur, prepared.copy_statement, data, daily) else None)
-        if (general := stored.general()) is not None:
-            await cur.execute(UPSERT, general.upsert_params(prepared.time_zone, batch.first, batch.last))
-            stored.upserted(_Upserted.of(await cur.fetchone()))
-        if steps := stored.rollup_steps(property_id):
-            async with conn.pipeline():
-                for statement, params in steps:
-                    await cur.execute(statement, params)
-    return stored.result()
+        flow, answer = _flow(batch, property_id), None
+        while True:
+            try:
+                step = flow.send(answer)
+            except StopIteration as done:
+                return cast(IngestResult, done.value)
+            if isinstance(step, _Copy):
+                answer = await _copied_directly(conn, cur, step.statement, step.data, step.daily)
+                continue
+            if len(step.steps) > 1:
+                async with conn.pipeline():
+                    for statement, params in step.steps:
+                        await cur.execute(statement, params)
+            else:
+                await cur.execute(*step.steps[0])
+            answer = await cur.fetchone() if step.fetch else None
 
 
 def ingest_sync(
     conn: Connection[Any], *, property_id: int, rows: Iterable[ReadingRow] | ReadingColumns
 ) -> IngestResult:
-    """`ingest` for synchronous callers (the admin's meter replacement); returns what happened to the rows.
+    """`ingest` for synchronous callers (the admin's meter replacement): the same flow (_flow) driven
+    on a synchronous connection; returns what happened to the rows.
 
     `conn` must already be inside the caller's transaction (Django's `atomic`),
     so the readings commit or roll back with whatever else the caller writes.
-    Same SQL, same split of the batch, same rollup, same errors as `ingest`.
     """
     if conn.autocommit:
         # Each statement would commit on its own: a failure would leave a batch half written.
@@ -780,22 +824,22 @@ def ingest_sync(
     # As in `ingest`: Django's connection makes client-side binding cursors, which send values as text.
     with Cursor(conn) as cur:
         pg_arrays.register(cur)
-        with conn.pipeline():
-            cur.execute(ENSURE_PARTITIONS, {"first": batch.first, "last": batch.last})
-            cur.execute(PREPARE, batch.prepare_params(property_id))
-        prepared = _Prepared.of(property_id, batch.probe_limit, cur.fetchone())
-        stored = _Stored(batch, prepared)
-        if stored.split.to_copy is not None:
-            data, daily = _CopyData(stored.split.to_copy), prepared.daily()
-            stored.copied(daily if _copied_directly_sync(conn, cur, prepared.copy_statement, data, daily) else None)
-        if (general := stored.general()) is not None:
-            cur.execute(UPSERT, general.upsert_params(prepared.time_zone, batch.first, batch.last))
-            stored.upserted(_Upserted.of(cur.fetchone()))
-        if steps := stored.rollup_steps(property_id):
-            with conn.pipeline():
-                for statement, params in steps:
-                    cur.execute(statement, params)
-    return stored.result()
+        flow, answer = _flow(batch, property_id), None
+        while True:
+            try:
+                step = flow.send(answer)
+            except StopIteration as done:
+                return cast(IngestResult, done.value)
+            if isinstance(step, _Copy):
+                answer = _copied_directly_sync(conn, cur, step.statement, step.data, step.daily)
+                continue
+            if len(step.steps) > 1:
+                with conn.pipeline():
+                    for statement, params in step.steps:
+                        cur.execute(statement, params)
+            else:
+                cur.execute(*step.steps[0])
+            answer = cur.fetchone() if step.fetch else None
 
 
 async def _copied_directly(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import zoneinfo
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.conf import settings
 from django.contrib.postgres.constraints import ExclusionConstraint
@@ -21,6 +21,10 @@ from django.utils.translation import gettext_lazy as _
 from readings.constraints import FieldConstraintsModel
 from readings.scoping import AnyUser, managed_by
 from readings.validators import validate_no_control_characters, validate_plausible_date
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 
 def validate_time_zone(value: str) -> None:
@@ -370,12 +374,27 @@ class Tenancy(FieldConstraintsModel):
         return (first, last) if first <= last else None
 
 
+# Instants and the columns of them (readings.columns: microseconds as PostgreSQL stores them).
+Instants = TypeVar("Instants", datetime, "npt.NDArray[np.int64]")
+
+
+def in_place(installed_at: Instants, removed_at: Instants | None, at: Instants) -> Any:
+    """Whether a meter installed at `installed_at` and removed at `removed_at` (None: not yet) hangs
+    at `at`: the one home of this rule. For instants a bool; for columns of instants, one per row.
+
+    From its installation up to, not including, its removal: [installed_at, removed_at), the span
+    the exclusion constraint keeps apart, so that at a swap the new meter holds the instant. Its SQL
+    twin is MeterInstallationQuerySet.in_place_at (tests/readings/test_in_place.py pins them).
+    """
+    return (installed_at <= at) & (True if removed_at is None else at < removed_at)
+
+
 class MeterInstallationQuerySet(models.QuerySet["MeterInstallation"]):
     def for_manager(self, user: AnyUser) -> MeterInstallationQuerySet:
         return managed_by(self, user, "unit__property__organisation__")
 
     def in_place_at(self, moment: datetime) -> MeterInstallationQuerySet:
-        """Installations hanging at `moment`: installed at or before it, not yet removed ([installed, removed))."""
+        """Installations hanging at `moment`: the SQL twin of `in_place` (installed by then, not yet removed)."""
         return self.filter(Q(removed_at__isnull=True) | Q(removed_at__gt=moment), installed_at__lte=moment)
 
     def overlapping(self, start: datetime, end: datetime | None) -> MeterInstallationQuerySet:
@@ -481,6 +500,10 @@ class MeterInstallation(FieldConstraintsModel):
         if self.removed_at is None:
             return None
         return MeterInstallation.objects.taking_over(self.unit_id, self.meter_type, self.removed_at).first()
+
+    def in_place_at(self, moment: datetime) -> bool:
+        """Whether it hangs at `moment` (see `in_place`)."""
+        return bool(in_place(self.installed_at, self.removed_at, moment))
 
     def __str__(self) -> str:
         return gettext("%(meter)s (%(type)s) in %(unit)s") % {

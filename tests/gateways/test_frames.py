@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateways.frames import FrameLimits, parse_frames
-from gateways.payload import Installation, InstallationIndex, MalformedJson, PayloadInvalid
+from gateways.payload import InstallationIndex, InstalledMeter, MalformedJson, PayloadInvalid
 from tests.gateways import mbus_corpus, unreadable_bodies
 from tests.gateways.mbus_frames import bcd, long_frame, multical_602
 
@@ -22,7 +22,7 @@ LIMITS = FrameLimits(
 
 def index(*installations):
     return InstallationIndex(
-        Installation(i, serial, man, kind, unit, SINCE, None)
+        InstalledMeter(i, serial, man, kind, unit, SINCE, None)
         for i, (serial, man, kind, unit) in enumerate(installations, 1)
     )
 

@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from gateways.frames import decode_stored
 from gateways.models import RawFrame
-from gateways.payload import Installation, InstallationIndex
+from gateways.payload import InstallationIndex, InstalledMeter
 from tests.gateways.mbus_frames import multical_602
 
 pytestmark = pytest.mark.django_db
@@ -22,7 +22,7 @@ ERROR_STATE_BCD = bytes.fromhex(
 def keep(gateway, meter, frame: bytes, received_at=RECEIVED) -> RawFrame:
     """The frame kept as POST /api/v1/frames keeps it (gateways.frames decides what it holds)."""
     installations = InstallationIndex(
-        [Installation(meter.pk, meter.meter_serial, meter.manufacturer, "heat", "kWh", meter.installed_at, None)]
+        [InstalledMeter(meter.pk, meter.meter_serial, meter.manufacturer, "heat", "kWh", meter.installed_at, None)]
     )
     (row,) = decode_stored(
         [(received_at, frame)],

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from readings.ingest import ReadingRow
 from readings.models import MeterInstallation, Property, Unit
-from tests.conftest import ingest_now
+from tests.factories import ingest_now
 
 
 def daily_rows(meter: MeterInstallation, start: datetime, end: datetime, per_day: Decimal) -> list[ReadingRow]:
