@@ -8,7 +8,7 @@ Protocol (JSON text frames):
   ``{"type": "alarm.raised" | "alarm.updated" | "alarm.cleared", "seq": n, "alarm": {...}}``
   or ``{"type": "settlement.generated", "settlement": {...}}``; an alarm's words come in
   every site language (``"texts": {"da": {"type", "severity", "meter_type", "message"}, ...}``,
-  gateways.sql.alarm_payload) and the page shows its own language's;
+  gateways.events.alarm_payload) and the page shows its own language's;
 - client → server: ``{"type": "ack", "frames": K}`` after handling its K-th frame.
 
 A client that leaves more than ALARM_WS_MAX_PENDING_FRAMES frames or
@@ -38,7 +38,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
-from gateways import access, sql
+from gateways import access, events
 from gateways.relay import ALL_GROUP, GROUP_MESSAGE_TYPE, SYSTEM_GROUP, local_relay_started, property_group
 from mbusportal import db, metrics
 from mbusportal.flow_control import unsent_bytes
@@ -158,9 +158,9 @@ class AlarmConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channe
             await self._send_frame(text=message["frame"])  # the common case: all new, sent as serialised
             return
         # Some are in the snapshot or were sent already (a restarted relay): send the rest.
-        events = [event for event in json.loads(message["frame"])["events"] if event.get("seq", floor + 1) > floor]
-        if events:
-            await self._send_frame({"type": "events", "events": events})
+        fresh = [event for event in json.loads(message["frame"])["events"] if event.get("seq", floor + 1) > floor]
+        if fresh:
+            await self._send_frame({"type": "events", "events": fresh})
 
     def _in_sequence(self, group: str, epoch: str, group_seq: int) -> bool:
         """False when a message of this group went missing between the relay and us."""
@@ -233,11 +233,11 @@ def groups_for(watch: access.WatchScope) -> list[str]:
     return [SYSTEM_GROUP, *groups] if watch.system else groups
 
 
-async def snapshot(watch: access.WatchScope) -> tuple[int, list[sql.Payload], int]:
+async def snapshot(watch: access.WatchScope) -> tuple[int, list[events.Payload], int]:
     """(change number, open alarms, how many are open) for a watcher, from the async pool."""
     pool = await db.get_pool()
     async with pool.connection() as conn:
-        return await sql.open_alarms(conn, watch.sql_filter(), system=watch.system)
+        return await events.open_alarms(conn, watch.sql_filter(), system=watch.system)
 
 
 def _reload_user(user: Any) -> Any:

@@ -17,7 +17,7 @@ from psycopg import AsyncConnection
 from psycopg import errors as pg_errors
 from psycopg_pool import PoolTimeout
 
-from gateways import sql
+from gateways import alarm_rules, sql
 from gateways.frames import FrameLimits
 from gateways.payload import InstallationIndex, Limits, ParsedPayload
 from mbusportal import db
@@ -74,7 +74,7 @@ async def store(
                 if also is not None:
                     await also(conn)
                 if delivery:
-                    alarms = sql.alarm_facts(
+                    alarms = alarm_rules.alarm_facts(
                         battery=result.latest_battery_pct,
                         error_flags={key: flags for key, (_, flags) in parsed.error_flags.items()},
                         low_battery_pct=settings.INGEST["low_battery_pct"],

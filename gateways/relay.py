@@ -52,7 +52,7 @@ import psycopg
 from channels.layers import BaseChannelLayer, InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 
-from gateways import sql
+from gateways import events
 from mbusportal import db, metrics
 
 logger = logging.getLogger(__name__)
@@ -141,10 +141,10 @@ class AlarmRelay:
         if self.exclusive:
             # The active relay may have changed while we were away: the table
             # knows how far the last one got.
-            persisted = await sql.load_relay_cursor(conn, CURSOR_NAME)
-            self.cursor = persisted if persisted is not None else await sql.latest_change_seq(conn)
+            persisted = await events.load_relay_cursor(conn, CURSOR_NAME)
+            self.cursor = persisted if persisted is not None else await events.latest_change_seq(conn)
         elif self.cursor is None:
-            self.cursor = await sql.latest_change_seq(conn)
+            self.cursor = await events.latest_change_seq(conn)
         self.connects += 1
         metrics.RELAY_RECONNECTS.inc()
         logger.info("alarm relay: listening (connection %d, from change %d)", self.connects, self.cursor)
@@ -178,7 +178,7 @@ class AlarmRelay:
     async def _catch_up(self, conn: psycopg.AsyncConnection[Any]) -> None:
         assert self.cursor is not None
         while True:
-            rows = await sql.alarm_changes_after(conn, self.cursor, self.batch_size)
+            rows = await events.alarm_changes_after(conn, self.cursor, self.batch_size)
             if not rows:
                 return
             await self._publish_alarms(rows, after_seq=self.cursor)
@@ -186,19 +186,19 @@ class AlarmRelay:
             metrics.RELAY_LAG_SECONDS.set(change_lag(rows))
             self.cursor = int(rows[-1]["change_seq"])
             if self.exclusive:
-                await sql.save_relay_cursor(conn, CURSOR_NAME, self.cursor)
+                await events.save_relay_cursor(conn, CURSOR_NAME, self.cursor)
             if len(rows) < self.batch_size:
                 return
 
-    async def _publish_alarms(self, rows: Iterable[sql.Row], *, after_seq: int) -> None:
-        by_group: defaultdict[str, list[sql.Payload]] = defaultdict(list)
+    async def _publish_alarms(self, rows: Iterable[events.Row], *, after_seq: int) -> None:
+        by_group: defaultdict[str, list[events.Payload]] = defaultdict(list)
         for row in rows:
-            event = sql.alarm_event(row, after_seq=after_seq)
+            event = events.alarm_event(row, after_seq=after_seq)
             property_id = row["property_id"]
             by_group[SYSTEM_GROUP if property_id is None else property_group(property_id)].append(event)
             by_group[ALL_GROUP].append(event)
-        for group, events in by_group.items():
-            await self._send(group, events)
+        for group, batch in by_group.items():
+            await self._send(group, batch)
 
     async def _publish_settlement(self, payload: str) -> None:
         event = settlement_event(payload)
@@ -207,9 +207,9 @@ class AlarmRelay:
         for group in (property_group(event["settlement"]["property_id"]), ALL_GROUP):
             await self._send(group, [event])
 
-    async def _send(self, group: str, events: list[sql.Payload]) -> None:
+    async def _send(self, group: str, batch: list[events.Payload]) -> None:
         self._group_seq[group] += 1
-        await self.layer.group_send(group, group_message(group, self.epoch, self._group_seq[group], events))
+        await self.layer.group_send(group, group_message(group, self.epoch, self._group_seq[group], batch))
 
 
 # The keys of the settlements app's `settlement_generated` payload (settlements/announcements.py, which
@@ -227,7 +227,7 @@ SETTLEMENT_KEYS = (
 )
 
 
-def settlement_event(payload: str) -> sql.Payload | None:
+def settlement_event(payload: str) -> events.Payload | None:
     """The `settlement.generated` event for a `settlement_generated` payload, or None (logged) if it is unusable.
 
     The payload carries everything the event shows, so the relay reads no
@@ -243,7 +243,7 @@ def settlement_event(payload: str) -> sql.Payload | None:
     return {"type": "settlement.generated", "settlement": settlement}
 
 
-def change_lag(rows: Iterable[sql.Row]) -> float:
+def change_lag(rows: Iterable[events.Row]) -> float:
     """Seconds since the newest change among `rows` (a raise, acknowledgement or clearance), now published."""
     newest = max(
         (moment for row in rows for moment in (row["raised_at"], row["acknowledged_at"], row["cleared_at"]) if moment),
@@ -252,10 +252,10 @@ def change_lag(rows: Iterable[sql.Row]) -> float:
     return max((datetime.now(UTC) - newest).total_seconds(), 0.0) if newest is not None else 0.0
 
 
-def group_message(group: str, epoch: str, group_seq: int, events: list[sql.Payload]) -> dict[str, Any]:
+def group_message(group: str, epoch: str, group_seq: int, batch: list[events.Payload]) -> dict[str, Any]:
     """What the relay puts on a group: the browser's frame serialised once, not once per client.
 
-    `seqs` are the events' change numbers (None for events that have none),
+    `seqs` are the batch's change numbers (None for events that have none),
     so that a consumer can skip what its client already has without parsing
     the frame; a tuple, which the local layer need not copy per receiver.
     """
@@ -264,8 +264,8 @@ def group_message(group: str, epoch: str, group_seq: int, events: list[sql.Paylo
         "group": group,
         "epoch": epoch,
         "group_seq": group_seq,
-        "seqs": tuple(event.get("seq") for event in events),
-        "frame": json.dumps({"type": "events", "events": events}),
+        "seqs": tuple(event.get("seq") for event in batch),
+        "frame": json.dumps({"type": "events", "events": batch}),
     }
 
 

@@ -9,7 +9,7 @@ from django.apps import apps
 from django.urls import reverse
 from django.utils import translation
 
-from gateways import alarm_legacy, alarm_text, sql
+from gateways import alarm_legacy, alarm_text, events
 from gateways.models import Alarm, AlarmType
 
 METER = "KAM 12345678"
@@ -133,7 +133,7 @@ def test_the_payload_carries_the_texts_in_every_site_language():
         "cleared_by": None,
         "change_seq": 7,
     }
-    payload = sql.alarm_payload(row)
+    payload = events.alarm_payload(row)
     assert payload["texts"]["en"] == {
         "type": "Leak suspected",
         "severity": "Critical",
@@ -144,7 +144,7 @@ def test_the_payload_carries_the_texts_in_every_site_language():
     assert payload["texts"]["da"]["severity"] == "Kritisk"
     assert payload["texts"]["da"]["meter_type"] == "Koldt vand"
     # A legacy alarm's text is sent once, as `message`, not once per language.
-    legacy = sql.alarm_payload({**row, "params": {}, "message": "Water flowing for 24 hours without pause."})
+    legacy = events.alarm_payload({**row, "params": {}, "message": "Water flowing for 24 hours without pause."})
     assert legacy["texts"]["da"]["message"] is None
     assert legacy["message"] == "Water flowing for 24 hours without pause."
 

@@ -2,7 +2,7 @@
 // The server's protocol is described in gateways/consumers.py.
 // Words: the script's own come from Django's JavaScript catalogue (gateways/locale/*/djangojs.po,
 // loaded before this file as window.gettext etc.); an alarm's type, severity, meter type and text come
-// rendered by the server in every site language (alarm.texts, gateways/sql.py), and the page picks its own.
+// rendered by the server in every site language (alarm.texts, gateways/events.py), and the page picks its own.
 (function () {
   "use strict";
 
