@@ -1,4 +1,4 @@
-"""Benchmark: the tenant's /consumption/ page and the manager's property overview.
+"""Benchmark: the tenant's /consumption/ page, the manager's property overview and admin pages.
 
 A property of 400 meters (100 units x heat, cold water, hot water,
 electricity) with three years of hourly readings (about 10.5 M rows) in a
@@ -8,7 +8,8 @@ database of its own (`mbusportal_pages_bench` on the same server, built once and
 is computed in SQL from the same closed-form register, then spot-checked
 against the readings.
 
-Both pages are requested in-process through the ASGI application
+The pages (also the admin's dashboard and the property's change page with its unit
+summary) are requested in-process through the ASGI application
 (mbusportal.asgi.application) with a logged-in session cookie; each figure is
 printed with its ratio to /health measured the same way in the same run (the
 floor: one request with one pooled query). Last, the plan of the heaviest
@@ -286,7 +287,7 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-async def run_pages(requests: int, cookies: dict[str, str], overview_path: str) -> None:
+async def run_pages(requests: int, cookies: dict[str, str], overview_path: str, change_path: str) -> None:
     from mbusportal import db
     from mbusportal.asgi import application
 
@@ -295,6 +296,8 @@ async def run_pages(requests: int, cookies: dict[str, str], overview_path: str) 
         ("GET /consumption/ (tenant)", "/consumption/", cookies["tenant"], False),
         ("GET /consumption/ (tenant, cache emptied)", "/consumption/", cookies["tenant"], True),
         (f"GET {overview_path} (manager)", overview_path, cookies["manager"], False),
+        ("GET /admin/ (manager's dashboard)", "/admin/", cookies["manager"], False),
+        (f"GET {change_path} (unit summary)", change_path, cookies["manager"], False),
     ]
     results = {}
     for label, path, cookie, cold in pages:
@@ -360,6 +363,15 @@ def raw_scan_baseline(property_id: int, start: datetime, end: datetime) -> None:
     print(f"for comparison, the same months from raw readings: {(time.perf_counter() - began) * 1000:.0f} ms")
 
 
+def _make_manager_an_admin_user() -> None:
+    """The admin pages need the manager in the Property managers group (bench data built before lacks it)."""
+    from django.contrib.auth.models import Group, User
+
+    from readings.roles import PROPERTY_MANAGERS_GROUP
+
+    Group.objects.get(name=PROPERTY_MANAGERS_GROUP).user_set.add(User.objects.get(username=MANAGER[0]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--requests", type=int, default=200, help="timed requests per page (default 200)")
@@ -371,9 +383,12 @@ def main() -> None:
     compress_as_the_policy_would()
     from readings.models import Property
 
-    overview = f"/properties/{Property.objects.get(name=PROPERTY).pk}/"
+    prop = Property.objects.get(name=PROPERTY)
+    overview = f"/properties/{prop.pk}/"
+    change = f"/admin/readings/property/{prop.pk}/change/"
+    _make_manager_an_admin_user()
     cookies = {"tenant": session_cookie(*TENANT), "manager": session_cookie(*MANAGER)}
-    asyncio.run(run_pages(args.requests, cookies, overview))
+    asyncio.run(run_pages(args.requests, cookies, overview, change))
     explain_heaviest()
 
 

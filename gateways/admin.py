@@ -37,6 +37,7 @@ from gateways.models import (
     LeakRule,
     RawFrame,
     TimeSource,
+    gateway_status_q,
 )
 from readings.admin_scoping import ScopedModelAdmin, ScopedTabularInline, count_of
 from readings.scoping import is_superuser
@@ -86,16 +87,8 @@ class StatusFilter(admin.SimpleListFilter):
         return GatewayStatus.choices
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        seen_after = timezone.now() - settings.GATEWAY_OFFLINE_AFTER
-        match self.value():
-            case GatewayStatus.INACTIVE:
-                return queryset.filter(active=False)
-            case GatewayStatus.NEVER_SEEN:
-                return queryset.filter(active=True, last_seen_at__isnull=True)
-            case GatewayStatus.OFFLINE:
-                return queryset.filter(active=True, last_seen_at__lte=seen_after)
-            case GatewayStatus.ONLINE:
-                return queryset.filter(active=True, last_seen_at__gt=seen_after)
+        if self.value() in GatewayStatus.values:
+            return queryset.filter(gateway_status_q(str(self.value())))
         return queryset
 
 

@@ -76,6 +76,22 @@ class GatewayQuerySet(models.QuerySet["Gateway"]):
         return managed_by(self, user, "property__organisation__")
 
 
+def gateway_status_q(status: str, now: datetime | None = None) -> Q:
+    """The condition of `Gateway.status(now) == status`: its SQL twin, for the admin's filter and the
+    dashboard's conditional counts."""
+    seen_after = (now or timezone.now()) - settings.GATEWAY_OFFLINE_AFTER
+    match status:
+        case GatewayStatus.INACTIVE:
+            return Q(active=False)
+        case GatewayStatus.NEVER_SEEN:
+            return Q(active=True, last_seen_at__isnull=True)
+        case GatewayStatus.OFFLINE:
+            return Q(active=True, last_seen_at__lte=seen_after)
+        case GatewayStatus.ONLINE:
+            return Q(active=True, last_seen_at__gt=seen_after)
+    raise ValueError(f"unknown gateway status {status!r}")
+
+
 class GatewayStatus(models.TextChoices):
     ONLINE = "online", _("Online")
     OFFLINE = "offline", _("Offline")

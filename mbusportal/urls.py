@@ -5,7 +5,7 @@ from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
 from django.views.generic import RedirectView
 
-from mbusportal import metrics, views
+from mbusportal import admin_dashboard, metrics, views
 
 admin.site.site_header = _("M-Bus portal")
 admin.site.site_title = _("M-Bus portal")
@@ -14,6 +14,8 @@ urlpatterns = [
     path("health", views.health, name="health"),
     # For the monitoring system only: a token or an allowed address (README, "Monitoring").
     path("metrics", metrics.metrics_view, name="metrics"),
+    # The admin's landing page with the managers' dashboard (before the admin's own index, same URL).
+    path("admin/", admin_dashboard.index, name="admin-dashboard"),
     path("admin/", admin.site.urls),
     path("", views.home, name="home"),
     path("login/", auth_views.LoginView.as_view(), name="login"),

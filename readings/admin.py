@@ -19,7 +19,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Exists, Model, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Exists, Model, OuterRef, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -50,8 +50,10 @@ from readings.scoping import AnyUser, is_superuser
 _M = TypeVar("_M", bound=Model)
 
 READINGS_PAGE_SIZE = 100
-# A property page lists its units inline up to this many; bigger buildings link to the unit list.
-MAX_INLINE_UNITS = 100
+# A property's page edits its units inline up to this many (entering a small building's units in one
+# form helps); a bigger one shows a read-only summary with links instead, because dozens of editable
+# rows made the page 3,400 px long and slow, and a big building's units are changed by CSV import.
+MAX_INLINE_UNITS = 20
 
 
 def annotated(obj: object, name: str) -> Any:
@@ -62,6 +64,13 @@ def annotated(obj: object, name: str) -> Any:
 def related_model(model: type[Any], relation: str) -> type[Any]:
     """The model behind a relation name, for apps this one may not import (gateways, settlements)."""
     return model._meta.get_field(relation).related_model  # type: ignore[no-any-return]
+
+
+def current_tenant_name() -> Subquery:
+    """An annotation: the username of the unit's tenant today (None: empty), by Tenancy.overlapping."""
+    today = timezone.localdate()
+    current = Tenancy.objects.filter(unit=OuterRef("pk")).overlapping(today, today)
+    return Subquery(current.values("tenant__username")[:1])
 
 
 def changelist_link(url_name: str, params: dict[str, Any], text: Any) -> str:
@@ -174,6 +183,7 @@ class PropertyAdmin(ScopedModelAdmin[Property]):
         ),
     )
     inlines = (UnitInline,)
+    change_form_template = "admin/readings/property/change_form.html"
     ordering = ("name",)
     actions = ("export_as_csv", export_readings, export_consumption)
     csv_fields = ("organisation__name", "name", "address", "time_zone")
@@ -200,6 +210,21 @@ class PropertyAdmin(ScopedModelAdmin[Property]):
         if obj is not None and annotated(obj, "unit_count") > MAX_INLINE_UNITS:
             return ()
         return super().get_inlines(request, obj)
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Property | None = None,
+    ) -> HttpResponse:
+        """A big property's page lists its units read-only (see MAX_INLINE_UNITS)."""
+        if obj is not None and obj.pk is not None and not self.get_inlines(request, obj):
+            context["unit_summary"] = unit_summary(obj, request.user)
+            context["can_add_unit"] = request.user.has_perm("readings.add_unit")
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     @admin.display(description=_("units"), ordering="unit_count")
     def unit_count(self, obj: Property) -> int:
@@ -237,6 +262,17 @@ class PropertyAdmin(ScopedModelAdmin[Property]):
         return format_html(
             "{} · {}", page, format_html_join(" · ", "{}", ((changelist_link(*link),) for link in links))
         )
+
+
+def unit_summary(prop: Property, user: AnyUser) -> QuerySet[Unit]:
+    """The property's units for its page: label, area, today's tenant and meters hanging now, in one query."""
+    hanging = MeterInstallation.objects.in_place_at(timezone.now())
+    return (
+        Unit.objects.for_manager(user)
+        .filter(property=prop)
+        .annotate(current_tenant_name=current_tenant_name(), meter_count=count_of(hanging, "unit"))
+        .order_by("label")
+    )
 
 
 # --- Units and tenancies ------------------------------------------------------------------------
@@ -417,13 +453,7 @@ class UnitAdmin(CsvImportAdminMixin[Unit]):
         return reverse("readings:unit-consumption", args=[obj.property_id, obj.pk])
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Unit]:
-        today = timezone.localdate()
-        current = (
-            Tenancy.objects.filter(unit=OuterRef("pk"), move_in__lte=today)
-            .filter(Q(move_out__isnull=True) | Q(move_out__gt=today))
-            .values("tenant__username")[:1]
-        )
-        return super().get_queryset(request).annotate(current_tenant_name=Subquery(current))
+        return super().get_queryset(request).annotate(current_tenant_name=current_tenant_name())
 
     @admin.display(description=_("current tenant"))
     def current_tenant(self, obj: Unit) -> str:

@@ -14,7 +14,8 @@ from django.contrib.postgres.fields import DateRangeField, DateTimeRangeField, R
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
-from django.db.models import F, Func, Q
+from django.db.models import F, Func, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -396,6 +397,16 @@ class MeterInstallationQuerySet(models.QuerySet["MeterInstallation"]):
     def in_place_at(self, moment: datetime) -> MeterInstallationQuerySet:
         """Installations hanging at `moment`: the SQL twin of `in_place` (installed by then, not yet removed)."""
         return self.filter(Q(removed_at__isnull=True) | Q(removed_at__gt=moment), installed_at__lte=moment)
+
+    def silent(self, *, now: datetime, after: timedelta) -> MeterInstallationQuerySet:
+        """Meters still hanging that sent nothing for longer than `after` (counted from their installation
+        when they never did): the SQL twin of the property overview's rule (readings.reports, SILENT_AFTER)."""
+        latest = ReadingDaily.objects.filter(installation=OuterRef("pk")).order_by("-day").values("last_at")[:1]
+        return (
+            self.filter(removed_at__isnull=True)
+            .annotate(last_heard_at=Coalesce(Subquery(latest), F("installed_at")))
+            .filter(last_heard_at__lt=now - after)
+        )
 
     def overlapping(self, start: datetime, end: datetime | None) -> MeterInstallationQuerySet:
         """Installations whose span [installed_at, removed_at) meets [start, end)."""
