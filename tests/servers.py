@@ -15,6 +15,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -29,13 +30,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def database_url() -> str:
+def database_url(db_settings: dict[str, Any] | None = None) -> str:
     """The test database's URL, for the DATABASE_URL of a process the test starts."""
-    db_settings = settings.DATABASES["default"]
+    db_settings = db_settings or settings.DATABASES["default"]
     return (
         f"postgres://{db_settings['USER']}:{db_settings['PASSWORD']}@{db_settings['HOST']}:{db_settings['PORT']}"
         f"/{db_settings['NAME']}"
     )
+
+
+def database_env() -> dict[str, str]:
+    """The environment that leads a process the test starts to the test database: DATABASE_URL, and
+    DATABASE_DIRECT_URL when the suite runs through PgBouncer (`make test-pgbouncer`)."""
+    env = {"DATABASE_URL": database_url()}
+    if settings.DATABASE_DIRECT is not None:
+        env["DATABASE_DIRECT_URL"] = database_url(settings.DATABASE_DIRECT)
+    return env
 
 
 def start_daphne(port: int | None = None, **env: str) -> tuple[str, subprocess.Popen[str]]:
@@ -50,7 +60,7 @@ def start_daphne(port: int | None = None, **env: str) -> tuple[str, subprocess.P
         cwd=PROJECT,
         env={
             **os.environ,
-            "DATABASE_URL": database_url(),
+            **database_env(),
             "DJANGO_SETTINGS_MODULE": "mbusportal.settings",
             **env,
         },

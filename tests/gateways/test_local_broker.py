@@ -12,7 +12,7 @@ import pytest
 from gateways import local_broker
 from gateways.local_broker import LocalBroker, render_config
 from tests.brokers import login
-from tests.servers import PROJECT, database_url
+from tests.servers import PROJECT, database_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -24,7 +24,7 @@ def manage(*arguments, **env):
         env={
             **{name: value for name, value in os.environ.items() if not name.startswith("MQTT_")},
             "DJANGO_SETTINGS_MODULE": "mbusportal.settings",
-            "DATABASE_URL": database_url(),
+            **database_env(),
             **env,
         },
         capture_output=True,

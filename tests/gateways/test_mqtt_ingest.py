@@ -35,7 +35,7 @@ from tests.brokers import (
     TcpProxy,
     write_mqtt_accounts,
 )
-from tests.servers import PROJECT, database_url
+from tests.servers import PROJECT, database_env
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -295,7 +295,7 @@ class MqttIngestCommand:
         self.env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "mbusportal.settings",
-            "DATABASE_URL": database_url(),
+            **database_env(),
             "MQTT_URL": f"mqtt://{MQTT_SUBSCRIBER_USER}:{MQTT_SUBSCRIBER_PASSWORD}@127.0.0.1:{port}",
             "MQTT_CLIENT_ID": "test-ingest-command",
         }

@@ -15,7 +15,7 @@ from asgiref.sync import sync_to_async
 from websockets.asyncio.client import connect
 
 from tests.factories import create_alarm, session_cookie
-from tests.servers import PROJECT, database_url, start_daphne
+from tests.servers import PROJECT, database_env, start_daphne
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -29,7 +29,7 @@ class RelayProcess:
             cwd=PROJECT,
             env={
                 **os.environ,
-                "DATABASE_URL": database_url(),
+                **database_env(),
                 "DJANGO_SETTINGS_MODULE": "mbusportal.settings",
                 "DEBUG": "true",
                 "REDIS_URL": redis_url,

@@ -25,7 +25,7 @@ from gateways.tasks import check_gateways_job
 from mbusportal import db
 from mbusportal.jobs import RETRY, app, retry_stalled_jobs
 from tests.jobs import jobs_with_status, run_queued_jobs
-from tests.servers import PROJECT, database_url
+from tests.servers import PROJECT, database_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -40,7 +40,7 @@ class Worker:
             cwd=PROJECT,
             env={
                 **os.environ,
-                "DATABASE_URL": database_url(),
+                **database_env(),
                 "DJANGO_SETTINGS_MODULE": "mbusportal.settings",
                 "JOBS_POLL_INTERVAL_S": "0.5",
                 **env,
