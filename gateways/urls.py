@@ -11,8 +11,11 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("api/v1/frames", api.post_frames, name="api-frames"),
     path("api/v1/openapi.json", openapi.openapi_json, name="api-openapi"),
     path("alarms/", views.alarm_dashboard, name="alarm-dashboard"),
+    path("alarms/<int:alarm_id>/", views.alarm_detail, name="alarm-detail"),
     path("alarms/<int:alarm_id>/acknowledge/", views.acknowledge_alarm, name="alarm-acknowledge"),
     path("alarms/<int:alarm_id>/clear/", views.clear_alarm, name="alarm-clear"),
+    path("alarms/<int:alarm_id>/note/", views.note_alarm, name="alarm-note"),
+    path("alarms/<int:alarm_id>/assign/", views.assign_alarm, name="alarm-assign"),
     path("system/", system_views.system, name="system"),
     path("alarms/unsubscribe/<str:token>/", views.unsubscribe, name="alarm-unsubscribe"),
 ]

@@ -77,7 +77,7 @@ async def test_it_tells_raised_updated_and_cleared_apart(alarm_relay, channel_la
     await drain(channel_layer, channel, quiet=0.3)
     await sync_to_async(Alarm.objects.filter(pk=alarm.pk).acknowledge)(alice)
     updated = events(await drain(channel_layer, channel, quiet=0.3))
-    await sync_to_async(Alarm.objects.filter(pk=alarm.pk).clear)(alice)
+    await sync_to_async(Alarm.objects.filter(pk=alarm.pk).clear)(alice, note="Battery replaced")
     cleared = events(await drain(channel_layer, channel, quiet=0.3))
     assert [e["type"] for e in updated] == ["alarm.updated"]
     assert updated[0]["alarm"]["acknowledged_by"] == "alice"
