@@ -193,6 +193,8 @@ def test_it_refuses_a_clear_without_a_note_on_the_page(alice, alarm):
     assert response.status_code == 400
     html = page(response)
     assert "Skriv en note for at lukke alarmen" in html and 'id="clear-form"' in html
+    # Sent again from this page (at /clear/), it comes back to the alarm's page, not to /clear/.
+    assert f'name="next" value="/alarms/{alarm.pk}/"' in html
     alarm.refresh_from_db()
     assert alarm.cleared_at is None
 
