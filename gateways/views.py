@@ -46,6 +46,7 @@ def alarm_dashboard(request: HttpRequest) -> HttpResponse:
     )
 
 
+@never_cache  # the alarm's state changes under the operator's feet; a back button must not show an old one
 @login_required
 @require_GET
 def alarm_detail(request: HttpRequest, alarm_id: int) -> HttpResponse:

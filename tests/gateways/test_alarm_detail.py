@@ -238,3 +238,19 @@ def test_it_requires_the_csrf_token(alice, alarm):
 def test_the_admin_lists_a_link_to_each_alarm_page(alice, property_managers, alarm):
     html = page(client_for(alice).get("/admin/gateways/alarm/"))
     assert f'href="/alarms/{alarm.pk}/"' in html
+
+
+def test_the_admins_bulk_clear_refuses_a_blank_note(alice, property_managers, alarm):
+    selected = {"action": "clear", "_selected_action": [alarm.pk], "clear_note_given": "1", "note": "  "}
+    response = client_for(alice, "da").post("/admin/gateways/alarm/", selected)
+    assert response.status_code == 200
+    assert "Skriv en note for at lukke alarmen" in page(response)
+    alarm.refresh_from_db()
+    assert alarm.cleared_at is None
+
+
+def test_the_admins_bulk_clear_leaves_foreign_alarms_alone(charlie, property_managers, alarm):
+    selected = {"action": "clear", "_selected_action": [alarm.pk], "clear_note_given": "1", "note": "mine"}
+    client_for(charlie).post("/admin/gateways/alarm/", selected)
+    alarm.refresh_from_db()
+    assert alarm.cleared_at is None and not AlarmEvent.objects.exists()
