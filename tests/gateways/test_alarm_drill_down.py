@@ -53,3 +53,17 @@ def test_it_shows_both_on_the_alarm_page(read_meter, alice, gateway, heat_meter)
     html = client.get(f"/alarms/{alarm.pk}/").content.decode()
     assert 'id="latest-readings"' in html and "87 %" in html
     assert '<svg class="chart"' in html and 'class="bar selected"' in html
+
+
+# Here, not beside the other page tests: the property and unit pages read through the async pool, on
+# connections of their own, which only see committed rows.
+def test_the_drill_down_pages_load_for_the_manager(alice, property_managers, heat_meter, prop, unit, gateway):
+    client = Client()
+    client.force_login(alice)
+    for href in (
+        f"/properties/{prop.pk}/",
+        f"/properties/{prop.pk}/units/{unit.pk}/consumption/",
+        f"/admin/readings/meterinstallation/{heat_meter.pk}/change/",
+        f"/admin/gateways/gateway/{gateway.pk}/change/",
+    ):
+        assert client.get(href).status_code == 200, href
