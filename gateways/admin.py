@@ -12,11 +12,12 @@ from typing import Any, cast
 
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.options import IS_POPUP_VAR
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone, translation
@@ -27,6 +28,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from gateways import broker
+from gateways.forms import ClearForm
 from gateways.models import (
     Alarm,
     AlarmNotification,
@@ -316,6 +318,7 @@ class AlarmAdmin(ScopedModelAdmin[Alarm]):
         "raised_at",
         "acknowledged",
         "cleared",
+        "detail_link",
     )
     list_display_links = ("severity_badge", "type")
     list_filter = (AlarmStateFilter, "severity", "type", "property")
@@ -382,7 +385,8 @@ class AlarmAdmin(ScopedModelAdmin[Alarm]):
             "show_save_and_continue": False,
             "show_save_and_add_another": False,
             "can_acknowledge": may_change and alarm.cleared_at is None and alarm.acknowledged_at is None,
-            "can_clear": may_change and alarm.cleared_at is None,
+            # Clearing needs a note: the alarm's own page asks for it (and shows the history and assignment).
+            "detail_url": reverse("gateways:alarm-detail", args=[alarm.pk]) if alarm is not None else "",
         }
         return super().change_view(request, object_id, form_url, context)
 
@@ -400,6 +404,10 @@ class AlarmAdmin(ScopedModelAdmin[Alarm]):
             return "-"
         installation = obj.installation
         return f"{installation.manufacturer} {installation.meter_serial} · {installation.unit.label}"
+
+    @admin.display(description=_("history and notes"))
+    def detail_link(self, obj: Alarm) -> str:
+        return format_html('<a href="{}">{}</a>', reverse("gateways:alarm-detail", args=[obj.pk]), _("Details"))
 
     @admin.display(description=_("acknowledged"), ordering="acknowledged_at")
     def acknowledged(self, obj: Alarm) -> str:
@@ -424,23 +432,44 @@ class AlarmAdmin(ScopedModelAdmin[Alarm]):
         )
 
     @admin.action(description=_("Clear selected alarms"), permissions=["change"])
-    def clear(self, request: HttpRequest, queryset: QuerySet[Alarm]) -> None:
-        count = cast(AlarmQuerySet, queryset).clear(request.user)
+    def clear(self, request: HttpRequest, queryset: QuerySet[Alarm]) -> TemplateResponse | None:
+        """Asks for the note first (a page like Django's delete confirmation), then clears with it."""
+        form = ClearForm(request.POST if "clear_note_given" in request.POST else None)
+        if not form.is_valid():
+            context = {
+                **self.admin_site.each_context(request),
+                "title": _("Clear selected alarms"),
+                "opts": self.opts,
+                "alarms": queryset.select_related("property", "gateway")[:100],
+                "count": queryset.count(),
+                "selected": request.POST.getlist(ACTION_CHECKBOX_NAME),
+                "select_across": request.POST.get("select_across", "0"),
+                "form": form,
+            }
+            return TemplateResponse(request, "admin/gateways/alarm/clear_selected.html", context)
+        count = cast(AlarmQuerySet, queryset).clear(request.user, note=form.cleaned_data["note"])
         self.message_user(
             request,
             ngettext("Cleared %(count)d alarm.", "Cleared %(count)d alarms.", count) % {"count": count},
             messages.SUCCESS,
         )
+        return None
 
     def acknowledge_view(self, request: HttpRequest, object_id: str) -> HttpResponseBase:
         return self._change_state(request, object_id, self.acknowledge)
 
     def clear_view(self, request: HttpRequest, object_id: str) -> HttpResponseBase:
-        return self._change_state(request, object_id, self.clear)
+        """Clearing one alarm happens on its own page, where the note is asked for."""
+        alarm = self.get_object(request, object_id)
+        if alarm is None:
+            raise Http404
+        return HttpResponseRedirect(reverse("gateways:alarm-detail", args=[alarm.pk]))
 
     def _change_state(self, request: HttpRequest, object_id: str, action: Any) -> HttpResponseBase:
         """The change page's buttons: POST only, the same rules as the actions."""
         alarm = self.get_object(request, object_id)
+        if alarm is None:
+            raise Http404
         if request.method != "POST":
             return HttpResponseRedirect(reverse("admin:gateways_alarm_change", args=[alarm.pk]))
         if not self.has_change_permission(request, alarm):

@@ -6,10 +6,13 @@ import base64
 import hashlib
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
@@ -20,6 +23,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from gateways import alarm_text
+from gateways.access import SYSTEM_PERMISSION
 from gateways.topics import validate_serial
 from readings.models import Property
 from readings.scoping import AnyUser, managed_by
@@ -225,19 +229,47 @@ class AlarmQuerySet(models.QuerySet["Alarm"]):
         """Alarms about the portal itself (no property), for staff."""
         return self.filter(property__isnull=True)
 
-    def acknowledge(self, user: AnyUser) -> int:
-        """Mark the open, unacknowledged alarms as seen by `user` now; returns how many changed."""
-        return (
-            self.open()
-            .filter(acknowledged_at__isnull=True)
-            .update(acknowledged_at=timezone.now(), acknowledged_by=user)
+    @transaction.atomic
+    def acknowledge(self, user: AnyUser, *, note: str = "") -> int:
+        """Mark the open, unacknowledged alarms as seen by `user` now, each with an "acknowledged"
+        event carrying `note` (which may be empty); returns how many changed."""
+        # Locked first, so that two people acknowledging at once record one event per alarm, not two.
+        ids = list(
+            Alarm.objects.select_for_update()
+            .filter(pk__in=self.values("pk"), cleared_at__isnull=True, acknowledged_at__isnull=True)
+            .values_list("pk", flat=True)
         )
+        now = timezone.now()
+        Alarm.objects.filter(pk__in=ids).update(acknowledged_at=now, acknowledged_by=user)
+        _record(ids, user, AlarmEventKind.ACKNOWLEDGED, note, now)
+        return len(ids)
 
     @transaction.atomic
-    def clear(self, user: AnyUser) -> int:
-        """Close the open alarms as `user` now (acknowledging any not yet acknowledged); returns how many."""
+    def clear(self, user: AnyUser, *, note: str) -> int:
+        """Close the open alarms as `user` now (acknowledging any not yet acknowledged), each with a
+        "cleared" event carrying `note`; returns how many. ValueError for a blank note: a person who
+        clears an alarm says why, so the next one on duty can read it."""
+        note = note.strip()
+        if not note:
+            raise ValueError("a note is required to clear an alarm")
         self.acknowledge(user)
-        return self.open().update(cleared_at=timezone.now(), cleared_by=user)
+        ids = list(
+            Alarm.objects.select_for_update()
+            .filter(pk__in=self.values("pk"), cleared_at__isnull=True)
+            .values_list("pk", flat=True)
+        )
+        now = timezone.now()
+        Alarm.objects.filter(pk__in=ids).update(cleared_at=now, cleared_by=user)
+        _record(ids, user, AlarmEventKind.CLEARED, note, now)
+        return len(ids)
+
+
+def _record(alarm_ids: list[int], user: AnyUser, kind: str, text: str, at: datetime) -> None:
+    """One history event per alarm, in the caller's transaction."""
+    actor = _actor(user)
+    AlarmEvent.objects.bulk_create(
+        [AlarmEvent(alarm_id=pk, actor=actor, kind=kind, text=text.strip(), at=at) for pk in alarm_ids]
+    )
 
 
 class Alarm(models.Model):
@@ -294,6 +326,15 @@ class Alarm(models.Model):
         related_name="+",
         verbose_name=_("cleared by"),
     )
+    # Who is to deal with it: a manager of the property's organisation (an operator for a system alarm).
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("assigned to"),
+    )
     # Both set by a trigger (migration 0008), never by Python: change_seq is
     # the position of the row's latest change in commit order (the relay's
     # catch-up cursor), raised_seq that of its insert. The database defaults
@@ -337,6 +378,126 @@ class Alarm(models.Model):
     def text(self) -> str:
         """What happened, in the active language (the stored English text for legacy alarms)."""
         return alarm_text.render(self.type, self.params, self.message)
+
+    def assignable_users(self) -> models.QuerySet[Any]:
+        """Who may be given this alarm: the active managers of its property's organisation, or for a
+        system alarm the active operators (superusers, staff with the system permission)."""
+        users = get_user_model()._default_manager.filter(is_active=True)
+        if self.property_id is None:
+            app_label, codename = SYSTEM_PERMISSION.split(".")
+            may_watch = Q(user_permissions__content_type__app_label=app_label, user_permissions__codename=codename) | Q(
+                groups__permissions__content_type__app_label=app_label, groups__permissions__codename=codename
+            )
+            ids = users.filter(Q(is_superuser=True) | Q(may_watch, is_staff=True)).values("pk")
+        else:
+            ids = users.filter(managed_organisations__properties=self.property_id).values("pk")
+        # Through ids: the permission joins would otherwise repeat a user once per path.
+        return users.filter(pk__in=ids).order_by("username")
+
+    @transaction.atomic
+    def assign(self, *, by: AnyUser, to: Any | None) -> None:
+        """Give the alarm to `to` (None: to nobody), recorded in its history; ValueError if `to` may not see it."""
+        if to is not None and not self.assignable_users().filter(pk=to.pk).exists():
+            raise ValueError("this user may not see the alarm")
+        Alarm.objects.filter(pk=self.pk).update(assigned_to=to)
+        self.assigned_to = to
+        kind = AlarmEventKind.ASSIGNED if to is not None else AlarmEventKind.UNASSIGNED
+        AlarmEvent.objects.create(alarm=self, actor=_actor(by), kind=kind, assignee=to)
+
+    def add_note(self, *, by: AnyUser, text: str) -> AlarmEvent:
+        """A note in the alarm's history; ValueError for a blank one."""
+        text = text.strip()
+        if not text:
+            raise ValueError("a note cannot be empty")
+        return AlarmEvent.objects.create(alarm=self, actor=_actor(by), kind=AlarmEventKind.NOTE, text=text)
+
+    def history(self) -> list[HistoryEntry]:
+        """What happened to the alarm, oldest first: raised, then its events, and a clear that the system
+        did itself (the condition went away) and so has no event."""
+        entries = [HistoryEntry(kind="raised", at=self.raised_at)]
+        events = self.events.select_related("actor", "assignee").order_by("at", "pk")
+        entries += [HistoryEntry(kind=e.kind, at=e.at, actor=e.actor, text=e.text, assignee=e.assignee) for e in events]
+        if self.cleared_at is not None and not any(entry.kind == AlarmEventKind.CLEARED for entry in entries):
+            entries.append(HistoryEntry(kind=AlarmEventKind.CLEARED, at=self.cleared_at, actor=self.cleared_by))
+        return entries
+
+
+def _actor(user: AnyUser) -> Any | None:
+    return user if user.is_authenticated else None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    kind: str
+    at: datetime
+    actor: Any | None = None
+    text: str = ""
+    assignee: Any | None = None
+
+    @property
+    def who(self) -> str:
+        """The actor's name for people ("" for nobody: raised, or cleared by the system)."""
+        return _name(self.actor) if self.actor is not None else ""
+
+    @property
+    def whom(self) -> str:
+        return _name(self.assignee) if self.assignee is not None else ""
+
+
+def _name(user: Any) -> str:
+    return str(user.get_full_name() or user.get_username())
+
+
+class AlarmEventKind(models.TextChoices):
+    ACKNOWLEDGED = "acknowledged", _("Acknowledged")
+    NOTE = "note", _("Note")
+    ASSIGNED = "assigned", _("Assigned")
+    UNASSIGNED = "unassigned", _("Unassigned")
+    CLEARED = "cleared", _("Cleared")
+
+
+# Long enough for what happened on site and what was done; short enough to read on a phone.
+NOTE_MAX_LENGTH = 2000
+
+
+class AlarmEvent(models.Model):
+    """One step in an alarm's life after it was raised: acknowledged, a note, assigned, cleared.
+
+    Written in the same transaction as the change it records (AlarmQuerySet.acknowledge
+    and .clear, Alarm.assign and .add_note), so the history never disagrees with the alarm.
+    """
+
+    alarm = models.ForeignKey(Alarm, on_delete=models.CASCADE, related_name="events", verbose_name=_("alarm"))
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("by"),
+    )
+    kind = models.CharField(_("kind"), max_length=16, choices=AlarmEventKind.choices)
+    text = models.TextField(_("note"), blank=True, max_length=NOTE_MAX_LENGTH)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("assigned to"),
+    )
+    at = models.DateTimeField(_("at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("alarm event")
+        verbose_name_plural = _("alarm events")
+        indexes = [
+            # Alarm.history(): one alarm's events in time order.
+            models.Index(fields=["alarm", "at"], name="alarmevent_alarm_at_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} on alarm {self.alarm_id} at {self.at:%Y-%m-%d %H:%M}"
 
 
 class RawFrameQuerySet(models.QuerySet["RawFrame"]):

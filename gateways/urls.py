@@ -18,8 +18,11 @@ urlpatterns: list[URLPattern | URLResolver] = [
         JavaScriptCatalog.as_view(packages=["gateways"]),
         name="alarm-jsi18n",
     ),
+    path("alarms/<int:alarm_id>/", views.alarm_detail, name="alarm-detail"),
     path("alarms/<int:alarm_id>/acknowledge/", views.acknowledge_alarm, name="alarm-acknowledge"),
     path("alarms/<int:alarm_id>/clear/", views.clear_alarm, name="alarm-clear"),
+    path("alarms/<int:alarm_id>/note/", views.note_alarm, name="alarm-note"),
+    path("alarms/<int:alarm_id>/assign/", views.assign_alarm, name="alarm-assign"),
     path("system/", system_views.system, name="system"),
     path("alarms/unsubscribe/<str:token>/", views.unsubscribe, name="alarm-unsubscribe"),
 ]

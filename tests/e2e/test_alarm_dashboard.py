@@ -49,6 +49,7 @@ def test_it_shows_a_new_alarm_within_a_second_and_acknowledges_it(page, live_ser
     alarm.refresh_from_db()
     assert alarm.acknowledged_by == alice and alarm.acknowledged_at is not None
 
+    page.once("dialog", lambda dialog: dialog.accept("Sensor replaced"))  # clearing asks for a note
     row.locator("button[data-action=clear]").click()
     page.wait_for_selector(f"#alarm-{alarm.pk}", state="detached", timeout=5_000)
     assert page.title() == "Alarms · M-Bus portal"

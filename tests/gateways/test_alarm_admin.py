@@ -74,25 +74,32 @@ def test_it_acknowledges_selected_alarms_recording_who_and_when(alice_client, al
 
 def test_it_clears_selected_alarms_recording_who_and_when(alice_client, alice, alarms):
     before = timezone.now()
-    alice_client.post(reverse(CHANGELIST), {"action": "clear", "_selected_action": [alarms["battery"].pk]})
+    selected = {"action": "clear", "_selected_action": [alarms["battery"].pk]}
+    asked = alice_client.post(reverse(CHANGELIST), selected)
+    assert asked.status_code == 200 and 'name="note"' in asked.content.decode()  # the note is asked for first
+    assert Alarm.objects.get(pk=alarms["battery"].pk).cleared_at is None
+    alice_client.post(reverse(CHANGELIST), {**selected, "clear_note_given": "1", "note": "Batteries changed"})
     battery = Alarm.objects.get(pk=alarms["battery"].pk)
+    assert battery.events.get(kind="cleared").text == "Batteries changed"
     assert battery.cleared_by == alice
     assert battery.cleared_at is not None and battery.cleared_at >= before
     assert battery.acknowledged_by == alice  # clearing acknowledges what nobody had
     assert listed(alice_client) == {"leak_suspected", "meter_error"}
 
 
-def test_it_acknowledges_and_clears_from_the_alarm_page(alice_client, alice, alarms):
+def test_it_acknowledges_from_the_alarm_page_and_sends_clearing_to_the_detail_page(alice_client, alice, alarms):
     leak = alarms["leak"]
     page = alice_client.get(reverse("admin:gateways_alarm_change", args=[leak.pk])).content.decode()
     assert 'form="alarm-acknowledge"' in page
     assert 'name="_save"' not in page  # nothing there to edit
+    assert f'href="/alarms/{leak.pk}/"' in page  # history, notes and the clear with its note
     alice_client.post(reverse("admin:gateways_alarm_acknowledge", args=[leak.pk]))
     leak.refresh_from_db()
     assert leak.acknowledged_by == alice
-    alice_client.post(reverse("admin:gateways_alarm_clear", args=[leak.pk]))
+    response = alice_client.post(reverse("admin:gateways_alarm_clear", args=[leak.pk]))
+    assert response.status_code == 302 and response["Location"] == f"/alarms/{leak.pk}/"
     leak.refresh_from_db()
-    assert leak.cleared_by == alice
+    assert leak.cleared_at is None  # not without a note
 
 
 def test_it_does_not_acknowledge_on_a_get(alice_client, alarms):

@@ -92,7 +92,7 @@ async def test_it_sends_a_snapshot_of_the_open_alarms_the_user_may_see(
 ):
     mine = await insert_alarm(gateway, installation=heat_meter, severity="critical")
     cleared = await insert_alarm(gateway, type="meter_error")
-    await sync_to_async(Alarm.objects.filter(pk=cleared.pk).clear)(alice)
+    await sync_to_async(Alarm.objects.filter(pk=cleared.pk).clear)(alice, note="Flag reset on site")
     await insert_alarm(foreign_gateway)
     async with connected_as(alice) as ws:
         snapshot = await ws.receive_json_from(timeout=5)

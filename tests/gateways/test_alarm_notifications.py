@@ -125,7 +125,7 @@ def test_it_stops_repeating_a_cleared_alarm(smtp_server, prop, gateway, alice, e
     subscribe(alice, prop)
     alarm = leak(gateway)
     notifications.notify_alarm(alarm.pk)
-    Alarm.objects.filter(pk=alarm.pk).clear(alice)
+    Alarm.objects.filter(pk=alarm.pk).clear(alice, note="Leak fixed")
     notifications.sweep(now=later(61))
     assert len(smtp_server.messages) == 1
 

@@ -68,7 +68,7 @@ def test_it_keeps_the_first_acknowledgement(alice, bob, alarm):
 
 
 def test_it_clears_recording_who_and_when(bob, alarm):
-    response = client_for(bob).post(f"/alarms/{alarm.pk}/clear/", HTTP_ACCEPT="application/json")
+    response = client_for(bob).post(f"/alarms/{alarm.pk}/clear/", {"note": "Reset"}, HTTP_ACCEPT="application/json")
     assert response.status_code == 200
     alarm.refresh_from_db()
     assert alarm.cleared_by == bob and alarm.cleared_at is not None
@@ -76,7 +76,7 @@ def test_it_clears_recording_who_and_when(bob, alarm):
 
 
 def test_it_redirects_a_plain_form_post_back_to_the_dashboard(alice, alarm):
-    response = client_for(alice).post(f"/alarms/{alarm.pk}/clear/")
+    response = client_for(alice).post(f"/alarms/{alarm.pk}/clear/", {"note": "Reset"})
     assert response.status_code == 302 and response["Location"] == "/alarms/"
 
 

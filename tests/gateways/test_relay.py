@@ -77,7 +77,7 @@ async def test_it_tells_raised_updated_and_cleared_apart(alarm_relay, channel_la
     await drain(channel_layer, channel, quiet=0.3)
     await sync_to_async(Alarm.objects.filter(pk=alarm.pk).acknowledge)(alice)
     updated = events(await drain(channel_layer, channel, quiet=0.3))
-    await sync_to_async(Alarm.objects.filter(pk=alarm.pk).clear)(alice)
+    await sync_to_async(Alarm.objects.filter(pk=alarm.pk).clear)(alice, note="Battery replaced")
     cleared = events(await drain(channel_layer, channel, quiet=0.3))
     assert [e["type"] for e in updated] == ["alarm.updated"]
     assert updated[0]["alarm"]["acknowledged_by"] == "alice"
@@ -114,7 +114,9 @@ async def test_it_publishes_the_admins_acknowledge_and_clear(
     changelist = "/admin/gateways/alarm/"
     await sync_to_async(client.post)(changelist, {"action": "acknowledge", "_selected_action": [alarm.pk]})
     acknowledged = events(await drain(channel_layer, channel, quiet=0.3))
-    await sync_to_async(client.post)(changelist, {"action": "clear", "_selected_action": [alarm.pk]})
+    await sync_to_async(client.post)(
+        changelist, {"action": "clear", "_selected_action": [alarm.pk], "clear_note_given": "1", "note": "Done"}
+    )
     cleared = events(await drain(channel_layer, channel, quiet=0.3))
     assert [(e["type"], e["alarm"]["acknowledged_by"]) for e in acknowledged] == [("alarm.updated", "alice")]
     assert [(e["type"], e["alarm"]["cleared_by"]) for e in cleared] == [("alarm.cleared", "alice")]

@@ -168,8 +168,8 @@ async def test_it_lets_an_operator_but_not_a_manager_clear_a_system_alarm(
         manager, operator = AsyncClient(), AsyncClient()
         await sync_to_async(manager.force_login)(alice)
         await sync_to_async(operator.force_login)(olga)
-        refused = await manager.post(f"/alarms/{alarm.pk}/clear/")
-        allowed = await operator.post(f"/alarms/{alarm.pk}/clear/")
+        refused = await manager.post(f"/alarms/{alarm.pk}/clear/", {"note": "Pool resized"})
+        allowed = await operator.post(f"/alarms/{alarm.pk}/clear/", {"note": "Pool resized"})
         await release(fresh_pool, held)
     assert refused.status_code == 404
     assert allowed.status_code == 302

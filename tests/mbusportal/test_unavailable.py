@@ -44,7 +44,7 @@ def test_it_answers_503_when_the_connection_dies_inside_a_transaction(server, al
     def clear():
         return request(
             f"{server.base}/alarms/{alarm.pk}/clear/",
-            data=b"",
+            data=b"note=Checked",
             cookie=cookie,
             headers={"X-CSRFToken": CSRF_TOKEN, "Accept": "application/json"},
         )

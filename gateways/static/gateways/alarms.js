@@ -264,6 +264,7 @@
     const actions = cell(7, null, "actions no-print");
     if (!alarm.acknowledged_at) actions.appendChild(actionButton(gettext("Acknowledge"), "acknowledge", alarm.id));
     actions.appendChild(actionButton(gettext("Clear"), "clear", alarm.id));
+    actions.appendChild(detailLink(alarm.id));
     tr.appendChild(actions);
     tr.hidden = !matchesFilters(alarm);
     return tr;
@@ -357,12 +358,21 @@
     if (!button) return;
     const id = Number(button.dataset.alarm);
     const template = button.dataset.action === "clear" ? root.dataset.clearUrl : root.dataset.acknowledgeUrl;
+    const body = new URLSearchParams();
+    if (button.dataset.action === "clear") {
+      const note = askClearNote();
+      if (note === null) return; // cancelled: nothing happens
+      body.set("note", note);
+    }
     button.disabled = true;
     fetch(template.replace("/0/", "/" + id + "/"), {
       method: "POST",
       credentials: "same-origin",
       headers: { "X-CSRFToken": csrfToken, "Accept": "application/json" },
+      body: body,
     }).then(function (response) {
+      // A refused form (a clear without a note) says why, in the user's language.
+      if (response.status === 400) return response.json().then(function (refusal) { throw new Error(refusal.error); });
       if (!response.ok) {
         throw new Error(response.status === 404 ? gettext("no such alarm") : interpolate(gettext("HTTP error %s"), [response.status]));
       }
@@ -377,6 +387,20 @@
       logEvent("error", interpolate(failed, { id: id, error: error.message }, true));
     });
   });
+
+  // The alarm's own page (history, notes, assignment, the meter), and the note a clear needs: the server
+  // refuses a clear without one. The texts come translated from the page (data-detail-label, data-clear-prompt).
+  function detailLink(id) {
+    const link = document.createElement("a");
+    link.href = root.dataset.detailUrl.replace("/0/", "/" + id + "/");
+    link.className = "alarm-detail-link";
+    link.textContent = root.dataset.detailLabel;
+    return link;
+  }
+
+  function askClearNote() {
+    return window.prompt(root.dataset.clearPrompt, "");
+  }
 
   function applyActionResult(state) {
     // The websocket brings the same change; whichever comes first wins.
