@@ -75,11 +75,13 @@ def pages() -> list[Shot]:
     """Every page each person reaches by links, with the demo's ids filled in."""
     from django.contrib.auth.models import Permission, User
 
+    from gateways.management.commands.seed_demo import ANNEX, PROPERTY
     from gateways.models import AlarmType
     from readings.models import MeterInstallation, MeterType, Organisation, Property, Tenancy
     from settlements.models import Settlement
 
-    prop = Property.objects.get()
+    prop = Property.objects.get(name=PROPERTY)
+    annex = Property.objects.get(name=ANNEX)
     operator, created = User.objects.get_or_create(username=OPERATOR[0], defaults={"is_staff": True})
     if created:
         operator.set_password(OPERATOR[1])
@@ -96,6 +98,7 @@ def pages() -> list[Shot]:
     return [
         Shot("manager", "admin-index", "/admin/"),
         Shot("manager", "property-overview", f"/properties/{prop.pk}/"),
+        Shot("manager", "annex-overview", f"/properties/{annex.pk}/"),
         Shot("manager", "unit-consumption", f"/properties/{prop.pk}/units/{unit.pk}/consumption/"),
         Shot("manager", "property-admin", f"/admin/readings/property/{prop.pk}/change/"),
         Shot("manager", "meter-admin-heat", f"/admin/readings/meterinstallation/{heat_meter.pk}/change/"),

@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.db import connections
 from django.db.models import Max
 
-from gateways.management.commands.seed_demo import LEAK_DAYS, LEAK_UNIT, MOVE_UNIT
+from gateways.management.commands.seed_demo import ANNEX, LEAK_DAYS, LEAK_UNIT, MOVE_UNIT, PROPERTY
 from gateways.models import Alarm, AlarmType, Gateway
 from readings.models import MeterInstallation, MeterType, Property, Reading, ReadingDaily, Tenancy, Unit
 from readings.reports import OUTLIER_ABOVE, property_overview
@@ -46,16 +46,17 @@ def row_counts():
 
 def test_it_builds_the_demo_building():
     output = seed()
-    assert Unit.objects.count() == 40
-    assert Gateway.objects.count() == 4
-    assert MeterInstallation.objects.count() == 120
-    assert Reading.objects.count() == 120 * (3 * 24 + HISTORY_DAYS)
+    assert Unit.objects.filter(property__name=PROPERTY).count() == 40
+    assert Gateway.objects.count() == 5
+    # 120 heat and water meters in Solgården, 8 heat cost allocators in the annex.
+    assert MeterInstallation.objects.count() == 128
+    assert Reading.objects.count() == 128 * (3 * 24 + HISTORY_DAYS)
     assert ReadingDaily.objects.exists()
     assert Alarm.objects.open().count() == 3
     assert "manager / manager-demo-2026" in output
     assert "tenant / tenant-demo-2026" in output
-    assert output.count("token (shown once)") == 4
-    assert Property.objects.get().contact_email == "kontor@solgaarden.example"  # on the tenant's home
+    assert output.count("token (shown once)") == 5
+    assert Property.objects.get(name=PROPERTY).contact_email == "kontor@solgaarden.example"  # on the tenant's home
 
 
 def test_it_changes_no_row_count_when_run_twice():
@@ -63,7 +64,7 @@ def test_it_changes_no_row_count_when_run_twice():
     before = row_counts()
     output = seed()
     assert row_counts() == before
-    assert f"inserted 0, updated 0, unchanged {120 * (3 * 24 + HISTORY_DAYS)}" in output
+    assert f"inserted 0, updated 0, unchanged {128 * (3 * 24 + HISTORY_DAYS)}" in output
     assert "token (shown once)" not in output
 
 
@@ -93,7 +94,8 @@ def test_it_lets_the_demo_manager_work_in_the_admin(client):
 
 def test_it_has_dwellings_well_above_and_below_the_buildings_median_per_m2():
     seed()
-    overview = asyncio.run(property_overview(prop=Property.objects.get(), now=datetime(2026, 11, 1, tzinfo=UTC)))
+    prop = Property.objects.get(name=PROPERTY)
+    overview = asyncio.run(property_overview(prop=prop, now=datetime(2026, 11, 1, tzinfo=UTC)))
     heat = [row[0] for row in overview.meter_types].index(MeterType.HEAT)
     marks = {row.unit.label: row.cells[heat].outlier for row in overview.units}
     assert marks["B3.tv"] == "high"
@@ -115,6 +117,7 @@ def test_it_shows_every_gateway_seen_when_its_meters_last_reported():
 def test_it_finalises_last_years_heat_settlement_from_the_readings():
     seed()
     settlement = Settlement.objects.get()
+    assert settlement.property.name == PROPERTY
     assert (settlement.utility, settlement.status) == (Utility.HEAT, SettlementStatus.FINAL)
     assert (settlement.period_start, settlement.period_end) == (date(2025, 1, 1), date(2026, 1, 1))
     assert settlement.finalised_by is not None and settlement.finalised_by.username == "manager"
@@ -160,3 +163,17 @@ def test_it_raises_the_leak_alarm_of_a_meter_that_never_pauses_at_night():
     for night in (date(2026, 10, 29), date(2026, 10, 31)):
         assert min(night_flows(leaking, night)) > 0
         assert min(night_flows(neighbour, night)) == 0
+
+
+def test_it_has_a_house_heated_through_heat_cost_allocators():
+    seed()
+    annex = Property.objects.get(name=ANNEX)
+    for unit in annex.units.all():
+        allocators = unit.installations.filter(meter_type=MeterType.HEAT_COST_ALLOCATOR)
+        assert allocators.count() >= 1
+        assert not unit.installations.exclude(meter_type=MeterType.HEAT_COST_ALLOCATOR).exists()
+        for allocator in allocators:
+            values = list(Reading.objects.filter(installation=allocator).order_by("timestamp").values_list("value"))
+            # A register that counts up over last winter.
+            assert values[-1][0] > values[0][0]
+    assert annex.gateways.get().last_seen_at == datetime(2026, 10, 31, 23, tzinfo=UTC)

@@ -82,6 +82,11 @@ LEAK_LPH = 5.0
 MOVE_UNIT = "A0.th"
 MOVED_OUT = ("former-tenant", 8, 1)  # username, month, day of the move-out (last year)
 MOVED_IN = ("new-tenant", 8, 15)
+# The landlord's small house nearby: four flats heated by radiators with heat cost allocators.
+ANNEX = "Skovbrynet"
+ANNEX_GATEWAY = "DEMO-GW-E"
+ANNEX_UNITS = (("st.tv", 64), ("st.th", 71), ("1.tv", 64), ("1.th", 71))
+HCA_PER_UNIT = 2
 # Last year's heat bill for the building, settled over the dwellings.
 HEAT_COST_DKK = Decimal("486500.00")
 
@@ -135,6 +140,8 @@ HOT_LITRES = tuple(litres / 2 for litres in COLD_LITRES)
 
 PROFILES: dict[MeterType, Profile | WaterProfile] = {
     MeterType.HEAT: Profile(base=0.55, seasonal=0.5, daily=0.05, decimals=3),
+    # A radiator's allocator counts whole units, and nothing in midsummer.
+    MeterType.HEAT_COST_ALLOCATOR: Profile(base=0.04, seasonal=0.04, daily=0.0, decimals=0),
     MeterType.COLD_WATER: WaterProfile(COLD_LITRES),
     MeterType.HOT_WATER: WaterProfile(HOT_LITRES),
 }
@@ -165,13 +172,15 @@ class Command(BaseCommand):
         first = min(datetime(end.year - 1, 1, 1, tzinfo=UTC), start)
         with transaction.atomic():
             prop, tokens = self.create_building(installed_at=first)
-        result = asyncio.run(self.write_readings(prop, first, start, end))
+            annex, annex_tokens = self.create_annex(prop.organisation, installed_at=first)
+        result = asyncio.run(self.write_readings([prop, annex], first, start, end))
         with transaction.atomic():
             self.mark_gateways_seen(prop)
+            self.mark_gateways_seen(annex)
             self.raise_alarms(prop, since=start)
         with transaction.atomic():
             settlement = self.settle_last_year(prop, year=end.year - 1)
-        self.report(prop, tokens, result, settlement)
+        self.report(prop, {**tokens, **annex_tokens}, result, settlement)
 
     @staticmethod
     def end_of_readings(until: date | None) -> datetime:
@@ -241,7 +250,7 @@ class Command(BaseCommand):
             },
         )
         for type_index, (meter_type, register_unit) in enumerate(REGISTER_UNITS.items()):
-            if unit.installations.filter(meter_type=meter_type).exists():
+            if self.already_installed(unit, meter_type, installed_at):
                 continue
             MeterInstallation.objects.create(
                 unit=unit,
@@ -254,14 +263,69 @@ class Command(BaseCommand):
                 initial_value=PROFILES[meter_type].register(installed_at, self.scale(unit, meter_type)),
             )
 
+    def already_installed(self, unit: Unit, meter_type: str, installed_at: datetime) -> bool:
+        """Whether the unit has its meter of this type; one seeded before the history began hangs from its start."""
+        existing = unit.installations.filter(meter_type=meter_type).first()
+        if existing is not None and existing.installed_at > installed_at:
+            existing.installed_at = installed_at
+            existing.initial_value = PROFILES[MeterType(meter_type)].register(
+                installed_at, self.scale(unit, meter_type)
+            )
+            existing.save(update_fields=["installed_at", "initial_value"])
+        return existing is not None
+
+    def create_annex(self, organisation: Organisation, installed_at: datetime) -> tuple[Property, dict[str, str]]:
+        """A small house of the same landlord whose flats have heat cost allocators on their radiators."""
+        prop, _ = Property.objects.get_or_create(
+            organisation=organisation, name=ANNEX, defaults={"address": "Skovbrynet 4, 2800 Kongens Lyngby"}
+        )
+        gateway, created = Gateway.objects.get_or_create(
+            serial=ANNEX_GATEWAY, defaults={"property": prop, "name": "Skovbrynet"}
+        )
+        tokens = {gateway.serial: gateway.issue_token()} if created else {}
+        for number, (label, area) in enumerate(ANNEX_UNITS):
+            unit, _ = Unit.objects.get_or_create(property=prop, label=label, defaults={"floor_area_m2": Decimal(area)})
+            for radiator in range(HCA_PER_UNIT):
+                serial = f"{40_000_000 + 10 * number + radiator:08d}"
+                if unit.installations.filter(meter_serial=serial).exists():
+                    continue
+                MeterInstallation.objects.create(
+                    unit=unit,
+                    gateway=gateway,
+                    meter_serial=serial,
+                    manufacturer="QDS",
+                    meter_type=MeterType.HEAT_COST_ALLOCATOR,
+                    register_unit=RegisterUnit.HCA_UNITS,
+                    installed_at=installed_at,
+                    initial_value=PROFILES[MeterType.HEAT_COST_ALLOCATOR].register(
+                        installed_at, self.scale(unit, MeterType.HEAT_COST_ALLOCATOR)
+                    ),
+                )
+        return prop, tokens
+
     @staticmethod
     def scale(unit: Unit, meter_type: str) -> float:
         """How much this dwelling uses of this meter type: its size, a little variety, and the standouts."""
         variety = 0.85 + 0.05 * (sum(map(ord, unit.label)) % 7)
         return float(unit.floor_area_m2) / 80.0 * variety * STANDOUTS.get((unit.label, meter_type), 1.0)
 
-    async def write_readings(self, prop: Property, first: datetime, start: datetime, end: datetime) -> dict[str, int]:
-        """Daily readings from `first` to `start`, hourly ones from `start` to `end`, through the ingest path."""
+    async def write_readings(
+        self, properties: list[Property], first: datetime, start: datetime, end: datetime
+    ) -> dict[str, int]:
+        """Daily readings from `first` to `start`, hourly ones from `start` to `end`, through the ingest path.
+
+        One event loop for all the properties: a second asyncio.run would need a second executor thread
+        (and database connection) for the async ORM."""
+        totals = {"inserted": 0, "updated": 0, "unchanged": 0, "folded": 0}
+        for prop in properties:
+            result = await self.write_property_readings(prop, first, start, end)
+            for key, value in result.items():
+                totals[key] += value
+        return totals
+
+    async def write_property_readings(
+        self, prop: Property, first: datetime, start: datetime, end: datetime
+    ) -> dict[str, int]:
         installations = await self.installations(prop)
         leak_from = end - timedelta(days=LEAK_DAYS)
         days = int((start - first).total_seconds() // 86400)
@@ -360,7 +424,8 @@ class Command(BaseCommand):
         return settlement
 
     def report(self, prop: Property, tokens: dict[str, str], result: dict[str, int], settlement: Settlement) -> None:
-        self.stdout.write(f"Demo property: {prop} ({prop.units.count()} units)")
+        for shown in Property.objects.filter(organisation=prop.organisation).order_by("name"):
+            self.stdout.write(f"Demo property: {shown} ({shown.units.count()} units)")
         self.stdout.write(f"Manager login: {MANAGER[0]} / {MANAGER[1]}")
         self.stdout.write(f"Tenant login:  {TENANT[0]} / {TENANT[1]}")
         for serial, token in tokens.items():
