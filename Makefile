@@ -7,7 +7,8 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test test-pgbouncer db db-stop migrate seed lint typecheck migrations-check pytest bench clean messages \
+.PHONY: run test test-pgbouncer db db-stop migrate seed lint typecheck migrations-check pytest bench screenshots \
+	clean messages \
 	stack stack-down
 
 $(BIN)/.installed: requirements.txt
@@ -87,6 +88,11 @@ test-pgbouncer: db
 # BENCH_ARGS="--only ingest,frames" or "--skip pages" chooses.
 bench: db
 	DEBUG=true $(BIN)/python -m bench.summary $(BENCH_ARGS)
+
+# Every page a manager, tenant and operator reach, at 390 and 1366 px, Danish and English, under screenshots/
+# (README "Two commands"). The demo goes into a scratch database; the development data stays as it is.
+screenshots: db
+	DEBUG=true $(BIN)/python -m scripts.screenshots
 
 # Regenerate the Danish catalogues (.po) and compile them (.mo, committed). Needs GNU gettext
 # (apt-get install gettext); `make run` and `make test` do not.

@@ -305,10 +305,12 @@ def _clear(cursor: CursorWrapper, type_: str, installation_ids: list[int]) -> li
     return [row[0] for row in cursor.fetchall()]
 
 
-def evaluate() -> Outcome | None:
+def evaluate(*, since: datetime | None = None) -> Outcome | None:
     """Raise and clear leak and burst alarms for the meters with new readings; None if another run holds the lock.
 
-    One transaction: the alarms it raises and clears, and the cursor, commit together.
+    One transaction: the alarms it raises and clears, and the cursor, commit together. With `since`
+    (seed_demo, whose readings may lie in the past) the gateways seen since then are evaluated and the
+    periodic job's cursor is left as it is.
     """
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_xact_lock(%s), now()", [LEAK_LOCK])
@@ -316,8 +318,10 @@ def evaluate() -> Outcome | None:
         if not (row and row[0]):
             return None
         started: datetime = row[1]
-        previous = LeakCheckCursor.objects.filter(pk=1).values_list("started_at", flat=True).first()
-        since = previous - CURSOR_MARGIN if previous is not None else started - FIRST_LOOKBACK
+        explicit = since is not None
+        if since is None:
+            previous = LeakCheckCursor.objects.filter(pk=1).values_list("started_at", flat=True).first()
+            since = previous - CURSOR_MARGIN if previous is not None else started - FIRST_LOOKBACK
         found = verdicts(cursor, since=since)
         cleared = _clear(
             cursor, AlarmType.LEAK_SUSPECTED, [one.installation_id for one in found if one.leak_over]
@@ -340,5 +344,6 @@ def evaluate() -> Outcome | None:
                 if one.burst_now
             ],
         )
-        LeakCheckCursor.objects.update_or_create(pk=1, defaults={"started_at": started})
+        if not explicit:
+            LeakCheckCursor.objects.update_or_create(pk=1, defaults={"started_at": started})
     return Outcome(since, raised, cleared)
