@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def listener():
-    with psycopg.connect(conninfo(), autocommit=True) as conn:
+    with psycopg.connect(conninfo(direct=True), autocommit=True) as conn:
         conn.execute("LISTEN gateway_alarm")
         yield conn
 

@@ -276,7 +276,7 @@ def test_it_runs_on_the_worker(meter):
 
 @pytest.mark.django_db(transaction=True)
 def test_it_announces_the_alarm_to_the_dashboard(meter):
-    with psycopg.connect(conninfo(), autocommit=True) as listener:
+    with psycopg.connect(conninfo(direct=True), autocommit=True) as listener:
         listener.execute("LISTEN gateway_alarm")
         store(meter, ["10", "11"])
         evaluate()

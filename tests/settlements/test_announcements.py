@@ -37,7 +37,7 @@ def test_it_passes_on_every_key_settlements_announces(heat_settlement):
 
 @pytest.mark.django_db(transaction=True)
 def test_it_makes_the_event_from_what_generation_really_sends(heat_settlement):
-    with psycopg.connect(conninfo(), autocommit=True) as listener:
+    with psycopg.connect(conninfo(direct=True), autocommit=True) as listener:
         listener.execute(f"LISTEN {SETTLEMENT_CHANNEL}")
         settlement_generate(settlement=heat_settlement, now=NOW)
         [notify] = list(listener.notifies(timeout=1, stop_after=1))
