@@ -31,6 +31,7 @@ run: export DEBUG ?= true
 run: db
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py seed_demo_settlement
 	@echo "Portal: http://$(HOST):$(PORT)/admin/  alarms: http://$(HOST):$(PORT)/alarms/  health: http://$(HOST):$(PORT)/health"
 	@# MQTT only with a broker we were given (MQTT_URL) or start ourselves: a project-local Mosquitto
 	@# from deploy/mosquitto/ (.mosquitto/, a port derived from the path) when mosquitto is installed.

@@ -68,6 +68,7 @@ def seed() -> list[Shot]:
     django.setup()
     call_command("migrate", verbosity=0, interactive=False)
     call_command("seed_demo", days=int(SEED_DAYS))
+    call_command("seed_demo_settlement")
     return pages()
 
 

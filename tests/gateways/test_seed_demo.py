@@ -37,6 +37,7 @@ HISTORY_DAYS = (UNTIL - timedelta(days=3) - date(2025, 1, 1)).days
 def seed(days=3):
     out = StringIO()
     call_command("seed_demo", days=days, until=date(2026, 11, 1), stdout=out)
+    call_command("seed_demo_settlement", year=2025, stdout=out)
     return out.getvalue()
 
 
