@@ -10,6 +10,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from django.conf import settings
 from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
@@ -163,6 +164,10 @@ def test_it_drops_clients_that_do_not_read_and_gives_their_memory_back(daphne_wi
     assert after[-1] - baseline < MAX_PENDING_BYTES + KEPT_SLACK
 
 
+@pytest.mark.skipif(
+    settings.DATABASE_PGBOUNCER,
+    reason="needs the pool's per-session statement_timeout, which is PgBouncer's connect_query there",
+)
 def test_it_closes_with_a_code_daphne_accepts_when_the_snapshot_fails(alice, gateway):
     # The snapshot's query waits for a lock this test holds, until its statement timeout.
     base, process = start_daphne(ALARM_RELAY_IN_PROCESS="false", DB_STATEMENT_TIMEOUT_MS="200")
