@@ -32,7 +32,7 @@ from django.db.models import Max
 
 from gateways import alarm_text, leak
 from gateways.models import Alarm, AlarmType, Gateway, Severity
-from mbusportal.db import conninfo
+from mbusportal.db import connect_kwargs, conninfo
 from readings.ingest import ReadingRow, ingest
 from readings.models import (
     MeterInstallation,
@@ -328,7 +328,7 @@ class Command(BaseCommand):
         history = [first + timedelta(days=day) for day in range(days)]
         hours = [start + timedelta(hours=hour) for hour in range(int((end - start).total_seconds() // 3600))]
         totals = {"inserted": 0, "updated": 0, "unchanged": 0, "folded": 0}
-        async with await psycopg.AsyncConnection.connect(conninfo()) as conn:
+        async with await psycopg.AsyncConnection.connect(conninfo(), **connect_kwargs()) as conn:
             for batch in [history[i : i + 31] for i in range(0, len(history), 31)] + [
                 hours[i : i + HOURS_PER_BATCH] for i in range(0, len(hours), HOURS_PER_BATCH)
             ]:
