@@ -1,7 +1,6 @@
 """/alarms/<id>/ and its note, assign, acknowledge and clear forms: who may, what is refused, in which language."""
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.test import Client
 
 from gateways.models import Alarm, AlarmEvent
@@ -19,18 +18,6 @@ def client_for(user, language="en", **kwargs):
 @pytest.fixture
 def alarm(gateway, heat_meter):
     return create_alarm(gateway, installation=heat_meter, type="meter_error", severity="critical", message="Error flag")
-
-
-@pytest.fixture
-def system_alarm():
-    return Alarm.objects.create(type="pool_saturated", severity="critical", message="Pool saturated")
-
-
-@pytest.fixture
-def operator(django_user_model):
-    user = django_user_model.objects.create_user("olga", password="olga-password-1", is_staff=True)
-    user.user_permissions.add(Permission.objects.get(codename="view_system_alarms"))
-    return user
 
 
 def page(response):

@@ -1,7 +1,6 @@
 """AlarmQuerySet.acknowledge/.clear, Alarm.assign/.add_note/.history and who may be assigned an alarm."""
 
 import pytest
-from django.contrib.auth.models import Permission
 
 from gateways.models import Alarm, AlarmEvent, AlarmEventKind
 from tests.factories import create_alarm
@@ -12,18 +11,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def alarm(gateway, heat_meter):
     return create_alarm(gateway, installation=heat_meter, severity="critical")
-
-
-@pytest.fixture
-def system_alarm():
-    return Alarm.objects.create(type="pool_saturated", severity="critical", message="Pool saturated")
-
-
-@pytest.fixture
-def operator(django_user_model):
-    user = django_user_model.objects.create_user("olga", password="olga-password-1", is_staff=True)
-    user.user_permissions.add(Permission.objects.get(codename="view_system_alarms"))
-    return user
 
 
 def kinds(alarm):
