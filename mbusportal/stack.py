@@ -522,6 +522,7 @@ class Stack:
             "UNIX_SOCKET_DIR": "",
             "AUTH_TYPE": "scram-sha-256" if direct["password"] else "trust",
             "AUTH_FILE": str(auth_file),
+            "STATS_USERS": direct["user"],
             "LOGFILE": str(folder / "pgbouncer.log"),
             "PIDFILE": str(folder / "pgbouncer.pid"),
         }
@@ -565,6 +566,10 @@ class Stack:
         (self.folder / "run").mkdir(parents=True, exist_ok=True)
         (self.folder / "log").mkdir(parents=True, exist_ok=True)
         self._start_pgbouncer()
+
+    def pgbouncer_admin_url(self) -> str:
+        """PgBouncer's admin console as the portal's user (a `stats_users` one: SHOW commands only)."""
+        return self.pgbouncer_url().rsplit("/", 1)[0] + "/pgbouncer"
 
     def pgbouncer_env(self) -> dict[str, str]:
         """What points the portal's connections through this stack's PgBouncer (README "PgBouncer")."""
