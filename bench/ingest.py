@@ -60,22 +60,23 @@ EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
 COLUMNS = ("installation_id", "timestamp", "value", "unit", "meter_type", "battery_level_pct", "rssi_dbm")
 
 
-def bench_url() -> str:
+def bench_url(database: str = BENCH_DB) -> str:
     base = os.environ.get("DATABASE_URL") or embedded_db.database_url()
-    return base.rsplit("/", 1)[0] + "/" + BENCH_DB
+    return base.rsplit("/", 1)[0] + "/" + database
 
 
-def prepare_database() -> None:
-    admin_url = bench_url().rsplit("/", 1)[0] + "/postgres"
+def prepare_database(database: str = BENCH_DB) -> None:
+    """`database` dropped, created and migrated on the server of DATABASE_URL (or the embedded one)."""
+    admin_url = bench_url("postgres")
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {BENCH_DB}")
-    env = {**os.environ, "DATABASE_URL": bench_url(), "DJANGO_SETTINGS_MODULE": "mbusportal.settings"}
+        conn.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {database}")
+    env = {**os.environ, "DATABASE_URL": bench_url(database), "DJANGO_SETTINGS_MODULE": "mbusportal.settings"}
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=PROJECT, env=env, check=True)
 
 
-def django_setup() -> None:
-    os.environ["DATABASE_URL"] = bench_url()
+def django_setup(database: str = BENCH_DB) -> None:
+    os.environ["DATABASE_URL"] = bench_url(database)
     os.environ["DJANGO_SETTINGS_MODULE"] = "mbusportal.settings"
     import django
 
@@ -88,27 +89,56 @@ def django_setup() -> None:
 
 def create_building() -> tuple[int, list[int], list[str]]:
     """A property with 400 heat meters and 4 gateways; returns property id, installation ids, gateway tokens."""
+    (building,) = create_buildings(1, GATEWAYS, METERS)
+    return building.property_id, building.installation_ids, building.tokens
+
+
+@dataclass(frozen=True)
+class Building:
+    property_id: int
+    installation_ids: list[int]  # meter n is at gateway n % len(tokens)
+    serials: list[str]
+    tokens: list[str]  # each gateway's
+
+
+def create_buildings(count: int, gateways: int, meters: int) -> list[Building]:
+    """`count` properties of `meters` heat meters (hourly kWh registers) and `gateways` gateways each,
+    one unit per meter; meter serials are 20,000,000 upwards over all of them."""
     from gateways.models import Gateway
     from readings.models import MeterInstallation, Organisation, Property, Unit
 
     organisation = Organisation.objects.create(name="Bench")
-    prop = Property.objects.create(organisation=organisation, name="Bench property")
-    gateways = [Gateway.objects.create(property=prop, serial=f"BENCH-{n}", name=f"Bench {n}") for n in range(GATEWAYS)]
-    tokens = [gateway.issue_token() for gateway in gateways]
-    installation_ids = []
-    for n in range(METERS):
-        unit = Unit.objects.create(property=prop, label=f"U{n}", floor_area_m2=70)
-        installation = MeterInstallation.objects.create(
-            unit=unit,
-            gateway=gateways[n % GATEWAYS],
-            meter_serial=f"{20_000_000 + n}",
-            manufacturer="KAM",
-            meter_type="heat",
-            register_unit="kWh",
-            installed_at=EPOCH,
+    buildings = []
+    for number in range(count):
+        prop = Property.objects.create(organisation=organisation, name=f"Bench property {number}")
+        serial = f"BENCH-{number}-{{}}" if count > 1 else "BENCH-{}"
+        gateway_rows = [
+            Gateway.objects.create(property=prop, serial=serial.format(n), name=f"Bench {n}") for n in range(gateways)
+        ]
+        tokens = [gateway.issue_token() for gateway in gateway_rows]
+        units = Unit.objects.bulk_create(Unit(property=prop, label=f"U{n}", floor_area_m2=70) for n in range(meters))
+        first = 20_000_000 + number * meters
+        installations = MeterInstallation.objects.bulk_create(
+            MeterInstallation(
+                unit=unit,
+                gateway=gateway_rows[n % gateways],
+                meter_serial=f"{first + n}",
+                manufacturer="KAM",
+                meter_type="heat",
+                register_unit="kWh",
+                installed_at=EPOCH,
+            )
+            for n, unit in enumerate(units)
         )
-        installation_ids.append(installation.pk)
-    return prop.pk, installation_ids, tokens
+        buildings.append(
+            Building(
+                prop.pk,
+                [installation.pk for installation in installations],
+                [f"{first + n}" for n in range(meters)],
+                tokens,
+            )
+        )
+    return buildings
 
 
 def rows_for(installation_ids: list[int], start: datetime, hours: int) -> list[tuple[Any, ...]]:
@@ -143,9 +173,9 @@ class Windows:
         return starts
 
 
-def ensure_partitions(starts: list[datetime]) -> None:
+def ensure_partitions(starts: list[datetime], database: str = BENCH_DB) -> None:
     """Partitions exist before timing, so no variant pays for creating them."""
-    with psycopg.connect(bench_url(), autocommit=True) as conn:
+    with psycopg.connect(bench_url(database), autocommit=True) as conn:
         conn.execute("SELECT reading_ensure_partitions(%s, %s)", [starts[0], starts[-1] + timedelta(days=2)])
 
 
@@ -155,7 +185,8 @@ def timed(run: Callable[[], Any]) -> float:
     return time.perf_counter() - started
 
 
-def server_copy_from_file(batches: list[list[tuple[Any, ...]]]) -> float:
+def server_copy_from_file(batches: list[list[tuple[Any, ...]]], database: str = BENCH_DB) -> float:
+    """Seconds the server takes to COPY each batch into `reading` from a file of its own, a transaction each."""
     from psycopg import sql
 
     with tempfile.TemporaryDirectory(dir="/tmp") as folder:
@@ -167,7 +198,7 @@ def server_copy_from_file(batches: list[list[tuple[Any, ...]]]) -> float:
             path.chmod(0o644)
             paths.append(path)
         statement = f"COPY reading ({', '.join(COLUMNS)}) FROM {{}}"
-        with psycopg.connect(bench_url()) as conn:
+        with psycopg.connect(bench_url(database)) as conn:
 
             def copy_all() -> None:
                 for path in paths:
