@@ -73,6 +73,16 @@ BENCHMARKS = [
         unavailable=r"^no mosquitto binary",
     ),
     Benchmark(
+        "scale",
+        ("--quick",),
+        rf"^\s*\(h\)\s+.*?\s{NUMBER}\s+[\d.]+ x \(a\)\s*$",
+        "rows/s",
+        rf"\(h\)/\(a\) = {NUMBER}",
+        "(h)/(a): gateways through nginx, 2 daphnes, PgBouncer / server-side COPY",
+        needs="nginx, pgbouncer, redis-server and mosquitto (make stack)",
+        unavailable=r"^stack unavailable: not installed",
+    ),
+    Benchmark(
         "alarms",
         ("--clients", "50", "--alarms", "100"),
         rf"^\s*p99:\s+{NUMBER} ms",
