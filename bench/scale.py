@@ -43,6 +43,7 @@ import json
 import os
 import queue
 import random
+import shutil
 import ssl
 import statistics
 import sys
@@ -412,6 +413,9 @@ def main() -> None:
         daphnes=options.daphnes,
         extra_env={"INGEST_RATE_PER_MINUTE": "100000"},
     )
+    # The broker of an earlier run knows the gateways of a database since dropped: a fresh one, or the
+    # MQTT subscriber spends its start-up removing them.
+    shutil.rmtree(STACK_FOLDER / "mosquitto", ignore_errors=True)
     try:
         print(f"starting the stack in {STACK_FOLDER} ...", flush=True)
         stack.up(migrate=False)
