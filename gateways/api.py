@@ -67,15 +67,8 @@ async def _gateway_request(request: HttpRequest, handle: Handler) -> JsonRespons
         gateway, meters = await _authenticate(token_hash)
         body = _read_body(request)
         return await handle(request, gateway, meters, body)
-    except Refusal as refusal:
-        return _answer(refusal)
-    except MalformedJson as error:
-        return _answer(Refusal(400, str(error)))
-    except PayloadInvalid as invalid:
-        metrics.observe_refused(invalid.total, transport="http")
-        if gateway is not None:
-            await delivery.tally_refused(gateway.id, invalid.total)
-        return JsonResponse(intake.invalid_answer(invalid), status=422)
+    except (Refusal, MalformedJson, PayloadInvalid) as refused:
+        return _answer(await intake.refusal(refused, gateway, transport="http"))
     except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure):
         return _answer(Refusal(503, intake.CONFLICT, {"Retry-After": "1"}))
     except (PoolTimeout, psycopg.OperationalError) as unavailable:
