@@ -196,6 +196,8 @@ class InstallationIndex:
         candidates = self.by_meter.get(key)
         if not candidates:
             return None
+        if len(candidates) == 1:  # the usual case: no swap
+            return candidates[0] if candidates[0].holds(moment) else None
         position = bisect.bisect_right(self._starts[key], moment) - 1
         if position >= 0 and candidates[position].holds(moment):
             return candidates[position]
@@ -255,7 +257,7 @@ def parse_readings(
     items = _decode(body, errors)
     _check_count(len(items), errors, limits)
     parsed = _resolve(items, installations, latest_allowed, errors)
-    times = [row.timestamp for row in parsed.rows]
+    times = list(map(_timestamp_of, parsed.rows))
     if times and (problem := _span_problem(min(times), max(times))):
         errors.add(None, "readings", problem)
     if errors.total:
@@ -417,7 +419,9 @@ def decode_json(decoder: msgspec.json.Decoder[Decoded], body: bytes) -> Decoded:
     except RecursionError:
         raise MalformedJson(NESTED_TOO_DEEPLY) from None
     except (msgspec.DecodeError, UnicodeDecodeError):
-        raise malformed_json(body) from None
+        loads_json(body)  # raises MalformedJson in the standard library's words (line and column)
+        # Readable after all: msgspec refused what the standard library accepts (NaN, say).
+        raise MalformedJson("malformed JSON") from None
 
 
 def loads_json(body: bytes, *, parse_float: Callable[[str], Any] = float) -> Any:
@@ -433,16 +437,6 @@ def loads_json(body: bytes, *, parse_float: Callable[[str], Any] = float) -> Any
     except ValueError:
         # The only other ValueError json raises: Python reads no integer of more than this many digits.
         raise MalformedJson(f"a number has more than {sys.get_int_max_str_digits()} digits") from None
-
-
-def malformed_json(body: bytes) -> MalformedJson:
-    """What is wrong with a body msgspec could not read, in the standard library's words (line and column)."""
-    try:
-        loads_json(body)
-    except MalformedJson as error:
-        return error
-    # Readable after all: msgspec refused what the standard library accepts (NaN, say).
-    return MalformedJson("malformed JSON")
 
 
 def _check_count(count: int, errors: Errors, limits: Limits) -> None:
@@ -482,7 +476,12 @@ def _typed_item(index: int, item: Any, errors: Errors) -> CheckedReading | None:
         if item.get(name) is not None and not isinstance(item[name], str):
             errors.add(index, name, "must be a string")
     for name, bounds in WHOLE_NUMBER_FIELDS.items():
-        _optional_int(index, item, name, bounds, errors)
+        if (raw := item.get(name)) is None:
+            continue
+        if isinstance(raw, bool) or not isinstance(raw, int):
+            errors.add(index, name, "must be a whole number")
+        elif bounds is not None and not bounds.admit(raw):
+            errors.add(index, name, f"must be a whole number from {bounds.low} to {bounds.high}")
     if errors.total > before or value is None:
         return None
     return ReadingIn(**{**item, "timestamp": timestamp, "value": value})
@@ -511,16 +510,6 @@ def _number(index: int, raw: Any, errors: Errors) -> Decimal | None:
     except InvalidOperation:
         errors.add(index, "value", f"{str(raw)[:40]!r} is not a number")
         return None
-
-
-def _optional_int(index: int, item: dict[str, Any], name: str, bounds: Bounds | None, errors: Errors) -> None:
-    raw = item.get(name)
-    if raw is None:
-        return
-    if isinstance(raw, bool) or not isinstance(raw, int):
-        errors.add(index, name, "must be a whole number")
-    elif bounds is not None and not bounds.admit(raw):
-        errors.add(index, name, f"must be a whole number from {bounds.low} to {bounds.high}")
 
 
 # --- stage 2: meaning -----------------------------------------------------------------
