@@ -26,6 +26,7 @@ from psycopg_pool import PoolTimeout
 
 from gateways import delivery, intake, sql
 from gateways.frames import parse_frames
+from gateways.intake import Refusal
 from gateways.models import hash_token
 from gateways.payload import InstallationIndex, MalformedJson, PayloadInvalid
 from mbusportal import db, metrics
@@ -36,12 +37,7 @@ RETRY_AFTER_UNAVAILABLE_S = 5
 PARTIAL_VALUES = {"1": True, "true": True, "0": False, "false": False}
 
 
-class ApiError(intake.Refusal):
-    def response(self) -> JsonResponse:
-        return _refusal_response(self)
-
-
-def _refusal_response(refusal: intake.Refusal) -> JsonResponse:
+def _answer(refusal: Refusal) -> JsonResponse:
     return JsonResponse(refusal.as_dict(), status=refusal.status, headers=refusal.headers)
 
 
@@ -71,20 +67,13 @@ async def _gateway_request(request: HttpRequest, handle: Handler) -> JsonRespons
         gateway, meters = await _authenticate(token_hash)
         body = _read_body(request)
         return await handle(request, gateway, meters, body)
-    except intake.Refusal as refusal:
-        return _refusal_response(refusal)
-    except MalformedJson as error:
-        return ApiError(400, str(error)).response()
-    except PayloadInvalid as invalid:
-        metrics.observe_refused(invalid.total, transport="http")
-        if gateway is not None:
-            await delivery.tally_refused(gateway.id, invalid.total)
-        return JsonResponse(intake.invalid_answer(invalid), status=422)
+    except (Refusal, MalformedJson, PayloadInvalid) as refused:
+        return _answer(await intake.refusal(refused, gateway, transport="http"))
     except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure):
-        return ApiError(503, intake.CONFLICT, {"Retry-After": "1"}).response()
+        return _answer(Refusal(503, intake.CONFLICT, {"Retry-After": "1"}))
     except (PoolTimeout, psycopg.OperationalError) as unavailable:
         logger.warning("ingest: database unavailable: %s", unavailable)
-        return ApiError(503, intake.UNAVAILABLE, {"Retry-After": str(RETRY_AFTER_UNAVAILABLE_S)}).response()
+        return _answer(Refusal(503, intake.UNAVAILABLE, {"Retry-After": str(RETRY_AFTER_UNAVAILABLE_S)}))
 
 
 async def _store_readings(
@@ -131,7 +120,7 @@ async def _store_frames(
 def _partial(request: HttpRequest) -> bool:
     value = request.GET.get("partial", "0").lower()
     if value not in PARTIAL_VALUES:
-        raise ApiError(400, f"partial must be 1 or 0, not {value[:20]!r}")
+        raise Refusal(400, f"partial must be 1 or 0, not {value[:20]!r}")
     return PARTIAL_VALUES[value]
 
 
@@ -139,7 +128,7 @@ def _bearer_token_hash(request: HttpRequest) -> str:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise ApiError(401, "missing 'Authorization: Bearer <gateway token>' header", {"WWW-Authenticate": "Bearer"})
+        raise Refusal(401, "missing 'Authorization: Bearer <gateway token>' header", {"WWW-Authenticate": "Bearer"})
     return hash_token(token.strip())
 
 
@@ -148,9 +137,7 @@ async def _authenticate(token_hash: str) -> tuple[sql.AuthenticatedGateway, Inst
     async with pool.connection() as conn:
         gateway = await sql.authenticate(conn, token_hash)
         if gateway is None:
-            raise ApiError(
-                401, "unknown or revoked gateway token", {"WWW-Authenticate": 'Bearer error="invalid_token"'}
-            )
+            raise Refusal(401, "unknown or revoked gateway token", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
         intake.admit(gateway)
         meters = await sql.installation_index(conn, gateway.property_id)
     return gateway, meters
@@ -161,11 +148,9 @@ def _read_body(request: HttpRequest) -> bytes:
     limit = intake.max_body_bytes()
     content_type = request.content_type or ""
     if content_type != "application/json":
-        raise ApiError(415, f"Content-Type must be application/json, not {content_type or 'missing'!r}")
-    declared = request.headers.get("Content-Length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise intake.TooLarge(limit)
-    # Read past the declared length: a wrong Content-Length must not let more through.
+        raise Refusal(415, f"Content-Type must be application/json, not {content_type or 'missing'!r}")
+    # mbusportal.body_limit refused a Content-Length over the limit. Read past the limit: a wrong
+    # Content-Length must not let more through.
     raw = request.read(limit + 1)
     intake.check_size(raw, limit)
     metrics.PAYLOAD_BYTES.labels("http").observe(len(raw))
@@ -173,5 +158,5 @@ def _read_body(request: HttpRequest) -> bytes:
     if encoding == "gzip":
         return intake.gunzip(raw, limit)
     if encoding != "identity":
-        raise ApiError(415, f"Content-Encoding {encoding!r} is not supported; use gzip or none")
+        raise Refusal(415, f"Content-Encoding {encoding!r} is not supported; use gzip or none")
     return raw

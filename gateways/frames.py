@@ -49,7 +49,9 @@ from gateways.payload import (
     InstalledMeter,
     ParsedPayload,
     PayloadInvalid,
+    aware_datetime,
     decode_json,
+    keep_latest,
     loads_json,
 )
 from readings.ingest import ReadingRow
@@ -190,7 +192,8 @@ def _resolve(items: Sequence[_Item | FieldError], context: Context, max_errors: 
         parsed.warnings.extend(FieldError(index, name, message) for name, message in outcome.warnings)
         rows.append(row)
         parsed.raw.append(outcome.row(item, row.installation_id, row.timestamp, ""))
-        _note_status(parsed.payload, row, status)
+        # The status byte of each installation's latest frame, for alarms.
+        keep_latest(parsed.payload.error_flags, row.installation_id, row.timestamp, status)
     parsed.rejected, parsed.rejected_total = rejected.kept, rejected.total
     return parsed
 
@@ -241,28 +244,13 @@ def _item(document: Any) -> _Item | FieldError:
     unknown = sorted(str(name) for name in document.keys() - KNOWN_FIELDS)
     if unknown:
         return FieldError(None, unknown[0], "unknown field")
-    received_at = _received_at(document.get("received_at"))
-    if isinstance(received_at, FieldError):
-        return received_at
+    received_at = aware_datetime(document.get("received_at"))
+    if isinstance(received_at, str):
+        return FieldError(None, "received_at", received_at)
     data = _frame_bytes(document.get("frame"))
     if isinstance(data, FieldError):
         return data
     return _Item(received_at, data)
-
-
-def _received_at(raw: Any) -> datetime | FieldError:
-    if isinstance(raw, datetime):
-        moment = raw
-    elif isinstance(raw, str):
-        try:
-            moment = datetime.fromisoformat(raw)
-        except ValueError:
-            return FieldError(None, "received_at", f"{raw[:40]!r} is not an ISO 8601 date and time")
-    else:
-        return FieldError(None, "received_at", "required, an ISO 8601 string with a UTC offset")
-    if moment.utcoffset() is None:
-        return FieldError(None, "received_at", "needs a UTC offset (e.g. +01:00 or Z)")
-    return moment
 
 
 def _frame_bytes(raw: Any) -> bytes | FieldError:
@@ -450,10 +438,3 @@ def _reading_time(frame: mbus.Frame, received_at: datetime, context: Context, ou
     outcome.used[index] = "clock"
     outcome.time_source = TimeSource.METER.value
     return meter_time
-
-
-def _note_status(payload: ParsedPayload, row: ReadingRow, status: int) -> None:
-    """Keep the status byte of each installation's latest frame, for alarms."""
-    known = payload.error_flags.get(row.installation_id)
-    if known is None or known[0] <= row.timestamp:
-        payload.error_flags[row.installation_id] = (row.timestamp, status)

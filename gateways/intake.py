@@ -14,8 +14,9 @@ from typing import Any
 from django.conf import settings
 
 from gateways import delivery
-from gateways.payload import InstallationIndex, ParsedPayload, PayloadInvalid, parse_readings
+from gateways.payload import InstallationIndex, MalformedJson, ParsedPayload, PayloadInvalid, parse_readings
 from gateways.sql import AuthenticatedGateway
+from mbusportal import metrics
 
 GZIP_MAGIC = b"\x1f\x8b"
 UNAVAILABLE = "the database is unavailable; nothing was stored, retry later"
@@ -23,16 +24,18 @@ CONFLICT = "conflicting concurrent writes; nothing was stored, retry"
 
 
 class Refusal(Exception):
-    """A payload refused before anything was stored: a status and a message naming what is wrong."""
+    """A payload refused before anything was stored: a status, a message naming what is wrong, and
+    any more the answer says (`answer`)."""
 
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None, **answer: Any):
         super().__init__(message)
         self.status = status
         self.message = message
         self.headers = headers or {}
+        self.answer = answer
 
     def as_dict(self) -> dict[str, Any]:
-        return {"error": self.message}
+        return {"error": self.message, **self.answer}
 
 
 class TooLarge(Refusal):
@@ -86,10 +89,17 @@ def parse(body: bytes, meters: InstallationIndex) -> ParsedPayload:
     return parse_readings(body, installations=meters, now=datetime.now(UTC), limits=delivery.limits())
 
 
-def invalid_answer(invalid: PayloadInvalid) -> dict[str, Any]:
-    """The 422 answer: how many problems, and the first few (index, field, message)."""
-    return {
-        "error": f"{invalid.total} problem(s) in the payload; nothing was stored{invalid.hint}",
-        "error_count": invalid.total,
-        "errors": [error.as_dict() for error in invalid.errors],
-    }
+async def refusal(
+    error: Refusal | MalformedJson | PayloadInvalid, gateway: AuthenticatedGateway | None, *, transport: str
+) -> Refusal:
+    """The verdict on a payload refused, whichever way it came; an invalid payload (422: how many
+    problems, and the first few) has its readings counted as refused, also against the gateway."""
+    if isinstance(error, MalformedJson):
+        return Refusal(400, str(error))
+    if isinstance(error, Refusal):
+        return error
+    metrics.observe_refused(error.total, transport=transport)
+    if gateway is not None:
+        await delivery.tally_refused(gateway.id, error.total)
+    message = f"{error.total} problem(s) in the payload; nothing was stored{error.hint}"
+    return Refusal(422, message, error_count=error.total, errors=[problem.as_dict() for problem in error.errors])

@@ -94,17 +94,11 @@ async def verdict(serial: str, payload: bytes, id_: str) -> dict[str, Any]:
         parsed = intake.parse(body, meters)
         counts = await delivery.store(gateway, meters, parsed)
         metrics.observe_stored(counts, transport="mqtt")
-    except intake.Refusal as refusal:
+    except (intake.Refusal, MalformedJson, PayloadInvalid) as refused:
+        refusal = await intake.refusal(refused, gateway, transport="mqtt")
         retry_after = refusal.headers.get("Retry-After")
         extra = {"retry_after_s": int(retry_after)} if retry_after else {}
         return {"message_id": id_, "status": refusal.status, **refusal.as_dict(), **extra}
-    except MalformedJson as error:
-        return {"message_id": id_, "status": 400, "error": str(error)}
-    except PayloadInvalid as invalid:
-        metrics.observe_refused(invalid.total, transport="mqtt")
-        if gateway is not None:
-            await delivery.tally_refused(gateway.id, invalid.total)
-        return {"message_id": id_, "status": 422, **intake.invalid_answer(invalid)}
     except (PoolTimeout, psycopg.OperationalError) as unavailable:
         # OperationalError includes deadlocks and serialisation failures that
         # outlasted delivery.store's own retries: all worth trying again.

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from itertools import groupby
-from operator import attrgetter, itemgetter
+from operator import attrgetter
 from typing import Annotated, Any, Generic, TypeVar, cast
 
 import msgspec
@@ -196,7 +196,7 @@ class InstallationIndex:
         candidates = self.by_meter.get(key)
         if not candidates:
             return None
-        if len(candidates) == 1:
+        if len(candidates) == 1:  # the usual case: no swap
             return candidates[0] if candidates[0].holds(moment) else None
         position = bisect.bisect_right(self._starts[key], moment) - 1
         if position >= 0 and candidates[position].holds(moment):
@@ -254,25 +254,19 @@ def parse_readings(
         return plain
     # Anything else takes the full checks, which find and name every problem.
     errors = Errors(limits.max_errors)
-    items, count = _decode(body, errors)
-    _check_count(count, errors, limits)
+    items = _decode(body, errors)
+    _check_count(len(items), errors, limits)
     parsed = _resolve(items, installations, latest_allowed, errors)
-    _check_span(list(map(_row_timestamp, parsed.rows)), errors)
+    times = list(map(_timestamp_of, parsed.rows))
+    if times and (problem := _span_problem(min(times), max(times))):
+        errors.add(None, "readings", problem)
     if errors.total:
         raise errors.invalid()
     return parsed
 
 
-_row_timestamp = itemgetter(1)
-
-
-def _check_span(timestamps: Sequence[datetime], errors: Errors) -> None:
-    """One payload may span at most MAX_PAYLOAD_SPAN (reading_ensure_partitions refuses more)."""
-    if timestamps and (problem := _span_problem(min(timestamps), max(timestamps))):
-        errors.add(None, "readings", problem)
-
-
 def _span_problem(first: datetime, last: datetime) -> str | None:
+    """One payload may span at most MAX_PAYLOAD_SPAN (reading_ensure_partitions refuses more)."""
     if last - first <= MAX_PAYLOAD_SPAN:
         return None
     return (
@@ -290,11 +284,11 @@ def _plainly_valid(
     """The payload column by column when every reading in it is plainly valid, else None.
 
     Plainly valid: well formed, of a meter that only one installation of
-    this property had (see _Lane), in its register unit, at a time written
-    in the common shape (see gateways.iso_times) when it was in place and not
-    ahead of the clock, its value a number from 0 to 10^8 that a float
-    holds to the millionth (see micro_units_of_floats). All is checked a
-    column at a time; no Python object is made per reading.
+    this property had (see _sole_installation), in its register unit, at a
+    time written in the common shape (see gateways.iso_times) when it was in
+    place and not ahead of the clock, its value a number from 0 to 10^8 that
+    a float holds to the millionth (see micro_units_of_floats). All is
+    checked a column at a time; no Python object is made per reading.
     """
     try:
         items = _PLAIN_DECODER.decode(body).readings
@@ -304,21 +298,23 @@ def _plainly_valid(
     if not 0 < len(items) <= limits.max_readings:
         return None
     times = iso_times.pg_microseconds_of(list(map(_timestamp_of, items)))
-    if times is None:
+    if times is None or (found := _installations_of(items, installations)) is None:
         return None
-    lanes = _Lanes.of(items, installations)
-    if lanes is None or not lanes.held_at_all(times, latest_allowed):
+    meters, meter_of_reading = found
+    installed = pg_microseconds([meter.installed_at for meter in meters])[meter_of_reading]
+    removed = pg_microseconds([meter.removed_at or END_OF_TIME for meter in meters])[meter_of_reading]
+    if not in_place(installed, removed, times).all() or times.max() > pg_microseconds([latest_allowed])[0]:
         return None
     micro_units = _plain_micro_units(items)
     if micro_units is None or _span_problem(instant(int(times.min())), instant(int(times.max()))):
         return None
-    ids = lanes.installation_ids()
+    ids = np.array([meter.id for meter in meters], dtype=np.int64)[meter_of_reading]
     columns = ReadingColumns(
         ids,
         times,
         micro_units,
-        lanes.units(),
-        lanes.meter_types(),
+        np.array([meter.register_unit for meter in meters], dtype=object)[meter_of_reading].tolist(),
+        np.array([meter.meter_type for meter in meters], dtype=object)[meter_of_reading].tolist(),
         small_ints("battery_level_pct", list(map(_battery_of, items))),
         small_ints("rssi_dbm", list(map(_rssi_of, items))),
     )
@@ -335,9 +331,10 @@ def _plain_micro_units(items: Sequence[PlainReading]) -> IntArray | None:
     return micro_units_of_floats(values)
 
 
-# What readings of one lane share: installation or meter and manufacturer, unit, type.
-LaneKey = tuple[int | None, str | None, str | None, str, str | None]
-_lane_key: Callable[[ReadingIn[Any, Any]], LaneKey] = attrgetter(
+# What readings of one installation share on the column path: installation or meter and
+# manufacturer, unit, type.
+MeterKey = tuple[int | None, str | None, str | None, str, str | None]
+_meter_key: Callable[[ReadingIn[Any, Any]], MeterKey] = attrgetter(
     "meter_installation_id", "meter", "manufacturer", "unit", "meter_type"
 )
 _timestamp_of = attrgetter("timestamp")
@@ -347,81 +344,41 @@ _rssi_of = attrgetter("rssi_dbm")
 _error_flags_of = attrgetter("error_flags")
 
 
-@dataclass(frozen=True, slots=True)
-class _Lane:
-    """What readings of one meter, unit and type share when they can only mean one installation:
-    such a reading needs no more than its time and value checked (on the column path)."""
-
-    installation_id: int
-    installed_at: datetime
-    removed_at: datetime | None
-    unit: str
-    meter_type: str
-
-    @classmethod
-    def of(cls, key: LaneKey, installations: InstallationIndex) -> _Lane | None:
-        """The lane of readings with this key (see _lane_key); None where they need the full checks."""
-        installation_id, meter, manufacturer, unit, meter_type = key
-        if installation_id is not None:
-            found = installations.by_id.get(installation_id)
-        elif meter is not None and manufacturer is not None:
-            candidates = installations.by_meter.get((meter, manufacturer.upper()), [])
-            found = candidates[0] if len(candidates) == 1 else None  # a swapped meter routes by time
-        else:
-            found = None
-        if found is None or (meter_type or found.meter_type) != found.meter_type:
-            return None
-        try:
-            if canonical_unit(unit) != found.register_unit:
-                return None
-        except UnitError:
-            return None
-        return cls(found.id, found.installed_at, found.removed_at, found.register_unit, found.meter_type)
+def _installations_of(
+    items: Sequence[PlainReading], installations: InstallationIndex
+) -> tuple[list[InstalledMeter], npt.NDArray[np.intp]] | None:
+    """The installations the readings name, and which of them each reading is of; None where a
+    reading needs the full checks (see _sole_installation)."""
+    # Runs of consecutive readings of one key, as gateways mostly send them, are found in C.
+    run_keys, run_lengths = [], []
+    for key, run in groupby(map(_meter_key, items)):
+        run_keys.append(key)
+        run_lengths.append(len(list(run)))
+    number = {key: position for position, key in enumerate(dict.fromkeys(run_keys))}
+    meters = [_sole_installation(key, installations) for key in number]
+    if None in meters:
+        return None
+    meter_of_run = np.fromiter(map(number.__getitem__, run_keys), dtype=np.intp, count=len(run_keys))
+    return cast("list[InstalledMeter]", meters), np.repeat(meter_of_run, run_lengths)
 
 
-class _Lanes:
-    """The lane (see _Lane) of each reading of a payload whose every reading is on one."""
-
-    def __init__(self, lanes: list[_Lane], lane_of_reading: npt.NDArray[np.intp]):
-        self._lanes = lanes
-        self._of_reading = lane_of_reading
-
-    @classmethod
-    def of(cls, items: Sequence[PlainReading], installations: InstallationIndex) -> _Lanes | None:
-        """None where a reading is on no lane."""
-        # Runs of consecutive readings of one key, as gateways mostly send them, are found in C.
-        run_keys, run_lengths = [], []
-        for key, run in groupby(map(_lane_key, items)):
-            run_keys.append(key)
-            run_lengths.append(len(list(run)))
-        number = {key: position for position, key in enumerate(dict.fromkeys(run_keys))}
-        lanes = [_Lane.of(key, installations) for key in number]
-        if None in lanes:
-            return None
-        lane_of_run = np.fromiter(map(number.__getitem__, run_keys), dtype=np.intp, count=len(run_keys))
-        return cls(cast("list[_Lane]", lanes), np.repeat(lane_of_run, run_lengths))
-
-    def held_at_all(self, times: IntArray, latest_allowed: datetime) -> bool:
-        """Whether each reading's installation was in place at its time, none of them ahead of the clock."""
-        lanes = self._lanes
-        installed = pg_microseconds([lane.installed_at for lane in lanes])[self._of_reading]
-        removed = pg_microseconds([lane.removed_at or END_OF_TIME for lane in lanes])[self._of_reading]
-        return bool(in_place(installed, removed, times).all()) and int(times.max()) <= int(
-            pg_microseconds([latest_allowed])[0]
-        )
-
-    def installation_ids(self) -> IntArray:
-        return np.array([lane.installation_id for lane in self._lanes], dtype=np.int64)[self._of_reading]
-
-    def units(self) -> list[str]:
-        return self._each(lane.unit for lane in self._lanes)
-
-    def meter_types(self) -> list[str]:
-        return self._each(lane.meter_type for lane in self._lanes)
-
-    def _each(self, of_lane: Iterable[str]) -> list[str]:
-        each: list[str] = np.array(list(of_lane), dtype=object)[self._of_reading].tolist()
-        return each
+def _sole_installation(key: MeterKey, installations: InstallationIndex) -> InstalledMeter | None:
+    """The one installation readings with this key can mean, whatever their time, if they need no
+    conversion; None where they need the full checks."""
+    installation_id, meter, manufacturer, unit, meter_type = key
+    if installation_id is not None:
+        found = installations.by_id.get(installation_id)
+    elif meter is not None and manufacturer is not None:
+        candidates = installations.by_meter.get((meter, manufacturer.upper()), [])
+        found = candidates[0] if len(candidates) == 1 else None  # a swapped meter routes by time
+    else:
+        found = None
+    if found is None or (meter_type or found.meter_type) != found.meter_type:
+        return None
+    try:
+        return found if canonical_unit(unit) == found.register_unit else None
+    except UnitError:
+        return None
 
 
 def _latest_error_flags(ids: IntArray, times: IntArray, error_flags: list[int | None]) -> LatestFlags:
@@ -436,11 +393,10 @@ def _latest_error_flags(ids: IntArray, times: IntArray, error_flags: list[int | 
 # --- stage 1: shape and types ---------------------------------------------------------
 
 
-def _decode(body: bytes, errors: Errors) -> tuple[Sequence[CheckedReading | None], int]:
-    """The readings, None where one is ill-typed, and how many the payload holds."""
+def _decode(body: bytes, errors: Errors) -> Sequence[CheckedReading | None]:
+    """The readings, None where one is ill-typed."""
     try:
-        items = decode_json(_DECODER, body).readings
-        return items, len(items)
+        return decode_json(_DECODER, body).readings
     except msgspec.ValidationError as error:
         first_problem = str(error)
     # Rare: find every problem, not just msgspec's first; the well-typed
@@ -448,7 +404,7 @@ def _decode(body: bytes, errors: Errors) -> tuple[Sequence[CheckedReading | None
     typed = _typed_items(loads_json(body, parse_float=Decimal), errors)
     if errors.total == 0:  # our checks and msgspec's disagree: report msgspec's words
         errors.add(None, "readings", first_problem)
-    return typed, len(typed)
+    return typed
 
 
 def decode_json(decoder: msgspec.json.Decoder[Decoded], body: bytes) -> Decoded:
@@ -463,7 +419,9 @@ def decode_json(decoder: msgspec.json.Decoder[Decoded], body: bytes) -> Decoded:
     except RecursionError:
         raise MalformedJson(NESTED_TOO_DEEPLY) from None
     except (msgspec.DecodeError, UnicodeDecodeError):
-        raise malformed_json(body) from None
+        loads_json(body)  # raises MalformedJson in the standard library's words (line and column)
+        # Readable after all: msgspec refused what the standard library accepts (NaN, say).
+        raise MalformedJson("malformed JSON") from None
 
 
 def loads_json(body: bytes, *, parse_float: Callable[[str], Any] = float) -> Any:
@@ -479,16 +437,6 @@ def loads_json(body: bytes, *, parse_float: Callable[[str], Any] = float) -> Any
     except ValueError:
         # The only other ValueError json raises: Python reads no integer of more than this many digits.
         raise MalformedJson(f"a number has more than {sys.get_int_max_str_digits()} digits") from None
-
-
-def malformed_json(body: bytes) -> MalformedJson:
-    """What is wrong with a body msgspec could not read, in the standard library's words (line and column)."""
-    try:
-        loads_json(body)
-    except MalformedJson as error:
-        return error
-    # Readable after all: msgspec refused what the standard library accepts (NaN, say).
-    return MalformedJson("malformed JSON")
 
 
 def _check_count(count: int, errors: Errors, limits: Limits) -> None:
@@ -518,7 +466,9 @@ def _typed_item(index: int, item: Any, errors: Errors) -> CheckedReading | None:
     before = errors.total
     for unknown in sorted(str(name) for name in item.keys() - KNOWN_FIELDS):
         errors.add(index, unknown, "unknown field")
-    timestamp = _timestamp(index, item.get("timestamp"), errors)
+    timestamp = aware_datetime(item.get("timestamp"))
+    if isinstance(timestamp, str):
+        errors.add(index, "timestamp", timestamp)
     value = _number(index, item.get("value"), errors)
     if not isinstance(item.get("unit"), str):
         errors.add(index, "unit", "required, a string such as kWh or m3")
@@ -526,25 +476,29 @@ def _typed_item(index: int, item: Any, errors: Errors) -> CheckedReading | None:
         if item.get(name) is not None and not isinstance(item[name], str):
             errors.add(index, name, "must be a string")
     for name, bounds in WHOLE_NUMBER_FIELDS.items():
-        _optional_int(index, item, name, bounds, errors)
-    if errors.total > before or timestamp is None or value is None:
+        if (raw := item.get(name)) is None:
+            continue
+        if isinstance(raw, bool) or not isinstance(raw, int):
+            errors.add(index, name, "must be a whole number")
+        elif bounds is not None and not bounds.admit(raw):
+            errors.add(index, name, f"must be a whole number from {bounds.low} to {bounds.high}")
+    if errors.total > before or value is None:
         return None
     return ReadingIn(**{**item, "timestamp": timestamp, "value": value})
 
 
-def _timestamp(index: int, raw: Any, errors: Errors) -> datetime | None:
-    if not isinstance(raw, str):
-        errors.add(index, "timestamp", "required, an ISO 8601 string with a UTC offset")
-        return None
-    try:
-        moment = datetime.fromisoformat(raw)
-    except ValueError:
-        errors.add(index, "timestamp", f"{raw[:40]!r} is not an ISO 8601 date and time")
-        return None
-    if moment.utcoffset() is None:
-        errors.add(index, "timestamp", "needs a UTC offset (e.g. +01:00 or Z)")
-        return None
-    return moment
+def aware_datetime(raw: Any) -> datetime | str:
+    """`raw` as a time with a UTC offset (a datetime, or ISO 8601 text), or what is wrong with it."""
+    if isinstance(raw, datetime):
+        moment = raw
+    elif not isinstance(raw, str):
+        return "required, an ISO 8601 string with a UTC offset"
+    else:
+        try:
+            moment = datetime.fromisoformat(raw)
+        except ValueError:
+            return f"{raw[:40]!r} is not an ISO 8601 date and time"
+    return moment if moment.utcoffset() is not None else "needs a UTC offset (e.g. +01:00 or Z)"
 
 
 def _number(index: int, raw: Any, errors: Errors) -> Decimal | None:
@@ -556,16 +510,6 @@ def _number(index: int, raw: Any, errors: Errors) -> Decimal | None:
     except InvalidOperation:
         errors.add(index, "value", f"{str(raw)[:40]!r} is not a number")
         return None
-
-
-def _optional_int(index: int, item: dict[str, Any], name: str, bounds: Bounds | None, errors: Errors) -> None:
-    raw = item.get(name)
-    if raw is None:
-        return
-    if isinstance(raw, bool) or not isinstance(raw, int):
-        errors.add(index, name, "must be a whole number")
-    elif bounds is not None and not bounds.admit(raw):
-        errors.add(index, name, f"must be a whole number from {bounds.low} to {bounds.high}")
 
 
 # --- stage 2: meaning -----------------------------------------------------------------

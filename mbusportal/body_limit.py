@@ -79,37 +79,35 @@ class Refusal:
 def too_large(scope: Scope) -> Refusal:
     """413 for a body over max_body_bytes(path)."""
     limit = max_body_bytes(scope["path"])
-    if scope["path"].startswith(API_PREFIX):
-        return _for_a_gateway(413, f"the body is larger than {limit} bytes; split the payload")
-
-    def text() -> str:
-        return _("The request is larger than %(size)s; nothing was saved.") % {"size": filesizeformat(limit)}
-
-    return _for_a_person(scope, 413, text)
+    return _refusal(
+        scope,
+        413,
+        f"the body is larger than {limit} bytes; split the payload",
+        lambda: _("The request is larger than %(size)s; nothing was saved.") % {"size": filesizeformat(limit)},
+    )
 
 
 def stalled(scope: Scope) -> Refusal:
     """408 for a body of which nothing arrived for HTTP_BODY_TIMEOUT_S."""
     seconds = f"{settings.HTTP_BODY_TIMEOUT_S:g}"
+    return _refusal(
+        scope,
+        408,
+        f"no part of the body arrived for {seconds} s; nothing was stored",
+        lambda: (
+            _("The request stopped arriving (nothing for %(seconds)s seconds); nothing was saved. Try again.")
+            % {"seconds": seconds}
+        ),
+    )
+
+
+def _refusal(scope: Scope, status: int, to_a_gateway: str, to_a_person: Callable[[], str]) -> Refusal:
+    """JSON in English under API_PREFIX, else `to_a_person()` in the language the request asks for."""
     if scope["path"].startswith(API_PREFIX):
-        return _for_a_gateway(408, f"no part of the body arrived for {seconds} s; nothing was stored")
-
-    def text() -> str:
-        message = _("The request stopped arriving (nothing for %(seconds)s seconds); nothing was saved. Try again.")
-        return message % {"seconds": seconds}
-
-    return _for_a_person(scope, 408, text)
-
-
-def _for_a_gateway(status: int, message: str) -> Refusal:
-    return Refusal(status, "application/json", json.dumps({"error": message}).encode(), "en")
-
-
-def _for_a_person(scope: Scope, status: int, message: Callable[[], str]) -> Refusal:
-    """`message()` in the language the request asks for."""
+        return Refusal(status, "application/json", json.dumps({"error": to_a_gateway}).encode(), "en")
     language = translation.get_language_from_request(ASGIRequest(dict(scope), io.BytesIO()))
     with translation.override(language):
-        text = message()
+        text = to_a_person()
     return Refusal(status, "text/plain; charset=utf-8", text.encode(), language)
 
 

@@ -54,26 +54,21 @@ ASGIApp = Callable[..., Awaitable[None]]
 WRITTEN_AGAINST = {"daphne": "4.2.3", "Twisted": "26.10.0"}
 
 
-class _SendBufferGate:
-    """A Twisted push producer that opens and closes a gate for the application."""
+class _SendBufferGate(asyncio.Event):
+    """A Twisted push producer: an event the application's sends wait on, clear while paused."""
 
     def __init__(self) -> None:
-        self._open = asyncio.Event()
-        self._open.set()
+        super().__init__()
+        self.set()
 
     def pauseProducing(self) -> None:
-        self._open.clear()
+        self.clear()
 
     def resumeProducing(self) -> None:
-        self._open.set()
+        self.set()
 
-    def stopProducing(self) -> None:
-        # The connection is gone: let the application run on into the
-        # disconnect (its sends are dropped from now on).
-        self._open.set()
-
-    async def wait(self) -> None:
-        await self._open.wait()
+    # The connection is gone: let the application run on into the disconnect (its sends are dropped).
+    stopProducing = resumeProducing
 
 
 def _daphne_target(send: Send) -> Any | None:
