@@ -19,6 +19,15 @@ filled with 1M rows first; each payload holds 10,000 readings (400 meters x
 
 Prints the median rows/s of each over the rounds and the ratios the issue
 sets targets for: (e)/(a) >= 0.6, (d)/(b) >= 1.0, (f)/(e) >= 1.0.
+
+Then the upload patterns gateways send (see SHAPES), each measured fresh and as
+the pattern, on tables of --sizes rows, against server-side COPY of the same
+shape, the variants taking turns payload by payload; targets: pattern >= 0.8 x
+fresh of its shape, fresh >= 0.6 x COPY. Only those, on both sizes and orders:
+
+    .venv/bin/python bench/ingest.py --skip-baselines --sizes 1000000,10000000 --orders hour,meter
+
+and a quick run while developing: --skip-baselines --rounds 1 --posts 1 --sizes 100000 --shapes daily
 """
 
 from __future__ import annotations
@@ -579,10 +588,17 @@ class InProcess:
         async def main() -> float:
             for readings in prior:
                 await ingest(self.conn, property_id=property_id, rows=readings)
-            started = time.perf_counter()
-            for readings in columns:
-                await ingest(self.conn, property_id=property_id, rows=readings)
-            return time.perf_counter() - started
+            # The bench's own objects (every payload's rows) stay out of the collector's full
+            # collections while timing, as what a deployed process loads at startup does.
+            gc.collect()
+            gc.freeze()
+            try:
+                started = time.perf_counter()
+                for readings in columns:
+                    await ingest(self.conn, property_id=property_id, rows=readings)
+                return time.perf_counter() - started
+            finally:
+                gc.unfreeze()
 
         return self.loop.run_until_complete(main())
 
@@ -603,19 +619,25 @@ def run_patterns(options: argparse.Namespace, property_id: int, installation_ids
                 variants = ["copy", "fresh", *shape.patterns]
                 if round_number % 2 == 0:  # taking turns to go first
                     variants.reverse()
+                rows = dict.fromkeys(variants, 0)
+                seconds = dict.fromkeys(variants, 0.0)
+                # Payload by payload, each variant in turn: a burst of load from elsewhere on the
+                # machine then slows all of them alike, not the one that happened to run in it.
+                for _ in range(options.posts):
+                    for variant in variants:
+                        kind = "fresh" if variant == "copy" else variant
+                        payloads, before = pattern_payloads(
+                            shape, kind, order, installation_ids, windows, 1, meter_turn
+                        )
+                        times = [row[1] for rows_ in (*payloads, *before) for row in rows_]
+                        ensure_partitions([min(times), max(times)])
+                        rows[variant] += sum(map(len, payloads))
+                        if variant == "copy":
+                            seconds[variant] += server_copy_from_file(payloads)
+                        else:
+                            seconds[variant] += in_process.ingest_timed(property_id, payloads, before)
                 for variant in variants:
-                    kind = "fresh" if variant == "copy" else variant
-                    payloads, before = pattern_payloads(
-                        shape, kind, order, installation_ids, windows, options.posts, meter_turn
-                    )
-                    times = [row[1] for rows in (*payloads, *before) for row in rows]
-                    ensure_partitions([min(times), max(times)])
-                    rows = sum(map(len, payloads))
-                    if variant == "copy":
-                        seconds = server_copy_from_file(payloads)
-                    else:
-                        seconds = in_process.ingest_timed(property_id, payloads, before)
-                    results.setdefault((shape.name, order, variant), []).append(rows / seconds)
+                    results.setdefault((shape.name, order, variant), []).append(rows[variant] / seconds[variant])
         print(f"  round {round_number} done", flush=True)
     in_process.close()
     print(
@@ -632,7 +654,10 @@ def run_patterns(options: argparse.Namespace, property_id: int, installation_ids
             print(f"  {shape.name}, {order}-major:")
             print(f"    {'server-side COPY FROM file':<40} {median['copy']:>10,.0f}")
             fresh_ratio = median["fresh"] / median["copy"]
-            print(f"    {PATTERN_LABELS['fresh']:<40} {median['fresh']:>10,.0f}   {fresh_ratio:.2f} x COPY")
+            print(
+                f"    {PATTERN_LABELS['fresh']:<40} {median['fresh']:>10,.0f}   {fresh_ratio:.2f} x COPY"
+                f"   {'met' if fresh_ratio >= 0.6 else 'NOT met'} (>= 0.6)"
+            )
             for pattern in shape.patterns:
                 ratio = median[pattern] / median["fresh"]
                 worst = ratio if worst is None else min(worst, ratio)

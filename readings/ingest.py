@@ -830,8 +830,15 @@ def ingest_sync(
                 step = flow.send(answer)
             except StopIteration as done:
                 return cast(IngestResult, done.value)
-            if isinstance(step, _Copy):
-                answer = _copied_directly_sync(conn, cur, step.statement, step.data, step.daily)
+            if isinstance(step, _Copy):  # as _copied_directly; the savepoint nests in the caller's transaction
+                try:
+                    with conn.transaction(), cur.copy(step.statement) as copy:
+                        for chunk in step.data.chunks():
+                            copy.write(chunk)
+                        step.daily.add_up(step.data.sent)
+                    answer = True
+                except pg_errors.UniqueViolation:
+                    answer = False
                 continue
             if len(step.steps) > 1:
                 with conn.pipeline():
@@ -854,20 +861,6 @@ async def _copied_directly(
             for chunk in data.chunks():
                 await copy.write(chunk)
             daily.add_up(data.sent)  # while the server stores the last piece
-    except pg_errors.UniqueViolation:
-        return False
-    return True
-
-
-def _copied_directly_sync(
-    conn: Connection[Any], cur: Any, statement: str | sql.Composed, data: _CopyData, daily: _DailyAggregates
-) -> bool:
-    """`_copied_directly` on a synchronous connection (the savepoint nests in the caller's transaction)."""
-    try:
-        with conn.transaction(), cur.copy(statement) as copy:
-            for chunk in data.chunks():
-                copy.write(chunk)
-            daily.add_up(data.sent)
     except pg_errors.UniqueViolation:
         return False
     return True
