@@ -14,7 +14,7 @@ from django.contrib.postgres.fields import DateRangeField, DateTimeRangeField, R
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
-from django.db.models import F, Func, OuterRef, Q, Subquery
+from django.db.models import ExpressionWrapper, F, Func, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -390,6 +390,16 @@ def in_place(installed_at: Instants, removed_at: Instants | None, at: Instants) 
     return (installed_at <= at) & (True if removed_at is None else at < removed_at)
 
 
+# A meter that has sent nothing for this long is silent: listed on the property overview, counted on the
+# admin's dashboard (MeterInstallationQuerySet.silent).
+SILENT_AFTER = timedelta(days=2)
+
+
+def _silent_q(now: datetime, after: timedelta) -> Q:
+    """Still hanging (never removed) and last heard more than `after` before `now`; needs with_last_heard()."""
+    return Q(removed_at__isnull=True, last_heard_at__lt=now - after)
+
+
 class MeterInstallationQuerySet(models.QuerySet["MeterInstallation"]):
     def for_manager(self, user: AnyUser) -> MeterInstallationQuerySet:
         return managed_by(self, user, "unit__property__organisation__")
@@ -398,15 +408,25 @@ class MeterInstallationQuerySet(models.QuerySet["MeterInstallation"]):
         """Installations hanging at `moment`: the SQL twin of `in_place` (installed by then, not yet removed)."""
         return self.filter(Q(removed_at__isnull=True) | Q(removed_at__gt=moment), installed_at__lte=moment)
 
-    def silent(self, *, now: datetime, after: timedelta) -> MeterInstallationQuerySet:
-        """Meters still hanging that sent nothing for longer than `after` (counted from their installation
-        when they never did): the SQL twin of the property overview's rule (readings.reports, SILENT_AFTER)."""
+    def with_last_heard(self) -> MeterInstallationQuerySet:
+        """Annotated with `last_reading_at` (when the meter last sent a reading; None: never) and
+        `last_heard_at` (that, or else when it was installed)."""
         latest = ReadingDaily.objects.filter(installation=OuterRef("pk")).order_by("-day").values("last_at")[:1]
-        return (
-            self.filter(removed_at__isnull=True)
-            .annotate(last_heard_at=Coalesce(Subquery(latest), F("installed_at")))
-            .filter(last_heard_at__lt=now - after)
+        return self.annotate(
+            last_reading_at=Subquery(latest), last_heard_at=Coalesce(F("last_reading_at"), F("installed_at"))
         )
+
+    def with_silence(self, *, now: datetime, after: timedelta = SILENT_AFTER) -> MeterInstallationQuerySet:
+        """with_last_heard(), and `is_silent`: whether the meter is silent by `silent()`'s rule."""
+        return self.with_last_heard().annotate(
+            is_silent=ExpressionWrapper(_silent_q(now, after), output_field=models.BooleanField())
+        )
+
+    def silent(self, *, now: datetime, after: timedelta = SILENT_AFTER) -> MeterInstallationQuerySet:
+        """Meters still hanging that sent nothing for longer than `after` (counted from their installation
+        when they never did), annotated as with_last_heard(). The one home of the rule: the property overview
+        (is_silent of with_silence) and the admin dashboard both ask it."""
+        return self.with_last_heard().filter(_silent_q(now, after))
 
     def overlapping(self, start: datetime, end: datetime | None) -> MeterInstallationQuerySet:
         """Installations whose span [installed_at, removed_at) meets [start, end)."""

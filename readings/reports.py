@@ -44,7 +44,6 @@ from readings.consumption import (
     day_start,
     first_of_month,
     installation_amounts,
-    last_reading_times,
     latest_readings,
     load_series,
     load_series_sync,
@@ -60,8 +59,6 @@ from readings.models import MeterInstallation, MeterType, Property, ReadingDaily
 MONTHS_SHOWN = 13
 # Months of the supply meter's balance on the property overview (the running one included).
 SUPPLY_MONTHS = 12
-# A meter that has sent nothing for this long is listed on the property overview.
-SILENT_AFTER = timedelta(days=2)
 
 METER_TYPE_LABELS = {
     MeterType.HEAT: gettext_lazy("Heat"),
@@ -620,6 +617,7 @@ async def property_overview(*, prop: Property, now: datetime) -> PropertyOvervie
         one
         async for one in MeterInstallation.objects.filter(unit__property=prop)
         .select_related("unit", "gateway")
+        .with_silence(now=now)
         .order_by("unit__label", "meter_type", "installed_at")
     ]
     # The building's supply unit is not a dwelling: it has its own section (its meters are still watched).
@@ -632,7 +630,6 @@ async def property_overview(*, prop: Property, now: datetime) -> PropertyOvervie
         per_installation = await installation_amounts(
             conn, property_id=prop.pk, meter_types=types, instants=instants, zone=zone, now=now
         )
-        heard = await last_reading_times(conn, [one.pk for one in installations if one.removed_at is None])
         balances = (
             await supply_balance(
                 conn, property_id=prop.pk, instants=[day_start(m, zone) for m in months], zone=zone, now=now
@@ -643,10 +640,9 @@ async def property_overview(*, prop: Property, now: datetime) -> PropertyOvervie
     amounts: dict[tuple[int, str], list[Amount | None]] = defaultdict(list)
     for one in installations:
         amounts[(one.unit_id, one.meter_type)].append(per_installation[one.pk][0])
+    # The rule is MeterInstallationQuerySet.silent's, asked in the same query as the installations.
     silent = [
-        SilentMeter(one, heard[one.pk])
-        for one in installations
-        if one.pk in heard and now - (heard[one.pk] or one.installed_at) > SILENT_AFTER
+        SilentMeter(one, _annotated(one, "last_reading_at")) for one in installations if _annotated(one, "is_silent")
     ]
     rows, medians = _unit_rows(units, types, amounts, silent_units={meter.installation.unit_id for meter in silent})
     totals = [add_amounts(row.amounts[index] for row in rows) for index in range(len(types))]
@@ -664,6 +660,11 @@ async def property_overview(*, prop: Property, now: datetime) -> PropertyOvervie
         supply=[_supply_report(meter_type, rows, months) for meter_type, rows in balances.items()],
         medians=medians,
     )
+
+
+def _annotated(obj: object, name: str) -> Any:
+    """A value the queryset annotated onto the object (with_silence)."""
+    return getattr(obj, name)
 
 
 def _unit_rows(
