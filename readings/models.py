@@ -412,13 +412,14 @@ class MeterInstallationQuerySet(models.QuerySet["MeterInstallation"]):
         """Annotated with `last_reading_at` (when the meter last sent a reading; None: never) and
         `last_heard_at` (that, or else when it was installed)."""
         latest = ReadingDaily.objects.filter(installation=OuterRef("pk")).order_by("-day").values("last_at")[:1]
-        return self.annotate(
+        # The model declares these attributes for the type checker, which then calls them redefined here.
+        return self.annotate(  # type: ignore[no-redef]
             last_reading_at=Subquery(latest), last_heard_at=Coalesce(F("last_reading_at"), F("installed_at"))
         )
 
     def with_silence(self, *, now: datetime, after: timedelta = SILENT_AFTER) -> MeterInstallationQuerySet:
         """with_last_heard(), and `is_silent`: whether the meter is silent by `silent()`'s rule."""
-        return self.with_last_heard().annotate(
+        return self.with_last_heard().annotate(  # type: ignore[no-redef]  # as in with_last_heard
             is_silent=ExpressionWrapper(_silent_q(now, after), output_field=models.BooleanField())
         )
 
@@ -492,6 +493,11 @@ class MeterInstallation(FieldConstraintsModel):
     register_went_down = models.BooleanField(_("register went down"), default=False, editable=False)
 
     objects = MeterInstallationQuerySet.as_manager()
+
+    # Only on objects of MeterInstallationQuerySet.with_last_heard() (the first two) and with_silence().
+    last_reading_at: datetime | None
+    last_heard_at: datetime
+    is_silent: bool
     constraint_fields = {
         "installation_removed_after_installed": "removed_at",
         "installation_no_overlap_per_meter": "meter_serial",

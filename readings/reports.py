@@ -641,9 +641,7 @@ async def property_overview(*, prop: Property, now: datetime) -> PropertyOvervie
     for one in installations:
         amounts[(one.unit_id, one.meter_type)].append(per_installation[one.pk][0])
     # The rule is MeterInstallationQuerySet.silent's, asked in the same query as the installations.
-    silent = [
-        SilentMeter(one, _annotated(one, "last_reading_at")) for one in installations if _annotated(one, "is_silent")
-    ]
+    silent = [SilentMeter(one, one.last_reading_at) for one in installations if one.is_silent]
     rows, medians = _unit_rows(units, types, amounts, silent_units={meter.installation.unit_id for meter in silent})
     totals = [add_amounts(row.amounts[index] for row in rows) for index in range(len(types))]
     return PropertyOverview(
@@ -660,11 +658,6 @@ async def property_overview(*, prop: Property, now: datetime) -> PropertyOvervie
         supply=[_supply_report(meter_type, rows, months) for meter_type, rows in balances.items()],
         medians=medians,
     )
-
-
-def _annotated(obj: object, name: str) -> Any:
-    """A value the queryset annotated onto the object (with_silence)."""
-    return getattr(obj, name)
 
 
 def _unit_rows(

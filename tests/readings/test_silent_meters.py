@@ -87,7 +87,7 @@ def test_it_draws_the_line_at_the_threshold_to_the_microsecond(unit, gateway):
     silent = set(MeterInstallation.objects.silent(now=now).values_list("meter_serial", flat=True))
     assert silent == {serial for serial, is_silent in expected.items() if is_silent}
     # The annotation the property overview reads says the same of every meter.
-    annotated = dict(MeterInstallation.objects.with_silence(now=now).values_list("meter_serial", "is_silent"))
+    annotated = {one.meter_serial: one.is_silent for one in MeterInstallation.objects.with_silence(now=now)}
     assert annotated == expected
 
 
