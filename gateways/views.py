@@ -147,7 +147,7 @@ def _render_detail(
         "clear_form": forms.get("clear") or ClearForm(),
         "links": drill_down.drill_down(alarm, request.user),
         "readings": drill_down.latest_readings(installation) if installation else [],
-        "chart": drill_down.chart_around(installation, alarm.raised_at) if installation else None,
+        "chart": drill_down.chart_around(installation, alarm.raised_at, user=request.user) if installation else None,
     }
     return render(request, "gateways/alarm_detail.html", context, status=status)
 
