@@ -14,7 +14,7 @@ from django.contrib.postgres.fields import DateRangeField, DateTimeRangeField, R
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
-from django.db.models import ExpressionWrapper, F, Func, OuterRef, Q, Subquery
+from django.db.models import F, Func, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -408,25 +408,22 @@ class MeterInstallationQuerySet(models.QuerySet["MeterInstallation"]):
         """Installations hanging at `moment`: the SQL twin of `in_place` (installed by then, not yet removed)."""
         return self.filter(Q(removed_at__isnull=True) | Q(removed_at__gt=moment), installed_at__lte=moment)
 
-    def with_last_heard(self) -> MeterInstallationQuerySet:
-        """Annotated with `last_reading_at` (when the meter last sent a reading; None: never) and
-        `last_heard_at` (that, or else when it was installed)."""
+    def with_last_reading(self) -> MeterInstallationQuerySet:
+        """Annotated with `last_reading_at`: when the meter last sent a reading (None: never)."""
         latest = ReadingDaily.objects.filter(installation=OuterRef("pk")).order_by("-day").values("last_at")[:1]
-        # The model declares these attributes for the type checker, which then calls them redefined here.
-        return self.annotate(  # type: ignore[no-redef]
-            last_reading_at=Subquery(latest), last_heard_at=Coalesce(F("last_reading_at"), F("installed_at"))
-        )
+        # The model declares the attribute for the type checker, which then calls it redefined here.
+        return self.annotate(last_reading_at=Subquery(latest))  # type: ignore[no-redef]
 
-    def with_silence(self, *, now: datetime, after: timedelta = SILENT_AFTER) -> MeterInstallationQuerySet:
-        """with_last_heard(), and `is_silent`: whether the meter is silent by `silent()`'s rule."""
-        return self.with_last_heard().annotate(  # type: ignore[no-redef]  # as in with_last_heard
-            is_silent=ExpressionWrapper(_silent_q(now, after), output_field=models.BooleanField())
+    def with_last_heard(self) -> MeterInstallationQuerySet:
+        """with_last_reading(), and `last_heard_at`: that, or else when the meter was installed."""
+        return self.with_last_reading().annotate(  # type: ignore[no-redef]  # as in with_last_reading
+            last_heard_at=Coalesce(F("last_reading_at"), F("installed_at"))
         )
 
     def silent(self, *, now: datetime, after: timedelta = SILENT_AFTER) -> MeterInstallationQuerySet:
         """Meters still hanging that sent nothing for longer than `after` (counted from their installation
-        when they never did), annotated as with_last_heard(). The one home of the rule: the property overview
-        (is_silent of with_silence) and the admin dashboard both ask it."""
+        when they never did), annotated as with_last_heard(): the SQL twin of MeterInstallation.silent_at
+        (tests/readings/test_silent_meters.py holds the two together at the edges)."""
         return self.with_last_heard().filter(_silent_q(now, after))
 
     def overlapping(self, start: datetime, end: datetime | None) -> MeterInstallationQuerySet:
@@ -494,10 +491,9 @@ class MeterInstallation(FieldConstraintsModel):
 
     objects = MeterInstallationQuerySet.as_manager()
 
-    # Only on objects of MeterInstallationQuerySet.with_last_heard() (the first two) and with_silence().
+    # Only on objects of MeterInstallationQuerySet.with_last_reading() and .with_last_heard().
     last_reading_at: datetime | None
     last_heard_at: datetime
-    is_silent: bool
     constraint_fields = {
         "installation_removed_after_installed": "removed_at",
         "installation_no_overlap_per_meter": "meter_serial",
@@ -541,6 +537,13 @@ class MeterInstallation(FieldConstraintsModel):
     def in_place_at(self, moment: datetime) -> bool:
         """Whether it hangs at `moment` (see `in_place`)."""
         return bool(in_place(self.installed_at, self.removed_at, moment))
+
+    def silent_at(self, now: datetime, *, last_reading_at: datetime | None, after: timedelta = SILENT_AFTER) -> bool:
+        """Whether the meter, still hanging, has sent nothing for longer than `after` at `now`, counted from
+        `last_reading_at` (None: it never sent anything) or else from its installation. The rule; its SQL
+        twin is MeterInstallationQuerySet.silent (the property overview asks this one: the twin would read
+        the meter's last reading once more per condition)."""
+        return self.removed_at is None and (last_reading_at or self.installed_at) < now - after
 
     def __str__(self) -> str:
         return gettext("%(meter)s (%(type)s) in %(unit)s") % {

@@ -646,7 +646,7 @@ async def property_overview(*, prop: Property, now: datetime) -> PropertyOvervie
         one
         async for one in MeterInstallation.objects.filter(unit__property=prop)
         .select_related("unit", "gateway")
-        .with_silence(now=now)
+        .with_last_reading()
         .order_by("unit__label", "meter_type", "installed_at")
     ]
     # The building's supply unit is not a dwelling: it has its own section (its meters are still watched).
@@ -669,8 +669,12 @@ async def property_overview(*, prop: Property, now: datetime) -> PropertyOvervie
     amounts: dict[tuple[int, str], list[Amount | None]] = defaultdict(list)
     for one in installations:
         amounts[(one.unit_id, one.meter_type)].append(per_installation[one.pk][0])
-    # The rule is MeterInstallationQuerySet.silent's, asked in the same query as the installations.
-    silent = [SilentMeter(one, one.last_reading_at) for one in installations if one.is_silent]
+    # The last readings came with the installations (with_last_reading); the rule is the model's.
+    silent = [
+        SilentMeter(one, one.last_reading_at)
+        for one in installations
+        if one.silent_at(now, last_reading_at=one.last_reading_at)
+    ]
     rows, medians = _unit_rows(units, types, amounts, silent_units={meter.installation.unit_id for meter in silent})
     totals = [add_amounts(row.amounts[index] for row in rows) for index in range(len(types))]
     return PropertyOverview(

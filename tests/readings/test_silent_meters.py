@@ -1,7 +1,7 @@
 """MeterInstallationQuerySet.silent: meters hanging now that sent nothing for longer than a span.
 
-The one home of the rule: the admin's dashboard filters by it, the property overview reads its
-`is_silent` annotation (with_silence). The cases below hold both to the same edges.
+The SQL twin of MeterInstallation.silent_at: the admin's dashboard filters by the one, the property
+overview asks the other. The cases below hold both to the same edges.
 """
 
 from __future__ import annotations
@@ -86,9 +86,12 @@ def test_it_draws_the_line_at_the_threshold_to_the_microsecond(unit, gateway):
     expected = edge_cases(unit, gateway, now)
     silent = set(MeterInstallation.objects.silent(now=now).values_list("meter_serial", flat=True))
     assert silent == {serial for serial, is_silent in expected.items() if is_silent}
-    # The annotation the property overview reads says the same of every meter.
-    annotated = {one.meter_serial: one.is_silent for one in MeterInstallation.objects.with_silence(now=now)}
-    assert annotated == expected
+    # The model's rule, which the property overview asks, says the same of every meter.
+    by_model = {
+        one.meter_serial: one.silent_at(now, last_reading_at=one.last_reading_at)
+        for one in MeterInstallation.objects.with_last_reading()
+    }
+    assert by_model == expected
 
 
 @pytest.mark.django_db(transaction=True)
