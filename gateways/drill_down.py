@@ -14,7 +14,7 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
 from gateways.models import Alarm
-from readings import charts
+from readings import chart_marks, charts
 from readings.consumption import DISPLAY_UNIT, Installation, day_start, load_series_sync, local_day
 from readings.formatting import format_number, unit_label
 from readings.models import MeterInstallation, Property, Reading
@@ -91,8 +91,15 @@ def latest_readings(installation: MeterInstallation) -> list[ReadingRow]:
     ]
 
 
-def chart_around(installation: MeterInstallation, moment: datetime, *, now: datetime | None = None) -> SafeString:
-    """The meter's use per local day around `moment` (its day marked), as an inline SVG bar chart."""
+def chart_around(
+    installation: MeterInstallation,
+    moment: datetime,
+    *,
+    now: datetime | None = None,
+    user: AbstractBaseUser | AnonymousUser | None = None,
+) -> SafeString:
+    """The meter's use per local day around `moment` (its day marked), as an inline SVG bar chart, with the
+    meter's alarms that `user` may see marked on their days (readings.chart_marks; none without a user)."""
     now = now or timezone.now()
     zone = installation.unit.property.zone
     raised_day = local_day(moment, zone)
@@ -103,6 +110,7 @@ def chart_around(installation: MeterInstallation, moment: datetime, *, now: date
     series = load_series_sync([Installation.of(installation)], boundaries, zone=zone, now=now)
     amounts = series[0].consumption_series(boundaries, now=now) if series else [None] * len(days)
     display = unit_label(DISPLAY_UNIT[installation.meter_type])
+    marks = chart_marks.day_marks(user, [installation.pk], days[0], days[-1], zone) if user is not None else {}
     bars = []
     for day, amount in zip(days, amounts, strict=True):
         when = formats.date_format(day, "SHORT_DATE_FORMAT")
@@ -116,6 +124,7 @@ def chart_around(installation: MeterInstallation, moment: datetime, *, now: date
                 estimated=bool(amount and amount.estimated),
                 left_out=bool(amount and amount.left_out),
                 selected=day == raised_day,
+                marks=tuple(marks.get(day, ())),
             )
         )
     caption = _("Use per day from %(first)s to %(last)s, in %(unit)s; the alarm's day is marked") % {

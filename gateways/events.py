@@ -45,6 +45,8 @@ def _alarm_select() -> sql.Composed:
                a.type, a.severity, a.params, a.message, a.raised_at,
                a.acknowledged_at, ack.{username} AS acknowledged_by,
                a.cleared_at, clr.{username} AS cleared_by,
+               a.assigned_to_id, asg.{username} AS assignee_username,
+               asg.first_name AS assignee_first_name, asg.last_name AS assignee_last_name,
                a.change_seq, a.raised_seq
         FROM {alarm} a
         LEFT JOIN {property} p ON p.id = a.property_id
@@ -53,6 +55,7 @@ def _alarm_select() -> sql.Composed:
         LEFT JOIN {unit} u ON u.id = mi.unit_id
         LEFT JOIN {user} ack ON ack.id = a.acknowledged_by_id
         LEFT JOIN {user} clr ON clr.id = a.cleared_by_id
+        LEFT JOIN {user} asg ON asg.id = a.assigned_to_id
         """
     ).format(
         username=username,
@@ -76,6 +79,29 @@ def _label(choices: Any, value: str | None) -> str | None:
         return str(choices(value).label)
     except ValueError:  # a value written by a newer release
         return value
+
+
+def display_name(*, first_name: str, last_name: str, username: str) -> str:
+    """How a person is named to their colleagues on the dashboard: their full name, else their user name,
+    and of a user name that is an e-mail address only the part before the @.
+
+    Every watcher of a property gets the same frame, and colleagues who may see the alarm may not see each
+    other's addresses (tenants' logins are their addresses; a manager's may be too).
+    """
+    full = f"{first_name} {last_name}".strip()
+    if full:
+        return full
+    local, at, _domain = username.partition("@")
+    return local if at and local else username
+
+
+def person_name(user: Any) -> str:
+    """display_name() of a user object."""
+    return display_name(
+        first_name=getattr(user, "first_name", "") or "",
+        last_name=getattr(user, "last_name", "") or "",
+        username=user.get_username(),
+    )
 
 
 def _languages() -> list[str]:
@@ -139,6 +165,17 @@ def alarm_payload(row: Row) -> Payload:
         "acknowledged_by": row["acknowledged_by"],
         "cleared_at": _iso(row["cleared_at"]),
         "cleared_by": row["cleared_by"],
+        # Who is to deal with it: an id (the page tells "you" from others) and a name, never an address.
+        "assigned_to_id": row["assigned_to_id"],
+        "assigned_to": (
+            display_name(
+                first_name=row["assignee_first_name"] or "",
+                last_name=row["assignee_last_name"] or "",
+                username=row["assignee_username"] or "",
+            )
+            if row["assigned_to_id"] is not None
+            else None
+        ),
         "seq": row["change_seq"],
     }
 

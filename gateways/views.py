@@ -17,7 +17,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from gateways import drill_down, notifications
+from gateways import drill_down, events, notifications
 from gateways.access import is_operator, watch_scope
 from gateways.forms import AcknowledgeForm, AssignForm, ClearForm, NoteForm
 from gateways.models import Alarm, AlarmQuerySet, Severity
@@ -147,7 +147,7 @@ def _render_detail(
         "clear_form": forms.get("clear") or ClearForm(),
         "links": drill_down.drill_down(alarm, request.user),
         "readings": drill_down.latest_readings(installation) if installation else [],
-        "chart": drill_down.chart_around(installation, alarm.raised_at) if installation else None,
+        "chart": drill_down.chart_around(installation, alarm.raised_at, user=request.user) if installation else None,
     }
     return render(request, "gateways/alarm_detail.html", context, status=status)
 
@@ -182,6 +182,8 @@ def _state(alarm: Alarm) -> dict[str, Any]:
         "acknowledged_by": alarm.acknowledged_by.get_username() if alarm.acknowledged_by else None,
         "cleared_at": alarm.cleared_at.isoformat() if alarm.cleared_at else None,
         "cleared_by": alarm.cleared_by.get_username() if alarm.cleared_by else None,
+        "assigned_to_id": alarm.assigned_to_id,
+        "assigned_to": events.person_name(alarm.assigned_to) if alarm.assigned_to else None,
         "seq": alarm.change_seq,
     }
 

@@ -19,8 +19,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from gateways.models import Alarm, Gateway, GatewayStatus, Severity, gateway_status_q
-from readings.models import MeterInstallation
-from readings.reports import SILENT_AFTER
+from readings.models import SILENT_AFTER, MeterInstallation
 from readings.scoping import AnyUser
 from settlements import deadlines
 from settlements.models import Settlement, SettlementStatus

@@ -731,7 +731,7 @@ class MeterInstallationAdmin(CsvImportAdminMixin[MeterInstallation]):
         installation = self.get_object(request, object_id)
         context = {
             **(extra_context or {}),
-            "chart": meter_daily_chart(installation, now=timezone.now()),
+            "chart": meter_daily_chart(installation, now=timezone.now(), user=request.user),
             "can_view_readings": request.user.has_perm("readings.view_reading"),
             "can_replace": installation.removed_at is None and self._may_replace(request, installation),
         }

@@ -14,6 +14,8 @@ from decimal import Decimal
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from readings.chart_marks import DayMark
+
 # Plot area inside the SVG's view box (the axis labels sit in the margins).
 WIDTH = 640
 HEIGHT = 220
@@ -30,6 +32,9 @@ MAX_BAR_WIDTH = 44.0
 PHONE_FONT_SIZE = 20
 LABEL_CHAR_WIDTH = 12.0
 LABEL_GAP = 6.0
+# A day's mark (readings.chart_marks) sits in the strip above the plot, over its bar: it never hides one.
+MARK_Y = TOP / 2
+MARK_RADIUS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +49,8 @@ class Bar:
     left_out: bool = False  # implausible readings were left out
     href: str = ""
     selected: bool = False
+    # What happened that day (alarms of the meter, for those who may see them), most important first.
+    marks: tuple[DayMark, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,8 +229,39 @@ def _bar_svg(shape: BarShape, label_y: float) -> SafeString:
                 '<line class="reference" x1="{0}" x2="{1}" y1="{2}" y2="{2}"/>', _n(shape.x), _n(shape.right), y
             )
         )
+    if bar.marks:
+        parts.append(_marks_svg(shape))
     if shape.show_label:
         parts.append(
             format_html('<text class="label" x="{}" y="{}">{}</text>', _n(shape.centre), _n(label_y), bar.label)
         )
     return format_html_join("", "{}", ((part,) for part in parts))
+
+
+def _marks_svg(shape: BarShape) -> SafeString:
+    """One mark above the bar for the day's marks: coloured by the most important, filled while it is open,
+    named in full (every mark of the day) for tooltips and screen readers, a link to the first that has one."""
+    marks = shape.bar.marks
+    first = marks[0]
+    label = "; ".join(mark.label for mark in marks)
+    classes = f"day-mark {first.severity} {'open' if first.open else 'over'}"
+    count = (
+        format_html(
+            '<text class="day-mark-count" x="{}" y="{}">{}</text>', _n(shape.centre), _n(MARK_Y + 3), len(marks)
+        )
+        if len(marks) > 1
+        else ""
+    )
+    circle = format_html(
+        '<circle class="{}" cx="{}" cy="{}" r="{}"><title>{}</title></circle>{}',
+        classes,
+        _n(shape.centre),
+        _n(MARK_Y),
+        _n(MARK_RADIUS),
+        label,
+        count,
+    )
+    href = next((mark.href for mark in marks if mark.href), "")
+    if href:
+        return format_html('<a class="day-mark-link" href="{}" aria-label="{}">{}</a>', href, label, circle)
+    return format_html('<g role="img" aria-label="{}">{}</g>', label, circle)

@@ -706,12 +706,6 @@ FROM amount a
 WHERE a.present
 """
 
-# When each installation last sent a reading (NULL: never).
-LAST_READING_AT = """
-SELECT i.id, (SELECT d.last_at FROM reading_daily d WHERE d.installation_id = i.id ORDER BY d.day DESC LIMIT 1)
-FROM unnest(%(installation_ids)s::bigint[]) AS i (id)
-"""
-
 
 def _period_params(
     *,
@@ -984,12 +978,6 @@ def supply_balance_sync(
         property_id=property_id, meter_types=_balance_types(), instants=instants, zone=zone, now=now
     )
     return _balances(per_installation, max(len(instants) - 1, 0))
-
-
-async def last_reading_times(conn: AsyncConnection[Any], installation_ids: Sequence[int]) -> dict[int, datetime | None]:
-    """When each installation last sent a reading (None: never), by installation id."""
-    cursor = await conn.execute(LAST_READING_AT, {"installation_ids": list(installation_ids)}, prepare=True)
-    return dict(await cursor.fetchall())
 
 
 # --- A unit's consumption over a period, split by tenancy (for settlements) ----------------------------

@@ -180,7 +180,10 @@ async def manager_unit_consumption(request: HttpRequest, property_id: int, unit_
         _check_month_range(month, min(first, last), last)
     except PageError as error:
         return _refuse(request, error)
-    report = await unit_report(unit=unit, month=month, visible_from=None, visible_to=None, now=now)
+    # The meter's alarms on the days (a manager sees them; the tenant's page above does not ask).
+    report = await unit_report(
+        unit=unit, month=month, visible_from=None, visible_to=None, now=now, marks_for=await request.auser()
+    )
     tenancies = [tenancy async for tenancy in unit.tenancies.select_related("tenant").order_by("-move_in")]
     user = request.user
     context = {

@@ -390,6 +390,16 @@ def in_place(installed_at: Instants, removed_at: Instants | None, at: Instants) 
     return (installed_at <= at) & (True if removed_at is None else at < removed_at)
 
 
+# A meter that has sent nothing for this long is silent: listed on the property overview, counted on the
+# admin's dashboard (MeterInstallationQuerySet.silent).
+SILENT_AFTER = timedelta(days=2)
+
+
+def _silent_q(now: datetime, after: timedelta) -> Q:
+    """Still hanging (never removed) and last heard more than `after` before `now`; needs with_last_heard()."""
+    return Q(removed_at__isnull=True, last_heard_at__lt=now - after)
+
+
 class MeterInstallationQuerySet(models.QuerySet["MeterInstallation"]):
     def for_manager(self, user: AnyUser) -> MeterInstallationQuerySet:
         return managed_by(self, user, "unit__property__organisation__")
@@ -398,15 +408,23 @@ class MeterInstallationQuerySet(models.QuerySet["MeterInstallation"]):
         """Installations hanging at `moment`: the SQL twin of `in_place` (installed by then, not yet removed)."""
         return self.filter(Q(removed_at__isnull=True) | Q(removed_at__gt=moment), installed_at__lte=moment)
 
-    def silent(self, *, now: datetime, after: timedelta) -> MeterInstallationQuerySet:
-        """Meters still hanging that sent nothing for longer than `after` (counted from their installation
-        when they never did): the SQL twin of the property overview's rule (readings.reports, SILENT_AFTER)."""
+    def with_last_reading(self) -> MeterInstallationQuerySet:
+        """Annotated with `last_reading_at`: when the meter last sent a reading (None: never)."""
         latest = ReadingDaily.objects.filter(installation=OuterRef("pk")).order_by("-day").values("last_at")[:1]
-        return (
-            self.filter(removed_at__isnull=True)
-            .annotate(last_heard_at=Coalesce(Subquery(latest), F("installed_at")))
-            .filter(last_heard_at__lt=now - after)
+        # The model declares the attribute for the type checker, which then calls it redefined here.
+        return self.annotate(last_reading_at=Subquery(latest))  # type: ignore[no-redef]
+
+    def with_last_heard(self) -> MeterInstallationQuerySet:
+        """with_last_reading(), and `last_heard_at`: that, or else when the meter was installed."""
+        return self.with_last_reading().annotate(  # type: ignore[no-redef]  # as in with_last_reading
+            last_heard_at=Coalesce(F("last_reading_at"), F("installed_at"))
         )
+
+    def silent(self, *, now: datetime, after: timedelta = SILENT_AFTER) -> MeterInstallationQuerySet:
+        """Meters still hanging that sent nothing for longer than `after` (counted from their installation
+        when they never did), annotated as with_last_heard(): the SQL twin of MeterInstallation.silent_at
+        (tests/readings/test_silent_meters.py holds the two together at the edges)."""
+        return self.with_last_heard().filter(_silent_q(now, after))
 
     def overlapping(self, start: datetime, end: datetime | None) -> MeterInstallationQuerySet:
         """Installations whose span [installed_at, removed_at) meets [start, end)."""
@@ -472,6 +490,10 @@ class MeterInstallation(FieldConstraintsModel):
     register_went_down = models.BooleanField(_("register went down"), default=False, editable=False)
 
     objects = MeterInstallationQuerySet.as_manager()
+
+    # Only on objects of MeterInstallationQuerySet.with_last_reading() and .with_last_heard().
+    last_reading_at: datetime | None
+    last_heard_at: datetime
     constraint_fields = {
         "installation_removed_after_installed": "removed_at",
         "installation_no_overlap_per_meter": "meter_serial",
@@ -515,6 +537,13 @@ class MeterInstallation(FieldConstraintsModel):
     def in_place_at(self, moment: datetime) -> bool:
         """Whether it hangs at `moment` (see `in_place`)."""
         return bool(in_place(self.installed_at, self.removed_at, moment))
+
+    def silent_at(self, now: datetime, *, last_reading_at: datetime | None, after: timedelta = SILENT_AFTER) -> bool:
+        """Whether the meter, still hanging, has sent nothing for longer than `after` at `now`, counted from
+        `last_reading_at` (None: it never sent anything) or else from its installation. The rule; its SQL
+        twin is MeterInstallationQuerySet.silent (the property overview asks this one: the twin would read
+        the meter's last reading once more per condition)."""
+        return self.removed_at is None and (last_reading_at or self.installed_at) < now - after
 
     def __str__(self) -> str:
         return gettext("%(meter)s (%(type)s) in %(unit)s") % {

@@ -20,6 +20,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from statistics import median
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.core.cache import cache
 from django.utils import formats
 from django.utils.html import format_html
@@ -28,7 +29,7 @@ from django.utils.translation import gettext_lazy
 from psycopg import AsyncConnection
 
 from mbusportal import db
-from readings import charts
+from readings import chart_marks, charts
 from readings.consumption import (
     DISPLAY_UNIT,
     SUPPLY_MATCHES,
@@ -44,7 +45,6 @@ from readings.consumption import (
     day_start,
     first_of_month,
     installation_amounts,
-    last_reading_times,
     latest_readings,
     load_series,
     load_series_sync,
@@ -56,12 +56,11 @@ from readings.consumption import (
 from readings.derivation import cut_text
 from readings.formatting import day_label, format_number, month_abbreviation, short_day, unit_label
 from readings.models import MeterInstallation, MeterType, Property, ReadingDaily, Unit, UnitKind
+from readings.scoping import AnyUser
 
 MONTHS_SHOWN = 13
 # Months of the supply meter's balance on the property overview (the running one included).
 SUPPLY_MONTHS = 12
-# A meter that has sent nothing for this long is listed on the property overview.
-SILENT_AFTER = timedelta(days=2)
 
 METER_TYPE_LABELS = {
     MeterType.HEAT: gettext_lazy("Heat"),
@@ -184,9 +183,17 @@ def _cut(boundaries: list[date], visible_from: date | None, visible_to: date | N
 
 
 async def unit_report(
-    *, unit: Unit, month: date, visible_from: date | None, visible_to: date | None, now: datetime
+    *,
+    unit: Unit,
+    month: date,
+    visible_from: date | None,
+    visible_to: date | None,
+    now: datetime,
+    marks_for: AnyUser | None = None,
 ) -> UnitReport:
-    """The report of a unit for the 13 months up to `month`, showing only the local days [visible_from, visible_to)."""
+    """The report of a unit for the 13 months up to `month`, showing only the local days [visible_from, visible_to);
+    with `marks_for`, the days of the month carry what that user may see of its meters (their alarms,
+    readings.chart_marks: for managers, never on a tenant's page)."""
     prop: Property = unit.property
     zone = prop.zone
     today = local_day(now, zone)
@@ -211,6 +218,13 @@ async def unit_report(
         averages = await cached_property_averages(
             conn, prop=prop, meter_types=own_types, instants=month_instants, today_start=day_start(today, zone), now=now
         )
+    marks = (
+        await sync_to_async(chart_marks.day_marks)(
+            marks_for, [one.pk for one in own], days[0], days[-1] - timedelta(days=1), zone
+        )
+        if marks_for is not None and days
+        else {}
+    )
     types = []
     for meter_type in own_types:
         of_type = [series for series in own_series if series.installation.meter_type == meter_type]
@@ -231,6 +245,7 @@ async def unit_report(
                 now=now,
                 latest=shown,
                 chosen=month,
+                marks=marks,
             )
         )
     earliest = min((local_day(one.installed_at, zone) for one in own), default=today)
@@ -304,6 +319,7 @@ def _type_report(
     now: datetime,
     latest: list[LatestShown],
     chosen: date,
+    marks: dict[date, list[chart_marks.DayMark]],
 ) -> TypeReport:
     display_code = DISPLAY_UNIT[meter_type]
     display = unit_label(display_code)
@@ -337,9 +353,17 @@ def _type_report(
             for period in months
         ]
     )
+    of_type = {series.installation.id for series in own}
     daily_chart = charts.bar_chart(
         [
-            _bar(period, display, unit.floor_area_m2, str(period.start.day), in_progress=period.running)
+            _bar(
+                period,
+                display,
+                unit.floor_area_m2,
+                str(period.start.day),
+                in_progress=period.running,
+                marks=tuple(mark for mark in marks.get(period.start, ()) if mark.installation_id in of_type),
+            )
             for period in daily
         ]
     )
@@ -479,6 +503,7 @@ def _bar(
     href: str = "",
     selected: bool = False,
     in_progress: bool = False,
+    marks: tuple[chart_marks.DayMark, ...] = (),
 ) -> charts.Bar:
     """One period's bar; `in_progress` for a day still running, whose figure says nothing yet."""
     amount = None if in_progress else period.amount
@@ -497,6 +522,7 @@ def _bar(
         left_out=bool(amount and amount.left_out),
         href=href,
         selected=selected,
+        marks=marks,
     )
 
 
@@ -620,6 +646,7 @@ async def property_overview(*, prop: Property, now: datetime) -> PropertyOvervie
         one
         async for one in MeterInstallation.objects.filter(unit__property=prop)
         .select_related("unit", "gateway")
+        .with_last_reading()
         .order_by("unit__label", "meter_type", "installed_at")
     ]
     # The building's supply unit is not a dwelling: it has its own section (its meters are still watched).
@@ -632,7 +659,6 @@ async def property_overview(*, prop: Property, now: datetime) -> PropertyOvervie
         per_installation = await installation_amounts(
             conn, property_id=prop.pk, meter_types=types, instants=instants, zone=zone, now=now
         )
-        heard = await last_reading_times(conn, [one.pk for one in installations if one.removed_at is None])
         balances = (
             await supply_balance(
                 conn, property_id=prop.pk, instants=[day_start(m, zone) for m in months], zone=zone, now=now
@@ -643,10 +669,11 @@ async def property_overview(*, prop: Property, now: datetime) -> PropertyOvervie
     amounts: dict[tuple[int, str], list[Amount | None]] = defaultdict(list)
     for one in installations:
         amounts[(one.unit_id, one.meter_type)].append(per_installation[one.pk][0])
+    # The last readings came with the installations (with_last_reading); the rule is the model's.
     silent = [
-        SilentMeter(one, heard[one.pk])
+        SilentMeter(one, one.last_reading_at)
         for one in installations
-        if one.pk in heard and now - (heard[one.pk] or one.installed_at) > SILENT_AFTER
+        if one.silent_at(now, last_reading_at=one.last_reading_at)
     ]
     rows, medians = _unit_rows(units, types, amounts, silent_units={meter.installation.unit_id for meter in silent})
     totals = [add_amounts(row.amounts[index] for row in rows) for index in range(len(types))]
@@ -749,9 +776,12 @@ def _supply_report(meter_type: str, balances: list[Balance], months: list[date])
 METER_CHART_DAYS = 30
 
 
-def meter_daily_chart(installation: MeterInstallation, *, now: datetime, days: int = METER_CHART_DAYS) -> str:
+def meter_daily_chart(
+    installation: MeterInstallation, *, now: datetime, days: int = METER_CHART_DAYS, user: AnyUser | None = None
+) -> str:
     """The meter's consumption per local day over the `days` days up to today, as an inline SVG bar chart
-    (marked safe), or a note when it has no readings in them.
+    (marked safe), or a note when it has no readings in them; what `user` may see of the meter's days
+    (its alarms, readings.chart_marks) marked above them.
 
     Synchronous, on Django's connection; the same rules as the consumption
     pages (interpolated day boundaries, estimates across gaps), in the meter
@@ -770,6 +800,7 @@ def meter_daily_chart(installation: MeterInstallation, *, now: datetime, days: i
     )
     display = DISPLAY_UNIT[installation.meter_type]
     unit, decimals = unit_label(display), DECIMALS.get(display, (3, 3))[0]
+    marks = chart_marks.day_marks(user, [installation.pk], shown[0], today, zone) if user is not None else {}
     bars = [
         charts.Bar(
             label=formats.date_format(day, "j/n"),
@@ -782,6 +813,7 @@ def meter_daily_chart(installation: MeterInstallation, *, now: datetime, days: i
             value=amount.value if amount else None,
             estimated=bool(amount and amount.estimated),
             left_out=bool(amount and amount.left_out),
+            marks=tuple(marks.get(day, ())),
         )
         for day, amount in zip(shown, series.consumption_series(boundaries, now=now), strict=True)
     ]

@@ -88,7 +88,7 @@ def assert_fits(page, width):
 @pytest.mark.parametrize("width", [390, 1366])
 @pytest.mark.parametrize("language", ["da", "en"])
 def test_it_fits_the_screen_and_speaks_the_page_language_after_live_events(
-    page, server, alice, gateway, heat_meter, language, width
+    page, server, alice, bob, gateway, heat_meter, language, width
 ):
     snapshot = raise_alarm(gateway, None, "gateway_offline", "warning", {"last_seen": "2026-12-01 10:00", "hours": 26})
     open_dashboard(page, server, language, width)
@@ -115,6 +115,15 @@ def test_it_fits_the_screen_and_speaks_the_page_language_after_live_events(
     page.locator(f"#alarm-{error.pk} button[data-action=clear]").click()
     page.wait_for_selector(f"#alarm-{error.pk}", state="detached", timeout=5_000)
     page.wait_for_function("document.querySelectorAll('#event-log li').length >= 2")
+    # Assignments arrive live: to a colleague by name, to the viewer as "you".
+    leak.assign(by=alice, to=bob)
+    snapshot.assign(by=bob, to=alice)
+    page.wait_for_selector(f"#alarm-{leak.pk} .assignee", timeout=5_000)
+    page.wait_for_selector(f"#alarm-{snapshot.pk} .assignee.mine", timeout=5_000)
+    page.wait_for_function("document.querySelectorAll('#event-log li.assigned').length >= 2")
+    to_bob, to_me = {"da": ("Tildelt bob", "Tildelt dig"), "en": ("Assigned to bob", "Assigned to you")}[language]
+    assert page.inner_text(f"#alarm-{leak.pk} .assignee") == to_bob
+    assert page.inner_text(f"#alarm-{snapshot.pk} .assignee") == to_me
 
     assert_fits(page, width)
     leak_row = page.locator(f"#alarm-{leak.pk}").inner_text()

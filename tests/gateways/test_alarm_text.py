@@ -131,6 +131,10 @@ def test_the_payload_carries_the_texts_in_every_site_language():
         "acknowledged_by": None,
         "cleared_at": None,
         "cleared_by": None,
+        "assigned_to_id": None,
+        "assignee_username": None,
+        "assignee_first_name": None,
+        "assignee_last_name": None,
         "change_seq": 7,
     }
     payload = events.alarm_payload(row)

@@ -69,6 +69,24 @@ def test_it_changes_no_row_count_when_run_twice():
     assert "token (shown once)" not in output
 
 
+def test_it_names_the_gateways_in_danish_and_renames_an_older_demos_english_ones():
+    seed(days=1)
+    names = dict(Gateway.objects.values_list("serial", "name"))
+    assert names == {
+        "DEMO-GW-A": "Opgang A",
+        "DEMO-GW-B": "Opgang B",
+        "DEMO-GW-C": "Opgang C",
+        "DEMO-GW-D": "Opgang D",
+        "DEMO-GW-E": ANNEX,
+    }
+    # A database seeded by an earlier release, and one gateway a manager has named themselves.
+    Gateway.objects.filter(serial="DEMO-GW-A").update(name="Stairwell A")
+    Gateway.objects.filter(serial="DEMO-GW-B").update(name="Opgang B, kælderen")
+    seed(days=1)
+    assert Gateway.objects.get(serial="DEMO-GW-A").name == "Opgang A"
+    assert Gateway.objects.get(serial="DEMO-GW-B").name == "Opgang B, kælderen"
+
+
 def log_in(client, username, password):
     """Through the login page, as a person does (the throttle needs the request, which client.login lacks)."""
     response = client.post("/login/", {"username": username, "password": password})

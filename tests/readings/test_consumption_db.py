@@ -19,7 +19,6 @@ from readings.consumption import (
     add_amounts,
     day_start,
     installation_amounts,
-    last_reading_times,
     latest_readings,
     load_series,
     property_averages,
@@ -180,11 +179,11 @@ async def test_it_finds_the_latest_reading_and_when_it_arrived(consumption_build
     async with fresh_pool.connection() as conn:
         latest = await latest_readings(conn, [meter.pk], before_day=date(2026, 1, 1))
         within_pauls_tenancy = await latest_readings(conn, [meter.pk], before_day=date(2025, 1, 15))
-        heard = await last_reading_times(conn, [meter.pk])
     assert latest[meter.pk].at == local(2025, 4, 1, 23) and latest[meter.pk].value == Decimal(2903 + 23)
     assert latest[meter.pk].received_at is not None
     assert within_pauls_tenancy[meter.pk].at == local(2025, 1, 14, 23)
-    assert heard == {meter.pk: local(2025, 4, 1, 23)}
+    heard = await MeterInstallation.objects.with_last_heard().aget(pk=meter.pk)
+    assert heard.last_reading_at == heard.last_heard_at == local(2025, 4, 1, 23)
 
 
 async def test_it_notices_a_meter_that_never_reported(consumption_building, fresh_pool, gateway):
@@ -197,5 +196,6 @@ async def test_it_notices_a_meter_that_never_reported(consumption_building, fres
         register_unit="m3",
         installed_at=local(2025, 1, 1),
     )
-    async with fresh_pool.connection() as conn:
-        assert await last_reading_times(conn, [silent.pk]) == {silent.pk: None}
+    heard = await MeterInstallation.objects.with_last_heard().aget(pk=silent.pk)
+    assert heard.last_reading_at is None
+    assert heard.last_heard_at == local(2025, 1, 1)

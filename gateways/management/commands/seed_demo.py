@@ -57,6 +57,10 @@ DEMO_CONTACT = {
     "office_hours": "Man–tors 9–12, fre 9–11",
 }
 STAIRWELLS = "ABCD"
+# The demo is a Danish housing association: its gateways are named as its caretaker would ("Opgang A").
+GATEWAY_NAME = "Opgang {letter}"
+# What the first releases of the demo called them: renamed when seed_demo runs over such a database.
+OLD_GATEWAY_NAME = "Stairwell {letter}"
 FLOORS = 5  # two flats per floor: 10 per stairwell, 40 in all
 MANAGER = ("manager", "manager-demo-2026")
 TENANT = ("tenant", "tenant-demo-2026")
@@ -197,11 +201,14 @@ class Command(BaseCommand):
         )
         tokens: dict[str, str] = {}
         for stairwell, letter in enumerate(STAIRWELLS):
+            name = GATEWAY_NAME.format(letter=letter)
             gateway, created = Gateway.objects.get_or_create(
-                serial=f"DEMO-GW-{letter}", defaults={"property": prop, "name": f"Stairwell {letter}"}
+                serial=f"DEMO-GW-{letter}", defaults={"property": prop, "name": name}
             )
             if created:
                 tokens[gateway.serial] = gateway.issue_token()
+            elif gateway.name == OLD_GATEWAY_NAME.format(letter=letter):
+                Gateway.objects.filter(pk=gateway.pk).update(name=name)
             for floor in range(FLOORS):
                 for side in (0, 1):
                     self.create_unit(prop, gateway, (stairwell, floor, side), installed_at)

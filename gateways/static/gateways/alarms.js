@@ -164,6 +164,11 @@
     }
     alarms.set(alarm.id, alarm);
     upsertRow(alarm, event.type === "alarm.raised");
+    if (known && (known.assigned_to_id ?? null) !== (alarm.assigned_to_id ?? null)) {
+      logEvent("assigned", alarm.assigned_to
+        ? interpolate(gettext("Assigned to %(user)s: %(alarm)s"), { alarm: describe(alarm), user: assigneeName(alarm) }, true)
+        : interpolate(gettext("No longer assigned: %s"), [describe(alarm)]));
+    }
     if (event.type === "alarm.raised") {
       logEvent(alarm.severity, interpolate(gettext("Raised: %s"), [describe(alarm)]));
       if (alarm.severity === "critical") notifyCritical(alarm);
@@ -260,6 +265,13 @@
         when: formatDateTime(alarm.acknowledged_at),
       }, true)
       : gettext("Open");
+    if (alarm.assigned_to) {
+      // Who is to deal with it (a name, never an address: gateways/events.py), "you" for the viewer.
+      const assignee = document.createElement("span");
+      assignee.className = "assignee" + (isMine(alarm) ? " mine" : "");
+      assignee.textContent = interpolate(gettext("Assigned to %(user)s"), { user: assigneeName(alarm) }, true);
+      status.appendChild(assignee);
+    }
     tr.appendChild(status);
     const actions = cell(7, null, "actions no-print");
     if (!alarm.acknowledged_at) actions.appendChild(actionButton(gettext("Acknowledge"), "acknowledge", alarm.id));
@@ -268,6 +280,14 @@
     tr.appendChild(actions);
     tr.hidden = !matchesFilters(alarm);
     return tr;
+  }
+
+  function isMine(alarm) {
+    return alarm.assigned_to_id != null && String(alarm.assigned_to_id) === root.dataset.userId;
+  }
+
+  function assigneeName(alarm) {
+    return isMine(alarm) ? gettext("you") : alarm.assigned_to;
   }
 
   function actionButton(label, action, id) {
