@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET
 from gateways.access import is_operator
 from gateways.models import Alarm
 from mbusportal import metrics
+from mbusportal.jobs_admin.admin import STATUS_LABELS
 
 Samples = dict[str, list[tuple[dict[str, str], float]]]
 
@@ -83,7 +84,11 @@ def system(request: HttpRequest) -> HttpResponse:
         "database_bytes": int(_total(samples, "mbusportal_database_size_bytes")),
         "reading_bytes": int(_total(samples, "mbusportal_reading_table_size_bytes")),
         "timescaledb_failing": samples.get("mbusportal_timescaledb_jobs_failing"),
-        "jobs": _by(samples, "mbusportal_jobs", "status"),
+        # By status in the reader's language ("succeeded" is "lykkedes"), as the jobs' admin says it.
+        "jobs": {
+            str(STATUS_LABELS.get(status, status)): count
+            for status, count in _by(samples, "mbusportal_jobs", "status").items()
+        },
         "alarms": Alarm.objects.system().open().order_by("-raised_at")[:50],
     }
     response = render(request, "gateways/system.html", context)

@@ -77,3 +77,11 @@ def test_it_is_served_by_daphne_with_the_content_security_policy(olga):
     assert "Connection pools" in body
     assert "'unsafe-inline'" not in policy
     assert "<script>" not in body and " style=" not in body
+
+
+def test_it_names_the_job_statuses_in_the_readers_language(client, olga):
+    client.force_login(olga)
+    client.cookies["django_language"] = "da"
+    body = client.get("/system/").content.decode()
+    assert "<dt>Job lykkedes</dt>" in body and "<dt>Job venter</dt>" in body
+    assert "Job succeeded" not in body and "Job todo" not in body
