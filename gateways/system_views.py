@@ -15,11 +15,13 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET
 
 from gateways.access import is_operator
 from gateways.models import Alarm
 from mbusportal import metrics
+from mbusportal.jobs_admin.admin import STATUS_LABELS
 
 Samples = dict[str, list[tuple[dict[str, str], float]]]
 
@@ -39,6 +41,29 @@ def _total(samples: Samples, name: str, **labels: str) -> float:
         for sample_labels, value in samples.get(name, [])
         if all(sample_labels.get(k) == v for k, v in labels.items())
     )
+
+
+# The metrics' label values (mbusportal/request_metrics.py, readings/ingest.py), as the page names them.
+REQUEST_GROUPS = {
+    "gateway_api": gettext_lazy("gateway API"),
+    "websockets": gettext_lazy("websockets"),
+    "metrics": gettext_lazy("monitoring (/metrics)"),
+    "static": gettext_lazy("static files"),
+    "exports": gettext_lazy("CSV exports"),
+    "pages": gettext_lazy("pages"),
+}
+READING_OUTCOMES = {
+    "inserted": gettext_lazy("inserted"),
+    "updated": gettext_lazy("updated"),
+    "unchanged": gettext_lazy("unchanged"),
+    "folded": gettext_lazy("folded (repeated in one batch)"),
+    "refused": gettext_lazy("refused"),
+}
+
+
+def _labelled(figures: dict[str, float], labels: dict[str, Any]) -> dict[str, float]:
+    """The figures keyed by their labels in the reader's language (an unknown value as it is)."""
+    return {str(labels.get(value, value)): count for value, count in figures.items()}
 
 
 def _by(samples: Samples, name: str, label: str) -> dict[str, float]:
@@ -72,8 +97,8 @@ def system(request: HttpRequest) -> HttpResponse:
         )
     context = {
         "pools": pools,
-        "requests": _by(samples, "mbusportal_requests_total", "group"),
-        "readings": _by(samples, "mbusportal_readings_total", "outcome"),
+        "requests": _labelled(_by(samples, "mbusportal_requests_total", "group"), REQUEST_GROUPS),
+        "readings": _labelled(_by(samples, "mbusportal_readings_total", "outcome"), READING_OUTCOMES),
         "websocket_clients": int(_total(samples, "mbusportal_websocket_clients")),
         "websocket_dropped": int(_total(samples, "mbusportal_websocket_dropped_clients_total")),
         "relay_lag_s": _total(samples, "mbusportal_relay_lag_seconds"),
@@ -83,7 +108,8 @@ def system(request: HttpRequest) -> HttpResponse:
         "database_bytes": int(_total(samples, "mbusportal_database_size_bytes")),
         "reading_bytes": int(_total(samples, "mbusportal_reading_table_size_bytes")),
         "timescaledb_failing": samples.get("mbusportal_timescaledb_jobs_failing"),
-        "jobs": _by(samples, "mbusportal_jobs", "status"),
+        # By status in the reader's language ("succeeded" is "lykkedes"), as the jobs' admin says it.
+        "jobs": _labelled(_by(samples, "mbusportal_jobs", "status"), STATUS_LABELS),
         "alarms": Alarm.objects.system().open().order_by("-raised_at")[:50],
     }
     response = render(request, "gateways/system.html", context)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import messages
+from django.contrib import admin, messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.forms import Form
@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from gateways import drill_down, events, notifications
 from gateways.access import is_operator, watch_scope
 from gateways.forms import AcknowledgeForm, AssignForm, ClearForm, NoteForm
-from gateways.models import Alarm, AlarmQuerySet, Severity
+from gateways.models import Alarm, AlarmQuerySet, AlarmSubscription, Severity
 from readings.models import Property
 
 
@@ -42,6 +42,10 @@ def alarm_dashboard(request: HttpRequest) -> HttpResponse:
             "clear_url": reverse("gateways:alarm-clear", args=[0]),
             "detail_url": reverse("gateways:alarm-detail", args=[0]),
             "is_operator": watch.system,
+            # The link to one's alarm e-mails, for those the admin lets open them (not an operator).
+            "may_edit_subscriptions": admin.site.get_model_admin(AlarmSubscription).has_view_or_change_permission(
+                request
+            ),
         },
     )
 

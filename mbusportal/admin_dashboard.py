@@ -14,7 +14,7 @@ from datetime import date, datetime
 from typing import Any
 
 from django.contrib import admin
-from django.db.models import Count
+from django.db.models import Count, Model
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
@@ -142,8 +142,25 @@ def dashboard(user: AnyUser, *, now: datetime | None = None) -> Dashboard:
     )
 
 
+# The admin lists the dashboard's counts link to, by the name the template uses.
+LINKED_LISTS: dict[str, type[Model]] = {
+    "alarm": Alarm,
+    "gateway": Gateway,
+    "settlement": Settlement,
+    "delivery": MonthlyInformationDelivery,
+}
+
+
+def may_view(request: HttpRequest) -> dict[str, bool]:
+    """For each list the dashboard links to: whether the admin lets this user open it."""
+    return {
+        name: admin.site.get_model_admin(model).has_view_or_change_permission(request)
+        for name, model in LINKED_LISTS.items()
+    }
+
+
 def _index(request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
-    context = {**(extra_context or {}), "dashboard": dashboard(request.user)}
+    context = {**(extra_context or {}), "dashboard": dashboard(request.user), "may_view": may_view(request)}
     return admin.site.index(request, extra_context=context)
 
 

@@ -213,7 +213,7 @@ class SettlementAdmin(ScopedModelAdmin[Settlement]):
         "status",
         "generated_at",
         "finalised_at",
-        "finalised_by",
+        "finalised_by_name",
         "statement",
         "versions",
         "differences",
@@ -221,6 +221,9 @@ class SettlementAdmin(ScopedModelAdmin[Settlement]):
         "statement_deadline_detail",
         "delivery",
     )
+    # Shown by name (finalised_by_name): as a field, the admin would link it to the user's admin page,
+    # which a property manager may not open.
+    exclude = ("finalised_by",)
     inlines = (SettlementCostInline, AcontoPaymentInline, SettlementLineInline)
     actions = ("generate_lines", "finalise", "deliver", "export_lines", "export_as_csv")
     csv_fields = (
@@ -428,6 +431,11 @@ class SettlementAdmin(ScopedModelAdmin[Settlement]):
         # its own page does, not a list of many settlements.
         final = settlement.status == SettlementStatus.FINAL
         return self._deadline_with_warning(settlement, None if final else _deadline_warning(settlement))
+
+    @admin.display(description=_("finalised by"))
+    def finalised_by_name(self, settlement: Settlement) -> str:
+        user = settlement.finalised_by
+        return "–" if user is None else user.get_full_name() or user.get_username()
 
     @admin.display(description=_("deadline for the statements (§ 75)"))
     def statement_deadline_detail(self, settlement: Settlement) -> str:

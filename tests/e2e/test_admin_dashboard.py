@@ -4,7 +4,8 @@ scrolling at 390 px or 1366 px, in English and Danish."""
 import pytest
 
 from tests.e2e.conftest import log_in
-from tests.e2e.test_manager_pages import WIDTHS, fits, screenshot, use_language
+from tests.e2e.page_checks import fits
+from tests.e2e.test_manager_pages import WIDTHS, screenshot, use_language
 from tests.mbusportal.test_admin_dashboard import busy_property  # noqa: F401
 from tests.readings.test_property_unit_summary import many_units  # noqa: F401
 

@@ -6,45 +6,15 @@ on screen: every English msgid of the project's catalogues that has a Danish
 translation of its own is looked for in the visible text.
 """
 
-import gettext
-import re
-from pathlib import Path
-
 import pytest
 
 from gateways import alarm_text
 from gateways.models import Alarm
 from tests.e2e.conftest import log_in
+from tests.e2e.page_checks import english_left, overflow_problem, seen_text
 from tests.servers import start_daphne, stop_daphne
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-ROOT = Path(__file__).resolve().parents[2]
-PLACEHOLDER = re.compile(r"%\(\w+\)[sd]|%[sd]|%%")
-
-
-def english_fragments() -> set[str]:
-    """Literal pieces (between placeholders) of the English msgids whose Danish translation differs."""
-    fragments = set()
-    for path in ROOT.glob("*/locale/da/LC_MESSAGES/*.mo"):
-        with path.open("rb") as handle:
-            catalog = gettext.GNUTranslations(handle)._catalog  # type: ignore[attr-defined]
-        for key, translated in catalog.items():
-            msgid = key[0] if isinstance(key, tuple) else key
-            if not msgid or translated == msgid:
-                continue
-            for piece in PLACEHOLDER.split(msgid):
-                piece = piece.strip(" .,:;()·")
-                # Single short words ("Type", "Info") are the same in both languages often enough to say nothing.
-                if re.search(r"[A-Za-z]{3,}", piece) and (" " in piece or len(piece) >= 5):
-                    fragments.add(piece)
-    return fragments
-
-
-def english_left(visible: str) -> list[str]:
-    return sorted(
-        piece for piece in english_fragments() if re.search(r"(?<![\w-])" + re.escape(piece) + r"(?![\w-])", visible)
-    )
 
 
 @pytest.fixture
@@ -77,8 +47,7 @@ def open_dashboard(page, base, language, width):
 
 
 def assert_fits(page, width):
-    scroll_width = page.evaluate("document.documentElement.scrollWidth")
-    assert scroll_width <= width, f"page is {scroll_width} px wide at {width} px"
+    assert overflow_problem(page) is None, overflow_problem(page)
     for button in page.locator("#alarm-rows button").all():
         if button.is_visible():
             box = button.bounding_box()
@@ -134,8 +103,8 @@ def test_it_fits_the_screen_and_speaks_the_page_language_after_live_events(
     for expected in with_language:
         assert expected in leak_row
     if language == "da":
-        visible = page.locator("main").inner_text() + "\n" + page.title()
-        assert english_left(visible) == []
+        # The page's text, its tooltips and labels, and what the script wrote into it.
+        assert english_left(seen_text(page).replace("alice", "")) == []
 
 
 def test_the_check_finds_english_on_a_danish_page(page, server, alice, gateway):

@@ -6,6 +6,7 @@ import os
 import pytest
 
 from tests.e2e.conftest import log_in
+from tests.e2e.page_checks import fits
 from tests.readings.manager_data import build_this_years_building
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -16,10 +17,6 @@ WIDTHS = (390, 1366)
 @pytest.fixture
 def building(prop, gateway, property_managers):
     return build_this_years_building(prop, gateway)
-
-
-def fits(page) -> bool:
-    return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
 
 
 def screenshot(page, name):

@@ -115,3 +115,27 @@ def test_it_lets_a_superuser_act_on_any_property(django_user_model, alarm):
     assert client_for(root).post(f"/alarms/{alarm.pk}/acknowledge/").status_code == 302
     alarm.refresh_from_db()
     assert alarm.acknowledged_by == root
+
+
+def test_it_links_a_manager_to_their_alarm_emails(alice, prop, property_managers):
+    page = client_for(alice).get("/alarms/").content.decode()
+    assert 'href="/admin/gateways/alarmsubscription/"' in page
+
+
+def test_it_shows_an_operator_no_link_to_alarm_emails_the_admin_refuses_them(operator):
+    client = client_for(operator)
+    page = client.get("/alarms/").content.decode()
+    assert "/admin/gateways/alarmsubscription/" not in page
+    assert client.get("/admin/gateways/alarmsubscription/").status_code == 403
+
+
+def test_the_alarm_page_says_what_happened_in_the_readers_language(alice, gateway, heat_meter):
+    alarm = create_alarm(
+        gateway, installation=heat_meter, type="meter_error", message="meter KAM 12345678 reports a permanent error."
+    )
+    Alarm.objects.filter(pk=alarm.pk).update(params={"meter": "KAM 12345678", "problems": ["permanent"]})
+    client = client_for(alice)
+    client.cookies["django_language"] = "da"
+    page = client.get(f"/alarms/{alarm.pk}/").content.decode()
+    assert "reports a permanent error" not in page
+    assert "måler KAM 12345678 melder en permanent fejl." in page

@@ -4,6 +4,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils import timezone
 
@@ -79,6 +80,22 @@ def test_a_manager_sees_their_properties_at_a_glance(client, alice, property_man
     assert f"{reverse('admin:gateways_alarm_changelist')}?severity__exact=critical" in page
     assert reverse("readings:property-overview", args=[busy_property.pk]) in page
     assert 'id="content-main"' in page  # Django's app list is still below
+
+
+def test_it_links_an_operator_to_no_list_the_admin_would_refuse(client, organisation, busy_property, django_user_model):
+    """An operator (staff, a manager of the organisation, not of the managers' group) sees the counts,
+    without links to admin lists that answer them 403."""
+    olga = django_user_model.objects.create_user("olga", password="olga-password-1", is_staff=True)
+    olga.user_permissions.add(Permission.objects.get(codename="view_system_alarms"))
+    organisation.managers.add(olga)
+    response = dashboard_of(client, olga)
+    assert response.context["dashboard"].open_alarm_count == 3
+    page = response.content.decode()
+    for name in ("gateways_alarm", "gateways_gateway", "settlements_settlement", "tenants_monthlyinformationdelivery"):
+        url = reverse(f"admin:{name}_changelist")
+        assert url not in page
+        assert client.get(url).status_code == 403
+    assert 'data-severity="critical">2<' in page
 
 
 def test_a_foreign_manager_sees_none_of_it(client, charlie, property_managers, busy_property, other_meter):

@@ -4,6 +4,7 @@ import pytest
 from django.contrib.auth.models import Permission
 
 from gateways.models import Alarm, AlarmType, Severity
+from mbusportal import metrics
 from tests.servers import start_daphne, stop_daphne
 
 pytestmark = pytest.mark.django_db
@@ -77,3 +78,21 @@ def test_it_is_served_by_daphne_with_the_content_security_policy(olga):
     assert "Connection pools" in body
     assert "'unsafe-inline'" not in policy
     assert "<script>" not in body and " style=" not in body
+
+
+def test_it_names_the_job_statuses_in_the_readers_language(client, olga):
+    client.force_login(olga)
+    client.cookies["django_language"] = "da"
+    body = client.get("/system/").content.decode()
+    assert "<dt>Job lykkedes</dt>" in body and "<dt>Job venter</dt>" in body
+    assert "Job succeeded" not in body and "Job todo" not in body
+
+
+def test_it_names_request_groups_and_reading_outcomes_in_the_readers_language(client, olga):
+    metrics.REQUESTS.labels("gateway_api", "200").inc()
+    metrics.READINGS.labels("folded", "http").inc()
+    client.force_login(olga)
+    client.cookies["django_language"] = "da"
+    body = client.get("/system/").content.decode()
+    assert "<dt>gateway-API</dt>" in body and "<dt>lagt sammen (gentaget i samme sending)</dt>" in body
+    assert "gateway_api" not in body and "<dt>folded</dt>" not in body

@@ -79,3 +79,15 @@ def test_it_lets_charlie_neither_generate_nor_export_organisation_as_settlement(
     # The action sees none of A's settlements: at most a header comes back.
     body = b"".join(response.streaming_content if response.streaming else [response.content]).decode("utf-8-sig")
     assert "paul" not in body and "tina" not in body and "1590.38" not in body
+
+
+def test_it_names_who_finalised_without_a_link_a_manager_may_not_open(alice_client, heat_settlement, alice):
+    alice.first_name, alice.last_name = "Alice", "Andersen"
+    alice.save()
+    act(alice_client, "generate_lines", heat_settlement)
+    act(alice_client, "finalise", heat_settlement)
+    page = alice_client.get(reverse("admin:settlements_settlement_change", args=[heat_settlement.pk])).content.decode()
+    assert "Alice Andersen" in page
+    user_page = reverse("admin:auth_user_change", args=[alice.pk])
+    assert user_page not in page
+    assert alice_client.get(user_page).status_code == 403
