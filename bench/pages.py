@@ -14,11 +14,12 @@ against the readings.
 The pages (also the admin's dashboard and the property's change page with its unit
 summary) are requested in-process through the ASGI application
 (mbusportal.asgi.application) with a logged-in session cookie; each figure is
-printed with its ratio to /health measured the same way in the same run (the
+printed with its ratio (p50 and p95) to /health measured the same way in the same run (the
 floor: one request with one pooled query). Last, the plan of the heaviest
 query (EXPLAIN ANALYZE, BUFFERS).
 
     .venv/bin/python bench/pages.py [--requests 200] [--rebuild] [--units 400] [--hours 4]
+        [--pages tenant,tenant-cold,overview,dashboard,change]
 """
 
 from __future__ import annotations
@@ -309,26 +310,34 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-async def run_pages(requests: int, cookies: dict[str, str], overview_path: str, change_path: str) -> None:
+# The pages timed, by the name --pages chooses them with (/health, the baseline, always comes first).
+PAGE_NAMES = ("tenant", "tenant-cold", "overview", "dashboard", "change")
+
+
+async def run_pages(
+    requests: int, cookies: dict[str, str], overview_path: str, change_path: str, chosen: tuple[str, ...] = PAGE_NAMES
+) -> None:
     from mbusportal import db
     from mbusportal.asgi import application
 
-    pages: list[tuple[str, str, str, bool]] = [
-        ("GET /health (baseline)", "/health", cookies["tenant"], False),
-        ("GET /consumption/ (tenant)", "/consumption/", cookies["tenant"], False),
-        ("GET /consumption/ (tenant, cache emptied)", "/consumption/", cookies["tenant"], True),
-        (f"GET {overview_path} (manager)", overview_path, cookies["manager"], False),
-        ("GET /admin/ (manager's dashboard)", "/admin/", cookies["manager"], False),
-        (f"GET {change_path} (unit summary)", change_path, cookies["manager"], False),
-    ]
+    every: dict[str, tuple[str, str, str, bool]] = {
+        "tenant": ("GET /consumption/ (tenant)", "/consumption/", cookies["tenant"], False),
+        "tenant-cold": ("GET /consumption/ (tenant, cache emptied)", "/consumption/", cookies["tenant"], True),
+        "overview": (f"GET {overview_path} (manager)", overview_path, cookies["manager"], False),
+        "dashboard": ("GET /admin/ (manager's dashboard)", "/admin/", cookies["manager"], False),
+        "change": (f"GET {change_path} (unit summary)", change_path, cookies["manager"], False),
+    }
+    pages = [("GET /health (baseline)", "/health", cookies["tenant"], False)]
+    pages += [every[name] for name in PAGE_NAMES if name in chosen]
     results = {}
     for label, path, cookie, cold in pages:
         results[label] = await measure(application, path, cookie, requests, cold=cold)
     baseline = statistics.median(results[pages[0][0]])
-    print(f"\n{'page':46} {'p50 ms':>8} {'p95 ms':>8} {'p50/baseline':>13}")
+    baseline_p95 = percentile(results[pages[0][0]], 0.95)
+    print(f"\n{'page':46} {'p50 ms':>8} {'p95 ms':>8} {'p50/baseline':>13} {'p95/baseline':>13}")
     for label, timings in results.items():
         p50, p95 = statistics.median(timings), percentile(timings, 0.95)
-        print(f"{label:46} {p50:8.1f} {p95:8.1f} {p50 / baseline:12.1f}x")
+        print(f"{label:46} {p50:8.1f} {p95:8.1f} {p50 / baseline:12.1f}x {p95 / baseline_p95:12.1f}x")
     await db.close_pool()
 
 
@@ -401,6 +410,12 @@ def main() -> None:
     parser.add_argument("--database", default="mbusportal_pages_bench", help="database to build and use")
     parser.add_argument("--units", type=int, default=UNITS, help=f"units of the property (default {UNITS})")
     parser.add_argument("--hours", type=int, default=HOURS, help=f"hours between readings (default {HOURS})")
+    parser.add_argument(
+        "--pages",
+        default=",".join(PAGE_NAMES),
+        help=f"the pages to time, beside /health (default all: {','.join(PAGE_NAMES)}); without tenant-cold,"
+        " the heaviest query's plan is not shown",
+    )
     args = parser.parse_args()
     setup_django(args.database)
     build_data(rebuild=args.rebuild, units=args.units, hours=args.hours)
@@ -412,8 +427,12 @@ def main() -> None:
     change = f"/admin/readings/property/{prop.pk}/change/"
     _make_manager_an_admin_user()
     cookies = {"tenant": session_cookie(*TENANT), "manager": session_cookie(*MANAGER)}
-    asyncio.run(run_pages(args.requests, cookies, overview, change))
-    explain_heaviest()
+    chosen = tuple(name.strip() for name in args.pages.split(",") if name.strip())
+    if unknown := set(chosen) - set(PAGE_NAMES):
+        parser.error(f"unknown pages: {', '.join(sorted(unknown))} (known: {', '.join(PAGE_NAMES)})")
+    asyncio.run(run_pages(args.requests, cookies, overview, change, chosen))
+    if "tenant-cold" in chosen:
+        explain_heaviest()
 
 
 if __name__ == "__main__":
