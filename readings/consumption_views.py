@@ -9,26 +9,39 @@ a household's consumption must not stay in a shared browser's or a proxy's cache
 
 from __future__ import annotations
 
+import html
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.db.models import Model
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.template.defaultfilters import floatformat
 from django.urls import reverse
 from django.utils import formats, timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from readings.consumption import first_of_month, local_day
 from readings.export_views import export_url
-from readings.formatting import format_number
+from readings.formatting import NumberFormat, format_number
 from readings.models import MeterInstallation, Property, Tenancy, Unit
-from readings.reports import OUTLIER_ABOVE, OUTLIER_BELOW, OUTLIER_MIN_UNITS, property_overview, unit_report
+from readings.reports import (
+    OUTLIER_ABOVE,
+    OUTLIER_BELOW,
+    OUTLIER_MIN_UNITS,
+    PropertyOverview,
+    property_overview,
+    unit_report,
+)
 
 MONTH_PATTERN = re.compile(r"^(\d{4})-(\d{2})$")
 
@@ -209,10 +222,12 @@ async def manager_property_overview(request: HttpRequest, property_id: int) -> H
         return _refuse(request, error)
     overview = await property_overview(prop=prop, now=timezone.now())
     user = request.user
+    unit_admin = await may_open_admin(user, Unit)
     context = {
         "overview": overview,
+        "unit_rows": unit_rows_html(overview, unit_admin=unit_admin),
         "property_admin_url": await admin_change_url(user, Property, prop.pk),
-        "unit_admin": await may_open_admin(user, Unit),
+        "unit_admin": unit_admin,
         "export_readings_url": export_url(prop, "readings"),
         "export_consumption_url": export_url(prop, "consumption"),
         "outlier_above": format_number(OUTLIER_ABOVE, 1),
@@ -220,3 +235,90 @@ async def manager_property_overview(request: HttpRequest, property_id: int) -> H
         "outlier_min_units": OUTLIER_MIN_UNITS,
     }
     return render(request, "readings/property_overview.html", context)
+
+
+# A number that no object has: reversed once in its place, then replaced by each object's id.
+_ID_PLACEHOLDER = 9_223_372_036_854_775_807
+
+
+def _url_with_id(name: str, *args: int) -> Callable[[int], str]:
+    """reverse(name, args=[*args, id]) for many ids, reversed once (a reverse per row took 40 ms on 400 units)."""
+    head, tail = reverse(name, args=[*args, _ID_PLACEHOLDER]).rsplit(str(_ID_PLACEHOLDER), 1)
+    return lambda pk: f"{head}{pk}{tail}"
+
+
+def unit_rows_html(overview: PropertyOverview, *, unit_admin: bool) -> SafeString:
+    """The rows of the overview's table of units, as the template wrote them (marked safe).
+
+    Built here because Django's template language took a quarter of a second over 400 units (a dozen
+    tags a cell). The same markup: fixed fragments and the translations escaped once, every value
+    escaped where it goes in (html.escape, what Django's escape does), the URLs reversed once.
+    """
+    number = NumberFormat()
+    unit_url = _url_with_id("readings:unit-consumption", overview.property.pk)
+    admin_url = _url_with_id("admin:readings_unit_change")
+    silent_badge = format_html(
+        ' <a class="badge silent-badge" href="#silent" title="{}">{}</a>',
+        _("a meter of this unit has not reported for two days"),
+        _("silent meter"),
+    )
+    admin_title, admin_text = _("Edit in the admin"), _("admin")
+    left_out = format_html('<abbr title="{}">!</abbr> ', _("implausible readings left out"))
+    estimated = format_html('<abbr title="{}">≈</abbr> ', _("estimated"))
+    empty = '<span class="muted">–</span>'
+    silent_class = mark_safe(' class="has-silent"')
+    marks = {
+        "high": format_html(' <abbr title="{}">▲</abbr>', _("far above the median per m²")),
+        "low": format_html(' <abbr title="{}">▼</abbr>', _("far below the median per m²")),
+        "": "",
+    }
+    per_m2_open = {
+        "high": '\n          <td class="num per-m2 outlier-high" data-outlier="high">',
+        "low": '\n          <td class="num per-m2 outlier-low" data-outlier="low">',
+        "": '\n          <td class="num per-m2">',
+    }
+    areas: dict[Decimal, str] = {}
+    rows = []
+    for row in overview.units:
+        unit = row.unit
+        cells = []
+        for cell in row.cells:
+            amount = cell.amount
+            if amount is None:
+                cells.append(f'<td class="num">{empty}</td>')
+            else:
+                cells.append(
+                    ('<td class="num estimated">' if amount.estimated else '<td class="num">')
+                    + (left_out if amount.left_out else "")
+                    + (estimated if amount.estimated else "")
+                    + html.escape(number(amount.value, 1))
+                    + "</td>"
+                )
+            cells.append(per_m2_open[cell.outlier])
+            cells.append(html.escape(cell.per_m2_text) + marks[cell.outlier] if cell.per_m2_text else empty)
+            cells.append("</td>")
+        area = areas.get(unit.floor_area_m2)
+        if area is None:
+            area = areas[unit.floor_area_m2] = floatformat(unit.floor_area_m2, "-1g")
+        rows.append(
+            format_html(
+                '\n        <tr data-unit="{}"{}>\n          <th scope="row"><a href="{}">{}</a>{}{}</th>'
+                '\n          <td class="num">{}</td>\n          {}\n        </tr>',
+                unit.label,
+                silent_class if row.silent else "",
+                unit_url(unit.pk),
+                unit.label,
+                silent_badge if row.silent else "",
+                format_html(
+                    ' <a class="admin-link small" href="{}" title="{}">{}</a>',
+                    admin_url(unit.pk),
+                    admin_title,
+                    admin_text,
+                )
+                if unit_admin
+                else "",
+                area,
+                mark_safe("".join(cells)),  # noqa: S308 (fixed fragments, escaped values)
+            )
+        )
+    return SafeString("".join(rows))

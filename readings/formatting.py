@@ -30,6 +30,44 @@ def format_number(value: Decimal, decimals: int) -> str:
     return formats.number_format(rounded, decimals, use_l10n=True, force_grouping=True)
 
 
+class NumberFormat:
+    """format_number for the many numbers of one page: the active language's separators looked up once.
+
+    The same text as format_number (tests/readings/test_formatting_fast.py holds the two to each other);
+    a page of 400 units formats thousands of numbers, and Django's number_format looks the language's
+    formats up again for each one.
+    """
+
+    def __init__(self) -> None:
+        self._decimal = str(formats.get_format("DECIMAL_SEPARATOR", use_l10n=True))
+        self._thousands = str(formats.get_format("THOUSAND_SEPARATOR", use_l10n=True))
+        grouping = formats.get_format("NUMBER_GROUPING", use_l10n=True)
+        # A sequence of group sizes (as for Indian numbering) is left to Django.
+        self._grouping = grouping if isinstance(grouping, int) and grouping >= 0 else None
+        self._steps: dict[int, Decimal] = {}
+
+    def __call__(self, value: Decimal, decimals: int) -> str:
+        if self._grouping is None:
+            return format_number(value, decimals)
+        step = self._steps.get(decimals)
+        if step is None:
+            step = self._steps[decimals] = Decimal(1).scaleb(-decimals)
+        rounded = value.quantize(step, rounding=ROUND_HALF_UP)
+        # As number_format: what rounds to zero has no sign.
+        text = f"{rounded:f}" if rounded else "0"
+        sign = ""
+        if text[0] == "-":
+            sign, text = "-", text[1:]
+        int_part, _, dec_part = text.partition(".")
+        dec_part = dec_part[:decimals].ljust(decimals, "0")
+        if self._grouping:
+            size = self._grouping
+            head = len(int_part) % size or size
+            groups = [int_part[:head]] + [int_part[at : at + size] for at in range(head, len(int_part), size)]
+            int_part = self._thousands.join(groups)
+        return sign + int_part + (self._decimal + dec_part if dec_part else "")
+
+
 def format_dkk(value: Decimal, decimals: int = 2) -> str:
     """An amount in Danish kroner for people: "DKK 250,000.00" in English, "250.000,00 kr." in Danish.
 

@@ -395,6 +395,20 @@ def in_place(installed_at: Instants, removed_at: Instants | None, at: Instants) 
 SILENT_AFTER = timedelta(days=2)
 
 
+def is_silent(
+    now: datetime,
+    *,
+    installed_at: datetime,
+    removed_at: datetime | None,
+    last_reading_at: datetime | None,
+    after: timedelta = SILENT_AFTER,
+) -> bool:
+    """Whether a meter still hanging has sent nothing for longer than `after` at `now`, counted from its
+    last reading (None: it never sent one) or else from its installation: the one home of this rule. Its
+    SQL twin is MeterInstallationQuerySet.silent (tests/readings/test_silent_meters.py pins them)."""
+    return removed_at is None and (last_reading_at or installed_at) < now - after
+
+
 def _silent_q(now: datetime, after: timedelta) -> Q:
     """Still hanging (never removed) and last heard more than `after` before `now`; needs with_last_heard()."""
     return Q(removed_at__isnull=True, last_heard_at__lt=now - after)
@@ -422,7 +436,7 @@ class MeterInstallationQuerySet(models.QuerySet["MeterInstallation"]):
 
     def silent(self, *, now: datetime, after: timedelta = SILENT_AFTER) -> MeterInstallationQuerySet:
         """Meters still hanging that sent nothing for longer than `after` (counted from their installation
-        when they never did), annotated as with_last_heard(): the SQL twin of MeterInstallation.silent_at
+        when they never did), annotated as with_last_heard(): the SQL twin of is_silent
         (tests/readings/test_silent_meters.py holds the two together at the edges)."""
         return self.with_last_heard().filter(_silent_q(now, after))
 
@@ -537,13 +551,6 @@ class MeterInstallation(FieldConstraintsModel):
     def in_place_at(self, moment: datetime) -> bool:
         """Whether it hangs at `moment` (see `in_place`)."""
         return bool(in_place(self.installed_at, self.removed_at, moment))
-
-    def silent_at(self, now: datetime, *, last_reading_at: datetime | None, after: timedelta = SILENT_AFTER) -> bool:
-        """Whether the meter, still hanging, has sent nothing for longer than `after` at `now`, counted from
-        `last_reading_at` (None: it never sent anything) or else from its installation. The rule; its SQL
-        twin is MeterInstallationQuerySet.silent (the property overview asks this one: the twin would read
-        the meter's last reading once more per condition)."""
-        return self.removed_at is None and (last_reading_at or self.installed_at) < now - after
 
     def __str__(self) -> str:
         return gettext("%(meter)s (%(type)s) in %(unit)s") % {

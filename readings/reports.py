@@ -10,6 +10,7 @@ meter's last 30 days with the same rules (`meter_daily_chart`).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import zoneinfo
 from collections import defaultdict
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from statistics import median
-from typing import Any
+from typing import Any, NamedTuple
 
 from asgiref.sync import sync_to_async
 from django.core.cache import cache
@@ -54,8 +55,8 @@ from readings.consumption import (
     supply_balance,
 )
 from readings.derivation import cut_text
-from readings.formatting import day_label, format_number, month_abbreviation, short_day, unit_label
-from readings.models import MeterInstallation, MeterType, Property, ReadingDaily, Unit, UnitKind
+from readings.formatting import NumberFormat, day_label, format_number, month_abbreviation, short_day, unit_label
+from readings.models import MeterInstallation, MeterType, Property, ReadingDaily, Unit, UnitKind, is_silent
 from readings.scoping import AnyUser
 
 MONTHS_SHOWN = 13
@@ -623,6 +624,21 @@ class SupplyBalanceReport:
     months: list[BalanceMonth]
 
 
+BalancesByType = dict[str, list[Balance]]
+
+
+class _Meter(NamedTuple):
+    """What the property overview needs of an installation, read as a plain row."""
+
+    pk: int
+    unit_id: int
+    unit_kind: str
+    meter_type: str
+    installed_at: datetime
+    removed_at: datetime | None
+    last_reading_at: datetime | None
+
+
 @dataclass(frozen=True, slots=True)
 class PropertyOverview:
     property: Property
@@ -638,43 +654,64 @@ class PropertyOverview:
 
 async def property_overview(*, prop: Property, now: datetime) -> PropertyOverview:
     """Every dwelling's consumption since 1 January (local) per meter type, the meters silent for two days,
-    and the supply meters against the dwellings' over the last SUPPLY_MONTHS months."""
+    and the supply meters against the dwellings' over the last SUPPLY_MONTHS months.
+
+    A fixed number of queries, however many units: the installations as plain rows (model instances,
+    with their unit and gateway, only of the silent ones, which the page lists), the amounts and the
+    last readings summed in the database, concurrently on two of the pool's connections.
+    """
     zone = prop.zone
     today = local_day(now, zone)
     year_start = date(today.year, 1, 1)
-    installations = [
-        one
-        async for one in MeterInstallation.objects.filter(unit__property=prop)
-        .select_related("unit", "gateway")
-        .with_last_reading()
-        .order_by("unit__label", "meter_type", "installed_at")
-    ]
-    # The building's supply unit is not a dwelling: it has its own section (its meters are still watched).
-    units = {unit.pk: unit async for unit in Unit.objects.filter(property=prop).dwellings().order_by("label")}
     instants = [day_start(year_start, zone), now]
-    types = sorted({one.meter_type for one in installations if one.unit_id in units}, key=TYPE_ORDER.index)
     months = [add_months(first_of_month(today), offset) for offset in range(-SUPPLY_MONTHS + 1, 2)]
     pool = await db.get_pool()
-    async with pool.connection() as conn:
-        per_installation = await installation_amounts(
-            conn, property_id=prop.pk, meter_types=types, instants=instants, zone=zone, now=now
-        )
-        balances = (
-            await supply_balance(
+
+    async def amounts_of(meter_types: list[str]) -> dict[int, list[Amount | None]]:
+        async with pool.connection() as conn:
+            return await installation_amounts(
+                conn, property_id=prop.pk, meter_types=meter_types, instants=instants, zone=zone, now=now
+            )
+
+    async def meters_and_units() -> tuple[list[_Meter], dict[int, Unit], BalancesByType]:
+        fields = ("pk", "unit_id", "unit__kind", "meter_type", "installed_at", "removed_at", "last_reading_at")
+        meters = MeterInstallation.objects.filter(unit__property=prop).with_last_reading()
+        # Plain rows, not model objects: ten times faster for a property's 1,600 meters.
+        installations = [
+            _Meter(*row)
+            async for row in meters.order_by("unit__label", "meter_type", "installed_at").values_list(*fields)
+        ]
+        # The building's supply unit is not a dwelling: it has its own section (its meters are still watched).
+        units = {unit.pk: unit async for unit in Unit.objects.filter(property=prop).dwellings().order_by("label")}
+        if not any(one.unit_kind == UnitKind.SUPPLY for one in installations):
+            return installations, units, {}
+        async with pool.connection() as conn:
+            balances = await supply_balance(
                 conn, property_id=prop.pk, instants=[day_start(m, zone) for m in months], zone=zone, now=now
             )
-            if any(one.unit.kind == UnitKind.SUPPLY for one in installations)
-            else {}
-        )
+        return installations, units, balances
+
+    # The amounts are the bulk of the work, and each meter's depends on that meter alone: they are summed
+    # for every meter type (those no dwelling has are not shown) in two halves, on two connections, while
+    # a third reads the meters (with when each was last heard) and the units.
+    (installations, units, balances), *parts = await asyncio.gather(
+        meters_and_units(),
+        amounts_of([str(one) for one in TYPE_ORDER[:2]]),
+        amounts_of([str(one) for one in TYPE_ORDER[2:]]),
+    )
+    types = sorted({one.meter_type for one in installations if one.unit_id in units}, key=TYPE_ORDER.index)
+    per_installation = {pk: periods[0] for part in parts for pk, periods in part.items()}
     amounts: dict[tuple[int, str], list[Amount | None]] = defaultdict(list)
     for one in installations:
-        amounts[(one.unit_id, one.meter_type)].append(per_installation[one.pk][0])
-    # The last readings came with the installations (with_last_reading); the rule is the model's.
-    silent = [
-        SilentMeter(one, one.last_reading_at)
+        amounts[(one.unit_id, one.meter_type)].append(per_installation.get(one.pk))
+    silent_heard = [
+        (one.pk, one.last_reading_at)
         for one in installations
-        if one.silent_at(now, last_reading_at=one.last_reading_at)
+        if is_silent(now, installed_at=one.installed_at, removed_at=one.removed_at, last_reading_at=one.last_reading_at)
     ]
+    shown = MeterInstallation.objects.filter(pk__in=[pk for pk, _ in silent_heard]).select_related("unit", "gateway")
+    silent_installations = {one.pk: one async for one in shown} if silent_heard else {}
+    silent = [SilentMeter(silent_installations[pk], at) for pk, at in silent_heard]
     rows, medians = _unit_rows(units, types, amounts, silent_units={meter.installation.unit_id for meter in silent})
     totals = [add_amounts(row.amounts[index] for row in rows) for index in range(len(types))]
     return PropertyOverview(
@@ -714,6 +751,7 @@ def _unit_rows(
         meter_type: median_per_m2([per_m2(unit, totals[(unit_id, meter_type)]) for unit_id, unit in units.items()])
         for meter_type in types
     }
+    number = NumberFormat()  # a few thousand numbers: the language's separators looked up once
     rows = []
     for unit_id, unit in units.items():
         cells = []
@@ -725,7 +763,7 @@ def _unit_rows(
                 UnitCell(
                     amount=amount,
                     per_m2=value,
-                    per_m2_text="" if value is None else format_number(value, decimals),
+                    per_m2_text="" if value is None else number(value, decimals),
                     outlier=outlier(value, medians[meter_type]),
                 )
             )

@@ -1,6 +1,6 @@
 """MeterInstallationQuerySet.silent: meters hanging now that sent nothing for longer than a span.
 
-The SQL twin of MeterInstallation.silent_at: the admin's dashboard filters by the one, the property
+The SQL twin of readings.models.is_silent: the admin's dashboard filters by the one, the property
 overview asks the other. The cases below hold both to the same edges.
 """
 
@@ -12,7 +12,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.utils import timezone
 
-from readings.models import SILENT_AFTER, MeterInstallation, ReadingDaily, Unit
+from readings.models import SILENT_AFTER, MeterInstallation, ReadingDaily, Unit, is_silent
 from readings.reports import property_overview
 
 MICRO = timedelta(microseconds=1)
@@ -85,10 +85,12 @@ def test_it_draws_the_line_at_the_threshold_to_the_microsecond(unit, gateway):
     now = timezone.now().replace(microsecond=500_000)
     expected = edge_cases(unit, gateway, now)
     silent = set(MeterInstallation.objects.silent(now=now).values_list("meter_serial", flat=True))
-    assert silent == {serial for serial, is_silent in expected.items() if is_silent}
+    assert silent == {serial for serial, silent_then in expected.items() if silent_then}
     # The model's rule, which the property overview asks, says the same of every meter.
     by_model = {
-        one.meter_serial: one.silent_at(now, last_reading_at=one.last_reading_at)
+        one.meter_serial: is_silent(
+            now, installed_at=one.installed_at, removed_at=one.removed_at, last_reading_at=one.last_reading_at
+        )
         for one in MeterInstallation.objects.with_last_reading()
     }
     assert by_model == expected
