@@ -16,19 +16,18 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import psycopg
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from psycopg import AsyncConnection
 from psycopg import errors as pg_errors
-from psycopg_pool import PoolTimeout
 
 from gateways import delivery, intake, sql
 from gateways.frames import parse_frames
 from gateways.models import hash_token
 from gateways.payload import InstallationIndex, MalformedJson, PayloadInvalid
 from mbusportal import db, metrics
+from mbusportal.unavailable import UNAVAILABLE
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +81,7 @@ async def _gateway_request(request: HttpRequest, handle: Handler) -> JsonRespons
         return JsonResponse(intake.invalid_answer(invalid), status=422)
     except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure):
         return ApiError(503, intake.CONFLICT, {"Retry-After": "1"}).response()
-    except (PoolTimeout, psycopg.OperationalError) as unavailable:
+    except UNAVAILABLE as unavailable:
         logger.warning("ingest: database unavailable: %s", unavailable)
         return ApiError(503, intake.UNAVAILABLE, {"Retry-After": str(RETRY_AFTER_UNAVAILABLE_S)}).response()
 

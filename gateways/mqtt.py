@@ -47,12 +47,12 @@ from django.conf import settings
 from django.db import connection
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from psycopg_pool import PoolTimeout
 
 from gateways import broker, delivery, dynsec, intake, sql, system_alarms
 from gateways.payload import InstallationIndex, MalformedJson, PayloadInvalid
 from gateways.topics import READINGS_FILTER, ack_topic, serial_of
 from mbusportal import db, metrics
+from mbusportal.unavailable import UNAVAILABLE
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ async def verdict(serial: str, payload: bytes, id_: str) -> dict[str, Any]:
         if gateway is not None:
             await delivery.tally_refused(gateway.id, invalid.total)
         return {"message_id": id_, "status": 422, **intake.invalid_answer(invalid)}
-    except (PoolTimeout, psycopg.OperationalError) as unavailable:
+    except UNAVAILABLE as unavailable:
         # OperationalError includes deadlocks and serialisation failures that
         # outlasted delivery.store's own retries: all worth trying again.
         raise Unavailable(str(unavailable)) from unavailable
