@@ -16,13 +16,11 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import psycopg
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from psycopg import AsyncConnection
 from psycopg import errors as pg_errors
-from psycopg_pool import PoolTimeout
 
 from gateways import delivery, intake, sql
 from gateways.frames import parse_frames
@@ -30,6 +28,7 @@ from gateways.intake import Refusal
 from gateways.models import hash_token
 from gateways.payload import InstallationIndex, MalformedJson, PayloadInvalid
 from mbusportal import db, metrics
+from mbusportal.unavailable import UNAVAILABLE
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +70,7 @@ async def _gateway_request(request: HttpRequest, handle: Handler) -> JsonRespons
         return _answer(await intake.refusal(refused, gateway, transport="http"))
     except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure):
         return _answer(Refusal(503, intake.CONFLICT, {"Retry-After": "1"}))
-    except (PoolTimeout, psycopg.OperationalError) as unavailable:
+    except UNAVAILABLE as unavailable:
         logger.warning("ingest: database unavailable: %s", unavailable)
         return _answer(Refusal(503, intake.UNAVAILABLE, {"Retry-After": str(RETRY_AFTER_UNAVAILABLE_S)}))
 

@@ -11,16 +11,15 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
-import psycopg
 from django.conf import settings
 from psycopg import AsyncConnection
 from psycopg import errors as pg_errors
-from psycopg_pool import PoolTimeout
 
 from gateways import alarm_rules, sql
 from gateways.frames import FrameLimits
 from gateways.payload import InstallationIndex, Limits, ParsedPayload
 from mbusportal import db
+from mbusportal.unavailable import UNAVAILABLE
 from readings.ingest import ingest
 
 logger = logging.getLogger(__name__)
@@ -97,5 +96,5 @@ async def tally_refused(gateway_id: int, refused: int) -> None:
         pool = await db.get_pool()
         async with pool.connection() as conn:
             await sql.tally_refused(conn, gateway_id, refused)
-    except (PoolTimeout, psycopg.OperationalError) as unavailable:
+    except UNAVAILABLE as unavailable:
         logger.warning("ingest: refused readings not counted: %s", unavailable)

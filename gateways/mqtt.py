@@ -47,12 +47,12 @@ from django.conf import settings
 from django.db import connection
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from psycopg_pool import PoolTimeout
 
 from gateways import broker, delivery, dynsec, intake, sql, system_alarms
 from gateways.payload import InstallationIndex, MalformedJson, PayloadInvalid
 from gateways.topics import READINGS_FILTER, ack_topic, serial_of
 from mbusportal import db, metrics
+from mbusportal.unavailable import UNAVAILABLE
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ async def verdict(serial: str, payload: bytes, id_: str) -> dict[str, Any]:
         retry_after = refusal.headers.get("Retry-After")
         extra = {"retry_after_s": int(retry_after)} if retry_after else {}
         return {"message_id": id_, "status": refusal.status, **refusal.as_dict(), **extra}
-    except (PoolTimeout, psycopg.OperationalError) as unavailable:
+    except UNAVAILABLE as unavailable:
         # OperationalError includes deadlocks and serialisation failures that
         # outlasted delivery.store's own retries: all worth trying again.
         raise Unavailable(str(unavailable)) from unavailable

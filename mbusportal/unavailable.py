@@ -6,8 +6,15 @@ pg_terminate_backend) raises OperationalError in the view, and so does a
 database that cannot be reached within the pool's timeout (PoolTimeout). The
 server has rolled back the request's open transaction with its connection, and
 the pool replaces the connection, so the same request sent again is served
-once the database answers. Gateways' ingestion answers its own 503s
-(gateways/api.py); this covers the pages, the admin and the dashboard's actions,
+once the database answers. Through PgBouncer the same holds: a server
+connection lost inside a transaction closes the client connection too (the
+pools' connections raise OperationalError for it, see mbusportal.pools), and
+while PostgreSQL refuses logins PgBouncer answers ProtocolViolation (08P01,
+"server login has been failing"), an OperationalError as well.
+
+UNAVAILABLE is the one rule for "the database is unavailable, try again":
+gateways' ingestion (HTTP and MQTT) answers its own 503s with it
+(gateways/api.py, gateways/mqtt.py); this module covers the pages, the admin and the dashboard's actions,
 and the alarm websocket's handshake (the session, the user and what they may
 watch are read from the database before the connection is accepted).
 """
@@ -31,7 +38,8 @@ RETRY_AFTER_S = 5
 # The websocket close code for "internal error": the dashboard reconnects with backoff, as after a failed
 # snapshot. Not 1011: daphne (autobahn) sends only 1000 and 3000-4999, and refuses the rest.
 WEBSOCKET_CLOSE_SERVER_ERROR = 4500
-# Django's wrappers of the driver's errors, and the driver's own from the async pool (PoolTimeout is one).
+# Django's wrappers of the driver's errors, and the driver's own from the async pool (PoolTimeout is one,
+# and so are PgBouncer's ProtocolViolation and AdminShutdown).
 UNAVAILABLE = (OperationalError, InterfaceError, psycopg.OperationalError)
 
 

@@ -1,7 +1,8 @@
-"""Pins on the Django, Channels, daphne and Twisted internals that mbusportal/ overrides or reads.
+"""Pins on the Django, Channels, daphne, Twisted and psycopg internals that mbusportal/ overrides or reads.
 
 mbusportal/gateway_handler.py, body_limit.py, channel_layers.py,
-daphne_limits.py and flow_control.py reach below those libraries' public API.
+daphne_limits.py, flow_control.py and pools.py reach below those libraries'
+public API.
 An upgrade may move what they rely on without any error until traffic finds
 it; these tests fail first, each naming the library, its installed version,
 what changed and the module to re-read. Each module's WRITTEN_AGAINST names
@@ -23,6 +24,7 @@ from functools import cache
 from importlib.metadata import version
 from pathlib import Path
 
+import psycopg
 import pytest
 from channels.layers import BaseChannelLayer, InMemoryChannelLayer
 from daphne import http_protocol
@@ -35,12 +37,12 @@ from django.middleware.security import SecurityMiddleware
 from twisted.internet import abstract
 from twisted.web import http
 
-from mbusportal import body_limit, channel_layers, daphne_limits, flow_control, gateway_handler
+from mbusportal import body_limit, channel_layers, daphne_limits, flow_control, gateway_handler, pools
 from mbusportal.channel_layers import LocalChannelLayer
 from mbusportal.gateway_handler import GatewayApiHandler
 
 PROJECT = Path(__file__).resolve().parents[2]
-MODULES = [gateway_handler, body_limit, channel_layers, daphne_limits, flow_control]
+MODULES = [gateway_handler, body_limit, channel_layers, daphne_limits, flow_control, pools]
 
 
 def where(module) -> str:
@@ -322,4 +324,16 @@ def test_it_reads_twisteds_write_buffer_where_it_is():
     assert {"_tempDataBuffer", "_tempDataLen"} <= assigned, (
         f"Twisted {version('Twisted')}: FileDescriptor no longer keeps _tempDataBuffer/_tempDataLen; "
         f"{where(flow_control)}"
+    )
+
+
+# --- pools.py: psycopg's Connection.wait ----------------------------------------------------------------
+
+
+def test_it_overrides_wait_with_psycopgs_signature():
+    expected = ["self", "gen", "interval", "timeout"]
+    assert_parameters(psycopg.Connection, "wait", expected, library="psycopg", relied_on_by=pools)
+    assert_parameters(psycopg.AsyncConnection, "wait", expected, library="psycopg", relied_on_by=pools)
+    assert (
+        parameters(pools.Connection.wait) == parameters(pools.AsyncConnection.wait) == ["self", "gen", "args", "kwargs"]
     )

@@ -20,8 +20,12 @@ PRODUCTION = {
 }
 
 
+# The suite's own route to the database (`make test-pgbouncer` sets these): each test names its own.
+SUITE_ONLY = {"DJANGO_SETTINGS_MODULE", "DATABASE_PGBOUNCER", "DATABASE_DIRECT_URL"}
+
+
 def manage(*args, **env):
-    base = {k: v for k, v in os.environ.items() if k not in PRODUCTION and k != "DJANGO_SETTINGS_MODULE"}
+    base = {k: v for k, v in os.environ.items() if k not in PRODUCTION and k not in SUITE_ONLY}
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=PROJECT,
