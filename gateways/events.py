@@ -23,6 +23,7 @@ from psycopg.rows import dict_row
 
 from gateways import alarm_text
 from gateways.models import Alarm, AlarmType, Gateway, RelayCursor, Severity
+from gateways.people import display_name
 from gateways.sql import table
 from readings.models import MeterInstallation, MeterType, Property, Unit
 
@@ -43,8 +44,10 @@ def _alarm_select() -> sql.Composed:
                a.gateway_id, g.name AS gateway_name, g.serial AS gateway_serial,
                a.installation_id, mi.manufacturer, mi.meter_serial, mi.meter_type, u.label AS unit_label,
                a.type, a.severity, a.params, a.message, a.raised_at,
-               a.acknowledged_at, ack.{username} AS acknowledged_by,
-               a.cleared_at, clr.{username} AS cleared_by,
+               a.acknowledged_at, a.acknowledged_by_id, ack.{username} AS acknowledger_username,
+               ack.first_name AS acknowledger_first_name, ack.last_name AS acknowledger_last_name,
+               a.cleared_at, a.cleared_by_id, clr.{username} AS clearer_username,
+               clr.first_name AS clearer_first_name, clr.last_name AS clearer_last_name,
                a.assigned_to_id, asg.{username} AS assignee_username,
                asg.first_name AS assignee_first_name, asg.last_name AS assignee_last_name,
                a.change_seq, a.raised_seq
@@ -81,26 +84,15 @@ def _label(choices: Any, value: str | None) -> str | None:
         return value
 
 
-def display_name(*, first_name: str, last_name: str, username: str) -> str:
-    """How a person is named to their colleagues on the dashboard: their full name, else their user name,
-    and of a user name that is an e-mail address only the part before the @.
-
-    Every watcher of a property gets the same frame, and colleagues who may see the alarm may not see each
-    other's addresses (tenants' logins are their addresses; a manager's may be too).
-    """
-    full = f"{first_name} {last_name}".strip()
-    if full:
-        return full
-    local, at, _domain = username.partition("@")
-    return local if at and local else username
-
-
-def person_name(user: Any) -> str:
-    """display_name() of a user object."""
+def _named(row: Row, id_column: str, prefix: str) -> str | None:
+    """The display name of the user whose id is in `id_column` and whose fields are selected as
+    `prefix`_username, _first_name, _last_name; None for nobody."""
+    if row[id_column] is None:
+        return None
     return display_name(
-        first_name=getattr(user, "first_name", "") or "",
-        last_name=getattr(user, "last_name", "") or "",
-        username=user.get_username(),
+        first_name=row[f"{prefix}_first_name"] or "",
+        last_name=row[f"{prefix}_last_name"] or "",
+        username=row[f"{prefix}_username"] or "",
     )
 
 
@@ -162,20 +154,13 @@ def alarm_payload(row: Row) -> Payload:
         },
         "raised_at": _iso(row["raised_at"]),
         "acknowledged_at": _iso(row["acknowledged_at"]),
-        "acknowledged_by": row["acknowledged_by"],
+        # People by name, never by address (gateways.people): every watcher gets this frame.
+        "acknowledged_by": _named(row, "acknowledged_by_id", "acknowledger"),
         "cleared_at": _iso(row["cleared_at"]),
-        "cleared_by": row["cleared_by"],
-        # Who is to deal with it: an id (the page tells "you" from others) and a name, never an address.
+        "cleared_by": _named(row, "cleared_by_id", "clearer"),
+        # Who is to deal with it: an id (the page tells "you" from others) and a name.
         "assigned_to_id": row["assigned_to_id"],
-        "assigned_to": (
-            display_name(
-                first_name=row["assignee_first_name"] or "",
-                last_name=row["assignee_last_name"] or "",
-                username=row["assignee_username"] or "",
-            )
-            if row["assigned_to_id"] is not None
-            else None
-        ),
+        "assigned_to": _named(row, "assigned_to_id", "assignee"),
         "seq": row["change_seq"],
     }
 

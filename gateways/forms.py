@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from gateways.models import NOTE_MAX_LENGTH, Alarm
+from gateways.people import person_name
 
 if TYPE_CHECKING:
     from django.utils.functional import _StrPromise
@@ -47,10 +48,6 @@ class ClearForm(forms.Form):
     note = _note_field(required=True, required_message=_("A note is required to clear an alarm: say what was done."))
 
 
-def _person_label(user: Any) -> str:
-    return str(user.get_full_name() or user.get_username())
-
-
 class AssignForm(forms.Form):
     """Whom the alarm is given to: only people who may see it are offered (or accepted)."""
 
@@ -67,5 +64,5 @@ class AssignForm(forms.Form):
         field = self.fields["assignee"]
         assert isinstance(field, forms.ModelChoiceField)
         field.queryset = alarm.assignable_users()
-        field.label_from_instance = _person_label  # type: ignore[method-assign, assignment]
+        field.label_from_instance = person_name  # type: ignore[method-assign, assignment]
         field.initial = alarm.assigned_to_id

@@ -24,6 +24,7 @@ from django.utils.translation import gettext_lazy as _
 
 from gateways import alarm_text
 from gateways.access import SYSTEM_PERMISSION
+from gateways.people import person_name
 from gateways.topics import validate_serial
 from readings.models import Property
 from readings.scoping import AnyUser, managed_by
@@ -436,16 +437,13 @@ class HistoryEntry:
 
     @property
     def who(self) -> str:
-        """The actor's name for people ("" for nobody: raised, or cleared by the system)."""
-        return _name(self.actor) if self.actor is not None else ""
+        """The actor's name for people ("" for nobody: raised, or cleared by the system), never their
+        address: everyone who may see the alarm reads its history (gateways.people)."""
+        return person_name(self.actor) if self.actor is not None else ""
 
     @property
     def whom(self) -> str:
-        return _name(self.assignee) if self.assignee is not None else ""
-
-
-def _name(user: Any) -> str:
-    return str(user.get_full_name() or user.get_username())
+        return person_name(self.assignee) if self.assignee is not None else ""
 
 
 class AlarmEventKind(models.TextChoices):

@@ -17,10 +17,11 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from gateways import drill_down, events, notifications
+from gateways import drill_down, notifications
 from gateways.access import is_operator, watch_scope
 from gateways.forms import AcknowledgeForm, AssignForm, ClearForm, NoteForm
 from gateways.models import Alarm, AlarmQuerySet, AlarmSubscription, Severity
+from gateways.people import person_name
 from readings.models import Property
 
 
@@ -109,17 +110,14 @@ def assign_alarm(request: HttpRequest, alarm_id: int) -> HttpResponse:
         return _refuse(request, alarm, "assign", form)
     assignee = form.cleaned_data["assignee"]
     if assignee is not None and assignee.pk == alarm.assigned_to_id:
-        return _answer(request, alarm, False, _("Already assigned to %(name)s.") % {"name": _person(assignee)})
+        return _answer(request, alarm, False, _("Already assigned to %(name)s.") % {"name": person_name(assignee)})
     alarm.assign(by=request.user, to=assignee)
     alarm.refresh_from_db()
-    message = (
-        _("Alarm assigned to %(name)s.") % {"name": _person(assignee)} if assignee else _("Alarm no longer assigned.")
-    )
+    if assignee is None:
+        message = _("Alarm no longer assigned.")
+    else:
+        message = _("Alarm assigned to %(name)s.") % {"name": person_name(assignee)}
     return _answer(request, alarm, True, message)
-
-
-def _person(user: Any) -> str:
-    return str(user.get_full_name() or user.get_username())
 
 
 def _get_alarm(request: HttpRequest, alarm_id: int) -> Alarm:
@@ -143,7 +141,7 @@ def _render_detail(
     installation = alarm.installation
     context = {
         "alarm": alarm,
-        "assignee_name": _person(alarm.assigned_to) if alarm.assigned_to else "",
+        "assignee_name": person_name(alarm.assigned_to) if alarm.assigned_to else "",
         "history": alarm.history(),
         "acknowledge_form": forms.get("acknowledge") or AcknowledgeForm(),
         "note_form": forms.get("note") or NoteForm(),
@@ -183,11 +181,12 @@ def _state(alarm: Alarm) -> dict[str, Any]:
     return {
         "id": alarm.pk,
         "acknowledged_at": alarm.acknowledged_at.isoformat() if alarm.acknowledged_at else None,
-        "acknowledged_by": alarm.acknowledged_by.get_username() if alarm.acknowledged_by else None,
+        # The same names as the live frames (gateways.people): never another person's address.
+        "acknowledged_by": person_name(alarm.acknowledged_by) if alarm.acknowledged_by else None,
         "cleared_at": alarm.cleared_at.isoformat() if alarm.cleared_at else None,
-        "cleared_by": alarm.cleared_by.get_username() if alarm.cleared_by else None,
+        "cleared_by": person_name(alarm.cleared_by) if alarm.cleared_by else None,
         "assigned_to_id": alarm.assigned_to_id,
-        "assigned_to": events.person_name(alarm.assigned_to) if alarm.assigned_to else None,
+        "assigned_to": person_name(alarm.assigned_to) if alarm.assigned_to else None,
         "seq": alarm.change_seq,
     }
 

@@ -10,7 +10,7 @@ from channels.routing import URLRouter
 from channels.security.websocket import AllowedHostsOriginValidator
 from channels.testing import WebsocketCommunicator
 
-from gateways import events
+from gateways import events, people
 from gateways.models import Alarm
 from gateways.routing import websocket_urlpatterns
 from mbusportal import db
@@ -42,12 +42,12 @@ async def connected_as(user):
 
 
 def test_it_names_a_person_by_full_name_else_user_name_never_by_address():
-    assert events.display_name(first_name="Bente", last_name="Holm", username="bente@solgaarden.example") == (
+    assert people.display_name(first_name="Bente", last_name="Holm", username="bente@solgaarden.example") == (
         "Bente Holm"
     )
-    assert events.display_name(first_name="", last_name="", username="bente@solgaarden.example") == "bente"
-    assert events.display_name(first_name=" ", last_name="", username="manager") == "manager"
-    assert events.display_name(first_name="", last_name="", username="@odd") == "@odd"
+    assert people.display_name(first_name="", last_name="", username="bente@solgaarden.example") == "bente"
+    assert people.display_name(first_name=" ", last_name="", username="manager") == "manager"
+    assert people.display_name(first_name="", last_name="", username="@odd") == "@odd"
 
 
 async def changes_after(seq):
