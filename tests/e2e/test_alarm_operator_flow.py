@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from gateways.models import Alarm
 from tests.e2e.conftest import log_in
+from tests.e2e.page_checks import overflow_problem
 from tests.factories import create_alarm, hourly_rows, ingest_now
 from tests.servers import start_daphne, stop_daphne
 
@@ -60,10 +61,6 @@ def alarm(prop, gateway, heat_meter):
     return create_alarm(gateway, installation=heat_meter, type="meter_error", severity="critical", message="Error flag")
 
 
-def no_horizontal_overflow(page):
-    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
-
-
 def history(page):
     return page.inner_text("#alarm-history")
 
@@ -78,7 +75,7 @@ def test_the_operator_handles_an_alarm_from_the_dashboard_to_cleared(tab, server
 
     page.click(f"#alarm-{alarm.pk} a.alarm-detail-link")
     page.wait_for_url(f"**/alarms/{alarm.pk}/")
-    assert no_horizontal_overflow(page)
+    assert overflow_problem(page) is None
     assert "Raised" in history(page)
     assert page.locator("#latest-readings tbody tr").count() == 5
     assert page.locator("svg.chart rect.bar.selected").count() == 1
@@ -98,7 +95,7 @@ def test_the_operator_handles_an_alarm_from_the_dashboard_to_cleared(tab, server
     page.wait_for_selector("#clear-form .errorlist")
     assert "A note is required to clear an alarm" in page.inner_text("#clear-form")
     assert Alarm.objects.get(pk=alarm.pk).cleared_at is None
-    assert no_horizontal_overflow(page)
+    assert overflow_problem(page) is None
 
     page.fill("#clear-note", "Sensor cable reseated; error flag gone")
     page.click("#clear-form button[type=submit]")

@@ -10,16 +10,13 @@ import pytest
 from readings.ingest import ReadingRow
 from settlements.models import Settlement
 from settlements.services import settlement_finalise, settlement_generate
+from tests.e2e.page_checks import overflow_problem
 from tests.factories import ingest_now, session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 PHONE = {"width": 390, "height": 844}
 CPH = ZoneInfo("Europe/Copenhagen")
-
-
-def fits(page) -> bool:
-    return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
 
 
 def test_a_tenant_reads_where_her_statement_and_month_came_from_on_a_phone(
@@ -51,11 +48,11 @@ def test_a_tenant_reads_where_her_statement_and_month_came_from_on_a_phone(
     assert meters.count() == 1
     assert "20000001" in meters.inner_text()
     assert "interpoleret mellem aflæsningerne" in meters.inner_text()
-    assert fits(page)
+    assert overflow_problem(page) is None
 
     page.goto(f"{daphne_server}/consumption/?month=2025-02")
     page.click("details.derivation summary")
     table = page.locator("details.derivation table.meters")
     assert table.is_visible()
     assert "Udeladt som usandsynlige" in table.inner_text()
-    assert fits(page)
+    assert overflow_problem(page) is None

@@ -6,7 +6,7 @@ import os
 import pytest
 
 from tests.e2e.conftest import log_in
-from tests.e2e.page_checks import fits
+from tests.e2e.page_checks import overflow_problem
 from tests.readings.manager_data import build_this_years_building
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -40,12 +40,12 @@ def test_it_fits_the_overview_and_a_unit_page_on_a_phone_and_a_laptop(page, daph
         page.goto(f"{daphne_server}/properties/{prop.pk}/")
         assert page.locator("html").get_attribute("lang") == language
         assert page.locator("td[data-outlier=high]").count() == 1
-        assert fits(page), (language, width, "overview")
+        assert overflow_problem(page) is None, (language, width, "overview")
         screenshot(page, f"property-overview-{language}-{width}")
         page.goto(f"{daphne_server}/properties/{prop.pk}/units/{unit.pk}/consumption/")
         page.wait_for_selector("svg[data-chart=heat-daily]")
         assert page.locator("tr.running .in-progress").count() == 1
-        assert fits(page), (language, width, "unit")
+        assert overflow_problem(page) is None, (language, width, "unit")
         screenshot(page, f"unit-consumption-{language}-{width}")
         if width == 390:
             # The chart's labels read at about 11 px on the phone, not 6.

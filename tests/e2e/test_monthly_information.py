@@ -3,7 +3,8 @@ and a laptop, in English and Danish, without sideways scrolling."""
 
 import pytest
 
-from tests.e2e.test_tenant_home import LAPTOP, PHONE, fits, log_in_as_tina
+from tests.e2e.page_checks import overflow_problem
+from tests.e2e.test_tenant_home import LAPTOP, PHONE, log_in_as_tina
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -24,10 +25,10 @@ def test_it_leads_tina_from_her_home_to_an_earlier_months_information(
     section = page.locator("#monthly")
     assert section.locator("h2").inner_text().startswith(texts["section"])
     assert section.locator("svg[data-chart=monthly-heat]").count() == 1
-    assert fits(page)
+    assert overflow_problem(page) is None
     section.get_by_role("link", name=texts["earlier"]).click()
     page.wait_for_url("**/home/monthly/*/")
-    assert fits(page)
+    assert overflow_problem(page) is None
     page.get_by_role("link", name=texts["month"], exact=True).click()
     page.wait_for_url("**/2025-02/")
     assert texts["month"] in page.locator("h1").inner_text()
@@ -36,4 +37,4 @@ def test_it_leads_tina_from_her_home_to_an_earlier_months_information(
     # 1 kWh an hour: the 672 hours of February (tests/conftest.py's consumption_building).
     assert "672" in heat.locator('tr[data-row="this_month"] td').inner_text()
     assert page.locator("#cohort-method").inner_text()
-    assert fits(page)
+    assert overflow_problem(page) is None

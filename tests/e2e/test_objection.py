@@ -11,6 +11,7 @@ import pytest
 from settlements.models import AcontoPayment, Objection, ObjectionStatus, Settlement
 from settlements.services import settlement_finalise, settlement_generate
 from tests.e2e.conftest import log_in
+from tests.e2e.page_checks import overflow_problem
 from tests.servers import start_daphne, stop_daphne
 from tests.settlements.test_objections import NOW, PDF, hand_over_the_letters
 
@@ -88,11 +89,6 @@ def shot(page, name):
         page.screenshot(path=os.path.join(os.environ["SCREENSHOT_DIR"], f"{name}.png"), full_page=True)
 
 
-def fits(page):
-    """Nothing on the page is wider than the window (no sideways scrolling)."""
-    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
-
-
 @pytest.mark.parametrize("language", ["en", "da"])
 def test_it_lets_tina_object_and_alice_answer(browser, page, server, statement, tina, smtp_server, language):
     texts = TEXTS[language]
@@ -109,7 +105,7 @@ def test_it_lets_tina_object_and_alice_answer(browser, page, server, statement, 
     tenant.click("form.login button[type=submit]")
     tenant.get_by_role("link", name=texts["object"]).click()
     tenant.wait_for_selector("form.objection-form")
-    assert fits(tenant)
+    assert overflow_problem(tenant) is None
     shot(tenant, f"form-{language}")
     tenant.check(f"input[name=figures][value='{figure}']")
     tenant.fill("textarea[name=text]", "The end register is 40 kWh too high.")
@@ -122,7 +118,7 @@ def test_it_lets_tina_object_and_alice_answer(browser, page, server, statement, 
     assert texts["received"] in tenant.locator(".messages").inner_text()
     assert tenant.locator("dl.receipt .number").inner_text() == objection.number
     assert tenant.get_by_role("link", name="meter.pdf").is_visible()
-    assert fits(tenant)
+    assert overflow_problem(tenant) is None
     shot(tenant, f"receipt-{language}")
     assert smtp_server.to("alice@example.com")  # the managers were told
 

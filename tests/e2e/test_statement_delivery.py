@@ -9,15 +9,12 @@ import pytest
 from settlements.delivery import deliver_statements
 from settlements.models import Settlement
 from settlements.services import settlement_finalise, settlement_generate
+from tests.e2e.page_checks import overflow_problem
 from tests.factories import session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 SIZES = [{"width": 390, "height": 844}, {"width": 1366, "height": 768}]
-
-
-def fits(page) -> bool:
-    return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
 
 
 @pytest.mark.parametrize(
@@ -77,7 +74,7 @@ def test_it_shows_the_delivery_page_on_a_phone_and_a_laptop(
             assert phrase in text
         assert "550 5.1.1" in text
         assert page.locator(".deadline-warning").is_visible()
-        assert fits(page), f"wider than {size['width']} px"
+        assert (problem := overflow_problem(page)) is None, f"wider than {size['width']} px: {problem}"
         page.goto(f"{daphne_server}/admin/settlements/settlement/{heat_settlement.pk}/change/")
         # The settlement page's delivery parts fit (its lines' table is the statement's, wider at 1366 px).
         for part in (".field-statement_deadline_detail", ".field-delivery"):

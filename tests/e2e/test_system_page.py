@@ -5,6 +5,7 @@ import pytest
 from django.contrib.auth.models import Permission
 
 from tests.e2e.conftest import log_in
+from tests.e2e.page_checks import overflow_problem
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -24,5 +25,5 @@ def test_it_fits_the_screen_under_the_policy(page, violations, daphne_server, dj
     response = page.goto(f"{daphne_server}/system/")
     assert response is not None and response.ok
     assert page.get_by_role("heading", name=HEADINGS[language]).is_visible()
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert overflow_problem(page) is None
     assert violations == []

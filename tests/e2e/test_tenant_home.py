@@ -11,6 +11,7 @@ import pytest
 
 from settlements.models import Settlement
 from settlements.services import settlement_finalise, settlement_generate
+from tests.e2e.page_checks import overflow_problem
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -50,11 +51,6 @@ def final_heat_settlement(consumption_building, prop, alice):
     return settlement_finalise(settlement=settlement, user=alice)
 
 
-def fits(page) -> bool:
-    """No horizontal scrolling: the page is no wider than the window."""
-    return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
-
-
 def log_in_as_tina(page, daphne_server, language):
     page.context.add_cookies([{"name": "django_language", "value": language, "url": daphne_server}])
     page.goto(f"{daphne_server}/login/")
@@ -79,13 +75,13 @@ def test_it_takes_tina_from_her_home_to_each_of_her_pages(
     assert page.locator("h1").inner_text() == texts["home"]
     assert page.locator("html").get_attribute("lang") == language
     assert page.locator("#tenancies .card").count() == 1
-    assert fits(page)
+    assert overflow_problem(page) is None
 
     # Consumption: the link of her tenancy, then back home through the navigation.
     page.locator("#consumption a.consumption").click()
     page.wait_for_selector("svg[data-chart=heat-monthly]")
     assert page.locator("h1").inner_text().startswith(texts["consumption"])
-    assert fits(page)
+    assert overflow_problem(page) is None
     nav(page, texts["nav_home"])
     page.wait_for_url("**/home/")
 
@@ -102,7 +98,7 @@ def test_it_takes_tina_from_her_home_to_each_of_her_pages(
     nav(page, texts["downloads"])
     page.wait_for_url("**/home/downloads/")
     assert page.locator("h1").inner_text() == texts["downloads"]
-    assert fits(page)
+    assert overflow_problem(page) is None
     page.fill("#id_first_day", "2025-02-01")
     page.fill("#id_last_day", "2025-02-28")
     page.check("input[name=kind][value=consumption]")
@@ -124,7 +120,7 @@ def test_it_shows_her_field_errors_in_danish(page, daphne_server, consumption_bu
     page.locator("form.download-form button[type=submit]").click()
     error = page.locator("#field-last_day .errorlist")
     assert error.inner_text() == "Sidste dag ligger før første dag."
-    assert fits(page)
+    assert overflow_problem(page) is None
 
 
 def test_it_switches_the_language_from_the_navigation(page, daphne_server, consumption_building):

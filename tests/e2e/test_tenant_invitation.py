@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.e2e.conftest import log_in
+from tests.e2e.page_checks import overflow_problem
 from tests.servers import start_daphne, stop_daphne
 from tests.smtp import SMTPServer
 from tests.tenants.helpers import link_in
@@ -96,7 +97,7 @@ def test_it_takes_a_new_tenant_from_invitation_to_logged_in(
     page.on("response", note_server_errors)
     page.goto(link)
     assert page.locator("h1").inner_text() == texts["heading"]
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert overflow_problem(page) is None
     page.fill("#id_new_password1", "grøn-radiator-42")
     page.fill("#id_new_password2", "grøn-radiator-42")
     page.click("form.account-form button[type=submit]")

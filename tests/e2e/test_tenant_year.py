@@ -18,7 +18,8 @@ from readings.models import Tenancy
 from settlements.models import Objection, ObjectionStatus, Settlement, SettlementStatus
 from settlements.services import settlement_finalise, settlement_generate
 from tests.e2e.conftest import log_in
-from tests.e2e.test_objection import fits, shot, watched_context
+from tests.e2e.page_checks import overflow_problem
+from tests.e2e.test_objection import shot, watched_context
 from tests.factories import two_heated_units
 from tests.servers import start_daphne, stop_daphne
 from tests.settlements.test_objections import PDF, hand_over_the_letters
@@ -173,7 +174,7 @@ def test_a_new_tenant_goes_through_her_year_from_invitation_to_an_answered_objec
     tenant = phone.new_page()
     tenant.goto(link)
     assert tenant.locator("h1").inner_text() == texts["welcome"]
-    assert fits(tenant)
+    assert overflow_problem(tenant) is None
     tenant.fill("#id_new_password1", "grøn-radiator-42")
     tenant.fill("#id_new_password2", "grøn-radiator-42")
     tenant.click("form.account-form button[type=submit]")
@@ -182,20 +183,20 @@ def test_a_new_tenant_goes_through_her_year_from_invitation_to_an_answered_objec
     assert tenant.locator("h1").inner_text() == texts["home"]
     assert tenant.locator("html").get_attribute("lang") == language
     assert tenant.locator("#tenancies .card").count() == 1
-    assert fits(tenant)
+    assert overflow_problem(tenant) is None
     shot(tenant, f"year-home-{language}")
 
     # Consumption, from her home.
     tenant.locator("#consumption a.consumption").click()
     tenant.wait_for_selector("svg[data-chart=heat-monthly]")
     assert tenant.locator("h1").inner_text().startswith(texts["consumption"])
-    assert fits(tenant)
+    assert overflow_problem(tenant) is None
 
     # Downloads, through the navigation.
     nav(tenant, texts["downloads"])
     tenant.wait_for_url("**/home/downloads/")
     assert tenant.locator("h1").inner_text() == texts["downloads"]
-    assert fits(tenant)
+    assert overflow_problem(tenant) is None
 
     # Statements, through the navigation: her one statement opens.
     nav(tenant, texts["statements"])
@@ -205,7 +206,7 @@ def test_a_new_tenant_goes_through_her_year_from_invitation_to_an_answered_objec
     summary.get_by_role("link").first.click()
     tenant.wait_for_url(f"**/settlements/{settlement.pk}/statement/")
     assert tenant.locator("section.line .tenant-name").inner_text() == NAME
-    assert fits(tenant)
+    assert overflow_problem(tenant) is None
     shot(tenant, f"year-statement-{language}")
 
     # Its PDF.
@@ -219,7 +220,7 @@ def test_a_new_tenant_goes_through_her_year_from_invitation_to_an_answered_objec
     # She objects to her meter's end register, with a photo of it as a PDF.
     tenant.get_by_role("link", name=texts["object"]).click()
     tenant.wait_for_selector("form.objection-form")
-    assert fits(tenant)
+    assert overflow_problem(tenant) is None
     tenant.check(f"input[name=figures][value='{figure}']")
     tenant.fill("textarea[name=text]", COMPLAINT)
     tenant.set_input_files(
@@ -231,7 +232,7 @@ def test_a_new_tenant_goes_through_her_year_from_invitation_to_an_answered_objec
     assert objection.line_id == line.pk
     assert texts["received"] in tenant.locator(".messages").inner_text()
     assert tenant.locator("dl.receipt .number").inner_text() == objection.number
-    assert fits(tenant)
+    assert overflow_problem(tenant) is None
     wait_for_mail(smtp_server, "alice@example.com")  # the managers were told
 
     # alice answers in the admin.
@@ -253,7 +254,7 @@ def test_a_new_tenant_goes_through_her_year_from_invitation_to_an_answered_objec
     assert tenant.locator("dd.status").inner_text() == texts["answered"]
     assert tenant.locator("h2", has_text=texts["timeline"]).is_visible()
     assert ANSWER in tenant.locator("ol.timeline").inner_text()
-    assert fits(tenant)
+    assert overflow_problem(tenant) is None
     shot(tenant, f"year-answer-{language}")
     wait_for_mail(smtp_server, address, after=1)  # she was told of the answer, too
     phone.close()
