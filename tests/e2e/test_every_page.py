@@ -28,6 +28,7 @@ from django.db import connections
 
 from scripts import screenshots
 from tests.e2e.page_checks import english_left, overflow_problem, seen_text
+from tests.servers import drain_output, start_daphne, stop_daphne
 
 # The demo is committed once for the module (the `demo` fixture); the tests only read it through the
 # browser, but the mark is what has pytest-django create the test database at all.
@@ -79,6 +80,20 @@ def demo(django_db_setup, django_db_blocker) -> Iterator[Demo]:
         finally:
             call_command("flush", interactive=False, verbosity=0)
             connections.close_all()
+
+
+@pytest.fixture(scope="module")
+def daphne_server(demo) -> Iterator[str]:
+    """A daphne of this module's own, stopped before the demo is flushed, in place of the session's.
+
+    The flush recreates Django's content types under new ids, and a daphne caches the ones it has
+    used: after this crawl through the admin, the session's daphne would log the next admin change
+    (django_admin_log) under an id that no longer exists, a 500.
+    """
+    base, process = start_daphne(DEBUG="true", ALARM_RELAY_IN_PROCESS="false")
+    drain_output(process)
+    yield base
+    stop_daphne(process)
 
 
 def shape(path: str, query: str) -> str:
