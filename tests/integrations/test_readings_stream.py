@@ -236,7 +236,7 @@ def vm_kib(pid: int, field: str) -> int:
 
 def named_cursor_fetches() -> list[str]:
     """What the portal's connections are doing with a read API cursor (seen from another connection)."""
-    with psycopg.connect(conninfo(), autocommit=True) as conn:
+    with psycopg.connect(conninfo(direct=True), autocommit=True) as conn:
         rows = conn.execute(
             "SELECT query FROM pg_stat_activity WHERE datname = current_database()"
             " AND application_name = 'mbusportal' AND query ~ %s",

@@ -35,7 +35,7 @@ def get(base: str, path: str, cookie: str) -> http.client.HTTPResponse:
 
 def running_copies() -> list[int]:
     """Backend pids of the portal's connections that are running an export COPY."""
-    with psycopg.connect(conninfo(), autocommit=True) as conn:
+    with psycopg.connect(conninfo(direct=True), autocommit=True) as conn:
         rows = conn.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
             " AND application_name = 'mbusportal' AND state = 'active' AND query LIKE '%%COPY%%'"
@@ -44,7 +44,7 @@ def running_copies() -> list[int]:
 
 
 def backend_state(pid: int) -> str | None:
-    with psycopg.connect(conninfo(), autocommit=True) as conn:
+    with psycopg.connect(conninfo(direct=True), autocommit=True) as conn:
         row = conn.execute("SELECT state FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone()
     return None if row is None else str(row[0])
 

@@ -395,7 +395,7 @@ async def test_it_accepts_an_empty_batch(prop):
 
 async def kill_backend_when_it_copies(pid):
     """Terminates backend `pid` from another session as soon as it is running COPY; returns what it saw."""
-    async with await psycopg.AsyncConnection.connect(conninfo(), autocommit=True) as admin:
+    async with await psycopg.AsyncConnection.connect(conninfo(direct=True), autocommit=True) as admin:
         for _ in range(5000):
             cur = await admin.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", [pid])
             found = await cur.fetchone()
