@@ -11,6 +11,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from django.conf import settings
 from django.test import Client
 
 from mbusportal.db import conninfo
@@ -127,6 +128,11 @@ def test_it_keeps_memory_flat_for_a_large_export_to_a_stalled_client(own_daphne,
     assert peak_growth_mib < 32, f"peak RSS grew by {peak_growth_mib:.0f} MiB for a {size / 2**20:.0f} MiB export"
 
 
+@pytest.mark.skipif(
+    settings.DATABASE_PGBOUNCER,
+    reason="needs the COPY held back by the stalled client; through PgBouncer its hop's socket buffers"
+    " take the whole 12 MB export, so the COPY ends before the statement timeout",
+)
 def test_it_breaks_the_download_when_the_database_fails_mid_stream(alice, big_property):
     base, process = start_daphne(EXPORT_STATEMENT_TIMEOUT_S="1")
     cookie = session_cookie(alice)
