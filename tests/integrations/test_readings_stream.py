@@ -159,7 +159,7 @@ def insert_edge_readings(meters):
 
 def previous_lines(meters) -> list[bytes]:
     with psycopg.connect(conninfo()) as conn:
-        conn.execute("SET TimeZone = 'UTC'")  # as the stream's transaction
+        conn.execute("SET LOCAL TimeZone = 'UTC'")  # as the stream's transaction (one, as here)
         rows = conn.execute(PREVIOUS_LINE, [[meter.pk for meter in meters]]).fetchall()
     return [row[0].encode() for row in rows]
 
