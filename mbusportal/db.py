@@ -78,9 +78,14 @@ async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
         # and reach other clients; PgBouncer's connect_query sets that on every server connection.
         session.append("set_config('statement_timeout', %s, false)")
         values.append(f"{options['statement_timeout_ms']}ms")
+    # In autocommit: no transaction is left open at any point. A connection whose event loop ends
+    # mid-configure (a test's loop, a command's asyncio.run) would otherwise hold its server
+    # connection "idle in transaction" until collected, and through PgBouncer in transaction mode
+    # that server connection is then lost to every other client.
+    # (A failure discards the connection, so autocommit is restored only on success.)
+    await conn.set_autocommit(True)
     await conn.execute("SELECT " + ", ".join(session), values)
-    # set_config runs in a transaction; leave the connection idle for the pool.
-    await conn.commit()
+    await conn.set_autocommit(False)
 
 
 def _build_pool() -> AsyncConnectionPool:

@@ -159,7 +159,7 @@ def insert_edge_readings(meters):
 
 def previous_lines(meters) -> list[bytes]:
     with psycopg.connect(conninfo()) as conn:
-        conn.execute("SET TimeZone = 'UTC'")  # as the stream's transaction
+        conn.execute("SET LOCAL TimeZone = 'UTC'")  # as the stream's transaction (one, as here)
         rows = conn.execute(PREVIOUS_LINE, [[meter.pk for meter in meters]]).fetchall()
     return [row[0].encode() for row in rows]
 
@@ -236,7 +236,7 @@ def vm_kib(pid: int, field: str) -> int:
 
 def named_cursor_fetches() -> list[str]:
     """What the portal's connections are doing with a read API cursor (seen from another connection)."""
-    with psycopg.connect(conninfo(), autocommit=True) as conn:
+    with psycopg.connect(conninfo(direct=True), autocommit=True) as conn:
         rows = conn.execute(
             "SELECT query FROM pg_stat_activity WHERE datname = current_database()"
             " AND application_name = 'mbusportal' AND query ~ %s",

@@ -203,7 +203,7 @@ def pool_stats() -> db.PoolStats:
 
 
 async def export_backends() -> list[tuple[str, str]]:
-    async with await psycopg.AsyncConnection.connect(conninfo(), autocommit=True) as conn:
+    async with await psycopg.AsyncConnection.connect(conninfo(direct=True), autocommit=True) as conn:
         cur = await conn.execute(
             "SELECT state, query FROM pg_stat_activity"
             " WHERE application_name = 'mbusportal' AND datname = current_database() AND pid <> pg_backend_pid()"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from django.conf import settings
 from django.test import Client
 
 from mbusportal.db import conninfo
@@ -35,7 +36,7 @@ def get(base: str, path: str, cookie: str) -> http.client.HTTPResponse:
 
 def running_copies() -> list[int]:
     """Backend pids of the portal's connections that are running an export COPY."""
-    with psycopg.connect(conninfo(), autocommit=True) as conn:
+    with psycopg.connect(conninfo(direct=True), autocommit=True) as conn:
         rows = conn.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
             " AND application_name = 'mbusportal' AND state = 'active' AND query LIKE '%%COPY%%'"
@@ -44,7 +45,7 @@ def running_copies() -> list[int]:
 
 
 def backend_state(pid: int) -> str | None:
-    with psycopg.connect(conninfo(), autocommit=True) as conn:
+    with psycopg.connect(conninfo(direct=True), autocommit=True) as conn:
         row = conn.execute("SELECT state FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone()
     return None if row is None else str(row[0])
 
@@ -127,6 +128,11 @@ def test_it_keeps_memory_flat_for_a_large_export_to_a_stalled_client(own_daphne,
     assert peak_growth_mib < 32, f"peak RSS grew by {peak_growth_mib:.0f} MiB for a {size / 2**20:.0f} MiB export"
 
 
+@pytest.mark.skipif(
+    settings.DATABASE_PGBOUNCER,
+    reason="needs the COPY held back by the stalled client; through PgBouncer its hop's socket buffers"
+    " take the whole 12 MB export, so the COPY ends before the statement timeout",
+)
 def test_it_breaks_the_download_when_the_database_fails_mid_stream(alice, big_property):
     base, process = start_daphne(EXPORT_STATEMENT_TIMEOUT_S="1")
     cookie = session_cookie(alice)

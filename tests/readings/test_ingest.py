@@ -337,7 +337,9 @@ async def test_it_stores_exactly_what_psycopg_write_row_stores(prop, heat_meter,
     result = await run(prop, sent)
     assert (result.inserted, result.folded) == (len(batch), len(sent) - len(batch))
     async with await psycopg.AsyncConnection.connect(conninfo()) as conn:
-        await conn.execute("CREATE TEMP TABLE expected (LIKE reading INCLUDING DEFAULTS)")
+        # ON COMMIT DROP: through PgBouncer the server session, and a temporary table on it, outlives
+        # this connection and would meet the next test.
+        await conn.execute("CREATE TEMP TABLE expected (LIKE reading INCLUDING DEFAULTS) ON COMMIT DROP")
         async with conn.cursor().copy(COPY_DIRECT.replace("reading", "expected", 1)) as copy:
             copy.set_types(COLUMN_TYPES)
             for row in batch:
@@ -393,15 +395,20 @@ async def test_it_accepts_an_empty_batch(prop):
     assert (await run(prop, [])).as_dict() == {"inserted": 0, "updated": 0, "unchanged": 0, "folded": 0}
 
 
-async def kill_backend_when_it_copies(pid):
-    """Terminates backend `pid` from another session as soon as it is running COPY; returns what it saw."""
-    async with await psycopg.AsyncConnection.connect(conninfo(), autocommit=True) as admin:
+async def kill_backend_when_it_copies():
+    """Terminates the test database's backend running COPY, from another session, as soon as there is
+    one; returns what it saw. Found by its query, not by the client's backend_pid: through PgBouncer
+    that is PgBouncer's, and the server connection is whichever the transaction got."""
+    async with await psycopg.AsyncConnection.connect(conninfo(direct=True), autocommit=True) as admin:
         for _ in range(5000):
-            cur = await admin.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", [pid])
+            cur = await admin.execute(
+                "SELECT pid, query FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() AND state = 'active' AND query LIKE 'COPY%%'"
+            )
             found = await cur.fetchone()
-            if found and found[0].startswith("COPY"):
-                await admin.execute("SELECT pg_terminate_backend(%s)", [pid])
-                return found[0]
+            if found:
+                await admin.execute("SELECT pg_terminate_backend(%s)", [found[0]])
+                return found[1]
             await asyncio.sleep(0.001)
     return None
 
@@ -409,7 +416,7 @@ async def kill_backend_when_it_copies(pid):
 async def test_it_leaves_nothing_behind_when_the_backend_dies_mid_copy(prop, heat_meter):
     batch = rows(heat_meter, [str(i) for i in range(200_000)], step=timedelta(minutes=1))
     async with await psycopg.AsyncConnection.connect(conninfo()) as conn:
-        killer = asyncio.create_task(kill_backend_when_it_copies(conn.info.backend_pid))
+        killer = asyncio.create_task(kill_backend_when_it_copies())
         with pytest.raises(psycopg.OperationalError):
             await ingest(conn, property_id=prop.pk, rows=batch)
         assert (await killer or "").startswith("COPY reading")
