@@ -7,6 +7,7 @@ need a server of their own (another setting, a restart) call them directly.
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import socket
 import subprocess
@@ -144,3 +145,28 @@ def start_redis(binary: str, directory: Path) -> tuple[str, subprocess.Popen[str
             pytest.fail("redis-server did not come up:\n" + process.communicate()[0])
         time.sleep(0.1)
     return f"redis://127.0.0.1:{port}/0", process
+
+
+# The origin a browser on the portal sends; AllowedHostsOriginValidator refuses a websocket without it.
+ORIGIN = (b"origin", b"http://127.0.0.1")
+
+
+@contextlib.asynccontextmanager
+async def connected_as(user, *, expect_accept=True):
+    """A websocket to /ws/alarms/ as `user` (origin checked, session middleware bypassed)."""
+    from channels.routing import URLRouter
+    from channels.security.websocket import AllowedHostsOriginValidator
+    from channels.testing import WebsocketCommunicator
+
+    from gateways.routing import websocket_urlpatterns
+
+    communicator = WebsocketCommunicator(
+        AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)), "/ws/alarms/", headers=[ORIGIN]
+    )
+    communicator.scope["user"] = user
+    accepted, _ = await communicator.connect(timeout=5)
+    assert accepted is expect_accept
+    try:
+        yield communicator
+    finally:
+        await communicator.disconnect()

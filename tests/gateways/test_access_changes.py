@@ -13,9 +13,8 @@ from websockets.exceptions import ConnectionClosed
 from gateways import consumers
 from mbusportal import db
 from tests.factories import session_cookie
-from tests.gateways.test_alarm_consumer import connected_as
 from tests.gateways.test_alarm_consumer_under_daphne import browser_like
-from tests.servers import start_daphne, stop_daphne
+from tests.servers import connected_as, start_daphne, stop_daphne
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -1,44 +1,23 @@
 """Who an alarm is assigned to, on the live dashboard: in the event format (a name, never an address) and
 pushed to the watchers of its property when it changes, like an acknowledgement or a clear."""
 
-import contextlib
-
 import psycopg
 import pytest
 from asgiref.sync import sync_to_async
-from channels.routing import URLRouter
-from channels.security.websocket import AllowedHostsOriginValidator
-from channels.testing import WebsocketCommunicator
 
 from gateways import events, people
 from gateways.models import Alarm
-from gateways.routing import websocket_urlpatterns
 from mbusportal import db
 from tests.factories import create_alarm
+from tests.servers import connected_as
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-ORIGIN = (b"origin", b"http://127.0.0.1")
 
 
 @pytest.fixture(autouse=True)
 async def _close_the_pool_the_snapshots_opened():
     yield
     await db.close_pool()
-
-
-@contextlib.asynccontextmanager
-async def connected_as(user):
-    communicator = WebsocketCommunicator(
-        AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)), "/ws/alarms/", headers=[ORIGIN]
-    )
-    communicator.scope["user"] = user
-    accepted, _ = await communicator.connect(timeout=5)
-    assert accepted
-    try:
-        yield communicator
-    finally:
-        await communicator.disconnect()
 
 
 def test_it_names_a_person_by_full_name_else_user_name_never_by_address():

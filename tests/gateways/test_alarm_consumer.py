@@ -5,42 +5,23 @@ import contextlib
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.routing import URLRouter
-from channels.security.websocket import AllowedHostsOriginValidator
 from channels.testing import WebsocketCommunicator
 from django.db import transaction
 
 from gateways import consumers
 from gateways.models import Alarm
 from gateways.relay import group_message, property_group
-from gateways.routing import websocket_urlpatterns
 from mbusportal import db
 from tests.factories import create_alarm, session_cookie
+from tests.servers import ORIGIN, connected_as
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-ORIGIN = (b"origin", b"http://127.0.0.1")
 
 
 @pytest.fixture(autouse=True)
 async def _close_the_pool_the_snapshots_opened():
     yield
     await db.close_pool()
-
-
-@contextlib.asynccontextmanager
-async def connected_as(user, *, expect_accept=True):
-    """A websocket to /ws/alarms/ as `user` (origin checked, session middleware bypassed)."""
-    communicator = WebsocketCommunicator(
-        AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)), "/ws/alarms/", headers=[ORIGIN]
-    )
-    communicator.scope["user"] = user
-    accepted, _ = await communicator.connect(timeout=5)
-    assert accepted is expect_accept
-    try:
-        yield communicator
-    finally:
-        await communicator.disconnect()
 
 
 async def full_stack_connect(headers):

@@ -2,23 +2,17 @@
 gateways.people (full name, else user name, of an e-mail address only the part before the @), in the live
 frames, the snapshot, the dashboard's JSON answers, the alarm's page and its history, never by address."""
 
-import contextlib
-
 import psycopg
 import pytest
 from asgiref.sync import sync_to_async
-from channels.routing import URLRouter
-from channels.security.websocket import AllowedHostsOriginValidator
-from channels.testing import WebsocketCommunicator
 from django.test import Client
 
 from gateways import events, people
 from gateways.models import Alarm
-from gateways.routing import websocket_urlpatterns
 from mbusportal import db
 from tests.factories import create_alarm
+from tests.servers import connected_as
 
-ORIGIN = (b"origin", b"http://127.0.0.1")
 DOMAIN = "solgaarden.example"
 
 # (first name, last name, user name) -> the name the others read.
@@ -37,20 +31,6 @@ PEOPLE = [
 def test_it_names_people_by_the_one_rule():
     for first, last, username, expected in PEOPLE:
         assert people.display_name(first_name=first, last_name=last, username=username) == expected
-
-
-@contextlib.asynccontextmanager
-async def connected_as(user):
-    communicator = WebsocketCommunicator(
-        AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)), "/ws/alarms/", headers=[ORIGIN]
-    )
-    communicator.scope["user"] = user
-    accepted, _ = await communicator.connect(timeout=5)
-    assert accepted
-    try:
-        yield communicator
-    finally:
-        await communicator.disconnect()
 
 
 async def changes_after(seq):
