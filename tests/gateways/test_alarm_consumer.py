@@ -231,7 +231,7 @@ async def test_it_closes_for_a_fresh_snapshot_when_the_user_gets_another_propert
 async def test_it_waits_for_its_processs_relay_before_the_snapshot(channel_layer, alice, gateway, monkeypatch):
     from gateways import relay as relay_module
 
-    relay = relay_module.AlarmRelay(conninfo=db.conninfo(), layer=channel_layer, idle_check=5.0)
+    relay = relay_module.AlarmRelay(conninfo=db.conninfo(direct=True), layer=channel_layer, idle_check=5.0)
     monkeypatch.setattr(relay_module, "_local_relay", relay)
     async with connected_as(alice) as ws:
         # The relay has not read its starting point yet: a snapshot now could
