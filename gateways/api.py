@@ -1,11 +1,16 @@
 """The gateway-facing ingestion API: POST /api/v1/readings and POST /api/v1/frames.
 
-Both share the order of work: authenticate (and count the request) on a
-short pool checkout, then read, decompress and validate the body without
-holding a connection, then one transaction that stores the readings,
-updates the rollup, marks the gateway seen and raises the alarms the data
-calls for (gateways.delivery). Raw frames are decoded by gateways.frames
-and kept beside their readings in the same transaction.
+Both share the order of work: authenticate (and count the request) in one
+round trip and commit, then read, decompress and validate the body with no
+transaction open, then one transaction that stores the readings, updates
+the rollup, marks the gateway seen and raises the alarms the data calls for
+(gateways.delivery). Readings keep the connection that authenticated for
+the store: they are validated on the event loop, where no other request
+could use it meanwhile, and a second checkout would cost its own test of the
+connection (mbusportal.pools) and, through PgBouncer, a server connection
+assigned once more. Raw frames are decoded by gateways.frames in a thread,
+the connection given back meanwhile, and kept beside their readings in the
+same transaction.
 """
 
 from __future__ import annotations
@@ -44,28 +49,37 @@ def _answer(refusal: Refusal) -> JsonResponse:
 @require_POST
 async def post_readings(request: HttpRequest) -> JsonResponse:
     """200 with the counts; 4xx with a message naming what is wrong; 503 when the database is unavailable."""
-    return await _gateway_request(request, _store_readings)
+    return await _gateway_request(request, _store_readings, keep_connection=True)
 
 
 @csrf_exempt
 @require_POST
 async def post_frames(request: HttpRequest) -> JsonResponse:
     """Raw M-Bus frames: 200 with the counts (and, with ?partial=1, the rejected frames); else as readings."""
-    return await _gateway_request(request, _store_frames)
+    return await _gateway_request(request, _store_frames, keep_connection=False)
 
 
-# What an endpoint does once the gateway is known and the body read.
-Handler = Callable[[HttpRequest, sql.AuthenticatedGateway, InstallationIndex, bytes], Awaitable[JsonResponse]]
+# What an endpoint does once the gateway is known and the body read: on the connection that
+# authenticated, or (None) on one of its own.
+Handler = Callable[
+    [HttpRequest, AsyncConnection[Any] | None, sql.AuthenticatedGateway, InstallationIndex, bytes],
+    Awaitable[JsonResponse],
+]
 
 
-async def _gateway_request(request: HttpRequest, handle: Handler) -> JsonResponse:
-    """Authenticate, count and read the request, run `handle`, and turn every failure into its answer."""
+async def _gateway_request(request: HttpRequest, handle: Handler, *, keep_connection: bool) -> JsonResponse:
+    """Authenticate, count and read the request, run `handle` (on the same connection when
+    `keep_connection`), and turn every failure into its answer."""
     gateway: sql.AuthenticatedGateway | None = None
     try:
         token_hash = _bearer_token_hash(request)
-        gateway, meters = await _authenticate(token_hash)
-        body = _read_body(request)
-        return await handle(request, gateway, meters, body)
+        pool = await db.get_pool()
+        async with pool.connection() as conn:
+            gateway, meters = await _authenticate(conn, token_hash)
+            body = _read_body(request)
+            if keep_connection:
+                return await handle(request, conn, gateway, meters, body)
+        return await handle(request, None, gateway, meters, body)
     except (Refusal, MalformedJson, PayloadInvalid) as refused:
         return _answer(await intake.refusal(refused, gateway, transport="http"))
     except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure):
@@ -76,15 +90,23 @@ async def _gateway_request(request: HttpRequest, handle: Handler) -> JsonRespons
 
 
 async def _store_readings(
-    request: HttpRequest, gateway: sql.AuthenticatedGateway, meters: InstallationIndex, body: bytes
+    request: HttpRequest,
+    conn: AsyncConnection[Any] | None,
+    gateway: sql.AuthenticatedGateway,
+    meters: InstallationIndex,
+    body: bytes,
 ) -> JsonResponse:
-    counts = await delivery.store(gateway, meters, intake.parse(body, meters))
+    counts = await delivery.store(gateway, meters, intake.parse(body, meters), conn=conn)
     metrics.observe_stored(counts, transport="http")
     return JsonResponse(counts)
 
 
 async def _store_frames(
-    request: HttpRequest, gateway: sql.AuthenticatedGateway, meters: InstallationIndex, body: bytes
+    request: HttpRequest,
+    conn: AsyncConnection[Any] | None,
+    gateway: sql.AuthenticatedGateway,
+    meters: InstallationIndex,
+    body: bytes,
 ) -> JsonResponse:
     partial = _partial(request)
     # Decoding thousands of frames takes a while: off the event loop.
@@ -102,7 +124,7 @@ async def _store_frames(
     async def keep_frames(conn: AsyncConnection[Any]) -> None:
         await sql.keep_raw_frames(conn, gateway.id, parsed.raw)
 
-    counts = await delivery.store(gateway, meters, parsed.payload, also=keep_frames)
+    counts = await delivery.store(gateway, meters, parsed.payload, also=keep_frames, conn=conn)
     metrics.observe_stored(counts, transport="frames")
     metrics.observe_refused(parsed.rejected_total, transport="frames")
     await delivery.tally_refused(gateway.id, parsed.rejected_total)
@@ -131,15 +153,15 @@ def _bearer_token_hash(request: HttpRequest) -> str:
     return hash_token(token.strip())
 
 
-async def _authenticate(token_hash: str) -> tuple[sql.AuthenticatedGateway, InstallationIndex]:
-    pool = await db.get_pool()
-    async with pool.connection() as conn:
-        gateway = await sql.authenticate(conn, token_hash)
-        if gateway is None:
-            raise Refusal(401, "unknown or revoked gateway token", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
-        intake.admit(gateway)
-        meters = await sql.installation_index(conn, gateway.property_id)
-    return gateway, meters
+async def _authenticate(conn: AsyncConnection[Any], token_hash: str) -> sql.Admitted:
+    """The gateway, its request counted and committed, and its property's installations; a Refusal,
+    with nothing committed, for an unknown token, a deactivated gateway or one over its rate."""
+    admitted = await sql.authenticate(conn, token_hash)
+    if admitted is None:
+        raise Refusal(401, "unknown or revoked gateway token", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    intake.admit(admitted[0])  # a refusal rolls the count back as the connection's block ends
+    await conn.commit()
+    return admitted
 
 
 def _read_body(request: HttpRequest) -> bytes:

@@ -7,7 +7,8 @@ M-Bus frames) authenticate and parse in their own way, then call `store`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -58,20 +59,22 @@ async def store(
     *,
     also: AlsoInTransaction | None = None,
     delivery: bool = True,
+    conn: AsyncConnection[Any] | None = None,
 ) -> dict[str, int]:
     """In one transaction: the readings, the rollup, `also`, and for a delivery (not a re-run of
-    stored data) the gateway seen and the alarms the data calls for.
+    stored data) the gateway seen and the alarms the data calls for. On `conn` (with no transaction
+    open) when given, else on a connection of the pool.
 
     Returns the counts; raises PoolTimeout or OperationalError when the
     database is unavailable, with nothing stored.
     """
-    pool = await db.get_pool()
     for attempt in range(1, ATTEMPTS_ON_CONFLICT + 1):
         try:
-            async with pool.connection() as conn, conn.transaction():
-                result = await ingest(conn, property_id=gateway.property_id, rows=parsed.readings)
+            async with _connection(conn) as tx_conn, tx_conn.transaction():
+                # No savepoint: this transaction rolls back whole when ingest raises.
+                result = await ingest(tx_conn, property_id=gateway.property_id, rows=parsed.readings, savepoint=False)
                 if also is not None:
-                    await also(conn)
+                    await also(tx_conn)
                 if delivery:
                     alarms = alarm_rules.alarm_facts(
                         battery=result.latest_battery_pct,
@@ -79,13 +82,24 @@ async def store(
                         low_battery_pct=settings.INGEST["low_battery_pct"],
                         meters=meters,
                     )
-                    await sql.record_delivery(conn, gateway, alarms, accepted=sum(result.as_dict().values()))
+                    await sql.record_delivery(tx_conn, gateway, alarms, accepted=sum(result.as_dict().values()))
             return result.as_dict()
         except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure):
             if attempt == ATTEMPTS_ON_CONFLICT:
                 raise
             logger.info("ingest: conflict with a concurrent ingest, attempt %d", attempt)
     raise AssertionError("unreachable")
+
+
+@asynccontextmanager
+async def _connection(given: AsyncConnection[Any] | None) -> AsyncIterator[AsyncConnection[Any]]:
+    """`given`, else a connection of the pool for the block."""
+    if given is not None:
+        yield given
+        return
+    pool = await db.get_pool()
+    async with pool.connection() as conn:
+        yield conn
 
 
 async def tally_refused(gateway_id: int, refused: int) -> None:

@@ -109,12 +109,12 @@ async def verdict(serial: str, payload: bytes, id_: str) -> dict[str, Any]:
 async def _admit(serial: str) -> tuple[sql.AuthenticatedGateway, InstallationIndex]:
     pool = await db.get_pool()
     async with pool.connection() as conn:
-        gateway = await sql.gateway_by_serial(conn, serial)
-        if gateway is None:
+        admitted = await sql.gateway_by_serial(conn, serial)
+        if admitted is None:
             raise intake.Refusal(401, f"no gateway {serial!r} with a current token")
-        intake.admit(gateway)
-        meters = await sql.installation_index(conn, gateway.property_id)
-    return gateway, meters
+        intake.admit(admitted[0])  # a refusal rolls the count back as the connection's block ends
+        await conn.commit()
+    return admitted
 
 
 def _body(payload: bytes) -> bytes:

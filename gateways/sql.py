@@ -47,6 +47,9 @@ TABLES = {
     "alarm": table(Alarm),
 }
 
+# The statements every gateway request runs are rendered once, here, as bytes: a psycopg.sql
+# composition is rendered again on each execution (about a tenth of a millisecond of CPU per request).
+#
 # Find the gateway and count the request in one round trip. The fixed window
 # lives in the gateway row so that every process (and transport) sees the same
 # count. The property's time zone comes along for meters' clocks (frames).
@@ -62,23 +65,36 @@ RETURNING g.id, g.property_id, g.serial, g.active, g.rate_window_count,
           p.time_zone
 """
 # HTTP: the bearer token names the gateway.
-AUTHENTICATE = sql.SQL(_COUNT_REQUEST).format(key=sql.Identifier("token_hash"), and_condition=sql.SQL(""), **TABLES)
+AUTHENTICATE = (
+    sql.SQL(_COUNT_REQUEST).format(key=sql.Identifier("token_hash"), and_condition=sql.SQL(""), **TABLES).as_bytes()
+)
 # MQTT: the broker authenticated the gateway (its password is derived from the
 # token) and its ACL pins the topic to the serial; a token revoked since the
 # password file was written must not let it in.
-BY_SERIAL_WITH_TOKEN = sql.SQL(_COUNT_REQUEST).format(
-    key=sql.Identifier("serial"), and_condition=sql.SQL("AND g.token_hash IS NOT NULL"), **TABLES
+BY_SERIAL_WITH_TOKEN = (
+    sql.SQL(_COUNT_REQUEST)
+    .format(key=sql.Identifier("serial"), and_condition=sql.SQL("AND g.token_hash IS NOT NULL"), **TABLES)
+    .as_bytes()
 )
 
-INSTALLATIONS = sql.SQL(
-    """
+_INSTALLATIONS = """
 SELECT i.id, i.meter_serial, i.manufacturer, i.meter_type, i.register_unit, i.installed_at, i.removed_at
 FROM {installation} i
 JOIN {unit} u ON u.id = i.unit_id
-WHERE u.property_id = %s
+{join_gateway}
+WHERE {where} = %s
 ORDER BY i.id
 """
-).format(**TABLES)
+INSTALLATIONS = sql.SQL(_INSTALLATIONS).format(join_gateway=sql.SQL(""), where=sql.SQL("u.property_id"), **TABLES)
+# The installations of the property of the gateway with this token (serial), sent beside
+# AUTHENTICATE (BY_SERIAL_WITH_TOKEN) so that both take one round trip; unused when that finds none.
+_OF_GATEWAY = sql.SQL("JOIN {gateway} g ON g.property_id = u.property_id").format(**TABLES)
+INSTALLATIONS_BY_TOKEN = (
+    sql.SQL(_INSTALLATIONS).format(join_gateway=_OF_GATEWAY, where=sql.SQL("g.token_hash"), **TABLES).as_bytes()
+)
+INSTALLATIONS_BY_SERIAL = (
+    sql.SQL(_INSTALLATIONS).format(join_gateway=_OF_GATEWAY, where=sql.SQL("g.serial"), **TABLES).as_bytes()
+)
 
 COPY_RAW_FRAMES = sql.SQL(
     """
@@ -124,33 +140,45 @@ LIMIT %(limit)s
 """
 ).format(**TABLES)
 
-SEEN = sql.SQL("UPDATE {gateway} SET last_seen_at = now() WHERE id = %s").format(**TABLES)
+SEEN = sql.SQL("UPDATE {gateway} SET last_seen_at = now() WHERE id = %s").format(**TABLES).as_bytes()
 # Readings accepted and refused per gateway and five minutes (gateways/health.py reads them).
-TALLY = sql.SQL(
-    """
+TALLY = (
+    sql.SQL(
+        """
 INSERT INTO {delivery_tally} AS t (gateway_id, bucket, accepted, refused)
 VALUES (%s, to_timestamp(floor(extract(epoch FROM now()) / 300) * 300), %s, %s)
 ON CONFLICT (gateway_id, bucket)
 DO UPDATE SET accepted = t.accepted + excluded.accepted, refused = t.refused + excluded.refused
 """
-).format(**TABLES)
+    )
+    .format(**TABLES)
+    .as_bytes()
+)
 
-CLEAR_OFFLINE = sql.SQL(
-    """
+CLEAR_OFFLINE = (
+    sql.SQL(
+        """
 UPDATE {alarm} SET cleared_at = now()
 WHERE gateway_id = %s AND type = %s AND cleared_at IS NULL
 """
-).format(**TABLES)
+    )
+    .format(**TABLES)
+    .as_bytes()
+)
 
 # At most one open alarm per gateway, meter and type (a partial unique index):
 # an alarm that is already open stays as it is.
-RAISE_ALARM = sql.SQL(
-    """
+RAISE_ALARM = (
+    sql.SQL(
+        """
 INSERT INTO {alarm} (gateway_id, installation_id, property_id, type, severity, params, message, raised_at)
 VALUES (%s, %s, %s, %s, %s, %s, %s, now())
 ON CONFLICT (gateway_id, installation_id, type) WHERE cleared_at IS NULL DO NOTHING
 """
-).format(**TABLES)
+    )
+    .format(**TABLES)
+    .as_bytes()
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,18 +193,34 @@ class AuthenticatedGateway:
     time_zone: str
 
 
-async def authenticate(conn: AsyncConnection[Any], token_hash: str) -> AuthenticatedGateway | None:
-    """The gateway holding this token, with this request counted; None for an unknown token."""
-    cur = await conn.execute(AUTHENTICATE, [token_hash])
-    row = await cur.fetchone()
-    return AuthenticatedGateway(*row) if row is not None else None
+# What authenticating a request gives: the gateway, with the request counted, and its property's installations.
+Admitted = tuple[AuthenticatedGateway, InstallationIndex]
 
 
-async def gateway_by_serial(conn: AsyncConnection[Any], serial: str) -> AuthenticatedGateway | None:
-    """The gateway with this serial and a current token, with this message counted; None otherwise."""
-    cur = await conn.execute(BY_SERIAL_WITH_TOKEN, [serial])
-    row = await cur.fetchone()
-    return AuthenticatedGateway(*row) if row is not None else None
+async def authenticate(conn: AsyncConnection[Any], token_hash: str) -> Admitted | None:
+    """The gateway holding this token, with this request counted (in a transaction the caller
+    commits), and its property's installations; None for an unknown token."""
+    return await _counted(conn, AUTHENTICATE, INSTALLATIONS_BY_TOKEN, token_hash)
+
+
+async def gateway_by_serial(conn: AsyncConnection[Any], serial: str) -> Admitted | None:
+    """The gateway with this serial and a current token, with this message counted (in a transaction
+    the caller commits), and its property's installations; None otherwise."""
+    return await _counted(conn, BY_SERIAL_WITH_TOKEN, INSTALLATIONS_BY_SERIAL, serial)
+
+
+async def _counted(conn: AsyncConnection[Any], count: bytes, meters: bytes, key: str) -> Admitted | None:
+    # The count and the installations go to the server together, in one round trip after the BEGIN
+    # (which psycopg sends on a round trip of its own); they were two, each waiting for the last.
+    async with conn.pipeline():
+        counted = await conn.execute(count, [key])
+        installations = await conn.execute(meters, [key])
+    row = await counted.fetchone()
+    rows = await installations.fetchall()
+    if row is None:
+        return None
+    gateway = AuthenticatedGateway(*row)
+    return gateway, _index(gateway.property_id, rows)
 
 
 # The last index built for each property, with the rows it was built from. A
@@ -189,7 +233,10 @@ _last_index: dict[int, tuple[list[tuple[Any, ...]], InstallationIndex]] = {}
 async def installation_index(conn: AsyncConnection[Any], property_id: int) -> InstallationIndex:
     """The property's installations as they are now in the database."""
     cur = await conn.execute(INSTALLATIONS, [property_id])
-    rows = await cur.fetchall()
+    return _index(property_id, await cur.fetchall())
+
+
+def _index(property_id: int, rows: list[tuple[Any, ...]]) -> InstallationIndex:
     last = _last_index.get(property_id)
     if last is not None and last[0] == rows:
         return last[1]

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Generator, Iterable, Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import cached_property
@@ -47,7 +48,7 @@ from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
-from psycopg import AsyncConnection, AsyncCursor, Connection, Cursor, sql
+from psycopg import AsyncConnection, AsyncCursor, Connection, Cursor, pq, sql
 from psycopg import errors as pg_errors
 
 from readings import copy_binary, pg_arrays, went_down
@@ -775,18 +776,28 @@ def _flow(batch: _Batch, property_id: int) -> _Flow:
 
 
 async def ingest(
-    conn: AsyncConnection[Any], *, property_id: int, rows: Iterable[ReadingRow] | ReadingColumns
+    conn: AsyncConnection[Any],
+    *,
+    property_id: int,
+    rows: Iterable[ReadingRow] | ReadingColumns,
+    savepoint: bool = True,
 ) -> IngestResult:
     """Store readings of one property's installations; returns what happened to them.
 
     Raises ValueError, writing nothing, for an installation of another
     property or a value numeric(18, 6) cannot hold.
+
+    Inside the caller's transaction, in a savepoint of its own, so that a failure takes back
+    only what this wrote; `savepoint=False` spares its two round trips to a caller whose
+    transaction rolls back whole when this raises (gateways.delivery). With no transaction
+    open, in one of its own either way.
     """
     batch = _Batch(rows)
     if not len(batch):
         return IngestResult(0, 0, 0, 0)
+    in_callers = not savepoint and conn.info.transaction_status == pq.TransactionStatus.INTRANS
     # A cursor that binds on the server, whatever the connection's factory: the binary arrays need it.
-    async with conn.transaction(), AsyncCursor(conn) as cur:
+    async with nullcontext() if in_callers else conn.transaction(), AsyncCursor(conn) as cur:
         pg_arrays.register(cur)
         flow, answer = _flow(batch, property_id), None
         while True:
