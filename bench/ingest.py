@@ -28,6 +28,15 @@ fresh of its shape, fresh >= 0.6 x COPY. Only those, on both sizes and orders:
     .venv/bin/python bench/ingest.py --skip-baselines --sizes 1000000,10000000 --orders hour,meter
 
 and a quick run while developing: --skip-baselines --rounds 1 --posts 1 --sizes 100000 --shapes daily
+
+Small payloads (issue 28: a gateway's hourly payload of 50 readings costs
+about as much as one of 10,000), only these: POSTs of N readings (N meters x
+1 hour, each gateway its own meters) through one daphne, --gateways at once,
+requests/s and rows/s against server-side COPY of the same rows in the same
+round; with --against, a daphne of another checkout (the same database) too,
+rounds taking turns, and the ratio of the two:
+
+    .venv/bin/python bench/ingest.py --payload-size 50 [--requests 200] [--against ../wt-base]
 """
 
 from __future__ import annotations
@@ -290,7 +299,8 @@ def start_daphnes(count: int) -> tuple[list[subprocess.Popen[bytes]], list[str]]
     return [process for process, _ in started], [host for _, host in started]
 
 
-def start_daphne(port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
+def start_daphne(port: int | None = None, project: Path = PROJECT) -> tuple[subprocess.Popen[bytes], str]:
+    """A daphne serving the checkout `project` on the benchmark's database; returns it and its host:port."""
     port = port or 18000 + os.getpid() % 900
     env = {
         **os.environ,
@@ -302,7 +312,7 @@ def start_daphne(port: int | None = None) -> tuple[subprocess.Popen[bytes], str]
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "daphne", "-v", "0", "-b", "127.0.0.1", "-p", str(port), "mbusportal.asgi:application"],
-        cwd=PROJECT,
+        cwd=project,
         env=env,
     )
     host = f"127.0.0.1:{port}"
@@ -318,7 +328,7 @@ def start_daphne(port: int | None = None) -> tuple[subprocess.Popen[bytes], str]
     raise RuntimeError("daphne did not start")
 
 
-def post_all(hosts: list[str], bodies_by_gateway: list[tuple[str, list[bytes]]]) -> float:
+def post_all(hosts: list[str], bodies_by_gateway: list[tuple[str, list[bytes]]], gateways: int = GATEWAYS) -> float:
     """Each gateway posts its payloads one after another to its daphne (round robin over `hosts`);
     the gateways run concurrently."""
 
@@ -337,7 +347,7 @@ def post_all(hosts: list[str], bodies_by_gateway: list[tuple[str, list[bytes]]])
                 raise RuntimeError(f"{response.status}: {answer[:300]!r}")
         connection.close()
 
-    with ThreadPoolExecutor(GATEWAYS) as pool:
+    with ThreadPoolExecutor(gateways) as pool:
         started = time.perf_counter()
         runs = [(hosts[number % len(hosts)], *item) for number, item in enumerate(bodies_by_gateway)]
         list(pool.map(lambda run: gateway_run(*run), runs))
@@ -359,7 +369,18 @@ def main() -> None:
     parser.add_argument("--shapes", default=",".join(SHAPES), help=f"comma-separated, of {', '.join(SHAPES)}")
     parser.add_argument("--orders", default="hour", help="row order in a payload: hour, meter or hour,meter")
     parser.add_argument("--posts", type=int, default=4, help="sequential payloads per pattern and round")
+    parser.add_argument(
+        "--payload-size", type=int, help="only small payloads: POSTs of this many readings (N meters x 1 hour)"
+    )
+    parser.add_argument("--requests", type=int, default=200, help="--payload-size: POSTs per gateway and round")
+    parser.add_argument("--gateways", type=int, default=GATEWAYS, help="--payload-size: gateways posting at once")
+    parser.add_argument(
+        "--against", type=Path, help="--payload-size: a daphne of this checkout too, rounds taking turns (a baseline)"
+    )
     options = parser.parse_args()
+    if options.payload_size:
+        run_small_payloads(options)
+        return
 
     print(f"preparing {BENCH_DB}: migrate, {METERS} meters ...", flush=True)
     prepare_database()
@@ -408,6 +429,62 @@ def run_baselines(
             daphne.terminate()
             daphne.wait(10)
     report(results, options)
+
+
+def run_small_payloads(options: argparse.Namespace) -> None:
+    """POSTs of --payload-size readings through one daphne of this checkout (and of --against), rounds
+    taking turns; prints the medians of requests/s, rows/s and their ratios to server-side COPY."""
+    size, gateways = options.payload_size, options.gateways
+    if size * gateways > METERS:
+        raise SystemExit(f"--payload-size x --gateways must be at most {METERS} (each gateway its own meters)")
+    print(f"preparing {BENCH_DB}: migrate, {METERS} meters ...", flush=True)
+    prepare_database()
+    django_setup()
+    (building,) = create_buildings(1, gateways, METERS)
+    serial_of = dict(zip(building.installation_ids, building.serials, strict=True))
+    meters_of = [building.installation_ids[g * size : (g + 1) * size] for g in range(gateways)]
+    windows = Windows(preload(building.installation_ids))
+    base = 18000 + os.getpid() % 900
+    variants = {"this": PROJECT, **({"against": options.against.resolve()} if options.against else {})}
+    daphnes = {name: start_daphne(base + number, project) for number, (name, project) in enumerate(variants.items())}
+    requests = options.requests * gateways
+    results: dict[str, list[float]] = {"copy": [], **{name: [] for name in variants}}
+    try:
+        for round_number in range(1, options.rounds + 1):
+            order = list(variants) if round_number % 2 else list(variants)[::-1]
+            for name in ["copy", *order]:
+                hours = [windows.next + timedelta(hours=hour) for hour in range(options.requests)]
+                windows.next = hours[-1] + timedelta(hours=1)
+                ensure_partitions(hours)
+                if name == "copy":  # as bench/scale.py: a file (and transaction) per hour of all the meters
+                    batches = [rows_for([i for ids in meters_of for i in ids], hour, 1) for hour in hours]
+                    results[name].append(requests * size / server_copy_from_file(batches))
+                    continue
+                by_gateway = [
+                    (building.tokens[g], [payload_body(rows_for(meters_of[g], hour, 1), serial_of) for hour in hours])
+                    for g in range(gateways)
+                ]
+                results[name].append(requests * size / post_all([daphnes[name][1]], by_gateway, gateways))
+            print(
+                f"round {round_number}: " + "  ".join(f"{k} {v[-1] / size:,.0f} req/s" for k, v in results.items()),
+                flush=True,
+            )
+    finally:
+        for process, _ in daphnes.values():
+            process.terminate()
+            process.wait(10)
+    median = {key: statistics.median(values) for key, values in results.items()}
+    print(
+        f"\nmedian over {options.rounds} rounds: {options.requests} POSTs of {size} readings per gateway,"
+        f" {gateways} gateways at once, one daphne each; COPY: the same rows, a file per hour"
+    )
+    for name, project in variants.items():
+        print(
+            f"  {name:<8} {project}: {median[name] / size:8,.1f} requests/s  {median[name]:10,.0f} rows/s"
+            f"  {median[name] / median['copy']:.3f} x server-side COPY"
+        )
+    if options.against:
+        print(f"  this / against = {median['this'] / median['against']:.3f}")
 
 
 LABELS = {
