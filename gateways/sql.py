@@ -50,19 +50,27 @@ TABLES = {
 # The statements every gateway request runs are rendered once, here, as bytes: a psycopg.sql
 # composition is rendered again on each execution (about a tenth of a millisecond of CPU per request).
 #
-# Find the gateway and count the request in one round trip. The fixed window
-# lives in the gateway row so that every process (and transport) sees the same
-# count. The property's time zone comes along for meters' clocks (frames).
+# Find the gateway, count the request and read its property's installations in
+# one statement: a row per installation, the gateway's columns first (one row of
+# NULL installation columns for a property without any; none for no gateway). The
+# fixed window lives in the gateway row so that every process (and transport) sees
+# the same count. The property's time zone comes along for meters' clocks (frames).
 _COUNT_REQUEST = """
-UPDATE {gateway} g SET
-    rate_window_count = CASE WHEN g.rate_window_start = date_trunc('minute', now())
-                             THEN g.rate_window_count + 1 ELSE 1 END,
-    rate_window_start = date_trunc('minute', now())
-FROM {property} p
-WHERE p.id = g.property_id AND g.{key} = %s {and_condition}
-RETURNING g.id, g.property_id, g.serial, g.active, g.rate_window_count,
-          ceil(extract(epoch FROM date_trunc('minute', now()) + interval '1 minute' - now()))::int,
-          p.time_zone
+WITH counted AS (
+    UPDATE {gateway} g SET
+        rate_window_count = CASE WHEN g.rate_window_start = date_trunc('minute', now())
+                                 THEN g.rate_window_count + 1 ELSE 1 END,
+        rate_window_start = date_trunc('minute', now())
+    FROM {property} p
+    WHERE p.id = g.property_id AND g.{key} = %s {and_condition}
+    RETURNING g.id, g.property_id, g.serial, g.active, g.rate_window_count,
+              ceil(extract(epoch FROM date_trunc('minute', now()) + interval '1 minute' - now()))::int,
+              p.time_zone
+)
+SELECT c.*, i.id, i.meter_serial, i.manufacturer, i.meter_type, i.register_unit, i.installed_at, i.removed_at
+FROM counted c
+LEFT JOIN ({installation} i JOIN {unit} u ON u.id = i.unit_id) ON u.property_id = c.property_id
+ORDER BY i.id
 """
 # HTTP: the bearer token names the gateway.
 AUTHENTICATE = (
@@ -76,25 +84,18 @@ BY_SERIAL_WITH_TOKEN = (
     .format(key=sql.Identifier("serial"), and_condition=sql.SQL("AND g.token_hash IS NOT NULL"), **TABLES)
     .as_bytes()
 )
+# The columns of AuthenticatedGateway in the rows of AUTHENTICATE and BY_SERIAL_WITH_TOKEN.
+_GATEWAY_COLUMNS = 7
 
-_INSTALLATIONS = """
+INSTALLATIONS = sql.SQL(
+    """
 SELECT i.id, i.meter_serial, i.manufacturer, i.meter_type, i.register_unit, i.installed_at, i.removed_at
 FROM {installation} i
 JOIN {unit} u ON u.id = i.unit_id
-{join_gateway}
-WHERE {where} = %s
+WHERE u.property_id = %s
 ORDER BY i.id
 """
-INSTALLATIONS = sql.SQL(_INSTALLATIONS).format(join_gateway=sql.SQL(""), where=sql.SQL("u.property_id"), **TABLES)
-# The installations of the property of the gateway with this token (serial), sent beside
-# AUTHENTICATE (BY_SERIAL_WITH_TOKEN) so that both take one round trip; unused when that finds none.
-_OF_GATEWAY = sql.SQL("JOIN {gateway} g ON g.property_id = u.property_id").format(**TABLES)
-INSTALLATIONS_BY_TOKEN = (
-    sql.SQL(_INSTALLATIONS).format(join_gateway=_OF_GATEWAY, where=sql.SQL("g.token_hash"), **TABLES).as_bytes()
-)
-INSTALLATIONS_BY_SERIAL = (
-    sql.SQL(_INSTALLATIONS).format(join_gateway=_OF_GATEWAY, where=sql.SQL("g.serial"), **TABLES).as_bytes()
-)
+).format(**TABLES)
 
 COPY_RAW_FRAMES = sql.SQL(
     """
@@ -140,29 +141,40 @@ LIMIT %(limit)s
 """
 ).format(**TABLES)
 
-SEEN = sql.SQL("UPDATE {gateway} SET last_seen_at = now() WHERE id = %s").format(**TABLES).as_bytes()
 # Readings accepted and refused per gateway and five minutes (gateways/health.py reads them).
-TALLY = (
-    sql.SQL(
-        """
+_TALLY = """
 INSERT INTO {delivery_tally} AS t (gateway_id, bucket, accepted, refused)
-VALUES (%s, to_timestamp(floor(extract(epoch FROM now()) / 300) * 300), %s, %s)
+VALUES ({gateway_id}, to_timestamp(floor(extract(epoch FROM now()) / 300) * 300), {accepted}, {refused})
 ON CONFLICT (gateway_id, bucket)
 DO UPDATE SET accepted = t.accepted + excluded.accepted, refused = t.refused + excluded.refused
 """
-    )
-    .format(**TABLES)
+TALLY = (
+    sql.SQL(_TALLY)
+    .format(gateway_id=sql.Placeholder(), accepted=sql.Placeholder(), refused=sql.Placeholder(), **TABLES)
     .as_bytes()
 )
 
-CLEAR_OFFLINE = (
+# A delivery: the gateway was seen, its readings are tallied and its "gateway offline" alarm is
+# cleared, in one statement (PostgreSQL runs every data-modifying WITH, whether read or not): one
+# round trip, without a pipeline to set up and take down.
+DELIVERED = (
     sql.SQL(
         """
-UPDATE {alarm} SET cleared_at = now()
-WHERE gateway_id = %s AND type = %s AND cleared_at IS NULL
+WITH seen AS (
+    UPDATE {gateway} SET last_seen_at = now() WHERE id = %(gateway)s
+), tallied AS ({tally}), cleared AS (
+    UPDATE {alarm} SET cleared_at = now()
+    WHERE gateway_id = %(gateway)s AND type = %(offline)s AND cleared_at IS NULL
+)
+SELECT
 """
     )
-    .format(**TABLES)
+    .format(
+        tally=sql.SQL(_TALLY).format(
+            gateway_id=sql.Placeholder("gateway"), accepted=sql.Placeholder("accepted"), refused=sql.SQL("0"), **TABLES
+        ),
+        **TABLES,
+    )
     .as_bytes()
 )
 
@@ -200,27 +212,23 @@ Admitted = tuple[AuthenticatedGateway, InstallationIndex]
 async def authenticate(conn: AsyncConnection[Any], token_hash: str) -> Admitted | None:
     """The gateway holding this token, with this request counted (in a transaction the caller
     commits), and its property's installations; None for an unknown token."""
-    return await _counted(conn, AUTHENTICATE, INSTALLATIONS_BY_TOKEN, token_hash)
+    return await _counted(conn, AUTHENTICATE, token_hash)
 
 
 async def gateway_by_serial(conn: AsyncConnection[Any], serial: str) -> Admitted | None:
     """The gateway with this serial and a current token, with this message counted (in a transaction
     the caller commits), and its property's installations; None otherwise."""
-    return await _counted(conn, BY_SERIAL_WITH_TOKEN, INSTALLATIONS_BY_SERIAL, serial)
+    return await _counted(conn, BY_SERIAL_WITH_TOKEN, serial)
 
 
-async def _counted(conn: AsyncConnection[Any], count: bytes, meters: bytes, key: str) -> Admitted | None:
-    # The count and the installations go to the server together, in one round trip after the BEGIN
-    # (which psycopg sends on a round trip of its own); they were two, each waiting for the last.
-    async with conn.pipeline():
-        counted = await conn.execute(count, [key])
-        installations = await conn.execute(meters, [key])
-    row = await counted.fetchone()
-    rows = await installations.fetchall()
-    if row is None:
+async def _counted(conn: AsyncConnection[Any], statement: bytes, key: str) -> Admitted | None:
+    cur = await conn.execute(statement, [key])
+    rows = await cur.fetchall()
+    if not rows:
         return None
-    gateway = AuthenticatedGateway(*row)
-    return gateway, _index(gateway.property_id, rows)
+    gateway = AuthenticatedGateway(*rows[0][:_GATEWAY_COLUMNS])
+    installations = [row[_GATEWAY_COLUMNS:] for row in rows if row[_GATEWAY_COLUMNS] is not None]
+    return gateway, _index(gateway.property_id, installations)
 
 
 # The last index built for each property, with the rows it was built from. A
@@ -305,26 +313,27 @@ async def record_delivery(
 ) -> None:
     """Inside the ingest transaction: the gateway was seen, is not offline, raised these alarms, and
     `accepted` readings were accepted."""
+    delivered = {"gateway": gateway.id, "accepted": accepted, "offline": AlarmType.GATEWAY_OFFLINE}
+    if not alarms:  # as a rule
+        await conn.execute(DELIVERED, delivered)
+        return
     async with conn.pipeline(), conn.cursor() as cur:  # one round trip
-        await cur.execute(SEEN, [gateway.id])
-        await cur.execute(TALLY, [gateway.id, accepted, 0])
-        await cur.execute(CLEAR_OFFLINE, [gateway.id, AlarmType.GATEWAY_OFFLINE])
-        if alarms:
-            await cur.executemany(
-                RAISE_ALARM,
-                [
-                    (
-                        gateway.id,
-                        alarm.installation_id,
-                        gateway.property_id,
-                        alarm.type,
-                        alarm.severity,
-                        Jsonb(alarm.params),
-                        alarm.message,
-                    )
-                    for alarm in alarms
-                ],
-            )
+        await cur.execute(DELIVERED, delivered)
+        await cur.executemany(
+            RAISE_ALARM,
+            [
+                (
+                    gateway.id,
+                    alarm.installation_id,
+                    gateway.property_id,
+                    alarm.type,
+                    alarm.severity,
+                    Jsonb(alarm.params),
+                    alarm.message,
+                )
+                for alarm in alarms
+            ],
+        )
 
 
 async def tally_refused(conn: AsyncConnection[Any], gateway_id: int, refused: int) -> None:
