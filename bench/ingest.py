@@ -466,7 +466,8 @@ def run_small_payloads(options: argparse.Namespace) -> None:
                 ]
                 results[name].append(requests * size / post_all([daphnes[name][1]], by_gateway, gateways))
             print(
-                f"round {round_number}: " + "  ".join(f"{k} {v[-1] / size:,.0f} req/s" for k, v in results.items()),
+                f"round {round_number}: COPY {results['copy'][-1]:,.0f} rows/s  "
+                + "  ".join(f"{name} {results[name][-1] / size:,.1f} requests/s" for name in variants),
                 flush=True,
             )
     finally:
