@@ -449,6 +449,19 @@ def run_small_payloads(options: argparse.Namespace) -> None:
     daphnes = {name: start_daphne(base + number, project) for number, (name, project) in enumerate(variants.items())}
     requests = options.requests * gateways
     results: dict[str, list[float]] = {"copy": [], **{name: [] for name in variants}}
+    # CPU per request: the variant's daphne, and PostgreSQL (the postmaster and its backends).
+    from bench.scale import children_of, clock_ticks, postmaster_pid
+
+    postmaster = postmaster_pid(bench_url())
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def cpu_seconds(daphne: int) -> tuple[float, float]:
+        server = (
+            clock_ticks(postmaster, children=True) + sum(map(clock_ticks, children_of(postmaster))) if postmaster else 0
+        )
+        return clock_ticks(daphne) / tick, server / tick
+
+    cpu_ms: dict[str, dict[str, list[float]]] = {name: {"daphne": [], "PostgreSQL": []} for name in variants}
     try:
         for round_number in range(1, options.rounds + 1):
             order = list(variants) if round_number % 2 else list(variants)[::-1]
@@ -464,10 +477,19 @@ def run_small_payloads(options: argparse.Namespace) -> None:
                     (building.tokens[g], [payload_body(rows_for(meters_of[g], hour, 1), serial_of) for hour in hours])
                     for g in range(gateways)
                 ]
+                before = cpu_seconds(daphnes[name][0].pid)
                 results[name].append(requests * size / post_all([daphnes[name][1]], by_gateway, gateways))
+                after = cpu_seconds(daphnes[name][0].pid)
+                for kind, spent in zip(cpu_ms[name], (a - b for a, b in zip(after, before, strict=True)), strict=True):
+                    cpu_ms[name][kind].append(1000 * spent / requests)
             print(
                 f"round {round_number}: COPY {results['copy'][-1]:,.0f} rows/s  "
-                + "  ".join(f"{name} {results[name][-1] / size:,.1f} requests/s" for name in variants),
+                + "  ".join(
+                    f"{name} {results[name][-1] / size:,.1f} requests/s"
+                    f" (CPU ms/request: daphne {cpu_ms[name]['daphne'][-1]:.2f},"
+                    f" PostgreSQL {cpu_ms[name]['PostgreSQL'][-1]:.2f})"
+                    for name in variants
+                ),
                 flush=True,
             )
     finally:
@@ -482,7 +504,8 @@ def run_small_payloads(options: argparse.Namespace) -> None:
     for name, project in variants.items():
         print(
             f"  {name:<8} {project}: {median[name] / size:8,.1f} requests/s  {median[name]:10,.0f} rows/s"
-            f"  {median[name] / median['copy']:.3f} x server-side COPY"
+            f"  {median[name] / median['copy']:.3f} x server-side COPY;  CPU ms/request:"
+            + ",".join(f" {kind} {statistics.median(values):.2f}" for kind, values in cpu_ms[name].items())
         )
     if options.against:
         print(f"  this / against = {median['this'] / median['against']:.3f}")
