@@ -158,6 +158,15 @@ SELECT
 FROM local
 """
 
+# The async driver's fast path COPYs inside this savepoint, set in PREPARE's round trip, after it
+# (PREPARE's locks on the installations must outlast a failed COPY), and rolls back to it when the
+# COPY fails; it is not released, which would cost a round trip: it ends with the transaction (or
+# with the savepoint that holds it). No other failure is caught here: the transaction, or ingest's
+# own savepoint, rolls back whole. (Two savepoint commands of psycopg's transaction() would each
+# take a round trip.)
+COPY_SAVEPOINT = "SAVEPOINT ingest_copy"
+COPY_ROLLBACK = "ROLLBACK TO SAVEPOINT ingest_copy"
+
 # The general path: the rows go as arrays, one element per key (rows of one
 # key are folded to the last beforehand, see _OneRowPerKey) in key order
 # (numbers and times in binary from NumPy, see readings.pg_arrays, values as
@@ -812,6 +821,8 @@ async def ingest(
                 async with conn.pipeline():
                     for statement, params in step.steps:
                         await cur.execute(statement, params)
+                    if step.steps[-1][0] is PREPARE:
+                        await conn.execute(COPY_SAVEPOINT)  # in the same round trip (see _copied_directly)
             else:
                 await cur.execute(*step.steps[0])
             answer = await cur.fetchone() if step.fetch else None
@@ -868,10 +879,11 @@ async def _copied_directly(
     False, with nothing written, when a key repeats or is stored already.
     """
     try:
-        async with conn.transaction(), cur.copy(statement) as copy:
+        async with cur.copy(statement) as copy:
             for chunk in data.chunks():
                 await copy.write(chunk)
             daily.add_up(data.sent)  # while the server stores the last piece
     except pg_errors.UniqueViolation:
+        await conn.execute(COPY_ROLLBACK)
         return False
     return True
