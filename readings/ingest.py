@@ -109,7 +109,7 @@ ENSURE_PARTITIONS = "SELECT reading_ensure_partitions(%(first)s, %(last)s)"
 #   partitions are named and bounded by UTC month, see reading_ensure_partitions;
 #   a hypertable's chunks are named otherwise, so it gets `reading` itself).
 PREPARE = """
-WITH stored AS MATERIALIZED (
+WITH stored AS (
     SELECT r.installation_id, r."timestamp", r.value, r.unit, r.meter_type, r.battery_level_pct, r.rssi_dbm,
            r.deleted_at
     FROM reading r
@@ -140,13 +140,8 @@ SELECT
     local.first_day,
     ARRAY(SELECT day AT TIME ZONE local.time_zone
           FROM generate_series((local.first_day + 1)::timestamp, local.last_day::timestamp, interval '1 day') AS day),
-    (SELECT coalesce(string_agg(int8send(s.installation_id) || timestamptz_send(s."timestamp")
-                                || int8send((s.value * 1000000)::bigint)
-                                || int4send(coalesce(s.battery_level_pct::int, %(no_number)s))
-                                || int4send(coalesce(s.rssi_dbm::int, %(no_number)s))
-                                || int4send((s.deleted_at IS NOT NULL)::int), ''::bytea), ''::bytea)
-     FROM stored s),
-    (SELECT coalesce(string_agg(s.unit || chr(31) || s.meter_type, chr(31)), '') FROM stored s),
+    coalesce(found.records, ''::bytea),
+    coalesce(found.texts, ''),
     (SELECT ARRAY[n.nspname::text, c.relname::text]
      FROM pg_inherits h
      JOIN pg_class c ON c.oid = h.inhrelid
@@ -155,6 +150,18 @@ SELECT
        AND date_trunc('month', %(first)s::timestamptz, 'UTC') = date_trunc('month', %(last)s::timestamptz, 'UTC')
        AND c.relname = 'reading_' || to_char(%(first)s::timestamptz AT TIME ZONE 'UTC', 'YYYY_MM'))
 FROM local
+-- Both columns in one pass over the stored rows, straight from the scan (the same rows in the same
+-- order: the n-th units and meter type are the n-th record's); a CTE materialized and read twice
+-- cost a re-sent daily payload (9,600 rows) 3 ms more.
+CROSS JOIN (
+    SELECT string_agg(int8send(s.installation_id) || timestamptz_send(s."timestamp")
+                      || int8send((s.value * 1000000)::bigint)
+                      || int4send(coalesce(s.battery_level_pct::int, %(no_number)s))
+                      || int4send(coalesce(s.rssi_dbm::int, %(no_number)s))
+                      || int4send((s.deleted_at IS NOT NULL)::int), ''::bytea) AS records,
+           string_agg(s.unit || chr(31) || s.meter_type, chr(31)) AS texts
+    FROM stored s
+) found
 """
 
 # The general path: the rows go as arrays, one element per key (rows of one
