@@ -370,6 +370,9 @@ def main() -> None:
     parser.add_argument("--orders", default="hour", help="row order in a payload: hour, meter or hour,meter")
     parser.add_argument("--posts", type=int, default=4, help="sequential payloads per pattern and round")
     parser.add_argument(
+        "--trace", type=Path, help="append one JSON line per timed pattern payload to this file (when, what, seconds)"
+    )
+    parser.add_argument(
         "--payload-size", type=int, help="only small payloads: POSTs of this many readings (N meters x 1 hour)"
     )
     parser.add_argument("--requests", type=int, default=200, help="--payload-size: POSTs per gateway and round")
@@ -713,6 +716,33 @@ class InProcess:
         return self.loop.run_until_complete(main())
 
 
+def trace(
+    path: Path,
+    size: int,
+    round_number: int,
+    shape: Shape,
+    order: str,
+    variant: str,
+    payloads: list[list[tuple[Any, ...]]],
+    seconds: float,
+) -> None:
+    """One line per timed payload, to see the spread (and when it ran) behind a round's rows/s."""
+    first = min(row[1] for rows in payloads for row in rows)
+    line = {
+        "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "size": size,
+        "round": round_number,
+        "shape": next(name for name, known in SHAPES.items() if known is shape),
+        "order": order,
+        "variant": variant,
+        "rows": sum(map(len, payloads)),
+        "first": first.isoformat(),
+        "ms": round(seconds * 1000, 2),
+    }
+    with path.open("a") as file:
+        file.write(json.dumps(line) + "\n")
+
+
 def run_patterns(options: argparse.Namespace, property_id: int, installation_ids: list[int], size: int) -> None:
     shapes = [SHAPES[name] for name in options.shapes.split(",")]
     orders = options.orders.split(",")
@@ -743,9 +773,12 @@ def run_patterns(options: argparse.Namespace, property_id: int, installation_ids
                         ensure_partitions([min(times), max(times)])
                         rows[variant] += sum(map(len, payloads))
                         if variant == "copy":
-                            seconds[variant] += server_copy_from_file(payloads)
+                            took = server_copy_from_file(payloads)
                         else:
-                            seconds[variant] += in_process.ingest_timed(property_id, payloads, before)
+                            took = in_process.ingest_timed(property_id, payloads, before)
+                        seconds[variant] += took
+                        if options.trace:
+                            trace(options.trace, size, round_number, shape, order, variant, payloads, took)
                 for variant in variants:
                     results.setdefault((shape.name, order, variant), []).append(rows[variant] / seconds[variant])
         print(f"  round {round_number} done", flush=True)
