@@ -4,7 +4,7 @@
 
 Uses a database `mbusportal_ingest_bench` on the server of DATABASE_URL (default:
 the embedded one, which must be running: `make db`). The `reading` table is
-filled with 1M rows first; each payload holds 10,000 readings (400 meters x
+filled with --preload rows (1M) first; each payload holds 10,000 readings (400 meters x
 25 hours) at new timestamps, so every variant inserts.
 
   (a) server-side COPY ... FROM 'file' of the same rows       (the limit)
@@ -27,6 +27,7 @@ fresh of its shape, fresh >= 0.6 x COPY. Only those, on both sizes and orders:
 
     .venv/bin/python bench/ingest.py --skip-baselines --sizes 1000000,10000000 --orders hour,meter
 
+The deployed shape on a larger table: --skip-patterns --preload 10000000;
 and a quick run while developing: --skip-baselines --rounds 1 --posts 1 --sizes 100000 --shapes daily
 
 Small payloads (issue 28: a gateway's hourly payload of 50 readings costs
@@ -72,7 +73,6 @@ BENCH_DB = "mbusportal_ingest_bench"
 METERS = 400
 HOURS_PER_PAYLOAD = 25
 ROWS_PER_PAYLOAD = METERS * HOURS_PER_PAYLOAD
-PRELOAD_ROWS = 1_000_000
 GATEWAYS = 4
 EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
 COLUMNS = ("installation_id", "timestamp", "value", "unit", "meter_type", "battery_level_pct", "rssi_dbm")
@@ -165,18 +165,6 @@ def rows_for(installation_ids: list[int], start: datetime, hours: int) -> list[t
         for iid in installation_ids
         for h in range(hours)
     ]
-
-
-def preload(installation_ids: list[int]) -> datetime:
-    """1M rows before the window the benchmark writes to; returns where the benchmark may start."""
-    hours = PRELOAD_ROWS // METERS
-    with psycopg.connect(bench_url()) as conn:
-        conn.execute("SELECT reading_ensure_partitions(%s, %s)", [EPOCH, EPOCH + timedelta(hours=hours)])
-        with conn.cursor().copy(f"COPY reading ({', '.join(COLUMNS)}) FROM STDIN") as copy:
-            for row in rows_for(installation_ids, EPOCH, hours):
-                copy.write_row(row)
-        conn.execute("ANALYZE reading")
-    return EPOCH + timedelta(hours=hours + 24)
 
 
 class Windows:
@@ -362,6 +350,7 @@ def main() -> None:
         "--processes", type=int, default=os.cpu_count() or 1, help="daphne processes for (e) and (f); default: cores"
     )
     parser.add_argument("--skip-baselines", action="store_true", help="only the upload patterns")
+    parser.add_argument("--preload", type=int, default=1_000_000, help="rows in the table for the baselines (a) to (f)")
     parser.add_argument("--skip-patterns", action="store_true", help="only the baselines (a) to (f)")
     parser.add_argument(
         "--sizes", default="1000000", help="rows in the table for the patterns, comma-separated (e.g. 1000000,10000000)"
@@ -399,8 +388,8 @@ def main() -> None:
 def run_baselines(
     options: argparse.Namespace, property_id: int, installation_ids: list[int], tokens: list[str]
 ) -> None:
-    print(f"baselines: preloading {PRELOAD_ROWS:,} rows ...", flush=True)
-    windows = Windows(preload(installation_ids))
+    print(f"baselines: preloading {options.preload:,} rows ...", flush=True)
+    windows = Windows(preload_rows(installation_ids, options.preload))
     serial_of = {iid: f"{20_000_000 + n}" for n, iid in enumerate(installation_ids)}
     daphnes, hosts = start_daphnes(options.processes)
     rows_per_round = options.payloads * ROWS_PER_PAYLOAD
@@ -446,7 +435,7 @@ def run_small_payloads(options: argparse.Namespace) -> None:
     (building,) = create_buildings(1, gateways, METERS)
     serial_of = dict(zip(building.installation_ids, building.serials, strict=True))
     meters_of = [building.installation_ids[g * size : (g + 1) * size] for g in range(gateways)]
-    windows = Windows(preload(building.installation_ids))
+    windows = Windows(preload_rows(building.installation_ids, 1_000_000))
     base = 18000 + os.getpid() % 900
     variants = {"this": PROJECT, **({"against": options.against.resolve()} if options.against else {})}
     daphnes = {name: start_daphne(base + number, project) for number, (name, project) in enumerate(variants.items())}
@@ -538,7 +527,7 @@ def report(results: dict[str, list[float]], options: argparse.Namespace) -> None
     median = {key: statistics.median(values) for key, values in results.items()}
     print(
         f"\nmedian rows/s over {options.rounds} rounds of {options.payloads} x {ROWS_PER_PAYLOAD:,} readings,"
-        f" table preloaded with {PRELOAD_ROWS:,} rows; (e) and (f) through {options.processes} daphne process(es)"
+        f" table preloaded with {options.preload:,} rows; (e) and (f) through {options.processes} daphne process(es)"
     )
     for key, label in LABELS.items():
         print(f"  {f'({key})':<5} {label:<45} {median[key]:>10,.0f}   {median[key] / median['a']:.2f} x (a)")
