@@ -73,6 +73,8 @@ BENCH_DB = "mbusportal_ingest_bench"
 METERS = 400
 HOURS_PER_PAYLOAD = 25
 ROWS_PER_PAYLOAD = METERS * HOURS_PER_PAYLOAD
+# Rows in the table before the baselines (--preload) and the small payloads.
+PRELOAD_ROWS = 1_000_000
 GATEWAYS = 4
 EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
 COLUMNS = ("installation_id", "timestamp", "value", "unit", "meter_type", "battery_level_pct", "rssi_dbm")
@@ -350,7 +352,7 @@ def main() -> None:
         "--processes", type=int, default=os.cpu_count() or 1, help="daphne processes for (e) and (f); default: cores"
     )
     parser.add_argument("--skip-baselines", action="store_true", help="only the upload patterns")
-    parser.add_argument("--preload", type=int, default=1_000_000, help="rows in the table for the baselines (a) to (f)")
+    parser.add_argument("--preload", type=int, default=PRELOAD_ROWS, help="rows in the table for (a) to (f)")
     parser.add_argument("--skip-patterns", action="store_true", help="only the baselines (a) to (f)")
     parser.add_argument(
         "--sizes", default="1000000", help="rows in the table for the patterns, comma-separated (e.g. 1000000,10000000)"
@@ -435,7 +437,7 @@ def run_small_payloads(options: argparse.Namespace) -> None:
     (building,) = create_buildings(1, gateways, METERS)
     serial_of = dict(zip(building.installation_ids, building.serials, strict=True))
     meters_of = [building.installation_ids[g * size : (g + 1) * size] for g in range(gateways)]
-    windows = Windows(preload_rows(building.installation_ids, 1_000_000))
+    windows = Windows(preload_rows(building.installation_ids, PRELOAD_ROWS))
     base = 18000 + os.getpid() % 900
     variants = {"this": PROJECT, **({"against": options.against.resolve()} if options.against else {})}
     daphnes = {name: start_daphne(base + number, project) for number, (name, project) in enumerate(variants.items())}

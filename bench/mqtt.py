@@ -182,7 +182,7 @@ def main() -> None:
     http_bench.django_setup()
     _, installation_ids, tokens = http_bench.create_building()
     serials = [f"BENCH-{n}" for n in range(http_bench.GATEWAYS)]
-    windows = http_bench.Windows(http_bench.preload(installation_ids))
+    windows = http_bench.Windows(http_bench.preload_rows(installation_ids, http_bench.PRELOAD_ROWS))
     serial_of = {iid: f"{20_000_000 + n}" for n, iid in enumerate(installation_ids)}
     rows_per_round = options.payloads * http_bench.ROWS_PER_PAYLOAD
     results: dict[str, list[float]] = {key: [] for key in "eml"}
