@@ -16,8 +16,9 @@ async def test_it_never_prepares_the_statements_that_read_a_span_of_readings(pro
     # psycopg prepares a statement from its fifth run on a connection; PostgreSQL may then reuse a
     # generic plan that scans each partition as it was when planned (an empty month: sequentially,
     # however full it has grown since). Eight fresh payloads and eight corrections on one connection:
-    # PREPARE, UPSERT and ROLLUP each ran eight times, and none of them was prepared.
-    async with await psycopg.AsyncConnection.connect(conninfo()) as conn:
+    # PREPARE, UPSERT and ROLLUP each ran eight times, and none of them was prepared. Straight to
+    # PostgreSQL: through PgBouncer (make test-pgbouncer) psycopg's prepared statements do not hold.
+    async with await psycopg.AsyncConnection.connect(conninfo(direct=True)) as conn:
         for day in range(8):
             start = T0 + timedelta(days=day)
             assert (await ingest(conn, property_id=prop.pk, rows=rows(heat_meter, ["1", "2"], start=start))).inserted
