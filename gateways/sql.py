@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -47,6 +47,10 @@ TABLES = {
     "alarm": table(Alarm),
 }
 
+# An installation's columns in the order of gateways.payload.InstalledMeter's fields, which its
+# rows are built from (`InstalledMeter(*row)`): one list for every statement that reads them.
+INSTALLED_METER = sql.SQL(", ").join(sql.Identifier("i", field.name) for field in fields(InstalledMeter))
+
 # The statements every gateway request runs are rendered once, here, as bytes: a psycopg.sql
 # composition is rendered again on each execution (about a tenth of a millisecond of CPU per request).
 #
@@ -67,21 +71,28 @@ WITH counted AS (
               ceil(extract(epoch FROM date_trunc('minute', now()) + interval '1 minute' - now()))::int,
               p.time_zone
 )
-SELECT c.*, i.id, i.meter_serial, i.manufacturer, i.meter_type, i.register_unit, i.installed_at, i.removed_at
+SELECT c.*, {installed_meter}
 FROM counted c
 LEFT JOIN ({installation} i JOIN {unit} u ON u.id = i.unit_id) ON u.property_id = c.property_id
 ORDER BY i.id
 """
 # HTTP: the bearer token names the gateway.
 AUTHENTICATE = (
-    sql.SQL(_COUNT_REQUEST).format(key=sql.Identifier("token_hash"), and_condition=sql.SQL(""), **TABLES).as_bytes()
+    sql.SQL(_COUNT_REQUEST)
+    .format(key=sql.Identifier("token_hash"), and_condition=sql.SQL(""), installed_meter=INSTALLED_METER, **TABLES)
+    .as_bytes()
 )
 # MQTT: the broker authenticated the gateway (its password is derived from the
 # token) and its ACL pins the topic to the serial; a token revoked since the
 # password file was written must not let it in.
 BY_SERIAL_WITH_TOKEN = (
     sql.SQL(_COUNT_REQUEST)
-    .format(key=sql.Identifier("serial"), and_condition=sql.SQL("AND g.token_hash IS NOT NULL"), **TABLES)
+    .format(
+        key=sql.Identifier("serial"),
+        and_condition=sql.SQL("AND g.token_hash IS NOT NULL"),
+        installed_meter=INSTALLED_METER,
+        **TABLES,
+    )
     .as_bytes()
 )
 # The columns of AuthenticatedGateway in the rows of AUTHENTICATE and BY_SERIAL_WITH_TOKEN.
@@ -89,13 +100,13 @@ _GATEWAY_COLUMNS = 7
 
 INSTALLATIONS = sql.SQL(
     """
-SELECT i.id, i.meter_serial, i.manufacturer, i.meter_type, i.register_unit, i.installed_at, i.removed_at
+SELECT {installed_meter}
 FROM {installation} i
 JOIN {unit} u ON u.id = i.unit_id
 WHERE u.property_id = %s
 ORDER BY i.id
 """
-).format(**TABLES)
+).format(installed_meter=INSTALLED_METER, **TABLES)
 
 COPY_RAW_FRAMES = sql.SQL(
     """

@@ -165,12 +165,11 @@ CROSS JOIN (
 ) found
 """
 
-# The async driver's fast path COPYs inside this savepoint, set in PREPARE's round trip, after it
-# (PREPARE's locks on the installations must outlast a failed COPY), and rolls back to it when the
-# COPY fails; it is not released, which would cost a round trip: it ends with the transaction (or
-# with the savepoint that holds it). No other failure is caught here: the transaction, or ingest's
-# own savepoint, rolls back whole. (Two savepoint commands of psycopg's transaction() would each
-# take a round trip.)
+# The fast path COPYs inside this savepoint, set in PREPARE's round trip, after it (PREPARE's locks
+# on the installations must outlast a failed COPY), and rolls back to it when the COPY fails; it is
+# not released, which would cost a round trip: it ends with the transaction (or with the savepoint
+# that holds it). No other failure is caught here: the transaction, or ingest's own savepoint, rolls
+# back whole. (Two savepoint commands of psycopg's transaction() would each take a round trip.)
 COPY_SAVEPOINT = "SAVEPOINT ingest_copy"
 COPY_ROLLBACK = "ROLLBACK TO SAVEPOINT ingest_copy"
 
@@ -777,6 +776,7 @@ class _Statements:
 
     steps: Sequence[tuple[str, dict[str, Any]]]
     fetch: bool = False
+    then: str | None = None  # sent last in the same round trip, its answer not read (COPY_SAVEPOINT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -798,6 +798,7 @@ def _flow(batch: _Batch, property_id: int) -> _Flow:
     found = yield _Statements(
         [(ENSURE_PARTITIONS, {"first": batch.first, "last": batch.last}), (PREPARE, batch.prepare_params(property_id))],
         fetch=True,
+        then=COPY_SAVEPOINT,
     )
     prepared = _Prepared.of(property_id, batch.probe_limit, found)
     stored = _Stored(batch, prepared)
@@ -846,12 +847,12 @@ async def ingest(
             if isinstance(step, _Copy):
                 answer = await _copied_directly(conn, cur, step.statement, step.data, step.daily)
                 continue
-            if len(step.steps) > 1:
+            if len(step.steps) > 1 or step.then:
                 async with conn.pipeline():
                     for statement, params in step.steps:
                         await cur.execute(statement, params, prepare=_prepare(statement), binary=step.fetch)
-                    if step.steps[-1][0] is PREPARE:
-                        await conn.execute(COPY_SAVEPOINT)  # in the same round trip (see _copied_directly)
+                    if step.then:
+                        await conn.execute(step.then)
             else:
                 await cur.execute(*step.steps[0], prepare=_prepare(step.steps[0][0]), binary=step.fetch)
             answer = await cur.fetchone() if step.fetch else None
@@ -881,20 +882,15 @@ def ingest_sync(
                 step = flow.send(answer)
             except StopIteration as done:
                 return cast(IngestResult, done.value)
-            if isinstance(step, _Copy):  # as _copied_directly; the savepoint nests in the caller's transaction
-                try:
-                    with conn.transaction(), cur.copy(step.statement) as copy:
-                        for chunk in step.data.chunks():
-                            copy.write(chunk)
-                        step.daily.add_up(step.data.sent)
-                    answer = True
-                except pg_errors.UniqueViolation:
-                    answer = False
+            if isinstance(step, _Copy):
+                answer = _copied_directly_sync(conn, cur, step.statement, step.data, step.daily)
                 continue
-            if len(step.steps) > 1:
+            if len(step.steps) > 1 or step.then:
                 with conn.pipeline():
                     for statement, params in step.steps:
                         cur.execute(statement, params, prepare=_prepare(statement), binary=step.fetch)
+                    if step.then:
+                        conn.execute(step.then)
             else:
                 cur.execute(*step.steps[0], prepare=_prepare(step.steps[0][0]), binary=step.fetch)
             answer = cur.fetchone() if step.fetch else None
@@ -905,7 +901,8 @@ async def _copied_directly(
 ) -> bool:
     """The fast path: COPY into `reading` (or the batch's partition), adding up `daily` meanwhile.
 
-    False, with nothing written, when a key repeats or is stored already.
+    False, with nothing written, when a key repeats or is stored already; a value refused while
+    encoding (ValueError) is raised with nothing written either, the transaction usable.
     """
     try:
         async with cur.copy(statement) as copy:
@@ -915,4 +912,25 @@ async def _copied_directly(
     except pg_errors.UniqueViolation:
         await conn.execute(COPY_ROLLBACK)
         return False
+    except ValueError:  # a value refused in a later piece: the caller's transaction goes on without it
+        await conn.execute(COPY_ROLLBACK)
+        raise
+    return True
+
+
+def _copied_directly_sync(
+    conn: Connection[Any], cur: Any, statement: str | sql.Composed, data: _CopyData, daily: _DailyAggregates
+) -> bool:
+    """_copied_directly on a synchronous connection."""
+    try:
+        with cur.copy(statement) as copy:
+            for chunk in data.chunks():
+                copy.write(chunk)
+            daily.add_up(data.sent)
+    except pg_errors.UniqueViolation:
+        conn.execute(COPY_ROLLBACK)
+        return False
+    except ValueError:
+        conn.execute(COPY_ROLLBACK)
+        raise
     return True
