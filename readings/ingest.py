@@ -166,10 +166,11 @@ CROSS JOIN (
 """
 
 # The fast path COPYs inside this savepoint, set in PREPARE's round trip, after it (PREPARE's locks
-# on the installations must outlast a failed COPY), and rolls back to it when the COPY fails; it is
-# not released, which would cost a round trip: it ends with the transaction (or with the savepoint
-# that holds it). No other failure is caught here: the transaction, or ingest's own savepoint, rolls
-# back whole. (Two savepoint commands of psycopg's transaction() would each take a round trip.)
+# on the installations must outlast a failed COPY), and rolls back to it when the COPY meets a
+# stored key or a value it cannot hold; it is not released, which would cost a round trip: it ends
+# with the transaction (or with the savepoint that holds it). No other failure is caught here: the
+# transaction, or ingest's own savepoint, rolls back whole. (Two savepoint commands of psycopg's
+# transaction() would each take a round trip.)
 COPY_SAVEPOINT = "SAVEPOINT ingest_copy"
 COPY_ROLLBACK = "ROLLBACK TO SAVEPOINT ingest_copy"
 
