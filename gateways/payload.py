@@ -560,6 +560,10 @@ def _resolve_one(
     except UnitError as error:
         errors.add(index, "unit", str(error))
         return None
+    if not REGISTER_VALUE.admit(converted):  # in range as sent, but not once converted (MWh to kWh, say)
+        register = installation.register_unit
+        errors.add(index, "value", f"is {converted} {register}; the register takes 0 to {MAX_REGISTER} {register}")
+        return None
     return ReadingRow(
         installation.id,
         moment,

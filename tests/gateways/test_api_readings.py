@@ -94,6 +94,18 @@ async def test_it_converts_energy_units_to_the_register_unit(
     assert await stored() == [(heat_meter.pk, T0, Decimal(expected))]
 
 
+@pytest.mark.parametrize(("value", "unit_name"), [("999999999999", "MWh"), ("4000000000", "GJ")])
+async def test_it_refuses_a_value_too_large_for_the_register_once_converted(
+    async_client, gateway_token, heat_meter, value, unit_name
+):
+    # Within the bounds as sent, beyond numeric(18, 6) in kWh: a 422 naming the value, not a 500.
+    response = await post(async_client, gateway_token, {"readings": [reading(0), reading(1, value, unit=unit_name)]})
+    assert response.status_code == 422, response.content
+    assert [(error["index"], error["field"]) for error in response.json()["errors"]] == [(1, "value")]
+    assert "kWh; the register takes" in response.json()["errors"][0]["message"]
+    assert await Reading.objects.acount() == 0
+
+
 async def test_it_converts_litres_to_cubic_metres(async_client, gateway_token, water_meter):
     body = {"readings": [reading(0, "1234.5", meter="55550001", manufacturer="AXI", unit="L")]}
     assert (await post(async_client, gateway_token, body)).status_code == 200
