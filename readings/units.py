@@ -7,7 +7,7 @@ scale of the `reading.value` column.
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import MAX_EMAX, MIN_EMIN, ROUND_FLOOR, ROUND_HALF_EVEN, Context, Decimal
 from fractions import Fraction
 
 from readings.columns import RESOLUTION
@@ -59,6 +59,21 @@ def convert(value: Decimal, from_unit: str, to_unit: str) -> Decimal:
     to_dimension, to_size = _UNITS[to_unit]
     if from_dimension != to_dimension:
         raise UnitError(f"{source} ({from_dimension}) cannot be converted to the register's {to_unit} ({to_dimension})")
-    exact = Fraction(value) * from_size / to_size
-    # round() of a Fraction rounds half to even, exactly: no double rounding.
-    return Decimal(round(exact * 1_000_000)).scaleb(-6)
+    return _rounded(value, from_size / to_size)
+
+
+def _rounded(value: Decimal, factor: Fraction) -> Decimal:
+    """`value` × `factor` rounded once, half to even, to 10⁻⁶, in time linear in `value`'s digits.
+
+    Not Fraction(value): a gateway's 1E-999999999 or a million digits would take it minutes. The
+    product × 10⁷ is floored with Decimal arithmetic exact at `value`'s length; what lies below the
+    floor only decides which side of a tie the result is on, and ties at 10⁻⁶ are whole numbers at
+    10⁻⁷, so a floor f that cut something off rounds as f + ½ does.
+    """
+    exact = Context(prec=len(value.as_tuple().digits) + 30, Emin=MIN_EMIN, Emax=MAX_EMAX)
+    scaled = exact.multiply(value, Decimal(factor.numerator)).scaleb(7, exact)
+    floor = scaled.to_integral_value(rounding=ROUND_FLOOR, context=exact)
+    tenths, remainder = divmod(int(floor), factor.denominator)  # of a millionth
+    cut = remainder != 0 or floor != scaled
+    # round() of a Fraction rounds half to even, exactly.
+    return Decimal(round(Fraction(2 * tenths + cut, 20))).scaleb(-6)
