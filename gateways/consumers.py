@@ -129,7 +129,7 @@ class AlarmConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channe
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
         try:
             content = await self.decode_json(text_data) if text_data else None
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past the interpreter's recursion limit
             content = None
         if isinstance(content, dict) and content.get("type") == "ack" and isinstance(content.get("frames"), int):
             # A client cannot acknowledge frames it was never sent.

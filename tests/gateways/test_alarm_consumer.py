@@ -246,3 +246,13 @@ async def test_it_waits_for_its_processs_relay_before_the_snapshot(channel_layer
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000, '{"type": "ack", "frames": 1' + "0" * 5000 + "}"])
+async def test_it_ignores_a_frame_json_cannot_read(channel_layer, alice, gateway, text):
+    # Nested past the recursion limit, or an integer json will not read: ignored as "not json" is.
+    async with connected_as(alice) as ws:
+        await ws.receive_json_from(timeout=5)
+        await ws.send_to(text_data=text)
+        await ws.send_json_to({"type": "ack", "frames": 1})
+        assert await ws.receive_nothing(timeout=0.5)
