@@ -466,7 +466,7 @@ def _typed_item(index: int, item: Any, errors: Errors) -> CheckedReading | None:
     before = errors.total
     for unknown in sorted(str(name) for name in item.keys() - KNOWN_FIELDS):
         errors.add(index, unknown, "unknown field")
-    timestamp = aware_datetime(item.get("timestamp"))
+    timestamp = _reading_time(item.get("timestamp"))
     if isinstance(timestamp, str):
         errors.add(index, "timestamp", timestamp)
     value = _number(index, item.get("value"), errors)
@@ -485,6 +485,18 @@ def _typed_item(index: int, item: Any, errors: Errors) -> CheckedReading | None:
     if errors.total > before or value is None:
         return None
     return ReadingIn(**{**item, "timestamp": timestamp, "value": value})
+
+
+def _reading_time(raw: Any) -> datetime | str:
+    """A reading's time as _DECODER reads it, or what is wrong with it: Python reads more of ISO 8601
+    (week dates, offsets with seconds) than msgspec's RFC 3339, and the answer must name the reading."""
+    moment = aware_datetime(raw)
+    if isinstance(moment, str):
+        return moment
+    try:
+        return msgspec.convert(raw, AwareDatetime)
+    except msgspec.ValidationError:
+        return f"{str(raw)[:40]!r} is not an RFC 3339 date and time (such as 2026-03-01T06:00:00+01:00)"
 
 
 def aware_datetime(raw: Any) -> datetime | str:
