@@ -9,7 +9,8 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.constraints import ExclusionConstraint
+from django.contrib.postgres.fields import ArrayField, RangeOperators
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -18,7 +19,7 @@ from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from readings.constraints import FieldConstraintsModel
-from readings.models import MeterType
+from readings.models import DateRange, MeterType
 from readings.scoping import AnyUser, managed_by
 from readings.validators import validate_no_control_characters, validate_plausible_date
 from settlements import deadlines
@@ -127,6 +128,7 @@ class Settlement(FieldConstraintsModel):
         "settlement_total_cost_positive": "total_cost_dkk",
         "settlement_fixed_share_pct": "fixed_share_pct",
         "settlement_one_per_property_utility_period_version": "period_start",
+        "settlement_no_overlapping_periods": "period_start",
     }
 
     class Meta:
@@ -157,6 +159,21 @@ class Settlement(FieldConstraintsModel):
                 violation_error_message=_("The property already has a settlement of this utility from this day."),
                 violation_error_code="settlement_exists",
             ),
+            # Two settlements of one utility over the same days would bill the tenants those days twice; a
+            # corrected version (supersedes another) repeats its period by design.
+            ExclusionConstraint(
+                name="settlement_no_overlapping_periods",
+                expressions=[
+                    ("property", RangeOperators.EQUAL),
+                    ("utility", RangeOperators.EQUAL),
+                    (DateRange("period_start", "period_end", models.Value("[)")), RangeOperators.OVERLAPS),
+                ],
+                condition=Q(supersedes__isnull=True),
+                violation_error_message=_(
+                    "The property already has a settlement of this utility over some of these days."
+                ),
+                violation_error_code="settlement_overlaps",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -177,7 +194,8 @@ class Settlement(FieldConstraintsModel):
     def validate_constraints(self, exclude: Collection[str] | None = None) -> None:
         # No form shows the version (the code sets it), yet a second settlement of the same year is a duplicate
         # whichever form asks: validate it as the instance's own.
-        super().validate_constraints(exclude=set(exclude or ()) - {"version"})
+        # Likewise whether it supersedes another, which decides whether its period may repeat one.
+        super().validate_constraints(exclude=set(exclude or ()) - {"version", "supersedes"})
 
     def issue_date(self) -> date | None:
         """The day the statements were issued: when the settlement was finalised (in the property's time)."""

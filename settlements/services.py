@@ -25,9 +25,9 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from readings.consumption import QUANTUM, Balance, MeterUse, add_amounts, unit_consumption
+from readings.consumption import QUANTUM, Balance, MeterUse, add_amounts, tenancy_splits, unit_consumption
 from readings.models import MeterType, Tenancy, Unit
-from settlements.allocation import Amounts, Share, allocate
+from settlements.allocation import Amounts, Share, allocate, fixed_pool
 from settlements.announcements import announce_generated
 from settlements.delivery import queue_statement_emails
 from settlements.models import (
@@ -195,6 +195,11 @@ def settlement_finalise(*, settlement: Settlement, user: AbstractBaseUser, deliv
         raise SettlementError(f"settlement {locked.pk} is already finalised")
     if locked.generated_at is None or not locked.lines.exists():
         raise SettlementError(f"settlement {locked.pk} has no lines yet; generate it first")
+    changed = _changed_since_generated(locked)
+    if changed is not None:
+        raise SettlementError(
+            f"{changed} since the lines of settlement {locked.pk} were generated; generate them again"
+        )
     locked.status = SettlementStatus.FINAL
     locked.finalised_at = datetime.now(UTC)
     locked.finalised_by_id = user.pk
@@ -208,6 +213,38 @@ def settlement_finalise(*, settlement: Settlement, user: AbstractBaseUser, deliv
     elif events:
         transaction.on_commit(lambda: deliver_corrected_version(events=events))
     return locked
+
+
+def _changed_since_generated(settlement: Settlement) -> str | None:
+    """What in the settlement's terms, aconto payments, units or tenancies no longer matches its lines; None
+    when they are what generation would split the same way (readings are not compared: regenerate after
+    correcting them)."""
+    lines = list(settlement.lines.select_related("unit"))
+    if sum((line.total_amount_dkk for line in lines), Decimal(0)) != settlement.total_cost_dkk:
+        return "the total cost changed"
+    if sum((line.fixed_amount_dkk for line in lines), Decimal(0)) != fixed_pool(
+        settlement.total_cost_dkk, settlement.fixed_share_pct
+    ):
+        return "the fixed share changed"
+    aconto = {payment.tenancy_id: payment.amount_dkk for payment in settlement.aconto_payments.all()}
+    if any(line.tenancy_id is not None and line.aconto_dkk != aconto.get(line.tenancy_id) for line in lines):
+        return "the payments on account changed"
+    stretches = {(line.unit_id, line.tenancy_id, line.start_date, line.end_date) for line in lines}
+    units = settlement.property.units.dwellings().prefetch_related("tenancies")
+    expected = {
+        (unit.pk, tenancy.pk if tenancy is not None else None, start, end)
+        for unit in units
+        for tenancy, start, end in tenancy_splits(unit.tenancies.all(), settlement.period_start, settlement.period_end)
+    }
+    if stretches != expected:
+        return "the period, the units or the tenancies changed"
+    if any(
+        line.floor_area_m2 != line.unit.floor_area_m2
+        or (line.correction_factor is not None and line.correction_factor != line.unit.heat_correction_factor)
+        for line in lines
+    ):
+        return "a unit's floor area or correction factor changed"
+    return None
 
 
 def _supersede(version: Settlement, *, user: AbstractBaseUser) -> list[ObjectionEvent]:

@@ -112,6 +112,17 @@ def test_it_refuses_a_second_settlement_of_the_same_year(alice_client, prop):
     assert Settlement.objects.count() == 1
 
 
+def test_it_refuses_a_second_settlement_over_some_of_the_same_days(alice_client, prop):
+    Settlement.objects.create(
+        property=prop, utility="heat", period_start=date(2024, 6, 1), period_end=date(2025, 6, 1), total_cost_dkk=1
+    )
+    response = alice_client.post(reverse(ADD), settlement_form(prop, period_start="2025-01-01"))
+    assert field_errors(response, "period_start") == [
+        "The property already has a settlement of this utility over some of these days."
+    ]
+    assert Settlement.objects.count() == 1
+
+
 def test_it_refuses_a_reversed_period_when_a_settlement_is_changed(alice_client, prop):
     settlement = Settlement.objects.create(
         property=prop, utility="heat", period_start=date(2024, 6, 1), period_end=date(2025, 6, 1), total_cost_dkk=1
