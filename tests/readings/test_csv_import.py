@@ -85,6 +85,15 @@ def test_it_refuses_a_file_with_unknown_or_missing_columns(alice_client, prop):
     assert not Unit.objects.exists()
 
 
+def test_it_refuses_a_file_the_csv_reader_cannot_read_and_names_the_line(alice_client, prop):
+    # Line breaks that are a lone CR (old Mac spreadsheets), and a value larger than the csv module takes.
+    for text, line in [("label;area\r1 th;72\r", 1), ('label;area\n1 th;72\n"' + "x" * 200_000 + '";1\n', 3)]:
+        response = upload(alice_client, UNITS, prop, text, dry_run=False)
+        assert response.status_code == 200
+        assert f"The file cannot be read as CSV at line {line}" in response.content.decode()
+    assert not Unit.objects.exists()
+
+
 def test_it_reads_a_windows_1252_file(alice_client, prop):
     response = upload(alice_client, UNITS, prop, "label;area\nKælder;12,5\n", dry_run=False, encoding="cp1252")
     assert response.status_code == 302
