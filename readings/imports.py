@@ -13,7 +13,7 @@ import csv
 import io
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import UTC, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
@@ -346,11 +346,14 @@ def _moment(value: str, default: datetime, prop: Property) -> datetime:
             if day is None:
                 raise ValueError(value)
             moment = datetime.combine(day, time())
-    except ValueError:
+        if timezone.is_naive(moment):
+            return timezone.make_aware(moment, prop.zone)
+        # In UTC: PostgreSQL refuses offsets beyond 15:59 that Python parses (up to 23:59).
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: past the calendar in UTC
         raise RowError(
             "installed_at", _("%(value)r is not a date (YYYY-MM-DD) or date and time") % {"value": value}
         ) from None
-    return moment if timezone.is_aware(moment) else timezone.make_aware(moment, prop.zone)
 
 
 def _import(

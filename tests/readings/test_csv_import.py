@@ -123,6 +123,14 @@ def test_it_imports_meter_installations(alice_client, prop, unit, gateway):
     assert water.installed_at == datetime(2024, 6, 1, 6, 0, tzinfo=UTC)  # the form's default
 
 
+def test_it_imports_an_installation_time_whatever_its_utc_offset(alice_client, prop, unit, gateway):
+    # PostgreSQL takes offsets up to 15:59 only; Python's ISO parser up to 23:59.
+    text = "serial,manufacturer,type,unit,installed_at\n12345678,KAM,heat,1 tv,2024-05-02T06:00:00+16:00\n"
+    response = upload(alice_client, METERS, prop, text, dry_run=False)
+    assert response.status_code == 302
+    assert MeterInstallation.objects.get().installed_at == datetime(2024, 5, 1, 14, 0, tzinfo=UTC)
+
+
 def test_it_imports_no_meter_when_one_row_is_bad(alice_client, prop, unit, gateway, heat_meter):
     text = (
         "serial,manufacturer,type,unit\n"
