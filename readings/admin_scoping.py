@@ -21,7 +21,9 @@ from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
 from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import get_fields_from_path, label_for_field
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Count, OuterRef, QuerySet, Subquery
@@ -148,6 +150,13 @@ class ScopedModelAdmin(ManagerScopedMixin[_M], CsvExportMixin[_M]):
         if obj is None:
             raise Http404(_("No %(name)s with this id.") % {"name": self.opts.verbose_name})
         return obj
+
+    def get_changelist_instance(self, request: HttpRequest) -> ChangeList:
+        """The list, unless a query value holds a NUL, which PostgreSQL text cannot: the query would fail
+        (500), so it is refused as any other unusable lookup (the admin redirects to ?e=1)."""
+        if any("\x00" in value for _name, values in request.GET.lists() for value in values):
+            raise IncorrectLookupParameters
+        return super().get_changelist_instance(request)
 
     def get_list_filter(self, request: HttpRequest) -> Any:
         """Relation filters list only the values present in the user's rows (never all properties)."""

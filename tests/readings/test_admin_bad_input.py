@@ -310,3 +310,22 @@ def test_it_refuses_an_inline_unit_whose_label_was_taken_meanwhile(alice_client,
     (units,) = response.context["inline_admin_formsets"]
     assert units.formset.forms[0].errors["label"] == ["The property already has a unit with this label."]
     assert list(Unit.objects.all()) == [bobs]
+
+
+# --- List filters ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("changelist", "lookup"),
+    [
+        ("admin:readings_unit_changelist", "kind__exact"),
+        ("admin:readings_meterinstallation_changelist", "meter_type__exact"),
+        ("admin:gateways_alarm_changelist", "severity__exact"),
+    ],
+)
+def test_it_refuses_a_list_filter_value_with_a_nul_as_any_bad_lookup(alice_client, unit, changelist, lookup):
+    # PostgreSQL text cannot hold NUL; the admin's answer to a lookup it cannot use is "?e=1".
+    url = reverse(changelist)
+    response = alice_client.get(url, {lookup: "a\x00b"})
+    assert response.status_code == 302
+    assert response["Location"] == url + "?e=1"
