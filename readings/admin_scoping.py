@@ -24,7 +24,7 @@ from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import get_fields_from_path, label_for_field
 from django.contrib.admin.views.main import ChangeList
-from django.core.exceptions import ValidationError
+from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import models
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
@@ -157,6 +157,22 @@ class ScopedModelAdmin(ManagerScopedMixin[_M], CsvExportMixin[_M]):
         if any("\x00" in value for _name, values in request.GET.lists() for value in values):
             raise IncorrectLookupParameters
         return super().get_changelist_instance(request)
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        """The add form's values from the query (?property=<id>), without a related id that is no id: the
+        autocomplete widget would look it up as it is and fail (500)."""
+        initial = super().get_changeform_initial_data(request)
+        for name, value in list(initial.items()):
+            try:
+                field = self.opts.get_field(name)
+            except FieldDoesNotExist:
+                continue
+            if isinstance(field, models.ForeignKey):
+                try:
+                    field.target_field.to_python(value)
+                except ValidationError:
+                    del initial[name]
+        return initial
 
     def get_list_filter(self, request: HttpRequest) -> Any:
         """Relation filters list only the values present in the user's rows (never all properties)."""

@@ -329,3 +329,11 @@ def test_it_refuses_a_list_filter_value_with_a_nul_as_any_bad_lookup(alice_clien
     response = alice_client.get(url, {lookup: "a\x00b"})
     assert response.status_code == 302
     assert response["Location"] == url + "?e=1"
+
+
+@pytest.mark.parametrize("value", ["abc", "a\x00b"])
+def test_it_opens_an_add_form_prefilled_with_a_related_id_that_is_none(alice_client, prop, value):
+    # The "Add unit" link prefills ?property=<id>; a hand-edited one must not break the autocomplete widget.
+    response = alice_client.get(reverse("admin:readings_unit_add"), {"property": value})
+    assert response.status_code == 200
+    assert response.context["adminform"].form["property"].value() is None
