@@ -337,3 +337,12 @@ def test_it_opens_an_add_form_prefilled_with_a_related_id_that_is_none(alice_cli
     response = alice_client.get(reverse("admin:readings_unit_add"), {"property": value})
     assert response.status_code == 200
     assert response.context["adminform"].form["property"].value() is None
+
+
+def test_it_answers_an_action_on_ids_that_are_none_as_on_nothing_selected(alice_client, unit):
+    url = reverse("admin:readings_unit_changelist")
+    response = alice_client.post(url, {"action": "export_as_csv", "_selected_action": ["abc", "a\x00b"], "index": "0"})
+    assert response.status_code == 302
+    assert response["Location"] == url
+    messages = [str(message) for message in response.wsgi_request._messages]
+    assert messages == ["Items must be selected in order to perform actions on them. No items have been changed."]
