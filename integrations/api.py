@@ -41,6 +41,7 @@ from readings.consumption import (
 )
 from readings.export_views import ClosingStreamingHttpResponse
 from readings.models import MeterInstallation, MeterType, Property, Tenancy, Unit
+from readings.validators import FIRST_PLAUSIBLE_YEAR, LAST_PLAUSIBLE_YEAR
 from settlements.models import Settlement, SettlementLine
 
 _M = TypeVar("_M", bound=models.Model)
@@ -115,9 +116,15 @@ def _day(raw: str, field: str) -> date:
     try:
         if not ISO_DAY.fullmatch(raw):
             raise ValueError
-        return date.fromisoformat(raw)
+        day = date.fromisoformat(raw)
     except ValueError:
         raise bad_parameter(field, f"{raw[:40]!r} is not a day; use YYYY-MM-DD") from None
+    # Near the ends of the calendar a day's midnights overflow (readings.validators).
+    if not FIRST_PLAUSIBLE_YEAR <= day.year <= LAST_PLAUSIBLE_YEAR:
+        raise bad_parameter(
+            field, f"{raw!r} is not a day from the year {FIRST_PLAUSIBLE_YEAR} to {LAST_PLAUSIBLE_YEAR}"
+        )
+    return day
 
 
 def _instant(request: HttpRequest, field: str, zone: zoneinfo.ZoneInfo, *, end: bool) -> datetime:

@@ -11,7 +11,7 @@ no app above it).
 from __future__ import annotations
 
 import zoneinfo
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar, TypeVar
 
@@ -870,5 +870,10 @@ class ReadingsPage:
             moment = parse_datetime(value) if value else None
             if value and (moment is None or timezone.is_naive(moment)):
                 raise ValueError(_("%(value)r is not a date-time with a UTC offset.") % {"value": value})
+            try:
+                # In UTC: PostgreSQL refuses offsets beyond 15:59 that Python parses (up to 23:59).
+                moment = moment.astimezone(UTC) if moment is not None else None
+            except OverflowError:  # e.g. 9999-12-31T23:59:59-23:59, past the calendar in UTC
+                raise ValueError(_("%(value)r is not a date-time with a UTC offset.") % {"value": value}) from None
             cursors.append(moment)
         return cursors[0], cursors[1]

@@ -20,16 +20,20 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import get_fields_from_path, label_for_field
-from django.core.exceptions import ValidationError
+from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import models
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.forms import BaseInlineFormSet, ModelChoiceField, ModelMultipleChoiceField
-from django.http import Http404, HttpRequest, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 from django.utils.text import capfirst
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from readings.csv_safety import neutralised
@@ -148,6 +152,41 @@ class ScopedModelAdmin(ManagerScopedMixin[_M], CsvExportMixin[_M]):
         if obj is None:
             raise Http404(_("No %(name)s with this id.") % {"name": self.opts.verbose_name})
         return obj
+
+    def get_changelist_instance(self, request: HttpRequest) -> ChangeList:
+        """The list, unless a query value holds a NUL, which PostgreSQL text cannot: the query would fail
+        (500), so it is refused as any other unusable lookup (the admin redirects to ?e=1)."""
+        if any("\x00" in value for _name, values in request.GET.lists() for value in values):
+            raise IncorrectLookupParameters
+        return super().get_changelist_instance(request)
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        """The add form's values from the query (?property=<id>), without a related id that is no id: the
+        autocomplete widget would look it up as it is and fail (500)."""
+        initial = super().get_changeform_initial_data(request)
+        for name, value in list(initial.items()):
+            try:
+                field = self.opts.get_field(name)
+            except FieldDoesNotExist:
+                continue
+            if isinstance(field, models.ForeignKey):
+                try:
+                    field.target_field.to_python(value)
+                except ValidationError:
+                    del initial[name]
+        return initial
+
+    def response_action(self, request: HttpRequest, queryset: QuerySet[_M]) -> HttpResponse | None:
+        """An action on the ticked rows; ids that are no ids (a hand-made POST) would fail in the query (500),
+        so they are answered as if nothing had been ticked."""
+        try:
+            for pk in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME):
+                self.opts.pk.to_python(pk)
+        except ValidationError:
+            message = gettext("Items must be selected in order to perform actions on them. No items have been changed.")
+            self.message_user(request, message, messages.WARNING)
+            return None
+        return super().response_action(request, queryset)
 
     def get_list_filter(self, request: HttpRequest) -> Any:
         """Relation filters list only the values present in the user's rows (never all properties)."""

@@ -64,7 +64,8 @@ def parse_month(value: str | None, *, default: date) -> date:
     if value is None or value == "":
         return default
     match = MONTH_PATTERN.match(value)
-    if match is None or not 1 <= int(match[2]) <= 12:
+    # Year 0 matches the pattern but is no date (datetime's years start at 1).
+    if match is None or int(match[1]) < 1 or not 1 <= int(match[2]) <= 12:
         raise PageError(400, _("The month parameter must look like 2025-03, not “%(value)s”.") % {"value": value[:20]})
     return date(int(match[1]), int(match[2]), 1)
 

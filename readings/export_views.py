@@ -35,6 +35,7 @@ from psycopg_pool import PoolTimeout
 from readings import export
 from readings.export import ExportSlice
 from readings.models import MeterType, Property, Tenancy
+from readings.validators import FIRST_PLAUSIBLE_YEAR, LAST_PLAUSIBLE_YEAR
 
 # The period an export link opens with (admin actions, the property overview): the last twelve months up
 # to yesterday; the URL's from/to can be edited.
@@ -81,9 +82,15 @@ def _day(query: Any, name: str) -> date:
     try:
         if not ISO_DAY.fullmatch(raw):
             raise ValueError
-        return date.fromisoformat(raw)
+        day = date.fromisoformat(raw)
     except ValueError:
         raise BadExportRequest(f"{name}: {raw!r} is not a day; use YYYY-MM-DD") from None
+    # Near the ends of the calendar the export's midnights overflow (readings.validators).
+    if not FIRST_PLAUSIBLE_YEAR <= day.year <= LAST_PLAUSIBLE_YEAR:
+        raise BadExportRequest(
+            f"{name}: {raw!r} is not a day from the year {FIRST_PLAUSIBLE_YEAR} to {LAST_PLAUSIBLE_YEAR}"
+        )
+    return day
 
 
 def _meter_type(query: Any) -> str | None:

@@ -13,7 +13,7 @@ import csv
 import io
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import UTC, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
@@ -108,22 +108,29 @@ def read_csv(content: str, columns: list[Column]) -> list[tuple[int, dict[str, s
     # Spreadsheets in Danish locales write semicolons.
     delimiter = max((";", ",", "\t"), key=first_line.count)
     reader = csv.reader(io.StringIO(content), delimiter=delimiter)
-    header = [_normalise(name) for name in next(reader)]
-    names = _resolve_header(header, columns)
-    rows: list[tuple[int, dict[str, str]]] = []
-    for values in reader:
-        if not any(value.strip() for value in values):
-            continue
-        if len(rows) >= MAX_ROWS:
-            raise ImportFileError(_("The file has more than %(max)d rows; split it.") % {"max": MAX_ROWS})
-        if len(values) > len(names):
-            values, extra = values[: len(names)], values[len(names) :]
-            if any(value.strip() for value in extra):
-                names_and_values = {name: value.strip() for name, value in zip(names, values, strict=True)}
-                rows.append((reader.line_num, {**names_and_values, "__extra__": delimiter.join(extra)}))
+    try:
+        header = [_normalise(name) for name in next(reader)]
+        names = _resolve_header(header, columns)
+        rows: list[tuple[int, dict[str, str]]] = []
+        for values in reader:
+            if not any(value.strip() for value in values):
                 continue
-        padded = values + [""] * (len(names) - len(values))
-        rows.append((reader.line_num, {name: value.strip() for name, value in zip(names, padded, strict=True)}))
+            if len(rows) >= MAX_ROWS:
+                raise ImportFileError(_("The file has more than %(max)d rows; split it.") % {"max": MAX_ROWS})
+            if len(values) > len(names):
+                values, extra = values[: len(names)], values[len(names) :]
+                if any(value.strip() for value in extra):
+                    names_and_values = {name: value.strip() for name, value in zip(names, values, strict=True)}
+                    rows.append((reader.line_num, {**names_and_values, "__extra__": delimiter.join(extra)}))
+                    continue
+            padded = values + [""] * (len(names) - len(values))
+            rows.append((reader.line_num, {name: value.strip() for name, value in zip(names, padded, strict=True)}))
+    except csv.Error:
+        # A lone CR as line break, an unclosed quote, a value beyond the csv module's field limit.
+        raise ImportFileError(
+            _("The file cannot be read as CSV at line %(line)d: check its quotes and line breaks.")
+            % {"line": reader.line_num}
+        ) from None
     if not rows:
         raise ImportFileError(_("The file has a header but no rows."))
     return rows
@@ -339,11 +346,14 @@ def _moment(value: str, default: datetime, prop: Property) -> datetime:
             if day is None:
                 raise ValueError(value)
             moment = datetime.combine(day, time())
-    except ValueError:
+        if timezone.is_naive(moment):
+            return timezone.make_aware(moment, prop.zone)
+        # In UTC: PostgreSQL refuses offsets beyond 15:59 that Python parses (up to 23:59).
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: past the calendar in UTC
         raise RowError(
             "installed_at", _("%(value)r is not a date (YYYY-MM-DD) or date and time") % {"value": value}
         ) from None
-    return moment if timezone.is_aware(moment) else timezone.make_aware(moment, prop.zone)
 
 
 def _import(

@@ -597,7 +597,7 @@ class ObjectionResponseForm(forms.ModelForm[Objection]):
 @admin.register(Objection)
 class ObjectionAdmin(ScopedModelAdmin[Objection]):
     form = ObjectionResponseForm
-    list_display = ("number_display", "tenant", "unit", "line__settlement", "received_at", "status", "tribunal")
+    list_display = ("number_display", "tenant", "unit", "settlement", "received_at", "status", "tribunal")
     list_filter = ("status", "line__settlement__property", "line__settlement")
     search_fields = ("tenant__username", "tenant__email", "line__unit__label", "text")
     list_select_related = ("tenant", "line__unit", "line__settlement__property")
@@ -636,6 +636,11 @@ class ObjectionAdmin(ScopedModelAdmin[Objection]):
     @admin.display(description=_("unit"), ordering="line__unit__label")
     def unit(self, objection: Objection) -> str:
         return objection.line.unit.label
+
+    # A method, not "line__settlement": the admin would head that column "Line settlement" in every language.
+    @admin.display(description=_("settlement"), ordering="line__settlement")
+    def settlement(self, objection: Objection) -> Settlement:
+        return objection.line.settlement
 
     @admin.display(description=_("rent tribunal deadline"))
     def tribunal(self, objection: Objection) -> str:

@@ -153,6 +153,9 @@ async def test_it_answers_429_with_retry_after_on_the_rate_limit(async_client, w
         ("from=2025-13-01&to=2025-01-02", "from"),
         ("from=2025-01-01T00:00:00&to=2025-01-02", "from"),
         ("from=2025-01-02&to=2025-01-01", "to"),
+        # At the ends of the calendar a day has no midnight in UTC (0001) or after it (9999).
+        ("from=0001-01-01&to=2025-01-02", "from"),
+        ("from=2025-01-01&to=9999-12-31", "to"),
         ("from=2025-01-01&to=2025-01-02&format=xml", "format"),
         ("from=2025-01-01&to=2025-01-02&limit=0", "limit"),
         ("from=2025-01-01&to=2025-01-02&limit=many", "limit"),
@@ -181,6 +184,7 @@ async def test_it_names_the_field_of_a_bad_readings_parameter(async_client, worl
         ("UNIT/consumption?from=2025-01-01", "to"),
         ("UNIT/consumption?from=2025-02-01&to=2025-01-31", "to"),
         ("UNIT/consumption?from=2015-01-01&to=2025-01-31", "to"),
+        ("UNIT/consumption?from=9999-12-31&to=9999-12-31", "from"),
     ],
 )
 async def test_it_names_the_field_of_other_bad_parameters(async_client, world, path, field):

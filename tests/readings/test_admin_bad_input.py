@@ -310,3 +310,39 @@ def test_it_refuses_an_inline_unit_whose_label_was_taken_meanwhile(alice_client,
     (units,) = response.context["inline_admin_formsets"]
     assert units.formset.forms[0].errors["label"] == ["The property already has a unit with this label."]
     assert list(Unit.objects.all()) == [bobs]
+
+
+# --- List filters ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("changelist", "lookup"),
+    [
+        ("admin:readings_unit_changelist", "kind__exact"),
+        ("admin:readings_meterinstallation_changelist", "meter_type__exact"),
+        ("admin:gateways_alarm_changelist", "severity__exact"),
+    ],
+)
+def test_it_refuses_a_list_filter_value_with_a_nul_as_any_bad_lookup(alice_client, unit, changelist, lookup):
+    # PostgreSQL text cannot hold NUL; the admin's answer to a lookup it cannot use is "?e=1".
+    url = reverse(changelist)
+    response = alice_client.get(url, {lookup: "a\x00b"})
+    assert response.status_code == 302
+    assert response["Location"] == url + "?e=1"
+
+
+@pytest.mark.parametrize("value", ["abc", "a\x00b"])
+def test_it_opens_an_add_form_prefilled_with_a_related_id_that_is_none(alice_client, prop, value):
+    # The "Add unit" link prefills ?property=<id>; a hand-edited one must not break the autocomplete widget.
+    response = alice_client.get(reverse("admin:readings_unit_add"), {"property": value})
+    assert response.status_code == 200
+    assert response.context["adminform"].form["property"].value() is None
+
+
+def test_it_answers_an_action_on_ids_that_are_none_as_on_nothing_selected(alice_client, unit):
+    url = reverse("admin:readings_unit_changelist")
+    response = alice_client.post(url, {"action": "export_as_csv", "_selected_action": ["abc", "a\x00b"], "index": "0"})
+    assert response.status_code == 302
+    assert response["Location"] == url
+    messages = [str(message) for message in response.wsgi_request._messages]
+    assert messages == ["Items must be selected in order to perform actions on them. No items have been changed."]

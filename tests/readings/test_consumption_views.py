@@ -113,6 +113,17 @@ async def test_it_answers_400_naming_a_malformed_month(consumption_building, tin
     assert "month parameter must look like 2025-03" in text_of(response)
 
 
+async def test_it_answers_400_to_a_month_of_year_zero(consumption_building, prop, tina, alice, fresh_pool):
+    unit = consumption_building["unit"]
+    for client, path in [
+        (await logged_in(tina), "/consumption/?month=0000-01"),
+        (await logged_in(alice), f"/properties/{prop.pk}/units/{unit.pk}/consumption/?month=0000-01"),
+    ]:
+        response = await client.get(path)
+        assert response.status_code == 400, path
+        assert "month parameter must look like 2025-03" in text_of(response)
+
+
 async def test_it_sends_visitors_who_are_not_logged_in_to_the_login_page(consumption_building):
     response = await AsyncClient().get("/consumption/")
     assert response.status_code == 302

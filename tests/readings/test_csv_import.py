@@ -85,6 +85,15 @@ def test_it_refuses_a_file_with_unknown_or_missing_columns(alice_client, prop):
     assert not Unit.objects.exists()
 
 
+def test_it_refuses_a_file_the_csv_reader_cannot_read_and_names_the_line(alice_client, prop):
+    # Line breaks that are a lone CR (old Mac spreadsheets), and a value larger than the csv module takes.
+    for text, line in [("label;area\r1 th;72\r", 1), ('label;area\n1 th;72\n"' + "x" * 200_000 + '";1\n', 3)]:
+        response = upload(alice_client, UNITS, prop, text, dry_run=False)
+        assert response.status_code == 200
+        assert f"The file cannot be read as CSV at line {line}" in response.content.decode()
+    assert not Unit.objects.exists()
+
+
 def test_it_reads_a_windows_1252_file(alice_client, prop):
     response = upload(alice_client, UNITS, prop, "label;area\nKælder;12,5\n", dry_run=False, encoding="cp1252")
     assert response.status_code == 302
@@ -112,6 +121,14 @@ def test_it_imports_meter_installations(alice_client, prop, unit, gateway):
     assert heat.initial_value == Decimal("12.5")
     assert (water.meter_type, water.register_unit) == ("cold_water", "m3")
     assert water.installed_at == datetime(2024, 6, 1, 6, 0, tzinfo=UTC)  # the form's default
+
+
+def test_it_imports_an_installation_time_whatever_its_utc_offset(alice_client, prop, unit, gateway):
+    # PostgreSQL takes offsets up to 15:59 only; Python's ISO parser up to 23:59.
+    text = "serial,manufacturer,type,unit,installed_at\n12345678,KAM,heat,1 tv,2024-05-02T06:00:00+16:00\n"
+    response = upload(alice_client, METERS, prop, text, dry_run=False)
+    assert response.status_code == 302
+    assert MeterInstallation.objects.get().installed_at == datetime(2024, 5, 1, 14, 0, tzinfo=UTC)
 
 
 def test_it_imports_no_meter_when_one_row_is_bad(alice_client, prop, unit, gateway, heat_meter):

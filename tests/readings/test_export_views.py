@@ -105,6 +105,9 @@ async def test_it_redirects_anonymous_users_to_login(async_client, path):
         ("from=2025-02-30&to=2025-04-02", "from: '2025-02-30' is not a day; use YYYY-MM-DD"),
         ("from=20250329&to=2025-04-02", "from: '20250329' is not a day; use YYYY-MM-DD"),
         ("from=2025-04-02&to=2025-03-29", "to (2025-03-29) is before from (2025-04-02)"),
+        # At the ends of the calendar a day has no midnight after it (9999) or none in UTC (0001).
+        ("from=9999-12-31&to=9999-12-31", "from: '9999-12-31' is not a day from the year 1900 to 2199"),
+        ("from=2025-03-29&to=0001-01-01", "to: '0001-01-01' is not a day from the year 1900 to 2199"),
         (PERIOD + "&meter_type=gas", "meter_type: 'gas' is not one of heat, cold_water, hot_water, electricity, hca"),
         (PERIOD + "&excel=yes", "excel: 'yes' must be 1 (add a byte order mark for Excel) or 0"),
     ],

@@ -2,8 +2,9 @@
 and the last 30 days as a server-rendered chart on the installation's page (readings.reports)."""
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from urllib.parse import quote
 
 import psycopg
 import pytest
@@ -90,6 +91,19 @@ def test_it_explains_a_bad_cursor(alice_client, prop, heat_meter):
     response = page(alice_client, heat_meter, "?before=yesterday")
     assert "is not a date-time with a UTC offset" in response.content.decode()
     assert len(timestamps(response)) == 1
+
+
+def test_it_reads_a_cursor_whatever_its_offset(alice_client, prop, heat_meter):
+    # PostgreSQL takes offsets up to 15:59 only; Python's ISO parser up to 23:59.
+    write(prop, heat_meter, T0, [str(i) for i in range(3)])
+    cursor = T0 + timedelta(hours=2)
+    expected = timestamps(page(alice_client, heat_meter, "?before=" + quote(cursor.isoformat())))
+    assert len(expected) == 2
+    far_east = cursor.astimezone(timezone(timedelta(hours=16)))
+    assert timestamps(page(alice_client, heat_meter, "?before=" + quote(far_east.isoformat()))) == expected
+    # An instant past the calendar once in UTC is no cursor either.
+    response = page(alice_client, heat_meter, "?after=" + quote("9999-12-31T23:59:59-23:59"))
+    assert "is not a date-time with a UTC offset" in response.content.decode()
 
 
 def test_it_shows_times_in_the_propertys_zone_and_marks_deleted_readings(alice_client, prop, heat_meter):

@@ -1,6 +1,7 @@
 """Objections (Lejeloven § 77): a tenant objects to their statement within the deadline, pointing at figures,
 with attachments; managers of the property answer, reject or correct (a new version); both see the timeline."""
 
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -407,6 +408,17 @@ def test_it_shows_the_tribunal_warning_in_the_admin(client, objection, alice, fi
     assert "bring the dispute before the rent tribunal by then" in listing
     page = client.get(reverse("settlements:objection", args=[objection.pk])).content.decode()
     assert 'class="notice clock warning"' in page
+
+
+def test_it_names_the_objection_lists_columns_in_danish(client, objection, alice):
+    client.force_login(alice)
+    listing = client.get(reverse("admin:settlements_objection_changelist"), HTTP_ACCEPT_LANGUAGE="da")
+    headers = [
+        re.sub(r"<[^>]+>|\s+", " ", header).strip()
+        for header in re.findall(r'<th scope="col"[^>]*>(.*?)</th>', listing.content.decode(), re.S)
+    ]
+    assert "Regnskab" in headers
+    assert "Line settlement" not in headers
 
 
 def test_it_keeps_the_objection_when_the_mail_server_refuses_the_managers_address(
