@@ -9,11 +9,11 @@ often as needed until `settlement_finalise` freezes the lines.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from typing import Any
 
@@ -22,12 +22,13 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
+from django.db.models import DecimalField
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from readings.consumption import QUANTUM, Balance, MeterUse, add_amounts, tenancy_splits, unit_consumption
+from readings.consumption import QUANTUM, Balance, MeterUse, add_amounts, unit_consumption
 from readings.models import MeterType, Tenancy, Unit
-from settlements.allocation import Amounts, Share, allocate, fixed_pool
+from settlements.allocation import Amounts, Share, allocate
 from settlements.announcements import announce_generated
 from settlements.delivery import queue_statement_emails
 from settlements.models import (
@@ -139,50 +140,116 @@ class _Piece:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class _Computed:
+    """What generation makes of a settlement's data: its lines, each line's meters, the supply balance."""
+
+    lines: list[SettlementLine]
+    meters: list[SettlementLineMeter]
+    supply_balance: dict[str, Any] | None
+
+    def figures(self) -> Counter[tuple[Any, ...]]:
+        """Every figure the statements show, line by line and meter by meter, as stored (the database
+        keeps each decimal to its field's places)."""
+        return Counter(
+            [_stored_figures(line, _LINE_FIGURES) for line in self.lines]
+            + [_stored_figures(meter.line, _LINE_KEY) + _stored_figures(meter, _METER_FIGURES) for meter in self.meters]
+        )
+
+
+_LINE_KEY = ("unit_id", "tenancy_id", "start_date")
+_LINE_FIGURES = (
+    *_LINE_KEY,
+    "end_date",
+    "days",
+    "floor_area_m2",
+    "consumption",
+    "corrected_consumption",
+    "correction_factor",
+    "fixed_amount_dkk",
+    "variable_amount_dkk",
+    "total_amount_dkk",
+    "aconto_dkk",
+    "balance_dkk",
+    "estimated",
+    "estimate_method",
+)
+_METER_FIGURES = ("installation_id", "measured", "consumption", "estimated", "left_out", "estimate_method")
+
+
+def _stored_figures(row: SettlementLine | SettlementLineMeter, names: Sequence[str]) -> tuple[Any, ...]:
+    """The row's values of `names`, each decimal rounded to its field's places as PostgreSQL's numeric rounds."""
+    figures = []
+    for name in names:
+        value = getattr(row, name)
+        field = row._meta.get_field(name)  # also by attname (unit_id)
+        if isinstance(value, Decimal) and isinstance(field, DecimalField):
+            value = value.quantize(Decimal(1).scaleb(-field.decimal_places), rounding=ROUND_HALF_UP)
+        figures.append(value)
+    return tuple(figures)
+
+
 @transaction.atomic
 def settlement_generate(*, settlement: Settlement, now: datetime | None = None) -> list[SettlementLine]:
     """(Re)compute the lines of a draft settlement; returns them. Announces it after commit (announcements.py)."""
     now = now or datetime.now(UTC)
     locked = Settlement.objects.select_for_update().select_related("property").get(pk=settlement.pk)
     if locked.status == SettlementStatus.FINAL:
-        raise SettlementError(f"settlement {locked.pk} is finalised; its lines can no longer change")
-    mismatch = cost_items_mismatch(locked.total_cost_dkk, locked.costs.values_list("amount_dkk", flat=True))
-    if mismatch is not None:
         raise SettlementError(
-            f"the cost items of settlement {locked.pk} differ from its total cost by {mismatch} DKK; "
-            "the statement would not add up"
+            gettext("%(settlement)s is finalised; its lines can no longer change.") % {"settlement": locked}
         )
     if Objection.objects.filter(line__settlement=locked).exists():
         # Objections are part of the record and point at their lines; never regenerate them away.
-        raise SettlementError(f"settlement {locked.pk} has objections to its lines; correct it in a new version")
-    # The building's supply unit is compared with the dwellings (supply_balance), never settled.
-    units = list(locked.property.units.dwellings().order_by("label").prefetch_related("tenancies"))
-    if not units:
-        raise SettlementError(f"{locked.property} has no units to settle")
-    meter_types = _meter_types(locked)
-    pieces = [piece for unit in units for piece in _pieces(unit, locked, meter_types, now)]
-    _estimate_what_meters_did_not_tell(pieces)
-    for piece in pieces:
-        piece.corrected = _corrected(piece, locked.utility)
-    shares = [Share(i, piece.unit.floor_area_m2, piece.days, piece.corrected) for i, piece in enumerate(pieces)]
-    amounts = allocate(locked.total_cost_dkk, locked.fixed_share_pct, shares)
-    aconto = {payment.tenancy_id: payment.amount_dkk for payment in locked.aconto_payments.all()}
-    lines = [_line(locked, piece, amounts[i], aconto) for i, piece in enumerate(pieces)]
+        raise SettlementError(
+            gettext("%(settlement)s has objections to its lines; correct it in a new version.") % {"settlement": locked}
+        )
+    computed = _compute(locked, now)
     locked.lines.all().delete()
-    SettlementLine.objects.bulk_create(lines)
-    SettlementLineMeter.objects.bulk_create(
-        _line_meter(line, part) for line, piece in zip(lines, pieces, strict=True) for part in piece.meters
-    )
+    SettlementLine.objects.bulk_create(computed.lines)
+    SettlementLineMeter.objects.bulk_create(computed.meters)
     locked.generated_at = now
-    locked.supply_balance = _supply_balance(locked, pieces, meter_types, now)
+    locked.supply_balance = computed.supply_balance
     locked.save(update_fields=["generated_at", "supply_balance"])
     transaction.on_commit(lambda: announce_generated(locked))
-    return lines
+    return computed.lines
+
+
+def _compute(settlement: Settlement, now: datetime) -> _Computed:
+    """The settlement's lines as its data stands, with readings up to `now`; writes nothing. Raises
+    SettlementError where the statement would not add up or there is nothing to settle."""
+    mismatch = cost_items_mismatch(settlement.total_cost_dkk, settlement.costs.values_list("amount_dkk", flat=True))
+    if mismatch is not None:
+        raise SettlementError(
+            gettext(
+                "The cost items of %(settlement)s differ from its total cost by %(difference)s DKK; "
+                "the statement would not add up."
+            )
+            % {"settlement": settlement, "difference": mismatch}
+        )
+    # The building's supply unit is compared with the dwellings (supply_balance), never settled.
+    units = list(settlement.property.units.dwellings().order_by("label").prefetch_related("tenancies"))
+    if not units:
+        raise SettlementError(gettext("%(property)s has no units to settle.") % {"property": settlement.property})
+    meter_types = _meter_types(settlement)
+    pieces = [piece for unit in units for piece in _pieces(unit, settlement, meter_types, now)]
+    _estimate_what_meters_did_not_tell(pieces)
+    for piece in pieces:
+        piece.corrected = _corrected(piece, settlement.utility)
+    shares = [Share(i, piece.unit.floor_area_m2, piece.days, piece.corrected) for i, piece in enumerate(pieces)]
+    amounts = allocate(settlement.total_cost_dkk, settlement.fixed_share_pct, shares)
+    aconto = {payment.tenancy_id: payment.amount_dkk for payment in settlement.aconto_payments.all()}
+    lines = [_line(settlement, piece, amounts[i], aconto) for i, piece in enumerate(pieces)]
+    meters = [_line_meter(line, part) for line, piece in zip(lines, pieces, strict=True) for part in piece.meters]
+    return _Computed(lines, meters, _supply_balance(settlement, pieces, meter_types, now))
 
 
 @transaction.atomic
 def settlement_finalise(*, settlement: Settlement, user: AbstractBaseUser, deliver: bool = False) -> Settlement:
     """Freeze a generated draft; tenants can then read their statements.
+
+    Refused unless the lines are what generation makes of the data now (with the readings it saw: up to
+    when it ran), so that no statement goes out with figures from before a change to the costs, the
+    payments on account, a tenancy, a unit or a reading.
 
     With `deliver`, an e-mail to each tenant with an address is queued with the settlement and sent by a
     job after commit (settlements.tasks, links from settings.PORTAL_URL); without, statements wait for the
@@ -190,15 +257,18 @@ def settlement_finalise(*, settlement: Settlement, user: AbstractBaseUser, deliv
     that supersedes another) also marks the old one superseded and tells each objector
     (`deliver_corrected_version`).
     """
-    locked = Settlement.objects.select_for_update().get(pk=settlement.pk)
+    locked = Settlement.objects.select_for_update().select_related("property").get(pk=settlement.pk)
     if locked.status == SettlementStatus.FINAL:
-        raise SettlementError(f"settlement {locked.pk} is already finalised")
+        raise SettlementError(gettext("%(settlement)s is already finalised.") % {"settlement": locked})
     if locked.generated_at is None or not locked.lines.exists():
-        raise SettlementError(f"settlement {locked.pk} has no lines yet; generate it first")
-    changed = _changed_since_generated(locked)
-    if changed is not None:
+        raise SettlementError(gettext("%(settlement)s has no lines yet; generate it first.") % {"settlement": locked})
+    if _stale(locked):
         raise SettlementError(
-            f"{changed} since the lines of settlement {locked.pk} were generated; generate them again"
+            gettext(
+                "The costs, payments on account, tenancies, units or readings of %(settlement)s changed since "
+                "its lines were generated; generate the lines again and check them before finalising."
+            )
+            % {"settlement": locked}
         )
     locked.status = SettlementStatus.FINAL
     locked.finalised_at = datetime.now(UTC)
@@ -215,36 +285,19 @@ def settlement_finalise(*, settlement: Settlement, user: AbstractBaseUser, deliv
     return locked
 
 
-def _changed_since_generated(settlement: Settlement) -> str | None:
-    """What in the settlement's terms, aconto payments, units or tenancies no longer matches its lines; None
-    when they are what generation would split the same way (readings are not compared: regenerate after
-    correcting them)."""
-    lines = list(settlement.lines.select_related("unit"))
-    if sum((line.total_amount_dkk for line in lines), Decimal(0)) != settlement.total_cost_dkk:
-        return "the total cost changed"
-    if sum((line.fixed_amount_dkk for line in lines), Decimal(0)) != fixed_pool(
-        settlement.total_cost_dkk, settlement.fixed_share_pct
-    ):
-        return "the fixed share changed"
-    aconto = {payment.tenancy_id: payment.amount_dkk for payment in settlement.aconto_payments.all()}
-    if any(line.tenancy_id is not None and line.aconto_dkk != aconto.get(line.tenancy_id) for line in lines):
-        return "the payments on account changed"
-    stretches = {(line.unit_id, line.tenancy_id, line.start_date, line.end_date) for line in lines}
-    units = settlement.property.units.dwellings().prefetch_related("tenancies")
-    expected = {
-        (unit.pk, tenancy.pk if tenancy is not None else None, start, end)
-        for unit in units
-        for tenancy, start, end in tenancy_splits(unit.tenancies.all(), settlement.period_start, settlement.period_end)
-    }
-    if stretches != expected:
-        return "the period, the units or the tenancies changed"
-    if any(
-        line.floor_area_m2 != line.unit.floor_area_m2
-        or (line.correction_factor is not None and line.correction_factor != line.unit.heat_correction_factor)
-        for line in lines
-    ):
-        return "a unit's floor area or correction factor changed"
-    return None
+def _stale(settlement: Settlement) -> bool:
+    """Whether generation, run again with the readings it saw, would give other figures than the lines'."""
+    assert settlement.generated_at is not None
+    try:
+        again = _compute(settlement, settlement.generated_at)
+    except SettlementError:  # the data no longer makes a statement at all
+        return True
+    stored = _Computed(
+        list(settlement.lines.all()),
+        list(SettlementLineMeter.objects.filter(line__settlement=settlement).select_related("line")),
+        settlement.supply_balance,
+    )
+    return again.figures() != stored.figures()
 
 
 def _supersede(version: Settlement, *, user: AbstractBaseUser) -> list[ObjectionEvent]:
