@@ -29,6 +29,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import content_disposition_header, urlencode
 from django.utils.text import slugify
+from django.utils.translation import gettext
 from django.views.decorators.http import require_GET
 from psycopg_pool import PoolTimeout
 
@@ -62,12 +63,17 @@ class ExportRequest:
         first_day = _day(query, "from")
         last_day = _day(query, "to")
         if last_day < first_day:
-            raise BadExportRequest(f"to ({last_day}) is before from ({first_day})")
+            raise BadExportRequest(
+                gettext("to (%(last)s) is before from (%(first)s)") % {"last": last_day, "first": first_day}
+            )
         days = (last_day - first_day).days + 1
         if days > settings.EXPORT_MAX_DAYS:
             raise BadExportRequest(
-                f"the period {first_day} to {last_day} has {days} days; one export covers at most"
-                f" {settings.EXPORT_MAX_DAYS} days, so split it"
+                gettext(
+                    "the period %(first)s to %(last)s has %(days)d days; one export covers at most %(max)d days, "
+                    "so split it"
+                )
+                % {"first": first_day, "last": last_day, "days": days, "max": settings.EXPORT_MAX_DAYS}
             )
         return cls(first_day, last_day, _meter_type(query), _excel(query))
 
@@ -78,17 +84,20 @@ class ExportRequest:
 def _day(query: Any, name: str) -> date:
     raw = query.get(name)
     if not raw:
-        raise BadExportRequest(f"{name}: missing; give a day as YYYY-MM-DD")
+        raise BadExportRequest(gettext("%(name)s: missing; give a day as YYYY-MM-DD") % {"name": name})
     try:
         if not ISO_DAY.fullmatch(raw):
             raise ValueError
         day = date.fromisoformat(raw)
     except ValueError:
-        raise BadExportRequest(f"{name}: {raw!r} is not a day; use YYYY-MM-DD") from None
+        raise BadExportRequest(
+            gettext("%(name)s: %(raw)r is not a day; use YYYY-MM-DD") % {"name": name, "raw": raw}
+        ) from None
     # Near the ends of the calendar the export's midnights overflow (readings.validators).
     if not FIRST_PLAUSIBLE_YEAR <= day.year <= LAST_PLAUSIBLE_YEAR:
         raise BadExportRequest(
-            f"{name}: {raw!r} is not a day from the year {FIRST_PLAUSIBLE_YEAR} to {LAST_PLAUSIBLE_YEAR}"
+            gettext("%(name)s: %(raw)r is not a day from the year %(first)d to %(last)d")
+            % {"name": name, "raw": raw, "first": FIRST_PLAUSIBLE_YEAR, "last": LAST_PLAUSIBLE_YEAR}
         )
     return day
 
@@ -98,14 +107,18 @@ def _meter_type(query: Any) -> str | None:
     if not raw:
         return None
     if raw not in MeterType.values:
-        raise BadExportRequest(f"meter_type: {raw!r} is not one of {', '.join(MeterType.values)}")
+        raise BadExportRequest(
+            gettext("meter_type: %(raw)r is not one of %(types)s") % {"raw": raw, "types": ", ".join(MeterType.values)}
+        )
     return str(raw)
 
 
 def _excel(query: Any) -> bool:
     raw = query.get("excel", "0")
     if raw not in {"0", "1"}:
-        raise BadExportRequest(f"excel: {raw!r} must be 1 (add a byte order mark for Excel) or 0")
+        raise BadExportRequest(
+            gettext("excel: %(raw)r must be 1 (add a byte order mark for Excel) or 0") % {"raw": raw}
+        )
     return bool(raw == "1")
 
 
@@ -157,10 +170,13 @@ async def _csv_response(
     stream = STREAMERS[kind](parts, bom=wanted.excel)
     try:
         first = await anext(stream)
-    except export.ExportsBusy as busy:
-        return _unavailable(str(busy))
+    except export.ExportsBusy:
+        return _unavailable(
+            gettext("The export limit (%(limit)d at a time) is reached; try again in a minute.")
+            % {"limit": settings.EXPORT_MAX_CONCURRENT}
+        )
     except PoolTimeout:
-        return _unavailable("The database is busy; try again shortly.")
+        return _unavailable(gettext("The database is busy; try again shortly."))
     response = ClosingStreamingHttpResponse(_prepend(first, stream), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = content_disposition_header(True, filename) or "attachment"
     response["Cache-Control"] = "no-store"

@@ -120,6 +120,15 @@ async def test_it_rejects_bad_parameters_with_the_reason(async_client, alice, pr
     assert response.content.decode() == reason + "\n"
 
 
+async def test_it_gives_the_reason_in_the_users_language(async_client, tina, tenancy):
+    await async_client.aforce_login(tina)
+    response = await async_client.get(
+        "/my/readings.csv?from=29.03.2025&to=2025-04-02", headers={"Accept-Language": "da"}
+    )
+    assert response.status_code == 400
+    assert response.content.decode() == "from: '29.03.2025' er ikke en dag; brug ÅÅÅÅ-MM-DD\n"
+
+
 async def test_it_rejects_a_period_over_the_configured_maximum(async_client, alice, tina, tenancy, prop, settings):
     settings.EXPORT_MAX_DAYS = 31
     await async_client.aforce_login(alice)
