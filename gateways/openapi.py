@@ -58,7 +58,8 @@ READING = {
     "required": ["timestamp", "value", "unit"],
     "additionalProperties": False,
     "description": "Name the meter by `meter` + `manufacturer` (its M-Bus secondary address) or by "
-    "`meter_installation_id`. The meter must be installed at the gateway's property at `timestamp`.",
+    "`meter_installation_id` (a reading that gives both must name the same meter). The meter must be installed "
+    "at the gateway's property at `timestamp`.",
     "properties": {
         "meter": {"type": "string", "example": "12345678", "description": "M-Bus identification number"},
         "manufacturer": {"type": "string", "example": "KAM", "description": "three-letter manufacturer code"},

@@ -177,6 +177,18 @@ class InstalledMeter:
         """Whether it hung at `at` (readings.models.in_place, the one rule)."""
         return bool(in_place(self.installed_at, self.removed_at, at))
 
+    def named_by(self, meter: str | None, manufacturer: str | None) -> bool:
+        """Whether a reading that names it by id and also gives `meter` or `manufacturer` names this meter:
+        one that contradicts its own id is refused, not stored under either."""
+        return (meter is None or meter == self.meter_serial) and (
+            manufacturer is None or manufacturer.upper() == self.manufacturer
+        )
+
+    @property
+    def name(self) -> str:
+        """The meter's M-Bus secondary address as readings give it: manufacturer and serial."""
+        return f"{self.manufacturer} {self.meter_serial}"
+
 
 class InstallationIndex:
     """The installations of one property, found by id or by meter and instant."""
@@ -368,6 +380,8 @@ def _sole_installation(key: MeterKey, installations: InstallationIndex) -> Insta
     installation_id, meter, manufacturer, unit, meter_type = key
     if installation_id is not None:
         found = installations.by_id.get(installation_id)
+        if found is not None and not found.named_by(meter, manufacturer):
+            return None
     elif meter is not None and manufacturer is not None:
         candidates = installations.by_meter.get((meter, manufacturer.upper()), [])
         found = candidates[0] if len(candidates) == 1 else None  # a swapped meter routes by time
@@ -606,6 +620,10 @@ def _installation(
         if not found.holds(moment):
             when = moment.isoformat()
             errors.add(index, "meter_installation_id", f"installation {found.id} was not in place at {when}")
+            return None
+        if not found.named_by(item.meter, item.manufacturer):
+            named = f"{item.manufacturer or found.manufacturer} {item.meter or found.meter_serial}"
+            errors.add(index, "meter", f"installation {found.id} is meter {found.name}, not {named}")
             return None
         return found
     if item.meter is None or item.manufacturer is None:

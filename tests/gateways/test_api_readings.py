@@ -164,6 +164,32 @@ async def test_it_accepts_a_meter_installation_id_and_gzip(async_client, gateway
 
 
 @pytest.mark.parametrize(
+    ("named", "message"),
+    [
+        ({"meter": "99999999"}, "installation {id} is meter KAM 12345678, not KAM 99999999"),
+        ({"manufacturer": "ELS"}, "installation {id} is meter KAM 12345678, not ELS 12345678"),
+        ({"meter": "99999999", "manufacturer": "KAM"}, "installation {id} is meter KAM 12345678, not KAM 99999999"),
+    ],
+)
+async def test_it_refuses_a_reading_whose_meter_contradicts_its_installation_id(
+    async_client, gateway_token, heat_meter, named, message
+):
+    # Which of the two is wrong cannot be told: stored under either, the reading could bill the wrong tenant.
+    item = {"meter_installation_id": heat_meter.pk, "timestamp": T0.isoformat(), "value": 5, "unit": "kWh", **named}
+    response = await post(async_client, gateway_token, {"readings": [reading(1), item]})
+    assert response.status_code == 422, response.content
+    [error] = response.json()["errors"]
+    assert error == {"index": 1, "field": "meter", "message": message.format(id=heat_meter.pk)}
+    assert await stored() == []
+
+
+async def test_it_takes_an_installation_id_with_the_meters_own_address(async_client, gateway_token, heat_meter):
+    item = {"meter_installation_id": heat_meter.pk, "meter": "12345678", "manufacturer": "kam"}
+    response = await post(async_client, gateway_token, {"readings": [{**reading(), **item}]})
+    assert response.json()["inserted"] == 1
+
+
+@pytest.mark.parametrize(
     ("item", "field", "message"),
     [
         ({"timestamp": "2026-03-01T00:00:00"}, "timestamp", "needs a UTC offset"),
