@@ -1004,6 +1004,10 @@ class TenancyShare:
     """The part of a period a tenancy (or nobody: tenancy None) held the unit, and its consumption.
 
     `amount` sums `meters`, the use of each meter that hung in the unit then.
+    `unmetered`: the spans [from, to) of the stretch (up to now) in which no
+    meter of the type hung in the unit (before the first was installed, between
+    one taken down and its successor put up, after the last came down); what
+    was used then no meter measured, so it is missing, not zero.
     """
 
     tenancy: Tenancy | None
@@ -1011,6 +1015,7 @@ class TenancyShare:
     end: date
     amount: Amount | None
     meters: list[MeterUse] = field(default_factory=list)
+    unmetered: list[tuple[datetime, datetime]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1085,9 +1090,25 @@ def unit_consumption(
     shares = []
     for (tenancy, piece_start, piece_end), begin, finish in zip(pieces, boundaries[:-1], boundaries[1:], strict=True):
         meters = [use for one in series if (use := meter_use(one, begin, finish, now=now)) is not None]
-        shares.append(TenancyShare(tenancy, piece_start, piece_end, add_amounts(use.amount for use in meters), meters))
+        amount, unmetered = add_amounts(use.amount for use in meters), unmetered_spans(meters, begin, finish, now=now)
+        shares.append(TenancyShare(tenancy, piece_start, piece_end, amount, meters, unmetered))
     total = add_amounts(share.amount for share in shares)
     return UnitConsumption(unit, meter_type, DISPLAY_UNIT[meter_type], start, end, total, shares)
+
+
+def unmetered_spans(
+    meters: Iterable[MeterUse], start: datetime, end: datetime, *, now: datetime
+) -> list[tuple[datetime, datetime]]:
+    """The spans [from, to) of [start, min(end, now)) that none of the meters' uses covers, in order."""
+    spans = []
+    cursor, end = start, min(end, now)
+    for use in sorted(meters, key=lambda one: one.start.at):
+        if use.start.at > cursor:
+            spans.append((cursor, min(use.start.at, end)))
+        cursor = max(cursor, use.end.at)
+    if cursor < end:
+        spans.append((cursor, end))
+    return [(a, b) for a, b in spans if b > a]
 
 
 def meter_use(series: Series, start: datetime, end: datetime, *, now: datetime) -> MeterUse | None:

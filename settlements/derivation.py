@@ -22,24 +22,51 @@ from settlements.models import EstimateMethod, SettlementLine
 def estimate_text(method: str, basis: dict[str, str], *, meter_type: str, area: Decimal) -> str:
     """Why and how a use was estimated, with the figures it was computed from."""
     display = unit_label(DISPLAY_UNIT.get(meter_type, ""))
+    figures = {
+        name: format_number(Decimal(basis[key]), 4 if key == "per_area_day" else 2)
+        for name, key in (
+            ("missing", "missing_days"),
+            ("reported", "reported_days"),
+            ("unmetered", "unmetered_days"),
+            ("rate", "per_area_day"),
+        )
+        if key in basis
+    }
+    # Days on which no meter hung in the unit (before this one was put up, or after it came down), estimated
+    # together with this meter's silence if it also fell silent; bases from before they were estimated have none.
+    unmetered = "unmetered_days" in basis
+    silent = unmetered and Decimal(basis["missing_days"]) > Decimal(basis["unmetered_days"])
     if method == EstimateMethod.SCALED:
-        return _(
-            "The meter sent no readings for the last %(missing)s days of this stretch: its use over them is "
-            "estimated from its own average daily use over the %(reported)s days before."
-        ) % {
-            "missing": format_number(Decimal(basis["missing_days"]), 2),
-            "reported": format_number(Decimal(basis["reported_days"]), 2),
-        }
+        if silent:
+            text = _(
+                "No meter hung in the unit on %(unmetered)s days of this stretch, and this meter sent no readings "
+                "for its last days in it: its use over these %(missing)s days in all is estimated from its own "
+                "average daily use over the %(reported)s days it measured."
+            )
+        elif unmetered:
+            text = _(
+                "No meter hung in the unit on %(unmetered)s days of this stretch: the use over them is estimated "
+                "from this meter's own average daily use over the %(reported)s days it measured."
+            )
+        else:
+            text = _(
+                "The meter sent no readings for the last %(missing)s days of this stretch: its use over them is "
+                "estimated from its own average daily use over the %(reported)s days before."
+            )
+        return text % figures
     if method == EstimateMethod.AVERAGE:
-        return _(
-            "No readings for this stretch: the use is estimated from the property's average of %(rate)s %(unit)s "
-            "per m² and day (measured units), × %(area)s m² × %(days)s days."
-        ) % {
-            "rate": format_number(Decimal(basis["per_area_day"]), 4),
-            "unit": display,
-            "area": format_number(area, 2),
-            "days": format_number(Decimal(basis["missing_days"]), 2),
-        }
+        if unmetered:
+            text = _(
+                "No meter hung in the unit on %(unmetered)s days of this stretch, and this meter measured too little "
+                "of it to go by: the use is estimated from the property's average of %(rate)s %(unit)s per m² and "
+                "day (measured units), × %(area)s m² × %(days)s days."
+            )
+        else:
+            text = _(
+                "No readings for this stretch: the use is estimated from the property's average of %(rate)s %(unit)s "
+                "per m² and day (measured units), × %(area)s m² × %(days)s days."
+            )
+        return text % {**figures, "unit": display, "area": format_number(area, 2), "days": figures["missing"]}
     return ""
 
 

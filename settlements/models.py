@@ -363,8 +363,9 @@ class SettlementLineMeter(models.Model):
     value — the readings before and after it and the implausible readings
     left out between them), the use they give (`measured`, in the display
     unit), and what the line counts (`consumption`): the same, or an estimate
-    (`estimate_method`, `estimate_basis`) where the meter fell silent. The
-    meter's number and kind are copied, so a finalised statement never changes.
+    (`estimate_method`, `estimate_basis`) where the meter fell silent or
+    answers for days on which no meter hung in the unit. The meter's number
+    and kind are copied, so a finalised statement never changes.
     """
 
     line = models.ForeignKey(SettlementLine, on_delete=models.CASCADE, related_name="meters", verbose_name=_("line"))

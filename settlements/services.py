@@ -85,6 +85,7 @@ class Estimate:
     reported_days: Decimal | None = None  # SCALED: the days the meter reported, scaled up from
     missing_days: Decimal | None = None  # the days estimated
     per_area_day: Decimal | None = None  # AVERAGE: the property's use per m² and day
+    unmetered_days: Decimal | None = None  # of the days estimated, those on which no meter hung in the unit
 
     def basis(self) -> dict[str, str]:
         """The figures it was computed from, as text (for the line's JSON)."""
@@ -92,17 +93,35 @@ class Estimate:
             "reported_days": self.reported_days,
             "missing_days": self.missing_days,
             "per_area_day": self.per_area_day,
+            "unmetered_days": self.unmetered_days,
         }
         return {name: str(value) for name, value in figures.items() if value is not None}
 
 
 @dataclass
 class _MeterPart:
-    """One meter's part of a piece: what it measured and, where it said too little, the estimate used instead."""
+    """One meter's part of a piece: what it measured and, where it said too little, the estimate used instead.
+
+    `unmetered`: the time of the piece on which no meter of its type hung in the unit that this meter answers
+    for (the span before it since the previous one came down or the stretch began; for the last, the span after
+    it too), estimated with its own silence.
+    """
 
     use: MeterUse
     consumption: Decimal  # in the display unit, estimate included
     estimate: Estimate | None = None
+    unmetered: timedelta = timedelta(0)
+
+    @property
+    def reported(self) -> timedelta:
+        """How long it measured in the piece: from its start cut to its last reading if it fell silent, else
+        to its end cut."""
+        return (self.use.silent_from or self.use.end.at) - self.use.start.at
+
+    @property
+    def answers_for(self) -> timedelta:
+        """The time of the piece its consumption stands for: its own, and the unmetered time it answers for."""
+        return self.use.end.at - self.use.start.at + self.unmetered
 
 
 @dataclass
@@ -135,8 +154,9 @@ class _Piece:
 
     @property
     def estimated(self) -> bool:
+        # Time without a meter is estimated (below), so it already keeps the piece out of the averages.
         return self.no_meter_estimate is not None or any(
-            part.estimate is not None or part.use.amount.estimated for part in self.meters
+            part.estimate is not None or part.unmetered or part.use.amount.estimated for part in self.meters
         )
 
 
@@ -523,36 +543,53 @@ def _pieces(unit: Unit, settlement: Settlement, meter_types: Sequence[str], now:
         if pieces is None:
             pieces = [_Piece(unit, share.tenancy, share.start, share.end) for share in measured.shares]
         for piece, share in zip(pieces, measured.shares, strict=True):
-            piece.meters += [_MeterPart(use, use.amount.value) for use in share.meters]
+            parts = [_MeterPart(use, use.amount.value) for use in share.meters]
+            _answer_for_unmetered(parts, share.unmetered)
+            piece.meters += parts
     return pieces or []
 
 
-def _estimate_what_meters_did_not_tell(pieces: list[_Piece]) -> None:
-    """Replace what silent meters left out by estimates, each with its method and basis.
+def _answer_for_unmetered(parts: Sequence[_MeterPart], spans: Sequence[tuple[datetime, datetime]]) -> None:
+    """Give each span on which no meter of the parts' type hung to the meter put up at its end (its successor),
+    or, for a span that runs to the end of the stretch, to the meter taken down at its start. Without any
+    meter of the type there is nobody to answer for it (a unit without meters: the property's average)."""
+    for begin, end in spans:
+        after = [part for part in parts if part.use.start.at == end]
+        before = [part for part in parts if part.use.end.at == begin]
+        for part in (after or before)[:1]:
+            part.unmetered += end - begin
 
-    A meter that fell silent within a stretch has its use over the rest of
-    the stretch estimated from its own average daily use over the days it
-    reported; one silent throughout the stretch gets the property's average
-    use of that kind of meter per m² and day (from the meters that reported
-    throughout theirs). A unit without any meter of the utility gets the
-    property's average for the utility. Use across a gap in the readings is
-    measured (the register's rise across it), only its split at a cut inside
-    the gap is interpolated: flagged, not replaced.
+
+def _estimate_what_meters_did_not_tell(pieces: list[_Piece]) -> None:
+    """Replace what meters left out by estimates, each with its method and basis.
+
+    What a meter did not measure: the rest of the stretch after it fell
+    silent, and the days on which no meter of its kind hung in the unit that
+    it answers for (`_answer_for_unmetered`: before it was put up, or after
+    it came down with no successor). Where it reported for at least
+    MIN_REPORTED, its use over all of that is estimated from its own average
+    daily use over the time it reported; otherwise its whole part gets the
+    property's average use of that kind of meter per m² and day (from the
+    meters that reported throughout theirs). A unit without any meter of the
+    utility gets the property's average for the utility. Use across a gap in
+    the readings is measured (the register's rise across it), only its split
+    at a cut inside the gap is interpolated: flagged, not replaced.
     """
-    silent_throughout: list[tuple[_Piece, _MeterPart]] = []
+    too_short: list[tuple[_Piece, _MeterPart]] = []
     for piece in pieces:
         for part in piece.meters:
-            silent_from = part.use.silent_from
-            if silent_from is None:
+            if part.use.silent_from is None and not part.unmetered:
                 continue
-            if silent_from - part.use.start.at < MIN_REPORTED:
-                silent_throughout.append((piece, part))
+            if part.reported < MIN_REPORTED:
+                too_short.append((piece, part))
             else:
-                part.estimate = _scaled_up(part.use, silent_from)
+                part.estimate = _scaled_up(part)
     averages = _property_averages(pieces)
-    for piece, part in silent_throughout:
-        days = _days(part.use.end.at - part.use.start.at)
-        part.estimate = _average(averages.get(part.use.installation.meter_type, Fraction(0)), piece, days)
+    for piece, part in too_short:
+        days = _days(part.answers_for)
+        part.estimate = _average(
+            averages.get(part.use.installation.meter_type, Fraction(0)), piece, days, _unmetered_days(part)
+        )
     for piece in pieces:
         if not piece.meters:
             piece.no_meter_estimate = _average(averages.get("", Fraction(0)), piece, Decimal(piece.days))
@@ -562,26 +599,37 @@ def _estimate_what_meters_did_not_tell(pieces: list[_Piece]) -> None:
                 part.consumption = part.estimate.consumption
 
 
-def _scaled_up(use: MeterUse, silent_from: datetime) -> Estimate:
-    """A meter's use over the whole stretch from its own rate over the part it reported (up to `silent_from`)."""
-    reported, whole = silent_from - use.start.at, use.end.at - use.start.at
-    scaled = use.amount.value * _microseconds(whole) / _microseconds(reported)
+def _scaled_up(part: _MeterPart) -> Estimate:
+    """A meter's use over all the time it answers for, from its own rate over the time it reported."""
+    reported, whole = part.reported, part.answers_for
+    scaled = part.use.amount.value * _microseconds(whole) / _microseconds(reported)
     return Estimate(
         EstimateMethod.SCALED,
         scaled.quantize(QUANTUM),
         reported_days=_days(reported),
         missing_days=_days(whole - reported),
+        unmetered_days=_unmetered_days(part),
     )
+
+
+def _unmetered_days(part: _MeterPart) -> Decimal | None:
+    return _days(part.unmetered) if part.unmetered else None
 
 
 def _microseconds(span: timedelta) -> Decimal:
     return Decimal(span // timedelta(microseconds=1))
 
 
-def _average(per_area_day: Fraction, piece: _Piece, days: Decimal) -> Estimate:
+def _average(per_area_day: Fraction, piece: _Piece, days: Decimal, unmetered_days: Decimal | None = None) -> Estimate:
     """The property's average use per m² and day, for the piece's floor area and `days` days."""
     consumption = _decimal(per_area_day * Fraction(piece.unit.floor_area_m2) * Fraction(days))
-    return Estimate(EstimateMethod.AVERAGE, consumption, per_area_day=_decimal(per_area_day), missing_days=days)
+    return Estimate(
+        EstimateMethod.AVERAGE,
+        consumption,
+        per_area_day=_decimal(per_area_day),
+        missing_days=days,
+        unmetered_days=unmetered_days,
+    )
 
 
 def _property_averages(pieces: Sequence[_Piece]) -> dict[str, Fraction]:

@@ -132,12 +132,13 @@ def test_it_scales_up_a_meter_that_fell_silent(heat_settlement, prop, gateway):
     line = heat_settlement.lines.get(unit=silent)
     assert line.estimated
     [part] = line.meters.all()
-    # Installed 1 Dec 01:00 local, last reading 31 Dec 23:00: it reported for 742 of the 2,902 hours to
-    # 1 Apr 00:00 (DST) and measured 743 kWh (from its initial 0 to 743), scaled up to all of them.
+    # Installed 1 Dec 01:00 local, last reading 31 Dec 23:00: it reported for 742 of the 2,903 hours of the
+    # stretch to 1 Apr 00:00 (DST; the first hour, before it was put up, no meter hung) and measured 743 kWh
+    # (from its initial 0 to 743), scaled up to all of them.
     assert part.estimate_method == EstimateMethod.SCALED
-    assert part.estimate_basis == {"reported_days": "30.92", "missing_days": "90.00"}
+    assert part.estimate_basis == {"reported_days": "30.92", "missing_days": "90.04", "unmetered_days": "0.04"}
     assert part.measured == Decimal(743)
-    assert line.consumption == (Decimal(743) * 2902 / 742).quantize(Decimal("0.001"))
+    assert line.consumption == (Decimal(743) * 2903 / 742).quantize(Decimal("0.001"))
 
 
 @pytest.mark.parametrize(
