@@ -18,16 +18,20 @@ The model, in four rules:
    (``installed_at`` .. ``removed_at``) and to *now*. A unit's consumption sums
    its installations, so a meter swap counts the old meter up to its removal
    and the new one from its installation and initial value.
-4. A register only counts up. Readings that contradict that are *left out*:
-   of all the installation's known points, one longest run that never goes
-   down is kept (``plausible``), so a single zero, a spike of garbage digits
-   or a short run of either is dropped and the register is interpolated
-   across it; the periods it touches are flagged. Since the kept points never
-   decrease, no amount is negative and the amounts of consecutive periods (a
-   month's days, a year's tenancies) add up exactly to the amount over all of
-   them: a bad reading on a move date cannot shift use between tenants. (A
-   meter that really restarted from zero needs a meter swap registered; until
-   then its readings after the drop are left out and flagged.)
+4. A register only counts up, and no faster than a meter of its type can
+   count (``MAX_RISE_PER_HOUR``, over the time between two readings).
+   Readings that contradict that are *left out*: of all the installation's
+   known points, one longest run that never goes down nor rises faster is
+   kept (``plausible``), so a single zero, a spike of garbage digits (also
+   one that is the meter's last reading) or a short run of either is dropped
+   and the register is interpolated across it, or held before it; the
+   periods it touches are flagged. Since the kept points never decrease, no
+   amount is negative and the amounts of consecutive periods (a month's
+   days, a year's tenancies) add up exactly to the amount over all of them:
+   a bad reading on a move date cannot shift use between tenants. (A meter
+   that really restarted from zero, or whose register was set forward, needs
+   a meter swap registered; until then the side with fewer readings is left
+   out and flagged.)
 
 Days and months are local to the property's time zone: a day runs from one
 local midnight to the next, so the spring day has 23 hours and the autumn day
@@ -50,7 +54,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
@@ -65,6 +69,8 @@ from readings.models import MeterInstallation, MeterType, RegisterUnit, Tenancy,
 MAX_GAP = timedelta(hours=26)
 # Amounts carry the register's own precision.
 QUANTUM = Decimal("0.000001")
+_MICROSECOND = timedelta(microseconds=1)
+_MICROSECONDS_PER_HOUR = 3_600_000_000
 
 DISPLAY_UNIT: dict[str, str] = {
     MeterType.HEAT: RegisterUnit.KWH,
@@ -96,6 +102,38 @@ def display_factor(meter_type: str, register_unit: str) -> Decimal:
         return _FACTORS[target][register_unit]
     except KeyError:
         raise ValueError(f"a {meter_type} meter cannot count in {register_unit!r}") from None
+
+
+# The fastest a register of each meter type can rise, in the display unit per hour: some ten times a large
+# building's supply (10 MW of heat or power, 1,000 m³ of water an hour, 1,000 allocator units an hour),
+# so no meter of a building reaches it, however long the gap before a reading. A reading further above
+# the one before it than this over the time between them is garbage (a spike of wrong digits: millions
+# over hours), wherever it sits, also as a meter's last reading, which no later one contradicts.
+MAX_RISE_PER_HOUR: dict[str, Decimal] = {
+    MeterType.HEAT: Decimal(10_000),
+    MeterType.ELECTRICITY: Decimal(10_000),
+    MeterType.COLD_WATER: Decimal(1_000),
+    MeterType.HOT_WATER: Decimal(1_000),
+    MeterType.HEAT_COST_ALLOCATOR: Decimal(1_000),
+}
+
+
+def max_rise_per_hour(meter_type: str, register_unit: str) -> Decimal:
+    """MAX_RISE_PER_HOUR in the register's own unit (to the register's precision); ValueError as display_factor.
+
+    The one value of the ceiling that both `plausible` and its SQL twin (readings/went_down.py) compare with.
+    """
+    return (MAX_RISE_PER_HOUR[meter_type] / display_factor(meter_type, register_unit)).quantize(QUANTUM)
+
+
+def max_rise_params() -> dict[str, list[Any]]:
+    """max_rise_per_hour of every meter type and register unit that convert, as SQL array parameters."""
+    pairs = [(kind, unit) for kind in MAX_RISE_PER_HOUR for unit in _FACTORS[DISPLAY_UNIT[kind]]]
+    return {
+        "rise_types": [kind for kind, _unit in pairs],
+        "rise_units": [unit for _kind, unit in pairs],
+        "rise_per_hour": [max_rise_per_hour(kind, unit) for kind, unit in pairs],
+    }
 
 
 # --- Local days and months -------------------------------------------------------
@@ -283,20 +321,43 @@ class Register:
     estimated: bool
 
 
-def plausible(values: Sequence[Decimal]) -> list[bool]:
-    """Which values to keep: one longest non-decreasing subsequence, the rest are implausible.
+def plausible(points: Sequence[Point], max_rise_per_hour: Decimal | None = None) -> list[bool]:
+    """Which points (in time order) to keep: one longest run that a register could have counted, the rest
+    are implausible.
 
-    A register only counts up, so of readings that contradict each other we
-    keep the most that agree and leave out the fewest: a single zero, a
-    spike of garbage digits, a short run of either. Of equally long choices
-    the one ending lowest is kept (patience sorting, deterministic), so a
-    value above both neighbours that agree with each other counts as the
-    spike. Kept values never decrease.
+    A register only counts up, and no faster than `max_rise_per_hour` (in its
+    own unit; None: any rise). So of readings that contradict each other we
+    keep the most that agree and leave out the fewest: a single zero, a spike
+    of garbage digits, a short run of either — and a spike that nothing later
+    contradicts (a meter's last reading, or the last before a gap), because
+    it rose faster than any meter counts from the reading before it. A rise
+    of exactly the ceiling is kept. Of equally long choices the one ending
+    lowest is kept (patience sorting, deterministic), so a value above both
+    neighbours that agree with each other counts as the spike. Kept points
+    never decrease, nor rise faster than the ceiling.
+
+    Two points can both be kept when the later's value is no lower and its
+    headroom (ceiling × hours - value: how far it lies below a line rising
+    at the ceiling) is no lower either. Both orders are transitive, so the
+    run is a longest non-decreasing run of the values taken in the order of
+    headroom (ties in time order). Where no rise exceeds the ceiling that is
+    time order, and the run is the one kept before the ceiling existed.
     """
+    order = list(range(len(points)))
+    if max_rise_per_hour is not None and points:
+        origin = points[0].at
+        # Exact: rise <= ceiling * hours, in microseconds, with room for every digit.
+        with localcontext(Context(prec=80)):
+            headroom = [
+                max_rise_per_hour * ((point.at - origin) // _MICROSECOND) - point.value * _MICROSECONDS_PER_HOUR
+                for point in points
+            ]
+        order.sort(key=lambda index: (headroom[index], index))
     tails: list[Decimal] = []  # the lowest last value of a kept run of each length
     tail_index: list[int] = []
-    previous: list[int] = [-1] * len(values)
-    for index, value in enumerate(values):
+    previous: dict[int, int] = {}
+    for index in order:
+        value = points[index].value
         length = bisect.bisect_right(tails, value)
         if length == len(tails):
             tails.append(value)
@@ -305,7 +366,7 @@ def plausible(values: Sequence[Decimal]) -> list[bool]:
             tails[length] = value
             tail_index[length] = index
         previous[index] = tail_index[length - 1] if length else -1
-    keep = [False] * len(values)
+    keep = [False] * len(points)
     index = tail_index[-1] if tail_index else -1
     while index >= 0:
         keep[index] = True
@@ -319,7 +380,7 @@ class Series:
     Built from rollup rows: all of them, or (from the database) just the rows
     around the instants that will be asked about, which gives the same answers
     because only the neighbours of an instant matter — for a register that
-    never went down. One that did is loaded whole (`load_series` does), since
+    never went down nor rose faster than MAX_RISE_PER_HOUR. One that did is loaded whole (`load_series` does), since
     which readings are implausible depends on all of them (`plausible`).
     """
 
@@ -365,7 +426,7 @@ class Series:
 
     def _keep_plausible(self, points: list[Point], covered: list[bool]) -> None:
         """Keep the plausible points; across the readings left out, coverage is judged by distance."""
-        keep = plausible([point.value for point in points])
+        keep = plausible(points, max_rise_per_hour(self.installation.meter_type, self.installation.register_unit))
         previous: Point | None = None
         skipped = False
         for index, point in enumerate(points):
@@ -465,10 +526,10 @@ def sum_series(series: Iterable[Series], boundaries: Sequence[datetime], *, now:
 
 # For every (installation, local day) asked about: the last rollup row before
 # that day and the first two from it on. These are the neighbours of any
-# instant of the day, so for a register that never went down Series answers
-# exactly as with the whole history; each branch is one descent of
-# reading_daily's primary key. Every row of the installations whose register
-# went down (readings/went_down.py), and optionally every row of a range of
+# instant of the day, so for a register that never went down (nor rose too
+# fast) Series answers exactly as with the whole history; each branch is one
+# descent of reading_daily's primary key. Every row of the installations whose
+# register did (register_went_down, readings/went_down.py), and optionally every row of a range of
 # days (an export's days: all their neighbours at once).
 SERIES_ROWS = """
 WITH went_down AS (
@@ -637,9 +698,10 @@ async def latest_readings(
 # after it (each a descent of reading_daily's primary key), interpolation,
 # then per installation the difference between neighbouring instants. Nothing
 # but amounts comes back, so a 400-meter property costs milliseconds. This
-# holds for registers that never went down; the installations that did are
-# marked (register_went_down, readings/went_down.py), and their amounts come
-# from Series, which leaves out their implausible readings.
+# holds for registers that never went down nor rose faster than
+# MAX_RISE_PER_HOUR; the installations that did are marked
+# (register_went_down, readings/went_down.py), and their amounts come from
+# Series, which leaves out their implausible readings.
 # tests/readings/test_consumption_db.py holds the two to each other.
 INSTALLATION_AMOUNTS = """
 WITH boundary AS (

@@ -736,14 +736,14 @@ class _Stored:
             return [
                 (LOCK_ROLLUPS_TO_RECOMPUTE, {"property_id": property_id}),
                 (ROLLUP, rollup),
-                (went_down.MARK_AFTER_ROLLUP, rollup),
+                (went_down.MARK_AFTER_ROLLUP, {**rollup, **went_down.mark_params()}),
             ]
         if merged is not None:
             merge = merged.merge_params()
             return [
                 (LOCK_ROLLUPS_TO_MERGE, {"property_id": property_id}),
                 (MERGE_ROLLUP, merge),
-                (went_down.MARK_AFTER_MERGE, merge),
+                (went_down.MARK_AFTER_MERGE, {**merge, **went_down.mark_params()}),
             ]
         return []
 

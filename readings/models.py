@@ -499,8 +499,9 @@ class MeterInstallation(FieldConstraintsModel):
         default=Decimal("0"),
         validators=[MinValueValidator(Decimal("0"))],
     )
-    # Kept by readings.ingest (readings/went_down.py): whether its register ever went down, so that its
-    # readings are screened for implausible ones (readings.consumption).
+    # Kept by readings.ingest (readings/went_down.py): whether its register ever went down or rose faster
+    # than a meter counts (readings.consumption.MAX_RISE_PER_HOUR), so that its readings are screened for
+    # implausible ones (readings.consumption).
     register_went_down = models.BooleanField(_("register went down"), default=False, editable=False)
 
     objects = MeterInstallationQuerySet.as_manager()

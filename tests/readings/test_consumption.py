@@ -19,7 +19,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from readings.consumption import (
+    DISPLAY_UNIT,
     MAX_GAP,
+    MAX_RISE_PER_HOUR,
     Amount,
     CutMethod,
     DailyRow,
@@ -31,6 +33,8 @@ from readings.consumption import (
     day_start,
     display_factor,
     local_day,
+    max_rise_per_hour,
+    plausible,
     sum_series,
     tenancy_splits,
 )
@@ -247,6 +251,104 @@ def test_it_splits_a_period_at_move_dates():
         (None, date(2025, 1, 15), date(2025, 2, 1)),
         (tina, date(2025, 2, 1), date(2025, 3, 1)),
     ]
+
+
+# --- The ceiling on a register's rise (MAX_RISE_PER_HOUR) ---------------------------------------------------
+
+
+def test_it_knows_the_ceiling_in_every_register_unit():
+    assert max_rise_per_hour("heat", "kWh") == MAX_RISE_PER_HOUR["heat"] == Decimal(10_000)
+    assert max_rise_per_hour("heat", "Wh") == Decimal(10_000_000)
+    assert max_rise_per_hour("heat", "MWh") == Decimal(10)
+    assert max_rise_per_hour("heat", "GJ") == Decimal(36)
+    assert max_rise_per_hour("cold_water", "L") == 1000 * max_rise_per_hour("cold_water", "m3")
+    # Every type has one, so every installation a Series can be built for is screened.
+    assert set(MAX_RISE_PER_HOUR) == set(DISPLAY_UNIT)
+
+
+def points(*values_by_hour: tuple[int, str]) -> list[Point]:
+    start = at(2025, 1, 1)
+    return [Point(start + hours * HOUR, Decimal(value)) for hours, value in values_by_hour]
+
+
+def test_it_keeps_a_rise_of_exactly_the_ceiling_and_leaves_out_one_just_above():
+    ceiling = Decimal(10_000)
+    assert plausible(points((0, "100"), (1, "10100"), (3, "30100")), ceiling) == [True, True, True]
+    assert plausible(points((0, "100"), (1, "10100.000001")), ceiling) == [True, False]
+    # Without a ceiling, only going down is implausible (as before it existed).
+    assert plausible(points((0, "100"), (1, "10100.000001")), None) == [True, True]
+
+
+def test_it_judges_a_rise_by_the_time_since_the_reading_before_it():
+    ceiling = Decimal(10_000)
+    # 700,000 over a 3-day gap is 9,722 an hour: real use, kept; 10 million over the same gap is not.
+    assert plausible(points((0, "100"), (72, "700100"), (73, "700200")), ceiling) == [True, True, True]
+    assert plausible(points((0, "100"), (1, "101"), (73, "10000101")), ceiling) == [True, True, False]
+
+
+def test_it_leaves_out_the_side_of_a_jump_with_fewer_readings():
+    ceiling = Decimal(10_000)
+    # A register set forward by millions with more readings after than before: the early ones go.
+    assert plausible(points((0, "5"), (1, "6"), (2, "9000000"), (3, "9000001"), (4, "9000002")), ceiling) == [
+        False,
+        False,
+        True,
+        True,
+        True,
+    ]
+
+
+def test_it_leaves_out_a_spike_that_is_the_last_reading_of_all():
+    start = at(2025, 1, 1)
+    readings = hourly(start, at(2025, 1, 4))  # 0 .. 71
+    spike = (at(2025, 1, 4), Decimal(10_000_071))
+    one = series_of(meter(start), [*readings, spike])
+    assert one.left_out == [Point(*spike)]
+    days = one.consumption_series([day_start(date(2025, 1, d), CPH) for d in range(1, 6)], now=NOW)
+    assert days[:2] == [Amount(Decimal(24)), Amount(Decimal(24))]
+    # The register is held at the last good reading; the days from it on say a reading was left out.
+    assert days[2] == Amount(Decimal(23), left_out=True)
+    assert days[3] == Amount(Decimal(0), left_out=True)
+    cut = one.cut_at(at(2025, 1, 5))
+    assert cut.method == CutMethod.HELD and cut.value == Decimal(71) and cut.left_out == (Point(*spike),)
+
+
+def test_it_leaves_out_a_spike_just_before_the_meter_was_removed():
+    start, removed = at(2025, 1, 1), at(2025, 1, 4)
+    # The meter's last reading, at its removal, is garbage; the register is held at the one before.
+    readings = [*hourly(start, removed), (removed, Decimal(99_999_999))]
+    one = series_of(meter(start, removed_at=removed), readings)
+    assert one.consumption(start, at(2025, 2, 1), now=NOW) == Amount(Decimal(71), left_out=True)
+
+
+def test_it_leaves_out_a_spike_at_a_periods_end_with_the_readings_after_it_missing():
+    start = at(2025, 1, 1)
+    # Readings to the 3rd 23:00, a spike at midnight, then silence: the period ends at that midnight.
+    one = series_of(meter(start), [*hourly(start, at(2025, 1, 4)), (at(2025, 1, 4), Decimal(12_345_678))])
+    january_so_far = one.consumption(start, at(2025, 1, 4), now=at(2025, 1, 10))
+    assert january_so_far == Amount(Decimal(71), estimated=False, left_out=True)
+
+
+def test_it_still_leaves_out_a_spike_in_the_middle_below_the_ceiling():
+    start = at(2025, 1, 1)
+    readings = hourly(start, at(2025, 1, 4))
+    # 5,000 above the truth in an hour is within the ceiling: the readings after it still contradict it.
+    readings[47] = (readings[47][0], Decimal(5_047))
+    one = series_of(meter(start), readings)
+    assert one.left_out == [Point(readings[47][0], Decimal(5_047))]
+
+
+@pytest.mark.parametrize(
+    ("unit", "per_hour"),
+    [("kWh", "5000"), ("Wh", "9000000"), ("MWh", "9"), ("GJ", "30"), ("m3", "800"), ("L", "800000")],
+)
+def test_it_keeps_a_building_supply_meters_genuine_large_use(unit, per_hour):
+    start = at(2025, 1, 1)
+    one = series_of(meter(start, unit=unit), hourly(start, at(2025, 1, 10), per_hour=Decimal(per_hour)))
+    assert one.left_out == []
+    used = one.consumption(start, at(2025, 1, 2), now=NOW)
+    assert used is not None and not used.left_out
+    assert used.value == (24 * Decimal(per_hour) * one.factor).quantize(Decimal("0.000001"))
 
 
 # --- Properties ------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""readings/went_down.py: ingest marks every installation whose register ever went down, as a fresh look at
-all its rows would, whichever path and in whatever order its readings arrive."""
+"""readings/went_down.py: ingest marks every installation whose register ever went down or rose faster than
+a meter counts, as a fresh look at all its rows would, whichever path and in whatever order its readings
+arrive, and exactly where readings.consumption.plausible leaves readings out."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from readings import went_down
+from readings.consumption import DailyRow, Installation, Series
 from readings.ingest import ReadingRow
-from readings.models import MeterInstallation
+from readings.models import MeterInstallation, ReadingDaily
 from tests.factories import ingest_now
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -75,6 +77,45 @@ def test_a_recheck_clears_the_mark_once_the_reading_is_corrected(heat_meter, pro
     with connection.cursor() as cursor:
         went_down.recheck(cursor, [heat_meter.pk])
     assert not marked(heat_meter)
+
+
+def test_it_marks_a_spike_that_is_the_last_reading_of_all(heat_meter, prop):
+    # Nothing after it goes down: it is marked because it rose faster than any heat meter counts.
+    ingest_now(prop.pk, rows(heat_meter, [*range(100, 200), 10_000_199]))
+    assert marked(heat_meter)
+    assert screened_out(heat_meter) == [Decimal(10_000_199)]
+
+
+@pytest.mark.parametrize(
+    ("rise", "expected"),
+    [("120000", False), ("120000.000001", True)],
+    ids=["exactly-the-ceiling", "just-above"],
+)
+def test_it_marks_a_rise_above_the_ceiling_exactly_as_plausible_leaves_it_out(heat_meter, prop, rise, expected):
+    # 12 hours apart: 120,000 kWh is exactly 10,000 kWh an hour.
+    ingest_now(prop.pk, rows(heat_meter, [100, 200, Decimal(200) + Decimal(rise), Decimal(300) + Decimal(rise)]))
+    assert marked(heat_meter) is expected
+    with connection.cursor() as cursor:
+        went_down.recheck(cursor, [heat_meter.pk])
+    assert marked(heat_meter) is expected
+    assert bool(screened_out(heat_meter)) is expected
+
+
+def test_it_leaves_a_building_supply_meters_large_use_unmarked(heat_meter, prop):
+    # 5 MW for days, and 9,000 kWh an hour across a 4-day gap: real use.
+    ingest_now(prop.pk, rows(heat_meter, [100 + 60_000 * n for n in range(20)]))
+    ingest_now(prop.pk, rows(heat_meter, [1_140_100 + 864_000], first_hour=27))
+    assert not marked(heat_meter)
+    assert screened_out(heat_meter) == []
+
+
+def screened_out(meter) -> list[Decimal]:
+    """The values readings.consumption leaves out of all the meter's rollup rows."""
+    daily = [
+        DailyRow(row.day, row.first_at, row.first_value, row.last_at, row.last_value, row.reading_count)
+        for row in ReadingDaily.objects.filter(installation=meter)
+    ]
+    return [point.value for point in Series(Installation.of(meter), daily).left_out]
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -1,12 +1,11 @@
-"""Defect, not fixed: a garbled last reading (a spike) before a meter falls silent is billed as use.
+"""A garbled last reading (a spike) before a meter falls silent is left out, not billed.
 
-Found by tests/settlements/test_dirty_properties.py (hypothesis, not on every run): a spike that is the
-meter's last reading of all is kept. readings.consumption.plausible keeps one longest non-decreasing run,
-and a spike at the end extends every run by one, so it is never left out; the register is then held at
-10 million kWh and the tenant whose stretch reaches it pays for it. The README ("Consumption pages": "a
-spike of garbage digits" is left out, "a bad reading on a move date or at a period's end neither moves
-use between tenants nor wipes it out") and test_dirty_data's trailing zero, which is left out, expect the
-same for a trailing spike.
+Nothing after such a reading goes down, so a register that only has to count up would keep it. A
+register also counts no faster than a meter of its type can (readings.consumption.MAX_RISE_PER_HOUR,
+10,000 kWh an hour for heat, over the time since the reading before): 10 million kWh in an hour is
+garbage wherever it sits, so readings.consumption.plausible leaves it out, the register is held at the
+last good reading, and the statement names the reading left out. Found by
+tests/settlements/test_dirty_properties.py (hypothesis); the README ("Consumption pages") says the same.
 """
 
 import zoneinfo
@@ -15,15 +14,13 @@ from decimal import Decimal
 
 import pytest
 
+from readings.consumption import QUANTUM
 from readings.ingest import ReadingRow
 from readings.models import MeterInstallation, Tenancy, Unit
 from settlements.services import settlement_generate
 from tests.factories import hourly_rows, ingest_now
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.xfail(strict=True, reason="a spike that is the last reading of all is kept and billed"),
-]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 CPH = zoneinfo.ZoneInfo("Europe/Copenhagen")
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
@@ -56,6 +53,10 @@ def test_it_leaves_out_a_spike_that_is_the_last_reading_before_the_meter_died(
     settlement_generate(settlement=heat_settlement, now=NOW)
 
     [part] = heat_settlement.lines.get(unit=unit).meters.all()
-    # Observed: measured 10,002,160 kWh (the spike) and anna's share most of the 10,000.00 DKK.
-    assert part.measured < 3000
+    # Held at the last good reading (28 Feb 23:00: 2,159 kWh), the spike named as left out.
+    assert part.measured == Decimal(2159)
     assert part.left_out
+    assert part.end_cut["method"] == "held"
+    assert part.end_cut["left_out"] == [
+        {"at": local(2025, 3, 1).astimezone(UTC).isoformat(), "value": str(Decimal(10_002_160).quantize(QUANTUM))}
+    ]
