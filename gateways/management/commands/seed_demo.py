@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import zoneinfo
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -168,8 +169,10 @@ class Command(BaseCommand):
     def handle(self, *args: Any, days: int, until: date | None, **options: Any) -> None:
         end = self.end_of_readings(until)
         start = end - timedelta(days=days)
-        # Last year's settlement needs readings from its first day; older days get one reading a day.
-        first = min(datetime(end.year - 1, 1, 1, tzinfo=UTC), start)
+        # Last year's settlement needs readings from its first day, the buildings' local midnight (their
+        # meters hung by then: not an hour of the year unmetered); older days get one reading a day.
+        zone = zoneinfo.ZoneInfo(str(Property._meta.get_field("time_zone").default))
+        first = min(datetime(end.year - 1, 1, 1, tzinfo=zone), start)
         with transaction.atomic():
             prop, tokens = self.create_building(installed_at=first)
             annex, annex_tokens = self.create_annex(prop.organisation, installed_at=first)
