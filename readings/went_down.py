@@ -14,7 +14,8 @@ The mark is kept where the rollup is written: readings.ingest runs
 `MARK_AFTER_MERGE` or `MARK_AFTER_ROLLUP` on the days it wrote, in the same
 pipeline, looking only at those days and their neighbours; it only ever
 sets the mark. `recheck` decides it afresh from all rows (after a change to
-an installation's initial value or life, after a change to the ceilings, and once for existing data).
+an installation's initial value or life). A change to the ceilings decides it afresh for existing data
+in a migration that holds its own copy of the statement and the ceilings (as 0009 and 0019 do).
 Both take `mark_params()` beside their own parameters.
 """
 

@@ -4,6 +4,7 @@ arrive, and exactly where readings.consumption.plausible leaves readings out."""
 
 from __future__ import annotations
 
+import importlib
 import itertools
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -149,3 +150,33 @@ def test_ingest_marks_as_a_full_recheck_would(prop, gateway, rises, spoiled, pay
     with connection.cursor() as cursor:
         went_down.recheck(cursor, [meter.pk])
     assert incremental == marked(meter)
+
+
+def test_migration_0019_marks_a_spike_in_existing_rows_by_the_registers_unit(heat_meter, prop, gateway):
+    # The migration's statement is frozen (it imports no app code); on existing rows it decides the mark
+    # for every installation, as the recheck did when it was written.
+    migration = importlib.import_module("readings.migrations.0019_mark_registers_that_rose_too_fast")
+    ingest_now(prop.pk, rows(heat_meter, [*range(100, 200), 10_000_199]))
+    litres = MeterInstallation.objects.create(
+        unit=prop.units.create(label="frozen-0019", floor_area_m2=Decimal(50)),
+        gateway=gateway,
+        meter_serial="01900019",
+        manufacturer="KAM",
+        meter_type="cold_water",
+        register_unit="L",
+        installed_at=START - timedelta(days=1),
+        initial_value=Decimal(0),
+    )
+    # 900,000 L in 12 hours is 75 m³ an hour: under the water ceiling once the register's unit is known.
+    ingest_now(
+        prop.pk,
+        [
+            ReadingRow(litres.pk, START + timedelta(hours=12 * n), Decimal(900_000 * n), "L", "cold_water")
+            for n in range(1, 5)
+        ],
+    )
+    MeterInstallation.objects.update(register_went_down=False)
+    with connection.cursor() as cursor:
+        cursor.execute(migration.RECHECK_ALL)
+    assert marked(heat_meter)
+    assert not marked(litres)
