@@ -1,5 +1,10 @@
 """The pages of tenant accounts: accepting an invitation (setting the first password) and Django's
-password reset in the portal's look, limited so that the form cannot flood a mailbox."""
+password reset in the portal's look, limited so that the form cannot flood a mailbox.
+
+The reset mail is made and sent by a job (`send_reset_mails`, tenants/tasks.py), never in the request:
+the answer must take as long for an unknown address as for a known one, or its timing tells who has a
+login. Its link is made from PORTAL_URL, not from the Host of a request anyone can send.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,15 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import views as auth_views
-from django.contrib.auth.forms import SetPasswordForm
+from django.contrib.auth.forms import PasswordResetForm, SetPasswordForm
+from django.contrib.auth.tokens import default_token_generator
+from django.core.mail import EmailMultiAlternatives
 from django.http import HttpResponse, HttpResponseRedirect
-from django.urls import reverse_lazy
-from django.utils import timezone
+from django.template.loader import render_to_string
+from django.urls import reverse, reverse_lazy
+from django.utils import timezone, translation
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
 
 from mbusportal.login_throttling import client_ip
 from tenants.models import PasswordResetRequest, TenantAccount
@@ -47,33 +57,70 @@ class PasswordResetView(auth_views.PasswordResetView):
     is the same page; only a known address within the limits gets a mail."""
 
     template_name = "tenants/password_reset_form.html"
-    email_template_name = "tenants/email/password_reset.txt"
-    html_email_template_name = "tenants/email/password_reset.html"
-    subject_template_name = "tenants/email/password_reset_subject.txt"
     success_url = reverse_lazy("tenants:password_reset_done")
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.extra_email_context = {"hours": reset_link_hours()}
-
     def form_valid(self, form: Any) -> HttpResponse:
-        if over_reset_limit(email=form.cleaned_data["email"], client=client_ip(self.request)):
-            return HttpResponseRedirect(self.get_success_url())
-        return super().form_valid(form)
+        # The same work for every address, known or not: count, and hand the rest to the job.
+        asked = over_reset_limit(email=form.cleaned_data["email"], client=client_ip(self.request))
+        if asked is not None:
+            from tenants.tasks import send_password_reset  # the tasks import this module
+
+            send_password_reset.defer(request_id=asked.pk, language=translation.get_language())
+        return HttpResponseRedirect(self.get_success_url())
 
 
-def over_reset_limit(*, email: str, client: str | None) -> bool:
-    """Count this request; True when the address or the client asked more often in the last hour than
-    PASSWORD_RESET_MAX_PER_ADDRESS / PASSWORD_RESET_MAX_PER_CLIENT allow (counted in the database, so
-    across processes)."""
+def over_reset_limit(*, email: str, client: str | None) -> PasswordResetRequest | None:
+    """Count this request; the request when it may cause a mail, None when the address or the client asked
+    more often in the last hour than PASSWORD_RESET_MAX_PER_ADDRESS / PASSWORD_RESET_MAX_PER_CLIENT allow
+    (counted in the database, so across processes)."""
     hour_ago = timezone.now() - timedelta(hours=1)
     PasswordResetRequest.objects.filter(requested_at__lt=hour_ago).delete()  # what no limit looks at any more
     email = email.strip().lower()
-    PasswordResetRequest.objects.create(email=email, client_ip=client)
+    asked = PasswordResetRequest.objects.create(email=email, client_ip=client)
     recent = PasswordResetRequest.objects.filter(requested_at__gte=hour_ago)
     by_address = recent.filter(email=email).count()
     by_client = recent.filter(client_ip=client).count() if client else 0
-    return by_address > settings.PASSWORD_RESET_MAX_PER_ADDRESS or by_client > settings.PASSWORD_RESET_MAX_PER_CLIENT
+    over = by_address > settings.PASSWORD_RESET_MAX_PER_ADDRESS or by_client > settings.PASSWORD_RESET_MAX_PER_CLIENT
+    return None if over else asked
+
+
+def send_reset_mails(*, request_id: int, language: str) -> int:
+    """E-mail a reset link to each login (active, with a password) of the request's address; how many.
+
+    Each mail is in the recipient's language (their latest tenancy's), else in the language of the page
+    the request came from. A mail server that fails raises, so that the job is tried again. The request's
+    row is gone after an hour (over_reset_limit), and with it the job's work.
+    """
+    asked = PasswordResetRequest.objects.filter(pk=request_id).first()
+    if asked is None:
+        return 0
+    sent = 0
+    for user in PasswordResetForm().get_users(asked.email):
+        link = settings.PORTAL_URL + reverse(
+            "tenants:password_reset_confirm",
+            kwargs={
+                "uidb64": urlsafe_base64_encode(force_bytes(user.pk)),
+                "token": default_token_generator.make_token(user),
+            },
+        )
+        context = {"user": user, "link": link, "hours": reset_link_hours()}
+        with translation.override(_language_of(user, default=language)):
+            subject = render_to_string("tenants/email/password_reset_subject.txt", context)
+            message = EmailMultiAlternatives(
+                " ".join(subject.split()),
+                render_to_string("tenants/email/password_reset.txt", context),
+                to=[user.email],
+            )
+            message.attach_alternative(render_to_string("tenants/email/password_reset.html", context), "text/html")
+        message.send()
+        sent += 1
+    return sent
+
+
+def _language_of(user: Any, *, default: str) -> str:
+    """The language a person chose for the portal's mail to them: their latest tenancy's, else `default`."""
+    latest = user.tenancies.order_by("-move_in", "-pk").values_list("language", flat=True).first()
+    return latest or (default if default in dict(settings.LANGUAGES) else settings.LANGUAGE_CODE)
 
 
 def reset_link_hours() -> int:

@@ -28,6 +28,7 @@ from readings.admin import TenancyAdmin
 from readings.admin_scoping import ScopedModelAdmin
 from readings.imports import ImportFileError, decode
 from readings.models import Tenancy
+from readings.validators import validate_no_control_characters
 from tenants.degree_days import import_degree_days
 from tenants.invitations import can_be_invited, send_invitation, tenant_for_new_tenancy
 from tenants.models import (
@@ -50,7 +51,8 @@ phone_validator = RegexValidator(
 class NewTenantForm(forms.Form):
     """The fields of the person a new tenancy is for, mixed into the tenancy admin's own form."""
 
-    name = forms.CharField(label=_("Tenant's name"), max_length=150)
+    # The name is printed in the invitation, statements and letters: one line, like every name in the portal.
+    name = forms.CharField(label=_("Tenant's name"), max_length=150, validators=[validate_no_control_characters])
     email = forms.EmailField(
         label=_("E-mail"),
         required=False,

@@ -1,11 +1,13 @@
-"""The tenants app's jobs (procrastinate, mbusportal.jobs): the monthly consumption information."""
+"""The tenants app's jobs (procrastinate, mbusportal.jobs): the monthly consumption information, and the
+password-reset mails (sent here so that the form answers alike for known and unknown addresses)."""
 
 from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
 
-from mbusportal.jobs import app
+from mbusportal.jobs import RETRY, app
+from tenants.accounts import send_reset_mails
 from tenants.monthly_delivery import run_monthly_information
 
 log = logging.getLogger(__name__)
@@ -30,3 +32,9 @@ def monthly_information(timestamp: int) -> None:
         report.failed,
         report.summaries,
     )
+
+
+@app.task(name="tenants.send_password_reset", retry=RETRY)
+def send_password_reset(*, request_id: int, language: str) -> str:
+    """The reset mails of one request of the form (tenants.accounts), sent outside the request."""
+    return f"{send_reset_mails(request_id=request_id, language=language)} reset mails sent"

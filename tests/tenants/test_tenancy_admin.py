@@ -100,6 +100,12 @@ def test_it_never_reuses_or_reveals_a_login_of_another_organisation(manager, uni
     [
         ({"name": ""}, "name", "This field is required."),
         ({"name": "   "}, "name", "This field is required."),
+        # The name goes into the invitation, statements and letters: no line breaks smuggled into them.
+        (
+            {"name": "Vic Tim\r\nBcc: x@evil.example"},
+            "name",
+            "Must not contain line breaks, tabs or other control characters.",
+        ),
         ({"email": "not-an-address"}, "email", "Enter a valid email address."),
         (
             {"email": "x" * 64 + "@" + "a" * 190 + ".dk"},
