@@ -148,6 +148,15 @@ def test_it_imports_no_meter_when_one_row_is_bad(alice_client, prop, unit, gatew
     assert list(MeterInstallation.objects.all()) == [heat_meter]
 
 
+def test_it_refuses_a_meter_whose_register_unit_its_type_cannot_count_in(alice_client, prop, unit, gateway):
+    text = "serial,manufacturer,type,unit,register_unit\n33334444,KAM,heat,1 tv,kWh\n55556666,KAM,cold_water,1 tv,kWh\n"
+    response = upload(alice_client, METERS, prop, text, dry_run=False)
+    errors = {row.line: row.errors for row in response.context["report"].rows if row.errors}
+    assert list(errors) == [3]
+    assert errors[3][0].startswith("register_unit: A meter of this type cannot count in this unit")
+    assert not MeterInstallation.objects.exists()
+
+
 def test_it_needs_a_gateway_when_the_property_has_several(alice_client, prop, unit, gateway):
     from gateways.models import Gateway
 
