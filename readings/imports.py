@@ -13,7 +13,7 @@ import csv
 import io
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
@@ -24,6 +24,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from readings.consumption import day_start
 from readings.models import DEFAULT_REGISTER_UNIT, MeterInstallation, MeterType, Property, RegisterUnit, Unit, UnitKind
 
 _T = TypeVar("_T")
@@ -336,7 +337,7 @@ def _gateway(serial: str, gateways: dict[str, int], default: int | None, prop: P
 
 
 def _moment(value: str, default: datetime, prop: Property) -> datetime:
-    """An ISO date (midnight) or date-time, in the property's time zone unless it carries an offset."""
+    """An ISO date (its local midnight) or date-time, in the property's time zone unless it carries an offset."""
     if not value:
         return default
     try:
@@ -345,15 +346,39 @@ def _moment(value: str, default: datetime, prop: Property) -> datetime:
             day = parse_date(value)
             if day is None:
                 raise ValueError(value)
-            moment = datetime.combine(day, time())
+            return day_start(day, prop.zone)
         if timezone.is_naive(moment):
-            return timezone.make_aware(moment, prop.zone)
+            return _local_moment(value, moment, prop)
         # In UTC: PostgreSQL refuses offsets beyond 15:59 that Python parses (up to 23:59).
         return moment.astimezone(UTC)
     except (ValueError, OverflowError):  # OverflowError: past the calendar in UTC
         raise RowError(
             "installed_at", _("%(value)r is not a date (YYYY-MM-DD) or date and time") % {"value": value}
         ) from None
+
+
+def _local_moment(value: str, moment: datetime, prop: Property) -> datetime:
+    """A wall-clock time in the property's zone; refused where the clocks skip it or show it twice."""
+    earlier, later = moment.replace(tzinfo=prop.zone, fold=0), moment.replace(tzinfo=prop.zone, fold=1)
+    if earlier.utcoffset() == later.utcoffset():
+        return earlier.astimezone(UTC)
+    # A time that exists reads back as itself from UTC; a skipped one comes back an hour off.
+    if earlier.astimezone(UTC).astimezone(prop.zone).replace(tzinfo=None) != moment:
+        raise RowError(
+            "installed_at",
+            _("%(value)r does not exist in %(zone)s: the clocks skip that hour")
+            % {"value": value, "zone": prop.time_zone},
+        )
+    raise RowError(
+        "installed_at",
+        _("%(value)r happens twice in %(zone)s, as the clocks go back: give its UTC offset, %(first)s or %(second)s")
+        % {
+            "value": value,
+            "zone": prop.time_zone,
+            "first": earlier.isoformat(timespec="minutes"),
+            "second": later.isoformat(timespec="minutes"),
+        },
+    )
 
 
 def _import(

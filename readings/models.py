@@ -3,9 +3,11 @@ hangs where, and what the meters said."""
 
 from __future__ import annotations
 
+import operator
 import zoneinfo
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import reduce
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.conf import settings
@@ -62,6 +64,19 @@ class RegisterUnit(models.TextChoices):
     CUBIC_METRE = "m3", "m³"
     HCA_UNITS = "units", _("HCA units")
 
+
+# The units a register of each meter type can count in: energy for heat and electricity, volume for water,
+# allocator units for allocators (readings.consumption converts each to the type's display unit). The
+# installation's check constraint holds every meter to it.
+_ENERGY = (RegisterUnit.WH, RegisterUnit.KWH, RegisterUnit.MWH, RegisterUnit.GJ)
+_VOLUME = (RegisterUnit.LITRE, RegisterUnit.CUBIC_METRE)
+REGISTER_UNITS_OF_TYPE: dict[str, tuple[str, ...]] = {
+    MeterType.HEAT: _ENERGY,
+    MeterType.COLD_WATER: _VOLUME,
+    MeterType.HOT_WATER: _VOLUME,
+    MeterType.ELECTRICITY: _ENERGY,
+    MeterType.HEAT_COST_ALLOCATOR: (RegisterUnit.HCA_UNITS,),
+}
 
 # What a new meter of each type usually counts in (imports and forms offer it first).
 DEFAULT_REGISTER_UNIT = {
@@ -512,6 +527,7 @@ class MeterInstallation(FieldConstraintsModel):
     constraint_fields = {
         "installation_removed_after_installed": "removed_at",
         "installation_no_overlap_per_meter": "meter_serial",
+        "installation_register_unit_of_meter_type": "register_unit",
     }
 
     class Meta:
@@ -523,6 +539,19 @@ class MeterInstallation(FieldConstraintsModel):
                 name="installation_removed_after_installed",
                 violation_error_message=_("The meter must be removed after it was installed."),
                 violation_error_code="removed_not_after_installed",
+            ),
+            # A heat meter counting in m³ has no amount in kWh: no page or statement could show it.
+            models.CheckConstraint(
+                condition=reduce(
+                    operator.or_,
+                    (Q(meter_type=kind, register_unit__in=units) for kind, units in REGISTER_UNITS_OF_TYPE.items()),
+                ),
+                name="installation_register_unit_of_meter_type",
+                violation_error_message=_(
+                    "A meter of this type cannot count in this unit: heat and electricity meters count in Wh, "
+                    "kWh, MWh or GJ, water meters in L or m³, heat cost allocators in HCA units."
+                ),
+                violation_error_code="register_unit_not_of_meter_type",
             ),
             # One physical meter cannot hang in two places at the same time.
             ExclusionConstraint(

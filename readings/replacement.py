@@ -21,7 +21,7 @@ from django.utils.formats import localize
 from django.utils.translation import gettext_lazy as _
 
 from readings.ingest import ReadingRow, ingest_sync
-from readings.models import MeterInstallation, Reading, RegisterUnit
+from readings.models import REGISTER_UNITS_OF_TYPE, MeterInstallation, Reading, RegisterUnit
 from readings.scoping import AnyUser
 
 # Clocks of a technician's phone and the server differ a little.
@@ -70,6 +70,11 @@ class MeterReplacementForm(forms.Form):
         gateway_field = self.fields["gateway"]
         assert isinstance(gateway_field, forms.ModelChoiceField)
         gateway_field.queryset = gateways.filter(property_id=old.unit.property_id)
+        # The new meter is of the old one's type, so only the units that type counts in are offered.
+        unit_field = self.fields["register_unit"]
+        assert isinstance(unit_field, forms.ChoiceField)
+        fitting = REGISTER_UNITS_OF_TYPE.get(old.meter_type, ())
+        unit_field.choices = [(value, label) for value, label in RegisterUnit.choices if value in fitting]
 
     def clean_manufacturer(self) -> str:
         manufacturer = str(self.cleaned_data["manufacturer"]).strip().upper()

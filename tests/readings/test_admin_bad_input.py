@@ -17,6 +17,10 @@ pytestmark = pytest.mark.django_db
 REVERSED = "The move-out must come after the move-in (it is the first day gone)."
 YEARS = "Enter a date from the year 1900 to 2199."
 NUL = "Null characters are not allowed."
+UNIT_OF_TYPE = (
+    "A meter of this type cannot count in this unit: heat and electricity meters count in Wh, kWh, MWh or GJ, "
+    "water meters in L or m³, heat cost allocators in HCA units."
+)
 FOREIGN = "Select a valid choice. That choice is not one of the available choices."
 
 
@@ -232,8 +236,22 @@ def meter_form(unit, gateway, **changes):
         ),
         ({"initial_value": "NaN"}, "initial_value", "Enter a number."),
         ({"meter_serial": "1111\x00222"}, "meter_serial", NUL),
+        ({"register_unit": "m3"}, "register_unit", UNIT_OF_TYPE),
+        ({"meter_type": "cold_water", "register_unit": "kWh"}, "register_unit", UNIT_OF_TYPE),
     ],
-    ids=["reversed", "equal", "elsewhere", "year-1", "year-9999", "negative", "huge", "nan", "nul"],
+    ids=[
+        "reversed",
+        "equal",
+        "elsewhere",
+        "year-1",
+        "year-9999",
+        "negative",
+        "huge",
+        "nan",
+        "nul",
+        "heat-in-m3",
+        "water-in-kwh",
+    ],
 )
 def test_it_refuses_a_bad_meter_on_its_field(alice_client, unit, gateway, heat_meter, changes, field, message):
     response = alice_client.post(reverse("admin:readings_meterinstallation_add"), meter_form(unit, gateway, **changes))
@@ -260,8 +278,10 @@ def test_it_neither_takes_another_organisations_gateway(alice_client, unit, othe
         ({"initial_value": "NaN"}, "initial_value", "Enter a number."),
         ({"initial_value": "-1"}, "initial_value", "Ensure this value is greater than or equal to 0."),
         ({"meter_serial": "1111\x00222"}, "meter_serial", NUL),
+        # Only the units a heat meter counts in are offered.
+        ({"register_unit": "L"}, "register_unit", "Select a valid choice. L is not one of the available choices."),
     ],
-    ids=["year-1", "year-9999", "huge", "nan", "negative", "nul"],
+    ids=["year-1", "year-9999", "huge", "nan", "negative", "nul", "heat-in-litres"],
 )
 def test_it_refuses_a_bad_replacement_on_its_field(alice_client, heat_meter, gateway, changes, field, message):
     form = {

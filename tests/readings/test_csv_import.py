@@ -131,6 +131,38 @@ def test_it_imports_an_installation_time_whatever_its_utc_offset(alice_client, p
     assert MeterInstallation.objects.get().installed_at == datetime(2024, 5, 1, 14, 0, tzinfo=UTC)
 
 
+@pytest.mark.parametrize(
+    ("installed_at", "error"),
+    [
+        ("2025-03-30 02:30", "'2025-03-30 02:30' does not exist in Europe/Copenhagen: the clocks skip that hour"),
+        (
+            "2025-10-26T02:30",
+            "'2025-10-26T02:30' happens twice in Europe/Copenhagen, as the clocks go back: give its UTC offset, "
+            "2025-10-26T02:30+02:00 or 2025-10-26T02:30+01:00",
+        ),
+    ],
+    ids=["skipped", "twice"],
+)
+def test_it_refuses_a_local_time_the_clocks_skip_or_show_twice(alice_client, prop, unit, gateway, installed_at, error):
+    text = f"serial,manufacturer,type,unit,installed_at\n12345678,KAM,heat,1 tv,{installed_at}\n"
+    response = upload(alice_client, METERS, prop, text, dry_run=False)
+    assert response.context["report"].rows[0].errors == [f"installed_at: {error}"]
+    assert not MeterInstallation.objects.exists()
+
+
+def test_it_takes_a_local_time_next_to_a_clock_change_and_a_day_as_its_midnight(alice_client, prop, unit, gateway):
+    text = (
+        "serial,manufacturer,type,unit,installed_at\n"
+        "12345678,KAM,heat,1 tv,2025-03-30 03:00\n"
+        "23456789,KAM,cold_water,1 tv,2025-10-26\n"
+    )
+    assert upload(alice_client, METERS, prop, text, dry_run=False).status_code == 302
+    assert sorted(MeterInstallation.objects.values_list("installed_at", flat=True)) == [
+        datetime(2025, 3, 30, 1, 0, tzinfo=UTC),
+        datetime(2025, 10, 25, 22, 0, tzinfo=UTC),
+    ]
+
+
 def test_it_imports_no_meter_when_one_row_is_bad(alice_client, prop, unit, gateway, heat_meter):
     text = (
         "serial,manufacturer,type,unit\n"
@@ -146,6 +178,15 @@ def test_it_imports_no_meter_when_one_row_is_bad(alice_client, prop, unit, gatew
     assert errors[4][0].startswith("type: 'gas' is not one of")
     assert errors[5] == ["unit: no unit '9 th' in Solvej 1"]
     assert list(MeterInstallation.objects.all()) == [heat_meter]
+
+
+def test_it_refuses_a_meter_whose_register_unit_its_type_cannot_count_in(alice_client, prop, unit, gateway):
+    text = "serial,manufacturer,type,unit,register_unit\n33334444,KAM,heat,1 tv,kWh\n55556666,KAM,cold_water,1 tv,kWh\n"
+    response = upload(alice_client, METERS, prop, text, dry_run=False)
+    errors = {row.line: row.errors for row in response.context["report"].rows if row.errors}
+    assert list(errors) == [3]
+    assert errors[3][0].startswith("register_unit: A meter of this type cannot count in this unit")
+    assert not MeterInstallation.objects.exists()
 
 
 def test_it_needs_a_gateway_when_the_property_has_several(alice_client, prop, unit, gateway):
