@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
@@ -405,7 +406,7 @@ class SettlementAdmin(ScopedModelAdmin[Settlement]):
     def deliver(self, request: HttpRequest, queryset: QuerySet[Settlement]) -> None:
         for settlement in queryset:
             try:
-                report = deliver_statements(settlement=settlement, base_url=request.build_absolute_uri("/"))
+                report = deliver_statements(settlement=settlement, base_url=settings.PORTAL_URL + "/")
             except DeliveryError as error:
                 self.message_user(request, str(error), messages.ERROR)
                 continue
@@ -527,7 +528,7 @@ class SettlementAdmin(ScopedModelAdmin[Settlement]):
             raise Http404(_("No such line in this settlement."))
         try:
             if request.POST.get("do") == "resend":
-                report = resend(line=line, base_url=request.build_absolute_uri("/"))
+                report = resend(line=line, base_url=settings.PORTAL_URL + "/")
                 self.message_user(request, _report_text(settlement, report), _report_level(report))
             else:
                 delivered_on = _date(request.POST.get("delivered_on"))
@@ -548,7 +549,7 @@ class SettlementAdmin(ScopedModelAdmin[Settlement]):
         if not self.has_view_permission(request, settlement):
             raise PermissionDenied
         lines = needing_paper(settlement)
-        pdf = letters_pdf(settlement=settlement, lines=lines, base_url=request.build_absolute_uri("/"))
+        pdf = letters_pdf(settlement=settlement, lines=lines, base_url=settings.PORTAL_URL + "/")
         response = HttpResponse(pdf, content_type="application/pdf")
         response["Content-Disposition"] = f'inline; filename="letters-{settlement.pk}.pdf"'
         return response
@@ -703,7 +704,7 @@ class ObjectionAdmin(ScopedModelAdmin[Objection]):
                 user=request.user,  # type: ignore[arg-type]  # the admin has a real user
                 kind=ObjectionEventKind(response),
                 text=form.cleaned_data["response_text"],
-                base_url=request.build_absolute_uri("/"),
+                base_url=settings.PORTAL_URL + "/",
             )
         except ObjectionError as error:
             self.message_user(request, error.message, messages.ERROR)

@@ -6,6 +6,7 @@ tenant's or organisation's objection, or its attachment, answers 404.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, HttpRequest, HttpResponse
@@ -49,7 +50,7 @@ def objection_new(request: HttpRequest, line_id: int) -> HttpResponse:
                 figures=form.cleaned_data["figures"],
                 text=form.cleaned_data["text"],
                 files=form.cleaned_data["attachments"],
-                base_url=request.build_absolute_uri("/"),
+                base_url=settings.PORTAL_URL + "/",
             )
         except ObjectionError as error:
             form.add_error(error.field or "text", error.message)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
@@ -70,7 +71,7 @@ def statement_pdf_download(request: HttpRequest, settlement_id: int) -> HttpResp
     chosen = list(lines)
     units = {line.unit_id for line in chosen}
     filename = statement_filename(settlement, chosen[0] if len(units) == 1 else None)
-    pdf = statement_pdf(settlement=settlement, lines=chosen, base_url=request.build_absolute_uri("/"))
+    pdf = statement_pdf(settlement=settlement, lines=chosen, base_url=settings.PORTAL_URL + "/")
     response = HttpResponse(pdf, content_type="application/pdf")
     response["Content-Disposition"] = content_disposition_header(as_attachment=True, filename=filename) or ""
     return response

@@ -139,7 +139,7 @@ class TenancyAccountAdmin(TenancyAdmin):
             obj.tenant.email = form.cleaned_data["email"]
             obj.tenant.save(update_fields=["email"])
         super().save_model(request, obj, form, change)
-        if not change and form.cleaned_data.get("send_invitation") and send_invitation(tenancy=obj, request=request):
+        if not change and form.cleaned_data.get("send_invitation") and send_invitation(tenancy=obj):
             self.message_user(request, _("The invitation is sent to %(email)s.") % {"email": obj.tenant.email})
 
     # --- Status ---------------------------------------------------------------------------------
@@ -176,7 +176,7 @@ class TenancyAccountAdmin(TenancyAdmin):
 
     @admin.action(description=_("Send invitation (again) to log in"), permissions=["change"])
     def invite(self, request: HttpRequest, queryset: QuerySet[Tenancy]) -> None:
-        sent = sum(send_invitation(tenancy=tenancy, request=request) for tenancy in queryset.select_related("tenant"))
+        sent = sum(send_invitation(tenancy=tenancy) for tenancy in queryset.select_related("tenant"))
         skipped = queryset.count() - sent
         if sent:
             self.message_user(request, ngettext("%d invitation sent.", "%d invitations sent.", sent) % sent)
@@ -207,7 +207,7 @@ class TenancyAccountAdmin(TenancyAdmin):
         tenancy = self.get_object(request, object_id)
         if not self.has_change_permission(request, tenancy):
             raise PermissionDenied
-        if send_invitation(tenancy=tenancy, request=request):
+        if send_invitation(tenancy=tenancy):
             self.message_user(request, _("The invitation is sent to %(email)s.") % {"email": tenancy.tenant.email})
         else:
             self.message_user(

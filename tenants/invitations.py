@@ -13,7 +13,6 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
-from django.http import HttpRequest
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
@@ -45,7 +44,7 @@ def can_be_invited(user: Any) -> bool:
     return bool(user.email) and not user.has_usable_password() and user.is_active
 
 
-def send_invitation(*, tenancy: Tenancy, request: HttpRequest) -> bool:
+def send_invitation(*, tenancy: Tenancy) -> bool:
     """E-mail the tenant of `tenancy` a link to set their password, in the tenancy's language, after the
     transaction commits, and note when; False (nothing sent) when they cannot be invited."""
     user = tenancy.tenant
@@ -53,7 +52,9 @@ def send_invitation(*, tenancy: Tenancy, request: HttpRequest) -> bool:
         return False
     now = timezone.now()
     TenantAccount.objects.update_or_create(user=user, defaults={"invited_at": now})
-    message = invitation_message(tenancy=tenancy, link=request.build_absolute_uri(invitation_path(user)))
+    # The link is made from PORTAL_URL, the address people reach the portal at, never from the Host the
+    # manager's request named (any name ALLOWED_HOSTS lets in, an internal one included).
+    message = invitation_message(tenancy=tenancy, link=settings.PORTAL_URL + invitation_path(user))
     # robust: a mail server that refuses must not undo the saved tenancy; the failure is logged.
     transaction.on_commit(lambda: _send(message), robust=True)
     return True

@@ -34,10 +34,10 @@ def tove_tenancy(unit):
 
 
 @pytest.fixture
-def invitation_link(tove_tenancy, smtp_server, rf, django_capture_on_commit_callbacks):
+def invitation_link(tove_tenancy, smtp_server, django_capture_on_commit_callbacks):
     """The path of the link in the invitation tove received."""
     with django_capture_on_commit_callbacks(execute=True):
-        assert send_invitation(tenancy=tove_tenancy, request=rf.get("/admin/"))
+        assert send_invitation(tenancy=tove_tenancy)
     (message,) = smtp_server.to("tove@example.org")
     return urlsplit(link_in(message)).path
 
@@ -124,7 +124,7 @@ def test_it_invites_no_one_who_already_has_a_password(tenancy, smtp_server, djan
     tina.email = "tina@example.org"
     tina.save()
     with django_capture_on_commit_callbacks(execute=True):
-        assert not send_invitation(tenancy=tenancy, request=RequestFactory().get("/"))
+        assert not send_invitation(tenancy=tenancy)
     assert smtp_server.messages == []
 
 

@@ -24,7 +24,7 @@ def manager(client, alice, property_managers):
 
 
 def test_it_creates_the_tenants_login_and_sends_the_invitation_in_their_language(
-    manager, unit, smtp_server, django_capture_on_commit_callbacks
+    manager, unit, smtp_server, django_capture_on_commit_callbacks, settings
 ):
     with django_capture_on_commit_callbacks(execute=True):
         response = manager.post(add_url(), new_tenancy_post(unit))
@@ -47,7 +47,21 @@ def test_it_creates_the_tenants_login_and_sends_the_invitation_in_their_language
     assert "Kære Tove Hansen" in text and "Kære Tove Hansen" in html
     assert '<html lang="da">' in html
     assert "tove@example.org" in text  # the user name to log in with
-    assert link_in(message).startswith("http://testserver/invitation/")
+    assert link_in(message).startswith(settings.PORTAL_URL + "/invitation/")
+
+
+def test_it_links_the_invitation_to_the_portal_url_whatever_host_the_manager_named(
+    manager, unit, smtp_server, django_capture_on_commit_callbacks, settings
+):
+    # Any host name ALLOWED_HOSTS lets in (an internal one, or one a forged request names) is not where
+    # tenants reach the portal.
+    settings.ALLOWED_HOSTS = ["portal.example.org", "internal.example.org"]
+    settings.PORTAL_URL = "https://portal.example.org"
+    with django_capture_on_commit_callbacks(execute=True):
+        manager.post(add_url(), new_tenancy_post(unit), HTTP_HOST="internal.example.org")
+    (message,) = smtp_server.to("tove@example.org")
+    assert link_in(message).startswith("https://portal.example.org/invitation/")
+    assert "internal.example.org" not in "".join(parts_of(message))
 
 
 def test_it_writes_the_invitation_in_english_for_an_english_tenancy(
