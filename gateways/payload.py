@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -433,9 +434,28 @@ def decode_json(decoder: msgspec.json.Decoder[Decoded], body: bytes) -> Decoded:
     except RecursionError:
         raise MalformedJson(NESTED_TOO_DEEPLY) from None
     except (msgspec.DecodeError, UnicodeDecodeError):
-        loads_json(body)  # raises MalformedJson in the standard library's words (line and column)
-        # Readable after all: msgspec refused what the standard library accepts (NaN, say).
-        raise MalformedJson("malformed JSON") from None
+        raise MalformedJson(_why_no_json(body)) from None
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _why_no_json(body: bytes) -> str:
+    """Why msgspec refused `body`: the standard library's words (line and column) where it refuses it too,
+    else what the standard library reads that JSON on the wire does not allow (RFC 8259)."""
+    loads_json(body)  # raises MalformedJson in the standard library's words
+    encoding = json.detect_encoding(body)
+    if encoding == "utf-8-sig":
+        return "malformed JSON: the body starts with a byte order mark; send UTF-8 without one"
+    if encoding != "utf-8":
+        return f"malformed JSON: the body is {encoding.upper()}; send UTF-8"
+    constants: list[str] = []
+    json.loads(body, parse_constant=lambda name: constants.append(name))
+    if constants:
+        return f"malformed JSON: {constants[0]} is no number in JSON"
+    if _SURROGATE_ESCAPE.search(body):  # msgspec takes only pairs of them, which make one character
+        return "malformed JSON: a string holds half a character (an unpaired surrogate escape such as \\ud800)"
+    return "malformed JSON"
 
 
 def loads_json(body: bytes, *, parse_float: Callable[[str], Any] = float) -> Any:

@@ -1,6 +1,7 @@
 """POST /api/v1/readings against real PostgreSQL: counts, idempotence, every error class, alarms."""
 
 import asyncio
+import codecs
 import gzip
 import json
 from datetime import UTC, datetime, timedelta
@@ -275,6 +276,25 @@ async def test_it_answers_400_to_malformed_json(async_client, gateway_token, hea
     response = await post(async_client, gateway_token, b'{"readings": [')
     assert response.status_code == 400
     assert "malformed JSON at line 1" in response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b'{"readings": [{"value": NaN}]}', "malformed JSON: NaN is no number in JSON"),
+        (b'{"readings": [{"value": -Infinity}]}', "malformed JSON: -Infinity is no number in JSON"),
+        (codecs.BOM_UTF8 + b'{"readings": []}', "malformed JSON: the body starts with a byte order mark; send UTF-8"),
+        ('{"readings": []}'.encode("utf-16"), "malformed JSON: the body is UTF-16; send UTF-8"),
+        (b'{"readings": [{"meter": "\\ud800"}]}', "malformed JSON: a string holds half a character"),
+    ],
+    ids=["nan", "infinity", "bom", "utf-16", "lone-surrogate"],
+)
+async def test_it_says_why_json_the_standard_library_reads_is_refused(async_client, gateway_token, body, reason):
+    # What Python's json module reads but JSON on the wire does not allow: the vendor is told which it is.
+    response = await post(async_client, gateway_token, body)
+    assert response.status_code == 400
+    assert response.json()["error"].startswith(reason)
+    assert await Reading.objects.acount() == 0
 
 
 async def test_it_answers_400_to_broken_gzip(async_client, gateway_token, heat_meter):
