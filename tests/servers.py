@@ -56,6 +56,7 @@ def start_daphne(port: int | None = None, **env: str) -> tuple[str, subprocess.P
     be drained (`drain_output`), or daphne stalls once the pipe is full.
     """
     port = port or free_port()
+    base = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "mbusportal.asgi:application"],
         cwd=PROJECT,
@@ -63,13 +64,13 @@ def start_daphne(port: int | None = None, **env: str) -> tuple[str, subprocess.P
             **os.environ,
             **database_env(),
             "DJANGO_SETTINGS_MODULE": "mbusportal.settings",
+            "PORTAL_URL": base,  # where people reach it: the links in its e-mails
             **env,
         },
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
-    base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
         try:
