@@ -28,6 +28,7 @@ db-stop: $(BIN)/.installed
 
 # `make run` is a development server: DEBUG on (static files, a throwaway key) unless set.
 run: export DEBUG ?= true
+run: export PORTAL_URL ?= http://$(HOST):$(PORT)
 run: db
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py seed_demo
