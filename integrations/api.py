@@ -96,9 +96,9 @@ async def _narrowed(request: HttpRequest, queryset: models.QuerySet[_M], **paths
 
 
 def _positive_int(raw: str, field: str, *, maximum: int | None = None) -> int:
-    if not raw.isdigit() or int(raw) < 1:
+    value = stream.whole_number(raw)
+    if value is None or value < 1:
         raise bad_parameter(field, f"{raw[:20]!r} is not a whole number from 1")
-    value = int(raw)
     if maximum is not None and value > maximum:
         raise bad_parameter(field, f"{value} is more than the {maximum} allowed")
     return value

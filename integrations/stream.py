@@ -26,6 +26,7 @@ import asyncio
 import base64
 import binascii
 import json
+import re
 import uuid
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
@@ -89,6 +90,16 @@ ORDER BY w.start
 
 _running = 0
 
+# A whole number as a client writes it: ASCII digits only (str.isdigit also takes "²" and "٣").
+WHOLE_NUMBER = re.compile(r"[0-9]+")
+# Installation ids are bigint: a larger one in a cursor would fail in PostgreSQL, not match nothing.
+BIGINT_MAX = 2**63 - 1
+
+
+def whole_number(text: str) -> int | None:
+    """`text` as a whole number (ASCII digits only), or None."""
+    return int(text) if WHOLE_NUMBER.fullmatch(text) else None
+
 
 class StreamsBusy(Exception):
     """This process already streams EXPORT_MAX_CONCURRENT readings answers."""
@@ -115,9 +126,10 @@ class Key:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
             time_text, _, id_text = raw.partition("|")
             time = datetime.fromisoformat(time_text)
-            if time.tzinfo is None or not id_text.isdigit():
+            installation_id = whole_number(id_text)
+            if time.tzinfo is None or installation_id is None or installation_id > BIGINT_MAX:
                 raise ValueError
-            return cls(time, int(id_text))
+            return cls(time, installation_id)
         except (ValueError, UnicodeDecodeError, binascii.Error):
             raise BadCursor("not a cursor this API gave out; use the `next` of a previous page") from None
 
