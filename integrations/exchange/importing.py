@@ -150,6 +150,13 @@ class _Run:
     def apply(
         self, applier: Callable[[_Run, dict[str, Any], RowReport], None], entry: dict[str, Any], row: RowReport
     ) -> None:
+        holding_nul = _nul_field(entry)
+        if holding_nul is not None:
+            # PostgreSQL text cannot hold NUL; even looking the row's objects up would fail unnamed.
+            row.problems.append(
+                Problem(row.section, row.row, holding_nul, _("contains a NUL character, which cannot be stored"))
+            )
+            return
         try:
             with transaction.atomic():
                 applier(self, entry, row)
@@ -441,6 +448,18 @@ def _problem(error: SchemaError) -> Problem:
         extra = [key for key in error.instance if key not in error.schema.get("properties", {})]
         name = ".".join(part for part in (name, extra[0] if extra else "") if part)
     return Problem(section, row, name, message)
+
+
+def _nul_field(value: Any, path: tuple[Any, ...] = ()) -> str | None:
+    """The dotted field (`unit.label`, `aconto[1].amount_dkk`) of the first text in `value` holding a NUL."""
+    if isinstance(value, str):
+        return _dotted(list(path)) if "\x00" in value else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, inner in items:
+        found = _nul_field(inner, (*path, key))
+        if found is not None:
+            return found
+    return None
 
 
 def _dotted(parts: list[Any]) -> str:

@@ -344,6 +344,31 @@ def test_it_reports_hostile_values_as_row_problems(organisation, prop, draft, ro
     assert snapshot() == before
 
 
+@pytest.mark.parametrize(
+    ("row", "field"),
+    [
+        (tenancy_row(property={"name": "Solvej\x001"}), "property.name"),
+        (tenancy_row(unit={"label": "1\x00tv", "floor_area_m2": "72.5"}), "unit.label"),
+        (tenancy_row(tenant={"name": "Tina\x00", "email": "tina@example.org"}), "tenant.name"),
+        (tenancy_row(tenant={"name": "Tina", "phone": "\x00"}), "tenant.phone"),
+    ],
+)
+def test_it_names_the_field_that_holds_a_nul_character(organisation, prop, draft, row, field):
+    report = import_tenancies(organisation=organisation, document=document(row), dry_run=True)
+    assert [(p.row, p.field) for p in report.all_problems] == [(1, field)]
+
+
+def test_it_names_the_csv_column_that_holds_a_nul_character(organisation, prop, draft):
+    lines = [
+        "property;unit;floor_area_m2;tenant_name;move_in",
+        "Solvej 1;1 tv;72,5;Tina\x00;01-06-2024",
+        "Solvej 1;3\x00;50;;",
+    ]
+    text = "\n".join(lines) + "\n"
+    report = import_csv(organisation=organisation, content=text, dry_run=True)
+    assert {(p.row, p.field) for p in report.all_problems} == {(2, "tenant_name"), (3, "unit")}
+
+
 def test_it_reports_deeply_nested_json_as_a_file_error(alice_client, organisation):
     response = upload(alice_client, organisation, "deep.json", "[" * 100_000 + "]" * 100_000, dry_run=True)
     assert response.status_code == 200
