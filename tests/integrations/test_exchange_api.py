@@ -131,3 +131,12 @@ def test_it_answers_a_bad_dry_run_flag_with_400(client, organisation):
 
 def test_it_answers_only_post(client):
     assert client.get(ENDPOINT).status_code == 405
+
+
+def test_it_answers_a_body_too_large_for_django_in_json(client, organisation, settings):
+    # Bodies over DATA_UPLOAD_MAX_MEMORY_SIZE (but under the API's own limit) made request.body raise,
+    # and Django answered its HTML "bad request" page.
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2_000_000
+    body = json.dumps(document(tenancy_row(), padding="x" * 2_500_000))
+    response = post(client, issue(organisation, "read_write"), body, query="?dry_run=1")
+    assert response.status_code == 400 and "larger than" in response.json()["error"]
