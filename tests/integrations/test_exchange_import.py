@@ -167,6 +167,16 @@ def test_it_reports_every_bad_row_with_row_and_field_and_writes_nothing(
     assert "Elsewhere" not in messages[(3, "property.id")]  # nothing told about the other organisation
 
 
+def test_it_says_once_that_a_malformed_date_is_no_date(organisation, prop, draft):
+    # The date's pattern failed beside its format, and every pattern was reported as a malformed decimal.
+    report = import_tenancies(
+        organisation=organisation, document=document(tenancy_row(move_in="2024-03-31T02:30")), dry_run=True
+    )
+    assert [(p.field, p.message) for p in report.all_problems] == [
+        ("move_in", "'2024-03-31T02:30' is not a date (YYYY-MM-DD)")
+    ]
+
+
 def test_it_refuses_a_property_of_another_organisation(organisation, other_organisation):
     foreign = Property.objects.create(organisation=other_organisation, name="Elsewhere")
     doc = document(tenancy_row(property={"id": foreign.pk}, aconto=[]))
