@@ -140,3 +140,8 @@ def test_it_answers_a_body_too_large_for_django_in_json(client, organisation, se
     body = json.dumps(document(tenancy_row(), padding="x" * 2_500_000))
     response = post(client, issue(organisation, "read_write"), body, query="?dry_run=1")
     assert response.status_code == 400 and "larger than" in response.json()["error"]
+
+
+def test_it_answers_a_repeated_dry_run_flag_with_400(client, organisation):
+    response = post(client, issue(organisation, "read_write"), "{}", query="?dry_run=1&dry_run=0")
+    assert response.status_code == 400 and response.json()["field"] == "dry_run"

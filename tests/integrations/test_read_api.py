@@ -185,6 +185,9 @@ async def test_it_names_the_field_of_a_bad_readings_parameter(async_client, worl
         ("alarms?after=x", "after"),
         ("units?property=abc", "property"),
         ("units?property=%C2%B2", "property"),
+        # Given twice, a parameter is ambiguous: Django would silently take the last.
+        ("alarms?limit=1&limit=2", "limit"),
+        ("UNIT/consumption?from=2025-01-01&to=2025-01-31&from=2025-01-02", "from"),
         ("alarms?after=%C2%B2", "after"),
         ("alarms?limit=%D9%A3", "limit"),
         ("UNIT/consumption?from=2025-01-01&to=2025-01-31&by=week", "by"),
