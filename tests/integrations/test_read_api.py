@@ -177,6 +177,14 @@ async def test_it_names_the_field_of_a_bad_readings_parameter(async_client, worl
     assert body["field"] == field and body["error"].startswith(f"{field}: ")
 
 
+async def test_it_says_that_an_unencoded_plus_became_a_space(async_client, world):
+    response = await async_client.get(
+        f"/api/v1/installations/{world['a']['installations']}/readings?from=2025-01-01T00:00:00+01:00&to=2025-01-02",
+        headers=auth(world["key_a"]),
+    )
+    assert response.status_code == 400 and "%2B" in response.json()["error"]
+
+
 @pytest.mark.parametrize(
     ("path", "field"),
     [
