@@ -21,6 +21,7 @@ from django.db import DataError, IntegrityError, models, transaction
 from django.utils.translation import gettext as _
 from jsonschema.exceptions import ValidationError as SchemaError  # type: ignore[import-untyped]
 
+from integrations.exchange.export import tenant_name
 from integrations.exchange.schemas import TENANCY_IMPORT, validator
 from readings.models import Organisation, Property, Tenancy, Unit
 from readings.tenant_logins import known_tenant, new_tenant_login
@@ -245,6 +246,7 @@ class _Run:
                 % {"name": tenant_spec["name"], "unit": unit, "move_in": move_in}
             )
         else:
+            _check_same_tenant(tenancy, tenant_spec)
             changed = [
                 name
                 for name, value in (("move_out", move_out), ("phone", phone), ("language", language))
@@ -375,6 +377,28 @@ class _Run:
                 _("on account towards %(settlement)s: %(old)s DKK becomes %(amount)s DKK")
                 % {"settlement": settlement, "old": old, "amount": amount}
             )
+
+
+def _check_same_tenant(tenancy: Tenancy, spec: dict[str, Any]) -> None:
+    """Refuse a row that matches `tenancy` (property, unit, move-in) but names someone else: by e-mail
+    address when the row gives one, else by name (as the settlement export writes it; case and spacing aside)."""
+    tenant = tenancy.tenant
+    email = spec.get("email", "").strip()
+    if email and email.lower() != tenant.email.lower():
+        field, given = "tenant.email", email
+    elif not email and _plain_name(spec["name"]) != _plain_name(tenant_name(tenant)):
+        field, given = "tenant.name", spec["name"]
+    else:
+        return
+    raise RowError(
+        field,
+        _("the tenancy in %(unit)s from %(move_in)s is %(tenant)s's, not %(given)s's")
+        % {"unit": tenancy.unit, "move_in": tenancy.move_in, "tenant": tenant_name(tenant), "given": given},
+    )
+
+
+def _plain_name(name: str) -> str:
+    return " ".join(name.split()).casefold()
 
 
 class _RowFailed(Exception):

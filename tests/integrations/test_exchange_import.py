@@ -194,6 +194,20 @@ def test_it_imports_the_same_document_twice_without_changes(organisation, prop, 
     assert Tenancy.objects.count() == 1 and get_user_model().objects.filter(email="tina@example.org").count() == 1
 
 
+def test_it_refuses_a_row_naming_another_tenant_for_a_known_tenancy(organisation, prop, draft):
+    # A tenancy is matched by property, unit and move-in; a row naming someone else there was taken as
+    # the same tenancy with "no changes", and the person it named was silently dropped.
+    ben = tenancy_row(tenant={"name": "Ben Berg", "email": "ben@example.org"})
+    report = import_tenancies(organisation=organisation, document=document(tenancy_row(), ben), dry_run=False)
+    assert [(p.row, p.field) for p in report.all_problems] == [(2, "tenant.email")]
+    assert not Tenancy.objects.exists()
+    import_tenancies(organisation=organisation, document=document(tenancy_row()), dry_run=False)
+    nameless = tenancy_row(tenant={"name": "Ben Berg"})
+    report = import_tenancies(organisation=organisation, document=document(nameless), dry_run=False)
+    assert [(p.row, p.field) for p in report.all_problems] == [(1, "tenant.name")]
+    assert Tenancy.objects.get().tenant.email == "tina@example.org"
+
+
 def test_it_updates_a_move_out_and_a_payment_on_account(organisation, prop, draft):
     import_tenancies(organisation=organisation, document=document(tenancy_row()), dry_run=False)
     row = tenancy_row(move_out="2025-01-01")
