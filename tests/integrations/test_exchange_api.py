@@ -145,3 +145,22 @@ def test_it_answers_a_body_too_large_for_django_in_json(client, organisation, se
 def test_it_answers_a_repeated_dry_run_flag_with_400(client, organisation):
     response = post(client, issue(organisation, "read_write"), "{}", query="?dry_run=1&dry_run=0")
     assert response.status_code == 400 and response.json()["field"] == "dry_run"
+
+
+def test_its_answers_match_the_openapi_document(client, organisation, prop, draft):
+    import jsonschema
+
+    document_ = client.get("/api/v1/openapi.json").json()
+    responses = document_["paths"][ENDPOINT]["post"]["responses"]
+    secret = issue(organisation, "read_write")
+    answers = [
+        post(client, secret, json.dumps(document(tenancy_row())), query="?dry_run=1"),
+        post(client, secret, json.dumps(document(tenancy_row(move_in="x")))),
+        post(client, secret, "not json"),
+        post(client, secret, "{}", content_type="text/plain"),
+        post(client, issue(organisation, "read"), "{}"),
+    ]
+    assert [answer.status_code for answer in answers] == [200, 422, 400, 415, 403]
+    for answer in answers:
+        schema = responses[str(answer.status_code)]["content"]["application/json"]["schema"]
+        jsonschema.validate(answer.json(), {**schema, "components": document_["components"]})
