@@ -115,7 +115,8 @@ READINGS_DESCRIPTION = (
     "Readings in (time, installation) order, streamed from a server-side cursor at constant memory. "
     'NDJSON: one Reading a line, and a last line {"next": token or null}. JSON: {"readings": [...], '
     '"next": …}. `next` is null when the period has no more readings; else pass it as `after` (with the '
-    "same from/to) for the next page. Pages neither skip nor repeat readings while new ones arrive."
+    "same from/to) for the next page. Pages neither skip nor repeat readings while new ones arrive with later "
+    "times; one that arrives late with an earlier time than the page's end is not in that walk."
 )
 READINGS_CONTENT = {
     "application/x-ndjson": {"schema": _ref("StoredReading")},

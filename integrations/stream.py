@@ -12,8 +12,9 @@ readings/export.py).
 
 Order and keyset: rows come in (time, installation id) order, the key of the
 `after` token, so a client that pages resumes strictly after the last row it got.
-A row inserted later before that key is not sent again; one after it is sent
-when the client reaches it: no row is skipped or repeated.
+A row inserted later after that key is sent when the client reaches it, and no
+row is repeated; one inserted with a time before the key (a gateway's late
+backlog) is behind the walk and is not sent in it (README, "Read API").
 
 One stream holds one async-pool connection in one read-only REPEATABLE READ
 transaction (the cursor lives in it). Closing the generator early (the client went
