@@ -9,6 +9,7 @@ the whole transaction back: nothing is half-written.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
@@ -23,6 +24,7 @@ from jsonschema.exceptions import ValidationError as SchemaError  # type: ignore
 
 from integrations.exchange.export import tenant_name
 from integrations.exchange.schemas import TENANCY_IMPORT, validator
+from readings.imports import ImportFileError
 from readings.models import Organisation, Property, Tenancy, Unit
 from readings.tenant_logins import known_tenant, new_tenant_login
 from settlements.models import (
@@ -108,6 +110,22 @@ class RowError(Exception):
         super().__init__(message)
         self.field = field
         self.message = message
+
+
+def parse_json(text: str) -> Any:
+    """The JSON document in `text`; raises ImportFileError (in the reader's language) for anything that is not
+    one: malformed, nested too deeply, or holding an integer too long for Python to read (a ValueError)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ImportFileError(_("The file is nested too deeply to be a tenancy import.")) from None
+    except json.JSONDecodeError as error:
+        raise ImportFileError(
+            _("The file is not JSON (line %(line)d, column %(column)d: %(reason)s).")
+            % {"line": error.lineno, "column": error.colno, "reason": error.msg}
+        ) from None
+    except ValueError as error:  # "Exceeds the limit (4300 digits) for integer string conversion"
+        raise ImportFileError(_("The file is not JSON a program can read: %(reason)s.") % {"reason": error}) from None
 
 
 def import_tenancies(*, organisation: Organisation, document: Any, dry_run: bool) -> ImportReport:

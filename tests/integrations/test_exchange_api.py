@@ -60,7 +60,14 @@ def test_it_answers_422_with_every_problem_by_row_and_field(organisation, prop, 
 
 @pytest.mark.parametrize(
     "body,content_type,status",
-    [(b"{", "application/json", 400), (b"", "text/csv", 400), (b"<x/>", "application/xml", 415)],
+    [
+        (b"{", "application/json", 400),
+        (b"", "text/csv", 400),
+        (b"<x/>", "application/xml", 415),
+        # An integer of 5,000 digits is past Python's int() limit: json.loads raises ValueError (a 500).
+        (b'{"version": ' + b"9" * 5000 + b"}", "application/json", 400),
+        (b"[" * 100_000 + b"]" * 100_000, "application/json", 400),
+    ],
 )
 def test_it_refuses_bodies_that_are_no_document(organisation, body, content_type, status):
     answer = import_response(organisation=organisation, body=body, content_type=content_type, dry_run=False)

@@ -393,6 +393,12 @@ def test_it_names_the_csv_column_that_holds_a_nul_character(organisation, prop, 
     assert {(p.row, p.field) for p in report.all_problems} == {(2, "tenant_name"), (3, "unit")}
 
 
+def test_it_reports_an_integer_too_long_to_read_as_a_file_error(alice_client, organisation):
+    response = upload(alice_client, organisation, "long.json", '{"version": ' + "9" * 5000 + "}", dry_run=True)
+    assert response.status_code == 200
+    assert response.context["form"].errors["file"]
+
+
 def test_it_reports_deeply_nested_json_as_a_file_error(alice_client, organisation):
     response = upload(alice_client, organisation, "deep.json", "[" * 100_000 + "]" * 100_000, dry_run=True)
     assert response.status_code == 200
