@@ -155,7 +155,7 @@ def test_it_answers_a_repeated_dry_run_flag_with_400(client, organisation):
 
 
 def test_its_answers_match_the_openapi_document(client, organisation, prop, draft):
-    import jsonschema
+    import jsonschema  # type: ignore[import-untyped]
 
     document_ = client.get("/api/v1/openapi.json").json()
     responses = document_["paths"][ENDPOINT]["post"]["responses"]
