@@ -8,7 +8,6 @@ with a subclass that adds the two pages, as tenants.admin does for tenancies.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django import forms
@@ -21,7 +20,7 @@ from django.utils.translation import gettext_lazy as _
 
 from integrations.exchange.csv_flavour import import_csv
 from integrations.exchange.export import settlement_export
-from integrations.exchange.importing import ImportReport, Problem, import_tenancies
+from integrations.exchange.importing import ImportReport, Problem, import_tenancies, parse_json
 from readings.imports import ImportFileError, decode
 from readings.models import Organisation
 from readings.scoping import AnyUser
@@ -85,16 +84,7 @@ class ExchangeImportForm(forms.Form):
 def run_import(*, organisation: Organisation, content: str, kind: str, dry_run: bool) -> ImportReport:
     """Import a file's text (JSON or CSV); raises ImportFileError for a file that is no document at all."""
     if kind == "json":
-        try:
-            document = json.loads(content)
-        except RecursionError:
-            raise ImportFileError(_("The file is nested too deeply to be a tenancy import.")) from None
-        except json.JSONDecodeError as error:
-            raise ImportFileError(
-                _("The file is not JSON (line %(line)d, column %(column)d: %(reason)s).")
-                % {"line": error.lineno, "column": error.colno, "reason": error.msg}
-            ) from None
-        return import_tenancies(organisation=organisation, document=document, dry_run=dry_run)
+        return import_tenancies(organisation=organisation, document=parse_json(content), dry_run=dry_run)
     return import_csv(organisation=organisation, content=content, dry_run=dry_run)
 
 

@@ -96,9 +96,9 @@ async def _narrowed(request: HttpRequest, queryset: models.QuerySet[_M], **paths
 
 
 def _positive_int(raw: str, field: str, *, maximum: int | None = None) -> int:
-    if not raw.isdigit() or int(raw) < 1:
+    value = stream.whole_number(raw)
+    if value is None or value < 1:
         raise bad_parameter(field, f"{raw[:20]!r} is not a whole number from 1")
-    value = int(raw)
     if maximum is not None and value > maximum:
         raise bad_parameter(field, f"{value} is more than the {maximum} allowed")
     return value
@@ -138,10 +138,22 @@ def _instant(request: HttpRequest, field: str, zone: zoneinfo.ZoneInfo, *, end: 
     try:
         instant = datetime.fromisoformat(raw)
     except ValueError:
-        raise bad_parameter(field, f"{raw[:40]!r} is neither a day (YYYY-MM-DD) nor an RFC 3339 instant") from None
+        reason = f"{raw[:40]!r} is neither a day (YYYY-MM-DD) nor an RFC 3339 instant"
+        if _plus_as_space(raw):
+            reason += "; a + in a query string reads as a space: write the offset's + as %2B"
+        raise bad_parameter(field, reason) from None
     if instant.tzinfo is None:
         raise bad_parameter(field, f"{raw[:40]!r} has no UTC offset (add Z or +01:00)")
     return instant
+
+
+def _plus_as_space(raw: str) -> bool:
+    """Whether `raw` is an instant whose offset's unencoded + became a space (a common slip in URLs)."""
+    try:
+        datetime.fromisoformat(raw.replace(" ", "+"))
+    except ValueError:
+        return False
+    return " " in raw
 
 
 def _decimal(value: Decimal | None) -> str | None:

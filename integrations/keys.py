@@ -119,7 +119,9 @@ async def authenticate(request: HttpRequest, *, write: bool) -> AuthenticatedKey
     async with pool.connection() as conn:
         cur = await conn.execute(AUTHENTICATE, [key_hash])
         row = await cur.fetchone()
-    return _admit(row, write=write)
+    key = _admit(row, write=write)
+    _refuse_repeated_parameters(request)
+    return key
 
 
 def authenticate_sync(request: HttpRequest, *, write: bool) -> AuthenticatedKey:
@@ -128,7 +130,16 @@ def authenticate_sync(request: HttpRequest, *, write: bool) -> AuthenticatedKey:
     with connection.cursor() as cur:
         cur.execute(AUTHENTICATE, [key_hash])
         row = cur.fetchone()
-    return _admit(row, write=write)
+    key = _admit(row, write=write)
+    _refuse_repeated_parameters(request)
+    return key
+
+
+def _refuse_repeated_parameters(request: HttpRequest) -> None:
+    """400 for a query parameter given more than once: Django would silently take the last one."""
+    for name, values in request.GET.lists():
+        if len(values) > 1:
+            raise bad_parameter(name, "given more than once; give it once")
 
 
 AsyncView = Callable[..., Awaitable[HttpResponseBase]]

@@ -115,7 +115,8 @@ READINGS_DESCRIPTION = (
     "Readings in (time, installation) order, streamed from a server-side cursor at constant memory. "
     'NDJSON: one Reading a line, and a last line {"next": token or null}. JSON: {"readings": [...], '
     '"next": …}. `next` is null when the period has no more readings; else pass it as `after` (with the '
-    "same from/to) for the next page. Pages neither skip nor repeat readings while new ones arrive."
+    "same from/to) for the next page. Pages neither skip nor repeat readings while new ones arrive with later "
+    "times; one that arrives late with an earlier time than the page's end is not in that walk."
 )
 READINGS_CONTENT = {
     "application/x-ndjson": {"schema": _ref("StoredReading")},
@@ -290,6 +291,60 @@ SCHEMAS["SettlementWithLines"] = {
     "allOf": [_ref("Settlement"), _object({"lines": {"type": "array", "items": _ref("SettlementLine")}})]
 }
 SCHEMAS["AlarmPage"] = {"allOf": [_list("Alarm"), _object({"next": NULLABLE_STRING})]}
+_IMPORT_PROBLEM = _object({"section": STRING, "row": {"type": "integer"}, "field": STRING, "message": STRING})
+SCHEMAS["ImportReport"] = _object(
+    {
+        "dry_run": {"type": "boolean"},
+        "applied": {"type": "boolean"},
+        "changes": {"type": "integer"},
+        "errors": {"type": "array", "items": _IMPORT_PROBLEM},
+        "rows": {
+            "type": "array",
+            "items": _object(
+                {
+                    "section": STRING,
+                    "row": {"type": "integer"},
+                    "summary": STRING,
+                    "changes": {"type": "array", "items": STRING},
+                    "errors": {"type": "array", "items": _IMPORT_PROBLEM},
+                }
+            ),
+        },
+    }
+)
+
+
+def _tenancy_import() -> dict[str, Any]:
+    """POST /api/v1/exchange/tenancies (integrations.exchange.views): the exchange format's tenancy import."""
+    report = {"content": {"application/json": {"schema": _ref("ImportReport")}}}
+    return {
+        "post": {
+            "summary": "Import tenancies and payments on account (the exchange format)",
+            "description": "The document is described by the JSON schema "
+            "/api/v1/exchange/schema/v1/tenancy-import.json; its CSV flavour goes as text/csv. All rows or "
+            "none are written; a key of write scope imports into its own organisation.",
+            "security": [{"apiKey": []}],
+            "parameters": [
+                _query(
+                    "dry_run",
+                    "1: only report what would change",
+                    {"type": "string", "enum": ["1", "0", "true", "false"]},
+                )
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"type": "object"}}, "text/csv": {"schema": STRING}},
+            },
+            "responses": {
+                "200": {"description": "applied (or, on a dry run, would apply cleanly)", **report},
+                "422": {"description": "every problem by row and field; nothing written", **report},
+                "400": _error("no document at all (not JSON, too large, unreadable CSV), or a bad dry_run"),
+                "403": _error("a read-only API key"),
+                "415": _error("neither application/json nor text/csv"),
+                **REFUSALS,
+            },
+        }
+    }
 
 
 def _paths() -> dict[str, Any]:
@@ -355,6 +410,7 @@ def _paths() -> dict[str, Any]:
         "/api/v1/settlements": _get(
             "Settlements", _list("Settlement"), parameters=[PROPERTY_FILTER], found=True, bad=True
         ),
+        "/api/v1/exchange/tenancies": _tenancy_import(),
         "/api/v1/settlements/{settlement_id}": _get(
             "A settlement with its lines",
             _ref("SettlementWithLines"),

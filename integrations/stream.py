@@ -12,8 +12,9 @@ readings/export.py).
 
 Order and keyset: rows come in (time, installation id) order, the key of the
 `after` token, so a client that pages resumes strictly after the last row it got.
-A row inserted later before that key is not sent again; one after it is sent
-when the client reaches it: no row is skipped or repeated.
+A row inserted later after that key is sent when the client reaches it, and no
+row is repeated; one inserted with a time before the key (a gateway's late
+backlog) is behind the walk and is not sent in it (README, "Read API").
 
 One stream holds one async-pool connection in one read-only REPEATABLE READ
 transaction (the cursor lives in it). Closing the generator early (the client went
@@ -26,6 +27,7 @@ import asyncio
 import base64
 import binascii
 import json
+import re
 import uuid
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
@@ -89,6 +91,16 @@ ORDER BY w.start
 
 _running = 0
 
+# A whole number as a client writes it: ASCII digits only (str.isdigit also takes "²" and "٣").
+WHOLE_NUMBER = re.compile(r"[0-9]+")
+# Installation ids are bigint: a larger one in a cursor would fail in PostgreSQL, not match nothing.
+BIGINT_MAX = 2**63 - 1
+
+
+def whole_number(text: str) -> int | None:
+    """`text` as a whole number (ASCII digits only), or None."""
+    return int(text) if WHOLE_NUMBER.fullmatch(text) else None
+
 
 class StreamsBusy(Exception):
     """This process already streams EXPORT_MAX_CONCURRENT readings answers."""
@@ -115,9 +127,10 @@ class Key:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
             time_text, _, id_text = raw.partition("|")
             time = datetime.fromisoformat(time_text)
-            if time.tzinfo is None or not id_text.isdigit():
+            installation_id = whole_number(id_text)
+            if time.tzinfo is None or installation_id is None or installation_id > BIGINT_MAX:
                 raise ValueError
-            return cls(time, int(id_text))
+            return cls(time, installation_id)
         except (ValueError, UnicodeDecodeError, binascii.Error):
             raise BadCursor("not a cursor this API gave out; use the `next` of a previous page") from None
 

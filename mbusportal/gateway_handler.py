@@ -36,12 +36,29 @@ from asgiref.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.exception import convert_exception_to_response
-from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.middleware.common import CommonMiddleware
 from django.middleware.security import SecurityMiddleware
 
 # Versions this module was checked against; tests/mbusportal/test_library_internals.py compares them.
 WRITTEN_AGAINST = {"Django": "5.2.19"}
+# Headers of an error answer that still mean something once it is rewritten as JSON.
+KEPT_ERROR_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
+
+
+def in_api_shape(response: HttpResponseBase) -> HttpResponseBase:
+    """An error answer as the API gives them, `{"error": message}` in JSON: Django's own (an unknown
+    path's 404 page, a wrong method's empty 405, the 400 and 500 pages) are HTML, which no program reads."""
+    if response.status_code < 400 or response.get("Content-Type", "").startswith("application/json"):
+        return response
+    message = response.reason_phrase
+    if response.status_code == 405 and response.has_header("Allow"):
+        message = f"{message}; allowed: {response['Allow']}"
+    answer = JsonResponse({"error": message}, status=response.status_code)
+    for name in KEPT_ERROR_HEADERS:
+        if response.has_header(name):
+            answer[name] = response[name]
+    return answer
 
 
 class GatewayApiHandler(ASGIHandler):
@@ -62,7 +79,7 @@ class GatewayApiHandler(ASGIHandler):
         async def api_middleware(request: HttpRequest) -> HttpResponseBase:
             redirect = security.process_request(request) or common.process_request(request)
             response: HttpResponseBase = redirect if redirect is not None else await view(request)
-            response = common.process_response(request, response)
+            response = common.process_response(request, in_api_shape(response))
             return security.process_response(request, response)  # type: ignore[arg-type]  # any response will do
 
         self._middleware_chain = convert_exception_to_response(api_middleware)

@@ -137,10 +137,15 @@ def read_csv(content: str, columns: list[Column]) -> list[tuple[int, dict[str, s
     return rows
 
 
+def file_too_large() -> ImportFileError:
+    """The refusal of a file over MAX_BYTES (also when the server would not even read it all)."""
+    return ImportFileError(_("The file is larger than %(max)d kB; split it.") % {"max": MAX_BYTES // 1000})
+
+
 def decode(data: bytes) -> str:
     """UTF-8 (with or without BOM), else Windows-1252 as older Excel versions write; raises ImportFileError."""
     if len(data) > MAX_BYTES:
-        raise ImportFileError(_("The file is larger than %(max)d kB; split it.") % {"max": MAX_BYTES // 1000})
+        raise file_too_large()
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:

@@ -7,13 +7,12 @@ as text/csv), answered with the same report as the admin shows, as JSON.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.utils.translation import gettext as _
 
 from integrations.exchange.csv_flavour import import_csv
-from integrations.exchange.importing import import_tenancies
+from integrations.exchange.importing import import_tenancies, parse_json
 from readings.imports import ImportFileError, decode
 from readings.models import Organisation
 
@@ -37,11 +36,7 @@ def import_response(
     try:
         text = decode(body)
         if media_type == "application/json":
-            try:
-                document = json.loads(text)
-            except (json.JSONDecodeError, RecursionError):
-                return 400, {"error": _("The body is not JSON.")}
-            report = import_tenancies(organisation=organisation, document=document, dry_run=dry_run)
+            report = import_tenancies(organisation=organisation, document=parse_json(text), dry_run=dry_run)
         else:
             report = import_csv(organisation=organisation, content=text, dry_run=dry_run)
     except ImportFileError as error:

@@ -18,11 +18,18 @@ from settlements.statement import CONSUMPTION_UNIT, unit_prices
 FORMAT = "mbusportal.settlement-export"
 SCHEMA_PATH = "/api/v1/exchange/schema/v1/settlement-export.json"
 SHARE_QUANTUM = Decimal("0.01")
+# Money is written with exactly two decimals (the schema's `money`), also a sum over no lines at all.
+MONEY_QUANTUM = Decimal("0.01")
 
 
 def decimal_text(value: Decimal) -> str:
     """A Decimal as the format writes it: fixed point, as many decimals as the value carries."""
     return format(value, "f")
+
+
+def money_text(value: Decimal) -> str:
+    """An amount of DKK as the format writes it: fixed point, two decimals ("0.00", "6000.50")."""
+    return decimal_text(value.quantize(MONEY_QUANTUM, ROUND_HALF_EVEN))
 
 
 def _optional(value: Decimal | None) -> str | None:
@@ -58,16 +65,16 @@ def settlement_export(settlement: Settlement, *, now: datetime | None = None) ->
             "generated_at": settlement.generated_at.isoformat() if settlement.generated_at else None,
             "finalised_at": settlement.finalised_at.isoformat() if settlement.finalised_at else None,
             "payment_due_date": _date(settlement.payment_due_date),
-            "total_cost_dkk": decimal_text(settlement.total_cost_dkk),
+            "total_cost_dkk": money_text(settlement.total_cost_dkk),
             "fixed_share_pct": decimal_text(settlement.fixed_share_pct),
             "consumption_unit": CONSUMPTION_UNIT.get(Utility(settlement.utility), ""),
             "costs": [
-                {"description": cost.description, "amount_dkk": decimal_text(cost.amount_dkk)}
+                {"description": cost.description, "amount_dkk": money_text(cost.amount_dkk)}
                 for cost in settlement.costs.all()
             ],
             "prices": {
-                "fixed_pool_dkk": decimal_text(prices.fixed_pool),
-                "variable_pool_dkk": decimal_text(prices.variable_pool),
+                "fixed_pool_dkk": money_text(prices.fixed_pool),
+                "variable_pool_dkk": money_text(prices.variable_pool),
                 "area_days": decimal_text(prices.area_days),
                 "consumption": decimal_text(prices.consumption),
                 "per_area_day_dkk": _optional(prices.per_area_day),
@@ -96,9 +103,9 @@ def _line(line: SettlementLine, total: Decimal) -> dict[str, Any]:
         "consumption": decimal_text(line.consumption),
         "correction_factor": _optional(line.correction_factor),
         "corrected_consumption": decimal_text(line.corrected_consumption),
-        "fixed_amount_dkk": decimal_text(line.fixed_amount_dkk),
-        "variable_amount_dkk": decimal_text(line.variable_amount_dkk),
-        "total_amount_dkk": decimal_text(line.total_amount_dkk),
+        "fixed_amount_dkk": money_text(line.fixed_amount_dkk),
+        "variable_amount_dkk": money_text(line.variable_amount_dkk),
+        "total_amount_dkk": money_text(line.total_amount_dkk),
         "share_pct": _optional(share),
         "aconto_dkk": _optional(line.aconto_dkk),
         "balance_dkk": _optional(line.balance_dkk),

@@ -9,6 +9,7 @@ the whole transaction back: nothing is half-written.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
@@ -21,7 +22,9 @@ from django.db import DataError, IntegrityError, models, transaction
 from django.utils.translation import gettext as _
 from jsonschema.exceptions import ValidationError as SchemaError  # type: ignore[import-untyped]
 
+from integrations.exchange.export import tenant_name
 from integrations.exchange.schemas import TENANCY_IMPORT, validator
+from readings.imports import ImportFileError
 from readings.models import Organisation, Property, Tenancy, Unit
 from readings.tenant_logins import known_tenant, new_tenant_login
 from settlements.models import (
@@ -109,6 +112,22 @@ class RowError(Exception):
         self.message = message
 
 
+def parse_json(text: str) -> Any:
+    """The JSON document in `text`; raises ImportFileError (in the reader's language) for anything that is not
+    one: malformed, nested too deeply, or holding an integer too long for Python to read (a ValueError)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ImportFileError(_("The file is nested too deeply to be a tenancy import.")) from None
+    except json.JSONDecodeError as error:
+        raise ImportFileError(
+            _("The file is not JSON (line %(line)d, column %(column)d: %(reason)s).")
+            % {"line": error.lineno, "column": error.colno, "reason": error.msg}
+        ) from None
+    except ValueError:  # "Exceeds the limit (4300 digits) for integer string conversion"
+        raise ImportFileError(_("The file holds a number with more digits than can be read.")) from None
+
+
 def import_tenancies(*, organisation: Organisation, document: Any, dry_run: bool) -> ImportReport:
     """Apply `document` to `organisation` (whose managers the caller has checked); nothing if `dry_run` or any
     row fails. Properties are found (or created) only within `organisation`: a foreign id is not found."""
@@ -150,6 +169,13 @@ class _Run:
     def apply(
         self, applier: Callable[[_Run, dict[str, Any], RowReport], None], entry: dict[str, Any], row: RowReport
     ) -> None:
+        holding_nul = _nul_field(entry)
+        if holding_nul is not None:
+            # PostgreSQL text cannot hold NUL; even looking the row's objects up would fail unnamed.
+            row.problems.append(
+                Problem(row.section, row.row, holding_nul, _("contains a NUL character, which cannot be stored"))
+            )
+            return
         try:
             with transaction.atomic():
                 applier(self, entry, row)
@@ -238,6 +264,7 @@ class _Run:
                 % {"name": tenant_spec["name"], "unit": unit, "move_in": move_in}
             )
         else:
+            _check_same_tenant(tenancy, tenant_spec)
             changed = [
                 name
                 for name, value in (("move_out", move_out), ("phone", phone), ("language", language))
@@ -370,6 +397,28 @@ class _Run:
             )
 
 
+def _check_same_tenant(tenancy: Tenancy, spec: dict[str, Any]) -> None:
+    """Refuse a row that matches `tenancy` (property, unit, move-in) but names someone else: by e-mail
+    address when the row gives one, else by name (as the settlement export writes it; case and spacing aside)."""
+    tenant = tenancy.tenant
+    email = spec.get("email", "").strip()
+    if email and email.lower() != tenant.email.lower():
+        field, given = "tenant.email", email
+    elif not email and _plain_name(spec["name"]) != _plain_name(tenant_name(tenant)):
+        field, given = "tenant.name", spec["name"]
+    else:
+        return
+    raise RowError(
+        field,
+        _("the tenancy in %(unit)s from %(move_in)s is %(tenant)s's, not %(given)s's")
+        % {"unit": tenancy.unit, "move_in": tenancy.move_in, "tenant": tenant_name(tenant), "given": given},
+    )
+
+
+def _plain_name(name: str) -> str:
+    return " ".join(name.split()).casefold()
+
+
 class _RowFailed(Exception):
     """A row collected problems: roll its savepoint back."""
 
@@ -419,6 +468,8 @@ def _messages(error: ValidationError) -> Iterable[tuple[str, list[str]]]:
 def _schema_problems(document: Any) -> list[Problem]:
     problems = []
     for error in sorted(validator(TENANCY_IMPORT).iter_errors(document), key=lambda e: list(map(str, e.path))):
+        if error.validator == "pattern" and error.schema.get("format") == "date":
+            continue  # the date's format check fails too, and says so in words about dates
         problems.append(_problem(error))
     return problems
 
@@ -441,6 +492,18 @@ def _problem(error: SchemaError) -> Problem:
         extra = [key for key in error.instance if key not in error.schema.get("properties", {})]
         name = ".".join(part for part in (name, extra[0] if extra else "") if part)
     return Problem(section, row, name, message)
+
+
+def _nul_field(value: Any, path: tuple[Any, ...] = ()) -> str | None:
+    """The dotted field (`unit.label`, `aconto[1].amount_dkk`) of the first text in `value` holding a NUL."""
+    if isinstance(value, str):
+        return _dotted(list(path)) if "\x00" in value else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, inner in items:
+        found = _nul_field(inner, (*path, key))
+        if found is not None:
+            return found
+    return None
 
 
 def _dotted(parts: list[Any]) -> str:

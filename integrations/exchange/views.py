@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified, JsonResponse
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
@@ -13,6 +14,7 @@ from django.views.decorators.http import require_POST, require_safe
 from integrations.exchange.api import dry_run_flag, import_response
 from integrations.exchange.schemas import schema_path
 from integrations.keys import ApiError, authenticate_sync, bad_parameter
+from readings.imports import file_too_large
 from readings.models import Organisation
 
 # A published version never changes (a change is a new version), so a day of caching is safe.
@@ -47,8 +49,12 @@ def tenancies_import(request: HttpRequest) -> JsonResponse:
     dry_run = dry_run_flag(request.GET.get("dry_run"))
     if dry_run is None:
         return bad_parameter("dry_run", "1 or 0").response()
+    try:
+        body = request.body
+    except RequestDataTooBig:  # over DATA_UPLOAD_MAX_MEMORY_SIZE, which is above the import's own limit
+        return JsonResponse({"error": str(file_too_large())}, status=400)
     organisation = Organisation.objects.get(pk=key.organisation_id)
     status, answer = import_response(
-        organisation=organisation, body=request.body, content_type=request.content_type or "", dry_run=dry_run
+        organisation=organisation, body=body, content_type=request.content_type or "", dry_run=dry_run
     )
     return JsonResponse(answer, status=status, json_dumps_params={"ensure_ascii": False})

@@ -60,7 +60,14 @@ def test_it_answers_422_with_every_problem_by_row_and_field(organisation, prop, 
 
 @pytest.mark.parametrize(
     "body,content_type,status",
-    [(b"{", "application/json", 400), (b"", "text/csv", 400), (b"<x/>", "application/xml", 415)],
+    [
+        (b"{", "application/json", 400),
+        (b"", "text/csv", 400),
+        (b"<x/>", "application/xml", 415),
+        # An integer of 5,000 digits is past Python's int() limit: json.loads raises ValueError (a 500).
+        (b'{"version": ' + b"9" * 5000 + b"}", "application/json", 400),
+        (b"[" * 100_000 + b"]" * 100_000, "application/json", 400),
+    ],
 )
 def test_it_refuses_bodies_that_are_no_document(organisation, body, content_type, status):
     answer = import_response(organisation=organisation, body=body, content_type=content_type, dry_run=False)
@@ -131,3 +138,36 @@ def test_it_answers_a_bad_dry_run_flag_with_400(client, organisation):
 
 def test_it_answers_only_post(client):
     assert client.get(ENDPOINT).status_code == 405
+
+
+def test_it_answers_a_body_too_large_for_django_in_json(client, organisation, settings):
+    # Bodies over DATA_UPLOAD_MAX_MEMORY_SIZE (but under the API's own limit) made request.body raise,
+    # and Django answered its HTML "bad request" page.
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2_000_000
+    body = json.dumps(document(tenancy_row(), padding="x" * 2_500_000))
+    response = post(client, issue(organisation, "read_write"), body, query="?dry_run=1")
+    assert response.status_code == 400 and "larger than" in response.json()["error"]
+
+
+def test_it_answers_a_repeated_dry_run_flag_with_400(client, organisation):
+    response = post(client, issue(organisation, "read_write"), "{}", query="?dry_run=1&dry_run=0")
+    assert response.status_code == 400 and response.json()["field"] == "dry_run"
+
+
+def test_its_answers_match_the_openapi_document(client, organisation, prop, draft):
+    import jsonschema  # type: ignore[import-untyped]
+
+    document_ = client.get("/api/v1/openapi.json").json()
+    responses = document_["paths"][ENDPOINT]["post"]["responses"]
+    secret = issue(organisation, "read_write")
+    answers = [
+        post(client, secret, json.dumps(document(tenancy_row())), query="?dry_run=1"),
+        post(client, secret, json.dumps(document(tenancy_row(move_in="x")))),
+        post(client, secret, "not json"),
+        post(client, secret, "{}", content_type="text/plain"),
+        post(client, issue(organisation, "read"), "{}"),
+    ]
+    assert [answer.status_code for answer in answers] == [200, 422, 400, 415, 403]
+    for answer in answers:
+        schema = responses[str(answer.status_code)]["content"]["application/json"]["schema"]
+        jsonschema.validate(answer.json(), {**schema, "components": document_["components"]})

@@ -167,6 +167,16 @@ def test_it_reports_every_bad_row_with_row_and_field_and_writes_nothing(
     assert "Elsewhere" not in messages[(3, "property.id")]  # nothing told about the other organisation
 
 
+def test_it_says_once_that_a_malformed_date_is_no_date(organisation, prop, draft):
+    # The date's pattern failed beside its format, and every pattern was reported as a malformed decimal.
+    report = import_tenancies(
+        organisation=organisation, document=document(tenancy_row(move_in="2024-03-31T02:30")), dry_run=True
+    )
+    assert [(p.field, p.message) for p in report.all_problems] == [
+        ("move_in", "'2024-03-31T02:30' is not a date (YYYY-MM-DD)")
+    ]
+
+
 def test_it_refuses_a_property_of_another_organisation(organisation, other_organisation):
     foreign = Property.objects.create(organisation=other_organisation, name="Elsewhere")
     doc = document(tenancy_row(property={"id": foreign.pk}, aconto=[]))
@@ -182,6 +192,20 @@ def test_it_imports_the_same_document_twice_without_changes(organisation, prop, 
     again = import_tenancies(organisation=organisation, document=doc, dry_run=False)
     assert again.applied and again.change_count == 0
     assert Tenancy.objects.count() == 1 and get_user_model().objects.filter(email="tina@example.org").count() == 1
+
+
+def test_it_refuses_a_row_naming_another_tenant_for_a_known_tenancy(organisation, prop, draft):
+    # A tenancy is matched by property, unit and move-in; a row naming someone else there was taken as
+    # the same tenancy with "no changes", and the person it named was silently dropped.
+    ben = tenancy_row(tenant={"name": "Ben Berg", "email": "ben@example.org"})
+    report = import_tenancies(organisation=organisation, document=document(tenancy_row(), ben), dry_run=False)
+    assert [(p.row, p.field) for p in report.all_problems] == [(2, "tenant.email")]
+    assert not Tenancy.objects.exists()
+    import_tenancies(organisation=organisation, document=document(tenancy_row()), dry_run=False)
+    nameless = tenancy_row(tenant={"name": "Ben Berg"})
+    report = import_tenancies(organisation=organisation, document=document(nameless), dry_run=False)
+    assert [(p.row, p.field) for p in report.all_problems] == [(1, "tenant.name")]
+    assert Tenancy.objects.get().tenant.email == "tina@example.org"
 
 
 def test_it_updates_a_move_out_and_a_payment_on_account(organisation, prop, draft):
@@ -342,6 +366,37 @@ def test_it_reports_hostile_values_as_row_problems(organisation, prop, draft, ro
     assert not report.applied
     assert [p.row for p in report.all_problems] and all(p.row == 1 for p in report.all_problems)
     assert snapshot() == before
+
+
+@pytest.mark.parametrize(
+    ("row", "field"),
+    [
+        (tenancy_row(property={"name": "Solvej\x001"}), "property.name"),
+        (tenancy_row(unit={"label": "1\x00tv", "floor_area_m2": "72.5"}), "unit.label"),
+        (tenancy_row(tenant={"name": "Tina\x00", "email": "tina@example.org"}), "tenant.name"),
+        (tenancy_row(tenant={"name": "Tina", "phone": "\x00"}), "tenant.phone"),
+    ],
+)
+def test_it_names_the_field_that_holds_a_nul_character(organisation, prop, draft, row, field):
+    report = import_tenancies(organisation=organisation, document=document(row), dry_run=True)
+    assert [(p.row, p.field) for p in report.all_problems] == [(1, field)]
+
+
+def test_it_names_the_csv_column_that_holds_a_nul_character(organisation, prop, draft):
+    lines = [
+        "property;unit;floor_area_m2;tenant_name;move_in",
+        "Solvej 1;1 tv;72,5;Tina\x00;01-06-2024",
+        "Solvej 1;3\x00;50;;",
+    ]
+    text = "\n".join(lines) + "\n"
+    report = import_csv(organisation=organisation, content=text, dry_run=True)
+    assert {(p.row, p.field) for p in report.all_problems} == {(2, "tenant_name"), (3, "unit")}
+
+
+def test_it_reports_an_integer_too_long_to_read_as_a_file_error(alice_client, organisation):
+    response = upload(alice_client, organisation, "long.json", '{"version": ' + "9" * 5000 + "}", dry_run=True)
+    assert response.status_code == 200
+    assert response.context["form"].errors["file"]
 
 
 def test_it_reports_deeply_nested_json_as_a_file_error(alice_client, organisation):

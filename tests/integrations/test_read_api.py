@@ -161,6 +161,11 @@ async def test_it_answers_429_with_retry_after_on_the_rate_limit(async_client, w
         ("from=2025-01-01&to=2025-01-02&limit=many", "limit"),
         ("from=2025-01-01&to=2025-01-02&after=bm90LWEtY3Vyc29y", "after"),
         ("from=2025-01-01&to=2025-01-02&after=%%%", "after"),
+        # Digits other than 0-9 (str.isdigit's "²", "٣") are no whole number here.
+        ("from=2025-01-01&to=2025-01-02&limit=%C2%B2", "limit"),
+        ("from=2025-01-01&to=2025-01-02&limit=%D9%A3", "limit"),
+        # A cursor whose installation id is beyond PostgreSQL's bigint.
+        ("from=2025-01-01&to=2025-01-02&after=MjAyNS0wMS0wMVQwMDowMDowMCswMDowMHw5MjIzMzcyMDM2ODU0Nzc1ODA4", "after"),
     ],
 )
 async def test_it_names_the_field_of_a_bad_readings_parameter(async_client, world, query, field):
@@ -172,6 +177,14 @@ async def test_it_names_the_field_of_a_bad_readings_parameter(async_client, worl
     assert body["field"] == field and body["error"].startswith(f"{field}: ")
 
 
+async def test_it_says_that_an_unencoded_plus_became_a_space(async_client, world):
+    response = await async_client.get(
+        f"/api/v1/installations/{world['a']['installations']}/readings?from=2025-01-01T00:00:00+01:00&to=2025-01-02",
+        headers=auth(world["key_a"]),
+    )
+    assert response.status_code == 400 and "%2B" in response.json()["error"]
+
+
 @pytest.mark.parametrize(
     ("path", "field"),
     [
@@ -179,6 +192,12 @@ async def test_it_names_the_field_of_a_bad_readings_parameter(async_client, worl
         ("alarms?limit=100000", "limit"),
         ("alarms?after=x", "after"),
         ("units?property=abc", "property"),
+        ("units?property=%C2%B2", "property"),
+        # Given twice, a parameter is ambiguous: Django would silently take the last.
+        ("alarms?limit=1&limit=2", "limit"),
+        ("UNIT/consumption?from=2025-01-01&to=2025-01-31&from=2025-01-02", "from"),
+        ("alarms?after=%C2%B2", "after"),
+        ("alarms?limit=%D9%A3", "limit"),
         ("UNIT/consumption?from=2025-01-01&to=2025-01-31&by=week", "by"),
         ("UNIT/consumption?from=2025-01-01&to=2025-01-31&meter_type=gas", "meter_type"),
         ("UNIT/consumption?from=2025-01-01", "to"),

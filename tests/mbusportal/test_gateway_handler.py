@@ -103,3 +103,21 @@ def test_it_keeps_the_site_middleware_for_pages(daphne_server):
     assert status == 200
     assert all(name in headers for name in (*SITE_MIDDLEWARE_HEADERS, *API_HEADERS))
     assert "csrftoken" in headers.get("Set-Cookie", "")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/api/v1/no-such-endpoint", 404),
+        ("POST", "/api/v1/properties", 405),
+        ("GET", "/api/v1/exchange/tenancies", 405),
+    ],
+)
+def test_it_answers_errors_under_api_in_the_apis_json(daphne_server, method, path, status):
+    # Django's own 404 and 405 answers are an HTML page and an empty HTML body; a program reads JSON.
+    got, headers, answer = request(daphne_server, method, path)
+    assert got == status
+    assert headers["Content-Type"] == "application/json"
+    assert json.loads(answer)["error"]
+    if status == 405:
+        assert headers["Allow"]
