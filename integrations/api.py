@@ -428,7 +428,7 @@ async def _readings(request: HttpRequest, ids: list[int], zone: zoneinfo.ZoneInf
         after = None if raw_after is None else stream.Key.from_token(raw_after)
     except stream.BadCursor as error:
         raise bad_parameter("after", str(error)) from None
-    chunks = stream.stream(stream.Query(ids, start, end, after, limit), form)
+    chunks = stream.stream(stream.Query(ids, start, end, after, limit), form, owner=_key(request).organisation_id)
     try:
         first = await anext(chunks)
     except stream.StreamsBusy as busy:

@@ -29,6 +29,7 @@ import binascii
 import json
 import re
 import uuid
+from collections import Counter
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -90,6 +91,15 @@ ORDER BY w.start
 """
 
 _running = 0
+# Streams running per organisation: one organisation's clients (a stalled or trickling reader holds its
+# stream open) may hold at most half the slots, so that another's requests still find one.
+_running_by_owner: Counter[int] = Counter()
+
+
+def owner_share() -> int:
+    """How many of this process's EXPORT_MAX_CONCURRENT streams one organisation may hold at a time."""
+    return max(1, settings.EXPORT_MAX_CONCURRENT // 2)
+
 
 # A whole number as a client writes it: ASCII digits only (str.isdigit also takes "²" and "٣").
 WHOLE_NUMBER = re.compile(r"[0-9]+")
@@ -103,7 +113,7 @@ def whole_number(text: str) -> int | None:
 
 
 class StreamsBusy(Exception):
-    """This process already streams EXPORT_MAX_CONCURRENT readings answers."""
+    """This process already streams EXPORT_MAX_CONCURRENT readings answers, or the organisation its share."""
 
 
 class BadCursor(ValueError):
@@ -192,23 +202,30 @@ JSON = Format("application/json", b'{"readings":[\n', b",\n", b"\n", b'],"next":
 CHUNK_BYTES = 256 * 1024
 
 
-def stream(query: Query, form: Format) -> AsyncGenerator[bytes]:
+def stream(query: Query, form: Format, *, owner: int) -> AsyncGenerator[bytes]:
     """The page's bytes in chunks of about CHUNK_BYTES; ends with the `next` token (null at the end).
 
-    The first chunk comes once a connection and cursor are held (await it to learn of
-    StreamsBusy or a pool timeout before answering). Close the generator to stop early.
+    `owner` is the asking organisation's id (its share of the streams, `owner_share`). The first chunk
+    comes once a connection and cursor are held (await it to learn of StreamsBusy or a pool timeout
+    before answering). Close the generator to stop early.
     """
-    return _stream(query, form)
+    return _stream(query, form, owner)
 
 
-async def _stream(query: Query, form: Format) -> AsyncGenerator[bytes]:
+async def _stream(query: Query, form: Format, owner: int) -> AsyncGenerator[bytes]:
     global _running
     # Checked and counted before the first await: no other stream can slip in between.
     if _running >= settings.EXPORT_MAX_CONCURRENT:
         raise StreamsBusy(
             f"the limit of {settings.EXPORT_MAX_CONCURRENT} readings streams at a time is reached; retry in a minute"
         )
+    if _running_by_owner[owner] >= owner_share():
+        raise StreamsBusy(
+            f"your organisation already has {owner_share()} readings streams open, its share; "
+            "finish one, or retry in a minute"
+        )
     _running += 1
+    _running_by_owner[owner] += 1
     try:
         pool = await db.get_pool()
         async with pool.connection() as conn, conn.transaction():
@@ -226,6 +243,9 @@ async def _stream(query: Query, form: Format) -> AsyncGenerator[bytes]:
                     yield chunk
     finally:
         _running -= 1
+        _running_by_owner[owner] -= 1
+        if not _running_by_owner[owner]:
+            del _running_by_owner[owner]
 
 
 async def _pages(cur: AsyncServerCursor[Any], query: Query, form: Format) -> AsyncGenerator[bytes]:
