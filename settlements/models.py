@@ -19,6 +19,7 @@ from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from readings.constraints import FieldConstraintsModel
+from readings.formatting import format_dkk
 from readings.models import DateRange, MeterType
 from readings.scoping import AnyUser, managed_by
 from readings.validators import validate_no_control_characters, validate_plausible_date
@@ -325,7 +326,8 @@ class SettlementLine(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.unit}: {self.total_amount_dkk} DKK"
+        # Shown in the admin (the settlement's lines): in the reader's money format, as on the statement.
+        return f"{self.unit}: {format_dkk(self.total_amount_dkk)}"
 
     def delivered_on(self) -> date | None:
         """The day this line's statement reached its tenant: the first delivery (e-mail sent, or paper handed
