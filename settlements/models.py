@@ -19,7 +19,7 @@ from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from readings.constraints import FieldConstraintsModel
-from readings.formatting import format_dkk
+from readings.formatting import format_dkk, format_number
 from readings.models import DateRange, MeterType
 from readings.scoping import AnyUser, managed_by
 from readings.validators import validate_no_control_characters, validate_plausible_date
@@ -433,7 +433,7 @@ class AcontoPayment(FieldConstraintsModel):
         ]
 
     def __str__(self) -> str:
-        return gettext("%(amount)s DKK on account") % {"amount": self.amount_dkk}
+        return gettext("%(amount)s DKK on account") % {"amount": format_number(self.amount_dkk, 2)}
 
     def clean(self) -> None:
         # A payment counts only towards a line of the same building; another property's tenancy is a mistake.

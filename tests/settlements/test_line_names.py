@@ -25,3 +25,15 @@ def test_a_lines_amount_is_written_in_the_pages_language(client, alice, property
     ).content.decode()
     assert danish in page
     assert f"{line.total_amount_dkk} DKK" not in page
+
+
+def test_a_payment_on_account_is_written_in_the_readers_language(heat_settlement):
+    from decimal import Decimal
+
+    from settlements.models import AcontoPayment
+
+    payment = AcontoPayment(settlement=heat_settlement, amount_dkk=Decimal("6000.00"))
+    with translation.override("da"):
+        assert str(payment) == "6.000,00 kr. a conto"
+    with translation.override("en"):
+        assert str(payment) == "6,000.00 DKK on account"
