@@ -189,7 +189,7 @@ def leak_alarms(request: HttpRequest) -> HttpResponse:
     LeakAlarmOptIn.objects.update_or_create(
         user_id=request.user.pk, unit_id=tenancy.unit_id, defaults={"active": wanted}
     )
-    if wanted and not request.user.email:
+    if wanted and not getattr(request.user, "email", ""):
         # The choice is kept for when an address is added; promising a mail now would be false.
         messages.warning(
             request,
