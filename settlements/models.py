@@ -19,6 +19,7 @@ from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from readings.constraints import FieldConstraintsModel
+from readings.formatting import format_dkk, format_number
 from readings.models import DateRange, MeterType
 from readings.scoping import AnyUser, managed_by
 from readings.validators import validate_no_control_characters, validate_plausible_date
@@ -325,7 +326,8 @@ class SettlementLine(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.unit}: {self.total_amount_dkk} DKK"
+        # Shown in the admin (the settlement's lines): in the reader's money format, as on the statement.
+        return f"{self.unit}: {format_dkk(self.total_amount_dkk)}"
 
     def delivered_on(self) -> date | None:
         """The day this line's statement reached its tenant: the first delivery (e-mail sent, or paper handed
@@ -431,7 +433,7 @@ class AcontoPayment(FieldConstraintsModel):
         ]
 
     def __str__(self) -> str:
-        return gettext("%(amount)s DKK on account") % {"amount": self.amount_dkk}
+        return gettext("%(amount)s DKK on account") % {"amount": format_number(self.amount_dkk, 2)}
 
     def clean(self) -> None:
         # A payment counts only towards a line of the same building; another property's tenancy is a mistake.

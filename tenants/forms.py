@@ -84,6 +84,9 @@ class DownloadForm(forms.Form):
             self.add_error("first_day", outside)
         if not self.earliest <= last_day <= self.latest:
             self.add_error("last_day", outside)
+        if self.has_error("first_day") or self.has_error("last_day"):
+            # A day outside the tenancy is the error to fix; the period's length or order follows from it.
+            return cleaned
         if last_day < first_day:
             self.add_error("last_day", _("The last day is before the first day."))
         elif (last_day - first_day).days + 1 > settings.EXPORT_MAX_DAYS:

@@ -189,7 +189,17 @@ def leak_alarms(request: HttpRequest) -> HttpResponse:
     LeakAlarmOptIn.objects.update_or_create(
         user_id=request.user.pk, unit_id=tenancy.unit_id, defaults={"active": wanted}
     )
-    if wanted:
+    if wanted and not getattr(request.user, "email", ""):
+        # The choice is kept for when an address is added; promising a mail now would be false.
+        messages.warning(
+            request,
+            _(
+                "Saved, but your login has no e-mail address: we can e-mail you about leaks in %(unit)s once "
+                "your property manager adds one."
+            )
+            % {"unit": tenancy.unit.label},
+        )
+    elif wanted:
         messages.success(
             request,
             _("We will e-mail you if a leak is suspected in %(unit)s.") % {"unit": tenancy.unit.label},

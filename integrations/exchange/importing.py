@@ -24,6 +24,7 @@ from jsonschema.exceptions import ValidationError as SchemaError  # type: ignore
 
 from integrations.exchange.export import tenant_name
 from integrations.exchange.schemas import TENANCY_IMPORT, validator
+from readings.formatting import format_number
 from readings.imports import ImportFileError
 from readings.models import Organisation, Property, Tenancy, Unit
 from readings.tenant_logins import known_tenant, new_tenant_login
@@ -388,12 +389,13 @@ class _Run:
         _save(payment, row, {"amount_dkk": f"{prefix}.amount_dkk", "tenancy": f"{prefix}.period_start"})
         if old is None:
             row.changes.append(
-                _("%(amount)s DKK on account towards %(settlement)s") % {"amount": amount, "settlement": settlement}
+                _("%(amount)s DKK on account towards %(settlement)s")
+                % {"amount": format_number(amount, 2), "settlement": settlement}
             )
         else:
             row.changes.append(
                 _("on account towards %(settlement)s: %(old)s DKK becomes %(amount)s DKK")
-                % {"settlement": settlement, "old": old, "amount": amount}
+                % {"settlement": settlement, "old": format_number(old, 2), "amount": format_number(amount, 2)}
             )
 
 

@@ -146,3 +146,39 @@ def test_it_remembers_the_notification_choice_and_highlights_critical_rows(page,
     assert outline != "none"
     page.locator("#notify-critical").uncheck()
     assert page.evaluate("localStorage.getItem('mbusportal.alarms.notifyCritical')") is None
+
+
+def test_an_action_whose_answer_is_not_understood_is_reported_in_danish(page, server, alice, gateway):
+    """The session ended while the dashboard stayed open: the acknowledge answers with the login page
+    (HTML, not JSON). The event log must say so in Danish, not show the browser's English parse error."""
+    alarm = raise_alarm(gateway, None, "gateway_offline", "warning", {"last_seen": "2026-12-01 10:00", "hours": 26})
+    open_dashboard(page, server, "da", 390)
+    page.wait_for_selector(f"#alarm-{alarm.pk}")
+    page.route(
+        f"**/alarms/{alarm.pk}/acknowledge/",
+        lambda route: route.fulfill(status=200, content_type="text/html", body="<!DOCTYPE html><p>Log ind</p>"),
+    )
+    page.locator(f"#alarm-{alarm.pk} button[data-action=acknowledge]").click()
+    page.wait_for_selector("#event-log li.error")
+    logged = page.inner_text("#event-log li.error")
+    assert "Kunne ikke kvittere" in logged, logged
+    assert "JSON" not in logged and "Unexpected" not in logged, logged
+    assert "log ind igen" in logged, logged
+
+
+def test_an_action_without_network_is_reported_in_danish(browser, server, alice, gateway):
+    """No answer at all (the network dropped): the browser's English "Failed to fetch" must not reach the log.
+    A context of its own: the `page` fixture fails on the console error the aborted request logs."""
+    alarm = raise_alarm(gateway, None, "gateway_offline", "warning", {"last_seen": "2026-12-01 10:00", "hours": 26})
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        open_dashboard(page, server, "da", 390)
+        page.wait_for_selector(f"#alarm-{alarm.pk}")
+        page.route(f"**/alarms/{alarm.pk}/acknowledge/", lambda route: route.abort())
+        page.locator(f"#alarm-{alarm.pk} button[data-action=acknowledge]").click()
+        page.wait_for_selector("#event-log li.error")
+        logged = page.inner_text("#event-log li.error")
+        assert "ingen forbindelse til serveren" in logged and "fetch" not in logged, logged
+    finally:
+        context.close()

@@ -1,5 +1,7 @@
 """/alarms/<id>/ and its note, assign, acknowledge and clear forms: who may, what is refused, in which language."""
 
+import re
+
 import pytest
 from django.test import Client
 
@@ -173,6 +175,24 @@ def test_it_refuses_a_clear_without_a_note_on_the_page(alice, alarm):
     assert f'name="next" value="/alarms/{alarm.pk}/"' in html
     alarm.refresh_from_db()
     assert alarm.cleared_at is None
+
+
+@pytest.mark.parametrize(
+    ("action", "note", "textarea"),
+    [("clear", " ", "clear-note"), ("note", " ", "note-text"), ("acknowledge", "x" * 2001, "acknowledge-note")],
+)
+def test_a_refused_note_is_tied_to_its_field_for_screen_readers(alice, alarm, action, note, textarea):
+    """The error stands beside the field; the field must also say it is wrong and which text says why."""
+    html = page(client_for(alice, "da").post(f"/alarms/{alarm.pk}/{action}/", {"note": note}))
+    field = re.search(rf'<textarea[^>]*id="{textarea}"[^>]*>', html)
+    assert field is not None, html
+    assert 'aria-invalid="true"' in field.group(0), field.group(0)
+    described = re.search(r'aria-describedby="([^"]+)"', field.group(0))
+    assert described is not None, field.group(0)
+    error = re.search(rf'<ul[^>]*id="{described.group(1)}"[^>]*>(.*?)</ul>', html, re.S)
+    assert error is not None and "errorlist" in error.group(0), described.group(1)
+    # Only the refused form's field is marked.
+    assert html.count('aria-invalid="true"') == 1
 
 
 def test_it_clears_with_a_note(alice, alarm):

@@ -124,7 +124,15 @@ def test_it_writes_nothing_on_a_dry_run_and_says_what_would_change(organisation,
     assert snapshot() == before
     changes = report.rows[0].changes
     assert any("1 tv" in change for change in changes)
-    assert any("6000.00 DKK on account" in change for change in changes)
+    assert any("6,000.00 DKK on account" in change for change in changes)
+
+
+def test_it_writes_the_amounts_of_its_report_in_the_readers_language(organisation, prop, draft):
+    from django.utils import translation
+
+    with translation.override("da"):
+        report = import_tenancies(organisation=organisation, document=document(tenancy_row()), dry_run=True)
+    assert any("6.000,00 kr. i aconto" in change for change in report.rows[0].changes), report.rows[0].changes
 
 
 def test_it_reports_every_bad_row_with_row_and_field_and_writes_nothing(
@@ -217,7 +225,7 @@ def test_it_updates_a_move_out_and_a_payment_on_account(organisation, prop, draf
     tenancy = Tenancy.objects.get()
     assert tenancy.move_out == date(2025, 1, 1)
     assert AcontoPayment.objects.get().amount_dkk == Decimal("6500.00")
-    assert any("6000.00 DKK becomes 6500" in change for change in report.rows[0].changes)
+    assert any("6,000.00 DKK becomes 6,500.00 DKK" in change for change in report.rows[0].changes)
 
 
 def test_it_refuses_payments_towards_a_final_settlement(organisation, prop, draft):

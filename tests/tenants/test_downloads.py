@@ -90,6 +90,17 @@ def test_it_refuses_a_period_longer_than_one_export(client, tina, tina_home, set
 
 
 @pytest.mark.django_db
+def test_a_first_day_before_her_tenancy_is_the_first_days_error_only(client, tina, tina_home, settings):
+    """The period is too long only because the first day is wrong: the last day, which is fine, gets no error."""
+    settings.EXPORT_MAX_DAYS = 30
+    today = timezone.localdate().isoformat()
+    response = ask(client, tina, "da", first_day="1999-01-01", last_day=today, kind="consumption")
+    errors = errors_of(response)
+    assert list(errors) == ["first_day"], errors
+    assert errors["first_day"][0].startswith("Vælg en dag fra 1. februar 2023 til ")
+
+
+@pytest.mark.django_db
 def test_it_names_garbage_in_each_field(client, tina, tina_home):
     response = ask(client, tina, first_day="yesterday", last_day="2024-02-30", kind="everything", excel="maybe")
     assert response.status_code == 200

@@ -55,6 +55,20 @@ def test_it_opts_in_and_out_from_the_home_page(tina_client, tina, unit):
     assert not LeakAlarmOptIn.objects.get(user=tina, unit=unit).active
 
 
+def test_a_tenant_without_an_address_is_not_promised_an_e_mail(client, tina, tenancy, unit):
+    """Her choice is kept, but no mail can go out until her manager adds her address: the page says so."""
+    tina.email = ""
+    tina.save()
+    client.force_login(tina)
+    response = client.post(
+        reverse("tenants:leak-alarms"), {"unit": unit.pk, "opt_in": "on"}, follow=True, HTTP_ACCEPT_LANGUAGE="da"
+    )
+    assert LeakAlarmOptIn.objects.get(user=tina, unit=unit).active
+    said = [str(message) for message in response.context["messages"]]
+    assert not any("Vi sender dig en e-mail" in text for text in said), said
+    assert any("ingen e-mailadresse" in text and unit.label in text for text in said), said
+
+
 def test_it_refuses_opting_in_to_a_unit_the_tenant_does_not_live_in(tina_client, prop):
     neighbour = Unit.objects.create(property=prop, label="2 th", floor_area_m2=Decimal("50"))
     response = tina_client.post(reverse("tenants:leak-alarms"), {"unit": neighbour.pk, "opt_in": "on"})

@@ -396,6 +396,10 @@
       if (!response.ok) {
         throw new Error(response.status === 404 ? gettext("no such alarm") : interpolate(gettext("HTTP error %s"), [response.status]));
       }
+      // Not the JSON answer but a page (the login page): the session ended while this page stayed open.
+      if ((response.headers.get("Content-Type") || "").indexOf("application/json") !== 0) {
+        throw new Error(gettext("you are no longer logged in; reload the page and log in again"));
+      }
       return response.json();
     }).then(function (body) {
       applyActionResult(body.alarm);
@@ -404,7 +408,9 @@
       const failed = button.dataset.action === "clear"
         ? gettext("Could not clear alarm %(id)s: %(error)s")
         : gettext("Could not acknowledge alarm %(id)s: %(error)s");
-      logEvent("error", interpolate(failed, { id: id, error: error.message }, true));
+      // The browser's own failure (no network) speaks English: say it in the page's language.
+      const reason = error instanceof TypeError ? gettext("no connection to the server") : error.message;
+      logEvent("error", interpolate(failed, { id: id, error: reason }, true));
     });
   });
 
