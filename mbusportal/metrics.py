@@ -140,6 +140,15 @@ TIMESCALEDB_PRESENT = "SELECT to_regclass('timescaledb_information.job_stats') I
 TIMESCALEDB_FAILING = "SELECT count(*) FROM timescaledb_information.job_stats WHERE last_run_status = 'Failed'"
 IS_HYPERTABLE = "SELECT EXISTS (SELECT 1 FROM timescaledb_information.hypertables WHERE hypertable_name = 'reading')"
 JOB_QUEUE = "SELECT status::text, count(*) FROM procrastinate_jobs GROUP BY status"
+# Job workers alive: a heartbeat within JOBS_STALLED_AFTER_S. A worker that was killed (or whose machine
+# went) leaves its row behind, so counting rows would report a worker when none runs.
+LIVE_JOB_WORKERS = """
+SELECT count(*) FROM procrastinate_workers WHERE last_heartbeat > now() - make_interval(secs => %(stalled_after)s)
+"""
+
+
+def live_workers_parameters() -> dict[str, float]:
+    return {"stalled_after": settings.PROCRASTINATE_WORKER_DEFAULTS["stalled_worker_timeout"]}
 
 
 class DatabaseCollector(Collector):
@@ -183,6 +192,9 @@ class DatabaseCollector(Collector):
                 failing = row[0] if row else 0
             cursor.execute(JOB_QUEUE)
             jobs = dict(cursor.fetchall())
+            cursor.execute(LIVE_JOB_WORKERS, live_workers_parameters())
+            row = cursor.fetchone()
+            workers = row[0] if row else 0
         yield GaugeMetricFamily("mbusportal_database_up", "1 when the figures could be read.", value=1)
         yield GaugeMetricFamily("mbusportal_database_size_bytes", "Size of the database.", value=database_size)
         yield GaugeMetricFamily(
@@ -196,6 +208,8 @@ class DatabaseCollector(Collector):
         for status in ("todo", "doing", "succeeded", "failed", "cancelled", "aborted"):
             queue.add_metric([status], jobs.get(status, 0))
         yield queue
+        # 0 means nothing periodic runs: no alarm checks, no e-mails (alert on it; the worker cannot).
+        yield GaugeMetricFamily("mbusportal_job_workers", "Job workers with a recent heartbeat.", value=workers)
 
 
 _database_collector = DatabaseCollector()
