@@ -209,3 +209,49 @@ def test_flags_take_the_usual_spellings():
         "shell", "--no-imports", "-c", show, **{**PRODUCTION, "SECURE_SSL_REDIRECT": "On", "SECURE_HSTS_PRELOAD": "0"}
     )
     assert result.stdout.split() == ["True", "False", "False"], result.stderr
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_a_command_says_in_one_line_why_it_cannot_reach_the_database():
+    url = f"postgres://portal:pw-secret@127.0.0.1:{free_port()}/mbusportal"
+    result = manage("check_gateways", DEBUG="true", DATABASE_URL=url, ORM_POOL_TIMEOUT="1")
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("Database error: cannot connect to PostgreSQL (DATABASE_URL): ") and "refused" in last
+    assert "Traceback" not in result.stderr and "pw-secret" not in result.stderr
+
+
+@pytest.fixture
+def empty_database():
+    """A database that exists but was never migrated (a new server, a wrong database name)."""
+    import psycopg
+
+    from mbusportal import db
+
+    name = "mbusportal_probe_empty"
+    with psycopg.connect(db.conninfo(), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name}")
+        conn.execute(f"CREATE DATABASE {name}")
+    from django.conf import settings
+
+    default = settings.DATABASES["default"]
+    yield f"postgres://{default['USER']}:{default.get('PASSWORD') or ''}@{default['HOST']}:{default['PORT']}/{name}"
+    with psycopg.connect(db.conninfo(), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.mark.django_db
+def test_a_command_on_a_database_never_migrated_says_to_migrate(empty_database):
+    result = manage("gateway_token", "GW-1", DEBUG="true", DATABASE_URL=empty_database)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        'Database error: relation "gateways_gateway" does not exist; the database is not set up:'
+        " run python manage.py migrate"
+    )
