@@ -26,8 +26,8 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import psycopg
 from django.conf import settings
-from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -139,6 +139,8 @@ HYPERTABLE_SIZE = "SELECT hypertable_size('reading')"
 TIMESCALEDB_PRESENT = "SELECT to_regclass('timescaledb_information.job_stats') IS NOT NULL"
 TIMESCALEDB_FAILING = "SELECT count(*) FROM timescaledb_information.job_stats WHERE last_run_status = 'Failed'"
 IS_HYPERTABLE = "SELECT EXISTS (SELECT 1 FROM timescaledb_information.hypertables WHERE hypertable_name = 'reading')"
+# Longest wait for the database's figures in a scrape (connection, then each query).
+SCRAPE_DB_TIMEOUT_S = 2
 JOB_QUEUE = "SELECT status::text, count(*) FROM procrastinate_jobs GROUP BY status"
 # Job workers alive: a heartbeat within JOBS_STALLED_AFTER_S. A worker that was killed (or whose machine
 # went) leaves its row behind, so counting rows would report a worker when none runs.
@@ -173,7 +175,13 @@ class DatabaseCollector(Collector):
             return list(self._families)
 
     def _read(self) -> Iterator[GaugeMetricFamily]:
-        with connection.cursor() as cursor:
+        # A connection of its own with short timeouts, not the ORM pool's: with the database away, a
+        # checkout waits ORM_POOL_TIMEOUT (10 s), Prometheus's whole scrape timeout, and the scrape
+        # failed with every figure in it instead of answering database_up 0.
+        from mbusportal import db  # (mbusportal.pools, under db, imports this module)
+
+        with psycopg.connect(db.conninfo(), connect_timeout=SCRAPE_DB_TIMEOUT_S) as conn, conn.cursor() as cursor:
+            cursor.execute(f"SET LOCAL statement_timeout = {int(SCRAPE_DB_TIMEOUT_S * 1000)}")
             cursor.execute(DATABASE_FIGURES)
             database_size, reading_size = cursor.fetchone() or (0, 0)
             cursor.execute(TIMESCALEDB_PRESENT)

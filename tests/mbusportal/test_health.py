@@ -190,3 +190,17 @@ async def test_it_counts_only_job_workers_with_a_recent_heartbeat(async_client, 
     await sync_to_async(add_job_workers)(stalled_after + 60, 1)
     await async_client.aforce_login(alice)
     assert (await async_client.get("/health")).json()["jobs"]["workers"] == 1
+
+
+def test_metrics_answer_database_up_0_within_the_scrape_timeout_when_the_database_is_away(
+    unreachable_database, settings
+):
+    """Through the ORM pool a scrape waited ORM_POOL_TIMEOUT (10 s, Prometheus's scrape timeout) and failed whole."""
+    from mbusportal import metrics
+
+    settings.METRICS_DB_CACHE_SECONDS = 0.001
+    metrics._database_collector._read_at = -1e9
+    started = time.monotonic()
+    figures = {family.name: family for family in metrics._database_collector.collect()}
+    assert time.monotonic() - started < 5
+    assert figures["mbusportal_database_up"].samples[0].value == 0

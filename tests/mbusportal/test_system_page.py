@@ -98,6 +98,7 @@ def test_it_names_request_groups_and_reading_outcomes_in_the_readers_language(cl
     assert "gateway_api" not in body and "<dt>folded</dt>" not in body
 
 
+@pytest.mark.django_db(transaction=True)  # /metrics reads the database on a connection of its own
 def test_it_shows_how_many_job_workers_run_and_warns_when_none_does(client, olga, settings):
     """Without a worker nothing periodic runs and no system alarm can say so: the page and /metrics must."""
     from tests.mbusportal.test_health import add_job_workers
