@@ -199,7 +199,7 @@ class DatabaseCollector(Collector):
                 row = cursor.fetchone()
                 failing = row[0] if row else 0
             cursor.execute(JOB_QUEUE)
-            jobs = dict(cursor.fetchall())
+            jobs: dict[str, int] = dict(cursor.fetchall())
             cursor.execute(LIVE_JOB_WORKERS, live_workers_parameters())
             row = cursor.fetchone()
             workers = row[0] if row else 0
