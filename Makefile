@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test test-pgbouncer db db-stop migrate seed lint typecheck migrations-check pytest bench screenshots \
+.PHONY: run port-free test test-pgbouncer db db-stop migrate seed lint typecheck migrations-check pytest bench screenshots \
 	clean messages \
 	stack stack-down
 
@@ -26,10 +26,19 @@ endif
 db-stop: $(BIN)/.installed
 	$(BIN)/python -m mbusportal.embedded_db stop
 
+# Before anything else: a second `make run` on a busy port re-seeded the live database, started a second
+# MQTT subscriber under the first one's client id and, when daphne then could not listen, stopped the
+# first one's broker on its way out.
+port-free:
+	@$(PYTHON) -c 'import socket, sys; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); \
+	s.bind((sys.argv[1], int(sys.argv[2])))' $(HOST) $(PORT) 2>/dev/null || { \
+	echo "make run: $(HOST):$(PORT) is in use (another make run?); stop it, or choose another port: make run PORT=8001" >&2; \
+	exit 1; }
+
 # `make run` is a development server: DEBUG on (static files, a throwaway key) unless set.
 run: export DEBUG ?= true
 run: export PORTAL_URL ?= http://$(HOST):$(PORT)
-run: db
+run: port-free db
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py seed_demo
 	$(BIN)/python manage.py seed_demo_settlement

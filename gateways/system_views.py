@@ -110,6 +110,7 @@ def system(request: HttpRequest) -> HttpResponse:
         "timescaledb_failing": samples.get("mbusportal_timescaledb_jobs_failing"),
         # By status in the reader's language ("succeeded" is "lykkedes"), as the jobs' admin says it.
         "jobs": _labelled(_by(samples, "mbusportal_jobs", "status"), STATUS_LABELS),
+        "job_workers": int(_total(samples, "mbusportal_job_workers")),
         "alarms": Alarm.objects.system().open().order_by("-raised_at")[:50],
     }
     response = render(request, "gateways/system.html", context)

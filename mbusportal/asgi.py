@@ -6,8 +6,12 @@ from typing import Any
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mbusportal.settings")
 
+from mbusportal.configured import settings_or_exit
+
+settings_or_exit()  # a bad setting: one line and exit, before daphne binds its port
+
 # Django must be set up before anything imports models.
-from django.core.asgi import get_asgi_application
+from django.core.asgi import get_asgi_application  # noqa: E402
 
 django_asgi_app = get_asgi_application()
 

@@ -26,8 +26,8 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import psycopg
 from django.conf import settings
-from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -139,7 +139,18 @@ HYPERTABLE_SIZE = "SELECT hypertable_size('reading')"
 TIMESCALEDB_PRESENT = "SELECT to_regclass('timescaledb_information.job_stats') IS NOT NULL"
 TIMESCALEDB_FAILING = "SELECT count(*) FROM timescaledb_information.job_stats WHERE last_run_status = 'Failed'"
 IS_HYPERTABLE = "SELECT EXISTS (SELECT 1 FROM timescaledb_information.hypertables WHERE hypertable_name = 'reading')"
+# Longest wait for the database's figures in a scrape (connection, then each query).
+SCRAPE_DB_TIMEOUT_S = 2
 JOB_QUEUE = "SELECT status::text, count(*) FROM procrastinate_jobs GROUP BY status"
+# Job workers alive: a heartbeat within JOBS_STALLED_AFTER_S. A worker that was killed (or whose machine
+# went) leaves its row behind, so counting rows would report a worker when none runs.
+LIVE_JOB_WORKERS = """
+SELECT count(*) FROM procrastinate_workers WHERE last_heartbeat > now() - make_interval(secs => %(stalled_after)s)
+"""
+
+
+def live_workers_parameters() -> dict[str, float]:
+    return {"stalled_after": settings.PROCRASTINATE_WORKER_DEFAULTS["stalled_worker_timeout"]}
 
 
 class DatabaseCollector(Collector):
@@ -164,7 +175,13 @@ class DatabaseCollector(Collector):
             return list(self._families)
 
     def _read(self) -> Iterator[GaugeMetricFamily]:
-        with connection.cursor() as cursor:
+        # A connection of its own with short timeouts, not the ORM pool's: with the database away, a
+        # checkout waits ORM_POOL_TIMEOUT (10 s), Prometheus's whole scrape timeout, and the scrape
+        # failed with every figure in it instead of answering database_up 0.
+        from mbusportal import db  # (mbusportal.pools, under db, imports this module)
+
+        with psycopg.connect(db.conninfo(), connect_timeout=SCRAPE_DB_TIMEOUT_S) as conn, conn.cursor() as cursor:
+            cursor.execute(f"SET LOCAL statement_timeout = {int(SCRAPE_DB_TIMEOUT_S * 1000)}")
             cursor.execute(DATABASE_FIGURES)
             database_size, reading_size = cursor.fetchone() or (0, 0)
             cursor.execute(TIMESCALEDB_PRESENT)
@@ -182,7 +199,10 @@ class DatabaseCollector(Collector):
                 row = cursor.fetchone()
                 failing = row[0] if row else 0
             cursor.execute(JOB_QUEUE)
-            jobs = dict(cursor.fetchall())
+            jobs: dict[str, int] = dict(cursor.fetchall())
+            cursor.execute(LIVE_JOB_WORKERS, live_workers_parameters())
+            row = cursor.fetchone()
+            workers = row[0] if row else 0
         yield GaugeMetricFamily("mbusportal_database_up", "1 when the figures could be read.", value=1)
         yield GaugeMetricFamily("mbusportal_database_size_bytes", "Size of the database.", value=database_size)
         yield GaugeMetricFamily(
@@ -196,6 +216,8 @@ class DatabaseCollector(Collector):
         for status in ("todo", "doing", "succeeded", "failed", "cancelled", "aborted"):
             queue.add_metric([status], jobs.get(status, 0))
         yield queue
+        # 0 means nothing periodic runs: no alarm checks, no e-mails (alert on it; the worker cannot).
+        yield GaugeMetricFamily("mbusportal_job_workers", "Job workers with a recent heartbeat.", value=workers)
 
 
 _database_collector = DatabaseCollector()

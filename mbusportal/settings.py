@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import logging
+import math
+import os
+import warnings
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -26,24 +30,79 @@ if (BASE_DIR / ".env").is_file():
     environ.Env.read_env(BASE_DIR / ".env")
 
 
-def _positive_int(name: str, default: int) -> int:
+def _whole_number(name: str, default: int) -> int:
+    """The variable as a whole number, or its default when unset; anything else stops the start-up."""
+    raw = os.environ.get(name)  # set but empty is a mistake too, not the default
+    if raw is None:
+        return default
     try:
-        value: int = env.int(name, default=default)
+        return int(raw.strip())
     except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a whole number, got {env.str(name)!r}") from None
+        raise ImproperlyConfigured(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def _number(name: str, default: float) -> float:
+    """The variable as a finite number (a decimal point, not a comma), or its default when unset."""
+    raw = os.environ.get(name)  # set but empty is a mistake too, not the default
+    if raw is None:
+        return default
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from None
+    if not math.isfinite(value):
+        raise ImproperlyConfigured(f"{name} must be a finite number, got {raw!r}")
+    return value
+
+
+_TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
+
+
+def _flag(name: str, default: bool) -> bool:
+    """true/false (also 1/0, yes/no, on/off); a typo such as "ture" stops the start-up.
+
+    (django-environ reads every unknown word as false: SESSION_COOKIE_SECURE=flase
+    would quietly send the session cookie over plain http.)
+    """
+    raw = os.environ.get(name)  # set but empty is a mistake too, not the default
+    if raw is None:
+        return default
+    if raw.strip().lower() in _TRUE:
+        return True
+    if raw.strip().lower() in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, got {raw!r}")
+
+
+def _positive_int(name: str, default: int) -> int:
+    value = _whole_number(name, default)
     if value < 0:
         raise ImproperlyConfigured(f"{name} must be zero or positive, got {value}")
     return value
 
 
 def _positive_float(name: str, default: float) -> float:
-    value: float = env.float(name, default=default)
+    value = _number(name, default)
     if value <= 0:
         raise ImproperlyConfigured(f"{name} must be positive, got {value}")
     return value
 
 
-DEBUG = env.bool("DEBUG", default=False)
+def _database_url(name: str, url: str) -> dict[str, Any]:
+    """A PostgreSQL URL split into Django's database settings; never echoes the URL (it holds the password)."""
+    try:
+        with warnings.catch_warnings():  # django-environ's warning about an unknown scheme prints the password
+            warnings.simplefilter("ignore")
+            config: dict[str, Any] = env.db_url_config(url)
+        engine = config["ENGINE"]
+    except (KeyError, ValueError):
+        raise ImproperlyConfigured(f"{name} must look like postgres://user:password@host:port/name") from None
+    if engine != "django.db.backends.postgresql":
+        raise ImproperlyConfigured(f"{name} must be a PostgreSQL URL, got engine {engine}")
+    return config
+
+
+DEBUG = _flag("DEBUG", False)
 
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
@@ -116,9 +175,7 @@ TEMPLATES = [
 # Without DATABASE_URL we use the project-local embedded server that
 # `make run` / `make test` start (mbusportal/embedded_db.py).
 DATABASE_URL = env.str("DATABASE_URL", default=embedded_db.database_url())
-_database = env.db_url_config(DATABASE_URL)
-if _database["ENGINE"] != "django.db.backends.postgresql":
-    raise ImproperlyConfigured(f"DATABASE_URL must be a PostgreSQL URL, got engine {_database['ENGINE']}")
+_database = _database_url("DATABASE_URL", DATABASE_URL)
 
 # Django's own psycopg pool serves the ORM (admin, pages, bookkeeping); this
 # backend is Django's, with a pool that never hands out a dead connection.
@@ -129,13 +186,15 @@ _database.setdefault("OPTIONS", {})["pool"] = {
     "max_size": _positive_int("ORM_POOL_MAX_SIZE", 8),
     "timeout": _positive_float("ORM_POOL_TIMEOUT", 10.0),
 }
+if not 1 <= _database["OPTIONS"]["pool"]["min_size"] <= _database["OPTIONS"]["pool"]["max_size"]:
+    raise ImproperlyConfigured("ORM_POOL_MAX_SIZE must be at least 1 and not below ORM_POOL_MIN_SIZE")
 _database["CONN_MAX_AGE"] = 0  # required with the pool; it does the reuse
 _database["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default=f"test_{_database['NAME']}")}
 # DATABASE_URL leads to PgBouncer in transaction mode (README: "Deploying on several machines"): nothing
 # may rely on a server session outliving a transaction. Django's server-side cursors (.iterator()) are
 # then off, the async pool prepares no statements (PgBouncer 1.18, Debian bookworm's, cannot keep them)
 # and leaves its statement timeout to PgBouncer's connect_query (deploy/pgbouncer/pgbouncer.ini).
-DATABASE_PGBOUNCER = env.bool("DATABASE_PGBOUNCER", default=False)
+DATABASE_PGBOUNCER = _flag("DATABASE_PGBOUNCER", False)
 if DATABASE_PGBOUNCER:
     _database["DISABLE_SERVER_SIDE_CURSORS"] = True
 DATABASES: dict[str, dict[str, Any]] = {"default": _database}
@@ -145,9 +204,7 @@ DATABASES: dict[str, dict[str, Any]] = {"default": _database}
 DATABASE_DIRECT_URL = env.str("DATABASE_DIRECT_URL", default="")
 DATABASE_DIRECT: dict[str, Any] | None = None
 if DATABASE_DIRECT_URL:
-    DATABASE_DIRECT = env.db_url_config(DATABASE_DIRECT_URL)
-    if DATABASE_DIRECT["ENGINE"] != "django.db.backends.postgresql":
-        raise ImproperlyConfigured(f"DATABASE_DIRECT_URL must be a PostgreSQL URL, got {DATABASE_DIRECT['ENGINE']}")
+    DATABASE_DIRECT = _database_url("DATABASE_DIRECT_URL", DATABASE_DIRECT_URL)
 elif DATABASE_PGBOUNCER:
     raise ImproperlyConfigured("DATABASE_PGBOUNCER=true needs DATABASE_DIRECT_URL (PostgreSQL itself, not PgBouncer)")
 
@@ -166,7 +223,7 @@ ASYNC_POOL = {
 if ASYNC_POOL["min_size"] > ASYNC_POOL["max_size"]:
     raise ImproperlyConfigured("DB_POOL_MIN_SIZE must not exceed DB_POOL_MAX_SIZE")
 # /health shows the pool's figures to staff; to everyone (a monitoring scraper) with this on.
-HEALTH_POOL_DETAILS = env.bool("HEALTH_POOL_DETAILS", default=False)
+HEALTH_POOL_DETAILS = _flag("HEALTH_POOL_DETAILS", False)
 
 # "auto": a hypertable where TimescaleDB is preloaded, else monthly partitions.
 READING_STORAGE = env.str("READING_STORAGE", default="auto")
@@ -177,6 +234,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Channels ---------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL and urlsplit(REDIS_URL).scheme not in {"redis", "rediss", "unix"}:
+    raise ImproperlyConfigured("REDIS_URL must look like redis://host:port/db, rediss://… (TLS) or unix:///path")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
@@ -227,7 +286,10 @@ OBJECTION_MAX_ATTACHMENTS = _positive_int("OBJECTION_MAX_ATTACHMENTS", 5)
 # Where mail goes, as a URL: smtp://user:password@host:587 (STARTTLS with ?tls=True or
 # smtp+tls://), smtp+ssl://host:465, or consolemail:// (printed to the console: the default,
 # so that nothing is sent to a mail server the portal was not told to use).
-_email = env.email_url("EMAIL_URL", default="consolemail://")
+try:
+    _email = env.email_url("EMAIL_URL", default="consolemail://")
+except ValueError:  # a port that is not a number; the URL is not echoed (it may hold the password)
+    raise ImproperlyConfigured("EMAIL_URL has an invalid port: smtp://user:password@host:587?tls=True") from None
 EMAIL_BACKEND: str = _email["EMAIL_BACKEND"]
 EMAIL_HOST = _email.get("EMAIL_HOST") or "localhost"
 EMAIL_PORT = _email.get("EMAIL_PORT") or 25
@@ -242,13 +304,13 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # --- Security -------------------------------------------------------------------
 # Cookies are secure unless we are developing over plain http.
-SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
-CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
-SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SESSION_COOKIE_SECURE = _flag("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = _flag("CSRF_COOKIE_SECURE", not DEBUG)
+SECURE_SSL_REDIRECT = _flag("SECURE_SSL_REDIRECT", False)
 SECURE_HSTS_SECONDS = _positive_int("SECURE_HSTS_SECONDS", 0)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
-SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
-if env.bool("SECURE_PROXY_SSL_HEADER", default=False):
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _flag("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = _flag("SECURE_HSTS_PRELOAD", False)
+if _flag("SECURE_PROXY_SSL_HEADER", False):
     # Only behind a proxy that sets X-Forwarded-Proto itself.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 X_FRAME_OPTIONS = "DENY"
@@ -264,12 +326,15 @@ SECURE_CSP = {
     "frame-ancestors": ["'none'"],
 }
 
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").strip().upper()
+if LOG_LEVEL not in logging.getLevelNamesMapping():
+    raise ImproperlyConfigured(f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {LOG_LEVEL!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     # WeasyPrint (settlement statement PDFs) reports every screen-only CSS rule of portal.css it skips, and
     # its progress, on every PDF: errors only.
     "loggers": {
@@ -416,7 +481,7 @@ HTTP_BODY_TIMEOUT_S = _positive_float("HTTP_BODY_TIMEOUT_S", 10.0)
 
 
 def _int_at_least(name: str, default: int, minimum: int) -> int:
-    value: int = env.int(name, default=default)
+    value = _whole_number(name, default)
     if value < minimum:
         raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}")
     return value
@@ -479,10 +544,7 @@ GATEWAY_OFFLINE_AFTER = timedelta(hours=_positive_float("GATEWAY_OFFLINE_AFTER_H
 
 
 def _percentage_points(name: str, default: float) -> float:
-    try:
-        value: float = env.float(name, default=default)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a number of percentage points, got {env.str(name)!r}") from None
+    value = _number(name, default)
     if not 0 < value <= 100:
         raise ImproperlyConfigured(f"{name} must be more than 0 and at most 100 percentage points, got {value:g}")
     return value
@@ -497,7 +559,7 @@ SUPPLY_IMBALANCE_JUMP_PCT = _percentage_points("SUPPLY_IMBALANCE_JUMP_PCT", 10.0
 # The relay runs inside each daphne process by default with the in-memory
 # layer (`make run`); with Redis it runs once per deployment as
 # `manage.py relay_alarms` (or in-process in every daphne, one active at a time).
-ALARM_RELAY_IN_PROCESS = env.bool("ALARM_RELAY_IN_PROCESS", default=not REDIS_URL)
+ALARM_RELAY_IN_PROCESS = _flag("ALARM_RELAY_IN_PROCESS", not REDIS_URL)
 ALARM_RELAY_BACKOFF_MAX = _positive_float("ALARM_RELAY_BACKOFF_MAX", 30.0)
 ALARM_RELAY_IDLE_CHECK = _positive_float("ALARM_RELAY_IDLE_CHECK", 30.0)
 # Frames a websocket client may leave unacknowledged before it is dropped

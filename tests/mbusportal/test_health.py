@@ -170,3 +170,37 @@ async def test_it_shows_staff_the_job_queue(async_client, fresh_pool, alice, tin
     assert body["jobs"]["oldest_waiting_s"] >= 0
     await async_client.aforce_login(tina)
     assert "jobs" not in (await async_client.get("/health")).json()
+
+
+def add_job_workers(*heartbeat_ages_s: float) -> None:
+    """Rows of procrastinate_workers as workers leave them; a killed worker's heartbeat just stops."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        for age in heartbeat_ages_s:
+            cursor.execute(
+                "INSERT INTO procrastinate_workers (last_heartbeat) VALUES (now() - make_interval(secs => %s))",
+                [age],
+            )
+
+
+async def test_it_counts_only_job_workers_with_a_recent_heartbeat(async_client, fresh_pool, alice):
+    """A worker killed with SIGKILL leaves its row behind: counted, it told staff a worker ran when none did."""
+    stalled_after = settings.PROCRASTINATE_WORKER_DEFAULTS["stalled_worker_timeout"]
+    await sync_to_async(add_job_workers)(stalled_after + 60, 1)
+    await async_client.aforce_login(alice)
+    assert (await async_client.get("/health")).json()["jobs"]["workers"] == 1
+
+
+def test_metrics_answer_database_up_0_within_the_scrape_timeout_when_the_database_is_away(
+    unreachable_database, settings
+):
+    """Through the ORM pool a scrape waited ORM_POOL_TIMEOUT (10 s, Prometheus's scrape timeout) and failed whole."""
+    from mbusportal import metrics
+
+    settings.METRICS_DB_CACHE_SECONDS = 0.001
+    metrics._database_collector._read_at = -1e9
+    started = time.monotonic()
+    figures = {family.name: family for family in metrics._database_collector.collect()}
+    assert time.monotonic() - started < 5
+    assert figures["mbusportal_database_up"].samples[0].value == 0

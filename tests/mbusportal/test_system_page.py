@@ -96,3 +96,19 @@ def test_it_names_request_groups_and_reading_outcomes_in_the_readers_language(cl
     body = client.get("/system/").content.decode()
     assert "<dt>gateway-API</dt>" in body and "<dt>lagt sammen (gentaget i samme sending)</dt>" in body
     assert "gateway_api" not in body and "<dt>folded</dt>" not in body
+
+
+@pytest.mark.django_db(transaction=True)  # /metrics reads the database on a connection of its own
+def test_it_shows_how_many_job_workers_run_and_warns_when_none_does(client, olga, settings):
+    """Without a worker nothing periodic runs and no system alarm can say so: the page and /metrics must."""
+    from tests.mbusportal.test_health import add_job_workers
+
+    settings.METRICS_DB_CACHE_SECONDS = 0.001
+    add_job_workers(settings.PROCRASTINATE_WORKER_DEFAULTS["stalled_worker_timeout"] + 60)  # killed long ago
+    client.force_login(olga)
+    body = client.get("/system/").content.decode()
+    assert "<dt>Job workers running</dt><dd>0 <strong" in body and "no e-mails are sent" in body
+    add_job_workers(1)
+    metrics._database_collector._read_at = -1e9
+    body = client.get("/system/").content.decode()
+    assert "<dt>Job workers running</dt><dd>1</dd>" in body
