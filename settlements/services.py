@@ -41,6 +41,7 @@ from settlements.models import (
     ObjectionEventKind,
     ObjectionStatus,
     Settlement,
+    SettlementCost,
     SettlementLine,
     SettlementLineMeter,
     SettlementStatus,
@@ -467,8 +468,12 @@ def objection_respond(
 
 @transaction.atomic
 def settlement_new_version(*, settlement: Settlement) -> Settlement:
-    """The draft that will correct a final settlement: the same terms and aconto payments, the next
-    version number. Returns the existing draft if a correction is already under way."""
+    """The draft that will correct a final settlement: the same terms (total, fixed share, cost items, the
+    day the supplier's final bill arrived) and aconto payments, the next version number. Returns the existing
+    draft if a correction is already under way.
+
+    The payment due date is left for the manager to set again: the old one may have passed by the time the
+    correction goes out, and without one the statement gives the lawful default."""
     locked = Settlement.objects.select_for_update().get(pk=settlement.pk)
     existing = Settlement.objects.filter(supersedes=locked).first()
     if existing is not None:
@@ -484,8 +489,16 @@ def settlement_new_version(*, settlement: Settlement) -> Settlement:
         period_end=locked.period_end,
         total_cost_dkk=locked.total_cost_dkk,
         fixed_share_pct=locked.fixed_share_pct,
+        supplier_final_bill_on=locked.supplier_final_bill_on,
         version=locked.version + 1,
         supersedes=locked,
+    )
+    # The statement explains the total by its cost items; without them the corrected one would not.
+    SettlementCost.objects.bulk_create(
+        SettlementCost(
+            settlement=version, description=cost.description, amount_dkk=cost.amount_dkk, position=cost.position
+        )
+        for cost in locked.costs.all()
     )
     AcontoPayment.objects.bulk_create(
         AcontoPayment(settlement=version, tenancy_id=payment.tenancy_id, amount_dkk=payment.amount_dkk)

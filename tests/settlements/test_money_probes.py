@@ -1,0 +1,108 @@
+"""An outside accountant's probe of settlement money: every øre accounted for, the less-travelled kinds.
+
+A small building of its own per case (units with a meter read at the period's start and end), so the
+figures are easy to compute by hand.
+"""
+
+import zoneinfo
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
+
+from readings.ingest import ReadingRow
+from readings.models import MeterInstallation, Tenancy, Unit
+from settlements.models import Settlement, SettlementCost
+from settlements.services import settlement_finalise, settlement_generate, settlement_new_version
+from tests.factories import ingest_now
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CPH = zoneinfo.ZoneInfo("Europe/Copenhagen")
+START, END = date(2025, 1, 1), date(2025, 2, 1)
+NOW = datetime(2025, 6, 1, tzinfo=UTC)
+
+
+def building(prop, gateway, units, *, meter_type="heat", register_unit="kWh"):
+    """`units`: (label, area, use or None for no meter). Each meter is read at the period's start and end."""
+    made, rows = [], []
+    for i, (label, area, use) in enumerate(units):
+        unit = Unit.objects.create(property=prop, label=label, floor_area_m2=Decimal(area))
+        made.append(unit)
+        if use is None:
+            continue
+        meter = MeterInstallation.objects.create(
+            unit=unit,
+            gateway=gateway,
+            meter_serial=f"3000{i:04d}",
+            manufacturer="KAM",
+            meter_type=meter_type,
+            register_unit=register_unit,
+            installed_at=datetime(2024, 1, 1, tzinfo=UTC),
+        )
+        for day, value in ((START, Decimal(100)), (END, Decimal(100) + Decimal(use))):
+            at = datetime(day.year, day.month, day.day, tzinfo=CPH)
+            rows.append(ReadingRow(meter.pk, at, value, register_unit, meter_type))
+    ingest_now(prop.pk, rows)
+    return made
+
+
+def settlement(prop, total, pct="30", utility="heat"):
+    return Settlement.objects.create(
+        property=prop,
+        utility=utility,
+        period_start=START,
+        period_end=END,
+        total_cost_dkk=Decimal(total),
+        fixed_share_pct=Decimal(pct),
+    )
+
+
+def assert_adds_up(settlement):
+    lines = list(settlement.lines.all())
+    assert sum(line.total_amount_dkk for line in lines) == settlement.total_cost_dkk
+    for line in lines:
+        assert line.total_amount_dkk == line.fixed_amount_dkk + line.variable_amount_dkk
+        assert line.total_amount_dkk >= 0
+    return lines
+
+
+@pytest.mark.parametrize("total", ["0.01", "100000.01", "9999999999.99", "1.00"])
+@pytest.mark.parametrize("pct", ["0", "33", "33.33", "100"])
+def test_probe_awkward_totals_add_up_to_the_ore(prop, gateway, total, pct):
+    building(
+        prop,
+        gateway,
+        [("a", "33.33", "1"), ("b", "66.67", "0"), ("c", "33.33", "7"), ("d", "0", "13"), ("e", "12.5", None)],
+    )
+    s = settlement(prop, total, pct)
+    settlement_generate(settlement=s, now=NOW)
+    assert_adds_up(s)
+
+
+def test_probe_everyone_at_zero_consumption(prop, gateway):
+    building(prop, gateway, [("a", "10", "0"), ("b", "30", "0")])
+    s = settlement(prop, "1000.00")
+    settlement_generate(settlement=s, now=NOW)
+    lines = {line.unit.label: line for line in assert_adds_up(s)}
+    assert lines["a"].total_amount_dkk == Decimal("250.00")
+
+
+def test_a_new_version_keeps_the_cost_items_and_the_suppliers_bill_date(prop, gateway, tina, alice):
+    (a,) = building(prop, gateway, [("a", "50", "10")])
+    Tenancy.objects.create(unit=a, tenant=tina, move_in=date(2024, 1, 1))
+    s = settlement(prop, "1000.00")
+    s.payment_due_date = date(2025, 9, 1)
+    s.supplier_final_bill_on = date(2025, 7, 1)
+    s.save()
+    SettlementCost.objects.create(settlement=s, description="District heating", amount_dkk=Decimal("900.00"))
+    SettlementCost.objects.create(settlement=s, description="Reading", amount_dkk=Decimal("100.00"))
+    settlement_generate(settlement=s, now=NOW)
+    settlement_finalise(settlement=s, user=alice)
+    v2 = settlement_new_version(settlement=s)
+    assert [(c.description, c.amount_dkk) for c in v2.costs.all()] == [
+        ("District heating", Decimal("900.00")),
+        ("Reading", Decimal("100.00")),
+    ]
+    assert v2.payment_due_date is None  # the old one may have passed; the manager sets a new one
+    assert v2.supplier_final_bill_on == date(2025, 7, 1)
