@@ -28,7 +28,7 @@ from django.utils.translation import gettext
 
 from readings.consumption import QUANTUM, Balance, MeterUse, add_amounts, unit_consumption
 from readings.models import MeterType, Tenancy, Unit
-from settlements.allocation import Amounts, Share, allocate
+from settlements.allocation import Amounts, NoAreaToShareBy, Share, allocate
 from settlements.announcements import announce_generated
 from settlements.delivery import queue_statement_emails
 from settlements.models import (
@@ -257,7 +257,16 @@ def _compute(settlement: Settlement, now: datetime) -> _Computed:
     for piece in pieces:
         piece.corrected = _corrected(piece, settlement.utility)
     shares = [Share(i, piece.unit.floor_area_m2, piece.days, piece.corrected) for i, piece in enumerate(pieces)]
-    amounts = allocate(settlement.total_cost_dkk, settlement.fixed_share_pct, shares)
+    try:
+        amounts = allocate(settlement.total_cost_dkk, settlement.fixed_share_pct, shares)
+    except NoAreaToShareBy:
+        raise SettlementError(
+            gettext(
+                "The floor areas of the units of %(property)s add up to 0 m², so there is nothing to share the "
+                "fixed part (or, where nobody consumed anything, the whole cost) by; enter the units' floor areas."
+            )
+            % {"property": settlement.property}
+        ) from None
     aconto = {payment.tenancy_id: payment.amount_dkk for payment in settlement.aconto_payments.all()}
     lines = [_line(settlement, piece, amounts[i], aconto) for i, piece in enumerate(pieces)]
     meters = [_line_meter(line, part) for line, piece in zip(lines, pieces, strict=True) for part in piece.meters]

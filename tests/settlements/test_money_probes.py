@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
+from django.urls import reverse
 
 from readings.ingest import ReadingRow
 from readings.models import MeterInstallation, Tenancy, Unit
@@ -106,3 +107,43 @@ def test_a_new_version_keeps_the_cost_items_and_the_suppliers_bill_date(prop, ga
     ]
     assert v2.payment_due_date is None  # the old one may have passed; the manager sets a new one
     assert v2.supplier_final_bill_on == date(2025, 7, 1)
+
+
+# --- Units without floor area -------------------------------------------------------------------------
+
+
+def test_it_refuses_units_without_floor_area_in_words_and_writes_nothing(
+    client, alice, property_managers, prop, gateway
+):
+    # The fixed part is shared by m² × days; with 0 m² in all there is nothing to share it by.
+    building(prop, gateway, [("a", "0", "1"), ("b", "0", "2")])
+    s = settlement(prop, "1000.00")
+    client.force_login(alice)
+    response = client.post(
+        reverse("admin:settlements_settlement_changelist"),
+        {"action": "generate_lines", "_selected_action": [s.pk]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert "add up to 0 m², so there is nothing to share" in response.content.decode()
+    s.refresh_from_db()
+    assert s.generated_at is None and not s.lines.exists()
+
+
+def test_it_settles_units_without_floor_area_by_consumption_alone_when_nothing_is_fixed(prop, gateway):
+    building(prop, gateway, [("a", "0", "1"), ("b", "0", "3")])
+    s = settlement(prop, "1000.00", pct="0")
+    settlement_generate(settlement=s, now=NOW)
+    lines = {line.unit.label: line for line in assert_adds_up(s)}
+    assert (lines["a"].total_amount_dkk, lines["b"].total_amount_dkk) == (Decimal("250.00"), Decimal("750.00"))
+
+
+def test_it_refuses_units_without_floor_area_in_danish(prop, gateway):
+    from django.utils import translation
+
+    from settlements.services import SettlementError
+
+    building(prop, gateway, [("a", "0", "1")])
+    s = settlement(prop, "1000.00")
+    with translation.override("da"), pytest.raises(SettlementError, match="tilsammen 0 m²"):
+        settlement_generate(settlement=s, now=NOW)
