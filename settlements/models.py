@@ -442,6 +442,23 @@ class AcontoPayment(FieldConstraintsModel):
             return
         if settlement.property_id is not None and tenancy.unit.property_id != settlement.property_id:
             raise ValidationError({"tenancy": _("This tenancy is not in the settlement's property.")})
+        if self.outside_period():
+            raise ValidationError(
+                {
+                    "tenancy": _(
+                        "This tenancy has no days in the settlement's period, so no statement would show this "
+                        "payment; enter it on the settlement of the period the tenant lived here."
+                    )
+                }
+            )
+
+    def outside_period(self) -> bool:
+        """Whether the tenancy lived no day of the settlement's period: no line would count the payment (the
+        one rule; clean() refuses such a payment, and generation refuses to run while one is entered)."""
+        start, end = self.settlement.period_start, self.settlement.period_end
+        if start is None or end is None or end <= start:
+            return False  # the period is refused on its own field
+        return self.tenancy.days_within(start, end - timedelta(days=1)) is None
 
 
 # The manager is warned this long before the tribunal deadline of an objection that is not resolved.

@@ -248,6 +248,16 @@ def _compute(settlement: Settlement, now: datetime) -> _Computed:
             % {"settlement": settlement, "difference": mismatch}
         )
     # The building's supply unit is compared with the dwellings (supply_balance), never settled.
+    stray = [payment for payment in settlement.aconto_payments.select_related("tenancy") if payment.outside_period()]
+    if stray:
+        # The tenant's money would be on no line, neither counted nor refunded.
+        raise SettlementError(
+            gettext(
+                "%(tenancy)s has a payment on account on %(settlement)s but no days in its period; remove the "
+                "payment or correct the tenancy's dates."
+            )
+            % {"tenancy": stray[0].tenancy, "settlement": settlement}
+        )
     units = list(settlement.property.units.dwellings().order_by("label").prefetch_related("tenancies"))
     if not units:
         raise SettlementError(gettext("%(property)s has no units to settle.") % {"property": settlement.property})

@@ -13,8 +13,8 @@ from django.urls import reverse
 
 from readings.ingest import ReadingRow
 from readings.models import MeterInstallation, Tenancy, Unit
-from settlements.models import Settlement, SettlementCost
-from settlements.services import settlement_finalise, settlement_generate, settlement_new_version
+from settlements.models import AcontoPayment, Settlement, SettlementCost
+from settlements.services import SettlementError, settlement_finalise, settlement_generate, settlement_new_version
 from tests.factories import ingest_now
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -141,9 +141,43 @@ def test_it_settles_units_without_floor_area_by_consumption_alone_when_nothing_i
 def test_it_refuses_units_without_floor_area_in_danish(prop, gateway):
     from django.utils import translation
 
-    from settlements.services import SettlementError
-
     building(prop, gateway, [("a", "0", "1")])
     s = settlement(prop, "1000.00")
     with translation.override("da"), pytest.raises(SettlementError, match="tilsammen 0 m²"):
         settlement_generate(settlement=s, now=NOW)
+
+
+# --- Payments on account --------------------------------------------------------------------------------
+
+
+def test_it_refuses_to_generate_while_a_payment_belongs_to_a_tenancy_outside_the_period(prop, gateway, tina):
+    # Entered while the tenancy ran into the period; its move-out was then corrected to before it.
+    (a,) = building(prop, gateway, [("a", "50", "10")])
+    tenancy = Tenancy.objects.create(unit=a, tenant=tina, move_in=date(2024, 1, 1), move_out=date(2025, 1, 10))
+    s = settlement(prop, "1000.00")
+    AcontoPayment.objects.create(settlement=s, tenancy=tenancy, amount_dkk=Decimal("500"))
+    Tenancy.objects.filter(pk=tenancy.pk).update(move_out=date(2024, 12, 1))
+    with pytest.raises(SettlementError, match=r"has a payment on account .* but no days in its period"):
+        settlement_generate(settlement=s, now=NOW)
+    assert not s.lines.exists()
+
+
+def test_it_balances_payments_to_pay_and_to_refund(prop, gateway, tina, paul):
+    a, b = building(prop, gateway, [("a", "50", "10"), ("b", "50", "30")])
+    s = settlement(prop, "1000.00", pct="50")
+    for unit, tenant, paid in ((a, tina, "400.00"), (b, paul, "500.00")):
+        tenancy = Tenancy.objects.create(unit=unit, tenant=tenant, move_in=date(2024, 1, 1))
+        AcontoPayment.objects.create(settlement=s, tenancy=tenancy, amount_dkk=Decimal(paid))
+    settlement_generate(settlement=s, now=NOW)
+    lines = {line.unit.label: line for line in assert_adds_up(s)}
+    # a: 250 fixed + 125 variable = 375, paid 400: 25 back; b: 250 + 375 = 625, paid 500: 125 to pay.
+    assert (lines["a"].total_amount_dkk, lines["a"].balance_dkk, lines["a"].refund_dkk) == (
+        Decimal("375.00"),
+        Decimal("-25.00"),
+        Decimal("25.00"),
+    )
+    assert (lines["b"].total_amount_dkk, lines["b"].balance_dkk, lines["b"].refund_dkk) == (
+        Decimal("625.00"),
+        Decimal("125.00"),
+        None,
+    )

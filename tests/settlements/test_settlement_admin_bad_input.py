@@ -175,6 +175,17 @@ def test_it_refuses_a_payment_of_another_building_while_the_settlement_is_added(
     assert not Settlement.objects.exists() and not AcontoPayment.objects.exists()
 
 
+def test_it_refuses_a_payment_of_a_tenancy_that_lived_no_day_of_the_period(alice_client, prop, unit, tina):
+    # Moved out on the period's first day: no line would show the payment, nobody would refund it.
+    gone = Tenancy.objects.create(unit=unit, tenant=tina, move_in=date(2023, 6, 1), move_out=date(2024, 6, 1))
+    response = alice_client.post(reverse(ADD), settlement_form(prop, payments=[(gone, "500")]))
+    assert payment_errors(response, "tenancy") == [
+        "This tenancy has no days in the settlement's period, so no statement would show this payment; "
+        "enter it on the settlement of the period the tenant lived here."
+    ]
+    assert not Settlement.objects.exists() and not AcontoPayment.objects.exists()
+
+
 def test_it_refuses_a_second_payment_of_one_tenancy(alice_client, prop, tenancy):
     settlement = Settlement.objects.create(
         property=prop, utility="heat", period_start=date(2024, 6, 1), period_end=date(2025, 6, 1), total_cost_dkk=1
