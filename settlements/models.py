@@ -19,7 +19,7 @@ from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from readings.constraints import FieldConstraintsModel
-from readings.models import DateRange, MeterType
+from readings.models import DateRange, MeterType, RegisterUnit
 from readings.scoping import AnyUser, managed_by
 from readings.validators import validate_no_control_characters, validate_plausible_date
 from settlements import deadlines
@@ -29,6 +29,9 @@ class Utility(models.TextChoices):
     HEAT = "heat", _("Heat")
     WATER = "water", _("Water")
 
+
+# What each utility's consumption is counted in (register unit codes; readings.formatting.unit_label shows them).
+CONSUMPTION_UNITS: dict[str, str] = {Utility.HEAT: RegisterUnit.KWH, Utility.WATER: RegisterUnit.CUBIC_METRE}
 
 # The meters that measure each utility in a dwelling (heat cost allocators stand in where no heat meters hang).
 METER_TYPES: dict[str, tuple[str, ...]] = {
@@ -196,6 +199,19 @@ class Settlement(FieldConstraintsModel):
         # whichever form asks: validate it as the instance's own.
         # Likewise whether it supersedes another, which decides whether its period may repeat one.
         super().validate_constraints(exclude=set(exclude or ()) - {"version", "supersedes"})
+
+    def consumption_unit(self) -> str:
+        """The register unit code its consumption is counted in: kWh or m³, but allocator units where the heat
+        was settled by heat cost allocators (as its lines' meters show), which count no energy."""
+        if (
+            self.utility == Utility.HEAT
+            and self.pk is not None
+            and SettlementLineMeter.objects.filter(
+                line__settlement=self, meter_type=MeterType.HEAT_COST_ALLOCATOR
+            ).exists()
+        ):
+            return RegisterUnit.HCA_UNITS
+        return CONSUMPTION_UNITS[self.utility]
 
     def issue_date(self) -> date | None:
         """The day the statements were issued: when the settlement was finalised (in the property's time)."""

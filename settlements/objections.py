@@ -44,7 +44,8 @@ class Figure:
 
 
 def consumption_unit(settlement: Settlement) -> str:
-    return "kWh" if settlement.utility == "heat" else "m³"
+    """The settlement's consumption unit as people write it (Settlement.consumption_unit decides which)."""
+    return unit_label(settlement.consumption_unit())
 
 
 def line_figures(line: SettlementLine) -> list[Figure]:

@@ -181,3 +181,27 @@ def test_it_balances_payments_to_pay_and_to_refund(prop, gateway, tina, paul):
         Decimal("125.00"),
         None,
     )
+
+
+# --- Heat cost allocators -----------------------------------------------------------------------------
+
+
+def test_it_counts_a_settlement_by_heat_cost_allocators_in_their_units_not_kwh(
+    client, prop, gateway, alice, property_managers
+):
+    _a, b = building(
+        prop, gateway, [("1 tv", "50", "120"), ("2 th", "50", "380")], meter_type="hca", register_unit="units"
+    )
+    b.heat_correction_factor = Decimal("1.2")
+    b.save()
+    s = settlement(prop, "1000.00", pct="40")
+    settlement_generate(settlement=s, now=NOW)
+    settlement_finalise(settlement=s, user=alice)
+    lines = {line.unit.label: line for line in assert_adds_up(s)}
+    # 600.00 DKK over 120 + 380 × 1.2 = 576 allocator units: 125.00 and 475.00; 200.00 fixed each.
+    assert (lines["1 tv"].total_amount_dkk, lines["2 th"].total_amount_dkk) == (Decimal("325.00"), Decimal("675.00"))
+    client.force_login(alice)
+    page = client.get(f"/settlements/{s.pk}/statement/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "kWh" not in page  # allocators count no energy
+    assert "576.000 units" in page and "456.000 units" in page
+    assert s.consumption_unit() == "units"
