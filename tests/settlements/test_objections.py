@@ -460,3 +460,25 @@ def test_it_refuses_to_correct_a_version_that_has_already_been_replaced(client, 
     assert respond(client, objection, "rejected", "The figures stand.").status_code == 302
     objection.refresh_from_db()
     assert objection.status == ObjectionStatus.REJECTED and objection.corrected_in is None
+
+
+def corrected_version(client, objection, alice, **changes):
+    """The objection corrected: version 2 with `changes` to its terms, generated and finalised."""
+    client.force_login(alice)
+    respond(client, objection, "corrected", "Corrected.")
+    objection.refresh_from_db()
+    version = objection.corrected_in
+    Settlement.objects.filter(pk=version.pk).update(**changes)
+    version.refresh_from_db()
+    settlement_generate(settlement=version, now=NOW)
+    settlement_finalise(settlement=version, user=alice)
+    return version
+
+
+def test_it_shows_the_changed_consumption_in_the_readers_number_format(client, objection, alice, tina):
+    version = corrected_version(client, objection, alice, total_cost_dkk=Decimal("10100.00"))
+    client.force_login(tina)
+    page = client.get(reverse("settlements:statement", args=[version.pk]), HTTP_ACCEPT_LANGUAGE="da").content.decode()
+    (difference,) = re.findall(r'<section class="difference">.*?</section>', page, flags=re.S)
+    # tina used 1,823 kWh in both versions: written as everywhere else on a Danish statement.
+    assert difference.count("1.823,000 kWh") == 2, difference
