@@ -55,7 +55,7 @@ from settlements.models import (
     SettlementStatus,
     cost_items_mismatch,
 )
-from settlements.objections import line_difference, line_figures
+from settlements.objections import dropped_lines, line_difference, line_figures
 from settlements.services import (
     ObjectionError,
     SettlementError,
@@ -293,6 +293,20 @@ class SettlementAdmin(ScopedModelAdmin[Settlement]):
                     _number(old_balance, 2),
                     _number(new_balance, 2),
                     ", ".join(change.label for change in difference.changes) or "–",
+                )
+            )
+        # A line the correction removed (e.g. a tenancy's dates corrected) changed too: its share went elsewhere.
+        for old in dropped_lines(settlement):
+            rows.append(
+                (
+                    old.unit.label,
+                    _number(old.total_amount_dkk, 2),
+                    "–",
+                    _number(old.consumption, 3),
+                    "–",
+                    _number(old.balance_dkk, 2),
+                    "–",
+                    _("no line in this version"),
                 )
             )
         header = format_html(

@@ -131,6 +131,16 @@ def previous_line(line: SettlementLine) -> SettlementLine | None:
     )
 
 
+def dropped_lines(settlement: Settlement) -> list[SettlementLine]:
+    """The lines of the version `settlement` supersedes that it has none for (same unit and tenancy): a
+    tenancy or vacancy the correction removed, whose share went elsewhere."""
+    previous = settlement.supersedes
+    if previous is None:
+        return []
+    kept = set(settlement.lines.values_list("unit_id", "tenancy_id"))
+    return [line for line in previous.lines.select_related("unit") if (line.unit_id, line.tenancy_id) not in kept]
+
+
 def line_difference(line: SettlementLine) -> LineDifference | None:
     """Old against new for a line of a corrected version; None for a first version."""
     if line.settlement.supersedes_id is None:
