@@ -139,8 +139,8 @@ class SettlementCostFormSet(ConstraintCheckingInlineFormSet):
         mismatch = cost_items_mismatch(total, amounts)
         if mismatch is not None:
             raise ValidationError(
-                _("The cost items add up to %(items)s DKK, not the total cost of %(total)s DKK.")
-                % {"items": sum(amounts, Decimal(0)), "total": total}
+                _("The cost items add up to %(items)s, not the total cost of %(total)s.")
+                % {"items": format_dkk(sum(amounts, Decimal(0))), "total": format_dkk(total)}
             )
 
 

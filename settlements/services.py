@@ -27,6 +27,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 
 from readings.consumption import QUANTUM, Balance, MeterUse, add_amounts, unit_consumption
+from readings.formatting import format_dkk
 from readings.models import MeterType, Tenancy, Unit
 from settlements.allocation import Amounts, NoAreaToShareBy, Share, allocate
 from settlements.announcements import announce_generated
@@ -242,10 +243,10 @@ def _compute(settlement: Settlement, now: datetime) -> _Computed:
     if mismatch is not None:
         raise SettlementError(
             gettext(
-                "The cost items of %(settlement)s differ from its total cost by %(difference)s DKK; "
+                "The cost items of %(settlement)s differ from its total cost by %(difference)s; "
                 "the statement would not add up."
             )
-            % {"settlement": settlement, "difference": mismatch}
+            % {"settlement": settlement, "difference": format_dkk(mismatch)}
         )
     # The building's supply unit is compared with the dwellings (supply_balance), never settled.
     stray = [payment for payment in settlement.aconto_payments.select_related("tenancy") if payment.outside_period()]
