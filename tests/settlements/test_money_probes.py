@@ -205,3 +205,22 @@ def test_it_counts_a_settlement_by_heat_cost_allocators_in_their_units_not_kwh(
     assert "kWh" not in page  # allocators count no energy
     assert "576.000 units" in page and "456.000 units" in page
     assert s.consumption_unit() == "units"
+
+
+# --- The statement --------------------------------------------------------------------------------------
+
+
+def test_it_writes_a_one_day_tenancys_fixed_part_with_one_day(client, prop, gateway, tina, alice, property_managers):
+    (a,) = building(prop, gateway, [("1 tv", "33.33", "10")])
+    Tenancy.objects.create(unit=a, tenant=tina, move_in=date(2025, 1, 31))
+    s = settlement(prop, "100000.01", pct="33")
+    settlement_generate(settlement=s, now=NOW)
+    settlement_finalise(settlement=s, user=alice)
+    line = s.lines.get(tenancy__isnull=False)
+    assert line.days == 1
+    client.force_login(alice)
+    url = f"/settlements/{s.pk}/statement/?line={line.pk}"
+    da = client.get(url, HTTP_ACCEPT_LANGUAGE="da").content.decode()
+    assert "Fast del: 33,33 m² × 1 dag × " in da and "1 dage" not in da
+    en = client.get(url, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "Fixed part: 33.33 m² × 1 day × " in en
