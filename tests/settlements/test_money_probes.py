@@ -224,3 +224,50 @@ def test_it_writes_a_one_day_tenancys_fixed_part_with_one_day(client, prop, gate
     assert "Fast del: 33,33 m² × 1 dag × " in da and "1 dage" not in da
     en = client.get(url, HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert "Fixed part: 33.33 m² × 1 day × " in en
+
+
+def test_every_figure_of_the_statement_traces_to_the_stored_lines_and_the_readings(
+    client, prop, gateway, tina, paul, alice, property_managers
+):
+    from django.db import connection
+
+    from readings.formatting import format_dkk, format_number
+
+    a, b, _c = building(prop, gateway, [("1 tv", "33.33", "7.5"), ("2 th", "66.67", "13"), ("3", "12", "0")])
+    Tenancy.objects.create(unit=a, tenant=tina, move_in=date(2025, 1, 1))
+    Tenancy.objects.create(unit=b, tenant=paul, move_in=date(2025, 1, 1))
+    s = settlement(prop, "100000.01", pct="33")
+    settlement_generate(settlement=s, now=NOW)
+    settlement_finalise(settlement=s, user=alice)
+    with connection.cursor() as cursor:
+        # Independently of the ORM: the lines add up, and each meter's use is its end reading less its start.
+        cursor.execute(
+            "SELECT sum(total_amount_dkk), bool_and(total_amount_dkk = fixed_amount_dkk + variable_amount_dkk) "
+            "FROM settlements_settlementline WHERE settlement_id = %s",
+            [s.pk],
+        )
+        assert cursor.fetchone() == (Decimal("100000.01"), True)
+        cursor.execute(
+            """
+            SELECT m.meter_serial, m.consumption,
+                   (SELECT value FROM reading r WHERE r.installation_id = m.installation_id
+                     ORDER BY timestamp DESC LIMIT 1)
+                 - (SELECT value FROM reading r WHERE r.installation_id = m.installation_id
+                     ORDER BY timestamp LIMIT 1)
+            FROM settlements_settlementlinemeter m JOIN settlements_settlementline l ON l.id = m.line_id
+            WHERE l.settlement_id = %s
+            """,
+            [s.pk],
+        )
+        rows = cursor.fetchall()
+    assert len(rows) == 3 and all(stored == read for _serial, stored, read in rows), rows
+    client.force_login(alice)
+    page = client.get(f"/settlements/{s.pk}/statement/", HTTP_ACCEPT_LANGUAGE="da").content.decode()
+    from django.utils import translation
+
+    with translation.override("da"):
+        for line in s.lines.all():
+            for amount in (line.fixed_amount_dkk, line.variable_amount_dkk, line.total_amount_dkk):
+                assert format_dkk(amount) in page
+            assert format_number(line.consumption, 3) + " kWh" in page
+    assert "100.000,01 kr." in page
