@@ -137,7 +137,7 @@ class SettlementCostFormSet(ConstraintCheckingInlineFormSet):
             if form.cleaned_data.get("amount_dkk") is not None and not form.cleaned_data.get("DELETE")
         ]
         mismatch = cost_items_mismatch(total, amounts)
-        if mismatch is not None:
+        if mismatch is not None and total is not None:  # (no mismatch without a total)
             raise ValidationError(
                 _("The cost items add up to %(items)s, not the total cost of %(total)s.")
                 % {"items": format_dkk(sum(amounts, Decimal(0))), "total": format_dkk(total)}
@@ -306,7 +306,7 @@ class SettlementAdmin(ScopedModelAdmin[Settlement]):
                     "–",
                     _number(old.balance_dkk, 2),
                     "–",
-                    _("no line in this version"),
+                    str(_("no line in this version")),
                 )
             )
         header = format_html(

@@ -26,7 +26,9 @@ def objection_panel(context: template.Context, line: SettlementLine) -> dict[str
     difference = line_difference(line)
     # A correction can remove a tenancy's line (its dates corrected): its tenant then has nothing to read there.
     in_successor = successor is not None and (
-        as_manager or successor.lines.filter(unit_id=line.unit_id, tenancy_id=line.tenancy_id).exists()
+        as_manager
+        or line.tenancy_id is None
+        or successor.lines.filter(unit_id=line.unit_id, tenancy_id=line.tenancy_id).exists()
     )
     lines = [line.pk] + ([difference.old_line.pk] if difference and difference.old_line else [])
     # A manager sees every objection to the line; a tenant only their own (the statement already
