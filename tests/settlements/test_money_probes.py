@@ -271,3 +271,35 @@ def test_every_figure_of_the_statement_traces_to_the_stored_lines_and_the_readin
                 assert format_dkk(amount) in page
             assert format_number(line.consumption, 3) + " kWh" in page
     assert "100.000,01 kr." in page
+
+
+def test_a_water_statement_speaks_of_no_correction_factors(client, prop, gateway, alice, property_managers):
+    # Cold and hot water are added up in m³; only heat has correction factors.
+    a, _b = building(
+        prop, gateway, [("1 tv", "50", "10"), ("2 th", "50", "30")], meter_type="cold_water", register_unit="m3"
+    )
+    hot = MeterInstallation.objects.create(
+        unit=a,
+        gateway=gateway,
+        meter_serial="50000001",
+        manufacturer="KAM",
+        meter_type="hot_water",
+        register_unit="L",
+        installed_at=datetime(2024, 1, 1, tzinfo=UTC),
+    )
+    rows = [
+        ReadingRow(hot.pk, datetime(day.year, day.month, day.day, tzinfo=CPH), value, "L", "hot_water")
+        for day, value in ((START, Decimal(0)), (END, Decimal(10_000)))
+    ]
+    ingest_now(prop.pk, rows)
+    s = settlement(prop, "1000.00", pct="50", utility="water")
+    settlement_generate(settlement=s, now=NOW)
+    settlement_finalise(settlement=s, user=alice)
+    lines = {line.unit.label: line for line in assert_adds_up(s)}
+    assert (lines["1 tv"].consumption, lines["2 th"].consumption) == (Decimal("20.000"), Decimal("30.000"))
+    assert (lines["1 tv"].total_amount_dkk, lines["2 th"].total_amount_dkk) == (Decimal("450.00"), Decimal("550.00"))
+    client.force_login(alice)
+    for language in ("en", "da"):
+        page = client.get(f"/settlements/{s.pk}/statement/", HTTP_ACCEPT_LANGUAGE=language).content.decode()
+        assert "orrection factor" not in page and "orrektionsfaktor" not in page
+        assert "50.000 m³" in page or "50,000 m³" in page
