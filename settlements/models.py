@@ -190,6 +190,15 @@ class Settlement(FieldConstraintsModel):
             text += " · " + gettext("version %(version)d") % {"version": self.version}
         return text
 
+    def clean(self) -> None:
+        super().clean()
+        # The statement is issued after the period, so a balance cannot fall due before it ends; such a date
+        # would tell tenants they are already late.
+        if self.payment_due_date and self.period_end and self.payment_due_date < self.period_end:
+            raise ValidationError(
+                {"payment_due_date": _("A balance cannot fall due before the period has ended; choose a later day.")}
+            )
+
     def is_superseded(self) -> bool:
         """A later version of this settlement has been finalised: this one is history, kept readable."""
         return self.superseded_at is not None

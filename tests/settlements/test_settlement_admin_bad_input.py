@@ -80,6 +80,11 @@ def payment_errors(response, field):
         ),
         ({"period_start": "0001-01-01"}, "period_start", "Enter a date from the year 1900 to 2199."),
         ({"period_end": "9999-12-31"}, "period_end", "Enter a date from the year 1900 to 2199."),
+        (
+            {"payment_due_date": "2020-01-01"},
+            "payment_due_date",
+            "A balance cannot fall due before the period has ended; choose a later day.",
+        ),
     ],
     ids=[
         "negative",
@@ -93,6 +98,7 @@ def payment_errors(response, field):
         "empty",
         "year-1",
         "year-9999",
+        "due-before-the-period-ends",
     ],
 )
 def test_it_refuses_a_bad_settlement_on_its_field(alice_client, prop, changes, field, message):
