@@ -55,7 +55,7 @@ from settlements.models import (
     SettlementStatus,
     cost_items_mismatch,
 )
-from settlements.objections import line_difference, line_figures
+from settlements.objections import dropped_lines, line_difference, line_figures
 from settlements.services import (
     ObjectionError,
     SettlementError,
@@ -137,10 +137,10 @@ class SettlementCostFormSet(ConstraintCheckingInlineFormSet):
             if form.cleaned_data.get("amount_dkk") is not None and not form.cleaned_data.get("DELETE")
         ]
         mismatch = cost_items_mismatch(total, amounts)
-        if mismatch is not None:
+        if mismatch is not None and total is not None:  # (no mismatch without a total)
             raise ValidationError(
-                _("The cost items add up to %(items)s DKK, not the total cost of %(total)s DKK.")
-                % {"items": sum(amounts, Decimal(0)), "total": total}
+                _("The cost items add up to %(items)s, not the total cost of %(total)s.")
+                % {"items": format_dkk(sum(amounts, Decimal(0))), "total": format_dkk(total)}
             )
 
 
@@ -293,6 +293,20 @@ class SettlementAdmin(ScopedModelAdmin[Settlement]):
                     _number(old_balance, 2),
                     _number(new_balance, 2),
                     ", ".join(change.label for change in difference.changes) or "–",
+                )
+            )
+        # A line the correction removed (e.g. a tenancy's dates corrected) changed too: its share went elsewhere.
+        for old in dropped_lines(settlement):
+            rows.append(
+                (
+                    old.unit.label,
+                    _number(old.total_amount_dkk, 2),
+                    "–",
+                    _number(old.consumption, 3),
+                    "–",
+                    _number(old.balance_dkk, 2),
+                    "–",
+                    str(_("no line in this version")),
                 )
             )
         header = format_html(

@@ -17,6 +17,10 @@ from fractions import Fraction
 ORE = Decimal("0.01")
 
 
+class NoAreaToShareBy(ValueError):
+    """The units' floor area × days adds up to 0, yet a pool is to be shared by it."""
+
+
 @dataclass(frozen=True, slots=True)
 class Share:
     """One line's claim on the pools: a unit, or one tenancy's part of a unit."""
@@ -54,11 +58,12 @@ def allocate(total: Decimal, fixed_share_pct: Decimal, shares: Sequence[Share]) 
         raise ValueError("nothing to distribute the cost over")
     fixed = fixed_pool(total, fixed_share_pct)
     area_days = [Fraction(share.area_m2) * share.days for share in shares]
-    if sum(area_days) == 0:
-        raise ValueError("the units have no floor area × days to share the fixed part by")
     consumption = [Fraction(max(share.consumption, Decimal(0))) for share in shares]
     if sum(consumption) == 0:
         consumption = area_days
+    # Units without floor area are fine as long as nothing is shared by area (a fixed share of 0 %).
+    if (fixed and not sum(area_days)) or (total - fixed and not sum(consumption)):
+        raise NoAreaToShareBy("the units have no floor area × days to share the fixed part by")
     fixed_parts = largest_remainder(fixed, area_days)
     variable_parts = largest_remainder(total - fixed, consumption)
     return {
@@ -75,6 +80,8 @@ def largest_remainder(pool: Decimal, weights: Sequence[Fraction]) -> list[Decima
     does not depend on anything but the order given).
     """
     pool_ore = int((pool / ORE).to_integral_exact())
+    if pool_ore == 0:  # nothing to split, whatever the weights (they may all be 0)
+        return [Decimal(0) * ORE for _weight in weights]
     weight_sum = sum(weights)
     exact = [Fraction(pool_ore) * weight / weight_sum for weight in weights]
     floors = [share.numerator // share.denominator for share in exact]

@@ -20,7 +20,7 @@ from django.utils.translation import gettext_lazy as _
 
 from readings.constraints import FieldConstraintsModel
 from readings.formatting import format_dkk, format_number
-from readings.models import DateRange, MeterType
+from readings.models import DateRange, MeterType, RegisterUnit
 from readings.scoping import AnyUser, managed_by
 from readings.validators import validate_no_control_characters, validate_plausible_date
 from settlements import deadlines
@@ -30,6 +30,9 @@ class Utility(models.TextChoices):
     HEAT = "heat", _("Heat")
     WATER = "water", _("Water")
 
+
+# What each utility's consumption is counted in (register unit codes; readings.formatting.unit_label shows them).
+CONSUMPTION_UNITS: dict[str, str] = {Utility.HEAT: RegisterUnit.KWH, Utility.WATER: RegisterUnit.CUBIC_METRE}
 
 # The meters that measure each utility in a dwelling (heat cost allocators stand in where no heat meters hang).
 METER_TYPES: dict[str, tuple[str, ...]] = {
@@ -188,6 +191,15 @@ class Settlement(FieldConstraintsModel):
             text += " · " + gettext("version %(version)d") % {"version": self.version}
         return text
 
+    def clean(self) -> None:
+        super().clean()
+        # The statement is issued after the period, so a balance cannot fall due before it ends; such a date
+        # would tell tenants they are already late.
+        if self.payment_due_date and self.period_end and self.payment_due_date < self.period_end:
+            raise ValidationError(
+                {"payment_due_date": _("A balance cannot fall due before the period has ended; choose a later day.")}
+            )
+
     def is_superseded(self) -> bool:
         """A later version of this settlement has been finalised: this one is history, kept readable."""
         return self.superseded_at is not None
@@ -197,6 +209,19 @@ class Settlement(FieldConstraintsModel):
         # whichever form asks: validate it as the instance's own.
         # Likewise whether it supersedes another, which decides whether its period may repeat one.
         super().validate_constraints(exclude=set(exclude or ()) - {"version", "supersedes"})
+
+    def consumption_unit(self) -> str:
+        """The register unit code its consumption is counted in: kWh or m³, but allocator units where the heat
+        was settled by heat cost allocators (as its lines' meters show), which count no energy."""
+        if (
+            self.utility == Utility.HEAT
+            and self.pk is not None
+            and SettlementLineMeter.objects.filter(
+                line__settlement=self, meter_type=MeterType.HEAT_COST_ALLOCATOR
+            ).exists()
+        ):
+            return RegisterUnit.HCA_UNITS
+        return CONSUMPTION_UNITS[self.utility]
 
     def issue_date(self) -> date | None:
         """The day the statements were issued: when the settlement was finalised (in the property's time)."""
@@ -444,6 +469,23 @@ class AcontoPayment(FieldConstraintsModel):
             return
         if settlement.property_id is not None and tenancy.unit.property_id != settlement.property_id:
             raise ValidationError({"tenancy": _("This tenancy is not in the settlement's property.")})
+        if self.outside_period():
+            raise ValidationError(
+                {
+                    "tenancy": _(
+                        "This tenancy has no days in the settlement's period, so no statement would show this "
+                        "payment; enter it on the settlement of the period the tenant lived here."
+                    )
+                }
+            )
+
+    def outside_period(self) -> bool:
+        """Whether the tenancy lived no day of the settlement's period: no line would count the payment (the
+        one rule; clean() refuses such a payment, and generation refuses to run while one is entered)."""
+        start, end = self.settlement.period_start, self.settlement.period_end
+        if start is None or end is None or end <= start:
+            return False  # the period is refused on its own field
+        return self.tenancy.days_within(start, end - timedelta(days=1)) is None
 
 
 # The manager is warned this long before the tribunal deadline of an objection that is not resolved.

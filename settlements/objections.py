@@ -44,7 +44,8 @@ class Figure:
 
 
 def consumption_unit(settlement: Settlement) -> str:
-    return "kWh" if settlement.utility == "heat" else "m³"
+    """The settlement's consumption unit as people write it (Settlement.consumption_unit decides which)."""
+    return unit_label(settlement.consumption_unit())
 
 
 def line_figures(line: SettlementLine) -> list[Figure]:
@@ -128,6 +129,16 @@ def previous_line(line: SettlementLine) -> SettlementLine | None:
         .prefetch_related("meters")
         .first()
     )
+
+
+def dropped_lines(settlement: Settlement) -> list[SettlementLine]:
+    """The lines of the version `settlement` supersedes that it has none for (same unit and tenancy): a
+    tenancy or vacancy the correction removed, whose share went elsewhere."""
+    previous = settlement.supersedes
+    if previous is None:
+        return []
+    kept = set(settlement.lines.values_list("unit_id", "tenancy_id"))
+    return [line for line in previous.lines.select_related("unit") if (line.unit_id, line.tenancy_id) not in kept]
 
 
 def line_difference(line: SettlementLine) -> LineDifference | None:

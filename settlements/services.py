@@ -27,8 +27,9 @@ from django.utils import timezone
 from django.utils.translation import gettext
 
 from readings.consumption import QUANTUM, Balance, MeterUse, add_amounts, unit_consumption
+from readings.formatting import format_dkk
 from readings.models import MeterType, Tenancy, Unit
-from settlements.allocation import Amounts, Share, allocate
+from settlements.allocation import Amounts, NoAreaToShareBy, Share, allocate
 from settlements.announcements import announce_generated
 from settlements.delivery import queue_statement_emails
 from settlements.models import (
@@ -41,6 +42,7 @@ from settlements.models import (
     ObjectionEventKind,
     ObjectionStatus,
     Settlement,
+    SettlementCost,
     SettlementLine,
     SettlementLineMeter,
     SettlementStatus,
@@ -241,12 +243,22 @@ def _compute(settlement: Settlement, now: datetime) -> _Computed:
     if mismatch is not None:
         raise SettlementError(
             gettext(
-                "The cost items of %(settlement)s differ from its total cost by %(difference)s DKK; "
+                "The cost items of %(settlement)s differ from its total cost by %(difference)s; "
                 "the statement would not add up."
             )
-            % {"settlement": settlement, "difference": mismatch}
+            % {"settlement": settlement, "difference": format_dkk(mismatch)}
         )
     # The building's supply unit is compared with the dwellings (supply_balance), never settled.
+    stray = [payment for payment in settlement.aconto_payments.select_related("tenancy") if payment.outside_period()]
+    if stray:
+        # The tenant's money would be on no line, neither counted nor refunded.
+        raise SettlementError(
+            gettext(
+                "%(tenancy)s has a payment on account on %(settlement)s but no days in its period; remove the "
+                "payment or correct the tenancy's dates."
+            )
+            % {"tenancy": stray[0].tenancy, "settlement": settlement}
+        )
     units = list(settlement.property.units.dwellings().order_by("label").prefetch_related("tenancies"))
     if not units:
         raise SettlementError(gettext("%(property)s has no units to settle.") % {"property": settlement.property})
@@ -256,7 +268,16 @@ def _compute(settlement: Settlement, now: datetime) -> _Computed:
     for piece in pieces:
         piece.corrected = _corrected(piece, settlement.utility)
     shares = [Share(i, piece.unit.floor_area_m2, piece.days, piece.corrected) for i, piece in enumerate(pieces)]
-    amounts = allocate(settlement.total_cost_dkk, settlement.fixed_share_pct, shares)
+    try:
+        amounts = allocate(settlement.total_cost_dkk, settlement.fixed_share_pct, shares)
+    except NoAreaToShareBy:
+        raise SettlementError(
+            gettext(
+                "The floor areas of the units of %(property)s add up to 0 m², so there is nothing to share the "
+                "fixed part (or, where nobody consumed anything, the whole cost) by; enter the units' floor areas."
+            )
+            % {"property": settlement.property}
+        ) from None
     aconto = {payment.tenancy_id: payment.amount_dkk for payment in settlement.aconto_payments.all()}
     lines = [_line(settlement, piece, amounts[i], aconto) for i, piece in enumerate(pieces)]
     meters = [_line_meter(line, part) for line, piece in zip(lines, pieces, strict=True) for part in piece.meters]
@@ -467,8 +488,12 @@ def objection_respond(
 
 @transaction.atomic
 def settlement_new_version(*, settlement: Settlement) -> Settlement:
-    """The draft that will correct a final settlement: the same terms and aconto payments, the next
-    version number. Returns the existing draft if a correction is already under way."""
+    """The draft that will correct a final settlement: the same terms (total, fixed share, cost items, the
+    day the supplier's final bill arrived) and aconto payments, the next version number. Returns the existing
+    draft if a correction is already under way.
+
+    The payment due date is left for the manager to set again: the old one may have passed by the time the
+    correction goes out, and without one the statement gives the lawful default."""
     locked = Settlement.objects.select_for_update().get(pk=settlement.pk)
     existing = Settlement.objects.filter(supersedes=locked).first()
     if existing is not None:
@@ -484,8 +509,16 @@ def settlement_new_version(*, settlement: Settlement) -> Settlement:
         period_end=locked.period_end,
         total_cost_dkk=locked.total_cost_dkk,
         fixed_share_pct=locked.fixed_share_pct,
+        supplier_final_bill_on=locked.supplier_final_bill_on,
         version=locked.version + 1,
         supersedes=locked,
+    )
+    # The statement explains the total by its cost items; without them the corrected one would not.
+    SettlementCost.objects.bulk_create(
+        SettlementCost(
+            settlement=version, description=cost.description, amount_dkk=cost.amount_dkk, position=cost.position
+        )
+        for cost in locked.costs.all()
     )
     AcontoPayment.objects.bulk_create(
         AcontoPayment(settlement=version, tenancy_id=payment.tenancy_id, amount_dkk=payment.amount_dkk)

@@ -18,7 +18,7 @@ from typing import Any
 
 from django.db.models import Sum
 
-from readings.formatting import format_number
+from readings.formatting import format_number, unit_label
 from settlements.derivation import estimate_text, line_meter_texts
 from settlements.models import METER_TYPES, Settlement, SettlementLine, Utility
 
@@ -26,7 +26,6 @@ from settlements.models import METER_TYPES, Settlement, SettlementLine, Utility
 # gives the line's amount to within the øre its rounding moved.
 PRICE_DECIMALS = 6
 PRICE_QUANTUM = Decimal(1).scaleb(-PRICE_DECIMALS)
-CONSUMPTION_UNIT = {Utility.HEAT: "kWh", Utility.WATER: "m³"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +85,7 @@ def statement_context(
         "last_day_of_period": settlement.period_end - timedelta(days=1),
         "lines": [_explained(line, settlement, total) for line in lines],
         "as_manager": as_manager,
-        "consumption_unit": CONSUMPTION_UNIT.get(Utility(settlement.utility), ""),
+        "consumption_unit": unit_label(settlement.consumption_unit()),
         "price_decimals": PRICE_DECIMALS,
     }
 

@@ -10,10 +10,13 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
+from django.utils import translation
+
 from readings.consumption import Cut, Point
+from readings.formatting import unit_label
 from readings.models import Tenancy
-from settlements.models import Settlement, SettlementLine, SettlementLineMeter, Utility
-from settlements.statement import CONSUMPTION_UNIT, unit_prices
+from settlements.models import Settlement, SettlementLine, SettlementLineMeter
+from settlements.statement import unit_prices
 
 FORMAT = "mbusportal.settlement-export"
 SCHEMA_PATH = "/api/v1/exchange/schema/v1/settlement-export.json"
@@ -44,6 +47,8 @@ def settlement_export(settlement: Settlement, *, now: datetime | None = None) ->
     """The export document of `settlement` (the caller has checked that its reader may see it)."""
     prop = settlement.property
     prices = unit_prices(settlement)
+    with translation.override(None):  # a format for programs: "kWh", "m³", or "units" for heat cost allocators
+        consumption_unit = unit_label(settlement.consumption_unit())
     lines = (
         settlement.lines.select_related("unit", "tenancy__tenant")
         .prefetch_related("meters__installation")
@@ -67,7 +72,7 @@ def settlement_export(settlement: Settlement, *, now: datetime | None = None) ->
             "payment_due_date": _date(settlement.payment_due_date),
             "total_cost_dkk": money_text(settlement.total_cost_dkk),
             "fixed_share_pct": decimal_text(settlement.fixed_share_pct),
-            "consumption_unit": CONSUMPTION_UNIT.get(Utility(settlement.utility), ""),
+            "consumption_unit": consumption_unit,
             "costs": [
                 {"description": cost.description, "amount_dkk": money_text(cost.amount_dkk)}
                 for cost in settlement.costs.all()

@@ -24,6 +24,12 @@ def objection_panel(context: template.Context, line: SettlementLine) -> dict[str
     settlement = line.settlement
     successor = Settlement.objects.filter(supersedes=settlement).first() if settlement.is_superseded() else None
     difference = line_difference(line)
+    # A correction can remove a tenancy's line (its dates corrected): its tenant then has nothing to read there.
+    in_successor = successor is not None and (
+        as_manager
+        or line.tenancy_id is None
+        or successor.lines.filter(unit_id=line.unit_id, tenancy_id=line.tenancy_id).exists()
+    )
     lines = [line.pk] + ([difference.old_line.pk] if difference and difference.old_line else [])
     # A manager sees every objection to the line; a tenant only their own (the statement already
     # showed them only their own lines).
@@ -43,6 +49,7 @@ def objection_panel(context: template.Context, line: SettlementLine) -> dict[str
         "as_manager": as_manager,
         "printed": request is None,
         "successor": successor,
+        "in_successor": in_successor,
         "difference": difference,
         "unit": consumption_unit(settlement),
         "objections": objections,

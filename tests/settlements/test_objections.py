@@ -460,3 +460,50 @@ def test_it_refuses_to_correct_a_version_that_has_already_been_replaced(client, 
     assert respond(client, objection, "rejected", "The figures stand.").status_code == 302
     objection.refresh_from_db()
     assert objection.status == ObjectionStatus.REJECTED and objection.corrected_in is None
+
+
+def corrected_version(client, objection, alice, **changes):
+    """The objection corrected: version 2 with `changes` to its terms, generated and finalised."""
+    client.force_login(alice)
+    respond(client, objection, "corrected", "Corrected.")
+    objection.refresh_from_db()
+    version = objection.corrected_in
+    Settlement.objects.filter(pk=version.pk).update(**changes)
+    version.refresh_from_db()
+    settlement_generate(settlement=version, now=NOW)
+    settlement_finalise(settlement=version, user=alice)
+    return version
+
+
+def test_it_shows_the_changed_consumption_in_the_readers_number_format(client, objection, alice, tina):
+    version = corrected_version(client, objection, alice, total_cost_dkk=Decimal("10100.00"))
+    client.force_login(tina)
+    page = client.get(reverse("settlements:statement", args=[version.pk]), HTTP_ACCEPT_LANGUAGE="da").content.decode()
+    (difference,) = re.findall(r'<section class="difference">.*?</section>', page, flags=re.S)
+    # tina used 1,823 kWh in both versions: written as everywhere else on a Danish statement.
+    assert difference.count("1.823,000 kWh") == 2, difference
+
+
+def test_it_lists_a_line_the_corrected_version_no_longer_has(client, objection, alice, paul, finalised):
+    # paul objected that he had moved out before the period; the move is corrected and his line goes.
+    paul_line = finalised.lines.get(tenancy__tenant=paul)
+    paul_line.tenancy.__class__.objects.filter(pk=paul_line.tenancy_id).update(move_out=finalised.period_start)
+    version = corrected_version(client, objection, alice)
+    assert not version.lines.filter(tenancy__tenant=paul).exists()
+    page = client.get(reverse("admin:settlements_settlement_change", args=[version.pk])).content.decode()
+    (table,) = re.findall(r'<table class="version-differences">.*?</table>', page, flags=re.S)
+    assert "<td>1 tv</td><td>1,590.38 → –</td><td>1,080.000 → –</td>" in table, table
+    assert "no line in this version" in table
+
+
+def test_it_tells_a_tenant_the_corrected_version_has_no_share_of_hers_instead_of_a_dead_link(
+    client, objection, alice, paul, finalised
+):
+    paul_line = finalised.lines.get(tenancy__tenant=paul)
+    paul_line.tenancy.__class__.objects.filter(pk=paul_line.tenancy_id).update(move_out=finalised.period_start)
+    version = corrected_version(client, objection, alice)
+    client.force_login(paul)
+    assert client.get(reverse("settlements:statement", args=[version.pk])).status_code == 404  # none of his
+    old = client.get(reverse("settlements:statement", args=[finalised.pk]), HTTP_ACCEPT_LANGUAGE="da").content.decode()
+    (notice,) = re.findall(r'<p class="notice superseded">.*?</p>', old, flags=re.S)
+    assert "har ingen andel til dig" in notice and "href" not in notice, notice

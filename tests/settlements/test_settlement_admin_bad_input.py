@@ -80,6 +80,11 @@ def payment_errors(response, field):
         ),
         ({"period_start": "0001-01-01"}, "period_start", "Enter a date from the year 1900 to 2199."),
         ({"period_end": "9999-12-31"}, "period_end", "Enter a date from the year 1900 to 2199."),
+        (
+            {"payment_due_date": "2020-01-01"},
+            "payment_due_date",
+            "A balance cannot fall due before the period has ended; choose a later day.",
+        ),
     ],
     ids=[
         "negative",
@@ -93,6 +98,7 @@ def payment_errors(response, field):
         "empty",
         "year-1",
         "year-9999",
+        "due-before-the-period-ends",
     ],
 )
 def test_it_refuses_a_bad_settlement_on_its_field(alice_client, prop, changes, field, message):
@@ -172,6 +178,17 @@ def test_it_refuses_a_payment_of_another_building_while_the_settlement_is_added(
     other_tenancy = Tenancy.objects.create(unit=elsewhere, tenant=tina, move_in=date(2020, 1, 1))
     response = alice_client.post(reverse(ADD), settlement_form(prop, payments=[(other_tenancy, "5")]))
     assert payment_errors(response, "tenancy") == ["This tenancy is not in the settlement's property."]
+    assert not Settlement.objects.exists() and not AcontoPayment.objects.exists()
+
+
+def test_it_refuses_a_payment_of_a_tenancy_that_lived_no_day_of_the_period(alice_client, prop, unit, tina):
+    # Moved out on the period's first day: no line would show the payment, nobody would refund it.
+    gone = Tenancy.objects.create(unit=unit, tenant=tina, move_in=date(2023, 6, 1), move_out=date(2024, 6, 1))
+    response = alice_client.post(reverse(ADD), settlement_form(prop, payments=[(gone, "500")]))
+    assert payment_errors(response, "tenancy") == [
+        "This tenancy has no days in the settlement's period, so no statement would show this payment; "
+        "enter it on the settlement of the period the tenant lived here."
+    ]
     assert not Settlement.objects.exists() and not AcontoPayment.objects.exists()
 
 

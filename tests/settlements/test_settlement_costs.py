@@ -60,13 +60,23 @@ def test_it_refuses_cost_items_that_do_not_add_up_to_the_total(client, alice, pr
     client.force_login(alice)
     response = post_costs(client, settlement, ("Supplier's bill", "900.00"), ("Meter reading", "99.99"))
     assert response.status_code == 200
-    assert "The cost items add up to 999.99 DKK, not the total cost of 1000.00 DKK." in response.content.decode()
+    assert "The cost items add up to DKK 999.99, not the total cost of DKK 1,000.00." in response.content.decode()
     assert not SettlementCost.objects.exists()
+
+
+def test_it_writes_the_amounts_of_a_refusal_in_the_managers_language(client, alice, property_managers, settlement):
+    client.force_login(alice)
+    alice_language = {"HTTP_ACCEPT_LANGUAGE": "da"}
+    client.defaults.update(alice_language)
+    response = post_costs(client, settlement, ("Leverandørens regning", "900.00"), ("Aflæsning", "99.99"))
+    assert "Udgiftsposterne giver tilsammen 999,99 kr., ikke de samlede udgifter på 1.000,00 kr." in (
+        response.content.decode()
+    )
 
 
 def test_it_refuses_to_generate_lines_the_cost_items_would_contradict(settlement, unit, tenancy):
     SettlementCost.objects.create(settlement=settlement, description="Supplier's bill", amount_dkk=Decimal("999"))
-    with pytest.raises(SettlementError, match=r"differ from its total cost by 1\.00 DKK"):
+    with pytest.raises(SettlementError, match=r"differ from its total cost by DKK 1\.00;"):
         settlement_generate(settlement=settlement, now=NOW)
     assert not settlement.lines.exists()
 
