@@ -67,9 +67,10 @@ def _flag(name: str, default: bool) -> bool:
     raw = os.environ.get(name)  # set but empty is a mistake too, not the default
     if raw is None:
         return default
-    if raw.strip().lower() in _TRUE:
+    word = raw.strip().lower()
+    if word in _TRUE:
         return True
-    if raw.strip().lower() in _FALSE:
+    if word in _FALSE:
         return False
     raise ImproperlyConfigured(f"{name} must be true or false, got {raw!r}")
 

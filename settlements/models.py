@@ -19,7 +19,7 @@ from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from readings.constraints import FieldConstraintsModel
-from readings.formatting import format_dkk, format_number
+from readings.formatting import format_dkk, format_number, unit_label
 from readings.models import DateRange, MeterType, RegisterUnit
 from readings.scoping import AnyUser, managed_by
 from readings.validators import validate_no_control_characters, validate_plausible_date
@@ -222,6 +222,10 @@ class Settlement(FieldConstraintsModel):
         ):
             return RegisterUnit.HCA_UNITS
         return CONSUMPTION_UNITS[self.utility]
+
+    def consumption_unit_label(self) -> str:
+        """`consumption_unit` as people write it ("kWh", "m³", "allocator units"), in the active language."""
+        return unit_label(self.consumption_unit())
 
     def issue_date(self) -> date | None:
         """The day the statements were issued: when the settlement was finalised (in the property's time)."""

@@ -43,11 +43,6 @@ class Figure:
         return f"{format_number(self.value, self.decimals)} {self.unit}".strip()
 
 
-def consumption_unit(settlement: Settlement) -> str:
-    """The settlement's consumption unit as people write it (Settlement.consumption_unit decides which)."""
-    return unit_label(settlement.consumption_unit())
-
-
 def line_figures(line: SettlementLine) -> list[Figure]:
     """Every figure of the line a tenant may dispute, in the statement's order (labels in the active language)."""
     figures = []
@@ -73,7 +68,7 @@ def line_figures(line: SettlementLine) -> list[Figure]:
             ),
             Figure(prefix + "consumption", _("Meter %(serial)s: consumption") % serial, meter.consumption, display, 3),
         ]
-    unit = consumption_unit(line.settlement)
+    unit = line.settlement.consumption_unit_label()
     figures += [
         Figure("consumption", _("Consumption"), line.consumption, unit, 3),
         Figure("floor_area", _("Floor area"), line.floor_area_m2, "m²", 2),

@@ -18,7 +18,7 @@ from typing import Any
 
 from django.db.models import Sum
 
-from readings.formatting import format_number, unit_label
+from readings.formatting import format_number
 from settlements.derivation import estimate_text, line_meter_texts
 from settlements.models import METER_TYPES, Settlement, SettlementLine, Utility
 
@@ -85,7 +85,7 @@ def statement_context(
         "last_day_of_period": settlement.period_end - timedelta(days=1),
         "lines": [_explained(line, settlement, total) for line in lines],
         "as_manager": as_manager,
-        "consumption_unit": unit_label(settlement.consumption_unit()),
+        "consumption_unit": settlement.consumption_unit_label(),
         "price_decimals": PRICE_DECIMALS,
     }
 

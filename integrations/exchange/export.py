@@ -13,16 +13,14 @@ from typing import Any
 from django.utils import translation
 
 from readings.consumption import Cut, Point
-from readings.formatting import unit_label
 from readings.models import Tenancy
+from settlements.allocation import ORE
 from settlements.models import Settlement, SettlementLine, SettlementLineMeter
 from settlements.statement import unit_prices
 
 FORMAT = "mbusportal.settlement-export"
 SCHEMA_PATH = "/api/v1/exchange/schema/v1/settlement-export.json"
 SHARE_QUANTUM = Decimal("0.01")
-# Money is written with exactly two decimals (the schema's `money`), also a sum over no lines at all.
-MONEY_QUANTUM = Decimal("0.01")
 
 
 def decimal_text(value: Decimal) -> str:
@@ -31,8 +29,9 @@ def decimal_text(value: Decimal) -> str:
 
 
 def money_text(value: Decimal) -> str:
-    """An amount of DKK as the format writes it: fixed point, two decimals ("0.00", "6000.50")."""
-    return decimal_text(value.quantize(MONEY_QUANTUM, ROUND_HALF_EVEN))
+    """An amount of DKK as the format writes it: fixed point, to the øre ("0.00", "6000.50"), also a sum over
+    no lines at all (the schema's `money`)."""
+    return decimal_text(value.quantize(ORE, ROUND_HALF_EVEN))
 
 
 def _optional(value: Decimal | None) -> str | None:
@@ -48,7 +47,7 @@ def settlement_export(settlement: Settlement, *, now: datetime | None = None) ->
     prop = settlement.property
     prices = unit_prices(settlement)
     with translation.override(None):  # a format for programs: "kWh", "m³", or "units" for heat cost allocators
-        consumption_unit = unit_label(settlement.consumption_unit())
+        consumption_unit = settlement.consumption_unit_label()
     lines = (
         settlement.lines.select_related("unit", "tenancy__tenant")
         .prefetch_related("meters__installation")

@@ -12,7 +12,7 @@ from django import template
 from django.utils import timezone
 
 from settlements.models import Objection, Settlement, SettlementLine
-from settlements.objections import consumption_unit, line_difference, objection_closed_reason
+from settlements.objections import line_difference, objection_closed_reason
 
 register = template.Library()
 
@@ -51,7 +51,7 @@ def objection_panel(context: template.Context, line: SettlementLine) -> dict[str
         "successor": successor,
         "in_successor": in_successor,
         "difference": difference,
-        "unit": consumption_unit(settlement),
+        "unit": settlement.consumption_unit_label(),
         "objections": objections,
         "closed": objection_closed_reason(line, today),
     }
