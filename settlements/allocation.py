@@ -1,10 +1,11 @@
 """Distributing a settlement's total cost over its lines, exactly to the øre.
 
 The fixed part of the total is shared by floor area × days occupied, the
-variable part by (corrected) consumption. Both pools are split with exact
-fractions and then rounded to øre by the largest-remainder method, so the
-fixed parts sum to the fixed pool, the variable parts to the variable pool,
-and the lines to the total, always.
+variable part by (corrected) consumption. Each line's share of each pool is
+computed exactly, from the unrounded pool, and rounded to øre once, by the
+largest-remainder method: every amount lies within an øre of its exact
+share, the fixed parts sum to the fixed pool, the variable parts to the
+variable pool, and the lines to the total, always.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ def allocate(total: Decimal, fixed_share_pct: Decimal, shares: Sequence[Share]) 
     if not shares:
         raise ValueError("nothing to distribute the cost over")
     fixed = fixed_pool(total, fixed_share_pct)
+    exact_fixed = Fraction(total) * Fraction(fixed_share_pct) / 100
     area_days = [Fraction(share.area_m2) * share.days for share in shares]
     consumption = [Fraction(max(share.consumption, Decimal(0))) for share in shares]
     if sum(consumption) == 0:
@@ -64,29 +66,44 @@ def allocate(total: Decimal, fixed_share_pct: Decimal, shares: Sequence[Share]) 
     # Units without floor area are fine as long as nothing is shared by area (a fixed share of 0 %).
     if (fixed and not sum(area_days)) or (total - fixed and not sum(consumption)):
         raise NoAreaToShareBy("the units have no floor area × days to share the fixed part by")
-    fixed_parts = largest_remainder(fixed, area_days)
-    variable_parts = largest_remainder(total - fixed, consumption)
+    # Each part is rounded from the exact pool, not from the rounded one: a
+    # share of an already rounded pool would be rounded twice.
+    fixed_parts = largest_remainder(fixed, exact_parts(exact_fixed, area_days))
+    variable_parts = largest_remainder(total - fixed, exact_parts(Fraction(total) - exact_fixed, consumption))
     return {
         share.key: Amounts(fixed_part, variable_part)
         for share, fixed_part, variable_part in zip(shares, fixed_parts, variable_parts, strict=True)
     }
 
 
-def largest_remainder(pool: Decimal, weights: Sequence[Fraction]) -> list[Decimal]:
-    """`pool` split in proportion to `weights`, in øre, summing to `pool` exactly.
+def exact_parts(amount: Fraction, weights: Sequence[Fraction]) -> list[Fraction]:
+    """`amount` split in proportion to `weights`, exactly.
 
-    Everyone gets the floor of their exact share; the øre left over go one
-    each to the largest remainders (ties to the earlier weight, so the result
-    does not depend on anything but the order given).
+    All 0 when there is nothing to split or nothing to split by; `allocate`
+    refuses the latter unless the amount rounds to 0 øre anyway.
+    """
+    weight_sum = sum(weights)
+    if not amount or not weight_sum:
+        return [Fraction(0) for _weight in weights]
+    return [amount * weight / weight_sum for weight in weights]
+
+
+def largest_remainder(pool: Decimal, exact: Sequence[Fraction]) -> list[Decimal]:
+    """The `exact` amounts rounded to øre so that they sum to `pool` exactly.
+
+    `pool` must be the sum of `exact` rounded to øre (up or down). Everyone
+    gets the floor of their exact amount; the øre left over go one each to
+    the largest remainders (ties to the earlier amount, so the result depends
+    on nothing but the order given). So each amount is within an øre of its
+    exact value, and one that is exactly 0 stays 0.
     """
     pool_ore = int((pool / ORE).to_integral_exact())
-    if pool_ore == 0:  # nothing to split, whatever the weights (they may all be 0)
-        return [Decimal(0) * ORE for _weight in weights]
-    weight_sum = sum(weights)
-    exact = [Fraction(pool_ore) * weight / weight_sum for weight in weights]
-    floors = [share.numerator // share.denominator for share in exact]
+    exact_ore = [amount * 100 for amount in exact]
+    floors = [amount.numerator // amount.denominator for amount in exact_ore]
     left_over = pool_ore - sum(floors)
-    by_remainder = sorted(range(len(exact)), key=lambda i: (-(exact[i] - floors[i]), i))
+    if not 0 <= left_over <= len(exact):
+        raise ValueError(f"{pool} is not the sum of the exact amounts rounded to øre")
+    by_remainder = sorted(range(len(exact)), key=lambda i: (-(exact_ore[i] - floors[i]), i))
     for index in by_remainder[:left_over]:
         floors[index] += 1
     return [Decimal(ore) * ORE for ore in floors]
