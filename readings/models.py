@@ -113,6 +113,15 @@ class Organisation(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def manager_addresses(self) -> list[str]:
+        """Where to e-mail the managers: those who can still sign in (active staff) and have an address.
+
+        Write to each on their own: colleagues do not see each other's
+        addresses (gateways.people), and a deactivated manager has left.
+        """
+        managers = self.managers.filter(is_active=True, is_staff=True).exclude(email="").order_by("pk")
+        return list(managers.values_list("email", flat=True))
+
 
 class MonthlyInformationSeason(models.TextChoices):
     """When tenants are sent monthly consumption information."""

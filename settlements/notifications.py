@@ -13,7 +13,7 @@ import logging
 from datetime import UTC, datetime
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
+from django.core.mail import EmailMultiAlternatives, get_connection
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import translation
@@ -39,10 +39,11 @@ def notify_objection_event(*, event_id: int, base_url: str) -> bool:
         "version",
     ).get(pk=event_id)
     try:
-        message = _message(event, base_url.rstrip("/"))
-        if message is None:
+        messages = _messages(event, base_url.rstrip("/"))
+        if not messages:
             raise LookupError("nobody with an e-mail address to tell")
-        message.send()
+        with get_connection() as connection:
+            connection.send_messages(messages)
     except Exception as error:
         logger.warning("objection event %s: e-mail not sent: %s", event_id, error)
         ObjectionEvent.objects.filter(pk=event_id).update(notified_at=None, notify_error=str(error)[:1000] or "?")
@@ -50,12 +51,12 @@ def notify_objection_event(*, event_id: int, base_url: str) -> bool:
     return True
 
 
-def _message(event: ObjectionEvent, base_url: str) -> EmailMultiAlternatives | None:
+def _messages(event: ObjectionEvent, base_url: str) -> list[EmailMultiAlternatives]:
+    """The event's e-mail, one message per recipient (no one sees another's address)."""
     objection = event.objection
     line = objection.line
     if event.kind == ObjectionEventKind.RECEIVED:
-        organisation = line.settlement.property.organisation
-        recipients = [user.email for user in organisation.managers.exclude(email="").order_by("pk")]
+        recipients = line.settlement.property.organisation.manager_addresses()
         language, template = settings.LANGUAGE_CODE, "objection_to_managers"
         link = base_url + reverse("admin:settlements_objection_change", args=[objection.pk])
     else:
@@ -64,18 +65,17 @@ def _message(event: ObjectionEvent, base_url: str) -> EmailMultiAlternatives | N
         recipients = [tenant.email] if tenant.email else []
         language, template = line.tenancy.language, "objection_to_tenant"
         link = base_url + reverse("settlements:objection", args=[objection.pk])
-    if not recipients:
-        return None
     with translation.override(language):
         context = {"event": event, "objection": objection, "line": line, "link": link}
         subject = gettext("Objection %(number)s: %(what)s") % {
             "number": objection.number,
             "what": event.get_kind_display(),
         }
-        message = EmailMultiAlternatives(
-            subject=subject,
-            body=render_to_string(f"settlements/email/{template}.txt", context),
-            to=recipients,
-        )
-        message.attach_alternative(render_to_string(f"settlements/email/{template}.html", context), "text/html")
-    return message
+        body = render_to_string(f"settlements/email/{template}.txt", context)
+        html = render_to_string(f"settlements/email/{template}.html", context)
+    messages = []
+    for recipient in recipients:
+        message = EmailMultiAlternatives(subject=subject, body=body, to=[recipient])
+        message.attach_alternative(html, "text/html")
+        messages.append(message)
+    return messages

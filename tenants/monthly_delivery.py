@@ -599,19 +599,16 @@ def send_summaries(*, base_url: str | None = None) -> int:
         if not run.deliveries.exists():
             done += 1  # nobody lived there that month: nothing to report
             continue
-        recipients = list(
-            run.property.organisation.managers.filter(is_active=True, is_staff=True)
-            .exclude(email="")
-            .values_list("email", flat=True)
-        )
+        recipients = run.property.organisation.manager_addresses()
         if not recipients:
             done += 1
             continue
         try:
             # Managers have no language of their own in the portal: the portal's (settings.LANGUAGE_CODE).
             with translation.override(settings.LANGUAGE_CODE):
-                message = summary_message(run, recipients, base_url=base_url)
-            message.send()
+                messages = [summary_message(run, [recipient], base_url=base_url) for recipient in recipients]
+            with get_connection() as connection:
+                connection.send_messages(messages)
         except (smtplib.SMTPException, OSError) as error:
             log.warning("monthly information summary of run %s not sent: %s", run.pk, error)
             MonthlyInformationRun.objects.filter(pk=run.pk).update(summary_sent_at=None)  # next run tries again

@@ -203,12 +203,21 @@ def test_it_accepts_a_png_attachment(client, tina, tina_line):
 
 
 def test_it_emails_the_managers_of_the_property_when_a_tenant_objects(objection, smtp_server):
-    assert smtp_server.to("alice@example.com") and smtp_server.to("bob@example.com")
+    # One message each: colleagues do not see each other's addresses.
+    assert [str(message["To"]) for message in smtp_server.messages] == ["alice@example.com", "bob@example.com"]
     message = smtp_server.to("alice@example.com")[0]
     assert objection.number in message["Subject"]
     assert "The end register is wrong." in message.get_body(("plain",)).get_content()
     assert "rent tribunal" in message.get_body(("html",)).get_content()
     assert ObjectionEvent.objects.get(objection=objection).notified_at is not None
+
+
+def test_it_does_not_email_a_deactivated_manager(client, tina, tina_line, bob, smtp_server):
+    bob.is_active = False  # bob has left the housing association
+    bob.save()
+    client.force_login(tina)
+    assert object_to(client, tina_line).status_code == 302
+    assert [str(message["To"]) for message in smtp_server.messages] == ["alice@example.com"]
 
 
 # --- Who may see what -----------------------------------------------------------------------------

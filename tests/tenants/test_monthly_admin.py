@@ -95,15 +95,22 @@ def test_it_lets_no_manager_change_or_delete_the_log(client, alice, sent):
     assert MonthlyInformationRun.objects.filter(pk=sent.pk).exists()
 
 
-def test_it_emails_the_managers_a_summary_once_after_the_run(smtp_server, building, computed, alice, bob, charlie):
+def test_it_emails_the_managers_a_summary_once_after_the_run(
+    smtp_server, building, computed, alice, bob, charlie, organisation, django_user_model
+):
     for user in (alice, bob, charlie):
         user.email = f"{user.username}@example.org"
         user.save()
+    gone = django_user_model.objects.create_user("gone", email="gone@example.org", is_staff=True, is_active=False)
+    organisation.managers.add(gone)
     run_monthly_information(now=FEBRUARY_RUN)
     run_monthly_information(now=FEBRUARY_RUN.replace(hour=9))
     (summary,) = smtp_server.to("alice@example.org")
-    assert "bob@example.org" in str(summary["To"])
+    # Each manager gets a message of their own: colleagues do not see each other's addresses.
+    assert str(summary["To"]) == "alice@example.org"
+    assert [str(message["To"]) for message in smtp_server.to("bob@example.org")] == ["bob@example.org"]
     assert smtp_server.to("charlie@example.org") == []  # another organisation's manager
+    assert smtp_server.to("gone@example.org") == []  # a deactivated manager has left
     # (Python's e-mail parser keeps the folding space of a long encoded subject.)
     assert str(summary["Subject"]).strip() == "Monthly consumption information for January 2025 · Solvej 1"
     body = summary.get_body(preferencelist=("plain",)).get_content()
