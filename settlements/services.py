@@ -26,9 +26,9 @@ from django.db.models import DecimalField
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from readings.consumption import QUANTUM, Balance, MeterUse, add_amounts, unit_consumption
+from readings.consumption import QUANTUM, Balance, MeterUse, add_amounts, day_start, unit_consumption
 from readings.formatting import format_dkk
-from readings.models import MeterType, Tenancy, Unit
+from readings.models import MeterInstallation, MeterType, Tenancy, Unit
 from settlements.allocation import Amounts, NoAreaToShareBy, Share, allocate
 from settlements.announcements import announce_generated
 from settlements.delivery import queue_statement_emails
@@ -528,14 +528,39 @@ def settlement_new_version(*, settlement: Settlement) -> Settlement:
 
 
 def _meter_types(settlement: Settlement) -> tuple[str, ...]:
-    """The meters that measure this utility at this property (heat cost allocators where no heat meters hang)."""
+    """The meters that measured this utility in the dwellings during the period: heat cost allocators where
+    no heat meter hung then (meters put up before or after the period do not count).
+
+    Raises SettlementError where some dwellings' heat was measured by heat meters and others' only by
+    allocators: allocator units are no kWh, so one distribution key cannot share by both, and leaving the
+    allocators out would bill those tenants by the property's average.
+    """
     wanted = METER_TYPES[settlement.utility]
-    installed = set(
-        settlement.property.units.dwellings().values_list("installations__meter_type", flat=True).distinct()
+    if settlement.utility != Utility.HEAT:
+        return wanted
+    zone = settlement.property.zone
+    hung = MeterInstallation.objects.filter(unit__in=settlement.property.units.dwellings()).overlapping(
+        day_start(settlement.period_start, zone), day_start(settlement.period_end, zone)
     )
-    if settlement.utility == Utility.HEAT and not installed & set(wanted) and installed & set(HCA_FALLBACK):
+    types_by_unit: defaultdict[str, set[str]] = defaultdict(set)
+    for label, meter_type in hung.values_list("unit__label", "meter_type"):
+        types_by_unit[label].add(meter_type)
+    hung_types = set().union(*types_by_unit.values())
+    if not hung_types & set(HCA_FALLBACK):
+        return wanted
+    if not hung_types & set(wanted):
         return HCA_FALLBACK
-    return wanted
+    by_allocators_only = sorted(label for label, types in types_by_unit.items() if not types & set(wanted))
+    if not by_allocators_only:  # allocators beside a heat meter: the heat meter measures the unit
+        return wanted
+    raise SettlementError(
+        gettext(
+            "In the period, heat in %(units)s of %(property)s was measured only by heat cost allocators, in the "
+            "other units by heat meters. Allocator units are not kWh, so one settlement cannot share the cost "
+            "by both: the portal settles a property's heat by one kind of meter."
+        )
+        % {"units": ", ".join(by_allocators_only), "property": settlement.property}
+    )
 
 
 def _supply_balance(

@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import pytest
 from django.urls import reverse
+from django.utils import translation
 
 from readings.ingest import ReadingRow
 from readings.models import MeterInstallation, Tenancy, Unit
@@ -205,6 +206,52 @@ def test_it_counts_a_settlement_by_heat_cost_allocators_in_their_units_not_kwh(
     assert "kWh" not in page  # allocators count no energy
     assert "576.000 units" in page and "456.000 units" in page
     assert s.consumption_unit() == "units"
+
+
+def test_it_settles_a_year_by_the_allocators_that_hung_in_it_though_heat_meters_replaced_them_since(
+    prop, gateway, alice
+):
+    units = building(
+        prop, gateway, [("1 tv", "50", "120"), ("2 th", "50", "380")], meter_type="hca", register_unit="units"
+    )
+    retrofit = datetime(2025, 8, 1, tzinfo=UTC)  # after the period: heat meters replaced the allocators
+    MeterInstallation.objects.filter(unit__in=units).update(removed_at=retrofit)
+    for i, unit in enumerate(units):
+        MeterInstallation.objects.create(
+            unit=unit,
+            gateway=gateway,
+            meter_serial=f"4000{i:04d}",
+            manufacturer="KAM",
+            meter_type="heat",
+            register_unit="kWh",
+            installed_at=retrofit,
+        )
+    s = settlement(prop, "1000.00", pct="40")
+    settlement_generate(settlement=s, now=NOW)
+    lines = {line.unit.label: line for line in assert_adds_up(s)}
+    # As if no heat meter had come: 600.00 DKK over 120 + 380 allocator units, 200.00 fixed each.
+    assert (lines["1 tv"].total_amount_dkk, lines["2 th"].total_amount_dkk) == (Decimal("344.00"), Decimal("656.00"))
+    assert s.consumption_unit() == "units"
+
+
+def test_it_refuses_to_settle_heat_by_heat_meters_and_allocators_at_once(prop, gateway):
+    building(prop, gateway, [("1 tv", "50", "120")])
+    MeterInstallation.objects.create(
+        unit=Unit.objects.create(property=prop, label="2 th", floor_area_m2=Decimal(50)),
+        gateway=gateway,
+        meter_serial="50000001",
+        manufacturer="KAM",
+        meter_type="hca",
+        register_unit="units",
+        installed_at=datetime(2024, 1, 1, tzinfo=UTC),
+    )
+    s = settlement(prop, "1000.00", pct="40")
+    with pytest.raises(SettlementError, match="2 th") as refused:
+        settlement_generate(settlement=s, now=NOW)
+    assert "heat cost allocators" in str(refused.value)
+    with translation.override("da"), pytest.raises(SettlementError, match="kun målt med varmefordelingsmålere"):
+        settlement_generate(settlement=s, now=NOW)
+    assert not s.lines.exists()
 
 
 # --- The statement --------------------------------------------------------------------------------------
