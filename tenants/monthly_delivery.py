@@ -12,6 +12,8 @@ Run hourly by the job worker (tenants/tasks.py), `run_monthly_information`:
    run's unique (property, month) makes a second worker, a re-run or a
    restarted worker find it made and do nothing. A tenant with an e-mail
    address is queued for e-mail; one without is on the paper list.
+   `queue_missed`: a tenancy entered after its month's run was made is added
+   to that run on the next run (due months only), once per tenancy and month.
 3. `send_queued`: queued e-mails are claimed in batches (QUEUED → SENDING,
    rows locked by another worker skipped) and sent over SENDING_CONNECTIONS sessions with
    the mail server at once; the batch's outcomes are recorded (sent, refused by the server
@@ -166,6 +168,7 @@ class RunReport:
     """What one `run_monthly_information` did."""
 
     runs: list[MonthlyInformationRun] = field(default_factory=list)
+    missed: int = 0  # deliveries queued into runs made before their tenancy was entered
     sent: int = 0
     refused: int = 0
     failed: int = 0
@@ -179,30 +182,83 @@ def queue_month(*, property: Property, month: date) -> MonthlyInformationRun | N
         run, created = MonthlyInformationRun.objects.get_or_create(property=property, month=month)
         if not created:
             return None
-        informations = _compute(property, month)
-        tenancies = Tenancy.objects.filter(
-            pk__in=[information.tenancy_id for information in informations], unit__property=property
-        ).select_related("tenant")
-        by_id = {tenancy.pk: tenancy for tenancy in tenancies}
-        deliveries = []
-        for information in informations:
-            tenancy = by_id.get(information.tenancy_id)
-            if tenancy is None:
-                continue  # not this property's: never tell anyone about another building
-            email = tenancy.tenant.email.strip()
-            deliveries.append(
-                MonthlyInformationDelivery(
-                    run=run,
-                    tenancy=tenancy,
-                    month=month,
-                    channel=MonthlyDeliveryChannel.EMAIL if email else MonthlyDeliveryChannel.PAPER,
-                    status=MonthlyDeliveryStatus.QUEUED if email else MonthlyDeliveryStatus.NO_ADDRESS,
-                    address=email,
-                    information=information_to_json(information),
-                )
-            )
-        MonthlyInformationDelivery.objects.bulk_create(deliveries, batch_size=2000)
+        MonthlyInformationDelivery.objects.bulk_create(_deliveries(run, _compute(property, month)), batch_size=2000)
     return run
+
+
+def queue_missed(*, property: Property, month: date) -> int:
+    """Queue the month's information for the property's tenancies that lived in it and were not told about
+    it: entered in the portal after the month's run was made. Returns how many were queued.
+
+    The run is locked while the tenancies already told are read, so two workers never queue one twice (and
+    the delivery's unique tenancy and month would refuse it anyway). When the run's summary went to the
+    managers before, it goes again, so they learn of the new e-mails and letters."""
+    with transaction.atomic():
+        run = MonthlyInformationRun.objects.select_for_update().filter(property=property, month=month).first()
+        if run is None:
+            return 0  # not made yet: queue_month will tell them all
+        informations = _compute(property, month)
+        told = set(
+            MonthlyInformationDelivery.objects.filter(
+                month=month, tenancy_id__in=[information.tenancy_id for information in informations]
+            ).values_list("tenancy_id", flat=True)
+        )
+        deliveries = _deliveries(run, [one for one in informations if one.tenancy_id not in told])
+        if not deliveries:
+            return 0
+        MonthlyInformationDelivery.objects.bulk_create(deliveries)
+        if run.summary_sent_at is not None:
+            MonthlyInformationRun.objects.filter(pk=run.pk).update(summary_sent_at=None)
+    return len(deliveries)
+
+
+def _deliveries(
+    run: MonthlyInformationRun, informations: Sequence[MonthlyInformation]
+) -> list[MonthlyInformationDelivery]:
+    """One delivery (unsaved) per information about a tenancy of the run's property: by e-mail where the tenant
+    has an address, else on the paper list."""
+    tenancies = Tenancy.objects.filter(
+        pk__in=[information.tenancy_id for information in informations], unit__property=run.property_id
+    ).select_related("tenant")
+    by_id = {tenancy.pk: tenancy for tenancy in tenancies}
+    deliveries = []
+    for information in informations:
+        tenancy = by_id.get(information.tenancy_id)
+        if tenancy is None:
+            continue  # not this property's: never tell anyone about another building
+        email = tenancy.tenant.email.strip()
+        deliveries.append(
+            MonthlyInformationDelivery(
+                run=run,
+                tenancy=tenancy,
+                month=run.month,
+                channel=MonthlyDeliveryChannel.EMAIL if email else MonthlyDeliveryChannel.PAPER,
+                status=MonthlyDeliveryStatus.QUEUED if email else MonthlyDeliveryStatus.NO_ADDRESS,
+                address=email,
+                information=information_to_json(information),
+            )
+        )
+    return deliveries
+
+
+def _missed(due: Iterable[tuple[Property, date]]) -> list[tuple[Property, date]]:
+    """The due (property, month)s whose run is made and that have a tenancy living there in the month without
+    that month's delivery: one query per month."""
+    by_month: dict[date, dict[int, Property]] = {}
+    for prop, month in due:
+        by_month.setdefault(month, {})[prop.pk] = prop
+    missed = []
+    for month, properties in sorted(by_month.items()):
+        following = add_months(month, 1)
+        property_ids = (
+            Tenancy.objects.overlapping(month, following - timedelta(days=1))
+            .filter(unit__property__in=list(properties), unit__property__monthly_information_runs__month=month)
+            .exclude(monthly_information_deliveries__month=month)
+            .values_list("unit__property_id", flat=True)
+            .distinct()
+        )
+        missed += [(properties[pk], month) for pk in sorted(property_ids)]
+    return missed
 
 
 def requeue(*, now: datetime) -> int:
@@ -228,13 +284,20 @@ def run_monthly_information(*, now: datetime | None = None, base_url: str | None
     # The months any property could still be due (a day's margin for time zones either side of UTC).
     oldest = add_months((now - timedelta(days=1)).date().replace(day=1), -settings.MONTHLY_INFORMATION_CATCH_UP_MONTHS)
     made = set(MonthlyInformationRun.objects.filter(month__gte=oldest).values_list("property_id", "month"))
-    for prop in Property.objects.select_related("organisation").order_by("pk"):
-        for month in due_months(prop, now=now):
-            if (prop.pk, month) in made:
-                continue
-            run = queue_month(property=prop, month=month)
-            if run is not None:
-                report.runs.append(run)
+    due = [
+        (prop, month)
+        for prop in Property.objects.select_related("organisation").order_by("pk")
+        for month in due_months(prop, now=now)
+    ]
+    for prop, month in due:
+        if (prop.pk, month) in made:
+            continue
+        run = queue_month(property=prop, month=month)
+        if run is not None:
+            report.runs.append(run)
+    # Tenancies entered after their month was made (a move-in registered late) are told about it now, once.
+    for prop, month in _missed(due):
+        report.missed += queue_missed(property=prop, month=month)
     requeue(now=now)
     send_queued(report=report, base_url=base_url)
     report.summaries = send_summaries(base_url=base_url)
