@@ -50,7 +50,7 @@ from django.db import transaction
 from django.db.models import Count, F, Q
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone, translation
+from django.utils import formats, timezone, translation
 from django.utils.translation import gettext
 
 from readings.formatting import format_number
@@ -524,14 +524,29 @@ def figure_views(information: MonthlyInformation) -> list[FigureView]:
                 title=figures.label,
                 this_month=this_month + (" " + gettext("(partly estimated)") if figures.estimated else ""),
                 estimate=_amount(figures.kwh_estimate, "kWh") if figures.kwh_estimate is not None else "",
+                # Every comparison is named, one without a figure in words (not a 0 nor left out): in a
+                # building's first year there is no last year, and the tenant is to be told so.
                 comparisons=[
                     Comparison(label, _amount(value, unit), _change(figures.this_month, value))
-                    for label, value in present
+                    if value is not None
+                    else Comparison(label, gettext("no figure to compare with"), "")
+                    for label, value in compared
                 ],
                 bars=bars,
             )
         )
     return views
+
+
+def _days_text(information: MonthlyInformation) -> str:
+    """The tenant's days of the month, in words, where she lived there only part of it (a move in or out):
+    her figures are of those days only, as her page says too; "" for the whole month."""
+    if not information.partial or information.first_day is None or information.end_day is None:
+        return ""
+    return gettext("Your use from %(start)s to %(end)s, the days of the month you lived here.") % {
+        "start": formats.date_format(information.first_day, "DATE_FORMAT"),
+        "end": formats.date_format(information.end_day - timedelta(days=1), "DATE_FORMAT"),
+    }
 
 
 def information_context(delivery: MonthlyInformationDelivery, *, base_url: str | None = None) -> dict[str, Any]:
@@ -547,6 +562,7 @@ def information_context(delivery: MonthlyInformationDelivery, *, base_url: str |
         "organisation": tenancy.unit.property.organisation,
         "tenant_name": tenant.get_full_name().strip() or tenant.get_username(),
         "month": information.month,
+        "days": _days_text(information),
         "figures": figure_views(information),
         "method": _method_text(information),
         "weather": weather,

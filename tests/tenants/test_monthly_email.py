@@ -4,6 +4,7 @@ tenancy's language, with the numbers, the comparisons, the method, a chart of pl
 from __future__ import annotations
 
 import re
+from datetime import date
 from html import escape
 
 import pytest
@@ -66,11 +67,31 @@ def test_it_draws_the_chart_as_inline_styled_bars_without_scripts_or_svg(smtp_se
     assert widths == ["92", "83", "100", "89", "100"]
 
 
-def test_it_leaves_out_what_there_is_nothing_to_compare_with(smtp_server, building, computed):
+def test_it_says_where_there_is_nothing_to_compare_with_rather_than_leaving_it_out(smtp_server, building, computed):
+    run_monthly_information(now=FEBRUARY_RUN)
+    text, html = parts_of(smtp_server.to("tina@example.org")[0])
+    water = text.split("Koldt vand")[1].split("Varme, korrigeret")[0]
+    # Cold water has no previous month, no last year and no average: each said in words, never a 0.
+    for label in ("Forrige måned", "Samme måned sidste år", "Gennemsnitsforbruger"):
+        assert f"{label}: intet tal at sammenligne med" in water
+    assert "0 m³" not in water.replace("3,25 m³", "")
+    assert "Samme måned sidste år: intet tal at sammenligne med" in html
+
+
+def test_it_says_which_days_a_tenant_who_moved_out_mid_month_is_told_about(smtp_server, building, computed):
+    tenancy = building["tina"]
+    tenancy.move_out = date(2025, 1, 16)
+    tenancy.save()
+    run_monthly_information(now=FEBRUARY_RUN)
+    text, html = parts_of(smtp_server.to("tina@example.org")[0])
+    days = "Dit forbrug fra 1. januar 2025 til 15. januar 2025, de dage i måneden du boede her."
+    assert days in text and days in html
+
+
+def test_it_does_not_name_days_for_a_whole_month(smtp_server, building, computed):
     run_monthly_information(now=FEBRUARY_RUN)
     text, _html = parts_of(smtp_server.to("tina@example.org")[0])
-    water = text.split("Koldt vand")[1].split("Varme, korrigeret")[0]
-    assert "Forrige måned" not in water and "Gennemsnitsforbruger" not in water
+    assert "de dage i måneden du boede her" not in text
 
 
 @pytest.mark.django_db(transaction=True)  # readings are ingested on a connection of their own
