@@ -496,38 +496,47 @@ def _percent(change: Decimal) -> str:
 
 
 def figure_views(information: MonthlyInformation) -> list[FigureView]:
-    """Each meter type's figures, formatted in the active language, with the bars of the small chart."""
+    """Each meter type's figures, formatted in the active language, with the bars of the small chart. A type
+    whose meter sent no reading in the month says so (its comparisons still shown), rather than 0 or nothing."""
     views = []
     for figures in information.figures:
-        if figures.this_month is None:
-            continue
         unit = figures.unit_label
+        this_month = figures.this_month
         compared = [
             (gettext("Previous month"), figures.previous_month),
             (gettext("Same month last year"), figures.same_month_last_year),
             (gettext("Average user"), figures.cohort_average),
         ]
-        present = [(label, value) for label, value in compared if value is not None]
-        longest = max([figures.this_month, *(value for _label, value in present)])
+        drawn = [(label, value) for label, value in compared if value is not None]
+        if this_month is not None:
+            drawn.insert(0, (gettext("This month"), this_month))
+        longest = max([value for _label, value in drawn], default=Decimal(0))
         bars = [
             Bar(
                 label=label,
                 amount=_amount(value, unit),
                 percent=int((value / longest * 100).quantize(Decimal(1))) if longest > 0 else 0,
-                current=index == 0,
+                current=index == 0 and this_month is not None,
             )
-            for index, (label, value) in enumerate([(gettext("This month"), figures.this_month), *present])
+            for index, (label, value) in enumerate(drawn)
         ]
-        this_month = _amount(figures.this_month, unit)
+        if this_month is None:
+            title_amount = gettext("no readings in the month")
+        else:
+            title_amount = _amount(this_month, unit) + (
+                " " + gettext("(partly estimated)") if figures.estimated else ""
+            )
         views.append(
             FigureView(
                 title=figures.label,
-                this_month=this_month + (" " + gettext("(partly estimated)") if figures.estimated else ""),
+                this_month=title_amount,
                 estimate=_amount(figures.kwh_estimate, "kWh") if figures.kwh_estimate is not None else "",
                 # Every comparison is named, one without a figure in words (not a 0 nor left out): in a
                 # building's first year there is no last year, and the tenant is to be told so.
                 comparisons=[
-                    Comparison(label, _amount(value, unit), _change(figures.this_month, value))
+                    Comparison(
+                        label, _amount(value, unit), _change(this_month, value) if this_month is not None else ""
+                    )
                     if value is not None
                     else Comparison(label, gettext("no figure to compare with"), "")
                     for label, value in compared

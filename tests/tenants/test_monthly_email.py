@@ -121,3 +121,19 @@ def test_it_sends_the_figures_the_computation_gives(smtp_server, prop, gateway, 
                 assert f"{figures.label}: {amount}" in text
         assert cohort_method_text(expected) in text
     assert len(smtp_server.messages) == 5  # every tenancy living there in January, once
+
+
+def test_it_says_a_meter_sent_no_readings_rather_than_leaving_it_out(smtp_server, building, computed):
+    from tenants.models import MonthlyInformationDelivery
+    from tenants.monthly_delivery import queue_month
+
+    queue_month(property=building["tina"].unit.property, month=date(2025, 1, 1))
+    delivery = MonthlyInformationDelivery.objects.get(tenancy=building["tina"])
+    delivery.information["figures"][0]["this_month"] = None  # the heat meter said nothing in January
+    delivery.save()
+    run_monthly_information(now=FEBRUARY_RUN)
+    text, html = parts_of(smtp_server.to("tina@example.org")[0])
+    for part in (text, html):
+        assert "Varme: ingen aflæsninger i måneden" in part
+        assert "Forrige måned: 375 kWh" in part and not re.search(r"(?<![\d.,])0 kWh", part)
+    assert "Koldt vand: 3,25 m³" in text
