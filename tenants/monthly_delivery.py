@@ -55,6 +55,7 @@ from django.utils.translation import gettext
 
 from readings.formatting import format_number
 from readings.models import Property, Tenancy
+from readings.reports import DECIMALS
 from settlements.delivery import unit_postal_address
 from settlements.pdf import DEFAULT_BASE_URL, StaticFilesOnly
 from tenants import monthly
@@ -477,9 +478,9 @@ class FigureView:
     bars: list[Bar]
 
 
-def _amount(value: Decimal, unit: str) -> str:
-    """An amount with its unit as written ("413 kWh", "3,25 m³"): kWh and allocator units whole."""
-    decimals = 2 if unit == "m³" else 0
+def _amount(value: Decimal, unit: str, decimals: int = 0) -> str:
+    """An amount with its unit as written ("412,5 kWh", "3,250 m³"); whole by default (the weather
+    comparison and the allocators' kWh estimate, as the page writes them)."""
     return f"{format_number(value, decimals)} {unit}"
 
 
@@ -501,6 +502,8 @@ def figure_views(information: MonthlyInformation) -> list[FigureView]:
     views = []
     for figures in information.figures:
         unit = figures.unit_label
+        # The tenant's page's decimals (readings.reports.DECIMALS), so the e-mail and the page write one figure.
+        decimals = DECIMALS[monthly.UNIT_CODES.get(figures.unit, figures.unit)][0]
         this_month = figures.this_month
         compared = [
             (gettext("Previous month"), figures.previous_month),
@@ -514,7 +517,7 @@ def figure_views(information: MonthlyInformation) -> list[FigureView]:
         bars = [
             Bar(
                 label=label,
-                amount=_amount(value, unit),
+                amount=_amount(value, unit, decimals),
                 percent=int((value / longest * 100).quantize(Decimal(1))) if longest > 0 else 0,
                 current=index == 0 and this_month is not None,
             )
@@ -523,7 +526,7 @@ def figure_views(information: MonthlyInformation) -> list[FigureView]:
         if this_month is None:
             title_amount = gettext("no readings in the month")
         else:
-            title_amount = _amount(this_month, unit) + (
+            title_amount = _amount(this_month, unit, decimals) + (
                 " " + gettext("(partly estimated)") if figures.estimated else ""
             )
         views.append(
@@ -535,7 +538,9 @@ def figure_views(information: MonthlyInformation) -> list[FigureView]:
                 # building's first year there is no last year, and the tenant is to be told so.
                 comparisons=[
                     Comparison(
-                        label, _amount(value, unit), _change(this_month, value) if this_month is not None else ""
+                        label,
+                        _amount(value, unit, decimals),
+                        _change(this_month, value) if this_month is not None else "",
                     )
                     if value is not None
                     else Comparison(label, gettext("no figure to compare with"), "")

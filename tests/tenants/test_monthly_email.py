@@ -35,11 +35,11 @@ def test_it_writes_the_numbers_and_comparisons_in_danish(smtp_server, building, 
     text, html = parts_of(mail)
     for part in (text, html):
         assert "Kære Tina Jensen" in part
-        assert "Varme: 413 kWh" in part  # 412.5 rounded half up
-        assert "Forrige måned: 375 kWh (denne måned +10 %)" in part
-        assert "Samme måned sidste år: 450 kWh (denne måned \u22128 %)" in part
-        assert "Gennemsnitsforbruger: 400 kWh (denne måned +3 %)" in part
-        assert "Koldt vand: 3,25 m³" in part
+        assert "Varme: 412,5 kWh" in part  # the page's decimals
+        assert "Forrige måned: 375,0 kWh (denne måned +10 %)" in part
+        assert "Samme måned sidste år: 450,0 kWh (denne måned \u22128 %)" in part
+        assert "Gennemsnitsforbruger: 400,0 kWh (denne måned +3 %)" in part
+        assert "Koldt vand: 3,250 m³" in part
         assert "1.200 kWh" in part and "1.400 kWh" in part and "Denmark" in part  # the weather comparison
         assert "https://portal.example/home/" in part
     assert METHOD in text and escape(METHOD) in html  # the cohort method, stated on the message
@@ -53,8 +53,8 @@ def test_it_writes_in_english_for_an_english_tenancy(smtp_server, building, comp
     (mail,) = smtp_server.to("rita@example.org")
     assert str(mail["Subject"]) == "Your consumption in January 2025 · Solvej 1"
     text, _html = parts_of(mail)
-    assert "Dear Rita," in text and "Heat: 413 kWh" in text and "Cold water: 3.25 m³" in text
-    assert "Previous month: 375 kWh (this month +10 %)" in text
+    assert "Dear Rita," in text and "Heat: 412.5 kWh" in text and "Cold water: 3.250 m³" in text
+    assert "Previous month: 375.0 kWh (this month +10 %)" in text
 
 
 def test_it_draws_the_chart_as_inline_styled_bars_without_scripts_or_svg(smtp_server, building, computed):
@@ -74,7 +74,7 @@ def test_it_says_where_there_is_nothing_to_compare_with_rather_than_leaving_it_o
     # Cold water has no previous month, no last year and no average: each said in words, never a 0.
     for label in ("Forrige måned", "Samme måned sidste år", "Gennemsnitsforbruger"):
         assert f"{label}: intet tal at sammenligne med" in water
-    assert "0 m³" not in water.replace("3,25 m³", "")
+    assert "0 m³" not in water.replace("3,250 m³", "")
     assert "Samme måned sidste år: intet tal at sammenligne med" in html
 
 
@@ -101,7 +101,8 @@ def test_it_sends_the_figures_the_computation_gives(smtp_server, prop, gateway, 
     from django.utils import translation
 
     from readings.formatting import format_number
-    from tenants.monthly import cohort_method_text, monthly_information
+    from readings.reports import DECIMALS
+    from tenants.monthly import UNIT_CODES, cohort_method_text, monthly_information
     from tests.tenants.monthly_helpers import build
 
     users = [
@@ -116,7 +117,7 @@ def test_it_sends_the_figures_the_computation_gives(smtp_server, prop, gateway, 
     with translation.override(tenancy.language):
         for figures in expected.figures:
             if figures.this_month is not None:
-                decimals = 2 if figures.unit == "m³" else 0
+                decimals = DECIMALS[UNIT_CODES[figures.unit]][0]  # the tenant's page's
                 amount = f"{format_number(figures.this_month, decimals)} {figures.unit_label}"
                 assert f"{figures.label}: {amount}" in text
         assert cohort_method_text(expected) in text
@@ -135,5 +136,21 @@ def test_it_says_a_meter_sent_no_readings_rather_than_leaving_it_out(smtp_server
     text, html = parts_of(smtp_server.to("tina@example.org")[0])
     for part in (text, html):
         assert "Varme: ingen aflæsninger i måneden" in part
-        assert "Forrige måned: 375 kWh" in part and not re.search(r"(?<![\d.,])0 kWh", part)
-    assert "Koldt vand: 3,25 m³" in text
+        assert "Forrige måned: 375,0 kWh" in part and not re.search(r"(?<![\d.,])0 kWh", part)
+    assert "Koldt vand: 3,250 m³" in text
+
+
+def test_it_writes_every_figure_as_the_tenants_page_shows_it(smtp_server, building, computed):
+    from django.utils import translation
+
+    from tenants.monthly_display import display
+    from tests.tenants.delivery_helpers import information_for
+
+    run_monthly_information(now=FEBRUARY_RUN)
+    text, html = parts_of(smtp_server.to("tina@example.org")[0])
+    with translation.override("da"):
+        page = display(information_for(building["tina"], date(2025, 1, 1)))
+    shown = [f"{row.text} {kind.unit}" for kind in page.types for row in kind.rows if row.text]
+    assert "412,5 kWh" in shown and "3,250 m³" in shown
+    for amount in shown:
+        assert amount in text and amount in html
