@@ -9,6 +9,7 @@ from html import escape
 
 import pytest
 
+from readings.formatting import format_number
 from tenants.monthly_delivery import run_monthly_information
 from tests.tenants import delivery_helpers
 from tests.tenants.delivery_helpers import METHOD, local
@@ -154,3 +155,45 @@ def test_it_writes_every_figure_as_the_tenants_page_shows_it(smtp_server, buildi
     assert "412,5 kWh" in shown and "3,250 m³" in shown
     for amount in shown:
         assert amount in text and amount in html
+
+
+@pytest.mark.django_db(transaction=True)  # readings are ingested on a connection of their own
+def test_it_tells_a_tenancy_entered_late_her_own_days_only(smtp_server, prop, gateway, django_user_model):
+    from datetime import date
+
+    from django.utils import translation
+
+    from readings.consumption import unit_consumption
+    from readings.models import Tenancy
+    from tenants.monthly import monthly_information
+    from tests.tenants.monthly_helpers import build
+
+    users = [
+        django_user_model.objects.create_user(f"tenant{n}", email=f"tenant{n}@example.org", first_name=f"T{n}")
+        for n in range(6)
+    ]
+    built = build(prop, gateway, users)
+    # 5 tv: tenant5 moved out on 3 January (entered in time); nobody else lived there at January's run.
+    leaving = built["tenancies"][-1]
+    leaving.move_out = date(2025, 1, 3)
+    leaving.save()
+    run_monthly_information(now=local(2025, 2, 3))
+    # Nora moved in on 3 January and was entered on 10 February.
+    nora = django_user_model.objects.create_user("nora", email="nora@example.org", first_name="Nora")
+    arriving = Tenancy.objects.create(unit=leaving.unit, tenant=nora, move_in=date(2025, 1, 3), language="da")
+    run_monthly_information(now=local(2025, 2, 10))
+    (mail,) = smtp_server.to("nora@example.org")
+    text, _html = parts_of(mail)
+    assert "Dit forbrug fra 3. januar 2025 til 31. januar 2025, de dage i måneden du boede her." in text
+    own = monthly_information(tenancy=arriving, month=date(2025, 1, 1))
+    before = monthly_information(tenancy=leaving, month=date(2025, 1, 1))
+    heat = next(one for one in own.figures if one.meter_type == "heat")
+    assert heat.previous_month is None and heat.same_month_last_year is None  # not the previous tenant's
+    whole = unit_consumption(
+        unit=leaving.unit, meter_type="heat", start=date(2025, 1, 1), end=date(2025, 2, 1), now=local(2025, 2, 10)
+    ).total
+    assert whole is not None
+    assert heat.this_month + next(one for one in before.figures if one.meter_type == "heat").this_month == whole.value
+    with translation.override("da"):
+        assert f"Varme: {format_number(heat.this_month, 1)} kWh" in text
+    assert len(smtp_server.to("tenant5@example.org")) == 1  # the one leaving: January once, as before
