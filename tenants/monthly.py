@@ -106,6 +106,10 @@ class MonthlyInformation:
     first_day: date | None = None  # the tenant's part of the month: [first_day, end_day) (moves cut it)
     end_day: date | None = None
     floor_area_m2: Decimal | None = None  # the unit's, which the average user is scaled to
+    # The tenancy held only part of the previous month / the same month last year (moved in during it): those
+    # figures are of her days only, no whole month to reckon a change in per cent against.
+    previous_partial: bool = False
+    last_year_partial: bool = False
 
     @property
     def partial(self) -> bool:
@@ -438,9 +442,17 @@ def _compute(*, prop: Property, month: date, tenancies: list[Tenancy], now: date
                 first_day=own[0],
                 end_day=own[1],
                 floor_area_m2=unit.floor_area_m2,
+                previous_partial=_held_part_of(tenancy, previous, month),
+                last_year_partial=_held_part_of(tenancy, last_year, add_months(last_year, 1)),
             )
         )
     return result
+
+
+def _held_part_of(tenancy: Tenancy, start: date, end: date) -> bool:
+    """Whether the tenancy held some, but not all, of the days [start, end)."""
+    days = _part_of(tenancy, start, end)
+    return days is not None and days != (start, end)
 
 
 def _tenancy_amount(meters: _Property, tenancy: Tenancy, meter_type: str, start: date, end: date) -> Amount | None:
@@ -484,6 +496,12 @@ def _weather(
 
 
 # --- The methods, in words (the page and the message state them) -------------------------------------------
+
+
+def part_label(label: str, partial: bool) -> str:
+    """A comparison month's label, marked where the tenant lived only part of it: its figure is of her days,
+    so the page and the message reckon no change in per cent against it."""
+    return _("%(label)s (your days only)") % {"label": label} if partial else label
 
 
 def cohort_method_text(info: MonthlyInformation) -> str:

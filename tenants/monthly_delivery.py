@@ -505,10 +505,20 @@ def figure_views(information: MonthlyInformation) -> list[FigureView]:
         # The tenant's page's decimals (readings.reports.DECIMALS), so the e-mail and the page write one figure.
         decimals = DECIMALS[monthly.UNIT_CODES.get(figures.unit, figures.unit)][0]
         this_month = figures.this_month
+        # A change in per cent only between like periods: a whole month against a whole month, or the tenant's
+        # days against the average user over the same days (it is scaled to them). A part month is marked.
         compared = [
-            (gettext("Previous month"), figures.previous_month),
-            (gettext("Same month last year"), figures.same_month_last_year),
+            (monthly.part_label(gettext("Previous month"), information.previous_partial), figures.previous_month),
+            (
+                monthly.part_label(gettext("Same month last year"), information.last_year_partial),
+                figures.same_month_last_year,
+            ),
             (gettext("Average user"), figures.cohort_average),
+        ]
+        reckoned = [
+            not (information.partial or information.previous_partial),
+            not (information.partial or information.last_year_partial),
+            True,
         ]
         drawn = [(label, value) for label, value in compared if value is not None]
         if this_month is not None:
@@ -540,11 +550,11 @@ def figure_views(information: MonthlyInformation) -> list[FigureView]:
                     Comparison(
                         label,
                         _amount(value, unit, decimals),
-                        _change(this_month, value) if this_month is not None else "",
+                        _change(this_month, value) if this_month is not None and like else "",
                     )
                     if value is not None
                     else Comparison(label, gettext("no figure to compare with"), "")
-                    for label, value in compared
+                    for (label, value), like in zip(compared, reckoned, strict=True)
                 ],
                 bars=bars,
             )

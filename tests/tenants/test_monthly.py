@@ -230,3 +230,11 @@ def test_it_leaves_a_dwelling_whose_meter_said_nothing_in_the_month_out_of_the_a
     after = figures_of(monthly_information(tenancy=tenancy, month=month, now=NOW), "heat")
     assert after.cohort_size == before.cohort_size == 6
     assert after.cohort_average == before.cohort_average
+
+
+def test_it_marks_a_comparison_month_the_tenancy_held_only_part_of(building):
+    arriving = building["tenancies"][2]  # moved into 2 tv on 15 November 2024
+    december = monthly_information(tenancy=arriving, month=date(2024, 12, 1), now=NOW)
+    assert december.previous_partial and not december.last_year_partial
+    january = monthly_information(tenancy=arriving, month=date(2025, 1, 1), now=NOW)
+    assert not january.previous_partial

@@ -197,3 +197,28 @@ def test_it_tells_a_tenancy_entered_late_her_own_days_only(smtp_server, prop, ga
     with translation.override("da"):
         assert f"Varme: {format_number(heat.this_month, 1)} kWh" in text
     assert len(smtp_server.to("tenant5@example.org")) == 1  # the one leaving: January once, as before
+
+
+def test_it_gives_no_change_in_per_cent_between_a_whole_month_and_part_of_one(smtp_server, building, computed):
+    from tenants.models import MonthlyInformationDelivery
+    from tenants.monthly_delivery import queue_month
+
+    queue_month(property=building["tina"].unit.property, month=date(2025, 1, 1))
+    delivery = MonthlyInformationDelivery.objects.get(tenancy=building["tina"])
+    delivery.information["previous_partial"] = True  # she moved in in mid-December
+    delivery.save()
+    run_monthly_information(now=FEBRUARY_RUN)
+    text, html = parts_of(smtp_server.to("tina@example.org")[0])
+    for part in (text, html):
+        assert "Forrige måned (kun dine dage): 375,0 kWh" in part and "denne måned +10 %" not in part
+        assert "Samme måned sidste år: 450,0 kWh (denne måned \u22128 %)" in part  # a whole month: compared
+
+
+def test_it_compares_a_part_month_in_per_cent_with_the_average_user_only(smtp_server, building, computed):
+    tenancy = building["tina"]
+    tenancy.move_out = date(2025, 1, 16)
+    tenancy.save()
+    run_monthly_information(now=FEBRUARY_RUN)
+    text, _html = parts_of(smtp_server.to("tina@example.org")[0])
+    assert "Forrige måned: 375,0 kWh\r\n" in text and "Samme måned sidste år: 450,0 kWh\r\n" in text
+    assert "Gennemsnitsforbruger: 400,0 kWh (denne måned +3 %)" in text  # scaled to her days

@@ -122,6 +122,14 @@ def test_it_says_in_words_that_a_newcomer_has_no_last_year_to_compare_with(clien
     assert row is not None and "intet tal at sammenligne med" in row[0] and "0,0" not in row[0]
 
 
+def test_it_marks_a_comparison_month_the_tenant_lived_only_part_of(client, building, users):
+    client.force_login(users[2])  # moved into 2 tv on 15 November 2024
+    tenancy = building["tenancies"][2]
+    html = client.get(month_url(tenancy, date(2024, 12, 1)), headers={"accept-language": "da"}).content.decode()
+    row = re.search(r'data-row="previous_month"><th scope="row">([^<]+)</th>', html)
+    assert row is not None and row[1] == "november 2024 (kun dine dage)"
+
+
 def test_it_tells_a_tenant_who_moved_in_mid_month_about_their_days_only(client, building, users):
     client.force_login(users[2])
     tenancy = building["tenancies"][2]
