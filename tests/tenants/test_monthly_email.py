@@ -192,10 +192,11 @@ def test_it_tells_a_tenancy_entered_late_her_own_days_only(smtp_server, prop, ga
     whole = unit_consumption(
         unit=leaving.unit, meter_type="heat", start=date(2025, 1, 1), end=date(2025, 2, 1), now=local(2025, 2, 10)
     ).total
-    assert whole is not None
-    assert heat.this_month + next(one for one in before.figures if one.meter_type == "heat").this_month == whole.value
+    hers, theirs = heat.this_month, next(one for one in before.figures if one.meter_type == "heat").this_month
+    assert whole is not None and hers is not None and theirs is not None
+    assert hers + theirs == whole.value
     with translation.override("da"):
-        assert f"Varme: {format_number(heat.this_month, 1)} kWh" in text
+        assert f"Varme: {format_number(hers, 1)} kWh" in text
     assert len(smtp_server.to("tenant5@example.org")) == 1  # the one leaving: January once, as before
 
 
