@@ -600,7 +600,8 @@ def information_context(delivery: MonthlyInformationDelivery, *, base_url: str |
         }
         if weather
         else None,
-        "link": _portal(base_url) + reverse("tenants:home"),
+        # The month's own page (the same figures): a caught-up or late month is not the home page's month.
+        "link": _portal(base_url) + reverse("tenants:monthly-month", args=[tenancy.pk, information.month]),
         "LANGUAGE_CODE": translation.get_language(),  # <html lang>: no request, so no context processor
     }
 

@@ -42,7 +42,8 @@ def test_it_writes_the_numbers_and_comparisons_in_danish(smtp_server, building, 
         assert "Gennemsnitsforbruger: 400,0 kWh (denne måned +3 %)" in part
         assert "Koldt vand: 3,250 m³" in part
         assert "1.200 kWh" in part and "1.400 kWh" in part and "Denmark" in part  # the weather comparison
-        assert "https://portal.example/home/" in part
+        # The month's own page, with the same figures (a caught-up month is not the home page's month).
+        assert f"https://portal.example/home/monthly/{building['tina'].pk}/2025-01/" in part
     assert METHOD in text and escape(METHOD) in html  # the cohort method, stated on the message
 
 
