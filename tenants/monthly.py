@@ -24,6 +24,7 @@ from readings.consumption import (
     DISPLAY_UNIT,
     QUANTUM,
     Amount,
+    CutMethod,
     Installation,
     Series,
     add_amounts,
@@ -105,6 +106,10 @@ class MonthlyInformation:
     first_day: date | None = None  # the tenant's part of the month: [first_day, end_day) (moves cut it)
     end_day: date | None = None
     floor_area_m2: Decimal | None = None  # the unit's, which the average user is scaled to
+    # The tenancy held only part of the previous month / the same month last year (moved in during it): those
+    # figures are of her days only, no whole month to reckon a change in per cent against.
+    previous_partial: bool = False
+    last_year_partial: bool = False
 
     @property
     def partial(self) -> bool:
@@ -273,6 +278,20 @@ class _Property:
             )
         return self._amounts[key]
 
+    def hangs(self, unit_id: int, meter_type: str, start: date, end: date) -> bool:
+        """Whether a meter of the type was installed in the unit in some of the local days [start, end)."""
+        begin, finish = day_start(start, self.zone), day_start(end, self.zone)
+        return any(one.installation.overlaps(begin, finish) for one in self.series.get((unit_id, meter_type), ()))
+
+    def silent(self, unit_id: int, meter_type: str, start: date, end: date) -> bool:
+        """Whether every meter of the type in the unit over the local days [start, end) was held at a reading
+        from before them: not one reading in those days. Its amount is then a held 0, not a use."""
+        begin, finish = day_start(start, self.zone), min(day_start(end, self.zone), self.now)
+        hanging = [
+            one for one in self.series.get((unit_id, meter_type), ()) if one.installation.overlaps(begin, finish)
+        ]
+        return bool(hanging) and all(_held_since(one, begin, finish) for one in hanging)
+
     def dwellings(self) -> list[Unit]:
         return [unit for unit in self.units.values() if unit.kind == UnitKind.DWELLING]
 
@@ -303,6 +322,12 @@ class _Property:
         return None if units is None else self.allocator_kwh(units.value, start, end)
 
 
+def _held_since(series: Series, begin: datetime, finish: datetime) -> bool:
+    """Whether the installation's register at `finish` is held at a known point from `begin` or before."""
+    cut = series.cut_at(finish)
+    return cut.method == CutMethod.HELD and cut.before is not None and cut.before.at <= begin
+
+
 @dataclass(frozen=True, slots=True)
 class _Cohort:
     size: int
@@ -316,8 +341,8 @@ def _cohorts(meters: _Property, month: date, following: date, minimum: int) -> d
         used, area, size = Decimal(0), Decimal(0), 0
         for unit in meters.dwellings():
             amount = meters.amount(unit.pk, meter_type, month, following)
-            if amount is None or unit.floor_area_m2 <= 0:
-                continue
+            if amount is None or unit.floor_area_m2 <= 0 or meters.silent(unit.pk, meter_type, month, following):
+                continue  # a meter that said nothing all month is no use of 0
             used, area, size = used + amount.value, area + unit.floor_area_m2, size + 1
         shown = size >= minimum and area > 0
         result[meter_type] = _Cohort(size if shown else 0, used / area if shown else None)
@@ -377,8 +402,13 @@ def _compute(*, prop: Property, month: date, tenancies: list[Tenancy], now: date
                 _tenancy_amount(meters, tenancy, meter_type, start, end)
                 for start, end in ((month, following), (previous, month), (last_year, add_months(last_year, 1)))
             )
-            if this is None and before is None and year_ago is None:
-                continue
+            if (
+                this is None
+                and before is None
+                and year_ago is None
+                and not meters.hangs(tenancy.unit_id, meter_type, *own)
+            ):
+                continue  # no meter of the type here (one that said nothing is shown, as saying nothing)
             cohort = cohorts[meter_type]
             average = None
             if cohort.per_m2 is not None and this is not None and unit.floor_area_m2 > 0:
@@ -412,15 +442,26 @@ def _compute(*, prop: Property, month: date, tenancies: list[Tenancy], now: date
                 first_day=own[0],
                 end_day=own[1],
                 floor_area_m2=unit.floor_area_m2,
+                previous_partial=_held_part_of(tenancy, previous, month),
+                last_year_partial=_held_part_of(tenancy, last_year, add_months(last_year, 1)),
             )
         )
     return result
 
 
-def _tenancy_amount(meters: _Property, tenancy: Tenancy, meter_type: str, start: date, end: date) -> Amount | None:
-    """The unit's use over the days of [start, end) the tenancy held it (what its consumption page shows)."""
+def _held_part_of(tenancy: Tenancy, start: date, end: date) -> bool:
+    """Whether the tenancy held some, but not all, of the days [start, end)."""
     days = _part_of(tenancy, start, end)
-    return None if days is None else meters.amount(tenancy.unit_id, meter_type, *days)
+    return days is not None and days != (start, end)
+
+
+def _tenancy_amount(meters: _Property, tenancy: Tenancy, meter_type: str, start: date, end: date) -> Amount | None:
+    """The unit's use over the days of [start, end) the tenancy held it (what its consumption page shows);
+    None where its meters sent not one reading in those days (held at an older one, they would say 0)."""
+    days = _part_of(tenancy, start, end)
+    if days is None or meters.silent(tenancy.unit_id, meter_type, *days):
+        return None
+    return meters.amount(tenancy.unit_id, meter_type, *days)
 
 
 def _weather(
@@ -455,6 +496,12 @@ def _weather(
 
 
 # --- The methods, in words (the page and the message state them) -------------------------------------------
+
+
+def part_label(label: str, partial: bool) -> str:
+    """A comparison month's label, marked where the tenant lived only part of it: its figure is of her days,
+    so the page and the message reckon no change in per cent against it."""
+    return _("%(label)s (your days only)") % {"label": label} if partial else label
 
 
 def cohort_method_text(info: MonthlyInformation) -> str:

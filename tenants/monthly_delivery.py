@@ -12,6 +12,8 @@ Run hourly by the job worker (tenants/tasks.py), `run_monthly_information`:
    run's unique (property, month) makes a second worker, a re-run or a
    restarted worker find it made and do nothing. A tenant with an e-mail
    address is queued for e-mail; one without is on the paper list.
+   `queue_missed`: a tenancy entered after its month's run was made is added
+   to that run on the next run (due months only), once per tenancy and month.
 3. `send_queued`: queued e-mails are claimed in batches (QUEUED → SENDING,
    rows locked by another worker skipped) and sent over SENDING_CONNECTIONS sessions with
    the mail server at once; the batch's outcomes are recorded (sent, refused by the server
@@ -48,11 +50,12 @@ from django.db import transaction
 from django.db.models import Count, F, Q
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone, translation
+from django.utils import formats, timezone, translation
 from django.utils.translation import gettext
 
 from readings.formatting import format_number
 from readings.models import Property, Tenancy
+from readings.reports import DECIMALS
 from settlements.delivery import unit_postal_address
 from settlements.pdf import DEFAULT_BASE_URL, StaticFilesOnly
 from tenants import monthly
@@ -166,6 +169,7 @@ class RunReport:
     """What one `run_monthly_information` did."""
 
     runs: list[MonthlyInformationRun] = field(default_factory=list)
+    missed: int = 0  # deliveries queued into runs made before their tenancy was entered
     sent: int = 0
     refused: int = 0
     failed: int = 0
@@ -179,30 +183,83 @@ def queue_month(*, property: Property, month: date) -> MonthlyInformationRun | N
         run, created = MonthlyInformationRun.objects.get_or_create(property=property, month=month)
         if not created:
             return None
-        informations = _compute(property, month)
-        tenancies = Tenancy.objects.filter(
-            pk__in=[information.tenancy_id for information in informations], unit__property=property
-        ).select_related("tenant")
-        by_id = {tenancy.pk: tenancy for tenancy in tenancies}
-        deliveries = []
-        for information in informations:
-            tenancy = by_id.get(information.tenancy_id)
-            if tenancy is None:
-                continue  # not this property's: never tell anyone about another building
-            email = tenancy.tenant.email.strip()
-            deliveries.append(
-                MonthlyInformationDelivery(
-                    run=run,
-                    tenancy=tenancy,
-                    month=month,
-                    channel=MonthlyDeliveryChannel.EMAIL if email else MonthlyDeliveryChannel.PAPER,
-                    status=MonthlyDeliveryStatus.QUEUED if email else MonthlyDeliveryStatus.NO_ADDRESS,
-                    address=email,
-                    information=information_to_json(information),
-                )
-            )
-        MonthlyInformationDelivery.objects.bulk_create(deliveries, batch_size=2000)
+        MonthlyInformationDelivery.objects.bulk_create(_deliveries(run, _compute(property, month)), batch_size=2000)
     return run
+
+
+def queue_missed(*, property: Property, month: date) -> int:
+    """Queue the month's information for the property's tenancies that lived in it and were not told about
+    it: entered in the portal after the month's run was made. Returns how many were queued.
+
+    The run is locked while the tenancies already told are read, so two workers never queue one twice (and
+    the delivery's unique tenancy and month would refuse it anyway). When the run's summary went to the
+    managers before, it goes again, so they learn of the new e-mails and letters."""
+    with transaction.atomic():
+        run = MonthlyInformationRun.objects.select_for_update().filter(property=property, month=month).first()
+        if run is None:
+            return 0  # not made yet: queue_month will tell them all
+        informations = _compute(property, month)
+        told = set(
+            MonthlyInformationDelivery.objects.filter(
+                month=month, tenancy_id__in=[information.tenancy_id for information in informations]
+            ).values_list("tenancy_id", flat=True)
+        )
+        deliveries = _deliveries(run, [one for one in informations if one.tenancy_id not in told])
+        if not deliveries:
+            return 0
+        MonthlyInformationDelivery.objects.bulk_create(deliveries)
+        if run.summary_sent_at is not None:
+            MonthlyInformationRun.objects.filter(pk=run.pk).update(summary_sent_at=None)
+    return len(deliveries)
+
+
+def _deliveries(
+    run: MonthlyInformationRun, informations: Sequence[MonthlyInformation]
+) -> list[MonthlyInformationDelivery]:
+    """One delivery (unsaved) per information about a tenancy of the run's property: by e-mail where the tenant
+    has an address, else on the paper list."""
+    tenancies = Tenancy.objects.filter(
+        pk__in=[information.tenancy_id for information in informations], unit__property=run.property_id
+    ).select_related("tenant")
+    by_id = {tenancy.pk: tenancy for tenancy in tenancies}
+    deliveries = []
+    for information in informations:
+        tenancy = by_id.get(information.tenancy_id)
+        if tenancy is None:
+            continue  # not this property's: never tell anyone about another building
+        email = tenancy.tenant.email.strip()
+        deliveries.append(
+            MonthlyInformationDelivery(
+                run=run,
+                tenancy=tenancy,
+                month=run.month,
+                channel=MonthlyDeliveryChannel.EMAIL if email else MonthlyDeliveryChannel.PAPER,
+                status=MonthlyDeliveryStatus.QUEUED if email else MonthlyDeliveryStatus.NO_ADDRESS,
+                address=email,
+                information=information_to_json(information),
+            )
+        )
+    return deliveries
+
+
+def _missed(due: Iterable[tuple[Property, date]]) -> list[tuple[Property, date]]:
+    """The due (property, month)s whose run is made and that have a tenancy living there in the month without
+    that month's delivery: one query per month."""
+    by_month: dict[date, dict[int, Property]] = {}
+    for prop, month in due:
+        by_month.setdefault(month, {})[prop.pk] = prop
+    missed = []
+    for month, properties in sorted(by_month.items()):
+        following = add_months(month, 1)
+        property_ids = (
+            Tenancy.objects.overlapping(month, following - timedelta(days=1))
+            .filter(unit__property__in=list(properties), unit__property__monthly_information_runs__month=month)
+            .exclude(monthly_information_deliveries__month=month)
+            .values_list("unit__property_id", flat=True)
+            .distinct()
+        )
+        missed += [(properties[pk], month) for pk in sorted(property_ids)]
+    return missed
 
 
 def requeue(*, now: datetime) -> int:
@@ -228,13 +285,20 @@ def run_monthly_information(*, now: datetime | None = None, base_url: str | None
     # The months any property could still be due (a day's margin for time zones either side of UTC).
     oldest = add_months((now - timedelta(days=1)).date().replace(day=1), -settings.MONTHLY_INFORMATION_CATCH_UP_MONTHS)
     made = set(MonthlyInformationRun.objects.filter(month__gte=oldest).values_list("property_id", "month"))
-    for prop in Property.objects.select_related("organisation").order_by("pk"):
-        for month in due_months(prop, now=now):
-            if (prop.pk, month) in made:
-                continue
-            run = queue_month(property=prop, month=month)
-            if run is not None:
-                report.runs.append(run)
+    due = [
+        (prop, month)
+        for prop in Property.objects.select_related("organisation").order_by("pk")
+        for month in due_months(prop, now=now)
+    ]
+    for prop, month in due:
+        if (prop.pk, month) in made:
+            continue
+        run = queue_month(property=prop, month=month)
+        if run is not None:
+            report.runs.append(run)
+    # Tenancies entered after their month was made (a move-in registered late) are told about it now, once.
+    for prop, month in _missed(due):
+        report.missed += queue_missed(property=prop, month=month)
     requeue(now=now)
     send_queued(report=report, base_url=base_url)
     report.summaries = send_summaries(base_url=base_url)
@@ -414,9 +478,9 @@ class FigureView:
     bars: list[Bar]
 
 
-def _amount(value: Decimal, unit: str) -> str:
-    """An amount with its unit as written ("413 kWh", "3,25 m³"): kWh and allocator units whole."""
-    decimals = 2 if unit == "m³" else 0
+def _amount(value: Decimal, unit: str, decimals: int = 0) -> str:
+    """An amount with its unit as written ("412,5 kWh", "3,250 m³"); whole by default (the weather
+    comparison and the allocators' kWh estimate, as the page writes them)."""
     return f"{format_number(value, decimals)} {unit}"
 
 
@@ -433,42 +497,80 @@ def _percent(change: Decimal) -> str:
 
 
 def figure_views(information: MonthlyInformation) -> list[FigureView]:
-    """Each meter type's figures, formatted in the active language, with the bars of the small chart."""
+    """Each meter type's figures, formatted in the active language, with the bars of the small chart. A type
+    whose meter sent no reading in the month says so (its comparisons still shown), rather than 0 or nothing."""
     views = []
     for figures in information.figures:
-        if figures.this_month is None:
-            continue
         unit = figures.unit_label
+        # The tenant's page's decimals (readings.reports.DECIMALS), so the e-mail and the page write one figure.
+        decimals = DECIMALS[monthly.UNIT_CODES.get(figures.unit, figures.unit)][0]
+        this_month = figures.this_month
+        # A change in per cent only between like periods: a whole month against a whole month, or the tenant's
+        # days against the average user over the same days (it is scaled to them). A part month is marked.
         compared = [
-            (gettext("Previous month"), figures.previous_month),
-            (gettext("Same month last year"), figures.same_month_last_year),
+            (monthly.part_label(gettext("Previous month"), information.previous_partial), figures.previous_month),
+            (
+                monthly.part_label(gettext("Same month last year"), information.last_year_partial),
+                figures.same_month_last_year,
+            ),
             (gettext("Average user"), figures.cohort_average),
         ]
-        present = [(label, value) for label, value in compared if value is not None]
-        longest = max([figures.this_month, *(value for _label, value in present)])
+        reckoned = [
+            not (information.partial or information.previous_partial),
+            not (information.partial or information.last_year_partial),
+            True,
+        ]
+        drawn = [(label, value) for label, value in compared if value is not None]
+        if this_month is not None:
+            drawn.insert(0, (gettext("This month"), this_month))
+        longest = max([value for _label, value in drawn], default=Decimal(0))
         bars = [
             Bar(
                 label=label,
-                amount=_amount(value, unit),
+                amount=_amount(value, unit, decimals),
                 percent=int((value / longest * 100).quantize(Decimal(1))) if longest > 0 else 0,
-                current=index == 0,
+                current=index == 0 and this_month is not None,
             )
-            for index, (label, value) in enumerate([(gettext("This month"), figures.this_month), *present])
+            for index, (label, value) in enumerate(drawn)
         ]
-        this_month = _amount(figures.this_month, unit)
+        if this_month is None:
+            title_amount = gettext("no readings in the month")
+        else:
+            title_amount = _amount(this_month, unit, decimals) + (
+                " " + gettext("(partly estimated)") if figures.estimated else ""
+            )
         views.append(
             FigureView(
                 title=figures.label,
-                this_month=this_month + (" " + gettext("(partly estimated)") if figures.estimated else ""),
+                this_month=title_amount,
                 estimate=_amount(figures.kwh_estimate, "kWh") if figures.kwh_estimate is not None else "",
+                # Every comparison is named, one without a figure in words (not a 0 nor left out): in a
+                # building's first year there is no last year, and the tenant is to be told so.
                 comparisons=[
-                    Comparison(label, _amount(value, unit), _change(figures.this_month, value))
-                    for label, value in present
+                    Comparison(
+                        label,
+                        _amount(value, unit, decimals),
+                        _change(this_month, value) if this_month is not None and like else "",
+                    )
+                    if value is not None
+                    else Comparison(label, gettext("no figure to compare with"), "")
+                    for (label, value), like in zip(compared, reckoned, strict=True)
                 ],
                 bars=bars,
             )
         )
     return views
+
+
+def _days_text(information: MonthlyInformation) -> str:
+    """The tenant's days of the month, in words, where she lived there only part of it (a move in or out):
+    her figures are of those days only, as her page says too; "" for the whole month."""
+    if not information.partial or information.first_day is None or information.end_day is None:
+        return ""
+    return gettext("Your use from %(start)s to %(end)s, the days of the month you lived here.") % {
+        "start": formats.date_format(information.first_day, "DATE_FORMAT"),
+        "end": formats.date_format(information.end_day - timedelta(days=1), "DATE_FORMAT"),
+    }
 
 
 def information_context(delivery: MonthlyInformationDelivery, *, base_url: str | None = None) -> dict[str, Any]:
@@ -484,6 +586,7 @@ def information_context(delivery: MonthlyInformationDelivery, *, base_url: str |
         "organisation": tenancy.unit.property.organisation,
         "tenant_name": tenant.get_full_name().strip() or tenant.get_username(),
         "month": information.month,
+        "days": _days_text(information),
         "figures": figure_views(information),
         "method": _method_text(information),
         "weather": weather,
@@ -497,7 +600,8 @@ def information_context(delivery: MonthlyInformationDelivery, *, base_url: str |
         }
         if weather
         else None,
-        "link": _portal(base_url) + reverse("tenants:home"),
+        # The month's own page (the same figures): a caught-up or late month is not the home page's month.
+        "link": _portal(base_url) + reverse("tenants:monthly-month", args=[tenancy.pk, information.month]),
         "LANGUAGE_CODE": translation.get_language(),  # <html lang>: no request, so no context processor
     }
 

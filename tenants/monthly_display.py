@@ -22,6 +22,7 @@ from tenants.monthly import (
     MeterTypeFigures,
     MonthlyInformation,
     cohort_method_text,
+    part_label,
     weather_method_text,
 )
 
@@ -94,8 +95,12 @@ def _type_display(info: MonthlyInformation, figures: MeterTypeFigures) -> TypeDi
     month = info.month
     labels = {
         "this_month": formats.date_format(month, "YEAR_MONTH_FORMAT"),
-        "previous_month": formats.date_format(add_months(month, -1), "YEAR_MONTH_FORMAT"),
-        "same_month_last_year": formats.date_format(add_months(month, -12), "YEAR_MONTH_FORMAT"),
+        "previous_month": part_label(
+            formats.date_format(add_months(month, -1), "YEAR_MONTH_FORMAT"), info.previous_partial
+        ),
+        "same_month_last_year": part_label(
+            formats.date_format(add_months(month, -12), "YEAR_MONTH_FORMAT"), info.last_year_partial
+        ),
         "cohort_average": _("Average user"),
     }
     short = {

@@ -25,8 +25,10 @@ def monthly_information(timestamp: int) -> None:
     """Queue and send the monthly information that is due (tenants.monthly_delivery)."""
     report = run_monthly_information(now=datetime.fromtimestamp(timestamp, UTC))
     log.info(
-        "monthly information: %d months queued, %d e-mails sent, %d refused, %d not sent, %d summaries",
+        "monthly information: %d months queued, %d late tenancies queued, %d e-mails sent, %d refused, %d not sent, "
+        "%d summaries",
         len(report.runs),
+        report.missed,
         report.sent,
         report.refused,
         report.failed,

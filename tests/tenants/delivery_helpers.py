@@ -22,8 +22,12 @@ def local(year, month, day, hour=12):
 
 
 def information_for(tenancy: Tenancy, month: date) -> MonthlyInformation:
-    """Heat 412.5 kWh (previous month 375, a year ago 450, average 400) and cold water 3.25 m³."""
+    """Heat 412.5 kWh (previous month 375, a year ago 450, average 400) and cold water 3.25 m³, over the days
+    of the month the tenancy held the unit (as tenants.monthly counts them)."""
+    following = date(month.year + month.month // 12, month.month % 12 + 1, 1)
     return MonthlyInformation(
+        first_day=max(month, tenancy.move_in),
+        end_day=min(following, tenancy.move_out or following),
         tenancy_id=tenancy.pk,
         month=month,
         figures=(

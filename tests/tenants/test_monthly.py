@@ -198,3 +198,43 @@ def test_it_starts_the_heating_year_with_the_heating_season(settings):
 def test_it_refuses_a_month_the_tenancy_has_no_day_in(building):
     with pytest.raises(ValueError, match="no day in 2024-10"):
         monthly_information(tenancy=building["tenancies"][2], month=date(2024, 10, 1), now=NOW)
+
+
+def test_it_gives_no_figure_for_a_month_without_a_single_reading(building):
+    # The meters read up to 1 March 2025 (monthly_helpers.READ_TO): March has no reading at all. Held at
+    # the last reading it would be "0 kWh"; the tenant did not use nothing, her meter said nothing.
+    tenancy = building["tenancies"][0]
+    info = monthly_information(tenancy=tenancy, month=date(2025, 3, 1), now=NOW)
+    heat = figures_of(info, "heat")
+    assert heat is not None
+    assert heat.this_month is None and heat.cohort_average is None
+    assert heat.previous_month is not None and heat.previous_month > 0  # February was read
+    assert heat.same_month_last_year is not None and heat.same_month_last_year > 0
+    # The month after: the silent March is no comparison either.
+    april = figures_of(monthly_information(tenancy=tenancy, month=date(2025, 4, 1), now=NOW), "heat")
+    assert april is None or april.previous_month is None
+
+
+def test_it_leaves_a_dwelling_whose_meter_said_nothing_in_the_month_out_of_the_average(building, prop, gateway):
+    from tests.factories import ingest_now
+    from tests.tenants.monthly_helpers import CPH
+
+    tenancy = building["tenancies"][0]
+    month = date(2025, 2, 1)
+    before = figures_of(monthly_information(tenancy=tenancy, month=month, now=NOW), "heat")
+    # A seventh dwelling whose heat meter stopped sending on 1 January: nothing in February.
+    silent_unit = Unit.objects.create(property=prop, label="7 tv", floor_area_m2=Decimal("80"))
+    silent = meter(silent_unit, gateway, "heat", "kWh", "KAM", 39_000_001)
+    stop = datetime(2025, 1, 1, tzinfo=CPH)
+    ingest_now(prop.pk, [row for row in readings(silent, Decimal("0.8"), seed=7) if row[1] < stop])
+    after = figures_of(monthly_information(tenancy=tenancy, month=month, now=NOW), "heat")
+    assert after.cohort_size == before.cohort_size == 6
+    assert after.cohort_average == before.cohort_average
+
+
+def test_it_marks_a_comparison_month_the_tenancy_held_only_part_of(building):
+    arriving = building["tenancies"][2]  # moved into 2 tv on 15 November 2024
+    december = monthly_information(tenancy=arriving, month=date(2024, 12, 1), now=NOW)
+    assert december.previous_partial and not december.last_year_partial
+    january = monthly_information(tenancy=arriving, month=date(2025, 1, 1), now=NOW)
+    assert not january.previous_partial

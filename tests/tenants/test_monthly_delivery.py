@@ -244,3 +244,71 @@ def test_it_gives_up_a_delivery_that_keeps_stopping_its_worker(smtp_server, buil
     given_up = MonthlyInformationDelivery.objects.get(tenancy=building["tina"])
     assert given_up.status == MonthlyDeliveryStatus.FAILED and "stopped" in given_up.error
     assert smtp_server.to("tina@example.org") == []
+
+
+def _late_tenancy(building, django_user_model, *, move_in, move_out=None, label="4 tv"):
+    """Ulla, entered in the portal after the month's run: a unit of her own, her e-mail, Danish."""
+    from decimal import Decimal
+
+    from readings.models import Tenancy, Unit
+
+    ulla = django_user_model.objects.create_user("ulla", email="ulla@example.org", first_name="Ulla")
+    unit = Unit.objects.create(property=building["tina"].unit.property, label=label, floor_area_m2=Decimal("55"))
+    return Tenancy.objects.create(unit=unit, tenant=ulla, move_in=move_in, move_out=move_out, language="da")
+
+
+def test_it_tells_a_tenancy_entered_after_the_run_about_the_months_she_lived_in_once(
+    smtp_server, building, computed, settings, django_user_model
+):
+    settings.MONTHLY_INFORMATION_CATCH_UP_MONTHS = 3
+    run_monthly_information(now=FEBRUARY_RUN)  # December (nobody), January: made and sent
+    # Ulla moved in on 3 January and was entered on 10 February, after January's run.
+    ulla = _late_tenancy(building, django_user_model, move_in=date(2025, 1, 3))
+    report = run_monthly_information(now=local(2025, 2, 10, 9))
+    (mail,) = smtp_server.to("ulla@example.org")
+    assert "januar 2025" in str(mail["Subject"])
+    assert report.runs == [] and report.sent == 1
+    delivery = MonthlyInformationDelivery.objects.get(tenancy=ulla)
+    assert delivery.month == date(2025, 1, 1) and delivery.run.month == date(2025, 1, 1)
+    # Run again, retried, the next day: nothing twice; nobody else told again; never December.
+    run_monthly_information(now=local(2025, 2, 10, 10))
+    run_monthly_information(now=local(2025, 2, 11, 9))
+    assert len(smtp_server.to("ulla@example.org")) == 1
+    assert len(smtp_server.to("tina@example.org")) == 1
+    assert list(MonthlyInformationDelivery.objects.filter(tenancy=ulla).values_list("month", flat=True)) == [
+        date(2025, 1, 1)
+    ]
+
+
+def test_it_tells_a_late_tenancy_about_each_missed_month_and_not_the_one_before_she_moved_in(
+    smtp_server, building, computed, settings, django_user_model
+):
+    settings.MONTHLY_INFORMATION_CATCH_UP_MONTHS = 3
+    run_monthly_information(now=FEBRUARY_RUN)
+    run_monthly_information(now=local(2025, 3, 2, 8))  # February's run
+    ulla = _late_tenancy(building, django_user_model, move_in=date(2025, 1, 20))
+    run_monthly_information(now=local(2025, 3, 5, 8))
+    subjects = sorted(str(mail["Subject"]) for mail in smtp_server.to("ulla@example.org"))
+    assert len(subjects) == 2 and "februar 2025" in subjects[0] and "januar 2025" in subjects[1]
+    months = MonthlyInformationDelivery.objects.filter(tenancy=ulla).order_by("month").values_list("month", flat=True)
+    assert list(months) == [date(2025, 1, 1), date(2025, 2, 1)]
+
+
+def test_it_puts_a_late_tenancy_without_an_address_on_the_runs_paper_list_and_tells_the_managers_again(
+    smtp_server, building, computed, django_user_model, alice
+):
+    alice.email = "alice@example.org"
+    alice.save()
+    run_monthly_information(now=FEBRUARY_RUN)
+    run = MonthlyInformationRun.objects.get()
+    assert run.summary_sent_at is not None
+    summaries = len(smtp_server.to(alice.email))
+    ulla = _late_tenancy(building, django_user_model, move_in=date(2025, 1, 3))
+    ulla.tenant.email = ""
+    ulla.tenant.save()
+    run_monthly_information(now=local(2025, 2, 10, 9))
+    assert ulla in [delivery.tenancy for delivery in paper_list(run)]
+    # The run's summary is sent again, now naming her letter; then not again.
+    assert len(smtp_server.to(alice.email)) == summaries + 1
+    run_monthly_information(now=local(2025, 2, 10, 10))
+    assert len(smtp_server.to(alice.email)) == summaries + 1

@@ -99,6 +99,37 @@ def test_it_shows_a_months_figures_as_the_monthly_information_computes_them(clie
     assert 'rel="prev" href="/home/monthly/' in html and 'rel="next"' in html
 
 
+def test_it_says_a_month_without_a_single_reading_had_none_rather_than_0(client, tina, building):
+    # The meters read up to 1 March 2025: March has not one reading (held, it would read 0 kWh).
+    client.force_login(tina)
+    tenancy = building["tenancies"][0]
+    html = client.get(month_url(tenancy, date(2025, 3, 1)), headers={"accept-language": "da"}).content.decode()
+    card = re.search(r'data-meter-type="heat".*?</li>', html, re.S)
+    assert card is not None
+    assert re.search(
+        r'data-row="this_month"><th scope="row">[^<]+</th><td class="num">ingen aflæsninger i måneden<', card[0]
+    )
+    assert not re.search(r'data-row="this_month">.*?<td class="num">≈? ?0,0 kWh', card[0])
+
+
+def test_it_says_in_words_that_a_newcomer_has_no_last_year_to_compare_with(client, building, users):
+    client.force_login(users[2])  # moved into 2 tv on 15 November 2024
+    tenancy = building["tenancies"][2]
+    html = client.get(month_url(tenancy, date(2025, 1, 1)), headers={"accept-language": "da"}).content.decode()
+    card = re.search(r'data-meter-type="heat".*?</li>', html, re.S)
+    assert card is not None
+    row = re.search(r'data-row="same_month_last_year">.*?</tr>', card[0], re.S)
+    assert row is not None and "intet tal at sammenligne med" in row[0] and "0,0" not in row[0]
+
+
+def test_it_marks_a_comparison_month_the_tenant_lived_only_part_of(client, building, users):
+    client.force_login(users[2])  # moved into 2 tv on 15 November 2024
+    tenancy = building["tenancies"][2]
+    html = client.get(month_url(tenancy, date(2024, 12, 1)), headers={"accept-language": "da"}).content.decode()
+    row = re.search(r'data-row="previous_month"><th scope="row">([^<]+)</th>', html)
+    assert row is not None and row[1] == "november 2024 (kun dine dage)"
+
+
 def test_it_tells_a_tenant_who_moved_in_mid_month_about_their_days_only(client, building, users):
     client.force_login(users[2])
     tenancy = building["tenancies"][2]
