@@ -9,6 +9,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
+from django.utils import translation
 
 from integrations.exchange.csv_flavour import document_from_csv, import_csv
 from integrations.exchange.importing import import_tenancies
@@ -473,3 +474,17 @@ def test_it_names_the_csv_columns_of_control_characters_in_a_tenants_name_and_ph
     report = import_csv(organisation=organisation, content=text, dry_run=False)
     assert {(p.row, p.field) for p in report.all_problems} == {(2, "tenant_name"), (2, "phone")}
     assert not Tenancy.objects.exists()
+
+
+def test_it_refuses_a_csv_number_that_could_be_read_two_ways_in_the_readers_language(organisation, prop, draft):
+    text = "property;unit;floor_area_m2;heat_correction_factor\nSolvej 1;9 tv;72,5;1.125\n"
+    with translation.override("da"):
+        report = import_csv(organisation=organisation, content=text, dry_run=False)
+    assert [(p.row, p.field) for p in report.all_problems] == [(2, "heat_correction_factor")]
+    assert "skriv 1125 eller 1,125" in report.all_problems[0].message
+    assert not Unit.objects.filter(label="9 tv").exists()
+    with translation.override("en"):
+        report = import_csv(organisation=organisation, content=text.replace("1.125", "1,125"), dry_run=False)
+    assert [(p.row, p.field) for p in report.all_problems] == [(2, "heat_correction_factor")]
+    assert "write 1125, or 1.125" in report.all_problems[0].message
+    assert not Unit.objects.filter(label="9 tv").exists()
