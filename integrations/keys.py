@@ -22,6 +22,7 @@ at no extra cost.
 
 from __future__ import annotations
 
+import difflib
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from django.http import HttpRequest, HttpResponseBase, JsonResponse
 
 from gateways.intake import Refusal
 from gateways.models import hash_token
+from integrations import openapi
 from integrations.models import ApiKeyScope
 from mbusportal import db
 
@@ -120,7 +122,7 @@ async def authenticate(request: HttpRequest, *, write: bool) -> AuthenticatedKey
         cur = await conn.execute(AUTHENTICATE, [key_hash])
         row = await cur.fetchone()
     key = _admit(row, write=write)
-    _refuse_repeated_parameters(request)
+    _refuse_unclear_parameters(request)
     return key
 
 
@@ -131,15 +133,29 @@ def authenticate_sync(request: HttpRequest, *, write: bool) -> AuthenticatedKey:
         cur.execute(AUTHENTICATE, [key_hash])
         row = cur.fetchone()
     key = _admit(row, write=write)
-    _refuse_repeated_parameters(request)
+    _refuse_unclear_parameters(request)
     return key
 
 
-def _refuse_repeated_parameters(request: HttpRequest) -> None:
-    """400 for a query parameter given more than once: Django would silently take the last one."""
+def _refuse_unclear_parameters(request: HttpRequest) -> None:
+    """400 for a query parameter the OpenAPI document does not give this endpoint (a typo such as `form`
+    for `from` would be ignored, and the program get other data than it asked for without knowing), or one
+    given more than once (Django would silently take the last)."""
+    match = request.resolver_match
+    documented = openapi.query_parameters(match.route if match else "", request.method or "")
     for name, values in request.GET.lists():
+        if name not in documented:
+            raise bad_parameter(name, _unknown_parameter(name, documented))
         if len(values) > 1:
             raise bad_parameter(name, "given more than once; give it once")
+
+
+def _unknown_parameter(name: str, documented: frozenset[str]) -> str:
+    if not documented:
+        return "unknown parameter; this endpoint takes none"
+    reason = f"unknown parameter; this endpoint takes {', '.join(sorted(documented))}"
+    close = difflib.get_close_matches(name, documented, n=1)
+    return f"{reason} (did you mean {close[0]}?)" if close else reason
 
 
 AsyncView = Callable[..., Awaitable[HttpResponseBase]]

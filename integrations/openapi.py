@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import functools
+import re
 from typing import Any
 
 from django.conf import settings
@@ -64,16 +66,15 @@ def _get(
     *,
     parameters: list[dict[str, Any]] | None = None,
     found: bool = False,
-    bad: bool = False,
     content: dict[str, Any] | None = None,
     description: str = "",
 ) -> dict[str, Any]:
     responses: dict[str, Any] = {
         "200": {"description": "OK", "content": content or {"application/json": {"schema": schema}}},
+        # Every endpoint refuses a query parameter it does not take (integrations.keys).
+        "400": _error("a query parameter is wrong, not one of this endpoint's, or given twice; `field` names it"),
         **REFUSALS,
     }
-    if bad:
-        responses["400"] = _error("a query parameter is wrong; `field` names it")
     if found:
         responses["404"] = _error("no such object among the organisation's")
     operation = {"summary": summary, "security": [{"apiKey": []}], "responses": responses}
@@ -130,7 +131,6 @@ def _readings_path(summary: str, name: str) -> dict[str, Any]:
         {},
         parameters=[_path_id(name), *READINGS_PARAMETERS],
         found=True,
-        bad=True,
         content=READINGS_CONTENT,
         description=READINGS_DESCRIPTION,
     )
@@ -338,7 +338,9 @@ def _tenancy_import() -> dict[str, Any]:
             "responses": {
                 "200": {"description": "applied (or, on a dry run, would apply cleanly)", **report},
                 "422": {"description": "every problem by row and field; nothing written", **report},
-                "400": _error("no document at all (not JSON, too large, unreadable CSV), or a bad dry_run"),
+                "400": _error(
+                    "no document at all (not JSON, too large, unreadable CSV), a bad dry_run, or another parameter"
+                ),
                 "403": _error("a read-only API key"),
                 "415": _error("neither application/json nor text/csv"),
                 **REFUSALS,
@@ -354,7 +356,7 @@ def _paths() -> dict[str, Any]:
             "A property", _ref("Property"), parameters=[_path_id("property_id")], found=True
         ),
         "/api/v1/properties/{property_id}/readings": _readings_path("A property's readings", "property_id"),
-        "/api/v1/units": _get("Units", _list("Unit"), parameters=[PROPERTY_FILTER], found=True, bad=True),
+        "/api/v1/units": _get("Units", _list("Unit"), parameters=[PROPERTY_FILTER], found=True),
         "/api/v1/units/{unit_id}": _get("A unit", _ref("Unit"), parameters=[_path_id("unit_id")], found=True),
         "/api/v1/units/{unit_id}/readings": _readings_path("A unit's readings", "unit_id"),
         "/api/v1/units/{unit_id}/consumption": _get(
@@ -368,19 +370,15 @@ def _paths() -> dict[str, Any]:
                 _query("meter_type", "only this type", {"type": "string", "enum": list(MeterType.values)}),
             ],
             found=True,
-            bad=True,
             description="The consumption pages' and the CSV export's figures: local midnight to local midnight, "
             "a meter swap counted in each meter's life; periods without a meter are left out.",
         ),
-        "/api/v1/tenancies": _get(
-            "Tenancies", _list("Tenancy"), parameters=[PROPERTY_FILTER, UNIT_FILTER], found=True, bad=True
-        ),
+        "/api/v1/tenancies": _get("Tenancies", _list("Tenancy"), parameters=[PROPERTY_FILTER, UNIT_FILTER], found=True),
         "/api/v1/installations": _get(
             "Meter installations, with swaps",
             _list("Installation"),
             parameters=[PROPERTY_FILTER, UNIT_FILTER],
             found=True,
-            bad=True,
         ),
         "/api/v1/installations/{installation_id}": _get(
             "A meter installation", _ref("Installation"), parameters=[_path_id("installation_id")], found=True
@@ -393,7 +391,6 @@ def _paths() -> dict[str, Any]:
             _list("Gateway"),
             parameters=[PROPERTY_FILTER],
             found=True,
-            bad=True,
         ),
         "/api/v1/alarms": _get(
             "Alarms, oldest first",
@@ -405,11 +402,8 @@ def _paths() -> dict[str, Any]:
                 _query("after", "the `next` of the previous page", STRING),
             ],
             found=True,
-            bad=True,
         ),
-        "/api/v1/settlements": _get(
-            "Settlements", _list("Settlement"), parameters=[PROPERTY_FILTER], found=True, bad=True
-        ),
+        "/api/v1/settlements": _get("Settlements", _list("Settlement"), parameters=[PROPERTY_FILTER], found=True),
         "/api/v1/exchange/tenancies": _tenancy_import(),
         "/api/v1/settlements/{settlement_id}": _get(
             "A settlement with its lines",
@@ -442,6 +436,23 @@ def document() -> dict[str, Any]:
     merged["components"]["schemas"].update(SCHEMAS)
     merged["paths"].update(paths)
     return merged
+
+
+@functools.cache
+def _documented_query_parameters() -> dict[tuple[str, str], frozenset[str]]:
+    """(path as the document writes it, lower-case method) → the names of its documented query parameters."""
+    return {
+        (path, method): frozenset(p["name"] for p in operation.get("parameters", []) if p["in"] == "query")
+        for path, operations in document()["paths"].items()
+        for method, operation in operations.items()
+    }
+
+
+def query_parameters(route: str, method: str) -> frozenset[str]:
+    """The query parameters the document gives the Django `route` (`api/v1/units/<int:unit_id>/readings`)
+    for `method`; none for a route or method it does not describe."""
+    path = "/" + re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", route)
+    return _documented_query_parameters().get((path, method.lower()), frozenset())
 
 
 @require_GET

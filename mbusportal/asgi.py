@@ -23,6 +23,7 @@ from django.conf import settings  # noqa: E402
 from gateways.relay import start_in_daphne as start_alarm_relay_in_daphne  # noqa: E402
 from gateways.routing import websocket_urlpatterns  # noqa: E402
 from gateways.system_alarms import start_in_daphne as start_pool_watch_in_daphne  # noqa: E402
+from mbusportal.access_log import install as install_access_log_redaction  # noqa: E402
 from mbusportal.body_limit import API_PREFIX, BodyLimit  # noqa: E402
 from mbusportal.daphne_limits import install as install_daphne_body_limits  # noqa: E402
 from mbusportal.db import close_pool_at_daphne_shutdown  # noqa: E402
@@ -42,6 +43,8 @@ if settings.DEBUG:
 # Every route refuses oversized bodies before Django buffers them; under daphne, before daphne does.
 http_app = BodyLimit(PathPrefixRouter(prefix=API_PREFIX, matched=GatewayApiHandler(), other=http_app))
 install_daphne_body_limits()
+# Daphne's access log keeps no secret that a link's path carries (invitations, resets, unsubscribing).
+install_access_log_redaction()
 
 # Flow control outermost: it reads daphne's own `send` (the connection behind it), which any wrapper
 # would hide. Inside it every request is counted (mbusportal.metrics, README "Monitoring").

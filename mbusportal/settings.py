@@ -334,6 +334,8 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    # Django logs request paths ("Not Found: /path"); some carry a secret (mbusportal/access_log.py).
+    "filters": {"redact_paths": {"()": "mbusportal.access_log.RedactPaths"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     # WeasyPrint (settlement statement PDFs) reports every screen-only CSS rule of portal.css it skips, and
@@ -343,6 +345,7 @@ LOGGING = {
         # procrastinate lists every task it registers at each start of every command: the worker's jobs only.
         "procrastinate.periodic": {"level": "WARNING"},
         "procrastinate.blueprints": {"level": "WARNING"},
+        "django.request": {"filters": ["redact_paths"]},
     },
 }
 

@@ -641,6 +641,7 @@ class Stack:
                 "STATIC_ROOT": str(self.static_root),
                 "INGEST_MAX_BODY": str(settings.INGEST["max_body_bytes"]),
                 "SITE_MAX_BODY": str(settings.SITE_MAX_BODY_BYTES),
+                "ACCESS_LOG": str(self.log("nginx-access")),
             },
         )
         (folder / "mbusportal.conf").write_text(site)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
+from django.utils.formats import get_format
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -217,21 +219,58 @@ class RowProblems:
 
 
 def parse_decimal(value: str, column: str, default: Decimal | None = None) -> Decimal:
-    """'72.5' or '72,5' (a Danish spreadsheet's decimal comma)."""
+    """'72.5', '72,5' (a Danish spreadsheet's decimal comma), '6.000,50' or '6,000.50'; see decimal_text."""
     if not value:
         if default is None:
             raise RowError(column, _("a value is required"))
         return default
-    text = value.replace(" ", "")
-    if "," in text and "." not in text:
-        text = text.replace(",", ".")
     try:
-        number = Decimal(text)
+        number = Decimal(decimal_text(value, column))
     except InvalidOperation:
         raise RowError(column, _("%(value)r is not a number") % {"value": value}) from None
     if not number.is_finite():
         raise RowError(column, _("%(value)r is not a number") % {"value": value})
     return number
+
+
+def decimal_text(value: str, column: str) -> str:
+    """The number `value` written as Decimal reads it ('6.000,50' → '6000.50'), spaces left out; anything
+    that is no number comes back as given. Both a point and a comma may be the decimal sign, because
+    spreadsheets write either. Where the two signs meet, the last is the decimal sign; a sign that comes
+    twice groups thousands. A single sign before three digits ('1.234') is a thousands separator to a
+    reader whose language groups with it (Danish '.', English ','), a decimal sign to others: raises
+    RowError for it in the reader's language rather than read it a thousand times too small or too large."""
+    text = value.replace(" ", "").replace("\u00a0", "")
+    if "." in text and "," in text:
+        decimal = "," if text.rfind(",") > text.rfind(".") else "."
+        whole, _sign, fraction = text.rpartition(decimal)
+        thousands = "." if decimal == "," else ","
+        if not _grouped(whole, thousands):
+            raise RowError(column, _("%(value)r is not a number") % {"value": value})
+        return f"{whole.replace(thousands, '')}.{fraction}"
+    sign = "." if "." in text else "," if "," in text else ""
+    if not sign:
+        return text
+    if text.count(sign) > 1:
+        if not _grouped(text, sign):
+            raise RowError(column, _("%(value)r is not a number") % {"value": value})
+        return text.replace(sign, "")
+    if sign == get_format("THOUSAND_SEPARATOR") and _grouped(text, sign):
+        raise RowError(
+            column,
+            _("%(value)r could mean a whole number or a decimal one: write %(whole)s, or %(decimal)s")
+            % {
+                "value": value,
+                "whole": text.replace(sign, ""),
+                "decimal": text.replace(sign, get_format("DECIMAL_SEPARATOR")),
+            },
+        )
+    return text.replace(",", ".")
+
+
+def _grouped(text: str, separator: str) -> bool:
+    """Whether `text` is a whole number in groups of three digits, `separator` between them ('12.345.678')."""
+    return re.fullmatch(rf"[-+]?[1-9]\d{{0,2}}(?:{re.escape(separator)}\d{{3}})+", text) is not None
 
 
 def import_units(*, prop: Property, content: str, dry_run: bool) -> ImportReport:

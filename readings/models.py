@@ -339,7 +339,7 @@ class Tenancy(FieldConstraintsModel):
         help_text=_("First day no longer living there; empty if current."),
     )
     # How to reach the tenant besides the e-mail address on their login: the statement's letter, a call.
-    phone = models.CharField(_("phone"), max_length=32, blank=True)
+    phone = models.CharField(_("phone"), max_length=32, blank=True, validators=[validate_no_control_characters])
     language = models.CharField(
         _("language"),
         max_length=8,

@@ -8,8 +8,9 @@ Columns (the first line names them, in any order; `;`, `,` or tab separated; UTF
 
 A tenancy with payments towards several settlements takes one line each (the same property, unit and
 move_in); a line without tenant_name and move_in is a unit on its own (a vacant one). Decimals may use a
-Danish decimal comma ("72,5", "6.000,00"); dates are YYYY-MM-DD or DD-MM-YYYY. Problems are reported by
-line number and column name.
+Danish decimal comma ("72,5", "6.000,00"), read as every CSV import reads numbers (readings.imports.
+decimal_text: "1.234" is refused to a Danish reader, "1,234" to an English one); dates are YYYY-MM-DD
+or DD-MM-YYYY. Problems are reported by line number and column name.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from django.utils.translation import gettext_lazy
 
 from integrations.exchange.importing import ImportReport, Problem, import_tenancies
 from readings.imports import Column as CsvColumn
-from readings.imports import ImportFileError, read_csv
+from readings.imports import ImportFileError, RowError, decimal_text, read_csv
 from readings.models import Organisation
 
 COLUMNS = [
@@ -86,10 +87,16 @@ class CsvDocument:
         return Problem("csv", line, FIELD_COLUMNS.get(name, name), problem.message)
 
     def relocate(self, report: ImportReport) -> ImportReport:
-        """The report with every row and problem named by line and column of the file."""
-        report.problems = [self.locate(problem) for problem in report.problems] + self.problems
+        """The report with every row and problem named by line and column of the file; where reading a line
+        found a value's problem, the document's check of that value (which only repeats it) is left out."""
+        said = {(problem.row, problem.field) for problem in self.problems}
+
+        def located(problems: list[Problem]) -> list[Problem]:
+            return [p for p in map(self.locate, problems) if (p.row, p.field) not in said]
+
+        report.problems = located(report.problems) + self.problems
         for row in report.rows:
-            row.problems = [self.locate(problem) for problem in row.problems]
+            row.problems = located(row.problems)
             row.section, row.row = "csv", self.lines.get((row.section, row.row), row.row)
         return report
 
@@ -123,7 +130,7 @@ def document_from_csv(content: str) -> CsvDocument:
         unit: dict[str, Any] = {"label": values["unit"]}
         for name in ("floor_area_m2", "heat_correction_factor"):
             if values.get(name):
-                unit[name] = _decimal(values[name])
+                unit[name] = _decimal(csv, line, name, values[name])
         if not values.get("tenant_name") and not values.get("move_in"):
             units.append({"property": prop, "unit": unit})
             csv.lines[("units", len(units))] = line
@@ -150,7 +157,7 @@ def document_from_csv(content: str) -> CsvDocument:
             _check_same_tenancy(csv, line, values, rows_by_line[csv.lines[("tenancies", number)]])
         payment = {name: values.get(column, "") for name, column in ACONTO_FIELDS.items()}
         if any(payment.values()):
-            payment["amount_dkk"] = _decimal(payment["amount_dkk"])
+            payment["amount_dkk"] = _decimal(csv, line, "aconto_dkk", payment["amount_dkk"])
             payment["period_start"] = _date(payment["period_start"])
             payment["period_end"] = _date(payment["period_end"])
             payment["utility"] = payment["utility"].lower()
@@ -179,15 +186,15 @@ def _check_same_tenancy(csv: CsvDocument, line: int, values: dict[str, str], fir
             )
 
 
-def _decimal(text: str) -> str:
-    """'72,5' → '72.5'; '6.000,00' → '6000.00' (Danish); '6,000.00' → '6000.00'; anything else as given."""
-    value = text.replace(" ", "").replace("\u00a0", "")
-    if "," in value and "." in value:
-        thousands, decimal = (".", ",") if value.rfind(",") > value.rfind(".") else (",", ".")
-        value = value.replace(thousands, "").replace(decimal, ".")
-    elif "," in value:
-        value = value.replace(",", ".")
-    return value
+def _decimal(csv: CsvDocument, line: int, column: str, text: str) -> str:
+    """The number as the document writes it ('6.000,00' → '6000.00'), by the CSV imports' one reading of
+    numbers (readings.imports.decimal_text); a number it cannot read, or could read two ways, is this line's
+    problem, and goes on as given (the document's own check of it is then left out of the report)."""
+    try:
+        return decimal_text(text, column)
+    except RowError as error:
+        csv.problems.append(Problem("csv", line, column, error.message))
+        return text
 
 
 def _date(text: str) -> str:

@@ -28,6 +28,7 @@ from readings.formatting import format_number
 from readings.imports import ImportFileError
 from readings.models import Organisation, Property, Tenancy, Unit
 from readings.tenant_logins import known_tenant, new_tenant_login
+from readings.validators import validate_no_control_characters
 from settlements.models import (
     AcontoPayment,
     Settlement,
@@ -248,6 +249,7 @@ class _Run:
         move_in = date.fromisoformat(entry["move_in"])
         move_out = date.fromisoformat(entry["move_out"]) if entry.get("move_out") else None
         tenant_spec = entry["tenant"]
+        row.problems.extend(_name_problems(tenant_spec["name"], row))
         phone, language = tenant_spec.get("phone", ""), tenant_spec.get("language", "da")
         tenancy = Tenancy.objects.filter(unit=unit, move_in=move_in).select_related("tenant").first()
         if tenancy is None:
@@ -397,6 +399,16 @@ class _Run:
                 _("on account towards %(settlement)s: %(old)s DKK becomes %(amount)s DKK")
                 % {"settlement": settlement, "old": format_number(old, 2), "amount": format_number(amount, 2)}
             )
+
+
+def _name_problems(name: str, row: RowReport) -> list[Problem]:
+    """What is wrong with a tenant's name by the rule of every name in the portal (the admin's tenancy form's
+    too): it is printed in invitations, statements and letters. The row goes on, to report its other fields."""
+    try:
+        validate_no_control_characters(name)
+    except ValidationError as error:
+        return [Problem(row.section, row.row, "tenant.name", message) for message in error.messages]
+    return []
 
 
 def _check_same_tenant(tenancy: Tenancy, spec: dict[str, Any]) -> None:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import hashlib
 
 from django.core.exceptions import RequestDataTooBig
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.utils.cache import get_conditional_response
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST, require_safe
@@ -30,11 +31,11 @@ def schema_file(request: HttpRequest, version: str, name: str) -> HttpResponse:
     content = path.read_bytes()
     etag = '"' + hashlib.sha256(content).hexdigest()[:32] + '"'
     headers = {"Cache-Control": f"public, max-age={SCHEMA_MAX_AGE_S}", "ETag": etag}
-    if request.headers.get("If-None-Match") == etag:
-        return HttpResponseNotModified(headers=headers)
     response = HttpResponse(content, content_type="application/schema+json", headers=headers)
     response["Access-Control-Allow-Origin"] = "*"
-    return response
+    # Django's RFC 9110 reading of If-None-Match: the weak comparison (nginx's gzip turns our ETag into
+    # W/"…", which clients send back), a list of ETags, and `*`; a 304 keeps ETag and Cache-Control.
+    return get_conditional_response(request, etag=etag, response=response) or response
 
 
 @csrf_exempt

@@ -171,3 +171,11 @@ def test_its_answers_match_the_openapi_document(client, organisation, prop, draf
     for answer in answers:
         schema = responses[str(answer.status_code)]["content"]["application/json"]["schema"]
         jsonschema.validate(answer.json(), {**schema, "components": document_["components"]})
+
+
+def test_it_answers_a_misspelt_dry_run_flag_with_400_and_writes_nothing(client, organisation, prop, draft):
+    # Ignored, "?dryrun=1" imported for real what the integrator meant to preview.
+    response = post(client, issue(organisation, "read_write"), json.dumps(document(tenancy_row())), query="?dryrun=1")
+    assert response.status_code == 400
+    assert response.json()["field"] == "dryrun" and "dry_run" in response.json()["error"]
+    assert not Tenancy.objects.exists()

@@ -9,6 +9,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
+from django.utils import translation
 
 from integrations.exchange.csv_flavour import document_from_csv, import_csv
 from integrations.exchange.importing import import_tenancies
@@ -438,3 +439,52 @@ def test_it_refuses_cost_items_that_do_not_add_up(other_organisation):
     )
     assert [(p.section, p.row, p.field) for p in report.all_problems] == [("settlements", 1, "costs")]
     assert not Property.objects.filter(organisation=other_organisation).exists()
+
+
+@pytest.mark.parametrize(
+    ("tenant", "field"),
+    [
+        ({"name": "Vic Tim\r\nBcc: x@evil.example", "email": "vic@example.org"}, "tenant.name"),
+        ({"name": "Vic\tTim", "email": "vic@example.org"}, "tenant.name"),
+        ({"name": "Vic Tim\u202e", "email": "vic@example.org"}, "tenant.name"),
+        ({"name": "Vic Tim", "email": "vic@example.org", "phone": "12 34\n56 78"}, "tenant.phone"),
+        ({"name": "Vic Tim", "email": "vic@example.org", "phone": "12\t34 56 78"}, "tenant.phone"),
+    ],
+)
+def test_it_refuses_control_characters_in_a_tenants_name_and_phone(organisation, prop, draft, tenant, field):
+    before = snapshot()
+    report = import_tenancies(organisation=organisation, document=document(tenancy_row(tenant=tenant)), dry_run=False)
+    assert [(p.row, p.field) for p in report.all_problems] == [(1, field)]
+    assert "control characters" in report.all_problems[0].message
+    assert snapshot() == before
+
+
+def test_it_refuses_control_characters_in_a_known_tenancys_phone(organisation, prop, draft):
+    assert import_tenancies(organisation=organisation, document=document(tenancy_row()), dry_run=False).applied
+    changed = tenancy_row(tenant={"name": "Tina Hansen", "email": "tina@example.org", "phone": "1234\r\n5678"})
+    report = import_tenancies(organisation=organisation, document=document(changed), dry_run=False)
+    assert [(p.row, p.field) for p in report.all_problems] == [(1, "tenant.phone")]
+    assert Tenancy.objects.get().phone == "+45 12 34 56 78"
+
+
+def test_it_names_the_csv_columns_of_control_characters_in_a_tenants_name_and_phone(organisation, prop, draft):
+    text = (
+        'property,unit,floor_area_m2,tenant_name,phone,move_in\nSolvej 1,1 tv,72.5,"Tina\tHansen","1\x0b2",2024-06-01\n'
+    )
+    report = import_csv(organisation=organisation, content=text, dry_run=False)
+    assert {(p.row, p.field) for p in report.all_problems} == {(2, "tenant_name"), (2, "phone")}
+    assert not Tenancy.objects.exists()
+
+
+def test_it_refuses_a_csv_number_that_could_be_read_two_ways_in_the_readers_language(organisation, prop, draft):
+    text = "property;unit;floor_area_m2;heat_correction_factor\nSolvej 1;9 tv;72,5;1.125\n"
+    with translation.override("da"):
+        report = import_csv(organisation=organisation, content=text, dry_run=False)
+    assert [(p.row, p.field) for p in report.all_problems] == [(2, "heat_correction_factor")]
+    assert "skriv 1125 eller 1,125" in report.all_problems[0].message
+    assert not Unit.objects.filter(label="9 tv").exists()
+    with translation.override("en"):
+        report = import_csv(organisation=organisation, content=text.replace("1.125", "1,125"), dry_run=False)
+    assert [(p.row, p.field) for p in report.all_problems] == [(2, "heat_correction_factor")]
+    assert "write 1125, or 1.125" in report.all_problems[0].message
+    assert not Unit.objects.filter(label="9 tv").exists()

@@ -46,6 +46,29 @@ def test_it_serves_the_schema_publicly_and_cacheably(client, name):
     assert again.status_code == 304
 
 
+@pytest.mark.parametrize(
+    "if_none_match",
+    [
+        "W/{etag}",  # nginx's gzip weakens the ETag it passes on; clients send it back so (RFC 9110 § 8.8.3.3)
+        '"other", {etag}',
+        '"other",W/{etag}',
+        "*",
+    ],
+)
+def test_it_answers_304_by_the_weak_comparison_to_any_listed_etag(client, if_none_match):
+    url = reverse("exchange:schema", args=["v1", TENANCY_IMPORT])
+    etag = client.get(url)["ETag"]
+    again = client.get(url, HTTP_IF_NONE_MATCH=if_none_match.format(etag=etag))
+    assert again.status_code == 304
+    assert again["ETag"] == etag and "max-age=" in again["Cache-Control"]
+
+
+@pytest.mark.parametrize("if_none_match", ['"other"', 'W/"other"', '"other", W/"another"'])
+def test_it_answers_200_when_no_listed_etag_matches(client, if_none_match):
+    response = client.get(reverse("exchange:schema", args=["v1", TENANCY_IMPORT]), HTTP_IF_NONE_MATCH=if_none_match)
+    assert response.status_code == 200 and response.content
+
+
 @pytest.mark.parametrize("version,name", [("v2", TENANCY_IMPORT), ("v1", "settings.py"), ("v1", "..%2Fschemas.py")])
 def test_it_answers_404_for_an_unknown_schema(client, version, name):
     response = client.get(f"/api/v1/exchange/schema/{version}/{name}")

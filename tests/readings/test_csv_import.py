@@ -222,3 +222,26 @@ def test_it_refuses_a_gateway_of_another_property(alice_client, prop, unit, gate
         gateway=elsewhere.pk,
     )
     assert "This gateway belongs to Annexe." in response.content.decode()
+
+
+def upload_in_danish(client, text, prop):
+    data = {"property": prop.pk, "file": SimpleUploadedFile("file.csv", text.encode()), "installed_at_0": "2024-06-01"}
+    return client.post(reverse(METERS), {**data, "installed_at_1": "08:00"}, HTTP_ACCEPT_LANGUAGE="da")
+
+
+def test_it_refuses_a_meter_reading_a_danish_manager_wrote_with_a_thousands_point(alice_client, prop, unit, gateway):
+    # 1.234 was stored as 1.234 m³ where the manager meant 1234.
+    text = "serial;manufacturer;type;unit;initial_value\n30000001;KAM;cold water;1 tv;1.234\n"
+    response = upload_in_danish(alice_client, text, prop)
+    assert response.status_code == 200
+    [row] = response.context["report"].rows
+    assert row.line == 2
+    assert row.errors == ["initial_value: '1.234' kan betyde et helt tal eller et decimaltal: skriv 1234 eller 1,234"]
+    assert not MeterInstallation.objects.filter(meter_serial="30000001").exists()
+
+
+def test_it_reads_a_danish_thousands_point_with_decimals(alice_client, prop, unit, gateway):
+    text = "serial;manufacturer;type;unit;initial_value\n30000001;KAM;cold water;1 tv;1.234,5\n"
+    response = upload_in_danish(alice_client, text, prop)
+    assert response.status_code == 302
+    assert MeterInstallation.objects.get(meter_serial="30000001").initial_value == Decimal("1234.5")

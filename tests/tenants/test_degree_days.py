@@ -68,7 +68,8 @@ def test_it_reports_every_bad_row_with_line_and_field_and_writes_nothing():
         "Denmark;2025-04;-3\n"  # line 6: negative
         "Denmark;2025-01;500\n"  # line 7: the same month as line 2
         "Denmark;2025-05-15;10\n"  # line 8: not the first of the month
-        "Denmark;2025-06;1,234\n"  # line 9: three decimals
+        "Denmark;2025-06;1,234\n"  # line 9: a thousand and more, or three decimals, to an English reader
+        "Denmark;2025-07;1234,567\n"  # line 10: three decimals
     )
     report = import_degree_days(content=content, dry_run=False)
     errors = {row.line: row.errors for row in report.rows if row.errors}
@@ -79,7 +80,8 @@ def test_it_reports_every_bad_row_with_line_and_field_and_writes_nothing():
         6: ["degree_days: -3 is not between 0 and 2000"],
         7: ["month: Denmark 2025-01 is already in line 2"],
         8: ["month: '2025-05-15' is not the first day of a month"],
-        9: ["degree_days: 1,234 has more than two decimals"],
+        9: ["degree_days: '1,234' could mean a whole number or a decimal one: write 1234, or 1.234"],
+        10: ["degree_days: 1234,567 has more than two decimals"],
     }
     assert not report.imported
     assert not DegreeDays.objects.exists()
