@@ -4,7 +4,6 @@ the other is told, and a final settlement never goes back to draft or changes it
 import threading
 from datetime import UTC, datetime
 from decimal import Decimal
-from html.parser import HTMLParser
 
 import pytest
 from django.db import connections
@@ -14,53 +13,15 @@ from django.urls import reverse
 from settlements.admin import SettlementAdmin
 from settlements.models import Settlement, SettlementStatus
 from settlements.services import SettlementError, settlement_finalise, settlement_generate
+from tests.admin_forms import form_as_shown
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
 
 
-class _Fields(HTMLParser):
-    """The values a browser would send with the admin's change form, as it was shown."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.values: dict[str, list[str]] = {}
-        self._select: str | None = None
-        self._textarea: str | None = None
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        name = attrs.get("name")
-        if tag == "input" and name and attrs.get("type") not in {"submit", "button", "checkbox", "file"}:
-            self.values.setdefault(name, []).append(attrs.get("value") or "")
-        elif tag == "input" and name and attrs.get("type") == "checkbox" and "checked" in attrs:
-            self.values.setdefault(name, []).append(attrs.get("value") or "on")
-        elif tag == "select":
-            self._select = name
-        elif tag == "option" and self._select and "selected" in attrs:
-            self.values.setdefault(self._select, []).append(attrs.get("value") or "")
-        elif tag == "textarea":
-            self._textarea = name
-            self.values.setdefault(name, []).append("")
-
-    def handle_endtag(self, tag):
-        if tag == "select":
-            self._select = None
-        elif tag == "textarea":
-            self._textarea = None
-
-    def handle_data(self, data):
-        if self._textarea:
-            self.values[self._textarea][-1] += data
-
-
 def change_form(client, settlement):
-    page = client.get(reverse("admin:settlements_settlement_change", args=[settlement.pk]))
-    assert page.status_code == 200
-    fields = _Fields()
-    fields.feed(page.content.decode())
-    return fields.values
+    return form_as_shown(client, reverse("admin:settlements_settlement_change", args=[settlement.pk]))
 
 
 def test_it_keeps_a_settlement_final_when_a_manager_saves_its_form_while_another_finalises(
