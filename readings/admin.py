@@ -19,6 +19,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.db.models import Exists, Model, OuterRef, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -532,11 +533,20 @@ class MeterInstallationForm(forms.ModelForm[MeterInstallation]):
             "initial_value",
         )
 
+    # When the meter was removed as the page showed it ("" in place): a page opened before a replacement
+    # would otherwise save the old meter back into place beside the new one.
+    shown_removed_at = forms.CharField(widget=forms.HiddenInput, required=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["shown_removed_at"].initial = _stamp(self.instance.removed_at)
+
     def clean_manufacturer(self) -> str:
         return str(self.cleaned_data["manufacturer"]).strip().upper()
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
+        self._check_not_changed_meanwhile(str(cleaned.get("shown_removed_at") or ""))
         unit, gateway = cleaned.get("unit"), cleaned.get("gateway")
         if unit is not None and gateway is not None and unit.property_id != gateway.property_id:
             self.add_error(
@@ -552,6 +562,30 @@ class MeterInstallationForm(forms.ModelForm[MeterInstallation]):
             if later:
                 self.add_error("removed_at", _("The meter has readings after this moment."))
         return cleaned
+
+    def _check_not_changed_meanwhile(self, shown: str) -> None:
+        """A form error (at the top: the field is hidden) when the meter's removal is not what the page showed."""
+        removed_at = self.instance.removed_at if self.instance.pk is not None else None
+        # (Absent from a post that never came from the page: nothing to compare.)
+        if "shown_removed_at" not in self.data or shown == _stamp(removed_at):
+            return
+        if removed_at is not None:
+            message = _(
+                "This meter was replaced or removed by someone else while the page was open; nothing was "
+                "saved. Reload the page and make your change again."
+            )
+        else:
+            message = _("This meter was put back in place while the page was open; nothing was saved. Reload the page.")
+        self.add_error(None, message)
+
+
+def _pk(object_id: str) -> int | None:
+    return int(object_id) if object_id.isdigit() else None
+
+
+def _stamp(moment: datetime | None) -> str:
+    """A removal moment as the change page carries it back: exact, in UTC; "" for none."""
+    return "" if moment is None else moment.astimezone(UTC).isoformat()
 
 
 @admin.register(MeterInstallation)
@@ -585,7 +619,7 @@ class MeterInstallationAdmin(CsvImportAdminMixin[MeterInstallation]):
         "unit (its label) and optionally register_unit, installed_at (YYYY-MM-DD or with a time, local time), "
         "initial_value and gateway (serial)."
     )
-    fields = MeterInstallationForm.Meta.fields
+    fields = (*MeterInstallationForm.Meta.fields, "shown_removed_at")
     # Which meter hangs where, counting from what: fixed once it has readings (a swap is a replacement).
     identity_fields = (
         "unit",
@@ -725,9 +759,14 @@ class MeterInstallationAdmin(CsvImportAdminMixin[MeterInstallation]):
     def in_place(self, obj: MeterInstallation) -> bool:
         return obj.in_place_at(timezone.now())
 
+    @transaction.atomic
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
+        if request.method == "POST":
+            # Locked until the save commits, as replace_meter locks it: a replacement at the same moment
+            # waits for this save, or this save sees the replacement (shown_removed_at).
+            MeterInstallation.objects.select_for_update().filter(pk__in=[_pk(object_id)]).first()
         installation = self.get_object(request, object_id)
         context = {
             **(extra_context or {}),

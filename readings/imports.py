@@ -462,8 +462,15 @@ def _import_row(
         with transaction.atomic():
             obj.save()
         result.created = str(obj)
-    except IntegrityError as error:  # a rule only the database knows
-        result.errors.append(str(error).splitlines()[0])
+    except IntegrityError as error:
+        # Mostly a row another import (the same file sent twice at once) committed after the check above:
+        # checked again, it is now there, and the rule says so in its own words and the reader's language.
+        try:
+            obj.full_clean(exclude=problems.failed_fields)
+        except ValidationError as again:
+            result.errors.extend(_validation_messages(again))
+        else:  # a rule only the database knows
+            result.errors.append(str(error).splitlines()[0])
 
 
 # Model field names as the file calls them.

@@ -11,6 +11,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.template.loader import render_to_string
@@ -488,10 +489,31 @@ class SettlementAdmin(ScopedModelAdmin[Settlement]):
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
+        if request.method == "POST":
+            return self._save_locked(request, object_id, form_url, extra_context)
         settlement = self.get_object(request, object_id)
         warning = _deadline_warning(settlement)
-        if warning is not None and request.method == "GET":
+        if warning is not None:
             self.message_user(request, warning, messages.WARNING)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    @transaction.atomic
+    def _save_locked(
+        self, request: HttpRequest, object_id: str, form_url: str, extra_context: dict[str, Any] | None
+    ) -> HttpResponse:
+        """Save the change form with the settlement locked until the save commits. The form writes every
+        field, status too: saved while another manager finalises, it would put the final settlement back
+        to draft with other terms than its lines. Locked, the finalising waits for this save (and then
+        finds its lines stale), or this save waits for it and is refused here with a message."""
+        Settlement.objects.select_for_update().filter(pk__in=[_int(object_id)]).first()
+        settlement = self.get_object(request, object_id)
+        if _final(settlement):
+            self.message_user(
+                request,
+                _("%(settlement)s was finalised meanwhile; your changes were not saved.") % {"settlement": settlement},
+                messages.ERROR,
+            )
+            return HttpResponseRedirect(request.path)
         return super().change_view(request, object_id, form_url, extra_context)
 
     def get_urls(self) -> list[URLPattern]:

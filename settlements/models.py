@@ -527,6 +527,9 @@ class Objection(models.Model):
     figures = ArrayField(models.CharField(max_length=64), verbose_name=_("disputed figures"))
     text = models.TextField(_("objection"), max_length=5000)
     status = models.CharField(_("status"), max_length=10, choices=ObjectionStatus.choices, default=ObjectionStatus.OPEN)
+    # The key of the form it was sent from: the same form sent twice (a double click, the back button) is
+    # one objection, kept so by the constraint below even when both requests arrive at once.
+    submission = models.UUIDField(_("submission"), null=True, blank=True, editable=False)
     # The draft or final version that corrects this objection's settlement (status corrected).
     corrected_in = models.ForeignKey(
         Settlement,
@@ -546,6 +549,9 @@ class Objection(models.Model):
         indexes = [
             # The admin's list of open objections, and each settlement's count of them.
             models.Index(fields=["status", "received_at"], name="objection_status_idx"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "submission"], name="objection_one_per_submission"),
         ]
 
     def __str__(self) -> str:

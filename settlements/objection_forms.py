@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,6 +35,8 @@ class MultipleFileField(forms.FileField):
 
 
 class ObjectionForm(forms.Form):
+    # A new key each time the form is shown: sent twice, the same key is one objection (services.objection_submit).
+    submission = forms.UUIDField(widget=forms.HiddenInput, initial=uuid.uuid4, required=False)
     figures = forms.MultipleChoiceField(
         label=_("Which figures do you dispute?"),
         widget=forms.CheckboxSelectMultiple,

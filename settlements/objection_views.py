@@ -44,22 +44,30 @@ def objection_new(request: HttpRequest, line_id: int) -> HttpResponse:
     form = ObjectionForm(request.POST if posted else None, request.FILES if posted else None, line=line)
     if posted and closed is None and form.is_valid():
         try:
-            objection = objection_submit(
+            objection, new = objection_submit(
                 line=line,
                 user=request.user,  # type: ignore[arg-type]  # login_required: a real user
                 figures=form.cleaned_data["figures"],
                 text=form.cleaned_data["text"],
                 files=form.cleaned_data["attachments"],
                 base_url=settings.PORTAL_URL + "/",
+                submission=form.cleaned_data["submission"],
             )
         except ObjectionError as error:
             form.add_error(error.field or "text", error.message)
         else:
-            messages.success(
-                request,
-                _("Your objection has been received. Its number is %(number)s; keep it as your receipt.")
-                % {"number": objection.number},
-            )
+            if new:
+                messages.success(
+                    request,
+                    _("Your objection has been received. Its number is %(number)s; keep it as your receipt.")
+                    % {"number": objection.number},
+                )
+            else:
+                messages.info(
+                    request,
+                    _("We have already received your objection %(number)s; it was not sent twice.")
+                    % {"number": objection.number},
+                )
             return redirect("settlements:objection", objection_id=objection.pk)
     elif posted and closed is not None:
         # The deadline passed while the form was open: say so on the form, write nothing.

@@ -16,12 +16,13 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from typing import Any
+from uuid import UUID
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import DecimalField
 from django.utils import timezone
 from django.utils.translation import gettext
@@ -387,18 +388,24 @@ def objection_submit(
     text: str,
     files: Sequence[UploadedFile],
     base_url: str,
+    submission: UUID | None = None,
     now: datetime | None = None,
-) -> Objection:
-    """Record a tenant's objection to their line, with its attachments; returns it.
+) -> tuple[Objection, bool]:
+    """Record a tenant's objection to their line, with its attachments; returns it and whether it is new.
 
     Refused (ObjectionError, nothing written) outside the objection period,
     on a superseded version, or for figures that are not on the line. The
     files are stored before the transaction (no transaction held across file
     I/O) and removed again if it fails. The line's managers are told after commit.
+    The same `submission` (the form's key) sent again, even at the same moment,
+    returns the objection it made (False) and writes and tells nobody anything.
     """
     now = now or datetime.now(UTC)
     if line.tenancy is None or line.tenancy.tenant_id != user.pk:
         raise ObjectionError(gettext("Only the tenant of this statement can object to it."))
+    earlier = _same_submission(user, submission)
+    if earlier is not None:
+        return earlier, False
     deadline = line.objection_deadline()
     if deadline is None or timezone.localdate(now) > deadline:
         raise ObjectionError(gettext("The deadline for objecting to this statement has passed."))
@@ -418,7 +425,7 @@ def objection_submit(
     try:
         with transaction.atomic():
             objection = Objection.objects.create(
-                line=line, tenant_id=user.pk, received_at=now, figures=list(figures), text=text
+                line=line, tenant_id=user.pk, received_at=now, figures=list(figures), text=text, submission=submission
             )
             ObjectionAttachment.objects.bulk_create(
                 ObjectionAttachment(
@@ -434,11 +441,22 @@ def objection_submit(
                 objection=objection, kind=ObjectionEventKind.RECEIVED, at=now, by_id=user.pk
             )
             transaction.on_commit(lambda: notify_objection_event(event_id=event.pk, base_url=base_url))
-    except BaseException:
+    except BaseException as error:
         for name, _kind, _file in stored:
             default_storage.delete(name)
-        raise
-    return objection
+        # The same form sent at the same moment: the other request's objection won the constraint.
+        earlier = _same_submission(user, submission) if isinstance(error, IntegrityError) else None
+        if earlier is None:
+            raise
+        return earlier, False
+    return objection, True
+
+
+def _same_submission(user: AbstractBaseUser, submission: UUID | None) -> Objection | None:
+    """The objection the user already sent from the form with this key, if any."""
+    if submission is None:
+        return None
+    return Objection.objects.filter(tenant_id=user.pk, submission=submission).first()
 
 
 # What a manager's response does to an objection.

@@ -16,6 +16,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import PasswordResetForm, SetPasswordForm
 from django.contrib.auth.tokens import default_token_generator
 from django.core.mail import EmailMultiAlternatives
+from django.db import transaction
 from django.http import HttpResponse, HttpResponseRedirect
 from django.template.loader import render_to_string
 from django.urls import reverse, reverse_lazy
@@ -32,7 +33,27 @@ from tenants.tokens import invitation_tokens
 LOGIN_BACKEND = "django.contrib.auth.backends.ModelBackend"
 
 
-class AcceptInvitationView(auth_views.PasswordResetConfirmView):
+class SpendTheLinkOnce(auth_views.PasswordResetConfirmView):
+    """A link that sets a password works once, also when it is used in two windows at the same moment.
+
+    Django checks the token when the request arrives; two requests can both pass before either saves,
+    and each would set its own password and log in, one of them with a password that no longer works.
+    Here the user row is locked and the token checked again on it: the second request waits for the
+    first, finds the link spent (the token covers the password) and gets the spent-link page.
+    """
+
+    def form_valid(self, form: SetPasswordForm[Any]) -> HttpResponse:
+        with transaction.atomic():
+            user = type(form.user)._default_manager.select_for_update().get(pk=form.user.pk)
+            token = self.request.session.get(auth_views.INTERNAL_RESET_SESSION_TOKEN)
+            if not self.token_generator.check_token(user, token):
+                self.validlink = False
+                return self.render_to_response(self.get_context_data())
+            form.user = user
+            return super().form_valid(form)
+
+
+class AcceptInvitationView(SpendTheLinkOnce):
     """The invitation link: the tenant sets their password and lands logged in on their home page.
 
     An expired or spent link shows the same template with `validlink` false, saying how to get a new one.
@@ -48,7 +69,8 @@ class AcceptInvitationView(auth_views.PasswordResetConfirmView):
 
     def form_valid(self, form: SetPasswordForm[Any]) -> HttpResponse:
         response = super().form_valid(form)
-        TenantAccount.objects.update_or_create(user=form.user, defaults={"accepted_at": timezone.now()})
+        if self.validlink:  # not when another window spent the link first
+            TenantAccount.objects.update_or_create(user=form.user, defaults={"accepted_at": timezone.now()})
         return response
 
 
@@ -134,7 +156,7 @@ class PasswordResetDoneView(auth_views.PasswordResetDoneView):
         return {**super().get_context_data(**kwargs), "hours": reset_link_hours()}
 
 
-class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+class PasswordResetConfirmView(SpendTheLinkOnce):
     """The reset link. After the new password the person logs in as usual, so a lock-out by the login
     throttle still runs its course (a reset does not lift it)."""
 

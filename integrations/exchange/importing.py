@@ -145,6 +145,10 @@ def import_tenancies(*, organisation: Organisation, document: Any, dry_run: bool
         "tenancies": _Run.tenancy_row,
     }
     with transaction.atomic():
+        # One import per organisation at a time: the same document sent twice at once (two managers, a
+        # double click) would otherwise have both create its new rows, and the second fail on the database's
+        # constraints. Waiting, the second finds what the first made, as if it came after it.
+        Organisation.objects.select_for_update().filter(pk=organisation.pk).first()
         run = _Run(organisation)
         for section in SECTIONS:
             entries = document.get(section)

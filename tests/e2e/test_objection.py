@@ -162,7 +162,7 @@ def test_it_shows_tina_what_the_corrected_version_changed_on_a_phone(browser, se
     from settlements.services import objection_respond, objection_submit
 
     line = statement.lines.get(tenancy__tenant=tina)
-    objection = objection_submit(
+    objection, _new = objection_submit(
         line=line, user=tina, figures=["aconto"], text="I paid 3,500 DKK.", files=[], base_url=server
     )
     event = objection_respond(

@@ -1,13 +1,16 @@
 """CSV import of units and meter installations: a dry run changes nothing, one bad row imports
 nothing and names that row's error, a clean file imports every row."""
 
+import threading
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connections
 from django.urls import reverse
 
+from readings.imports import import_units
 from readings.models import MeterInstallation, Unit
 
 pytestmark = pytest.mark.django_db
@@ -245,3 +248,38 @@ def test_it_reads_a_danish_thousands_point_with_decimals(alice_client, prop, uni
     response = upload_in_danish(alice_client, text, prop)
     assert response.status_code == 302
     assert MeterInstallation.objects.get(meter_serial="30000001").initial_value == Decimal("1234.5")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_names_the_duplicate_when_the_same_file_is_imported_twice_at_once(prop, monkeypatch):
+    # Both imports have checked their first row before either saves it: the moment a race needs.
+    both_checked = threading.Barrier(2)
+    waited = threading.local()
+    save = Unit.save
+
+    def save_together(self, *args, **kwargs):
+        if not getattr(waited, "done", False):
+            waited.done = True
+            both_checked.wait(timeout=10)
+        return save(self, *args, **kwargs)
+
+    monkeypatch.setattr(Unit, "save", save_together)
+    reports = []
+
+    def run():
+        try:
+            reports.append(import_units(prop=prop, content="label,area\n5 tv,70\n5 th,71\n", dry_run=False))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert sorted(report.error_count for report in reports) == [0, 2]  # the second names both rows
+    (refused,) = (report for report in reports if report.error_count)
+    duplicate = ["label: The property already has a unit with this label."]
+    assert [row.errors for row in refused.rows] == [duplicate, duplicate]  # the rule's words, not the database's
+    assert sorted(Unit.objects.filter(property=prop).values_list("label", flat=True)) == ["5 th", "5 tv"]

@@ -2,12 +2,15 @@
 with attachments; managers of the property answer, reject or correct (a new version); both see the timeline."""
 
 import re
+import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connections
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -218,6 +221,76 @@ def test_it_does_not_email_a_deactivated_manager(client, tina, tina_line, bob, s
     client.force_login(tina)
     assert object_to(client, tina_line).status_code == 302
     assert [str(message["To"]) for message in smtp_server.messages] == ["alice@example.com"]
+
+
+def submission_key(client, line):
+    """The key the tenant's objection form carries, so the same form sent twice is one objection."""
+    form = client.get(reverse("settlements:objection_new", args=[line.pk])).content.decode()
+    found = re.search(r'name="submission" value="([^"]+)"', form)
+    return found.group(1) if found else ""
+
+
+def send_form(client, line, key):
+    return client.post(
+        reverse("settlements:objection_new", args=[line.pk]),
+        {"figures": ["total"], "text": "The end register is wrong.", "submission": key},
+    )
+
+
+def test_it_records_one_objection_when_the_tenant_double_clicks_send(tina, tina_line, smtp_server, media_root):
+    first, second = Client(), Client()
+    first.force_login(tina)
+    second.force_login(tina)
+    key = submission_key(first, tina_line)  # one form on the page, its button clicked twice
+    barrier = threading.Barrier(2)
+    responses = []
+
+    def click(client):
+        try:
+            barrier.wait(timeout=10)
+            responses.append(send_form(client, tina_line, key))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=click, args=(client,)) for client in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    objection = Objection.objects.get()
+    assert [response.status_code for response in responses] == [302, 302]
+    assert {response["Location"] for response in responses} == {reverse("settlements:objection", args=[objection.pk])}
+    assert ObjectionEvent.objects.count() == 1
+    assert len(smtp_server.to("alice@example.com")) == 1  # the managers are told once
+
+
+def test_it_shows_the_same_receipt_when_the_form_is_sent_again(client, tina, tina_line, smtp_server):
+    client.force_login(tina)
+    key = submission_key(client, tina_line)
+    send_form(client, tina_line, key)
+
+    again = send_form(client, tina_line, key)  # back, and send once more
+
+    objection = Objection.objects.get()
+    assert again.status_code == 302 and again["Location"] == reverse("settlements:objection", args=[objection.pk])
+    receipt = client.get(again["Location"]).content.decode()
+    assert f"already received your objection {objection.number}" in receipt
+    in_danish = client.post(
+        reverse("settlements:objection_new", args=[tina_line.pk]),
+        {"figures": ["total"], "text": "Forkert", "submission": key},
+        HTTP_ACCEPT_LANGUAGE="da",
+        follow=True,
+    ).content.decode()
+    assert f"Vi har allerede modtaget din indsigelse {objection.number}" in in_danish
+    assert Objection.objects.count() == 1
+
+
+def test_it_records_a_second_objection_from_a_new_form(client, tina, tina_line, smtp_server):
+    client.force_login(tina)
+    send_form(client, tina_line, submission_key(client, tina_line))
+    send_form(client, tina_line, submission_key(client, tina_line))  # another objection, on purpose
+    assert Objection.objects.count() == 2
 
 
 # --- Who may see what -----------------------------------------------------------------------------
