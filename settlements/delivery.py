@@ -344,16 +344,30 @@ def record_paper_delivery(
     return delivery
 
 
-def postal_address(line: SettlementLine) -> str:
-    """Where the letter goes: the tenant at the unit's address (the property's, with the unit's label)."""
-    return unit_postal_address(line.unit, line.tenancy.tenant if line.tenancy is not None else None)
+def postal_address(line: SettlementLine, *, today: date | None = None) -> str:
+    """Where the letter goes (on `today`, default: today in the property's time): a tenant who has moved out
+    at the forwarding address on their tenancy, else the tenant at the unit's address (the property's, with
+    the unit's label)."""
+    tenancy = line.tenancy
+    if tenancy is None:
+        return unit_postal_address(line.unit, None)
+    today = today or timezone.now().astimezone(line.unit.property.zone).date()
+    forwarding = [part.strip() for part in tenancy.forwarding_address.splitlines() if part.strip()]
+    if forwarding and tenancy.has_moved_out(today):
+        return "\n".join([_addressee(tenancy.tenant), *forwarding])
+    return unit_postal_address(line.unit, tenancy.tenant)
+
+
+def _addressee(tenant: AbstractBaseUser) -> str:
+    """The name a letter is addressed to: the tenant's full name, else their user name."""
+    return tenant.get_full_name().strip() or tenant.get_username()  # type: ignore[attr-defined]
 
 
 def unit_postal_address(unit: Unit, tenant: AbstractBaseUser | None) -> str:
     """A letter to `tenant` (or to the unit) at the property's address with the unit's label; also used for
     the tenants' monthly consumption information on paper."""
     prop = unit.property
-    name = (tenant.get_full_name().strip() or tenant.get_username()) if tenant is not None else ""  # type: ignore[attr-defined]
+    name = _addressee(tenant) if tenant is not None else ""
     street = prop.address.strip() or prop.name
     lines = [name, f"{street.splitlines()[0]}, {unit.label}", *street.splitlines()[1:]]
     return "\n".join(part for part in lines if part)
@@ -410,6 +424,10 @@ class LineDelivery:
     late: bool
     needs_paper: bool
     can_resend: bool
+    # Where the letter would go, and whether that is the unit of a tenant who has moved out: the next
+    # tenant would receive it (the tenancy's forwarding address is missing).
+    address: str
+    moved_out_without_address: bool
 
 
 @dataclass(frozen=True)
@@ -463,6 +481,10 @@ def delivery_overview(settlement: Settlement, *, today: date, version: int = 1) 
                 can_resend=last_email is not None
                 and last_email.status in (DeliveryStatus.BOUNCED, DeliveryStatus.FAILED)
                 and not any(row.channel == DeliveryChannel.EMAIL for row in live),
+                address=postal_address(line, today=today),
+                moved_out_without_address=line.tenancy is not None
+                and line.tenancy.has_moved_out(today)
+                and not line.tenancy.forwarding_address.strip(),
             )
         )
     late_entries = [entry for entry in entries if entry.late]

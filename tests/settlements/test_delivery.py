@@ -277,3 +277,35 @@ def test_it_records_an_unreachable_mail_server_and_sends_later(settings, smtp_se
 
     assert [d.address for d in report.sent] == ["tina@example.org"]
     assert len(smtp_server.to("tina@example.org")) == 1
+
+
+def test_it_addresses_the_letter_of_a_tenant_who_moved_out_to_the_forwarding_address(generated, alice, paul):
+    # paul left 1 tv on 15 January; tina lives there now and must not receive his statement.
+    settlement_finalise(settlement=generated, user=alice)
+    prop = generated.property
+    prop.address = "Solvej 1\n2100 København Ø"
+    prop.save()
+    tenancy = line_of(generated, paul).tenancy
+    tenancy.forwarding_address = "Bakkevej 7, 2. th\n 8000 Aarhus C\n"
+    tenancy.save()
+    line = line_of(generated, paul)
+
+    reader = PdfReader(BytesIO(letters_pdf(settlement=generated, lines=[line])))
+    cover = reader.pages[0].extract_text()
+    assert "Bakkevej 7, 2. th" in cover and "8000 Aarhus C" in cover
+    assert "Solvej 1, 1 tv" not in cover
+    delivery = record_paper_delivery(line=line, delivered_on=timezone.localdate(), user=alice)
+    assert delivery.address == "paul\nBakkevej 7, 2. th\n8000 Aarhus C"
+
+
+def test_it_addresses_a_current_tenants_letter_to_the_unit_whatever_the_forwarding_address(generated, alice, tina):
+    # A forwarding address entered ahead of a move counts only from the move-out on.
+    settlement_finalise(settlement=generated, user=alice)
+    tenancy = line_of(generated, tina).tenancy
+    tenancy.forwarding_address = "Bakkevej 7\n8000 Aarhus C"
+    tenancy.move_out = timezone.localdate() + timedelta(days=30)
+    tenancy.save()
+
+    delivery = record_paper_delivery(line=line_of(generated, tina), delivered_on=timezone.localdate(), user=alice)
+
+    assert delivery.address == "Tina\nSolvej 1, 1 tv"

@@ -211,3 +211,18 @@ def test_it_says_a_draft_cannot_be_delivered_yet_in_danish(alice_client, generat
     )
     assert "er ikke endelig; dens regnskaber kan ikke leveres endnu." in response.content.decode()
     assert smtp_server.messages == []
+
+
+def test_it_warns_when_a_tenant_who_moved_out_has_no_forwarding_address(alice_client, generated, alice, paul):
+    settlement_finalise(settlement=generated, user=alice)
+    tenancy = generated.lines.get(tenancy__tenant=paul).tenancy
+
+    page = alice_client.get(delivery_url(generated)).content.decode()
+    assert "Moved out, and no forwarding address" in page
+    assert reverse("admin:readings_tenancy_change", args=[tenancy.pk]) in page
+
+    tenancy.forwarding_address = "Bakkevej 7\n8000 Aarhus C"
+    tenancy.save()
+    page = alice_client.get(delivery_url(generated)).content.decode()
+    assert "Moved out, and no forwarding address" not in page
+    assert "Bakkevej 7<br>8000 Aarhus C" in page
