@@ -488,8 +488,5 @@ def delivery_overview(settlement: Settlement, *, today: date, version: int = 1) 
             )
         )
     late_entries = [entry for entry in entries if entry.late]
-    lost = sum(
-        (entry.line.balance_dkk for entry in late_entries if entry.line.balance_dkk and entry.line.balance_dkk > 0),
-        Decimal(0),
-    )
+    lost = sum((owed for entry in late_entries if (owed := entry.line.to_pay_dkk) is not None), Decimal(0))
     return DeliveryOverview(deadline=deadline, lines=entries, late=late_entries, lost_dkk=lost)

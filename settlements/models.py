@@ -385,6 +385,13 @@ class SettlementLine(models.Model):
             return None
         return -self.balance_dkk
 
+    @property
+    def to_pay_dkk(self) -> Decimal | None:
+        """What the statement asks the tenant to pay: the balance after the payments on account or, where none
+        are recorded, the whole share; None when there is nothing to pay (a refund, or even)."""
+        owed = self.total_amount_dkk if self.aconto_dkk is None else self.balance_dkk
+        return owed if owed is not None and owed > 0 else None
+
 
 class SettlementLineMeter(models.Model):
     """One meter's part of a settlement line, with everything its figure is derived from.
