@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from io import BytesIO
 from urllib.parse import urlsplit
@@ -282,6 +282,8 @@ def _message(delivery: StatementDelivery, settlement: Settlement, base_url: str)
         "tenant_name": line.tenancy.tenant.get_full_name().strip() or line.tenancy.tenant.get_username(),
         "organisation": settlement.property.organisation,
         "link": link,
+        # As the statement shows the period: to its last day (period_end is the first day after it).
+        "last_day_of_period": settlement.period_end - timedelta(days=1),
         "LANGUAGE_CODE": translation.get_language(),  # <html lang>: no request, so no context processor
         # The e-mail arrives today; the tenant's six weeks start now (SettlementLine.objection_deadline).
         "objection_deadline": deadlines.objection_deadline(today),

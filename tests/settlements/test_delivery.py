@@ -309,3 +309,26 @@ def test_it_addresses_a_current_tenants_letter_to_the_unit_whatever_the_forwardi
     delivery = record_paper_delivery(line=line_of(generated, tina), delivered_on=timezone.localdate(), user=alice)
 
     assert delivery.address == "Tina\nSolvej 1, 1 tv"
+
+
+def test_it_states_the_period_and_the_amount_in_the_email_as_the_statement_does(smtp_server, generated, alice, tina):
+    # No payments on account are recorded: the statement asks for the whole share, and so does the e-mail.
+    # The period (1 Dec 2024 to 1 Apr 2025 as stored) ends on 31 March, as on the statement.
+    finalise_and_deliver(generated, alice)
+
+    (mail,) = smtp_server.to("tina@example.org")
+    line = line_of(generated, tina)
+    amount = f"{line.total_amount_dkk:,.2f}".replace(",", "X").replace(".", ",").replace("X", ".")
+    for body in (mail.get_body(("plain",)).get_content(), mail.get_body(("html",)).get_content()):
+        assert "for perioden 1. december 2024 til 31. marts 2025 er vedhæftet" in body
+        assert "1. april 2025" not in body
+        assert f"{amount} kr." in body
+
+
+def test_it_titles_the_danish_letter_as_a_heat_statement(generated, alice, paul):
+    settlement_finalise(settlement=generated, user=alice)
+
+    reader = PdfReader(BytesIO(letters_pdf(settlement=generated, lines=[line_of(generated, paul)])))
+
+    cover = reader.pages[0].extract_text()
+    assert "Varmeregnskab" in cover and "Afregning af Varme" not in cover
