@@ -287,6 +287,9 @@ def _message(delivery: StatementDelivery, settlement: Settlement, base_url: str)
         "LANGUAGE_CODE": translation.get_language(),  # <html lang>: no request, so no context processor
         # The e-mail arrives today; the tenant's six weeks start now (SettlementLine.objection_deadline).
         "objection_deadline": deadlines.objection_deadline(today),
+        # Arriving after the § 75 deadline, the e-mail may not ask for an additional payment (as the statement).
+        "statement_deadline": settlement.statement_deadline(),
+        "late": deadlines.is_late(delivered_on=today, deadline=settlement.statement_deadline()),
     }
     subject = render_to_string("settlements/email/statement_subject.txt", context).strip()
     message = EmailMultiAlternatives(

@@ -313,7 +313,9 @@ def test_it_addresses_a_current_tenants_letter_to_the_unit_whatever_the_forwardi
 
 def test_it_states_the_period_and_the_amount_in_the_email_as_the_statement_does(smtp_server, generated, alice, tina):
     # No payments on account are recorded: the statement asks for the whole share, and so does the e-mail.
-    # The period (1 Dec 2024 to 1 Apr 2025 as stored) ends on 31 March, as on the statement.
+    # The period (1 Dec 2024 to 1 Apr 2025 as stored) ends on 31 March, as on the statement. The supplier's
+    # bill came today, so the statement is in time (§ 75).
+    type(generated).objects.filter(pk=generated.pk).update(supplier_final_bill_on=timezone.localdate())
     finalise_and_deliver(generated, alice)
 
     (mail,) = smtp_server.to("tina@example.org")
@@ -332,3 +334,13 @@ def test_it_titles_the_danish_letter_as_a_heat_statement(generated, alice, paul)
 
     cover = reader.pages[0].extract_text()
     assert "Varmeregnskab" in cover and "Afregning af Varme" not in cover
+
+
+def test_it_asks_for_no_additional_payment_in_an_email_after_the_deadline(smtp_server, generated, alice, tina):
+    # The period ended 31 March 2025; sent now, the statement comes after 31 July 2025 (§ 75).
+    finalise_and_deliver(generated, alice)
+
+    (mail,) = smtp_server.to("tina@example.org")
+    for body in (mail.get_body(("plain",)).get_content(), mail.get_body(("html",)).get_content()):
+        assert "efter 31. juli 2025, fristen i lejelovens § 75: udlejeren kan derfor ikke kræve beløbet" in body
+        assert "Du skal betale" not in body
