@@ -241,3 +241,13 @@ def test_it_counts_a_late_share_without_payments_on_account_as_lost(alice_client
     assert overview.lost_dkk == sum(line.total_amount_dkk for line in lines) > 0
     page = alice_client.get(reverse("admin:settlements_settlement_change", args=[generated.pk])).content.decode()
     assert "(in total 0.00" not in page
+
+
+def test_it_warns_in_danish_that_a_draft_past_the_deadline_is_late(alice_client, generated):
+    # The period ended 31 March 2025; the draft can only reach the tenants after 31 July 2025 (§ 75).
+    alice_client.post(reverse("set_language"), {"language": "da"})
+
+    listing = alice_client.get(reverse(CHANGELIST)).content.decode()
+
+    assert "Regnskaberne skulle være kommet frem til lejerne senest 31. juli 2025" in listing
+    assert "Delivered now" not in listing
