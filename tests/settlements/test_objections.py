@@ -524,3 +524,9 @@ def test_it_names_the_statement_by_the_period_it_gives_never_the_stored_end(
     assert respond(client, objection, "answered", "We read the meter again.").status_code == 302
     (message,) = smtp_server.to("tina@example.com")
     assert "Varmeregnskab 1. december 2024 – 31. marts 2025" in message.get_body(("plain",)).get_content()
+
+
+def test_it_names_the_property_once_in_the_managers_link_to_the_statement(client, objection, alice):
+    client.force_login(alice)
+    page = client.get(reverse("admin:settlements_objection_change", args=[objection.pk])).content.decode()
+    assert "Solvej 1 · 1 tv</a>" in page and "Solvej 1 · Solvej 1" not in page
