@@ -195,7 +195,7 @@ def test_it_states_a_water_settlement_in_m3_without_correction_factors(client, c
     ("language", "expected"),
     [
         ("en", "Supplier's final bill received Aug. 20, 2025"),
-        ("da", "Forsyningens endelige afregning modtaget 20. august 2025"),
+        ("da", "Leverandørens endelige afregning modtaget 20. august 2025"),
     ],
 )
 def test_it_gives_the_day_the_supplier_final_bill_arrived(client, full_statement, tina, language, expected):
