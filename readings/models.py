@@ -340,6 +340,16 @@ class Tenancy(FieldConstraintsModel):
     )
     # How to reach the tenant besides the e-mail address on their login: the statement's letter, a call.
     phone = models.CharField(_("phone"), max_length=32, blank=True, validators=[validate_no_control_characters])
+    # The statement of the year a tenant moves out reaches them months after the move (Lejeloven § 75);
+    # a letter to the unit would reach the next tenant instead.
+    forwarding_address = models.TextField(
+        _("forwarding address"),
+        blank=True,
+        help_text=_(
+            "Where letters go once the tenant has moved out (street, then postcode and town on the next line). "
+            "Empty: the unit's address."
+        ),
+    )
     language = models.CharField(
         _("language"),
         max_length=8,
@@ -377,6 +387,10 @@ class Tenancy(FieldConstraintsModel):
             # "Which unit does this tenant live in?" on every tenant page.
             models.Index(fields=["tenant", "move_in"], name="tenancy_tenant_idx"),
         ]
+
+    def has_moved_out(self, today: date) -> bool:
+        """Whether the tenant no longer lives in the unit on `today` (move_out is the first day gone)."""
+        return self.move_out is not None and self.move_out <= today
 
     def __str__(self) -> str:
         return gettext("%(tenant)s in %(unit)s from %(move_in)s") % {

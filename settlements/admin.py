@@ -699,7 +699,7 @@ class ObjectionAdmin(ScopedModelAdmin[Objection]):
             '<a href="{}?line={}">{}</a>',
             url,
             objection.line_id,
-            f"{objection.line.settlement} · {objection.line.unit}",
+            f"{objection.line.settlement} · {objection.line.unit.label}",
         )
 
     @admin.display(description=_("disputed figures"))

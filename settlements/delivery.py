@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from io import BytesIO
 from urllib.parse import urlsplit
@@ -282,9 +282,14 @@ def _message(delivery: StatementDelivery, settlement: Settlement, base_url: str)
         "tenant_name": line.tenancy.tenant.get_full_name().strip() or line.tenancy.tenant.get_username(),
         "organisation": settlement.property.organisation,
         "link": link,
+        # As the statement shows the period: to its last day (period_end is the first day after it).
+        "last_day_of_period": settlement.period_end - timedelta(days=1),
         "LANGUAGE_CODE": translation.get_language(),  # <html lang>: no request, so no context processor
         # The e-mail arrives today; the tenant's six weeks start now (SettlementLine.objection_deadline).
         "objection_deadline": deadlines.objection_deadline(today),
+        # Arriving after the § 75 deadline, the e-mail may not ask for an additional payment (as the statement).
+        "statement_deadline": settlement.statement_deadline(),
+        "late": deadlines.is_late(delivered_on=today, deadline=settlement.statement_deadline()),
     }
     subject = render_to_string("settlements/email/statement_subject.txt", context).strip()
     message = EmailMultiAlternatives(
@@ -344,16 +349,30 @@ def record_paper_delivery(
     return delivery
 
 
-def postal_address(line: SettlementLine) -> str:
-    """Where the letter goes: the tenant at the unit's address (the property's, with the unit's label)."""
-    return unit_postal_address(line.unit, line.tenancy.tenant if line.tenancy is not None else None)
+def postal_address(line: SettlementLine, *, today: date | None = None) -> str:
+    """Where the letter goes (on `today`, default: today in the property's time): a tenant who has moved out
+    at the forwarding address on their tenancy, else the tenant at the unit's address (the property's, with
+    the unit's label)."""
+    tenancy = line.tenancy
+    if tenancy is None:
+        return unit_postal_address(line.unit, None)
+    today = today or timezone.now().astimezone(line.unit.property.zone).date()
+    forwarding = [part.strip() for part in tenancy.forwarding_address.splitlines() if part.strip()]
+    if forwarding and tenancy.has_moved_out(today):
+        return "\n".join([_addressee(tenancy.tenant), *forwarding])
+    return unit_postal_address(line.unit, tenancy.tenant)
+
+
+def _addressee(tenant: AbstractBaseUser) -> str:
+    """The name a letter is addressed to: the tenant's full name, else their user name."""
+    return tenant.get_full_name().strip() or tenant.get_username()  # type: ignore[attr-defined]
 
 
 def unit_postal_address(unit: Unit, tenant: AbstractBaseUser | None) -> str:
     """A letter to `tenant` (or to the unit) at the property's address with the unit's label; also used for
     the tenants' monthly consumption information on paper."""
     prop = unit.property
-    name = (tenant.get_full_name().strip() or tenant.get_username()) if tenant is not None else ""  # type: ignore[attr-defined]
+    name = _addressee(tenant) if tenant is not None else ""
     street = prop.address.strip() or prop.name
     lines = [name, f"{street.splitlines()[0]}, {unit.label}", *street.splitlines()[1:]]
     return "\n".join(part for part in lines if part)
@@ -410,6 +429,10 @@ class LineDelivery:
     late: bool
     needs_paper: bool
     can_resend: bool
+    # Where the letter would go, and whether that is the unit of a tenant who has moved out: the next
+    # tenant would receive it (the tenancy's forwarding address is missing).
+    address: str
+    moved_out_without_address: bool
 
 
 @dataclass(frozen=True)
@@ -463,11 +486,12 @@ def delivery_overview(settlement: Settlement, *, today: date, version: int = 1) 
                 can_resend=last_email is not None
                 and last_email.status in (DeliveryStatus.BOUNCED, DeliveryStatus.FAILED)
                 and not any(row.channel == DeliveryChannel.EMAIL for row in live),
+                address=postal_address(line, today=today),
+                moved_out_without_address=line.tenancy is not None
+                and line.tenancy.has_moved_out(today)
+                and not line.tenancy.forwarding_address.strip(),
             )
         )
     late_entries = [entry for entry in entries if entry.late]
-    lost = sum(
-        (entry.line.balance_dkk for entry in late_entries if entry.line.balance_dkk and entry.line.balance_dkk > 0),
-        Decimal(0),
-    )
+    lost = sum((owed for entry in late_entries if (owed := entry.line.to_pay_dkk) is not None), Decimal(0))
     return DeliveryOverview(deadline=deadline, lines=entries, late=late_entries, lost_dkk=lost)

@@ -15,6 +15,7 @@ from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
+from django.utils.formats import date_format
 from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
@@ -179,6 +180,19 @@ class Settlement(FieldConstraintsModel):
                 violation_error_code="settlement_overlaps",
             ),
         ]
+
+    def statement_title(self) -> str:
+        """The statement's name as its tenants read it: "Heat statement 1 January – 31 December 2025 ·
+        Solgården", the period to its last day as the statement gives it (not the stored first day after)."""
+        text = gettext("%(utility)s statement %(start)s – %(end)s · %(property)s") % {
+            "utility": self.get_utility_display(),
+            "start": date_format(self.period_start, "DATE_FORMAT"),
+            "end": date_format(self.period_end - timedelta(days=1), "DATE_FORMAT"),
+            "property": self.property,
+        }
+        if self.version > 1:
+            text += " · " + gettext("version %(version)d") % {"version": self.version}
+        return text
 
     def __str__(self) -> str:
         text = gettext("%(utility)s %(start)s to %(end)s · %(property)s") % {
@@ -384,6 +398,13 @@ class SettlementLine(models.Model):
         if self.balance_dkk is None or self.balance_dkk >= 0:
             return None
         return -self.balance_dkk
+
+    @property
+    def to_pay_dkk(self) -> Decimal | None:
+        """What the statement asks the tenant to pay: the balance after the payments on account or, where none
+        are recorded, the whole share; None when there is nothing to pay (a refund, or even)."""
+        owed = self.total_amount_dkk if self.aconto_dkk is None else self.balance_dkk
+        return owed if owed is not None and owed > 0 else None
 
 
 class SettlementLineMeter(models.Model):

@@ -17,10 +17,12 @@ from fractions import Fraction
 from typing import Any
 
 from django.db.models import Sum
+from django.utils import timezone
 
 from readings.formatting import format_number
+from settlements import deadlines
 from settlements.derivation import estimate_text, line_meter_texts
-from settlements.models import METER_TYPES, Settlement, SettlementLine, Utility
+from settlements.models import METER_TYPES, Settlement, SettlementLine, SettlementStatus, Utility
 
 # Unit prices are shown (not used to compute amounts) with this many decimals: enough that price × quantity
 # gives the line's amount to within the øre its rounding moved.
@@ -83,6 +85,7 @@ def statement_context(
         "prices": prices,
         "issue_date": settlement.issue_date(),
         "last_day_of_period": settlement.period_end - timedelta(days=1),
+        "statement_deadline": settlement.statement_deadline(),
         "lines": [_explained(line, settlement, total) for line in lines],
         "as_manager": as_manager,
         "consumption_unit": settlement.consumption_unit_label(),
@@ -117,7 +120,18 @@ def _explained(line: SettlementLine, settlement: Settlement, total: Decimal) -> 
         # The day the statement reached the tenant (settlements.delivery; None until it has);
         # _statement_delivery.html shows it. The deadline comes from line.objection_deadline().
         "delivered_on": line.delivered_on(),
+        "late": _reaches_tenant_late(line, settlement),
     }
+
+
+def _reaches_tenant_late(line: SettlementLine, settlement: Settlement) -> bool:
+    """Whether the line's statement reached its tenant after the § 75 deadline or, not delivered yet, can
+    now only reach them after it (as the delivery page counts it): the landlord then has no claim to an
+    additional payment."""
+    if settlement.status != SettlementStatus.FINAL:
+        return False
+    delivered_on = line.delivered_on() or timezone.now().astimezone(settlement.property.zone).date()
+    return deadlines.is_late(delivered_on=delivered_on, deadline=settlement.statement_deadline())
 
 
 def _full_name(user: Any) -> str:

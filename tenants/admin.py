@@ -115,9 +115,29 @@ class TenancyAccountAdmin(TenancyAdmin):
 
     def get_fields(self, request: HttpRequest, obj: Tenancy | None = None) -> Any:
         if obj is None:
-            return ("unit", "name", "email", "phone", "language", "move_in", "move_out", "send_invitation")
+            return (
+                "unit",
+                "name",
+                "email",
+                "phone",
+                "language",
+                "move_in",
+                "move_out",
+                "forwarding_address",
+                "send_invitation",
+            )
         email = "email" if _email_editable(obj) else "tenant_email"
-        return ("unit", "tenant_name", email, "account_status", "phone", "language", "move_in", "move_out")
+        return (
+            "unit",
+            "tenant_name",
+            email,
+            "account_status",
+            "phone",
+            "language",
+            "move_in",
+            "move_out",
+            "forwarding_address",
+        )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Tenancy | None = None) -> Any:
         # The tenant of a tenancy is who it was made for; a manager sees their login, never edits it.

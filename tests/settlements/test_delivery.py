@@ -277,3 +277,70 @@ def test_it_records_an_unreachable_mail_server_and_sends_later(settings, smtp_se
 
     assert [d.address for d in report.sent] == ["tina@example.org"]
     assert len(smtp_server.to("tina@example.org")) == 1
+
+
+def test_it_addresses_the_letter_of_a_tenant_who_moved_out_to_the_forwarding_address(generated, alice, paul):
+    # paul left 1 tv on 15 January; tina lives there now and must not receive his statement.
+    settlement_finalise(settlement=generated, user=alice)
+    prop = generated.property
+    prop.address = "Solvej 1\n2100 København Ø"
+    prop.save()
+    tenancy = line_of(generated, paul).tenancy
+    tenancy.forwarding_address = "Bakkevej 7, 2. th\n 8000 Aarhus C\n"
+    tenancy.save()
+    line = line_of(generated, paul)
+
+    reader = PdfReader(BytesIO(letters_pdf(settlement=generated, lines=[line])))
+    cover = reader.pages[0].extract_text()
+    assert "Bakkevej 7, 2. th" in cover and "8000 Aarhus C" in cover
+    assert "Solvej 1, 1 tv" not in cover
+    delivery = record_paper_delivery(line=line, delivered_on=timezone.localdate(), user=alice)
+    assert delivery.address == "paul\nBakkevej 7, 2. th\n8000 Aarhus C"
+
+
+def test_it_addresses_a_current_tenants_letter_to_the_unit_whatever_the_forwarding_address(generated, alice, tina):
+    # A forwarding address entered ahead of a move counts only from the move-out on.
+    settlement_finalise(settlement=generated, user=alice)
+    tenancy = line_of(generated, tina).tenancy
+    tenancy.forwarding_address = "Bakkevej 7\n8000 Aarhus C"
+    tenancy.move_out = timezone.localdate() + timedelta(days=30)
+    tenancy.save()
+
+    delivery = record_paper_delivery(line=line_of(generated, tina), delivered_on=timezone.localdate(), user=alice)
+
+    assert delivery.address == "Tina\nSolvej 1, 1 tv"
+
+
+def test_it_states_the_period_and_the_amount_in_the_email_as_the_statement_does(smtp_server, generated, alice, tina):
+    # No payments on account are recorded: the statement asks for the whole share, and so does the e-mail.
+    # The period (1 Dec 2024 to 1 Apr 2025 as stored) ends on 31 March, as on the statement. The supplier's
+    # bill came today, so the statement is in time (§ 75).
+    type(generated).objects.filter(pk=generated.pk).update(supplier_final_bill_on=timezone.localdate())
+    finalise_and_deliver(generated, alice)
+
+    (mail,) = smtp_server.to("tina@example.org")
+    line = line_of(generated, tina)
+    amount = f"{line.total_amount_dkk:,.2f}".replace(",", "X").replace(".", ",").replace("X", ".")
+    for body in (mail.get_body(("plain",)).get_content(), mail.get_body(("html",)).get_content()):
+        assert "for perioden 1. december 2024 til 31. marts 2025 er vedhæftet" in body
+        assert "1. april 2025" not in body
+        assert f"{amount} kr." in body
+
+
+def test_it_titles_the_danish_letter_as_a_heat_statement(generated, alice, paul):
+    settlement_finalise(settlement=generated, user=alice)
+
+    reader = PdfReader(BytesIO(letters_pdf(settlement=generated, lines=[line_of(generated, paul)])))
+
+    cover = reader.pages[0].extract_text()
+    assert "Varmeregnskab" in cover and "Afregning af Varme" not in cover
+
+
+def test_it_asks_for_no_additional_payment_in_an_email_after_the_deadline(smtp_server, generated, alice, tina):
+    # The period ended 31 March 2025; sent now, the statement comes after 31 July 2025 (§ 75).
+    finalise_and_deliver(generated, alice)
+
+    (mail,) = smtp_server.to("tina@example.org")
+    for body in (mail.get_body(("plain",)).get_content(), mail.get_body(("html",)).get_content()):
+        assert "efter 31. juli 2025, fristen i lejelovens § 75: udlejeren kan derfor ikke kræve beløbet" in body
+        assert "Du skal betale" not in body

@@ -7,6 +7,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from settlements.delivery import delivery_overview
 from settlements.models import DeliveryStatus, Settlement, StatementDelivery
 from settlements.services import settlement_finalise, settlement_generate
 from tests.jobs import run_queued_jobs
@@ -211,3 +212,42 @@ def test_it_says_a_draft_cannot_be_delivered_yet_in_danish(alice_client, generat
     )
     assert "er ikke endelig; dens regnskaber kan ikke leveres endnu." in response.content.decode()
     assert smtp_server.messages == []
+
+
+def test_it_warns_when_a_tenant_who_moved_out_has_no_forwarding_address(alice_client, generated, alice, paul):
+    settlement_finalise(settlement=generated, user=alice)
+    tenancy = generated.lines.get(tenancy__tenant=paul).tenancy
+
+    page = alice_client.get(delivery_url(generated)).content.decode()
+    assert "Moved out, and no forwarding address" in page
+    assert reverse("admin:readings_tenancy_change", args=[tenancy.pk]) in page
+
+    tenancy.forwarding_address = "Bakkevej 7\n8000 Aarhus C"
+    tenancy.save()
+    page = alice_client.get(delivery_url(generated)).content.decode()
+    assert "Moved out, and no forwarding address" not in page
+    assert "Bakkevej 7<br>8000 Aarhus C" in page
+
+
+def test_it_counts_a_late_share_without_payments_on_account_as_lost(alice_client, generated, alice, tina, paul):
+    # No payments on account are recorded: each statement asks for the whole share, which a statement
+    # delivered after the § 75 deadline cannot claim.
+    settlement_finalise(settlement=generated, user=alice)
+    lines = [generated.lines.get(tenancy__tenant=user) for user in (tina, paul)]
+    assert all(line.aconto_dkk is None for line in lines)
+
+    overview = delivery_overview(generated, today=timezone.localdate())
+
+    assert overview.lost_dkk == sum(line.total_amount_dkk for line in lines) > 0
+    page = alice_client.get(reverse("admin:settlements_settlement_change", args=[generated.pk])).content.decode()
+    assert "(in total 0.00" not in page
+
+
+def test_it_warns_in_danish_that_a_draft_past_the_deadline_is_late(alice_client, generated):
+    # The period ended 31 March 2025; the draft can only reach the tenants after 31 July 2025 (§ 75).
+    alice_client.post(reverse("set_language"), {"language": "da"})
+
+    listing = alice_client.get(reverse(CHANGELIST)).content.decode()
+
+    assert "Regnskaberne skulle være kommet frem til lejerne senest 31. juli 2025" in listing
+    assert "Delivered now" not in listing

@@ -589,3 +589,26 @@ def test_it_tells_a_tenant_the_corrected_version_has_no_share_of_hers_instead_of
     old = client.get(reverse("settlements:statement", args=[finalised.pk]), HTTP_ACCEPT_LANGUAGE="da").content.decode()
     (notice,) = re.findall(r'<p class="notice superseded">.*?</p>', old, flags=re.S)
     assert "har ingen andel til dig" in notice and "href" not in notice, notice
+
+
+def test_it_names_the_statement_by_the_period_it_gives_never_the_stored_end(
+    client, objection, alice, tina, smtp_server
+):
+    # The period is stored as 1 December 2024 up to 1 April 2025; the statement ends it on 31 March.
+    client.force_login(tina)
+    form = client.get(reverse("settlements:objection_new", args=[objection.line_id]), HTTP_ACCEPT_LANGUAGE="da")
+    page = client.get(reverse("settlements:objection", args=[objection.pk]), HTTP_ACCEPT_LANGUAGE="da")
+
+    for html in (form.content.decode(), page.content.decode()):
+        assert "Varmeregnskab 1. december 2024 – 31. marts 2025" in html
+        assert "2025-04-01" not in html
+    client.force_login(alice)
+    assert respond(client, objection, "answered", "We read the meter again.").status_code == 302
+    (message,) = smtp_server.to("tina@example.com")
+    assert "Varmeregnskab 1. december 2024 – 31. marts 2025" in message.get_body(("plain",)).get_content()
+
+
+def test_it_names_the_property_once_in_the_managers_link_to_the_statement(client, objection, alice):
+    client.force_login(alice)
+    page = client.get(reverse("admin:settlements_objection_change", args=[objection.pk])).content.decode()
+    assert "Solvej 1 · 1 tv</a>" in page and "Solvej 1 · Solvej 1" not in page

@@ -1,12 +1,12 @@
 """/settlements/<id>/statement/: tenants read their own finalised statement; nobody else's."""
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
 from django.utils import formats, translation
 
-from settlements.models import AcontoPayment
+from settlements.models import AcontoPayment, StatementDelivery
 from settlements.services import settlement_finalise, settlement_generate
 from tests.settlements.statement_expectations import NOT_TINAS, missing, text
 
@@ -189,3 +189,34 @@ def test_it_states_a_water_settlement_in_m3_without_correction_factors(client, c
     assert "Water settlement" in page and "0.000 m³" in page
     assert "nothing was consumed: shared by floor area × days" in page
     assert "Correction factor" not in page
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        ("en", "Supplier's final bill received Aug. 20, 2025"),
+        ("da", "Leverandørens endelige afregning modtaget 20. august 2025"),
+    ],
+)
+def test_it_gives_the_day_the_supplier_final_bill_arrived(client, full_statement, tina, language, expected):
+    # Lejeloven § 73: a statement that reaches the tenant after the four months must say when the landlord
+    # received the supplier's final bill, or it is void.
+    type(full_statement).objects.filter(pk=full_statement.pk).update(supplier_final_bill_on=date(2025, 8, 20))
+    client.force_login(tina)
+    page = text(client.get(url(full_statement), HTTP_ACCEPT_LANGUAGE=language).content.decode())
+    assert expected in page
+
+
+def test_it_tells_a_tenant_whose_statement_came_late_that_the_landlord_cannot_claim_it(client, full_statement, tina):
+    # The period ended 31 March 2025: the statement had to reach tina by 31 July 2025 (§ 75).
+    client.force_login(tina)
+    late_note = "This statement reached you after July 31, 2025, the deadline in Lejeloven § 75"
+    in_time = text(client.get(url(full_statement), HTTP_ACCEPT_LANGUAGE="en").content.decode())
+    assert late_note not in in_time and "Please pay by" in in_time
+
+    StatementDelivery.objects.filter(line__tenancy__tenant=tina).update(delivered_on=date(2025, 8, 1))
+    late = text(client.get(url(full_statement), HTTP_ACCEPT_LANGUAGE="en").content.decode())
+    assert f"{late_note}: the landlord cannot claim the amount from you." in late
+    assert "Please pay by" not in late
+    da = text(client.get(url(full_statement), HTTP_ACCEPT_LANGUAGE="da").content.decode())
+    assert "udlejeren kan derfor ikke kræve beløbet betalt af dig" in da

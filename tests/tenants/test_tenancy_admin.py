@@ -329,3 +329,16 @@ def test_it_answers_a_refused_address_without_an_error_page(
     assert response.status_code == 302
     assert smtp_server.messages == []
     assert any("on_commit" in record.getMessage() for record in caplog.records)  # the failure is logged
+
+
+def test_it_records_the_forwarding_address_of_a_tenant_who_moves_out(manager, tenancy):
+    # The statement of the move-out year is posted months later: it must not go to the unit.
+    change = reverse("admin:readings_tenancy_change", args=[tenancy.pk])
+    manager.post(reverse("set_language"), {"language": "da"})
+    assert "Adresse efter fraflytning" in manager.get(change).content.decode()
+    post = change_post(tenancy, move_out="2025-08-01", forwarding_address="Bakkevej 7\r\n8000 Aarhus C")
+
+    assert manager.post(change, post).status_code == 302
+
+    tenancy.refresh_from_db()
+    assert tenancy.forwarding_address.splitlines() == ["Bakkevej 7", "8000 Aarhus C"]
