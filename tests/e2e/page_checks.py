@@ -143,3 +143,33 @@ def english_left(visible: str, data: Iterable[str] = ()) -> list[str]:
         # The plain `in` first: cheap, and false for nearly every piece.
         if piece in visible and re.search(r"(?<![\w-])" + re.escape(piece) + r"(?![\w-])", visible)
     )
+
+
+# Every control smaller than 24×24 CSS px (WCAG 2.2 SC 2.5.8), less the SC's exceptions that apply here: a
+# link inside a sentence (its parent says more than the link) and a chart's link whose page has another
+# link to the same place outside the chart (the table beside it: the "equivalent" exception).
+SMALL_TARGETS = """(minimum) => {
+  const found = [];
+  const controls = document.querySelectorAll(
+    "a[href], button, input:not([type=hidden]), select, textarea, summary, [tabindex]:not([tabindex='-1'])");
+  const elsewhere = (element) => [...document.querySelectorAll("a[href]")].some(
+    (other) => !other.closest("svg") && other.getAttribute("href") === element.getAttribute("href"));
+  for (const element of controls) {
+    const box = element.getBoundingClientRect();
+    if ((box.width === 0 && box.height === 0) || getComputedStyle(element).visibility === "hidden") continue;
+    if (box.width >= minimum && box.height >= minimum) continue;
+    const parent = element.parentElement;
+    const inSentence = getComputedStyle(element).display === "inline" && !element.closest("svg")
+      && parent.innerText.trim().length > element.innerText.trim().length;
+    if (inSentence || (element.closest("svg") && elsewhere(element))) continue;
+    const text = (element.innerText || element.value || element.getAttribute("aria-label") || "").trim();
+    found.push(`${element.tagName.toLowerCase()} "${text.slice(0, 40)}" in ${parent.tagName.toLowerCase()}`
+      + `.${[...parent.classList].join(".")}: ${Math.round(box.width)}×${Math.round(box.height)}`);
+  }
+  return found;
+}"""
+
+
+def small_targets(page, minimum: int = 24) -> list[str]:
+    """The page's controls smaller than `minimum` CSS px either way (see SMALL_TARGETS), described."""
+    return list(page.evaluate(SMALL_TARGETS, minimum))
