@@ -4,7 +4,7 @@ a tenant's pages and of the alarm dashboard is large enough to tap (WCAG 2.2 SC 
 import pytest
 
 from tests.e2e.conftest import log_in
-from tests.e2e.page_checks import small_targets
+from tests.e2e.page_checks import focus_ring_problem, small_targets
 from tests.e2e.test_tenant_home import PHONE, final_heat_settlement, log_in_as_tina  # noqa: F401
 from tests.factories import create_alarm
 
@@ -45,6 +45,32 @@ def tenant_pages(page, daphne_server, language):
     page.locator("nav.site-nav a[href$='/downloads/']").click()
     page.wait_for_url("**/home/downloads/")
     yield
+
+
+@pytest.mark.usefixtures("final_heat_settlement")
+@pytest.mark.parametrize(("language", "skip"), [("en", "Skip to content"), ("da", "Gå til indholdet")])
+def test_it_lets_the_keyboard_skip_the_navigation_and_shows_where_the_focus_is(page, daphne_server, language, skip):
+    page.set_viewport_size(PHONE)
+    for _ in tenant_pages(page, daphne_server, language):
+        if page.url.endswith("/login/"):
+            continue  # its user name field has the focus (autofocus), ready to type
+        page.keyboard.press("Tab")
+        skip_link = page.locator(".skip-link")
+        assert page.evaluate("document.activeElement.className") == "skip-link", page.url
+        assert skip_link.inner_text() == skip
+        assert skip_link.bounding_box()["y"] >= 0  # shown once it has the focus
+        assert focus_ring_problem(page) is None
+        # On through the navigation and into the page: each stop shows its ring.
+        problems = []
+        for _stop in range(20):
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement === document.body"):
+                break  # past the last stop
+            problems.append(focus_ring_problem(page))
+        assert [problem for problem in problems if problem] == [], page.url
+        skip_link.focus()
+        page.keyboard.press("Enter")
+        assert page.evaluate("document.activeElement.id") == "content"
 
 
 @pytest.mark.usefixtures("final_heat_settlement")
