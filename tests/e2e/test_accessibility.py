@@ -7,6 +7,7 @@ from tests.e2e.conftest import log_in
 from tests.e2e.page_checks import focus_ring_problem, small_targets
 from tests.e2e.test_tenant_home import PHONE, final_heat_settlement, log_in_as_tina  # noqa: F401
 from tests.factories import create_alarm
+from tests.servers import start_daphne, stop_daphne
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -93,3 +94,34 @@ def test_it_gives_every_control_of_the_alarm_dashboard_room_for_a_finger(
     page.wait_for_selector(f"#alarm-{alarm.pk}", timeout=10_000)
     assert small_targets(page) == []
     assert main_controls_below(page) == []
+
+
+@pytest.fixture
+def relay_server(page):
+    """A daphne with its in-process alarm relay (live events); the page leaves before it stops."""
+    base, process = start_daphne(DEBUG="true")
+    yield base
+    page.goto("about:blank")
+    stop_daphne(process)
+
+
+# The live region a node is read out from, if any: its politeness, or None.
+LIVE_REGION = "(node) => node.closest('[aria-live]')?.getAttribute('aria-live') ?? null"
+
+
+@pytest.mark.parametrize(("language", "raised"), [("en", "Raised: "), ("da", "Udløst: ")])
+def test_it_reads_a_new_alarm_out_to_a_screen_reader_in_the_pages_language(
+    page, relay_server, alice, gateway, heat_meter, language, raised
+):
+    page.set_viewport_size(PHONE)
+    page.context.add_cookies([{"name": "django_language", "value": language, "url": relay_server}])
+    log_in(page, relay_server, "alice", "alice-password-1")
+    page.wait_for_url("**/admin/")
+    page.locator("#user-tools a[href='/alarms/']").click()
+    page.wait_for_selector("#connection[data-state=live]", timeout=10_000)
+    create_alarm(gateway, installation=heat_meter, severity="critical", message="Temperature sensor error")
+    event = page.locator("#event-log li").first
+    event.wait_for(timeout=5_000)
+    assert raised in event.inner_text()
+    assert event.evaluate(LIVE_REGION) in ("polite", "assertive")
+    assert page.locator("html").get_attribute("lang") == language
