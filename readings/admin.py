@@ -33,6 +33,7 @@ from django.utils.timesince import timesince
 from django.utils.translation import gettext_lazy as _
 
 from readings.admin_scoping import ScopedModelAdmin, ScopedTabularInline, count_of, scoped
+from readings.admin_widgets import LabelledSplitDateTime
 from readings.export_views import export_url
 from readings.formatting import format_number, unit_label
 from readings.imports import (
@@ -351,7 +352,7 @@ class InstallationImportForm(CsvImportForm):
     installed_at = forms.SplitDateTimeField(
         label=_("Installed at"),
         required=False,
-        widget=admin.widgets.AdminSplitDateTime,
+        widget=LabelledSplitDateTime,
         help_text=_("For rows without an installed_at column; empty: now."),
     )
 

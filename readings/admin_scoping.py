@@ -36,6 +36,7 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from readings.admin_widgets import LabelledSplitDateTime
 from readings.csv_safety import neutralised
 from readings.scoping import AnyUser, is_superuser
 
@@ -65,6 +66,11 @@ def count_of(related: QuerySet[Any], field: str) -> Coalesce:
 
 class ManagerScopedMixin(admin.options.BaseModelAdmin[_M]):
     """Scoping for model admins and inlines alike (both derive from BaseModelAdmin)."""
+
+    # A date-time's two inputs each with a label a screen reader announces (Django merges this with its defaults).
+    formfield_overrides: ClassVar[dict[type[models.Field[Any, Any]], dict[str, Any]]] = {
+        models.DateTimeField: {"widget": LabelledSplitDateTime}
+    }
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[_M]:
         queryset = super().get_queryset(request)

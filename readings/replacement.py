@@ -13,13 +13,13 @@ from decimal import Decimal
 from typing import Any
 
 from django import forms
-from django.contrib.admin import widgets
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.formats import localize
 from django.utils.translation import gettext_lazy as _
 
+from readings.admin_widgets import LabelledSplitDateTime
 from readings.ingest import ReadingRow, ingest_sync
 from readings.models import REGISTER_UNITS_OF_TYPE, MeterInstallation, Reading, RegisterUnit
 from readings.scoping import AnyUser
@@ -31,7 +31,7 @@ FUTURE_TOLERANCE = timedelta(minutes=10)
 class MeterReplacementForm(forms.Form):
     replaced_at = forms.SplitDateTimeField(
         label=_("Replaced at"),
-        widget=widgets.AdminSplitDateTime,
+        widget=LabelledSplitDateTime,
         help_text=_("When the old meter was taken down and the new one put up (local time)."),
     )
     final_value = forms.DecimalField(

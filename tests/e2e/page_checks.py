@@ -143,3 +143,75 @@ def english_left(visible: str, data: Iterable[str] = ()) -> list[str]:
         # The plain `in` first: cheap, and false for nearly every piece.
         if piece in visible and re.search(r"(?<![\w-])" + re.escape(piece) + r"(?![\w-])", visible)
     )
+
+
+# Every control smaller than 24×24 CSS px (WCAG 2.2 SC 2.5.8), less the SC's exceptions that apply here: a
+# link inside a sentence (its parent says more than the link) and a chart's link whose page has another
+# link to the same place outside the chart (the table beside it: the "equivalent" exception).
+SMALL_TARGETS = """(minimum) => {
+  const found = [];
+  const controls = document.querySelectorAll(
+    "a[href], button, input:not([type=hidden]), select, textarea, summary, [tabindex]:not([tabindex='-1'])");
+  const elsewhere = (element) => [...document.querySelectorAll("a[href]")].some(
+    (other) => !other.closest("svg") && other.getAttribute("href") === element.getAttribute("href"));
+  for (const element of controls) {
+    const box = element.getBoundingClientRect();
+    if ((box.width === 0 && box.height === 0) || getComputedStyle(element).visibility === "hidden") continue;
+    if (box.width >= minimum && box.height >= minimum) continue;
+    const parent = element.parentElement;
+    const inSentence = getComputedStyle(element).display === "inline" && !element.closest("svg")
+      && parent.innerText.trim().length > element.innerText.trim().length;
+    if (inSentence || (element.closest("svg") && elsewhere(element))) continue;
+    const text = (element.innerText || element.value || element.getAttribute("aria-label") || "").trim();
+    found.push(`${element.tagName.toLowerCase()} "${text.slice(0, 40)}" in ${parent.tagName.toLowerCase()}`
+      + `.${[...parent.classList].join(".")}: ${Math.round(box.width)}×${Math.round(box.height)}`);
+  }
+  return found;
+}"""
+
+
+def small_targets(page, minimum: int = 24) -> list[str]:
+    """The page's controls smaller than `minimum` CSS px either way (see SMALL_TARGETS), described."""
+    return list(page.evaluate(SMALL_TARGETS, minimum))
+
+
+# The focused element's focus ring: its style, width and colour, and the colour behind it (the first
+# background of the element or its ancestors that is not transparent; white at the top).
+FOCUS_RING = """() => {
+  const element = document.activeElement;
+  const style = getComputedStyle(element);
+  let behind = "rgb(255, 255, 255)";
+  for (let up = element.parentElement; up; up = up.parentElement) {
+    const colour = getComputedStyle(up).backgroundColor;
+    if (colour !== "rgba(0, 0, 0, 0)" && colour !== "transparent") { behind = colour; break; }
+  }
+  const text = (element.innerText || element.value || element.getAttribute("aria-label") || "").trim();
+  return {name: `${element.tagName.toLowerCase()} "${text.slice(0, 30)}"`, style: style.outlineStyle,
+          width: parseFloat(style.outlineWidth), colour: style.outlineColor, behind: behind};
+}"""
+
+
+def luminance(rgb: str) -> float:
+    """The relative luminance (WCAG 2) of a CSS rgb()/rgba() colour."""
+    red, green, blue = (int(part) / 255 for part in re.findall(r"\d+", rgb)[:3])
+
+    def linear(channel: float) -> float:
+        return channel / 12.92 if channel <= 0.03928 else ((channel + 0.055) / 1.055) ** 2.4
+
+    return 0.2126 * linear(red) + 0.7152 * linear(green) + 0.0722 * linear(blue)
+
+
+def contrast(first: str, second: str) -> float:
+    """The WCAG contrast ratio of two CSS rgb() colours, 1 to 21."""
+    light, dark = sorted([luminance(first), luminance(second)], reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def focus_ring_problem(page) -> str | None:
+    """None when the focused element shows a solid ring at least 2 px wide and 3:1 against what is behind it."""
+    ring = page.evaluate(FOCUS_RING)
+    ratio = contrast(ring["colour"], ring["behind"])
+    if ring["style"] in ("none", "hidden") or ring["width"] < 2 or ratio < 3:
+        seen = f"{ring['style']} {ring['width']} px {ring['colour']} on {ring['behind']}"
+        return f"{ring['name']}: {seen} ({ratio:.1f}:1)"
+    return None
