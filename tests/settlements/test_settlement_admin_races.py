@@ -4,6 +4,7 @@ the other is told, and a final settlement never goes back to draft or changes it
 import threading
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.db import connections
@@ -43,7 +44,7 @@ def test_it_keeps_a_settlement_final_when_a_manager_saves_its_form_while_another
         return save_model(self, request, obj, form, change)
 
     monkeypatch.setattr(SettlementAdmin, "save_model", save_after_bob)
-    outcome = {}
+    outcome: dict[str, Any] = {}
 
     def alice_saves():
         try:
