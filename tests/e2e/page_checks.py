@@ -146,9 +146,9 @@ def english_left(visible: str, data: Iterable[str] = ()) -> list[str]:
 
 
 # Every control smaller than 24×24 CSS px (WCAG 2.2 SC 2.5.8), less the SC's exceptions that apply here: a
-# link inside a sentence (its parent says more than the link) and a chart's link whose page has another
+# link inside a sentence (its parent has words of its own beside it) and a chart's link whose page has another
 # link to the same place outside the chart (the table beside it: the "equivalent" exception).
-SMALL_TARGETS = """(minimum) => {
+SMALL_TARGETS = r"""(minimum) => {
   const found = [];
   const controls = document.querySelectorAll(
     "a[href], button, input:not([type=hidden]), select, textarea, summary, [tabindex]:not([tabindex='-1'])");
@@ -159,8 +159,10 @@ SMALL_TARGETS = """(minimum) => {
     if ((box.width === 0 && box.height === 0) || getComputedStyle(element).visibility === "hidden") continue;
     if (box.width >= minimum && box.height >= minimum) continue;
     const parent = element.parentElement;
-    const inSentence = getComputedStyle(element).display === "inline" && !element.closest("svg")
-      && parent.innerText.trim().length > element.innerText.trim().length;
+    // In a sentence: words of the parent's own around it (not only other controls, or a separator).
+    const words = [...parent.childNodes].some(
+      (node) => node.nodeType === Node.TEXT_NODE && /[\p{L}\p{N}]/u.test(node.textContent));
+    const inSentence = getComputedStyle(element).display === "inline" && !element.closest("svg") && words;
     if (inSentence || (element.closest("svg") && elsewhere(element))) continue;
     const text = (element.innerText || element.value || element.getAttribute("aria-label") || "").trim();
     found.push(`${element.tagName.toLowerCase()} "${text.slice(0, 40)}" in ${parent.tagName.toLowerCase()}`

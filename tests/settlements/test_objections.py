@@ -125,6 +125,22 @@ def test_it_accepts_an_objection_within_the_deadline_with_a_receipt(client, tina
     assert "Objection received" in receipt  # the timeline's first step
 
 
+def test_it_ties_each_field_to_its_error_and_help_for_a_screen_reader(client, tina, tina_line):
+    client.force_login(tina)
+    page = client.post(reverse("settlements:objection_new", args=[tina_line.pk]), {"text": ""}).content.decode()
+    ids = set(re.findall(r'\bid="([^"]+)"', page))
+    described = {
+        name: refs.split()
+        for name, refs in re.findall(r'<(?:input|textarea)[^>]*?name="(\w+)"[^>]*?aria-describedby="([^"]+)"', page)
+    }
+    assert described, "no field is described"
+    assert {name: [ref for ref in refs if ref not in ids] for name, refs in described.items()} == {
+        name: [] for name in described
+    }
+    assert re.search(r'<textarea[^>]*name="text"[^>]*aria-invalid="true"', page)
+    assert "id_text_error" in described["text"]
+
+
 def test_it_refuses_an_objection_after_the_deadline_and_writes_nothing(client, tina, tina_line, finalised):
     delivered_weeks_ago(finalised, 7)
     client.force_login(tina)

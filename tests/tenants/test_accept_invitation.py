@@ -2,6 +2,7 @@
 in; a spent or expired link gets a clear page saying how to get a new one."""
 
 import itertools
+import re
 import threading
 from datetime import date, datetime, timedelta
 from urllib.parse import urlsplit
@@ -62,6 +63,17 @@ def test_it_sets_the_password_and_logs_the_tenant_in(client, invitation_link, to
     assert tove.check_password(NEW_PASSWORD)
     assert TenantAccount.objects.get(user=tove).accepted_at is not None
     assert client.get(reverse("home"))["Location"] == reverse("tenants:home")  # logged in: sent to their page
+
+
+def test_it_ties_each_password_field_to_its_help_and_error_for_a_screen_reader(client, invitation_link):
+    _opened, refused = set_password(client, invitation_link, password="1")
+    page = refused.content.decode()
+    ids = set(re.findall(r'\bid="([^"]+)"', page))
+    described = dict(re.findall(r'<input[^>]*?name="(\w+)"[^>]*?aria-describedby="([^"]+)"', page))
+    assert "new_password1" in described and "new_password2" in described
+    assert {name: [ref for ref in refs.split() if ref not in ids] for name, refs in described.items()} == {
+        name: [] for name in described
+    }
 
 
 def test_it_refuses_the_link_a_second_time_with_a_clear_page(client, invitation_link):
