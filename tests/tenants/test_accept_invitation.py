@@ -1,16 +1,13 @@
 """The invitation link (tenants.accounts.AcceptInvitationView): the tenant sets a password and is logged
 in; a spent or expired link gets a clear page saying how to get a new one."""
 
-import itertools
 import re
-import threading
 from datetime import date, datetime, timedelta
 from urllib.parse import urlsplit
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.tokens import default_token_generator
-from django.db import connections
 from django.test import Client, RequestFactory
 from django.urls import reverse
 from django.utils.encoding import force_bytes
@@ -20,7 +17,7 @@ from readings.models import Tenancy
 from tenants.invitations import invitation_message, invitation_path, send_invitation
 from tenants.models import TenantAccount
 from tenants.tokens import InvitationTokenGenerator
-from tests.tenants.helpers import link_in
+from tests.tenants.helpers import link_in, set_passwords_at_once
 
 pytestmark = pytest.mark.django_db
 
@@ -155,33 +152,8 @@ def test_it_builds_the_link_from_the_requests_address(tove_tenancy, settings):
 def test_it_sets_one_password_when_the_link_is_used_in_two_windows_at_once(invitation_link, tove_tenancy, monkeypatch):
     first, second = Client(), Client()
     forms = [client.get(invitation_link, follow=True).redirect_chain[-1][0] for client in (first, second)]
-    # Both requests pass the link's check before either saves: the moment a race needs.
-    both_checked = threading.Barrier(2)
-    check_token = InvitationTokenGenerator.check_token
-    checks = itertools.count()
-
-    def checked_together(self, user, token):
-        if next(checks) < 2:
-            both_checked.wait(timeout=10)
-        return check_token(self, user, token)
-
-    monkeypatch.setattr(InvitationTokenGenerator, "check_token", checked_together)
-    answers = {}
-
-    def save(client, form, password):
-        try:
-            answers[password] = client.post(form, {"new_password1": password, "new_password2": password})
-        finally:
-            connections.close_all()
-
-    threads = [
-        threading.Thread(target=save, args=(client, form, password))
-        for client, form, password in ((first, forms[0], NEW_PASSWORD), (second, forms[1], "blå-termostat-17"))
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    windows = [(first, forms[0], NEW_PASSWORD), (second, forms[1], "blå-termostat-17")]
+    answers = set_passwords_at_once(monkeypatch, InvitationTokenGenerator, windows)
 
     saved = [password for password, answer in answers.items() if answer.status_code == 302]
     assert len(saved) == 1, {password: answer.status_code for password, answer in answers.items()}

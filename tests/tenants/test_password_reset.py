@@ -1,20 +1,17 @@
 """Password reset by e-mail (tenants.accounts): the portal's pages around Django's views, the same answer
 for known and unknown addresses, a limit on mails per address and client, and the login throttle intact."""
 
-import itertools
 import re
-import threading
 from urllib.parse import urlsplit
 
 import pytest
 from django.contrib.auth.tokens import PasswordResetTokenGenerator
-from django.db import connections
 from django.test import Client
 from django.urls import reverse
 
 from tenants.models import PasswordResetRequest
 from tests.jobs import jobs_with_status, run_queued_jobs
-from tests.tenants.helpers import link_in, parts_of
+from tests.tenants.helpers import link_in, parts_of, set_passwords_at_once
 
 # The mails are sent by a job (tenants.send_password_reset), which reads what the request committed.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -184,33 +181,10 @@ def test_it_sets_one_password_when_the_link_is_used_in_two_windows_at_once(
     (message,) = smtp_server.to("tina@example.org")
     windows = [Client(), Client()]
     forms = [window.get(urlsplit(link_in(message)).path, follow=True).redirect_chain[-1][0] for window in windows]
-    # Both requests pass the link's check before either saves: the moment a race needs.
-    both_checked = threading.Barrier(2)
-    check_token = PasswordResetTokenGenerator.check_token
-    checks = itertools.count()
-
-    def checked_together(self, user, token):
-        if next(checks) < 2:
-            both_checked.wait(timeout=10)
-        return check_token(self, user, token)
-
-    monkeypatch.setattr(PasswordResetTokenGenerator, "check_token", checked_together)
-    answers = {}
-
-    def save(window, form, password):
-        try:
-            answers[password] = window.post(form, {"new_password1": password, "new_password2": password})
-        finally:
-            connections.close_all()
-
-    threads = [
-        threading.Thread(target=save, args=(window, form, password))
-        for window, form, password in zip(windows, forms, (NEW_PASSWORD, "rød-fjernvarme-31"), strict=True)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    passwords = (NEW_PASSWORD, "rød-fjernvarme-31")
+    answers = set_passwords_at_once(
+        monkeypatch, PasswordResetTokenGenerator, list(zip(windows, forms, passwords, strict=True))
+    )
 
     saved = [password for password, answer in answers.items() if answer.status_code == 302]
     assert len(saved) == 1, {password: answer.status_code for password, answer in answers.items()}
