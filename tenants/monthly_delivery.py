@@ -710,7 +710,7 @@ def send_summaries(*, base_url: str | None = None) -> int:
         try:
             # Managers have no language of their own in the portal: the portal's (settings.LANGUAGE_CODE).
             with translation.override(settings.LANGUAGE_CODE):
-                messages = [summary_message(run, [recipient], base_url=base_url) for recipient in recipients]
+                messages = summary_messages(run, recipients, base_url=base_url)
             with get_connection() as connection:
                 connection.send_messages(messages)
         except (smtplib.SMTPException, OSError) as error:
@@ -721,10 +721,11 @@ def send_summaries(*, base_url: str | None = None) -> int:
     return done
 
 
-def summary_message(
+def summary_messages(
     run: MonthlyInformationRun, recipients: list[str], *, base_url: str | None = None
-) -> EmailMultiAlternatives:
-    """The managers' summary of a run, in the portal's language: counts, and who did not get it and why."""
+) -> list[EmailMultiAlternatives]:
+    """The managers' summary of a run, in the portal's language: counts, and who did not get it and why.
+    Written once, sent as one message per recipient (no one sees a colleague's address)."""
     portal = _portal(base_url)
     not_received = (
         run.deliveries.not_received()
@@ -740,12 +741,12 @@ def summary_message(
         "letters_link": portal + reverse("admin:tenants_monthlyinformationrun_letters", args=[run.pk]),
         "LANGUAGE_CODE": translation.get_language(),
     }
-    subject = render_to_string("tenants/email/monthly_summary_subject.txt", context).strip()
-    message = EmailMultiAlternatives(
-        subject=" ".join(subject.split()),
-        body=render_to_string("tenants/email/monthly_summary.txt", context),
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        to=recipients,
-    )
-    message.attach_alternative(render_to_string("tenants/email/monthly_summary.html", context), "text/html")
-    return message
+    subject = " ".join(render_to_string("tenants/email/monthly_summary_subject.txt", context).split())
+    body = render_to_string("tenants/email/monthly_summary.txt", context)
+    html = render_to_string("tenants/email/monthly_summary.html", context)
+    messages = []
+    for recipient in recipients:
+        message = EmailMultiAlternatives(subject, body, settings.DEFAULT_FROM_EMAIL, to=[recipient])
+        message.attach_alternative(html, "text/html")
+        messages.append(message)
+    return messages
